@@ -1,0 +1,119 @@
+"""The `appliance` command: one console script, one subcommand per real task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from appliance.config import load_config
+from appliance.lists import compile_lists
+from appliance.storage import open_index
+from filters.errors import ApplianceError
+from filters.index import Match
+from filters.network_index import REQUEST_TYPES
+from filters.report import SourceReport
+
+
+def _print_report(report: SourceReport) -> None:
+    status = "REJECTED" if report.rejected and not report.entries else "ok"
+    if report.rejected and report.entries:
+        status = "STALE (last good copy)"
+    print(f"  {report.source:<28} {status:<8} entries {report.entries:>9,}  skipped {report.skipped:>7,}")
+    if report.rejected:
+        print(f"      rejected: {report.rejected}")
+    for skipped in report.first_skipped:
+        print(f"      skipped {skipped}")
+    if report.skipped > len(report.first_skipped):
+        print(f"      ... and {report.skipped - len(report.first_skipped):,} more skipped lines")
+    for warning in report.warnings:
+        print(f"      warning: {warning}")
+
+
+def _lists_compile(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    result = compile_lists(config, now=datetime.now(UTC))
+    if args.json:
+        print(json.dumps([r.__dict__ | {"first_skipped": [str(s) for s in r.first_skipped]} for r in result.reports]))
+    else:
+        print(f"Compiled {len(result.reports)} sources from {config.origin}")
+        for report in result.reports:
+            _print_report(report)
+        print(f"Index: {result.index_path} ({result.index_bytes / 1e6:.1f} MB) in {result.seconds:.1f} s")
+    return 1 if any(r.rejected and not r.entries for r in result.reports) else 0
+
+
+def _describe(match: Match, subject: str) -> list[str]:
+    if not match:
+        return [f"{subject}: not on any list"]
+    lines = [f"{subject}:"]
+    blocking = match.blocking
+    allowing = match.allowing
+    if blocking and not allowing:
+        lines[0] += " listed as blocked"
+    elif allowing and not blocking:
+        lines[0] += " listed as allowed"
+    else:
+        lines[0] += " on both block and allow lists (the profile decides which wins)"
+    lines += [f"  {hit}" for hit in match.hits]
+    return lines
+
+
+def _lists_match(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    index = open_index(config.index_path)
+    subject: str = args.host_or_url
+    is_url = "/" in subject or "://" in subject
+    if is_url:
+        url = subject if "://" in subject else "http://" + subject
+        match = index.match_url(url, source_url=args.source_url, request_type=args.type)
+    else:
+        match = index.match_host(subject.strip().rstrip(".").lower())
+    if args.json:
+        print(json.dumps({"subject": subject, "hits": [h.__dict__ for h in match.hits]}))
+    else:
+        print("\n".join(_describe(match, subject)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appliance", description="Filtering and monitoring appliance for children's internet centres."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="configuration file (default: $APPLIANCE_CONFIG, "
+                        "/etc/appliance/appliance.yaml, else the bundled demo)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    lists = commands.add_parser("lists", help="filter lists: compile and query").add_subparsers(
+        dest="lists_command", required=True
+    )
+    compile_cmd = lists.add_parser("compile", parents=[common], help="compile the configured list sources into the index")
+    compile_cmd.add_argument("--json", action="store_true", help="print the per-source report as JSON")
+    compile_cmd.set_defaults(run=_lists_compile)
+
+    match_cmd = lists.add_parser("match", parents=[common], help="what the compiled lists say about a host or URL, and why")
+    match_cmd.add_argument("host_or_url")
+    match_cmd.add_argument("--type", default="document", choices=sorted(REQUEST_TYPES),
+                           help="request type for adblock rules (default: document)")
+    match_cmd.add_argument("--from", dest="source_url", help="URL of the page that made the request")
+    match_cmd.add_argument("--json", action="store_true")
+    match_cmd.set_defaults(run=_lists_match)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ApplianceError as e:
+        print(f"appliance: {e}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

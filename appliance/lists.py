@@ -1,0 +1,192 @@
+"""Reading list sources (files, UT1 folders, URLs), compiling them, and writing the index atomically.
+
+The last good copy of every single-file source is kept under `data_dir/lists/`: a source that comes
+back as an HTML page, binary data, or not at all is reported as rejected and its last good copy is
+compiled instead, so a broken download never empties a category.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from appliance.config import Config, FetchSettings
+from appliance.storage import write_atomically
+from filters.adblock import parse_adblock
+from filters.compile import IndexBuilder
+from filters.errors import ApplianceError, FilterError, SourceRejected
+from filters.formats import (
+    parse_adblock_dns,
+    parse_domains,
+    parse_expressions,
+    parse_hosts,
+    parse_ut1_urls,
+    parse_ut1_usage,
+)
+from filters.host_table import ALLOW
+from filters.index import SourceInfo
+from filters.phrases import parse_phrase_list
+from filters.report import ReportBuilder, SourceReport
+from filters.sources import Format, Source
+from filters.text import decode_list
+
+UT1_FILES = ("domains", "urls", "expressions")
+
+
+class CompileError(ApplianceError):
+    """Nothing usable came out of the sources: the index in force is left as it was."""
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """What `compile_lists` did."""
+
+    reports: tuple[SourceReport, ...]
+    index_path: Path
+    index_bytes: int
+    seconds: float
+
+
+def fetch_url(url: str, settings: FetchSettings) -> bytes:
+    """Download one list. Raises SourceRejected with the reason on any failure or oversize."""
+    request = urllib.request.Request(url, headers={"User-Agent": "childsafe-appliance list fetch"})
+    try:
+        with urllib.request.urlopen(request, timeout=settings.timeout_s) as response:  # noqa: S310 - http(s) only
+            data: bytes = response.read(settings.max_bytes + 1)
+    except urllib.error.HTTPError as e:
+        raise SourceRejected(url, f"HTTP {e.code} {e.reason}") from e
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise SourceRejected(url, f"download failed: {getattr(e, 'reason', e)}") from e
+    if len(data) > settings.max_bytes:
+        raise SourceRejected(url, f"larger than {settings.max_bytes // (1024 * 1024)} MB (lists.fetch.max_mb)")
+    return data
+
+
+def _read_file(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise SourceRejected(name, f"cannot read {path}: {e.strerror}") from e
+
+
+class _SourceReader:
+    """Reads a single-file source, falling back to (and refreshing) its last good copy."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def lines(self, source: Source, report: ReportBuilder) -> tuple[list[str], str | None]:
+        """The source's lines, and the rejection reason if the last good copy had to stand in."""
+        cache = self.config.list_cache_dir / source.name
+        try:
+            if source.is_url:
+                data = fetch_url(source.location, self.config.fetch)
+            else:
+                data = _read_file(Path(source.location), source.name)
+            lines = decode_list(source.name, data)
+        except SourceRejected as e:
+            if cache.exists():
+                report.warn(f"{source.name}: {e.reason}; compiled its last good copy instead")
+                return decode_list(source.name, cache.read_bytes()), e.reason
+            raise
+        if not cache.exists() or cache.read_bytes() != data:
+            write_atomically(cache, data)
+        return lines, None
+
+
+def _parse_source(
+    source: Source, sid: int, builder: IndexBuilder, reader: _SourceReader, report: ReportBuilder
+) -> str | None:
+    """Parse one source into the builder; returns a rejection reason if a last good copy stood in."""
+    if source.format is Format.UT1:
+        _parse_ut1(source, sid, builder, report)
+        return None
+    lines, stale = reader.lines(source, report)
+    origin = Path(source.location).name if not source.is_url else source.location
+    if source.format is Format.HOSTS:
+        builder.add_hosts(sid, parse_hosts(lines, origin, report))
+    elif source.format is Format.DOMAINS:
+        builder.add_hosts(sid, parse_domains(lines, origin, report))
+    elif source.format is Format.ADBLOCK_DNS:
+        builder.add_hosts(sid, parse_adblock_dns(lines, origin, report))
+    elif source.format is Format.ADBLOCK:
+        builder.add_network_rules(sid, parse_adblock(lines, origin, report))
+    elif source.format is Format.PHRASES:
+        builder.add_phrases(
+            parse_phrase_list(
+                lines, origin, report, category=source.category, include=_include_reader(source)
+            )
+        )
+    return stale
+
+
+def _include_reader(source: Source) -> Callable[[str], tuple[str, Sequence[str]]] | None:
+    """e2guardian `.Include<path>`: paths relative to the including list's folder; local files only."""
+    if source.is_url:
+        return None
+    base = Path(source.location).parent
+
+    def read(target: str) -> tuple[str, Sequence[str]]:
+        path = (base / target).resolve()
+        return path.name, decode_list(path.name, _read_file(path, source.name))
+
+    return read
+
+
+def _parse_ut1(source: Source, sid: int, builder: IndexBuilder, report: ReportBuilder) -> None:
+    folder = Path(source.location)
+    if not folder.is_dir():
+        raise SourceRejected(source.name, f"{folder} is not a UT1 category folder")
+    label = folder.name
+    usage = folder / "usage"
+    white = parse_ut1_usage(decode_list(source.name, _read_file(usage, source.name)), "usage") if usage.exists() else None
+    if white is None:
+        report.warn(f"{source.name}: no black/white usage file in {folder}; taken as a blacklist")
+    flags = ALLOW if white else 0
+    present = [name for name in UT1_FILES if (folder / name).exists()]
+    if not present:
+        raise SourceRejected(source.name, f"{folder} has none of {', '.join(UT1_FILES)}")
+    for name in present:
+        lines = decode_list(f"{source.name}/{name}", _read_file(folder / name, source.name))
+        origin = f"{label}/{name}"
+        if name == "domains":
+            builder.add_hosts(sid, parse_domains(lines, origin, report, flags=flags))
+        elif name == "urls":
+            builder.add_url_prefixes(sid, parse_ut1_urls(lines, origin, report, flags=flags))
+        else:
+            builder.add_expressions(sid, parse_expressions(lines, origin, report, flags=flags))
+
+
+def compile_lists(config: Config, *, now: datetime) -> CompileResult:
+    """Compile every configured source into the index file, replacing it atomically.
+
+    A rejected source is reported and left out (or its last good copy used); if no source yields a
+    single entry, CompileError is raised and the index in force is not touched.
+    """
+    started = time.perf_counter()
+    builder = IndexBuilder()
+    reader = _SourceReader(config)
+    reports: list[SourceReport] = []
+    for source in config.sources:
+        report = ReportBuilder(source.name)
+        sid = builder.add_source(
+            SourceInfo(source.name, source.category, source.format.value, source.location)
+        )
+        try:
+            stale = _parse_source(source, sid, builder, reader, report)
+        except FilterError as e:
+            reason = e.reason if isinstance(e, SourceRejected) else str(e)
+            reports.append(report.freeze(rejected=reason))
+            continue
+        reports.append(report.freeze(rejected=stale) if stale else report.freeze())
+    if config.sources and not any(r.entries for r in reports):
+        raise CompileError("no source gave a single entry: the index in force was left unchanged")
+    blob = builder.build(created=now.isoformat(timespec="seconds"))
+    write_atomically(config.index_path, blob)
+    return CompileResult(tuple(reports), config.index_path, len(blob), time.perf_counter() - started)
+

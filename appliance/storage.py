@@ -1,0 +1,47 @@
+"""Files that must survive power cuts: atomic replacement, and the memory-mapped compiled index."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+from filters.errors import IndexFormatError
+from filters.index import FilterIndex
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves either the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def open_index(path: Path, *, verify: bool = False) -> FilterIndex:
+    """Memory-map a compiled index read-only. Raises IndexFormatError naming the file if unusable."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise IndexFormatError(f"{path}: empty file")
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except FileNotFoundError as e:
+        raise IndexFormatError(f"{path}: no compiled index yet: run `appliance lists compile`") from e
+    except OSError as e:
+        raise IndexFormatError(f"{path}: cannot open the compiled index: {e.strerror}") from e
+    try:
+        return FilterIndex(mapped, verify=verify)
+    except IndexFormatError as e:
+        raise IndexFormatError(f"{path}: {e}") from e

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Debian packages the appliance's development and test set-up needs. Installs what is missing when run
+# as root (CI, a fresh Pi); otherwise names what to install. Idempotent.
+set -eu
+need=""
+python3 -c 'import ensurepip, venv' 2>/dev/null || need="$need python3-venv"
+command -v make >/dev/null 2>&1 || need="$need make"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $need
+else
+    echo "Please install these Debian packages first (as root): $need" >&2
+    exit 1
+fi

@@ -1,0 +1,88 @@
+"""Building the compiled index artefact from parsed sources (pure: the caller reads files and writes bytes)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from zlib import crc32
+
+from filters.adblock import NetworkRule
+from filters.formats import ExpressionRule, HostRule, UrlRule
+from filters.host_table import build_host_table
+from filters.index import FORMAT_VERSION, MAGIC, SECTIONS, SourceInfo
+from filters.network_index import NetworkIndex
+from filters.phrase_index import PhraseIndex
+from filters.phrases import Phrase
+
+
+class IndexBuilder:
+    """Collects parsed entries source by source, then lays out one artefact with `build()`."""
+
+    def __init__(self) -> None:
+        self.sources: list[SourceInfo] = []
+        self._host_rows: list[tuple[str, int, int, int, str | None]] = []
+        self._expressions: list[tuple[str, int, int, int]] = []
+        self._network: list[tuple[int, NetworkRule]] = []
+        self._phrases: list[Phrase] = []
+
+    def add_source(self, info: SourceInfo) -> int:
+        """Register a source; returns the id its entries are recorded under."""
+        if len(self.sources) >= 1 << 24:
+            raise ValueError("too many sources")
+        self.sources.append(info)
+        return len(self.sources) - 1
+
+    def add_hosts(self, source_id: int, rules: Iterable[HostRule]) -> None:
+        self._host_rows.extend((host, source_id, line, flags, None) for host, line, flags in rules)
+
+    def add_url_prefixes(self, source_id: int, rules: Iterable[UrlRule]) -> None:
+        self._host_rows.extend((host, source_id, line, flags, path) for host, path, line, flags in rules)
+
+    def add_expressions(self, source_id: int, rules: Iterable[ExpressionRule]) -> None:
+        self._expressions.extend((pattern, source_id, line, flags) for pattern, line, flags in rules)
+
+    def add_network_rules(self, source_id: int, rules: Sequence[NetworkRule]) -> None:
+        self._network.extend((source_id, rule) for rule in rules)
+
+    def add_phrases(self, phrases: Iterable[Phrase]) -> None:
+        self._phrases.extend(phrases)
+
+    def build(self, *, created: str = "") -> bytes:
+        """The artefact bytes. `created` is a timestamp string supplied by the caller (no clock here)."""
+        blobs = {
+            "hosts": build_host_table(self._host_rows),
+            "expressions": json.dumps(self._expressions).encode(),
+            "network": NetworkIndex.build(self._network).to_bytes(),
+            "phrases": PhraseIndex.build(self._phrases).to_bytes(),
+        }
+        sections = {}
+        parts: list[bytes] = []
+        offset = 0
+        for name in SECTIONS:
+            blob = blobs[name]
+            sections[name] = (offset, len(blob))
+            pad = b"\0" * (-len(blob) % 8)
+            parts += (blob, pad)
+            offset += len(blob) + len(pad)
+        body = b"".join(parts)
+        header = json.dumps(
+            {
+                "version": FORMAT_VERSION,
+                "created": created,
+                "sources": [asdict(s) for s in self.sources],
+                "sections": sections,
+                "counts": {
+                    "host_entries": len(self._host_rows),
+                    "expressions": len(self._expressions),
+                    "network_rules": len(self._network),
+                    "phrases": len(self._phrases),
+                },
+                "body_length": len(body),
+                "body_crc32": crc32(body),
+            },
+            separators=(",", ":"),
+        ).encode()
+        head = MAGIC + struct.pack("<I", len(header)) + header
+        return head + b"\0" * (-len(head) % 8) + body

@@ -1,0 +1,218 @@
+"""The compiled filter index: one artefact from many sources, answering what the lists say about a host,
+a URL or a page of text, and why (source, category, line).
+
+Artefact layout: `MAGIC`, a uint32 header length, a JSON header (format version, sources, section
+offsets and lengths, a CRC of the body), padding to 8 bytes, then the sections. The caller owns the
+buffer (usually a read-only `mmap` of the file): loading decodes the header and slices views, so it is
+fast and the big tables stay in the shared page cache instead of being rebuilt in each process.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zlib import crc32
+
+import re2
+
+from filters.errors import IndexFormatError
+from filters.host_table import ALLOW, IMPORTANT, URL_PREFIX, HostTable
+from filters.network_index import NetworkIndex
+from filters.phrase_index import PhraseIndex, PhraseScore
+from filters.urls import split_url
+
+MAGIC = b"CSFIDX\r\n"
+FORMAT_VERSION = 1
+_LEN = struct.Struct("<I")
+SECTIONS = ("hosts", "expressions", "network", "phrases")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A source as compiled: where its entries came from and which category they carry."""
+
+    name: str
+    category: str
+    format: str
+    location: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One list entry that matched, with its provenance.
+
+    `kind` is domain, url, expression or adblock; `listed` is "block" or "allow" (a whitelist entry or
+    an adblock exception); `rule` is the matching entry as written (domain, host/path, pattern, rule).
+    """
+
+    kind: str
+    listed: str
+    category: str
+    source: str
+    line: int
+    rule: str
+    important: bool = False
+
+    def __str__(self) -> str:
+        flag = " (important)" if self.important else ""
+        return f"{self.listed} {self.category}: {self.kind} {self.rule!r} from {self.source}:{self.line}{flag}"
+
+
+@dataclass(frozen=True)
+class Match:
+    """Everything the lists say about one host or URL. No hits means no list mentions it."""
+
+    hits: tuple[Hit, ...]
+
+    @property
+    def blocking(self) -> tuple[Hit, ...]:
+        return tuple(h for h in self.hits if h.listed == "block")
+
+    @property
+    def allowing(self) -> tuple[Hit, ...]:
+        return tuple(h for h in self.hits if h.listed == "allow")
+
+    @property
+    def categories(self) -> frozenset[str]:
+        return frozenset(h.category for h in self.hits if h.listed == "block")
+
+    def __bool__(self) -> bool:
+        return bool(self.hits)
+
+
+NO_MATCH = Match(())
+
+
+class FilterIndex:
+    """A loaded compiled index. Immutable; safe to share between threads."""
+
+    def __init__(self, buf: bytes | memoryview, *, verify: bool = False) -> None:
+        """Open an artefact made by `filters.compile.IndexBuilder`.
+
+        Raises IndexFormatError if it is not one, is of another version, or is truncated. With
+        `verify`, the body's CRC is checked too (reads every page: for `lists verify`, not start-up).
+        """
+        view = memoryview(buf)
+        if view.nbytes < len(MAGIC) + 4 or bytes(view[: len(MAGIC)]) != MAGIC:
+            raise IndexFormatError("not a compiled filter index (bad magic)")
+        (header_len,) = _LEN.unpack_from(view, len(MAGIC))
+        start = len(MAGIC) + 4
+        try:
+            header: dict[str, Any] = json.loads(bytes(view[start : start + header_len]))
+        except ValueError as e:
+            raise IndexFormatError("compiled index header is damaged") from e
+        if header.get("version") != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"compiled index format {header.get('version')} is not {FORMAT_VERSION}: compile again"
+            )
+        body = start + header_len
+        body += -body % 8
+        if view.nbytes != body + header["body_length"]:
+            raise IndexFormatError(
+                f"compiled index truncated: {view.nbytes} bytes, expected {body + header['body_length']}"
+            )
+        if verify and crc32(view[body:]) != header["body_crc32"]:
+            raise IndexFormatError("compiled index damaged: body checksum mismatch")
+
+        def section(name: str) -> memoryview:
+            off, length = header["sections"][name]
+            return view[body + off : body + off + length]
+
+        self.header: Mapping[str, Any] = header
+        self.sources = tuple(SourceInfo(**s) for s in header["sources"])
+        self._hosts = HostTable(section("hosts"))
+        self._network = NetworkIndex.from_bytes(section("network"))
+        self._phrases = PhraseIndex.from_bytes(section("phrases"))
+        expressions = json.loads(bytes(section("expressions")))
+        self._expressions = tuple(
+            (re2.compile("(?i)" + pattern), sid, line, flags) for pattern, sid, line, flags in expressions
+        )
+        # One combined pass first: nearly every URL matches no expression, so pay for one search, not n.
+        self._any_expression = (
+            re2.compile("(?i)" + "|".join(f"(?:{p})" for p, _, _, _ in expressions)) if expressions else None
+        )
+
+    @property
+    def host_count(self) -> int:
+        return self._hosts.size
+
+    def match_host(self, host: str) -> Match:
+        """What the domain lists say about `host` or any parent domain of it (no URL rules)."""
+        try:
+            key = host.encode("ascii")
+        except UnicodeEncodeError:
+            return NO_MATCH
+        entries = self._hosts.find_suffixes(key)
+        if not entries:
+            return NO_MATCH
+        return Match(tuple(self._host_hits(entries, None)))
+
+    def match_url(self, url: str, *, source_url: str | None = None, request_type: str = "other") -> Match:
+        """What every list says about a request for `url` made from the page `source_url`.
+
+        Domain entries, UT1 URL prefixes and expressions, and adblock network rules all answer.
+        `request_type` is an adblock resource type (see `filters.network_index.REQUEST_TYPES`).
+        """
+        host, path = split_url(url)
+        hits: list[Hit] = []
+        try:
+            key = host.encode("ascii")
+        except UnicodeEncodeError:
+            key = b""
+        if key:
+            entries = self._hosts.find_suffixes(key)
+            if entries:
+                hits.extend(self._host_hits(entries, path))
+        if self._any_expression is not None:
+            target = host + path
+            if self._any_expression.search(target):
+                hits.extend(self._expression_hits(target))
+        source_host = split_url(source_url)[0] if source_url else None
+        net = self._network.match(url, host, source_host, request_type)
+        if net is not None:
+            info = self.sources[net.source_id]
+            hits.append(
+                Hit(
+                    "adblock",
+                    "block" if net.blocked else "allow",
+                    info.category,
+                    info.name,
+                    net.line,
+                    net.rule,
+                    net.important,
+                )
+            )
+        return Match(tuple(hits)) if hits else NO_MATCH
+
+    def score_text(self, text: str | bytes) -> PhraseScore:
+        """Weighted phrase scores of a page or search text, per category."""
+        return self._phrases.score(text)
+
+    def _host_hits(self, entries: list[int], path: str | None) -> list[Hit]:
+        hits = []
+        sources = self.sources
+        for entry in entries:
+            for rec in self._hosts.records(entry):
+                if rec.flags & URL_PREFIX:
+                    assert rec.path is not None
+                    if path is None or not path.startswith(rec.path):
+                        continue
+                    kind, rule = "url", rec.domain + rec.path
+                else:
+                    kind, rule = "domain", rec.domain
+                info = sources[rec.source_id]
+                listed = "allow" if rec.flags & ALLOW else "block"
+                hits.append(Hit(kind, listed, info.category, info.name, rec.line, rule, bool(rec.flags & IMPORTANT)))
+        return hits
+
+    def _expression_hits(self, target: str) -> list[Hit]:
+        hits = []
+        for pattern, sid, line, flags in self._expressions:
+            if pattern.search(target):
+                info = self.sources[sid]
+                listed = "allow" if flags & ALLOW else "block"
+                hits.append(Hit("expression", listed, info.category, info.name, line, pattern.pattern[4:]))
+        return hits
