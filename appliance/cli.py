@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from filters.network_index import REQUEST_TYPES
+
 from appliance.config import load_config
 from appliance.lists import compile_lists
 from appliance.storage import open_index
 from filters.errors import ApplianceError
 from filters.index import Match
-from filters.network_index import REQUEST_TYPES
 from filters.report import SourceReport
 
 
@@ -37,7 +38,11 @@ def _lists_compile(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     result = compile_lists(config, now=datetime.now(UTC))
     if args.json:
-        print(json.dumps([r.__dict__ | {"first_skipped": [str(s) for s in r.first_skipped]} for r in result.reports]))
+        print(
+            json.dumps(
+                [r.__dict__ | {"first_skipped": [str(s) for s in r.first_skipped]} for r in result.reports]
+            )
+        )
     else:
         print(f"Compiled {len(result.reports)} sources from {config.origin}")
         for report in result.reports:
@@ -84,21 +89,33 @@ def build_parser() -> argparse.ArgumentParser:
         prog="appliance", description="Filtering and monitoring appliance for children's internet centres."
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="configuration file (default: $APPLIANCE_CONFIG, "
-                        "/etc/appliance/appliance.yaml, else the bundled demo)")
+    common.add_argument(
+        "--config",
+        type=Path,
+        help="configuration file (default: $APPLIANCE_CONFIG, "
+        "/etc/appliance/appliance.yaml, else the bundled demo)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     lists = commands.add_parser("lists", help="filter lists: compile and query").add_subparsers(
         dest="lists_command", required=True
     )
-    compile_cmd = lists.add_parser("compile", parents=[common], help="compile the configured list sources into the index")
+    compile_cmd = lists.add_parser(
+        "compile", parents=[common], help="compile the configured list sources into the index"
+    )
     compile_cmd.add_argument("--json", action="store_true", help="print the per-source report as JSON")
     compile_cmd.set_defaults(run=_lists_compile)
 
-    match_cmd = lists.add_parser("match", parents=[common], help="what the compiled lists say about a host or URL, and why")
+    match_cmd = lists.add_parser(
+        "match", parents=[common], help="what the compiled lists say about a host or URL, and why"
+    )
     match_cmd.add_argument("host_or_url")
-    match_cmd.add_argument("--type", default="document", choices=sorted(REQUEST_TYPES),
-                           help="request type for adblock rules (default: document)")
+    match_cmd.add_argument(
+        "--type",
+        default="document",
+        choices=sorted(REQUEST_TYPES),
+        help="request type for adblock rules (default: document)",
+    )
     match_cmd.add_argument("--from", dest="source_url", help="URL of the page that made the request")
     match_cmd.add_argument("--json", action="store_true")
     match_cmd.set_defaults(run=_lists_match)

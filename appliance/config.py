@@ -64,7 +64,7 @@ class _Mapping(dict[str, Any]):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    mapping = _Mapping(loader.construct_mapping(node, deep=True))
+    mapping = _Mapping({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
     return mapping
@@ -91,7 +91,7 @@ def load_config(path: Path | None = None) -> Config:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the configuration: {e.strerror}") from e
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -157,7 +157,9 @@ def _parse(data: _Mapping, path: Path) -> Config:
     for item in raw_sources:
         source = _parse_source(item, path, base, lists)
         if source.name in names:
-            raise ConfigError(f"{_where(path, item)}: a second source named {source.name!r}: names must be unique")
+            raise ConfigError(
+                f"{_where(path, item)}: a second source named {source.name!r}: names must be unique"
+            )
         names.add(source.name)
         sources.append(source)
     return Config(origin=str(path), data_dir=data_dir, sources=tuple(sources), fetch=fetch)
@@ -165,7 +167,9 @@ def _parse(data: _Mapping, path: Path) -> Config:
 
 def _parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:
     if not isinstance(item, _Mapping):
-        raise ConfigError(f"{_where(path, parent, 'sources')}: each source must be a mapping (name, format, ...)")
+        raise ConfigError(
+            f"{_where(path, parent, 'sources')}: each source must be a mapping (name, format, ...)"
+        )
     _unknown_keys(path, item, {"name", "format", "category", "path", "url"}, "a source")
     for key in ("name", "format", "category"):
         value = item.get(key)
@@ -173,14 +177,16 @@ def _parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source
             raise ConfigError(f"{_where(path, item)}: source is missing {key!r} (a non-empty text)")
     name = item["name"].strip()
     if not all(c.isalnum() or c in "-_." for c in name):
-        raise ConfigError(f"{_where(path, item, 'name')}: source name {name!r}: use letters, digits, - _ . only")
+        raise ConfigError(
+            f"{_where(path, item, 'name')}: source name {name!r}: use letters, digits, - _ . only"
+        )
     try:
         fmt = Format(item["format"])
     except ValueError as e:
         known = ", ".join(f.value for f in Format)
-        raise ConfigError(
-            f"{_where(path, item, 'format')}: source {name!r}: unknown format {item['format']!r} (known: {known})"
-        ) from e
+        where = _where(path, item, "format")
+        bad = item["format"]
+        raise ConfigError(f"{where}: source {name!r}: unknown format {bad!r} (known: {known})") from e
     has_path, has_url = "path" in item, "url" in item
     if has_path == has_url:
         raise ConfigError(f"{_where(path, item)}: source {name!r}: give exactly one of path or url")
@@ -189,7 +195,9 @@ def _parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"{_where(path, item, 'url')}: source {name!r}: url must start with http(s)://")
         if fmt is Format.UT1:
-            raise ConfigError(f"{_where(path, item, 'url')}: source {name!r}: ut1 sources are folders: use path")
+            raise ConfigError(
+                f"{_where(path, item, 'url')}: source {name!r}: ut1 sources are folders: use path"
+            )
         location = url
     else:
         raw = item["path"]

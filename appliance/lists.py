@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from filters.adblock import parse_adblock
+from filters.phrases import parse_phrase_list
+
 from appliance.config import Config, FetchSettings
 from appliance.storage import write_atomically
-from filters.adblock import parse_adblock
 from filters.compile import IndexBuilder
 from filters.errors import ApplianceError, FilterError, SourceRejected
 from filters.formats import (
@@ -30,7 +32,6 @@ from filters.formats import (
 )
 from filters.host_table import ALLOW
 from filters.index import SourceInfo
-from filters.phrases import parse_phrase_list
 from filters.report import ReportBuilder, SourceReport
 from filters.sources import Format, Source
 from filters.text import decode_list
@@ -56,14 +57,16 @@ def fetch_url(url: str, settings: FetchSettings) -> bytes:
     """Download one list. Raises SourceRejected with the reason on any failure or oversize."""
     request = urllib.request.Request(url, headers={"User-Agent": "childsafe-appliance list fetch"})
     try:
-        with urllib.request.urlopen(request, timeout=settings.timeout_s) as response:  # noqa: S310 - http(s) only
+        with urllib.request.urlopen(request, timeout=settings.timeout_s) as response:
             data: bytes = response.read(settings.max_bytes + 1)
     except urllib.error.HTTPError as e:
         raise SourceRejected(url, f"HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise SourceRejected(url, f"download failed: {getattr(e, 'reason', e)}") from e
     if len(data) > settings.max_bytes:
-        raise SourceRejected(url, f"larger than {settings.max_bytes // (1024 * 1024)} MB (lists.fetch.max_mb)")
+        raise SourceRejected(
+            url, f"larger than {settings.max_bytes // (1024 * 1024)} MB (lists.fetch.max_mb)"
+        )
     return data
 
 
@@ -144,7 +147,11 @@ def _parse_ut1(source: Source, sid: int, builder: IndexBuilder, report: ReportBu
         raise SourceRejected(source.name, f"{folder} is not a UT1 category folder")
     label = folder.name
     usage = folder / "usage"
-    white = parse_ut1_usage(decode_list(source.name, _read_file(usage, source.name)), "usage") if usage.exists() else None
+    white = (
+        parse_ut1_usage(decode_list(source.name, _read_file(usage, source.name)), "usage")
+        if usage.exists()
+        else None
+    )
     if white is None:
         report.warn(f"{source.name}: no black/white usage file in {folder}; taken as a blacklist")
     flags = ALLOW if white else 0
@@ -189,4 +196,3 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
     blob = builder.build(created=now.isoformat(timespec="seconds"))
     write_atomically(config.index_path, blob)
     return CompileResult(tuple(reports), config.index_path, len(blob), time.perf_counter() - started)
-

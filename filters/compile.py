@@ -1,4 +1,4 @@
-"""Building the compiled index artefact from parsed sources (pure: the caller reads files and writes bytes)."""
+"""Building the compiled index artefact from parsed sources (pure: the caller reads and writes files)."""
 
 from __future__ import annotations
 

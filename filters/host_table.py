@@ -137,7 +137,7 @@ class HostTable:
         mask = self._mask
         i = h & mask
         while True:
-            e = slots[2 * i + 1]
+            e: int = slots[2 * i + 1]
             if not e:
                 return -1
             if slots[2 * i] == h:
@@ -178,11 +178,3 @@ class HostTable:
                 path = bytes(self._path_blob[off : off + self._paths[2 * path_ref - 1]]).decode("utf-8")
             yield HostRecord(domain, meta >> 8, rec[3 * r + 1], meta & 0xFF, path)
 
-    def record_flags(self, entry: int) -> int:
-        """The OR of the flags of an entry's records: a cheap first test before building records."""
-        ent = self._entries
-        rec = self._records
-        flags = 0
-        for r in range(ent[4 * entry + 2], ent[4 * entry + 3]):
-            flags |= rec[3 * r]
-        return flags & 0xFF

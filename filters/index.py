@@ -58,7 +58,9 @@ class Hit:
 
     def __str__(self) -> str:
         flag = " (important)" if self.important else ""
-        return f"{self.listed} {self.category}: {self.kind} {self.rule!r} from {self.source}:{self.line}{flag}"
+        return (
+            f"{self.listed} {self.category}: {self.kind} {self.rule!r} from {self.source}:{self.line}{flag}"
+        )
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,9 @@ class FilterIndex:
                     kind, rule = "domain", rec.domain
                 info = sources[rec.source_id]
                 listed = "allow" if rec.flags & ALLOW else "block"
-                hits.append(Hit(kind, listed, info.category, info.name, rec.line, rule, bool(rec.flags & IMPORTANT)))
+                hits.append(
+                    Hit(kind, listed, info.category, info.name, rec.line, rule, bool(rec.flags & IMPORTANT))
+                )
         return hits
 
     def _expression_hits(self, target: str) -> list[Hit]:

@@ -88,7 +88,9 @@ def test_domain_lines(line: str, kept: str) -> None:
     assert report.entries == 1
 
 
-@pytest.mark.parametrize("line", ["two words.com here.com", "-bad-.com", "a..b", "x" * 300 + ".com", "http://"])
+@pytest.mark.parametrize(
+    "line", ["two words.com here.com", "-bad-.com", "a..b", "x" * 300 + ".com", "http://"]
+)
 def test_domain_bad_lines(line: str) -> None:
     rules, report = run(parse_domains, line)
     assert rules == []
@@ -139,7 +141,9 @@ def test_adblock_dns_comments(line: str) -> None:
 
 
 def test_ut1_urls_are_host_and_path_prefixes() -> None:
-    rules, report = run(parse_ut1_urls, "example.com/bad/area\nhttp://Other.com:8080/x\nbare.org\n", flags=ALLOW)
+    rules, report = run(
+        parse_ut1_urls, "example.com/bad/area\nhttp://Other.com:8080/x\nbare.org\n", flags=ALLOW
+    )
     assert rules == [
         ("example.com", "/bad/area", 1, ALLOW),
         ("other.com", "/x", 2, ALLOW),
@@ -158,7 +162,13 @@ def test_expressions_hostile_regex_refused_by_re2_is_skipped() -> None:
 
 @pytest.mark.parametrize(
     ("text", "white"),
-    [("black\nadult\n", False), ("white\nchild", True), ("# c\nwhite\nblack", True), ("adult\n", None), ("", None)],
+    [
+        ("black\nadult\n", False),
+        ("white\nchild", True),
+        ("# c\nwhite\nblack", True),
+        ("adult\n", None),
+        ("", None),
+    ],
 )
 def test_ut1_usage(text: str, white: bool | None) -> None:
     assert parse_ut1_usage(text.splitlines(), "usage") is white

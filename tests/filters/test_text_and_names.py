@@ -51,7 +51,9 @@ def test_normalise_host(raw: str, host: str) -> None:
     assert normalise_host(raw) == host
 
 
-@pytest.mark.parametrize("raw", ["", ".", "a..b", "-a.com", "a-.com", "a b.com", "x" * 64 + ".com", "a/b", "\u0300.com"])
+@pytest.mark.parametrize(
+    "raw", ["", ".", "a..b", "-a.com", "a-.com", "a b.com", "x" * 64 + ".com", "a/b", "\u0300.com"]
+)
 def test_bad_names_are_refused_with_a_reason(raw: str) -> None:
     with pytest.raises(BadName):
         normalise_host(raw)

@@ -1,0 +1,1 @@
+"""The staff dashboard, children's portal and block page (Flask app factory; issue 6)."""
