@@ -20,6 +20,7 @@ import re2
 
 from filters.errors import IndexFormatError
 from filters.host_table import ALLOW, IMPORTANT, URL_PREFIX, HostTable
+from filters.names import BadName, normalise_host
 from filters.network_index import NetworkIndex
 from filters.phrase_index import PhraseIndex, PhraseScore
 from filters.urls import split_url
@@ -88,6 +89,16 @@ class Match:
 NO_MATCH = Match(())
 
 
+def _host_key(host: str) -> bytes:
+    """The table key for a host as it arrives (already lower case); empty if it cannot be a host name."""
+    if host.isascii():
+        return host.encode("ascii")
+    try:
+        return normalise_host(host).encode("ascii")
+    except BadName:
+        return b""
+
+
 class FilterIndex:
     """A loaded compiled index. Immutable; safe to share between threads."""
 
@@ -142,12 +153,12 @@ class FilterIndex:
         return self._hosts.size
 
     def match_host(self, host: str) -> Match:
-        """What the domain lists say about `host` or any parent domain of it (no URL rules)."""
-        try:
-            key = host.encode("ascii")
-        except UnicodeEncodeError:
-            return NO_MATCH
-        entries = self._hosts.find_suffixes(key)
+        """What the domain lists say about `host` or any parent domain of it (no URL rules).
+
+        Case and a trailing dot do not matter (DNS queries come in mixed case).
+        """
+        key = _host_key(host.lower().rstrip("."))
+        entries = self._hosts.find_suffixes(key) if key else None
         if not entries:
             return NO_MATCH
         return Match(tuple(self._host_hits(entries, None)))
@@ -160,10 +171,7 @@ class FilterIndex:
         """
         host, path = split_url(url)
         hits: list[Hit] = []
-        try:
-            key = host.encode("ascii")
-        except UnicodeEncodeError:
-            key = b""
+        key = _host_key(host)
         if key:
             entries = self._hosts.find_suffixes(key)
             if entries:

@@ -24,7 +24,7 @@ def artefact() -> bytes:
     b = IndexBuilder()
     r = ReportBuilder("t")
     porn = b.add_source(SourceInfo("sb-porn", "adult", "hosts", "porn.hosts"))
-    b.add_hosts(porn, parse_hosts(lines("# x\n0.0.0.0 porn.example\n0.0.0.0 cams.example"), "porn.hosts", r))
+    b.add_hosts(porn, parse_hosts(lines("# x\n0.0.0.0 porn.example\n0.0.0.0 cams.example\n0.0.0.0 bücher.example"), "porn.hosts", r))
     edu = b.add_source(SourceInfo("ut1-child", "child", "ut1", "child"))
     b.add_hosts(edu, parse_domains(lines("school.example\nporn.example"), "child/domains", r, flags=ALLOW))
     b.add_url_prefixes(edu, parse_ut1_urls(lines("video.example/kids/"), "child/urls", r, flags=ALLOW))
@@ -53,7 +53,9 @@ def test_host_answers_carry_category_source_and_line(index: FilterIndex) -> None
     ]
     assert match.categories == {"adult"}
     assert not index.match_host("example.org")
-    assert not index.match_host("bücher.example")
+    assert [h.rule for h in index.match_host("www.BÜCHER.example").hits] == ["xn--bcher-kva.example"]
+    assert [h.rule for h in index.match_url("https://bücher.example/x").hits] == ["xn--bcher-kva.example"]
+    assert not index.match_host("bad..name")
 
 
 @pytest.mark.parametrize(
