@@ -47,7 +47,9 @@ def _lists_compile(args: argparse.Namespace) -> int:
         print(f"Compiled {len(result.reports)} sources from {config.origin}")
         for report in result.reports:
             _print_report(report)
-        print(f"Index: {result.index_path} ({result.index_bytes / 1e6:.1f} MB) in {result.seconds:.1f} s")
+        size = result.index_bytes
+        shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+        print(f"Index: {result.index_path} ({shown}) in {result.seconds:.1f} s")
     return 1 if any(r.rejected and not r.entries for r in result.reports) else 0
 
 
