@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from zlib import crc32
 
-import re2
-
 from filters.errors import IndexFormatError
-from filters.host_table import ALLOW, IMPORTANT, URL_PREFIX, HostTable
+from filters.host_table import ALLOW, IMPORTANT, HostTable
 from filters.names import BadName, normalise_host
 from filters.network_index import NetworkIndex
 from filters.phrase_index import PhraseIndex, PhraseScore
+from filters.regex import LinearRegex
 from filters.urls import split_url
 
 MAGIC = b"CSFIDX\r\n"
@@ -64,11 +64,28 @@ class Hit:
         )
 
 
+RawHit = tuple[str, int, int, int, str]  # (kind, source_id, flags, line, rule): cheap to make on the hot path
+
+
 @dataclass(frozen=True)
 class Match:
-    """Everything the lists say about one host or URL. No hits means no list mentions it."""
+    """Everything the lists say about one host or URL. No hits means no list mentions it.
 
-    hits: tuple[Hit, ...]
+    Hits are kept raw and turned into `Hit` values only when asked: most requests need only the
+    categories, and building value objects for each of them would cost more than the look-up itself.
+    """
+
+    raw: tuple[RawHit, ...]
+    sources: tuple[SourceInfo, ...] = field(default=(), repr=False, compare=False)
+
+    @cached_property
+    def hits(self) -> tuple[Hit, ...]:
+        out = []
+        for kind, sid, flags, line, rule in self.raw:
+            info = self.sources[sid]
+            listed = "allow" if flags & ALLOW else "block"
+            out.append(Hit(kind, listed, info.category, info.name, line, rule, bool(flags & IMPORTANT)))
+        return tuple(out)
 
     @property
     def blocking(self) -> tuple[Hit, ...]:
@@ -80,10 +97,11 @@ class Match:
 
     @property
     def categories(self) -> frozenset[str]:
-        return frozenset(h.category for h in self.hits if h.listed == "block")
+        """Categories of the block-list entries that matched."""
+        return frozenset(self.sources[sid].category for _, sid, flags, _, _ in self.raw if not flags & ALLOW)
 
     def __bool__(self) -> bool:
-        return bool(self.hits)
+        return bool(self.raw)
 
 
 NO_MATCH = Match(())
@@ -141,12 +159,18 @@ class FilterIndex:
         self._phrases = PhraseIndex.from_bytes(section("phrases"))
         expressions = json.loads(bytes(section("expressions")))
         self._expressions = tuple(
-            (re2.compile("(?i)" + pattern), sid, line, flags) for pattern, sid, line, flags in expressions
+            (LinearRegex(pattern, ignore_case=True), sid, line, flags)
+            for pattern, sid, line, flags in expressions
         )
         # One combined pass first: nearly every URL matches no expression, so pay for one search, not n.
         self._any_expression = (
-            re2.compile("(?i)" + "|".join(f"(?:{p})" for p, _, _, _ in expressions)) if expressions else None
+            LinearRegex("|".join(f"(?:{p})" for p, _, _, _ in expressions), ignore_case=True)
+            if expressions
+            else None
         )
+        # The page a request comes from repeats request after request: keep its host (one tuple, so
+        # threads always see a matching pair).
+        self._last_page: tuple[str, str] = ("", "")
 
     @property
     def host_count(self) -> int:
@@ -161,7 +185,7 @@ class FilterIndex:
         entries = self._hosts.find_suffixes(key) if key else None
         if not entries:
             return NO_MATCH
-        return Match(tuple(self._host_hits(entries, None)))
+        return Match(self._host_hits(entries, None), self.sources)
 
     def match_url(self, url: str, *, source_url: str | None = None, request_type: str = "other") -> Match:
         """What every list says about a request for `url` made from the page `source_url`.
@@ -170,61 +194,49 @@ class FilterIndex:
         `request_type` is an adblock resource type (see `filters.network_index.REQUEST_TYPES`).
         """
         host, path = split_url(url)
-        hits: list[Hit] = []
+        hits: list[RawHit] = []
         key = _host_key(host)
         if key:
             entries = self._hosts.find_suffixes(key)
             if entries:
-                hits.extend(self._host_hits(entries, path))
+                hits = self._host_hits(entries, path)
         if self._any_expression is not None:
-            target = host + path
+            target = (host + path).encode("utf-8", "surrogateescape")
             if self._any_expression.search(target):
-                hits.extend(self._expression_hits(target))
-        source_host = split_url(source_url)[0] if source_url else None
+                hits += self._expression_hits(target)
+        source_host = None
+        if source_url:
+            last_url, last_host = self._last_page
+            if source_url == last_url:
+                source_host = last_host
+            else:
+                source_host = split_url(source_url)[0]
+                self._last_page = (source_url, source_host)
         net = self._network.match(url, host, source_host, request_type)
         if net is not None:
-            info = self.sources[net.source_id]
-            hits.append(
-                Hit(
-                    "adblock",
-                    "block" if net.blocked else "allow",
-                    info.category,
-                    info.name,
-                    net.line,
-                    net.rule,
-                    net.important,
-                )
-            )
-        return Match(tuple(hits)) if hits else NO_MATCH
+            flags = (0 if net.blocked else ALLOW) | (IMPORTANT if net.important else 0)
+            hits.append(("adblock", net.source_id, flags, net.line, net.rule))
+        return Match(tuple(hits), self.sources) if hits else NO_MATCH
 
     def score_text(self, text: str | bytes) -> PhraseScore:
         """Weighted phrase scores of a page or search text, per category."""
         return self._phrases.score(text)
 
-    def _host_hits(self, entries: list[int], path: str | None) -> list[Hit]:
-        hits = []
-        sources = self.sources
-        for entry in entries:
-            for rec in self._hosts.records(entry):
-                if rec.flags & URL_PREFIX:
-                    assert rec.path is not None
-                    if path is None or not path.startswith(rec.path):
-                        continue
-                    kind, rule = "url", rec.domain + rec.path
-                else:
-                    kind, rule = "domain", rec.domain
-                info = sources[rec.source_id]
-                listed = "allow" if rec.flags & ALLOW else "block"
-                hits.append(
-                    Hit(kind, listed, info.category, info.name, rec.line, rule, bool(rec.flags & IMPORTANT))
-                )
-        return hits
+    def _host_hits(self, entries: list[int], path: str | None) -> list[RawHit]:
+        return [
+            (
+                "url" if prefix is not None else "domain",
+                sid,
+                flags,
+                line,
+                domain + prefix if prefix else domain,
+            )
+            for domain, sid, flags, line, prefix in self._hosts.collect(entries, path)
+        ]
 
-    def _expression_hits(self, target: str) -> list[Hit]:
-        hits = []
-        for pattern, sid, line, flags in self._expressions:
-            if pattern.search(target):
-                info = self.sources[sid]
-                listed = "allow" if flags & ALLOW else "block"
-                hits.append(Hit("expression", listed, info.category, info.name, line, pattern.pattern[4:]))
-        return hits
+    def _expression_hits(self, target: bytes) -> list[RawHit]:
+        return [
+            ("expression", sid, flags, line, regex.pattern)
+            for regex, sid, line, flags in self._expressions
+            if regex.search(target)
+        ]

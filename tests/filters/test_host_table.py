@@ -32,9 +32,7 @@ def test_agrees_with_a_plain_suffix_walk(entries: list[tuple[str, int, int]], qu
     table = HostTable(memoryview(build_host_table(rows)))
     for host in queries:
         got = [
-            (rec.domain, rec.source_id, rec.line)
-            for e in table.find_suffixes(host.encode())
-            for rec in table.records(e)
+            (d, sid, line) for d, sid, _, line, _ in table.collect(table.find_suffixes(host.encode()), None)
         ]
         assert got == reference(rows, host)
 
@@ -45,12 +43,13 @@ def test_records_keep_flags_and_paths() -> None:
         ("example.com", 4, 9, 0, "/bad/"),
     ]
     table = HostTable(memoryview(build_host_table(rows)))
-    [entry] = table.find_suffixes(b"www.example.com")
-    recs = list(table.records(entry))
-    assert [(r.source_id, r.line, r.flags, r.path) for r in recs] == [
-        (3, 7, ALLOW, None),
-        (4, 9, URL_PREFIX, "/bad/"),
+    entries = table.find_suffixes(b"www.example.com")
+    assert table.collect(entries, "/bad/page") == [
+        ("example.com", 3, ALLOW, 7, None),
+        ("example.com", 4, URL_PREFIX, 9, "/bad/"),
     ]
+    assert table.collect(entries, "/good/page") == [("example.com", 3, ALLOW, 7, None)]
+    assert table.collect(entries, None) == [("example.com", 3, ALLOW, 7, None)]
     assert table.find(b"example.org") == -1
     assert table.find_suffixes(b"com") == []
 
