@@ -42,6 +42,6 @@ def open_index(path: Path, *, verify: bool = False) -> FilterIndex:
     except OSError as e:
         raise IndexFormatError(f"{path}: cannot open the compiled index: {e.strerror}") from e
     try:
-        return FilterIndex(mapped, verify=verify)
+        return FilterIndex(memoryview(mapped), verify=verify)
     except IndexFormatError as e:
         raise IndexFormatError(f"{path}: {e}") from e

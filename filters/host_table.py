@@ -116,7 +116,7 @@ class HostTable:
         self._keys = views[4]
         self._path_blob = views[5]
         self._mask = slot_count - 1
-        self.size = entry_count
+        self.size: int = entry_count
 
     def find(self, key: bytes) -> int:
         """Entry index of exactly `key` (a normalised ASCII host), or -1."""

@@ -185,7 +185,7 @@ class FilterIndex:
         entries = self._hosts.find_suffixes(key) if key else None
         if not entries:
             return NO_MATCH
-        return Match(self._host_hits(entries, None), self.sources)
+        return Match(tuple(self._host_hits(entries, None)), self.sources)
 
     def match_url(self, url: str, *, source_url: str | None = None, request_type: str = "other") -> Match:
         """What every list says about a request for `url` made from the page `source_url`.
