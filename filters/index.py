@@ -205,7 +205,9 @@ class FilterIndex:
             if self._any_expression.search(target):
                 hits += self._expression_hits(target)
         source_host = None
-        if source_url:
+        # about:blank, data: and other non-network pages have no host: party and $domain= rules then
+        # apply as adblock-rust applies them to an unknown page.
+        if source_url and "://" in source_url:
             last_url, last_host = self._last_page
             if source_url == last_url:
                 source_host = last_host
