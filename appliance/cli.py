@@ -9,13 +9,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from filters.network_index import REQUEST_TYPES
-
 from appliance.config import load_config
 from appliance.lists import compile_lists
 from appliance.storage import open_index
 from filters.errors import ApplianceError
 from filters.index import Match
+from filters.network_index import REQUEST_TYPES
 from filters.report import SourceReport
 
 

@@ -4,14 +4,14 @@ nothing; a damaged artefact is refused."""
 from __future__ import annotations
 
 import pytest
-from filters.adblock import parse_adblock
-from filters.phrases import parse_phrase_list
 
+from filters.adblock import parse_adblock
 from filters.compile import IndexBuilder
 from filters.errors import IndexFormatError
 from filters.formats import parse_domains, parse_expressions, parse_hosts, parse_ut1_urls
 from filters.host_table import ALLOW
 from filters.index import FilterIndex, SourceInfo
+from filters.phrases import parse_phrase_list
 from filters.report import ReportBuilder
 
 
@@ -24,7 +24,12 @@ def artefact() -> bytes:
     b = IndexBuilder()
     r = ReportBuilder("t")
     porn = b.add_source(SourceInfo("sb-porn", "adult", "hosts", "porn.hosts"))
-    b.add_hosts(porn, parse_hosts(lines("# x\n0.0.0.0 porn.example\n0.0.0.0 cams.example\n0.0.0.0 bücher.example"), "porn.hosts", r))
+    b.add_hosts(
+        porn,
+        parse_hosts(
+            lines("# x\n0.0.0.0 porn.example\n0.0.0.0 cams.example\n0.0.0.0 bücher.example"), "porn.hosts", r
+        ),
+    )
     edu = b.add_source(SourceInfo("ut1-child", "child", "ut1", "child"))
     b.add_hosts(edu, parse_domains(lines("school.example\nporn.example"), "child/domains", r, flags=ALLOW))
     b.add_url_prefixes(edu, parse_ut1_urls(lines("video.example/kids/"), "child/urls", r, flags=ALLOW))

@@ -49,4 +49,6 @@ def test_every_ut1_expression_compiles_in_re2_or_is_reported() -> None:
         report = ReportBuilder(path.parent.name)
         rules = parse_expressions(read(str(path.relative_to(DATA))), path.name, report)
         assert report.entries == len(rules)
-        assert report.entries + report.skipped == sum(1 for line in path.read_text().splitlines() if line.strip())
+        assert report.entries + report.skipped == sum(
+            1 for line in path.read_text().splitlines() if line.strip()
+        )
