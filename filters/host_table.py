@@ -162,14 +162,12 @@ class HostTable:
             if not pos:
                 return found
 
-    def collect(self, entries: list[int], path: str | None) -> list[tuple[str, int, int, int, str | None]]:
-        """(domain, source_id, flags, line, path_prefix) of every record of `entries` that applies.
-
-        A URL-prefix record applies only when `path` is given and starts with its prefix.
-        """
+    def collect(self, entries: list[int]) -> list[tuple[str, int, int, int, str | None]]:
+        """(domain, source_id, flags, line, path_prefix or None) of every record of `entries`, in order."""
         ent = self._entries
         rec = self._records
         keys = self._keys
+        paths = self._paths
         out = []
         for entry in entries:
             base = 4 * entry
@@ -179,9 +177,7 @@ class HostTable:
                 path_ref = rec[r + 2]
                 prefix = None
                 if path_ref:
-                    off = self._paths[2 * path_ref - 2]
-                    prefix = bytes(self._path_blob[off : off + self._paths[2 * path_ref - 1]]).decode("utf-8")
-                    if path is None or not path.startswith(prefix):
-                        continue
+                    off = paths[2 * path_ref - 2]
+                    prefix = bytes(self._path_blob[off : off + paths[2 * path_ref - 1]]).decode("utf-8")
                 out.append((domain, meta >> 8, meta & 0xFF, rec[r + 1], prefix))
         return out

@@ -29,6 +29,7 @@ MAGIC = b"CSFIDX\r\n"
 FORMAT_VERSION = 1
 _LEN = struct.Struct("<I")
 SECTIONS = ("hosts", "expressions", "network", "phrases")
+HOST_CACHE_SIZE = 4096  # hosts whose answers are remembered; then the memo starts afresh
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,9 @@ class Match:
 
 NO_MATCH = Match(())
 
+# whole-host hits, URL-prefix records (source id, flags, line, domain, prefix), Match of the first alone
+_HostAnswer = tuple[tuple[RawHit, ...], tuple[tuple[int, int, int, str, str], ...], Match]
+
 
 def _host_key(host: str) -> bytes:
     """The table key for a host as it arrives (already lower case); empty if it cannot be a host name."""
@@ -171,6 +175,7 @@ class FilterIndex:
         # The page a request comes from repeats request after request: keep its host (one tuple, so
         # threads always see a matching pair).
         self._last_page: tuple[str, str] = ("", "")
+        self._host_cache: dict[str, _HostAnswer] = {}
 
     @property
     def host_count(self) -> int:
@@ -181,11 +186,7 @@ class FilterIndex:
 
         Case and a trailing dot do not matter (DNS queries come in mixed case).
         """
-        key = _host_key(host.lower().rstrip("."))
-        entries = self._hosts.find_suffixes(key) if key else None
-        if not entries:
-            return NO_MATCH
-        return Match(tuple(self._host_hits(entries, None)), self.sources)
+        return self._host_answer(host.lower().rstrip("."))[2]
 
     def match_url(self, url: str, *, source_url: str | None = None, request_type: str = "other") -> Match:
         """What every list says about a request for `url` made from the page `source_url`.
@@ -194,16 +195,15 @@ class FilterIndex:
         `request_type` is an adblock resource type (see `filters.network_index.REQUEST_TYPES`).
         """
         host, path = split_url(url)
-        hits: list[RawHit] = []
-        key = _host_key(host)
-        if key:
-            entries = self._hosts.find_suffixes(key)
-            if entries:
-                hits = self._host_hits(entries, path)
+        whole, prefixed, host_match = self._host_answer(host)
+        extra: list[RawHit] = []
+        for sid, flags, line, domain, prefix in prefixed:
+            if path.startswith(prefix):
+                extra.append(("url", sid, flags, line, domain + prefix))
         if self._any_expression is not None:
             target = (host + path).encode("utf-8", "surrogateescape")
             if self._any_expression.search(target):
-                hits += self._expression_hits(target)
+                extra += self._expression_hits(target)
         source_host = None
         # about:blank, data: and other non-network pages have no host: party and $domain= rules then
         # apply as adblock-rust applies them to an unknown page.
@@ -217,24 +217,40 @@ class FilterIndex:
         net = self._network.match(url, host, source_host, request_type)
         if net is not None:
             flags = (0 if net.blocked else ALLOW) | (IMPORTANT if net.important else 0)
-            hits.append(("adblock", net.source_id, flags, net.line, net.rule))
-        return Match(tuple(hits), self.sources) if hits else NO_MATCH
+            extra.append(("adblock", net.source_id, flags, net.line, net.rule))
+        if not extra:
+            return host_match  # the common case: no allocation at all
+        return Match(whole + tuple(extra), self.sources)
 
     def score_text(self, text: str | bytes) -> PhraseScore:
         """Weighted phrase scores of a page or search text, per category."""
         return self._phrases.score(text)
 
-    def _host_hits(self, entries: list[int], path: str | None) -> list[RawHit]:
-        return [
-            (
-                "url" if prefix is not None else "domain",
-                sid,
-                flags,
-                line,
-                domain + prefix if prefix else domain,
-            )
-            for domain, sid, flags, line, prefix in self._hosts.collect(entries, path)
-        ]
+    def _host_answer(self, host: str) -> _HostAnswer:
+        """The whole-host hits of `host`, its URL-prefix records, and the Match of the whole-host hits
+        alone, memoised per host.
+
+        A page's requests go to the same few hosts again and again; the table walk and the record
+        decoding are done once per host, and only the cheap path test per request.
+        """
+        cached = self._host_cache.get(host)
+        if cached is not None:
+            return cached
+        whole: list[RawHit] = []
+        prefixed: list[tuple[int, int, int, str, str]] = []
+        key = _host_key(host)
+        entries = self._hosts.find_suffixes(key) if key else None
+        if entries:
+            for domain, sid, flags, line, prefix in self._hosts.collect(entries):
+                if prefix is None:
+                    whole.append(("domain", sid, flags, line, domain))
+                else:
+                    prefixed.append((sid, flags, line, domain, prefix))
+        answer = (tuple(whole), tuple(prefixed), Match(tuple(whole), self.sources) if whole else NO_MATCH)
+        if len(self._host_cache) >= HOST_CACHE_SIZE:
+            self._host_cache.clear()
+        self._host_cache[host] = answer
+        return answer
 
     def _expression_hits(self, target: bytes) -> list[RawHit]:
         return [

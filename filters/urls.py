@@ -11,24 +11,29 @@ def split_url(url: str) -> tuple[str, str]:
     """
     start = url.find("://")
     start = start + 3 if start >= 0 else 0
-    end = len(url)
-    for sep in "/?#":
-        cut = url.find(sep, start)
-        if 0 <= cut < end:
-            end = cut
+    # The authority ends at the first "/", "?" or "#": find "/" first (nearly always there), then
+    # look for the others only before it.
+    end = url.find("/", start)
+    if end < 0:
+        end = len(url)
+    cut = url.find("?", start, end)
+    if cut >= 0:
+        end = cut
+    cut = url.find("#", start, end)
+    if cut >= 0:
+        end = cut
     authority = url[start:end]
-    at = authority.rfind("@")
-    if at >= 0:
-        authority = authority[at + 1 :]
+    if "@" in authority:
+        authority = authority[authority.rfind("@") + 1 :]
     if authority.startswith("["):
         host = authority[1 : authority.find("]")] if "]" in authority else authority[1:]
+    elif ":" in authority:
+        host = authority[: authority.find(":")]
     else:
-        colon = authority.find(":")
-        host = authority[:colon] if colon >= 0 else authority
+        host = authority
     path = url[end:]
-    hash_at = path.find("#")
-    if hash_at >= 0:
-        path = path[:hash_at]
+    if "#" in path:
+        path = path[: path.find("#")]
     if not path.startswith("/"):
         path = "/" + path
     return host.lower().rstrip("."), path

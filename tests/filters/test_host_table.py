@@ -31,9 +31,7 @@ def test_agrees_with_a_plain_suffix_walk(entries: list[tuple[str, int, int]], qu
     rows: list[tuple[str, int, int, int, str | None]] = [(d, s, line, 0, None) for d, s, line in entries]
     table = HostTable(memoryview(build_host_table(rows)))
     for host in queries:
-        got = [
-            (d, sid, line) for d, sid, _, line, _ in table.collect(table.find_suffixes(host.encode()), None)
-        ]
+        got = [(d, sid, line) for d, sid, _, line, _ in table.collect(table.find_suffixes(host.encode()))]
         assert got == reference(rows, host)
 
 
@@ -44,12 +42,10 @@ def test_records_keep_flags_and_paths() -> None:
     ]
     table = HostTable(memoryview(build_host_table(rows)))
     entries = table.find_suffixes(b"www.example.com")
-    assert table.collect(entries, "/bad/page") == [
+    assert table.collect(entries) == [
         ("example.com", 3, ALLOW, 7, None),
         ("example.com", 4, URL_PREFIX, 9, "/bad/"),
     ]
-    assert table.collect(entries, "/good/page") == [("example.com", 3, ALLOW, 7, None)]
-    assert table.collect(entries, None) == [("example.com", 3, ALLOW, 7, None)]
     assert table.find(b"example.org") == -1
     assert table.find_suffixes(b"com") == []
 
