@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from filters.adblock import parse_adblock
-from filters.phrases import parse_phrase_list
-
 from appliance.config import Config, FetchSettings
 from appliance.storage import write_atomically
+from filters.adblock import parse_adblock
 from filters.compile import IndexBuilder
 from filters.errors import ApplianceError, FilterError, SourceRejected
 from filters.formats import (
@@ -32,6 +30,7 @@ from filters.formats import (
 )
 from filters.host_table import ALLOW
 from filters.index import SourceInfo
+from filters.phrases import parse_phrase_list
 from filters.report import ReportBuilder, SourceReport
 from filters.sources import Format, Source
 from filters.text import decode_list
