@@ -10,7 +10,7 @@ from zlib import crc32
 
 from filters.adblock import NetworkRule
 from filters.formats import ExpressionRule, HostRule, UrlRule
-from filters.host_table import build_host_table
+from filters.host_table import HostTableBuilder
 from filters.index import FORMAT_VERSION, MAGIC, SECTIONS, SourceInfo
 from filters.network_index import NetworkIndex
 from filters.phrase_index import PhraseIndex
@@ -22,7 +22,8 @@ class IndexBuilder:
 
     def __init__(self) -> None:
         self.sources: list[SourceInfo] = []
-        self._host_rows: list[tuple[str, int, int, int, str | None]] = []
+        self._hosts = HostTableBuilder()
+        self._host_entries = 0
         self._expressions: list[tuple[str, int, int, int]] = []
         self._network: list[tuple[int, NetworkRule]] = []
         self._phrases: list[Phrase] = []
@@ -35,10 +36,16 @@ class IndexBuilder:
         return len(self.sources) - 1
 
     def add_hosts(self, source_id: int, rules: Iterable[HostRule]) -> None:
-        self._host_rows.extend((host, source_id, line, flags, None) for host, line, flags in rules)
+        add = self._hosts.add
+        for host, line, flags in rules:
+            add(host, source_id, line, flags)
+            self._host_entries += 1
 
     def add_url_prefixes(self, source_id: int, rules: Iterable[UrlRule]) -> None:
-        self._host_rows.extend((host, source_id, line, flags, path) for host, path, line, flags in rules)
+        add = self._hosts.add
+        for host, path, line, flags in rules:
+            add(host, source_id, line, flags, path)
+            self._host_entries += 1
 
     def add_expressions(self, source_id: int, rules: Iterable[ExpressionRule]) -> None:
         self._expressions.extend((pattern, source_id, line, flags) for pattern, line, flags in rules)
@@ -52,7 +59,7 @@ class IndexBuilder:
     def build(self, *, created: str = "") -> bytes:
         """The artefact bytes. `created` is a timestamp string supplied by the caller (no clock here)."""
         blobs = {
-            "hosts": build_host_table(self._host_rows),
+            "hosts": self._hosts.build(),
             "expressions": json.dumps(self._expressions).encode(),
             "network": NetworkIndex.build(self._network).to_bytes(),
             "phrases": PhraseIndex.build(self._phrases).to_bytes(),
@@ -74,7 +81,7 @@ class IndexBuilder:
                 "sources": [asdict(s) for s in self.sources],
                 "sections": sections,
                 "counts": {
-                    "host_entries": len(self._host_rows),
+                    "host_entries": self._host_entries,
                     "expressions": len(self._expressions),
                     "network_rules": len(self._network),
                     "phrases": len(self._phrases),

@@ -17,6 +17,8 @@ is shared by the DNS and proxy processes through the page cache, and a look-up i
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Iterable
 from zlib import crc32
 
@@ -31,61 +33,87 @@ IMPORTANT = 2  # adblock `$important`: wins over allow entries of other lists
 URL_PREFIX = 4  # the record applies only to URLs whose path starts with the record's path
 
 
-def build_host_table(rows: Iterable[tuple[str, int, int, int, str | None]]) -> bytes:
-    """Build the table from (domain, source_id, line, flags, path_prefix_or_None) rows.
+class HostTableBuilder:
+    """Collects host records for `build`, compactly: a million-entry list must compile on a 1 GB Pi.
 
-    Domains must already be normalised. Rows for the same domain are kept together, in order.
+    Each record is kept as one packed int (path id, source id, flags, line), and a domain with a
+    single record holds that int directly rather than a list.
     """
-    by_domain: dict[str, list[tuple[int, int, int, str | None]]] = {}
+
+    def __init__(self) -> None:
+        self._by_domain: dict[str, int | list[int]] = {}
+        self._path_ids: dict[str, int] = {}
+
+    def add(self, domain: str, source_id: int, line: int, flags: int, path: str | None = None) -> None:
+        """Record that `source_id` lists `domain` (normalised) at `line`; `path` makes it a URL prefix."""
+        path_ref = 0
+        if path is not None:
+            path_ref = self._path_ids.setdefault(path, len(self._path_ids) + 1)
+            flags |= URL_PREFIX
+        record = (path_ref << 64) | (source_id << 40) | (flags << 32) | line
+        by_domain = self._by_domain
+        previous = by_domain.get(domain)
+        if previous is None:
+            by_domain[domain] = record
+        elif isinstance(previous, int):
+            by_domain[domain] = [previous, record]
+        else:
+            previous.append(record)
+
+    def __len__(self) -> int:
+        return len(self._by_domain)
+
+    def build(self) -> bytes:
+        """The table's bytes (layout in the module docstring)."""
+        entry_count = len(self._by_domain)
+        slot_count = 8
+        while slot_count < entry_count * 2:
+            slot_count <<= 1
+        mask = slot_count - 1
+
+        slots = array("I", bytes(8 * slot_count))
+        entries = array("I")
+        records = array("I")
+        paths = array("I")
+        keys = bytearray()
+        path_blob = bytearray()
+        for path in self._path_ids:  # ids were handed out in insertion order, from 1
+            raw = path.encode("utf-8")
+            paths.extend((len(path_blob), len(raw)))
+            path_blob += raw
+
+        for index, (domain, recs) in enumerate(self._by_domain.items()):
+            key = domain.encode("ascii")
+            first = len(records) // 3
+            for record in (recs,) if isinstance(recs, int) else recs:
+                records.extend(((record >> 32) & 0xFFFFFFFF, record & 0xFFFFFFFF, record >> 64))
+            entries.extend((len(keys), len(key), first, len(records) // 3))
+            keys += key
+            h = crc32(key)
+            i = h & mask
+            while slots[2 * i + 1]:
+                i = (i + 1) & mask
+            slots[2 * i] = h
+            slots[2 * i + 1] = index + 1
+
+        if sys.byteorder != "little":  # pragma: no cover - the Pi and x86 are little-endian
+            for table in (slots, entries, records, paths):
+                table.byteswap()
+        keys += b"\0" * (-len(keys) % 4)
+        header = _HEADER.pack(
+            MAGIC, slot_count, entry_count, len(records) // 3, len(paths) // 2, len(keys), len(path_blob)
+        )
+        return b"".join(
+            (header, slots.tobytes(), entries.tobytes(), records.tobytes(), paths.tobytes(), keys, path_blob)
+        )
+
+
+def build_host_table(rows: Iterable[tuple[str, int, int, int, str | None]]) -> bytes:
+    """Build a table from (domain, source_id, line, flags, path_prefix_or_None) rows, in order."""
+    builder = HostTableBuilder()
     for domain, source_id, line, flags, path in rows:
-        by_domain.setdefault(domain, []).append((source_id, line, flags, path))
-
-    entry_count = len(by_domain)
-    slot_count = 8
-    while slot_count < entry_count * 2:
-        slot_count <<= 1
-    mask = slot_count - 1
-
-    slots = [0] * (2 * slot_count)
-    entries: list[int] = []
-    records: list[int] = []
-    paths: list[int] = []
-    keys = bytearray()
-    path_blob = bytearray()
-    path_ids: dict[str, int] = {}
-
-    for index, (domain, recs) in enumerate(by_domain.items()):
-        key = domain.encode("ascii")
-        first = len(records) // 3
-        for source_id, line, flags, path in recs:
-            path_ref = 0
-            if path is not None:
-                pid = path_ids.get(path)
-                if pid is None:
-                    raw = path.encode("utf-8")
-                    pid = path_ids[path] = len(paths) // 2
-                    paths += (len(path_blob), len(raw))
-                    path_blob += raw
-                path_ref = pid + 1
-                flags |= URL_PREFIX
-            records += ((source_id << 8) | flags, line, path_ref)
-        entries += (len(keys), len(key), first, len(records) // 3)
-        keys += key
-        h = crc32(key)
-        i = h & mask
-        while slots[2 * i + 1]:
-            i = (i + 1) & mask
-        slots[2 * i] = h
-        slots[2 * i + 1] = index + 1
-
-    def words(values: list[int]) -> bytes:
-        return struct.pack(f"<{len(values)}I", *values)
-
-    keys += b"\0" * (-len(keys) % 4)
-    header = _HEADER.pack(
-        MAGIC, slot_count, entry_count, len(records) // 3, len(paths) // 2, len(keys), len(path_blob)
-    )
-    return b"".join((header, words(slots), words(entries), words(records), words(paths), keys, path_blob))
+        builder.add(domain, source_id, line, flags, path)
+    return builder.build()
 
 
 class HostTable:
