@@ -31,4 +31,9 @@ def decode_list(source: str, data: bytes) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("latin-1")
-    return text.splitlines()
+    # Only newlines end a line: str.splitlines() would also split on NEL (0x85), form feeds and
+    # Unicode separators, which occur inside Latin-1 and Shift-JIS list entries.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines

@@ -36,6 +36,18 @@ def test_text_lists_decode_utf8_and_fall_back_to_latin1() -> None:
     assert decode_list("s", b"\xef\xbb\xbfa.com\n") == ["a.com"]
 
 
+def test_only_newlines_end_a_line() -> None:
+    # 0x85 is NEL to str.splitlines(), but a plain letter byte in Latin-1 and Shift-JIS lists
+    assert decode_list("s", b"caf\x85.fr\nb.fr\rc.fr\r\nd\x0ce.fr") == [
+        "caf\x85.fr",
+        "b.fr",
+        "c.fr",
+        "d\x0ce.fr",
+    ]
+    assert decode_list("s", b"a.com\n\nb.com") == ["a.com", "", "b.com"]
+    assert decode_list("s", b"") == []
+
+
 @pytest.mark.parametrize(
     ("raw", "host"),
     [
