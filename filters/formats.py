@@ -8,7 +8,7 @@ tuples are the cheapest value Python has.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import re2
 
@@ -45,6 +45,17 @@ def _strip_comment(raw: str) -> str:
     return (raw[:cut] if cut >= 0 else raw).strip()
 
 
+def _content(lines: Sequence[str], origin: str, report: ReportBuilder) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line with content: comments stripped, overlong lines skipped."""
+    for lineno, raw in enumerate(lines, 1):
+        if len(raw) > MAX_LINE:
+            report.skip(origin, lineno, f"line longer than {MAX_LINE} characters")
+            continue
+        text = _strip_comment(raw)
+        if text:
+            yield lineno, text
+
+
 def _host(token: str, origin: str, lineno: int, report: ReportBuilder) -> str | None:
     try:
         return normalise_host(token)
@@ -56,13 +67,7 @@ def _host(token: str, origin: str, lineno: int, report: ReportBuilder) -> str | 
 def parse_hosts(lines: Sequence[str], origin: str, report: ReportBuilder) -> list[HostRule]:
     """`0.0.0.0 a b c` / `127.0.0.1 a` lines; comments and localhost boilerplate are ignored."""
     out: list[HostRule] = []
-    for lineno, raw in enumerate(lines, 1):
-        if len(raw) > MAX_LINE:
-            report.skip(origin, lineno, f"line longer than {MAX_LINE} characters")
-            continue
-        text = _strip_comment(raw)
-        if not text:
-            continue
+    for lineno, text in _content(lines, origin, report):
         fields = text.split()
         if len(fields) < 2:
             report.skip(origin, lineno, "expected an address followed by host names")
@@ -86,13 +91,7 @@ def parse_domains(
 ) -> list[HostRule]:
     """One domain a line (UT1 `domains`, plain lists); `#` comments; a leading `*.` or `.` is allowed."""
     out: list[HostRule] = []
-    for lineno, raw in enumerate(lines, 1):
-        if len(raw) > MAX_LINE:
-            report.skip(origin, lineno, f"line longer than {MAX_LINE} characters")
-            continue
-        text = _strip_comment(raw)
-        if not text:
-            continue
+    for lineno, text in _content(lines, origin, report):
         if " " in text or "\t" in text:
             report.skip(origin, lineno, "more than one word: is this a hosts file?")
             continue
@@ -157,13 +156,7 @@ def parse_ut1_urls(
 ) -> list[UrlRule]:
     """UT1 `urls`: `host/path` prefixes (squidGuard style: no scheme; `www.` matches any subdomain)."""
     out: list[UrlRule] = []
-    for lineno, raw in enumerate(lines, 1):
-        if len(raw) > MAX_LINE:
-            report.skip(origin, lineno, f"line longer than {MAX_LINE} characters")
-            continue
-        text = _strip_comment(raw)
-        if not text:
-            continue
+    for lineno, text in _content(lines, origin, report):
         if "://" in text:
             text = text.split("://", 1)[1]
         host_part, slash, path = text.partition("/")
