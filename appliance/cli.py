@@ -29,6 +29,8 @@ def _print_report(report: SourceReport) -> None:
         print(f"      skipped {skipped}")
     if report.skipped > len(report.first_skipped):
         print(f"      ... and {report.skipped - len(report.first_skipped):,} more skipped lines")
+        for reason, count in report.skipped_by_reason[:6]:
+            print(f"      {count:>9,} x {reason}")
     for warning in report.warnings:
         print(f"      warning: {warning}")
 

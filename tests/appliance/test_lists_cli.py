@@ -151,3 +151,21 @@ def test_bad_configuration_is_refused_with_file_and_line(
     config.write_text("lists:\n  sources:\n    - {name: a, format: nope, category: c, path: x}\n")
     assert main(["lists", "compile", "--config", str(config)]) == 2
     assert f"{config}:3: source 'a': unknown format 'nope'" in capsys.readouterr().err
+
+
+def test_many_skipped_lines_are_summed_up_by_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = ["||ads.example^"] + [f"example{i}.com##.banner" for i in range(20)] + ["||x.example^$popup"] * 3
+    (tmp_path / "easy.txt").write_text("\n".join(rules) + "\n")
+    config = tmp_path / "appliance.yaml"
+    config.write_text(
+        "lists:\n  sources:\n    - {name: easy, format: adblock, category: ads, path: easy.txt}\n"
+    )
+    assert main(["lists", "compile", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped      23" in out
+    assert "easy.txt:2: element hiding" in out
+    assert "... and 18 more skipped lines" in out
+    assert "20 x element hiding rule (##)" in out
+    assert "3 x unsupported option $popup" in out
