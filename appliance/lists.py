@@ -77,38 +77,34 @@ def _read_file(path: Path, name: str) -> bytes:
 
 
 class _SourceReader:
-    """Reads a single-file source, falling back to (and refreshing) its last good copy."""
+    """Reads single-file sources; keeps the last copy of each that gave entries, to stand in for it."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def lines(self, source: Source, report: ReportBuilder) -> tuple[list[str], str | None]:
-        """The source's lines, and the rejection reason if the last good copy had to stand in."""
-        cache = self.config.list_cache_dir / source.name
-        try:
-            if source.is_url:
-                data = fetch_url(source.location, self.config.fetch)
-            else:
-                data = _read_file(Path(source.location), source.name)
-            lines = decode_list(source.name, data)
-        except SourceRejected as e:
-            if cache.exists():
-                report.warn(f"{source.name}: {e.reason}; compiled its last good copy instead")
-                return decode_list(source.name, cache.read_bytes()), e.reason
-            raise
+    def _cache(self, source: Source) -> Path:
+        return self.config.list_cache_dir / source.name
+
+    def read(self, source: Source) -> bytes:
+        """The source's bytes as they are now. Raises SourceRejected."""
+        if source.is_url:
+            return fetch_url(source.location, self.config.fetch)
+        return _read_file(Path(source.location), source.name)
+
+    def last_good(self, source: Source) -> bytes | None:
+        cache = self._cache(source)
+        return cache.read_bytes() if cache.exists() else None
+
+    def keep(self, source: Source, data: bytes) -> None:
+        """Make `data` the source's last good copy."""
+        cache = self._cache(source)
         if not cache.exists() or cache.read_bytes() != data:
             write_atomically(cache, data)
-        return lines, None
 
 
-def _parse_source(
-    source: Source, sid: int, builder: IndexBuilder, reader: _SourceReader, report: ReportBuilder
-) -> str | None:
-    """Parse one source into the builder; returns a rejection reason if a last good copy stood in."""
-    if source.format is Format.UT1:
-        _parse_ut1(source, sid, builder, report)
-        return None
-    lines, stale = reader.lines(source, report)
+def _parse_lines(
+    source: Source, sid: int, builder: IndexBuilder, lines: list[str], report: ReportBuilder
+) -> None:
     origin = Path(source.location).name if not source.is_url else source.location
     if source.format is Format.HOSTS:
         builder.add_hosts(sid, parse_hosts(lines, origin, report))
@@ -124,7 +120,40 @@ def _parse_source(
                 lines, origin, report, category=source.category, include=_include_reader(source)
             )
         )
-    return stale
+
+
+def _parse_source(
+    source: Source, sid: int, builder: IndexBuilder, reader: _SourceReader, report: ReportBuilder
+) -> str | None:
+    """Parse one source into the builder; returns why, if its last good copy had to stand in.
+
+    The copy stands in when the source cannot be read, is not a list (HTML, binary), or gives no
+    entry at all; a source that gives entries becomes the new last good copy.
+    """
+    if source.format is Format.UT1:
+        _parse_ut1(source, sid, builder, report)
+        return None
+    try:
+        data = reader.read(source)
+        lines = decode_list(source.name, data)
+    except SourceRejected as e:
+        problem = e.reason
+    else:
+        probe = ReportBuilder(source.name)
+        _parse_lines(source, sid, builder, lines, probe)
+        if probe.entries or reader.last_good(source) is None:
+            report.merge(probe)
+            if probe.entries:
+                reader.keep(source, data)
+            return None
+        first = f", first: {probe.first_skipped[0]}" if probe.first_skipped else ""
+        problem = f"no valid entries ({probe.skipped:,} lines skipped{first})"
+    good = reader.last_good(source)
+    if good is None:
+        raise SourceRejected(source.name, problem)
+    report.warn(f"{source.name}: {problem}; compiled its last good copy instead")
+    _parse_lines(source, sid, builder, decode_list(source.name, good), report)
+    return problem
 
 
 def _include_reader(source: Source) -> Callable[[str], tuple[str, Sequence[str]]] | None:

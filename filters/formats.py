@@ -8,12 +8,13 @@ tuples are the cheapest value Python has.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator, Sequence
 
 import re2
 
 from filters.host_table import ALLOW, IMPORTANT
-from filters.names import BadName, is_ipv4, normalise_host
+from filters.names import BadName, normalise_host
 from filters.report import ReportBuilder
 from filters.text import MAX_LINE
 
@@ -38,6 +39,14 @@ _BOILERPLATE = frozenset(
         "0.0.0.0",
     }
 )
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _strip_comment(raw: str) -> str:
@@ -73,8 +82,8 @@ def parse_hosts(lines: Sequence[str], origin: str, report: ReportBuilder) -> lis
             report.skip(origin, lineno, "expected an address followed by host names")
             continue
         address = fields[0]
-        if address not in _SINK_ADDRESSES and not is_ipv4(address) and ":" not in address:
-            report.skip(origin, lineno, f"{address!r} is not an address")
+        if address not in _SINK_ADDRESSES and not _is_address(address):
+            report.skip(origin, lineno, f"{address[:60]!r} is not an address")
             continue
         for token in fields[1:]:
             if token.lower() in _BOILERPLATE:

@@ -9,7 +9,6 @@ import idna
 _ASCII_LABELS = re.compile(
     r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$"
 )
-_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
 
 class BadName(ValueError):
@@ -37,7 +36,3 @@ def normalise_host(name: str) -> str:
         raise BadName(f"not a host name: {name.strip()[:80]!r}")
     return host
 
-
-def is_ipv4(host: str) -> bool:
-    """True for a dotted-quad IPv4 address."""
-    return _IPV4.match(host) is not None

@@ -56,6 +56,15 @@ class ReportBuilder:
         kind = reason.split(":", 1)[0]
         self.reasons[kind] = self.reasons.get(kind, 0) + 1
 
+    def merge(self, other: ReportBuilder) -> None:
+        """Add what another builder for the same source counted."""
+        self.entries += other.entries
+        self.skipped += other.skipped
+        self.first_skipped += other.first_skipped[: FIRST_REASONS - len(self.first_skipped)]
+        self.warnings += other.warnings
+        for kind, count in other.reasons.items():
+            self.reasons[kind] = self.reasons.get(kind, 0) + count
+
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 

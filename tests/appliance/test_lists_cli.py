@@ -169,3 +169,21 @@ def test_many_skipped_lines_are_summed_up_by_reason(
     assert "... and 18 more skipped lines" in out
     assert "20 x element hiding rule (##)" in out
     assert "3 x unsupported option $popup" in out
+
+
+def test_a_download_with_no_valid_entry_does_not_replace_the_last_good_copy(
+    tmp_path: Path, served: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = served["base"].decode()
+    config = centre(
+        tmp_path, f"    - {{name: remote, format: hosts, category: gambling, url: '{base}/hosts'}}\n"
+    )
+    served["/hosts"] = b"0.0.0.0 casino.example\n"
+    assert main(["lists", "compile", "--config", str(config)]) == 0
+    served["/hosts"] = b'{"error": "rate limited", "retry": 3600}\n'
+    for _ in range(2):  # and again: the good copy must survive repeated bad downloads
+        assert main(["lists", "compile", "--config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert "STALE" in out and "no valid entries (" in out
+    assert main(["lists", "match", "casino.example", "--config", str(config)]) == 0
+    assert "block gambling" in capsys.readouterr().out

@@ -50,6 +50,8 @@ def test_hosts_lines(line: str, hosts: list[str]) -> None:
     [
         ("example.com", "expected an address"),
         ("banana example.com", "is not an address"),
+        ('{"error": "rate limited"}', "is not an address"),
+        ("fe80::zz example.com", "is not an address"),
         ("0.0.0.0 exa mple..com", "not a host name"),
         ("0.0.0.0 " + "a" * 9000, "longer than"),
         ("0.0.0.0 xn--zz\u00e9\u0300-.com", "not"),
