@@ -92,7 +92,7 @@ _REGEX_MAX_MEM = 1 << 20  # an RE2 program larger than this is refused: no list 
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NetworkRule:
     """One adblock network rule, parsed.
 

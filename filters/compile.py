@@ -57,39 +57,49 @@ class IndexBuilder:
         self._phrases.extend(phrases)
 
     def build(self, *, created: str = "") -> bytes:
-        """The artefact bytes. `created` is a timestamp string supplied by the caller (no clock here)."""
-        blobs = {
-            "hosts": self._hosts.build(),
-            "expressions": json.dumps(self._expressions).encode(),
-            "network": NetworkIndex.build(self._network).to_bytes(),
-            "phrases": PhraseIndex.build(self._phrases).to_bytes(),
+        """The artefact bytes. `created` is a timestamp string supplied by the caller (no clock here).
+
+        Consumes what was collected: each section's input is released as soon as its bytes exist,
+        so a reload's peak memory is one section's input plus the finished sections, not all of it.
+        """
+        counts = {
+            "host_entries": self._host_entries,
+            "expressions": len(self._expressions),
+            "network_rules": len(self._network),
+            "phrases": len(self._phrases),
         }
+        blobs: dict[str, bytes] = {}
+        blobs["hosts"] = self._hosts.build()
+        self._hosts = HostTableBuilder()
+        blobs["expressions"] = json.dumps(self._expressions).encode()
+        self._expressions = []
+        blobs["network"] = NetworkIndex.build(self._network).to_bytes()
+        self._network = []
+        blobs["phrases"] = PhraseIndex.build(self._phrases).to_bytes()
+        self._phrases = []
+
         sections = {}
         parts: list[bytes] = []
         offset = 0
+        crc = 0
         for name in SECTIONS:
             blob = blobs[name]
             sections[name] = (offset, len(blob))
             pad = b"\0" * (-len(blob) % 8)
             parts += (blob, pad)
+            crc = crc32(pad, crc32(blob, crc))
             offset += len(blob) + len(pad)
-        body = b"".join(parts)
         header = json.dumps(
             {
                 "version": FORMAT_VERSION,
                 "created": created,
                 "sources": [asdict(s) for s in self.sources],
                 "sections": sections,
-                "counts": {
-                    "host_entries": self._host_entries,
-                    "expressions": len(self._expressions),
-                    "network_rules": len(self._network),
-                    "phrases": len(self._phrases),
-                },
-                "body_length": len(body),
-                "body_crc32": crc32(body),
+                "counts": counts,
+                "body_length": offset,
+                "body_crc32": crc,
             },
             separators=(",", ":"),
         ).encode()
         head = MAGIC + struct.pack("<I", len(header)) + header
-        return head + b"\0" * (-len(head) % 8) + body
+        return b"".join((head, b"\0" * (-len(head) % 8), *parts))

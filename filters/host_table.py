@@ -104,7 +104,7 @@ class HostTableBuilder:
             MAGIC, slot_count, entry_count, len(records) // 3, len(paths) // 2, len(keys), len(path_blob)
         )
         return b"".join(
-            (header, slots.tobytes(), entries.tobytes(), records.tobytes(), paths.tobytes(), keys, path_blob)
+            (header, slots, entries, records, paths, keys, path_blob)  # joined from the buffers: no copies
         )
 
 

@@ -72,7 +72,7 @@ _INCLUDE = re.compile(r"\.include<([^<>]+)>\s*(?:#.*)?$", re.IGNORECASE)
 _CATEGORY = re.compile(r"#\s*listcategory\s*:", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Phrase:
     """One phrase-list entry. `parts` has one part for a plain phrase, several for a combination."""
 
