@@ -91,14 +91,20 @@ class _SourceReader:
             return fetch_url(source.location, self.config.fetch)
         return _read_file(Path(source.location), source.name)
 
-    def last_good(self, source: Source) -> bytes | None:
-        cache = self._cache(source)
-        return cache.read_bytes() if cache.exists() else None
+    def has_last_good(self, source: Source) -> bool:
+        return self._cache(source).exists()
+
+    def last_good(self, source: Source) -> bytes:
+        return self._cache(source).read_bytes()
 
     def keep(self, source: Source, data: bytes) -> None:
-        """Make `data` the source's last good copy."""
+        """Make `data` the source's last good copy (unchanged copies are not rewritten: SD-card wear)."""
         cache = self._cache(source)
-        if not cache.exists() or cache.read_bytes() != data:
+        try:
+            same = cache.stat().st_size == len(data) and cache.read_bytes() == data
+        except FileNotFoundError:
+            same = False
+        if not same:
             write_atomically(cache, data)
 
 
@@ -141,18 +147,17 @@ def _parse_source(
     else:
         probe = ReportBuilder(source.name)
         _parse_lines(source, sid, builder, lines, probe)
-        if probe.entries or reader.last_good(source) is None:
+        if probe.entries or not reader.has_last_good(source):
             report.merge(probe)
             if probe.entries:
                 reader.keep(source, data)
             return None
         first = f", first: {probe.first_skipped[0]}" if probe.first_skipped else ""
         problem = f"no valid entries ({probe.skipped:,} lines skipped{first})"
-    good = reader.last_good(source)
-    if good is None:
+    if not reader.has_last_good(source):
         raise SourceRejected(source.name, problem)
     report.warn(f"{source.name}: {problem}; compiled its last good copy instead")
-    _parse_lines(source, sid, builder, decode_list(source.name, good), report)
+    _parse_lines(source, sid, builder, decode_list(source.name, reader.last_good(source)), report)
     return problem
 
 

@@ -177,10 +177,6 @@ class FilterIndex:
         self._last_page: tuple[str, str] = ("", "")
         self._host_cache: dict[str, _HostAnswer] = {}
 
-    @property
-    def host_count(self) -> int:
-        return self._hosts.size
-
     def match_host(self, host: str) -> Match:
         """What the domain lists say about `host` or any parent domain of it (no URL rules).
 
