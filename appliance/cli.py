@@ -11,6 +11,7 @@ from pathlib import Path
 
 from appliance.config import load_config
 from appliance.lists import compile_lists
+from appliance.policy_cli import add_commands
 from appliance.storage import open_index
 from filters.errors import ApplianceError
 from filters.index import Match
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     match_cmd.add_argument("--from", dest="source_url", help="URL of the page that made the request")
     match_cmd.add_argument("--json", action="store_true")
     match_cmd.set_defaults(run=_lists_match)
+    add_commands(commands, common)
     return parser
 
 

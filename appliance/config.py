@@ -7,13 +7,13 @@ Three layers, as Flask's tutorial app has them: defaults in code, one deployment
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from appliance.yaml_lines import Mapping as _Mapping
+from appliance.yaml_lines import YamlError, empty_mapping, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
 from filters.sources import Format, Source
 
@@ -35,6 +35,40 @@ class FetchSettings:
     max_bytes: int = 200 * 1024 * 1024
 
 
+DEFAULT_HELP_SERVICES = (
+    # Never blocked, never logged: a child looking for help must not be seen doing so.
+    "childline.org.uk",
+    "nspcc.org.uk",
+    "samaritans.org",
+    "papyrus-uk.org",
+    "kooth.com",
+    "giveusashout.org",
+    "youngminds.org.uk",
+    "ceop.police.uk",
+    "thinkuknow.co.uk",
+    "iwf.org.uk",
+    "childhelplineinternational.org",
+)
+
+
+def _shipped(name: str) -> Path:
+    return Path(str(resources.files("appliance") / "defaults" / "policy" / name))
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """Where the policy files are, the centre's time zone, and the hosts treated before any list."""
+
+    timezone: str = "Europe/London"
+    categories: Path = field(default_factory=lambda: _shipped("categories.yaml"))
+    profiles: Path = field(default_factory=lambda: _shipped("profiles.yaml"))
+    safe_search: Path = field(default_factory=lambda: _shipped("safesearch.yaml"))
+    watch_lists: Path = field(default_factory=lambda: _shipped("watchlists.yaml"))
+    guest_profile: str = "guest"
+    help_services: tuple[str, ...] = DEFAULT_HELP_SERVICES
+    portal_hosts: tuple[str, ...] = ("appliance.lan",)
+
+
 @dataclass(frozen=True)
 class Config:
     """The validated configuration. Paths are absolute."""
@@ -43,6 +77,7 @@ class Config:
     data_dir: Path
     sources: tuple[Source, ...]
     fetch: FetchSettings
+    policy: PolicySettings = field(default_factory=PolicySettings)
 
     @property
     def index_path(self) -> Path:
@@ -52,25 +87,6 @@ class Config:
     def list_cache_dir(self) -> Path:
         """Where the last good copy of each list source is kept."""
         return self.data_dir / "lists"
-
-
-class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader whose mappings remember the line of each key, for `file:line` errors."""
-
-
-class _Mapping(dict[str, Any]):
-    line: int
-    key_lines: dict[str, int]
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    mapping = _Mapping({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
-    mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def default_config_path() -> Path:
@@ -91,14 +107,9 @@ def load_config(path: Path | None = None) -> Config:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the configuration: {e.strerror}") from e
     try:
-        data = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from e
-    if data is None:
-        data = _Mapping()
-        data.line, data.key_lines = 1, {}
+        data = load_yaml(path, text)
+    except YamlError as e:
+        raise ConfigError(str(e)) from e
     if not isinstance(data, _Mapping):
         raise ConfigError(f"{path}:1: the configuration must be a mapping of keys (data_dir, lists, ...)")
     return _parse(data, path)
@@ -112,12 +123,11 @@ def _where(path: Path, mapping: _Mapping, key: str | None = None) -> str:
 def _unknown_keys(path: Path, mapping: _Mapping, allowed: set[str], what: str) -> None:
     for key in mapping:
         if key not in allowed:
-            hint = ", ".join(sorted(allowed))
-            raise ConfigError(f"{_where(path, mapping, key)}: unknown key {key!r} in {what} (known: {hint})")
+            raise ConfigError(f"{_where(path, mapping, key)}: {unknown_key_message(key, allowed, what)}")
 
 
 def _parse(data: _Mapping, path: Path) -> Config:
-    _unknown_keys(path, data, {"data_dir", "lists"}, "the configuration")
+    _unknown_keys(path, data, {"data_dir", "lists", "policy"}, "the configuration")
     base = path.parent
     raw_dir = data.get("data_dir")
     if raw_dir is None:
@@ -129,8 +139,7 @@ def _parse(data: _Mapping, path: Path) -> Config:
 
     lists = data.get("lists")
     if lists is None:
-        lists = _Mapping()
-        lists.line, lists.key_lines = data.line, {}
+        lists = empty_mapping(data.line)
     if not isinstance(lists, _Mapping):
         raise ConfigError(f"{_where(path, data, 'lists')}: lists must be a mapping with a sources key")
     _unknown_keys(path, lists, {"sources", "fetch"}, "lists")
@@ -162,7 +171,35 @@ def _parse(data: _Mapping, path: Path) -> Config:
             )
         names.add(source.name)
         sources.append(source)
-    return Config(origin=str(path), data_dir=data_dir, sources=tuple(sources), fetch=fetch)
+    policy = _parse_policy(data.get("policy"), path, data)
+    return Config(origin=str(path), data_dir=data_dir, sources=tuple(sources), fetch=fetch, policy=policy)
+
+
+def _host_list(value: Any, path: Path, parent: _Mapping, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"{_where(path, parent, key)}: policy.{key} must be a list of domain names")
+    return tuple(v.strip().lower().rstrip(".") for v in value)
+
+
+def _parse_policy(raw: Any, path: Path, data: _Mapping) -> PolicySettings:
+    if raw is None:
+        return PolicySettings()
+    if not isinstance(raw, _Mapping):
+        raise ConfigError(f"{_where(path, data, 'policy')}: policy must be a mapping (timezone, ...)")
+    files = ("categories", "profiles", "safe_search", "watch_lists")
+    _unknown_keys(path, raw, {"timezone", "guest_profile", "help_services", "portal_hosts", *files}, "policy")
+    settings = PolicySettings()
+    changes: dict[str, Any] = {}
+    for key in ("timezone", "guest_profile", *files):
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{_where(path, raw, key)}: policy.{key} must be a non-empty text")
+            changes[key] = (path.parent / os.path.expanduser(value)).resolve() if key in files else value
+    for key in ("help_services", "portal_hosts"):
+        if key in raw:
+            changes[key] = _host_list(raw[key], path, raw, key)
+    return replace(settings, **changes)
 
 
 def _parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:

@@ -1,0 +1,652 @@
+"""Reading the policy files (categories, profiles, safe search, watch lists) into `profiles` values.
+
+Every mistake found is reported, each as `file:line: what is wrong, and a hint`, and a policy with any
+mistake is refused whole: the running policy stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from appliance.config import Config, PolicySettings
+from appliance.yaml_lines import (
+    Mapping,
+    Sequence,
+    YamlError,
+    empty_mapping,
+    load_yaml,
+    unknown_key_message,
+)
+from filters.index import FilterIndex
+from filters.names import BadName, normalise_host
+from profiles.categories import Area, Category, CategoryMap, Kind, Risk, Severity
+from profiles.errors import PolicyError
+from profiles.pii import PiiKind
+from profiles.policy import Policy
+from profiles.profile import Mode, PersonalInfoRule, PhraseRule, Profile
+from profiles.safesearch import Engine, SafeSearchRules, SafeSearchSetting, YouTubeMode
+from profiles.schedule import Outside, Schedule, ScheduleRule, Window, parse_clock, parse_days
+from profiles.verdict import Action, LogDetail, SafeTarget
+from profiles.watch import WatchList
+
+E = TypeVar("E")
+
+
+class PolicyFileErrors(PolicyError):
+    """One or more mistakes in the policy files; `errors` holds each `file:line: ...` message."""
+
+    def __init__(self, errors: list[str], categories: CategoryMap | None = None) -> None:
+        super().__init__("\n".join(errors) if len(errors) > 1 else errors[0])
+        self.errors = errors
+        self.categories = categories  # the categories, if their own file was fine
+
+
+@dataclass(frozen=True)
+class PolicyFiles:
+    """The policy files, read and checked, ready to be joined with a compiled index."""
+
+    categories: CategoryMap
+    profiles: dict[str, Profile]
+    safe_search: SafeSearchRules
+    watch_lists: dict[str, WatchList]
+    zone: ZoneInfo
+    settings: PolicySettings
+
+    def bind(self, index: FilterIndex) -> Policy:
+        """The policy in force over `index`."""
+        s = self.settings
+        return Policy(
+            self.categories,
+            self.profiles,
+            index,
+            self.zone,
+            self.safe_search,
+            self.watch_lists,
+            frozenset(s.help_services),
+            frozenset(s.portal_hosts),
+            s.guest_profile,
+        )
+
+
+class _Reader:
+    """Reads one YAML file, collecting every error instead of stopping at the first."""
+
+    def __init__(self, path: Path, errors: list[str]) -> None:
+        self.path = path
+        self.errors = errors
+
+    def load(self) -> Mapping | None:
+        try:
+            data = load_yaml(self.path, self.path.read_text(encoding="utf-8"))
+        except OSError as e:
+            self.errors.append(f"{self.path}: cannot read: {e.strerror}")
+            return None
+        except YamlError as e:
+            self.errors.append(str(e))
+            return None
+        if not isinstance(data, Mapping):
+            self.errors.append(f"{self.path}:1: expected a mapping of keys at the top of the file")
+            return None
+        return data
+
+    def error(self, node: Mapping | Sequence, key: str | int | None, message: str) -> None:
+        if isinstance(node, Sequence):
+            line = node.item_lines[key] if isinstance(key, int) and key < len(node.item_lines) else node.line
+        else:
+            line = node.line_of(key if isinstance(key, str) else None)
+        self.errors.append(f"{self.path}:{line}: {message}")
+
+    def keys(self, node: Mapping, allowed: set[str], what: str) -> None:
+        for key in node:
+            if key not in allowed:
+                self.error(node, key, unknown_key_message(key, allowed, what))
+
+    def mapping(self, node: Mapping, key: str, what: str, required: bool = False) -> Mapping | None:
+        value = node.get(key)
+        if value is None:
+            if required:
+                self.error(node, None, f"{what} needs {key!r}")
+            return None
+        if not isinstance(value, Mapping):
+            self.error(node, key, f"{what}: {key!r} must be a mapping (key: value lines)")
+            return None
+        return value
+
+    def text(self, node: Mapping, key: str, what: str, required: bool = False, default: str = "") -> str:
+        value = node.get(key)
+        if value is None:
+            if required:
+                self.error(node, None, f"{what} needs {key!r} (a text)")
+            return default
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            self.error(node, key, f"{what}: {key!r} must be a text")
+            return default
+        return str(value).strip()
+
+    def flag(self, node: Mapping, key: str, what: str, default: bool = False) -> bool:
+        value = node.get(key, default)
+        if not isinstance(value, bool):
+            self.error(node, key, f"{what}: {key!r} must be true or false")
+            return default
+        return value
+
+    def choice(
+        self, node: Mapping, key: str, what: str, parse: Callable[[str], E], default: E, known: str
+    ) -> E:
+        value = node.get(key)
+        if value is None:
+            return default
+        try:
+            return parse(str(value).strip().lower())
+        except (ValueError, KeyError):
+            self.error(node, key, f"{what}: {key!r} is {value!r}; use one of: {known}")
+            return default
+
+    def names(self, node: Mapping, key: str, what: str) -> list[tuple[str, int]]:
+        """A list of texts, each with its line."""
+        value = node.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, Sequence):
+            self.error(node, key, f"{what}: {key!r} must be a list like [a, b]")
+            return []
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str | int) or isinstance(item, bool) or not str(item).strip():
+                self.error(value, i, f"{what}: {key!r}: item {item!r} must be a text")
+                continue
+            out.append((str(item).strip(), value.item_lines[i]))
+        return out
+
+
+def _enum_parser(enum: type[E]) -> Callable[[str], E]:
+    return enum  # StrEnum(value) raises ValueError for an unknown value
+
+
+def _known(enum: Any) -> str:
+    return ", ".join(e.value for e in enum)
+
+
+# ---- categories ----
+
+_CATEGORY_KEYS = {
+    "title",
+    "kind",
+    "area",
+    "risk",
+    "severity",
+    "description",
+    "sources",
+    "labels",
+    "always_blocked",
+}
+
+
+def _read_categories(path: Path, errors: list[str]) -> CategoryMap:
+    r = _Reader(path, errors)
+    data = r.load()
+    categories: dict[str, Category] = {}
+    if data is None:
+        return CategoryMap(categories)
+    r.keys(data, {"categories"}, "the categories file")
+    table = r.mapping(data, "categories", "the categories file", required=True)
+    table = table or empty_mapping()
+    for name, node in table.items():
+        what = f"category {name!r}"
+        if not isinstance(node, Mapping):
+            r.error(table, name, f"{what} must be a mapping (title, area, risk, severity, ...)")
+            continue
+        r.keys(node, _CATEGORY_KEYS, what)
+        kind = r.choice(node, "kind", what, _enum_parser(Kind), Kind.RISK, _known(Kind))
+        area = risk = None
+        severity = Severity.NONE
+        if kind is Kind.RISK:
+            for key in ("area", "risk", "severity"):
+                if key not in node:
+                    r.error(
+                        node, None, f"{what} needs {key!r} (its place in the three-Cs grid and how serious)"
+                    )
+            area = r.choice(node, "area", what, _enum_parser(Area), None, _known(Area))
+            risk = r.choice(node, "risk", what, _enum_parser(Risk), None, _known(Risk))
+            severity = r.choice(
+                node, "severity", what, Severity.parse, Severity.MEDIUM, "low, medium, high, critical"
+            )
+        else:
+            for key in ("area", "risk", "always_blocked"):
+                if key in node:
+                    r.error(node, key, f"{what} is an allowlist: {key!r} does not apply to it")
+        categories[name] = Category(
+            name=name,
+            title=r.text(node, "title", what, required=True, default=name),
+            kind=kind,
+            area=area,
+            risk=risk,
+            severity=severity,
+            description=r.text(node, "description", what),
+            sources=tuple(n for n, _ in r.names(node, "sources", what)),
+            labels=tuple(n for n, _ in r.names(node, "labels", what)),
+            always_blocked=r.flag(node, "always_blocked", what),
+        )
+    _check_unique_feeds(r, table, categories)
+    return CategoryMap(categories)
+
+
+def _check_unique_feeds(r: _Reader, table: Mapping | None, categories: dict[str, Category]) -> None:
+    seen: dict[str, str] = {}
+    for category in categories.values():
+        feeds = [(s, "sources") for s in category.sources]
+        feeds += [(label.casefold(), "labels") for label in category.labels]
+        for feed, key in feeds:
+            other = seen.setdefault(feed, category.name)
+            node = table.get(category.name) if table is not None else None
+            if other != category.name and isinstance(node, Mapping):
+                r.error(
+                    node,
+                    key,
+                    f"{feed!r} feeds both {other!r} and {category.name!r}: a list feeds one category",
+                )
+
+
+# ---- safe search and watch lists ----
+
+
+def _read_safe_search(path: Path, errors: list[str]) -> SafeSearchRules:
+    r = _Reader(path, errors)
+    data = r.load()
+    if data is None:
+        return SafeSearchRules()
+    r.keys(data, {"engines", "unsupported"}, "the safe-search file")
+    engines = []
+    for name, node in (r.mapping(data, "engines", "the safe-search file", required=True) or {}).items():
+        what = f"engine {name!r}"
+        if not isinstance(node, Mapping):
+            r.errors.append(f"{path}: {what} must be a mapping (target, hosts, ...)")
+            continue
+        r.keys(node, {"target", "params", "headers", "hosts", "moderate"}, what)
+        target = _safe_target(r, node, name, what)
+        moderate_node = r.mapping(node, "moderate", what)
+        moderate = _safe_target(r, moderate_node, name, f"{what} moderate") if moderate_node else None
+        hosts = frozenset(_host(r, node, "hosts", h, line, what) for h, line in r.names(node, "hosts", what))
+        if not hosts:
+            r.error(node, None, f"{what} needs 'hosts': the search hosts to make safe")
+        engines.append(Engine(name, hosts - {""}, target, moderate))
+    unsupported = frozenset(
+        _host(r, data, "unsupported", h, line, "unsupported")
+        for h, line in r.names(data, "unsupported", "the file")
+    )
+    return SafeSearchRules(tuple(engines), unsupported - {""})
+
+
+def _safe_target(r: _Reader, node: Mapping, engine: str, what: str) -> SafeTarget:
+    if moderate := node.get("moderate"):
+        r.keys(moderate, {"target", "params", "headers"}, f"{what} moderate")
+    pairs = {}
+    for key in ("params", "headers"):
+        table = r.mapping(node, key, what)
+        pairs[key] = tuple((str(k), str(v)) for k, v in (table or {}).items())
+    target = _host(
+        r, node, "target", r.text(node, "target", what, required=True), node.line_of("target"), what
+    )
+    return SafeTarget(engine, target, pairs["params"], pairs["headers"])
+
+
+def _host(r: _Reader, node: Mapping, key: str, text: str, line: int, what: str) -> str:
+    try:
+        return normalise_host(text)
+    except BadName as e:
+        r.errors.append(f"{r.path}:{line}: {what}: {key!r}: {text!r} is not a host name ({e})")
+        return ""
+
+
+def _read_watch_lists(path: Path, errors: list[str], categories: CategoryMap) -> dict[str, WatchList]:
+    r = _Reader(path, errors)
+    data = r.load()
+    out: dict[str, WatchList] = {}
+    if data is None:
+        return out
+    r.keys(data, {"watch_lists"}, "the watch-list file")
+    for name, node in (r.mapping(data, "watch_lists", "the watch-list file", required=True) or {}).items():
+        what = f"watch list {name!r}"
+        if not isinstance(node, Mapping):
+            r.errors.append(f"{path}: {what} must be a mapping (category, severity, terms)")
+            continue
+        r.keys(node, {"category", "severity", "action", "description", "terms"}, what)
+        category = r.text(node, "category", what, required=True)
+        if category and category not in categories:
+            r.error(node, "category", f"{what}: unknown category {category!r} (see the categories file)")
+        action = r.choice(node, "action", what, _flag_or_block, Action.FLAG, "flag, block")
+        severity = r.choice(
+            node, "severity", what, Severity.parse, Severity.HIGH, "low, medium, high, critical"
+        )
+        terms = tuple(t for t, _ in r.names(node, "terms", what))
+        if not terms:
+            r.error(node, None, f"{what} needs 'terms': the words and phrases to watch for")
+        out[name] = WatchList(name, category, severity, action, terms, r.text(node, "description", what))
+    return out
+
+
+def _flag_or_block(text: str) -> Action:
+    action = Action(text)
+    if action not in (Action.FLAG, Action.BLOCK):
+        raise ValueError(text)
+    return action
+
+
+# ---- profiles ----
+
+_PROFILE_KEYS = {
+    "description",
+    "reasoning",
+    "mode",
+    "bypass",
+    "blocked_categories",
+    "flagged_categories",
+    "allowed_categories",
+    "allow",
+    "block",
+    "safe_search",
+    "schedule",
+    "phrases",
+    "watch",
+    "personal_info",
+    "intercept_tls",
+    "blocked_downloads",
+    "log_allowed",
+}
+
+
+def _read_profiles(
+    path: Path, errors: list[str], categories: CategoryMap, watch_lists: dict[str, WatchList]
+) -> dict[str, Profile]:
+    r = _Reader(path, errors)
+    data = r.load()
+    profiles: dict[str, Profile] = {}
+    if data is None:
+        return profiles
+    r.keys(data, {"schedules", "profiles"}, "the profiles file")
+    schedules = _read_schedules(r, r.mapping(data, "schedules", "the profiles file"))
+    table = r.mapping(data, "profiles", "the profiles file", required=True) or empty_mapping()
+    for name, node in table.items():
+        if not isinstance(node, Mapping):
+            r.errors.append(f"{path}: profile {name!r} must be a mapping (description, mode, ...)")
+            continue
+        profiles[name] = _read_profile(r, name, node, categories, watch_lists, schedules)
+    return profiles
+
+
+def _read_schedules(r: _Reader, node: Mapping | None) -> dict[str, Schedule]:
+    out: dict[str, Schedule] = {}
+    if node is None:
+        return out
+    for name, windows in node.items():
+        what = f"schedule {name!r}"
+        if not isinstance(windows, Sequence):
+            r.error(
+                node,
+                name,
+                f"{what} must be a list of windows like {{days: mon-fri, from: '15:00', to: '19:00'}}",
+            )
+            continue
+        parsed = []
+        for i, window in enumerate(windows):
+            if not isinstance(window, Mapping):
+                r.error(windows, i, f"{what}: each window is {{days: ..., from: 'HH:MM', to: 'HH:MM'}}")
+                continue
+            r.keys(window, {"days", "from", "to"}, f"a window of {what}")
+            try:
+                days = parse_days(str(window.get("days", "daily")))
+                start = parse_clock(str(window.get("from", "")))
+                end = parse_clock(str(window.get("to", "")))
+            except ValueError as e:
+                r.error(windows, i, f"{what}: {e}")
+                continue
+            if start == end:
+                r.error(windows, i, f"{what}: a window from {window['from']} to {window['to']} is empty")
+                continue
+            parsed.append(Window(days, start, end % (24 * 60) if end == 24 * 60 and start == 0 else end))
+        out[name] = Schedule(name, tuple(parsed))
+    return out
+
+
+def _read_profile(
+    r: _Reader,
+    name: str,
+    node: Mapping,
+    categories: CategoryMap,
+    watch_lists: dict[str, WatchList],
+    schedules: dict[str, Schedule],
+) -> Profile:
+    what = f"profile {name!r}"
+    r.keys(node, _PROFILE_KEYS, what)
+
+    def category_names(key: str, kinds: tuple[Kind, ...]) -> frozenset[str]:
+        out = set()
+        for category, line in r.names(node, key, what):
+            if category not in categories:
+                close = [c.name for c in categories.values() if c.name.startswith(category[:3])][:3]
+                hint = f" (did you mean {', '.join(close)}?)" if close else " (see the categories file)"
+                r.errors.append(f"{r.path}:{line}: {what}: unknown category {category!r}{hint}")
+            elif categories[category].kind not in kinds:
+                r.errors.append(
+                    f"{r.path}:{line}: {what}: {key}: {category!r} is a {categories[category].kind} category"
+                )
+            else:
+                out.add(category)
+        return frozenset(out)
+
+    flagged: dict[str, Severity] = {}
+    raw_flagged = node.get("flagged_categories")
+    if isinstance(raw_flagged, Mapping):
+        for category, severity in raw_flagged.items():
+            line = raw_flagged.line_of(category)
+            if category not in categories:
+                r.errors.append(
+                    f"{r.path}:{line}: {what}: unknown category {category!r} (see the categories file)"
+                )
+                continue
+            try:
+                flagged[category] = Severity.parse(str(severity))
+            except ValueError:
+                r.errors.append(
+                    f"{r.path}:{line}: {what}: severity {severity!r}: use low, medium, high, critical"
+                )
+    else:
+        for category in category_names("flagged_categories", (Kind.RISK,)):
+            flagged[category] = categories[category].severity
+
+    mode = r.choice(node, "mode", what, _enum_parser(Mode), Mode.FILTERED, _known(Mode))
+    allowed = category_names("allowed_categories", (Kind.ALLOWLIST, Kind.RISK))
+    blocked = category_names("blocked_categories", (Kind.RISK,))
+    for category in blocked & set(flagged):
+        r.error(node, "flagged_categories", f"{what}: {category!r} is both blocked and flagged: choose one")
+    allow = _entries(r, node, "allow", what)
+    if mode is Mode.ALLOWLIST_ONLY and not allowed and not allow:
+        r.error(node, "mode", f"{what}: allowlist-only needs allowed_categories or allow entries")
+
+    watch = []
+    for watch_name, line in r.names(node, "watch", what):
+        if watch_name not in watch_lists:
+            known = ", ".join(sorted(watch_lists)) or "none defined"
+            r.errors.append(f"{r.path}:{line}: {what}: unknown watch list {watch_name!r} (known: {known})")
+        else:
+            watch.append(watch_name)
+
+    return Profile(
+        name=name,
+        description=r.text(node, "description", what, required=True),
+        reasoning=r.text(node, "reasoning", what),
+        mode=mode,
+        bypass=r.flag(node, "bypass", what),
+        blocked_categories=blocked,
+        flagged_categories=flagged,
+        allowed_categories=allowed,
+        allow=allow,
+        block=_entries(r, node, "block", what),
+        safe_search=_read_safe_setting(r, node, what),
+        schedule=_read_schedule_rule(r, node, what, schedules),
+        phrases=_read_phrases(r, node, what, categories),
+        watch=tuple(watch),
+        personal_info=_read_personal_info(r, node, what),
+        intercept_tls=r.flag(node, "intercept_tls", what),
+        blocked_downloads=frozenset(
+            e.lower().lstrip(".") for e, _ in r.names(node, "blocked_downloads", what)
+        ),
+        log_allowed=r.choice(node, "log_allowed", what, _log_detail, LogDetail.COUNT, "count, event"),
+    )
+
+
+def _log_detail(text: str) -> LogDetail:
+    detail = LogDetail(text)
+    if detail is LogDetail.NONE:
+        raise ValueError(text)
+    return detail
+
+
+def _entries(r: _Reader, node: Mapping, key: str, what: str) -> tuple[str, ...]:
+    out = []
+    for entry, line in r.names(node, key, what):
+        text = entry.lower().removeprefix("http://").removeprefix("https://")
+        domain, slash, path = text.partition("/")
+        try:
+            out.append(normalise_host(domain) + slash + path)
+        except BadName as e:
+            r.errors.append(f"{r.path}:{line}: {what}: {key}: {entry!r} is not a domain or domain/path ({e})")
+    return tuple(out)
+
+
+def _read_safe_setting(r: _Reader, node: Mapping, what: str) -> SafeSearchSetting:
+    value = node.get("safe_search")
+    if value is None:
+        return SafeSearchSetting()
+    if isinstance(value, bool):
+        return SafeSearchSetting(enabled=value)
+    if not isinstance(value, Mapping):
+        r.error(
+            node, "safe_search", f"{what}: safe_search is {{enabled: true, youtube: strict}} or true/false"
+        )
+        return SafeSearchSetting()
+    r.keys(value, {"enabled", "youtube"}, f"{what} safe_search")
+    return SafeSearchSetting(
+        enabled=r.flag(value, "enabled", what, default=True),
+        youtube=r.choice(
+            value, "youtube", what, _enum_parser(YouTubeMode), YouTubeMode.STRICT, _known(YouTubeMode)
+        ),
+    )
+
+
+def _read_schedule_rule(
+    r: _Reader, node: Mapping, what: str, schedules: dict[str, Schedule]
+) -> ScheduleRule | None:
+    value = r.mapping(node, "schedule", what)
+    if value is None:
+        return None
+    r.keys(value, {"windows", "outside"}, f"{what} schedule")
+    chosen = []
+    for name, line in r.names(value, "windows", what):
+        if name not in schedules:
+            known = ", ".join(sorted(schedules)) or "none defined"
+            r.errors.append(f"{r.path}:{line}: {what}: unknown schedule {name!r} (known: {known})")
+        else:
+            chosen.append(schedules[name])
+    if not chosen and "windows" not in value:
+        r.error(value, None, f"{what}: schedule needs 'windows': names from the file's `schedules`")
+    outside = r.choice(value, "outside", what, _enum_parser(Outside), Outside.ALLOWLIST, _known(Outside))
+    return ScheduleRule(tuple(chosen), outside)
+
+
+def _read_phrases(r: _Reader, node: Mapping, what: str, categories: CategoryMap) -> PhraseRule:
+    value = r.mapping(node, "phrases", what)
+    if value is None:
+        return PhraseRule()
+    r.keys(value, {"limits", "action"}, f"{what} phrases")
+    limits: dict[str, int] = {}
+    table = r.mapping(value, "limits", what) or empty_mapping()
+    for category, limit in table.items():
+        line = table.line_of(category)
+        if category not in categories:
+            r.errors.append(f"{r.path}:{line}: {what}: phrases: unknown category {category!r}")
+        elif not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            r.errors.append(
+                f"{r.path}:{line}: {what}: phrases: the limit for {category!r} must be a whole number > 0"
+            )
+        else:
+            limits[category] = limit
+    action = r.choice(value, "action", what, _flag_or_block, Action.BLOCK, "flag, block")
+    return PhraseRule(limits, action)
+
+
+def _read_personal_info(r: _Reader, node: Mapping, what: str) -> PersonalInfoRule:
+    value = r.mapping(node, "personal_info", what)
+    if value is None:
+        return PersonalInfoRule()
+    r.keys(value, {"action", "kinds"}, f"{what} personal_info")
+    action = r.choice(value, "action", what, _pii_action, Action.FLAG, "allow, flag, block")
+    kinds = set()
+    for kind, line in r.names(value, "kinds", what):
+        try:
+            kinds.add(PiiKind(kind.lower()))
+        except ValueError:
+            r.errors.append(
+                f"{r.path}:{line}: {what}: personal_info: {kind!r} is not one of {_known(PiiKind)}"
+            )
+    return PersonalInfoRule(action, frozenset(kinds) if "kinds" in value else frozenset(PiiKind))
+
+
+def _pii_action(text: str) -> Action:
+    action = Action(text)
+    if action is Action.REWRITE:
+        raise ValueError(text)
+    return action
+
+
+# ---- the whole policy ----
+
+
+def read_policy_files(settings: PolicySettings) -> PolicyFiles:
+    """Read and check every policy file. Raises PolicyFileErrors listing every mistake found."""
+    errors: list[str] = []
+    categories = _read_categories(settings.categories, errors)
+    categories_broken = bool(errors)
+    safe_search = _read_safe_search(settings.safe_search, errors)
+    before = len(errors)
+    watch_lists = _read_watch_lists(settings.watch_lists, errors, categories)
+    watch_broken = len(errors) > before
+    profiles = _read_profiles(settings.profiles, errors, categories, watch_lists)
+    if categories_broken or watch_broken:
+        # A file that could not be read makes every name in it look unknown: report the cause only.
+        echoes: tuple[str, ...] = ("unknown category", "allowlist-only needs") if categories_broken else ()
+        echoes += ("unknown watch list",) if watch_broken else ()
+        errors[:] = [e for e in errors if not any(echo in e for echo in echoes)]
+        errors.append("(names of categories and watch lists are checked again once those files are fixed)")
+    if profiles and settings.guest_profile not in profiles:
+        errors.append(
+            f"{settings.profiles}: no profile {settings.guest_profile!r}: devices nobody knows use it "
+            "(add it, or set policy.guest_profile in the configuration)"
+        )
+    try:
+        zone = ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(f"policy.timezone: {settings.timezone!r} is not a time zone name like Europe/London")
+        zone = ZoneInfo("UTC")
+    if errors:
+        raise PolicyFileErrors(errors, None if categories_broken else categories)
+    return PolicyFiles(categories, profiles, safe_search, watch_lists, zone, settings)
+
+
+def unmapped_sources(config: Config, categories: CategoryMap) -> list[str]:
+    """A message for each configured list source whose entries no category takes (they would be ignored)."""
+    return [
+        f"{config.origin}: source {s.name!r}: category {s.category!r} is not a category or label in "
+        f"the categories file, so no profile would use its entries (add it to a category's labels)"
+        for s in config.sources
+        if categories.for_source(s.name, s.category) is None
+    ]
+
+
+def load_policy(config: Config, index: FilterIndex) -> Policy:
+    """The policy in force: the configuration's policy files over the compiled index."""
+    return read_policy_files(config.policy).bind(index)

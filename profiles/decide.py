@@ -1,0 +1,372 @@
+"""`decide`: a request, the policy, who is asking and when, in; a verdict with every reason, out.
+
+The order is design.md's: identity (given), help services and the portal, staff bypass, schedule,
+always-blocked, safe search (it wins over the allowlist), the profile's own entries and allowlist, its
+blocked categories (allowlist-only mode: everything not allowed), downloads, flag-only categories,
+watch lists and personal information, then allow. Pure: no I/O; the clock is the `now` argument.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from filters.host_table import ALLOW
+from filters.index import RawHit
+from filters.urls import split_url
+from profiles.categories import Category, Severity
+from profiles.identity import Identity
+from profiles.pii import find_personal_info
+from profiles.policy import NO_FACTS, Effect, HostFacts, Override, Policy, ProfileRules, Special
+from profiles.request import Request
+from profiles.schedule import Outside
+from profiles.search_terms import extract_search
+from profiles.verdict import Action, LogDetail, Reason, SafeTarget, Step, Verdict
+from profiles.watch import watch_hits
+
+_Bucket = list[tuple[RawHit, Category]]
+# Requests that can save a file: a page or frame navigation, or a fetch. An image or script URL ending
+# in .exe is not a download the child can run.
+_NAVIGATIONS = frozenset({"document", "subdocument", "other", "xmlhttprequest"})
+
+
+def decide(request: Request, policy: Policy, identity: Identity, now: datetime) -> Verdict:
+    """The verdict on `request` from `identity` at `now` (an aware datetime) under `policy`.
+
+    Raises UnknownProfile if the identity's profile is not in the policy, ValueError if `now` is naive.
+    """
+    if now.tzinfo is None:
+        raise ValueError("decide needs the time with its time zone (an aware datetime)")
+    rules = policy.rules_for(identity.profile)
+    facts = policy.host_facts(request.host)
+    if facts.special:
+        return _special(facts, rules)
+    if rules.bypass is not None:
+        return rules.bypass
+    url = request.url
+    if url is not None:
+        raw = policy.index.match_url(
+            url, source_url=request.source_url, request_type=request.request_type
+        ).raw
+    else:
+        raw = policy.index.match_host(request.host).raw
+    outside = rules.outside(now) if rules.scheduled else None
+    if (
+        facts is NO_FACTS
+        and outside is None
+        and request.outbound_text is None
+        and (
+            url is None
+            or not rules.downloads
+            or request.request_type not in _NAVIGATIONS
+            or url_extension(url) not in rules.downloads
+        )
+    ):
+        # Nothing in the policy is about this host, this time or this URL: the verdict follows from the
+        # list hits alone, and the same hits (the same rules) come back request after request.
+        if not raw and not rules.allowlist_only:
+            return rules.allow
+        verdict = rules.memo.get(raw)
+        if verdict is None:
+            verdict = _decide(request, policy, rules, facts, raw, None)
+            rules.remember(raw, verdict)
+        return verdict
+    return _decide(request, policy, rules, facts, raw, outside)
+
+
+def _special(facts: HostFacts, rules: ProfileRules) -> Verdict:
+    if facts.special is Special.HELP:
+        return rules.help
+    if facts.special is Special.PORTAL:
+        return rules.portal
+    answer = "nxdomain" if facts.special is Special.CANARY_NXDOMAIN else "nodata"
+    reason = Reason(
+        Step.BYPASS_CANARY, Action.BLOCK, f"a filter-bypass check: answered {answer}", rule=facts.special_rule
+    )
+    return Verdict(Action.BLOCK, rules.name, (reason,), log=LogDetail.COUNT)
+
+
+def _decide(
+    request: Request,
+    policy: Policy,
+    rules: ProfileRules,
+    facts: HostFacts,
+    raw: tuple[RawHit, ...],
+    outside: Outside | None,
+) -> Verdict:
+    profile = rules.profile
+    effects = rules.effects
+    always: _Bucket = []
+    blocked: _Bucket = []
+    flagged: _Bucket = []
+    allowlisted: _Bucket = []
+    for hit in raw:
+        effect, category = effects[2 * hit[1] + (1 if hit[2] & ALLOW else 0)]
+        if effect is Effect.IGNORE or category is None:
+            continue
+        if effect is Effect.BLOCK:
+            blocked.append((hit, category))
+        elif effect is Effect.ALWAYS_BLOCK:
+            always.append((hit, category))
+        elif effect is Effect.FLAG:
+            flagged.append((hit, category))
+        else:
+            allowlisted.append((hit, category))
+
+    url = request.url
+    path = split_url(url)[1] if url is not None and (facts.overrides or profile.blocked_downloads) else ""
+    own = _own_entry(facts, rules.name, path)
+    reasons: list[Reason] = []
+
+    # Schedule: outside the windows only the allowlist works (or nothing, or all of it flagged).
+    if outside is not None:
+        closed = Reason(Step.SCHEDULE, Action.BLOCK, "outside this profile's opening hours")
+        if outside is Outside.BLOCK:
+            return _block(rules, [closed])
+        if outside is Outside.ALLOWLIST and not (
+            (own is not None and own.action is Action.ALLOW) or allowlisted
+        ):
+            return _block(rules, [closed])
+        if outside is Outside.FLAG:
+            reasons.append(
+                Reason(
+                    Step.SCHEDULE,
+                    Action.FLAG,
+                    "used outside this profile's opening hours",
+                    severity=Severity.LOW,
+                )
+            )
+
+    if always:
+        return _block(
+            rules, [_hit_reason(policy, Step.ALWAYS_BLOCKED, Action.BLOCK, h, c) for h, c in always]
+        )
+
+    # Safe search before the allowlist: an allowlisted search engine is still made safe.
+    target: SafeTarget | None = None
+    if profile.safe_search.enabled:
+        if facts.safe_engine is not None:
+            target = facts.safe_engine.target_for(profile.safe_search)
+            if target is not None:
+                reasons.append(
+                    Reason(Step.SAFE_SEARCH, Action.REWRITE, f"safe search: {target.engine} -> {target.host}")
+                )
+        elif facts.unsupported is not None:
+            return _block(
+                rules,
+                [
+                    Reason(
+                        Step.SAFE_SEARCH_UNSUPPORTED,
+                        Action.BLOCK,
+                        "a search engine that cannot be made safe",
+                        rule=facts.unsupported,
+                    )
+                ],
+            )
+
+    allowed = False
+    if own is not None:
+        if own.action is Action.BLOCK:
+            return _block(
+                rules, [Reason(Step.OVERRIDE, Action.BLOCK, "blocked for this profile", rule=own.rule)]
+            )
+        allowed = True
+        reasons.append(Reason(Step.OVERRIDE, Action.ALLOW, "allowed for this profile", rule=own.rule))
+    elif allowlisted:
+        allowed = True
+        reasons += [_hit_reason(policy, Step.ALLOWLIST, Action.ALLOW, h, c) for h, c in allowlisted[:1]]
+    if not allowed:
+        if blocked:
+            return _block(rules, [_hit_reason(policy, Step.CATEGORY, Action.BLOCK, h, c) for h, c in blocked])
+        if rules.allowlist_only:
+            return _block(
+                rules, [Reason(Step.NOT_ALLOWLISTED, Action.BLOCK, "not on this profile's allowlist")]
+            )
+    if profile.blocked_downloads and url is not None and request.request_type in _NAVIGATIONS:
+        extension = path_extension(path)
+        if extension in profile.blocked_downloads:
+            return _block(
+                rules,
+                [
+                    Reason(
+                        Step.DOWNLOAD,
+                        Action.BLOCK,
+                        f"downloads of .{extension} files are blocked",
+                        rule=extension,
+                    )
+                ],
+            )
+
+    # Monitoring: allowed, but staff should know.
+    for hit, category in flagged:
+        severity = profile.flagged_categories.get(category.name, category.severity)
+        reasons.append(_hit_reason(policy, Step.FLAG_CATEGORY, Action.FLAG, hit, category, severity))
+    if rules.watch_lists and url is not None and facts.search:
+        search = extract_search(url)
+        if search is not None:
+            for watch, term in watch_hits(search.terms, rules.watch_lists):
+                category = policy.categories[watch.category]
+                reasons.append(
+                    Reason(
+                        Step.WATCH_LIST,
+                        watch.action,
+                        f"searched on {search.engine} for words on the {watch.name!r} watch list",
+                        category.name,
+                        category.grid,
+                        watch.severity,
+                        watch.name,
+                        0,
+                        term,
+                    )
+                )
+    pii = profile.personal_info
+    if request.outbound_text and pii.action is not Action.ALLOW:
+        for finding in find_personal_info(request.outbound_text, pii.kinds):
+            reasons.append(
+                Reason(
+                    Step.PERSONAL_INFO,
+                    pii.action,
+                    f"sending personal information ({finding.kind})",
+                    severity=Severity.HIGH,
+                    rule=finding.masked,
+                )
+            )
+    if any(r.effect is Action.BLOCK for r in reasons):
+        return _block(rules, reasons)
+    flags = any(r.effect is Action.FLAG for r in reasons)
+    action = Action.REWRITE if target is not None else Action.FLAG if flags else Action.ALLOW
+    if not reasons:
+        return rules.allow
+    return Verdict(
+        action,
+        rules.name,
+        tuple(reasons),
+        max(r.severity for r in reasons),
+        target,
+        LogDetail.EVENT if flags else profile.log_allowed,
+    )
+
+
+def _own_entry(facts: HostFacts, profile: str, path: str) -> Override | None:
+    """The profile's most specific own entry that applies (longest rule first; allow wins a tie)."""
+    entries = facts.overrides.get(profile)
+    if not entries:
+        return None
+    best: Override | None = None
+    for entry in entries:
+        if entry.prefix and not path.startswith(entry.prefix):
+            continue
+        if (
+            best is None
+            or entry.specificity > best.specificity
+            or (entry.specificity == best.specificity and entry.action is Action.ALLOW)
+        ):
+            best = entry
+    return best
+
+
+def url_extension(url: str) -> str:
+    """The file extension of an absolute URL's path, lower case ("" if none)."""
+    start = url.find("://")
+    slash = url.find("/", start + 3 if start >= 0 else 0)
+    return path_extension(url[slash:]) if slash >= 0 else ""
+
+
+def path_extension(path: str) -> str:
+    """The file extension of a URL path, lower case, without query ("" if none)."""
+    end = len(path)
+    for mark in "?;#":
+        cut = path.find(mark)
+        if 0 <= cut < end:
+            end = cut
+    name = path[path.rfind("/", 0, end) + 1 : end]
+    dot = name.rfind(".")
+    return name[dot + 1 :].lower() if dot > 0 else ""
+
+
+def _hit_reason(
+    policy: Policy,
+    step: Step,
+    effect: Action,
+    hit: RawHit,
+    category: Category,
+    severity: Severity | None = None,
+) -> Reason:
+    kind, sid, _, line, rule = hit
+    return Reason(
+        step,
+        effect,
+        f"{kind} listed under {category.title}",
+        category.name,
+        category.grid,
+        category.severity if severity is None else severity,
+        policy.index.sources[sid].name,
+        line,
+        rule,
+    )
+
+
+def _block(rules: ProfileRules, reasons: list[Reason]) -> Verdict:
+    blocking = [r for r in reasons if r.effect is Action.BLOCK] or reasons
+    return Verdict(
+        Action.BLOCK, rules.name, tuple(blocking), max(r.severity for r in blocking), log=LogDetail.EVENT
+    )
+
+
+def judge_text(text: str | bytes, policy: Policy, identity: Identity) -> Verdict:
+    """Score a page (or any text) against the profile's phrase limits, per category.
+
+    A category whose weighted score reaches its limit, or a banned phrase of a limited category, gets
+    the profile's phrase action (block or flag); every reason names the phrase that weighed most.
+    """
+    rules = policy.rules_for(identity.profile)
+    phrases = rules.profile.phrases
+    if not phrases.limits or rules.profile.bypass:
+        return rules.allow
+    score = policy.index.score_text(text)
+    totals: dict[str, int] = {}
+    for label, total in score.totals.items():
+        category = policy.categories.for_label(label)
+        if category is not None:
+            totals[category.name] = totals.get(category.name, 0) + total
+    reasons = []
+    for name, limit in phrases.limits.items():
+        category = policy.categories[name]
+        banned = [h for h in score.banned if _label_is(policy, h.category, name)]
+        top = banned or [h for h in score.hits if _label_is(policy, h.category, name)]
+        total = totals.get(name, 0)
+        if banned or total >= limit:
+            hit = top[0] if top else None
+            detail = (
+                f"a banned phrase of {category.title}"
+                if banned
+                else f"page scored {total} for {category.title} (limit {limit})"
+            )
+            reasons.append(
+                Reason(
+                    Step.PHRASES,
+                    phrases.action,
+                    detail,
+                    category.name,
+                    category.grid,
+                    category.severity,
+                    hit.origin if hit else "",
+                    hit.line if hit else 0,
+                    hit.phrase if hit else "",
+                )
+            )
+    if not reasons:
+        return rules.allow
+    severity = max(r.severity for r in reasons)
+    if phrases.action is Action.BLOCK:
+        return Verdict(Action.BLOCK, rules.name, tuple(reasons), severity, log=LogDetail.EVENT)
+    return Verdict(Action.FLAG, rules.name, tuple(reasons), severity, log=LogDetail.EVENT)
+
+
+def _label_is(policy: Policy, label: str, category: str) -> bool:
+    found = policy.categories.for_label(label)
+    return found is not None and found.name == category
+
+
+def may_intercept(policy: Policy, identity: Identity) -> bool:
+    """Whether this device's TLS may be decrypted: a centre-managed device whose profile allows it."""
+    return identity.managed and policy.rules_for(identity.profile).profile.intercept_tls

@@ -1,0 +1,3 @@
+from tests.profiles.sample_policy import policy
+
+__all__ = ["policy"]
