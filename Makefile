@@ -26,10 +26,14 @@ $(BENCH_STAMP): $(STAMP)
 # The appliance on its embedded demo configuration: compile the bundled lists and look some names up.
 # (Later issues make this start the DNS filter, the proxy and the dashboard on loopback.)
 run: $(STAMP)
+	$(BIN)/appliance check
 	$(BIN)/appliance lists compile
 	$(BIN)/appliance lists match www.pornhub.com
 	$(BIN)/appliance lists match https://en.wikipedia.org/wiki/Rainbow
 	$(BIN)/appliance lists match https://ad.doubleclick.net/ad.js --type script --from https://news.example/
+	$(BIN)/appliance explain --profile 10-12 --at 2026-11-24T16:00 www.instagram.com
+	$(BIN)/appliance explain --profile 13-17 --at 2026-11-24T16:00 'https://www.google.com/search?q=homework+help'
+	$(BIN)/appliance explain --profile under-10 --at 2026-11-24T21:00 en.wikipedia.org
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -49,6 +53,7 @@ test: lint typecheck contracts pytest
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/phrases.py
+	$(BIN)/python bench/decide.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

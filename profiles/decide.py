@@ -38,7 +38,7 @@ def decide(request: Request, policy: Policy, identity: Identity, now: datetime) 
         raise ValueError("decide needs the time with its time zone (an aware datetime)")
     rules = policy.rules_for(identity.profile)
     facts = policy.host_facts(request.host)
-    if facts.special:
+    if facts is not NO_FACTS and facts.special:
         return _special(facts, rules)
     if rules.bypass is not None:
         return rules.bypass

@@ -173,7 +173,7 @@ class Devices:
         found = self._by_mac.get(mac)
         if found is None:
             key = mac_key(mac)
-            found = self._by_mac.get(key) if key is not None else None
+            found = self._by_mac.get(key) if key is not None and key != mac else None
         return found
 
     def by_ip(self, ip: str) -> Identity | None:
@@ -214,7 +214,7 @@ class Sessions:
             found = self._by_device.get(mac)
             if found is None:
                 key = mac_key(mac)
-                found = self._by_device.get(key) if key is not None else None
+                found = self._by_device.get(key) if key is not None and key != mac else None
             if found is not None:
                 return found
         return self._by_device.get(client_ip)

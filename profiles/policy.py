@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import IntEnum
 
 from filters.index import FilterIndex, RawHit
@@ -28,6 +28,7 @@ NXDOMAIN_CANARIES = frozenset({"use-application-dns.net", "mask.icloud.com", "ma
 NODATA_CANARIES = frozenset({"resolver.arpa", "_dns.resolver.arpa"})
 _HOST_CACHE_SIZE = 4096
 _MEMO_SIZE = 8192
+_MINUTE = timedelta(minutes=1)
 
 
 class Special(IntEnum):
@@ -125,7 +126,7 @@ class ProfileRules:
         self.downloads = profile.blocked_downloads
         # Verdicts by list hits, for requests nothing else in the policy is about (see `decide`).
         self.memo: dict[tuple[RawHit, ...], Verdict] = {}
-        self._minute = -1
+        self._from = self._until = datetime.min.replace(tzinfo=UTC)
         self._outside: Outside | None = None
 
     def remember(self, raw: tuple[RawHit, ...], verdict: Verdict) -> None:
@@ -159,10 +160,11 @@ class ProfileRules:
         rule = self.profile.schedule
         if rule is None:
             return None
-        minute = int(now.timestamp()) // 60
-        if minute != self._minute:
+        # Comparing aware times that share a tzinfo costs a tenth of now.timestamp().
+        if not self._from <= now < self._until:
             self._outside = None if rule.is_open(now, self.zone) else rule.outside
-            self._minute = minute
+            self._from = now.replace(second=0, microsecond=0)
+            self._until = self._from + _MINUTE
         return self._outside
 
 

@@ -68,9 +68,9 @@ class Reason:
     def __str__(self) -> str:
         text = f"{self.effect}: {self.detail}"
         if self.category:
-            text += (
-                f" [{self.category}: {self.grid}, {self.severity}]" if self.grid else f" [{self.category}]"
-            )
+            grid = f": {self.grid}" if self.grid else ""
+            severity = f", {self.severity}" if self.severity else ""
+            text += f" [{self.category}{grid}{severity}]"
         if self.source:
             text += f" ({self.source}:{self.line}: {self.rule})"
         return text
