@@ -8,6 +8,7 @@ watch lists and personal information, then allow. Pure: no I/O; the clock is the
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime
 
 from filters.host_table import ALLOW
@@ -24,9 +25,10 @@ from profiles.verdict import Action, LogDetail, Reason, SafeTarget, Step, Verdic
 from profiles.watch import watch_hits
 
 _Bucket = list[tuple[RawHit, Category]]
-# Requests that can save a file: a page or frame navigation, or a fetch. An image or script URL ending
-# in .exe is not a download the child can run.
-_NAVIGATIONS = frozenset({"document", "subdocument", "other", "xmlhttprequest"})
+# Requests that save a file the child can open are navigations (a download is a navigation whose answer
+# is a file); an image or script URL ending in .exe is not. The proxy also judges answers by their
+# Content-Disposition and type.
+_NAVIGATIONS = frozenset({"document", "subdocument"})
 
 
 def decide(request: Request, policy: Policy, identity: Identity, now: datetime) -> Verdict:
@@ -36,41 +38,46 @@ def decide(request: Request, policy: Policy, identity: Identity, now: datetime) 
     """
     if now.tzinfo is None:
         raise ValueError("decide needs the time with its time zone (an aware datetime)")
-    rules = policy.rules_for(identity.profile)
-    facts = policy.host_facts(request.host)
+    rules = policy.rules.get(identity.profile) or policy.rules_for(identity.profile)
+    host, url, _, source_url, request_type, outbound_text = request
+    facts = policy.facts.get(host) or policy.host_facts(host)
     if facts is not NO_FACTS and facts.special:
         return _special(facts, rules)
     if rules.bypass is not None:
         return rules.bypass
-    url = request.url
     if url is not None:
-        raw = policy.index.match_url(
-            url, source_url=request.source_url, request_type=request.request_type
-        ).raw
+        raw = policy.index.match_url(url, source_url=source_url, request_type=request_type).raw
     else:
-        raw = policy.index.match_host(request.host).raw
-    outside = rules.outside(now) if rules.scheduled else None
+        raw = policy.index.match_host(host).raw
     if (
-        facts is NO_FACTS
-        and outside is None
-        and request.outbound_text is None
+        (not rules.scheduled or (rules.open_from <= now < rules.open_until) or rules.outside(now) is None)
+        and outbound_text is None
         and (
             url is None
             or not rules.downloads
-            or request.request_type not in _NAVIGATIONS
+            or request_type not in _NAVIGATIONS
             or url_extension(url) not in rules.downloads
         )
     ):
-        # Nothing in the policy is about this host, this time or this URL: the verdict follows from the
-        # list hits alone, and the same hits (the same rules) come back request after request.
-        if not raw and not rules.allowlist_only:
-            return rules.allow
-        verdict = rules.memo.get(raw)
+        # Nothing about this time, this text or this file: the verdict follows from the list hits and
+        # what the policy says about the host, and the same ones come back request after request.
+        key: Hashable
+        if facts is NO_FACTS:
+            if not raw and not rules.allowlist_only:
+                return rules.allow
+            key = raw
+        elif rules.name not in facts.overrides and (
+            url is None or not facts.search or not rules.watch_lists or extract_search(url) is None
+        ):
+            key = (host, raw)
+        else:
+            return _decide(request, policy, rules, facts, raw, None)
+        verdict = rules.memo.get(key)
         if verdict is None:
             verdict = _decide(request, policy, rules, facts, raw, None)
-            rules.remember(raw, verdict)
+            rules.remember(key, verdict)
         return verdict
-    return _decide(request, policy, rules, facts, raw, outside)
+    return _decide(request, policy, rules, facts, raw, rules.outside(now) if rules.scheduled else None)
 
 
 def _special(facts: HostFacts, rules: ProfileRules) -> Verdict:

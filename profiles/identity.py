@@ -224,9 +224,14 @@ def identify(
     client_ip: str, mac: str | None, devices: Devices, sessions: Sessions, now: datetime
 ) -> Identity:
     """Who is asking from `client_ip` (and `mac` where known) at `now`, and under which profile."""
-    session = sessions.on(client_ip, mac)
-    if session is not None and session.end_reason(now) is None:
-        device = devices.by_mac(mac) or devices.by_ip(client_ip)
-        return Identity(session.child.profile, Via.SESSION, device.device if device else None, session.child)
-    found = devices.by_mac(mac) or devices.by_ip(client_ip)
+    key = (_MAC_CACHE.get(mac) or mac_key(mac)) if mac else None  # once per request, remembered
+    signed_in = sessions._by_device
+    if signed_in:
+        session = (signed_in.get(key) if key else None) or signed_in.get(client_ip)
+        if session is not None and session.end_reason(now) is None:
+            device = (devices._by_mac.get(key) if key else None) or devices.by_ip(client_ip)
+            return Identity(
+                session.child.profile, Via.SESSION, device.device if device else None, session.child
+            )
+    found = (devices._by_mac.get(key) if key else None) or devices.by_ip(client_ip)
     return found if found is not None else GUEST_IDENTITY

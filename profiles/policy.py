@@ -6,12 +6,12 @@ A policy is built whole and checked whole; a reload builds a new one and swaps i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import IntEnum
 
-from filters.index import FilterIndex, RawHit
+from filters.index import FilterIndex
 from profiles.categories import Category, CategoryMap, Kind, Severity
 from profiles.errors import PolicyError, UnknownProfile
 from profiles.profile import Mode, Profile
@@ -29,6 +29,7 @@ NODATA_CANARIES = frozenset({"resolver.arpa", "_dns.resolver.arpa"})
 _HOST_CACHE_SIZE = 4096
 _MEMO_SIZE = 8192
 _MINUTE = timedelta(minutes=1)
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class Special(IntEnum):
@@ -125,14 +126,15 @@ class ProfileRules:
         self.scheduled = profile.schedule is not None
         self.downloads = profile.blocked_downloads
         # Verdicts by list hits, for requests nothing else in the policy is about (see `decide`).
-        self.memo: dict[tuple[RawHit, ...], Verdict] = {}
-        self._from = self._until = datetime.min.replace(tzinfo=UTC)
+        self.memo: dict[Hashable, Verdict] = {}
+        self._from = self._until = _NEVER
+        self.open_from = self.open_until = _NEVER
         self._outside: Outside | None = None
 
-    def remember(self, raw: tuple[RawHit, ...], verdict: Verdict) -> None:
+    def remember(self, key: Hashable, verdict: Verdict) -> None:
         if len(self.memo) >= _MEMO_SIZE:
             self.memo.clear()
-        self.memo[raw] = verdict
+        self.memo[key] = verdict
 
     def _effect(self, category: Category | None, *, listed_allow: bool) -> Effect:
         if category is None:
@@ -165,6 +167,10 @@ class ProfileRules:
             self._outside = None if rule.is_open(now, self.zone) else rule.outside
             self._from = now.replace(second=0, microsecond=0)
             self._until = self._from + _MINUTE
+            # `decide` skips the call altogether within a minute found open.
+            self.open_from, self.open_until = (
+                (self._from, self._until) if self._outside is None else (_NEVER, _NEVER)
+            )
         return self._outside
 
 
@@ -185,8 +191,9 @@ class Policy:
     help_services: frozenset[str] = frozenset()
     portal_hosts: frozenset[str] = frozenset()
     guest: str = "guest"
-    _rules: dict[str, ProfileRules] = field(init=False, repr=False, compare=False)
-    _facts: dict[str, HostFacts] = field(init=False, repr=False, compare=False)
+    # Read by `decide` directly: the prepared profiles, and the memo of host facts by host.
+    rules: Mapping[str, ProfileRules] = field(init=False, repr=False, compare=False)
+    facts: dict[str, HostFacts] = field(init=False, repr=False, compare=False)
     _overrides: dict[str, list[tuple[str, Action, str, str]]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -198,8 +205,8 @@ class Policy:
                     domain, slash, path = entry.partition("/")
                     overrides.setdefault(domain, []).append((profile.name, action, slash + path, entry))
         object.__setattr__(self, "_overrides", overrides)
-        object.__setattr__(self, "_facts", {})
-        object.__setattr__(self, "_rules", {name: ProfileRules(p, self) for name, p in self.profiles.items()})
+        object.__setattr__(self, "facts", {})
+        object.__setattr__(self, "rules", {name: ProfileRules(p, self) for name, p in self.profiles.items()})
 
     def _check(self) -> None:
         if self.guest not in self.profiles:
@@ -222,7 +229,7 @@ class Policy:
 
     def rules_for(self, profile: str) -> ProfileRules:
         try:
-            return self._rules[profile]
+            return self.rules[profile]
         except KeyError:
             raise UnknownProfile(f"no profile {profile!r} in the policy in force") from None
 
@@ -232,12 +239,12 @@ class Policy:
 
     def host_facts(self, host: str) -> HostFacts:
         """What the policy says about `host` itself (not the lists), remembered per host."""
-        facts = self._facts.get(host)
+        facts = self.facts.get(host)
         if facts is None:
             facts = self._find_facts(host)
-            if len(self._facts) >= _HOST_CACHE_SIZE:
-                self._facts.clear()
-            self._facts[host] = facts
+            if len(self.facts) >= _HOST_CACHE_SIZE:
+                self.facts.clear()
+            self.facts[host] = facts
         return facts
 
     def _find_facts(self, host: str) -> HostFacts:

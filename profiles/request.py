@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from filters.urls import split_url
 
@@ -16,13 +16,15 @@ class Channel(StrEnum):
     HTTP = "http"
 
 
-@dataclass(frozen=True, init=False)
-class Request:
+class Request(NamedTuple):
     """One request. `host` is lower case without a trailing dot.
 
     `url` is given for web requests (absolute, with its query); `source_url` is the page that made it,
     `request_type` its adblock resource type (`document`, `script`, ...). `outbound_text` is what the
     child is sending (a form post, a message), checked for personal information.
+
+    An immutable named tuple rather than a frozen dataclass: the proxy builds one per request, and a
+    tuple costs half as much to build (the decision's whole budget is a quarter of a list match).
     """
 
     host: str
@@ -31,26 +33,6 @@ class Request:
     source_url: str | None = None
     request_type: str = "document"
     outbound_text: str | None = None
-
-    def __init__(
-        self,
-        host: str,
-        url: str | None = None,
-        channel: Channel = Channel.DNS,
-        source_url: str | None = None,
-        request_type: str = "document",
-        outbound_text: str | None = None,
-    ) -> None:
-        # One request per web request: filling the instance dict in one step costs half of what the
-        # generated frozen __init__ does (one guarded set per field).
-        self.__dict__.update(
-            host=host,
-            url=url,
-            channel=channel,
-            source_url=source_url,
-            request_type=request_type,
-            outbound_text=outbound_text,
-        )
 
     @classmethod
     def web(

@@ -169,8 +169,8 @@ def test_a_blocking_watch_list_blocks_the_search(policy: Policy) -> None:
     [
         ("teen", "https://files.example/setup.exe", "document", B),
         ("teen", "https://files.example/SETUP.EXE?version=2", "document", B),
-        ("teen", "https://files.example/setup.exe#top", "other", B),
-        ("teen", "https://files.example/setup.exe", "xmlhttprequest", B),
+        ("teen", "https://files.example/setup.exe#top", "subdocument", B),
+        ("teen", "https://files.example/setup.exe", "xmlhttprequest", A),  # the proxy judges the answer
         ("teen", "https://files.example/setup.exe.html", "document", A),
         ("teen", "https://files.example/exe/readme", "document", A),
         ("teen", "https://files.example/setup.exe", "image", A),  # an <img> cannot be run
