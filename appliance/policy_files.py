@@ -6,7 +6,7 @@ mistake is refused whole: the running policy stays.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,6 +105,22 @@ class _Reader:
             if key not in allowed:
                 self.error(node, key, unknown_key_message(key, allowed, what))
 
+    def entries(
+        self, data: Mapping, key: str, label: str, allowed: set[str]
+    ) -> Iterator[tuple[str, Mapping, str]]:
+        """The named entries of a top-level section (`categories:`, `profiles:` ...), each a mapping
+        with only `allowed` keys; yields (name, entry, "label 'name'") and reports the rest."""
+        table = self.mapping(data, key, f"the {label} file", required=True)
+        if table is None:
+            return
+        for name, node in table.items():
+            what = f"{label} {name!r}"
+            if not isinstance(node, Mapping):
+                self.error(table, name, f"{what} must be a mapping ({', '.join(sorted(allowed))})")
+                continue
+            self.keys(node, allowed, what)
+            yield name, node, what
+
     def mapping(self, node: Mapping, key: str, what: str, required: bool = False) -> Mapping | None:
         value = node.get(key)
         if value is None:
@@ -193,14 +209,8 @@ def _read_categories(path: Path, errors: list[str]) -> CategoryMap:
     if data is None:
         return CategoryMap(categories)
     r.keys(data, {"categories"}, "the categories file")
-    table = r.mapping(data, "categories", "the categories file", required=True)
-    table = table or empty_mapping()
-    for name, node in table.items():
-        what = f"category {name!r}"
-        if not isinstance(node, Mapping):
-            r.error(table, name, f"{what} must be a mapping (title, area, risk, severity, ...)")
-            continue
-        r.keys(node, _CATEGORY_KEYS, what)
+    table = r.mapping(data, "categories", "the categories file")
+    for name, node, what in r.entries(data, "categories", "category", _CATEGORY_KEYS):
         kind = r.choice(node, "kind", what, _enum_parser(Kind), Kind.RISK, _known(Kind))
         area = risk = None
         severity = Severity.NONE
@@ -261,12 +271,9 @@ def _read_safe_search(path: Path, errors: list[str]) -> SafeSearchRules:
         return SafeSearchRules()
     r.keys(data, {"engines", "unsupported"}, "the safe-search file")
     engines = []
-    for name, node in (r.mapping(data, "engines", "the safe-search file", required=True) or {}).items():
-        what = f"engine {name!r}"
-        if not isinstance(node, Mapping):
-            r.errors.append(f"{path}: {what} must be a mapping (target, hosts, ...)")
-            continue
-        r.keys(node, {"target", "params", "headers", "hosts", "moderate"}, what)
+    for name, node, what in r.entries(
+        data, "engines", "engine", {"target", "params", "headers", "hosts", "moderate"}
+    ):
         target = _safe_target(r, node, name, what)
         moderate_node = r.mapping(node, "moderate", what)
         moderate = _safe_target(r, moderate_node, name, f"{what} moderate") if moderate_node else None
@@ -309,12 +316,8 @@ def _read_watch_lists(path: Path, errors: list[str], categories: CategoryMap) ->
     if data is None:
         return out
     r.keys(data, {"watch_lists"}, "the watch-list file")
-    for name, node in (r.mapping(data, "watch_lists", "the watch-list file", required=True) or {}).items():
-        what = f"watch list {name!r}"
-        if not isinstance(node, Mapping):
-            r.errors.append(f"{path}: {what} must be a mapping (category, severity, terms)")
-            continue
-        r.keys(node, {"category", "severity", "action", "description", "terms"}, what)
+    watch_keys = {"category", "severity", "action", "description", "terms"}
+    for name, node, what in r.entries(data, "watch_lists", "watch list", watch_keys):
         category = r.text(node, "category", what, required=True)
         if category and category not in categories:
             r.error(node, "category", f"{what}: unknown category {category!r} (see the categories file)")
@@ -369,11 +372,7 @@ def _read_profiles(
         return profiles
     r.keys(data, {"schedules", "profiles"}, "the profiles file")
     schedules = _read_schedules(r, r.mapping(data, "schedules", "the profiles file"))
-    table = r.mapping(data, "profiles", "the profiles file", required=True) or empty_mapping()
-    for name, node in table.items():
-        if not isinstance(node, Mapping):
-            r.errors.append(f"{path}: profile {name!r} must be a mapping (description, mode, ...)")
-            continue
+    for name, node, _ in r.entries(data, "profiles", "profile", _PROFILE_KEYS):
         profiles[name] = _read_profile(r, name, node, categories, watch_lists, schedules)
     return profiles
 
@@ -421,7 +420,6 @@ def _read_profile(
     schedules: dict[str, Schedule],
 ) -> Profile:
     what = f"profile {name!r}"
-    r.keys(node, _PROFILE_KEYS, what)
 
     def category_names(key: str, kinds: tuple[Kind, ...]) -> frozenset[str]:
         out = set()
