@@ -121,6 +121,17 @@ class _Reader:
             self.keys(node, allowed, what)
             yield name, node, what
 
+    def references(self, node: Mapping, key: str, what: str, known: dict[str, E], kind: str) -> list[E]:
+        """The items of a list of names (`watch: [...]`), each looked up in `known`; unknown ones reported."""
+        found = []
+        for name, line in self.names(node, key, what):
+            if name in known:
+                found.append(known[name])
+            else:
+                names = ", ".join(sorted(known)) or "none defined"
+                self.errors.append(f"{self.path}:{line}: {what}: unknown {kind} {name!r} (known: {names})")
+        return found
+
     def mapping(self, node: Mapping, key: str, what: str, required: bool = False) -> Mapping | None:
         value = node.get(key)
         if value is None:
@@ -465,13 +476,7 @@ def _read_profile(
     if mode is Mode.ALLOWLIST_ONLY and not allowed and not allow:
         r.error(node, "mode", f"{what}: allowlist-only needs allowed_categories or allow entries")
 
-    watch = []
-    for watch_name, line in r.names(node, "watch", what):
-        if watch_name not in watch_lists:
-            known = ", ".join(sorted(watch_lists)) or "none defined"
-            r.errors.append(f"{r.path}:{line}: {what}: unknown watch list {watch_name!r} (known: {known})")
-        else:
-            watch.append(watch_name)
+    watch = [w.name for w in r.references(node, "watch", what, watch_lists, "watch list")]
 
     return Profile(
         name=name,
@@ -543,13 +548,7 @@ def _read_schedule_rule(
     if value is None:
         return None
     r.keys(value, {"windows", "outside"}, f"{what} schedule")
-    chosen = []
-    for name, line in r.names(value, "windows", what):
-        if name not in schedules:
-            known = ", ".join(sorted(schedules)) or "none defined"
-            r.errors.append(f"{r.path}:{line}: {what}: unknown schedule {name!r} (known: {known})")
-        else:
-            chosen.append(schedules[name])
+    chosen = r.references(value, "windows", what, schedules, "schedule")
     if not chosen and "windows" not in value:
         r.error(value, None, f"{what}: schedule needs 'windows': names from the file's `schedules`")
     outside = r.choice(value, "outside", what, _enum_parser(Outside), Outside.ALLOWLIST, _known(Outside))
