@@ -619,6 +619,11 @@ def read_policy_files(settings: PolicySettings) -> PolicyFiles:
         echoes += ("unknown watch list",) if watch_broken else ()
         errors[:] = [e for e in errors if not any(echo in e for echo in echoes)]
         errors.append("(names of categories and watch lists are checked again once those files are fixed)")
+    if settings.guest_profile != "guest" and "guest" in profiles:
+        errors.append(
+            f"{settings.profiles}: policy.guest_profile is {settings.guest_profile!r}, yet a profile is "
+            "named 'guest': rename one of them, so that devices nobody knows get the one you mean"
+        )
     if profiles and settings.guest_profile not in profiles:
         errors.append(
             f"{settings.profiles}: no profile {settings.guest_profile!r}: devices nobody knows use it "

@@ -14,6 +14,7 @@ from enum import IntEnum
 from filters.index import FilterIndex
 from profiles.categories import Category, CategoryMap, Kind, Severity
 from profiles.errors import PolicyError, UnknownProfile
+from profiles.identity import GUEST
 from profiles.profile import Mode, Profile
 from profiles.safesearch import Engine, SafeSearchRules
 from profiles.schedule import Outside
@@ -211,6 +212,10 @@ class Policy:
     def _check(self) -> None:
         if self.guest not in self.profiles:
             raise PolicyError(f"there is no guest profile {self.guest!r}: devices nobody knows need one")
+        if self.guest != GUEST and GUEST in self.profiles:
+            raise PolicyError(
+                f"the guest profile is {self.guest!r}, yet a profile is named {GUEST!r}: rename one of them"
+            )
         for profile in self.profiles.values():
             named = (
                 *profile.blocked_categories,
@@ -228,9 +233,12 @@ class Policy:
                 raise PolicyError(f"profile {profile.name!r}: allowlist-only with nothing on the allowlist")
 
     def rules_for(self, profile: str) -> ProfileRules:
+        """The prepared profile; `guest` (what `identify` gives nobody-knows-who) is the policy's guest."""
         try:
             return self.rules[profile]
         except KeyError:
+            if profile == GUEST:
+                return self.rules[self.guest]
             raise UnknownProfile(f"no profile {profile!r} in the policy in force") from None
 
     def category_of(self, source_id: int) -> Category | None:

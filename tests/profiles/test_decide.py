@@ -15,11 +15,22 @@ import pytest
 from profiles.categories import Severity
 from profiles.decide import decide, may_intercept
 from profiles.errors import PolicyError, UnknownProfile
-from profiles.identity import Device, Identity, Via
+from profiles.identity import GUEST_IDENTITY, Device, Identity, Via
 from profiles.policy import Policy
 from profiles.request import Channel, Request
 from profiles.verdict import Action, LogDetail, Step
-from tests.profiles.sample_policy import CATEGORIES, CLOSED, LONDON, OPEN, PROFILES, build_index, profile, who
+from tests.profiles.sample_policy import (
+    CATEGORIES,
+    CLOSED,
+    LONDON,
+    OPEN,
+    PROFILES,
+    SAFE_SEARCH,
+    WATCH,
+    build_index,
+    profile,
+    who,
+)
 
 A, B, R, F = Action.ALLOW, Action.BLOCK, Action.REWRITE, Action.FLAG
 
@@ -250,3 +261,21 @@ def test_a_policy_without_a_guest_profile_is_refused() -> None:
     without = {k: v for k, v in PROFILES.items() if k != "guest"}
     with pytest.raises(PolicyError, match="guest"):
         Policy(CATEGORIES, without, build_index(), LONDON)
+
+
+def test_devices_nobody_knows_get_the_policys_guest_profile_whatever_its_name() -> None:
+    profiles = {k: v for k, v in PROFILES.items() if k != "guest"}
+    profiles["visitor"] = profile("visitor", blocked_categories=frozenset({"social"}))
+    policy = Policy(CATEGORIES, profiles, build_index(), LONDON, SAFE_SEARCH, WATCH, guest="visitor")
+    verdict = decide(Request("social.example"), policy, GUEST_IDENTITY, OPEN)
+    assert (verdict.profile, verdict.action) == ("visitor", Action.BLOCK)
+    with pytest.raises(PolicyError, match="rename one"):
+        Policy(
+            CATEGORIES,
+            dict(profiles, guest=PROFILES["guest"]),
+            build_index(),
+            LONDON,
+            SAFE_SEARCH,
+            WATCH,
+            guest="visitor",
+        )
