@@ -15,6 +15,7 @@ from typing import Any
 from appliance.yaml_lines import Mapping as _Mapping
 from appliance.yaml_lines import YamlError, empty_mapping, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
+from filters.names import BadName, normalise_host
 from filters.sources import Format, Source
 
 ENV_CONFIG = "APPLIANCE_CONFIG"
@@ -178,7 +179,16 @@ def _parse(data: _Mapping, path: Path) -> Config:
 def _host_list(value: Any, path: Path, parent: _Mapping, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ConfigError(f"{_where(path, parent, key)}: policy.{key} must be a list of domain names")
-    return tuple(v.strip().lower().rstrip(".") for v in value)
+    hosts = []
+    for item in value:
+        try:
+            hosts.append(normalise_host(item.strip()))
+        except BadName as e:
+            raise ConfigError(
+                f"{_where(path, parent, key)}: policy.{key}: {item!r} is not a domain name "
+                "(write childline.org.uk, not https://www.childline.org.uk/)"
+            ) from e
+    return tuple(hosts)
 
 
 def _parse_policy(raw: Any, path: Path, data: _Mapping) -> PolicySettings:

@@ -136,7 +136,7 @@ def run_explain(args: argparse.Namespace) -> int:
     print(f"{subject}")
     print(f"  profile {args.profile!r} at {local:%A %Y-%m-%d %H:%M} ({files.zone.key})")
     what = verdict.action.value.upper()
-    if verdict.flagged:
+    if verdict.flagged and verdict.action.value != "flag":
         what += " and FLAG"
     print(f"  verdict: {what}" + (f" (severity {verdict.severity})" if verdict.severity else ""))
     if verdict.safe_search is not None:

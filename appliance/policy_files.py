@@ -512,8 +512,8 @@ def _log_detail(text: str) -> LogDetail:
 def _entries(r: _Reader, node: Mapping, key: str, what: str) -> tuple[str, ...]:
     out = []
     for entry, line in r.names(node, key, what):
-        text = entry.lower().removeprefix("http://").removeprefix("https://")
-        domain, slash, path = text.partition("/")
+        text = entry.removeprefix("http://").removeprefix("https://")
+        domain, slash, path = text.partition("/")  # the path keeps its case: servers read it so
         try:
             out.append(normalise_host(domain) + slash + path)
         except BadName as e:

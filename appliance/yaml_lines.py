@@ -52,6 +52,15 @@ class Sequence(list[Any]):
 
 
 def _construct_mapping(loader: LineLoader, node: yaml.MappingNode) -> Mapping:
+    seen: dict[str, int] = {}
+    for key, _ in node.value:
+        line = key.start_mark.line + 1
+        first = seen.setdefault(str(key.value), line)
+        if first != line:
+            # YAML would keep the last silently: a second `block:` would drop the first one's entries.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{key.value!r} appears twice (first on line {first}): keep one", key.start_mark
+            )
     mapping = Mapping({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}

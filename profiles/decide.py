@@ -25,6 +25,7 @@ from profiles.verdict import Action, LogDetail, Reason, SafeTarget, Step, Verdic
 from profiles.watch import watch_hits
 
 _Bucket = list[tuple[RawHit, Category]]
+PERSONAL_INFO = "personal-info"  # the category personal-information findings are reported under
 # Requests that save a file the child can open are navigations (a download is a navigation whose answer
 # is a file); an image or script URL ending in .exe is not. The proxy also judges answers by their
 # Content-Disposition and type.
@@ -123,16 +124,19 @@ def _decide(
     path = split_url(url)[1] if url is not None and (facts.overrides or profile.blocked_downloads) else ""
     own = _own_entry(facts, rules.name, path)
     reasons: list[Reason] = []
+    # What the child searched for or is sending goes with the verdict whatever it is: a self-harm search
+    # at closing time is blocked by the schedule, and staff must still hear of it.
+    concerns = _concerns(request, policy, rules, facts)
 
     # Schedule: outside the windows only the allowlist works (or nothing, or all of it flagged).
     if outside is not None:
         closed = Reason(Step.SCHEDULE, Action.BLOCK, "outside this profile's opening hours")
         if outside is Outside.BLOCK:
-            return _block(rules, [closed])
+            return _blocked(rules, concerns, [closed])
         if outside is Outside.ALLOWLIST and not (
             (own is not None and own.action is Action.ALLOW) or allowlisted
         ):
-            return _block(rules, [closed])
+            return _blocked(rules, concerns, [closed])
         if outside is Outside.FLAG:
             reasons.append(
                 Reason(
@@ -144,8 +148,8 @@ def _decide(
             )
 
     if always:
-        return _block(
-            rules, [_hit_reason(policy, Step.ALWAYS_BLOCKED, Action.BLOCK, h, c) for h, c in always]
+        return _blocked(
+            rules, concerns, [_hit_reason(policy, Step.ALWAYS_BLOCKED, Action.BLOCK, h, c) for h, c in always]
         )
 
     # Safe search before the allowlist: an allowlisted search engine is still made safe.
@@ -158,8 +162,9 @@ def _decide(
                     Reason(Step.SAFE_SEARCH, Action.REWRITE, f"safe search: {target.engine} -> {target.host}")
                 )
         elif facts.unsupported is not None:
-            return _block(
+            return _blocked(
                 rules,
+                concerns,
                 [
                     Reason(
                         Step.SAFE_SEARCH_UNSUPPORTED,
@@ -173,8 +178,10 @@ def _decide(
     allowed = False
     if own is not None:
         if own.action is Action.BLOCK:
-            return _block(
-                rules, [Reason(Step.OVERRIDE, Action.BLOCK, "blocked for this profile", rule=own.rule)]
+            return _blocked(
+                rules,
+                concerns,
+                [Reason(Step.OVERRIDE, Action.BLOCK, "blocked for this profile", rule=own.rule)],
             )
         allowed = True
         reasons.append(Reason(Step.OVERRIDE, Action.ALLOW, "allowed for this profile", rule=own.rule))
@@ -183,16 +190,21 @@ def _decide(
         reasons += [_hit_reason(policy, Step.ALLOWLIST, Action.ALLOW, h, c) for h, c in allowlisted[:1]]
     if not allowed:
         if blocked:
-            return _block(rules, [_hit_reason(policy, Step.CATEGORY, Action.BLOCK, h, c) for h, c in blocked])
+            return _blocked(
+                rules, concerns, [_hit_reason(policy, Step.CATEGORY, Action.BLOCK, h, c) for h, c in blocked]
+            )
         if rules.allowlist_only:
-            return _block(
-                rules, [Reason(Step.NOT_ALLOWLISTED, Action.BLOCK, "not on this profile's allowlist")]
+            return _blocked(
+                rules,
+                concerns,
+                [Reason(Step.NOT_ALLOWLISTED, Action.BLOCK, "not on this profile's allowlist")],
             )
     if profile.blocked_downloads and url is not None and request.request_type in _NAVIGATIONS:
         extension = path_extension(path)
         if extension in profile.blocked_downloads:
-            return _block(
+            return _blocked(
                 rules,
+                concerns,
                 [
                     Reason(
                         Step.DOWNLOAD,
@@ -207,38 +219,9 @@ def _decide(
     for hit, category in flagged:
         severity = profile.flagged_categories.get(category.name, category.severity)
         reasons.append(_hit_reason(policy, Step.FLAG_CATEGORY, Action.FLAG, hit, category, severity))
-    if rules.watch_lists and url is not None and facts.search:
-        search = extract_search(url)
-        if search is not None:
-            for watch, term in watch_hits(search.terms, rules.watch_lists):
-                category = policy.categories[watch.category]
-                reasons.append(
-                    Reason(
-                        Step.WATCH_LIST,
-                        watch.action,
-                        f"searched on {search.engine} for words on the {watch.name!r} watch list",
-                        category.name,
-                        category.grid,
-                        watch.severity,
-                        watch.name,
-                        0,
-                        term,
-                    )
-                )
-    pii = profile.personal_info
-    if request.outbound_text and pii.action is not Action.ALLOW:
-        for finding in find_personal_info(request.outbound_text, pii.kinds):
-            reasons.append(
-                Reason(
-                    Step.PERSONAL_INFO,
-                    pii.action,
-                    f"sending personal information ({finding.kind})",
-                    severity=Severity.HIGH,
-                    rule=finding.masked,
-                )
-            )
+    reasons += concerns
     if any(r.effect is Action.BLOCK for r in reasons):
-        return _block(rules, reasons)
+        return _blocked(rules, concerns, reasons)
     flags = any(r.effect is Action.FLAG for r in reasons)
     action = Action.REWRITE if target is not None else Action.FLAG if flags else Action.ALLOW
     if not reasons:
@@ -312,11 +295,53 @@ def _hit_reason(
     )
 
 
-def _block(rules: ProfileRules, reasons: list[Reason]) -> Verdict:
+def _concerns(request: Request, policy: Policy, rules: ProfileRules, facts: HostFacts) -> list[Reason]:
+    """Watch-list words in a search the child typed, and personal information in what they send."""
+    found: list[Reason] = []
+    url = request.url
+    if rules.watch_lists and url is not None and facts.search:
+        search = extract_search(url)
+        if search is not None:
+            for watch, term in watch_hits(search.terms, rules.watch_lists):
+                category = policy.categories[watch.category]
+                found.append(
+                    Reason(
+                        Step.WATCH_LIST,
+                        watch.action,
+                        f"searched on {search.engine} for words on the {watch.name!r} watch list",
+                        category.name,
+                        category.grid,
+                        watch.severity,
+                        rule=term,
+                    )
+                )
+    pii = rules.profile.personal_info
+    if request.outbound_text and pii.action is not Action.ALLOW:
+        where = policy.categories.categories.get(PERSONAL_INFO)
+        for finding in find_personal_info(request.outbound_text, pii.kinds):
+            found.append(
+                Reason(
+                    Step.PERSONAL_INFO,
+                    pii.action,
+                    f"sending personal information ({finding.kind})",
+                    where.name if where else "",
+                    where.grid if where else "",
+                    where.severity if where else Severity.HIGH,
+                    rule=finding.masked,
+                )
+            )
+    return found
+
+
+def _blocked(rules: ProfileRules, concerns: list[Reason], reasons: list[Reason]) -> Verdict:
+    """A block, with the reasons that block and any concern staff must hear of."""
     blocking = [r for r in reasons if r.effect is Action.BLOCK] or reasons
-    return Verdict(
-        Action.BLOCK, rules.name, tuple(blocking), max(r.severity for r in blocking), log=LogDetail.EVENT
-    )
+    kept = blocking + [c for c in concerns if c not in blocking]
+    severity = max(r.severity for r in kept)
+    # Adverts, closed hours and "not on the allowlist" would bury what matters: they are counted;
+    # anything of medium severity or more, and every concern, is kept as an event for staff.
+    log = LogDetail.EVENT if severity >= Severity.MEDIUM or concerns else LogDetail.COUNT
+    return Verdict(Action.BLOCK, rules.name, tuple(kept), severity, log=log)
 
 
 def judge_text(text: str | bytes, policy: Policy, identity: Identity) -> Verdict:

@@ -71,8 +71,10 @@ class Reason:
             grid = f": {self.grid}" if self.grid else ""
             severity = f", {self.severity}" if self.severity else ""
             text += f" [{self.category}{grid}{severity}]"
-        if self.source:
+        if self.source and self.line:
             text += f" ({self.source}:{self.line}: {self.rule})"
+        elif self.rule:
+            text += f" ({self.source + ': ' if self.source else ''}{self.rule})"
         return text
 
 

@@ -77,6 +77,10 @@ def test_the_embedded_demo_configuration_loads(monkeypatch: pytest.MonkeyPatch, 
         ("lists:\n  fetch:\n    timeout_s: -1\n", 3, "timeout_s"),
         ("lists: [1, 2\n", 2, "not valid YAML"),
         ("- just\n- a list\n", 1, "must be a mapping"),
+        ("policy:\n  help_services: [https://www.childline.org.uk/]\n", 2, "not a domain name"),
+        ("policy:\n  timezone: 3\n", 2, "non-empty text"),
+        ("policy:\n  profils: x.yaml\n", 2, "did you mean 'profiles'"),
+        ("data_dir: a\ndata_dir: b\n", 2, "'data_dir' appears twice"),
     ],
 )
 def test_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:

@@ -75,7 +75,7 @@ MISTAKES = [
     ),
     (
         "profiles",
-        "windows: [opening-hours, holiday-club, late-club]",
+        "windows: [opening-hours, late-club]",
         "windows: [opening-hours, after-hours]",
         ["unknown schedule 'after-hours'", "known: holiday-club, late-club, opening-hours"],
     ),
@@ -176,6 +176,27 @@ def test_a_missing_guest_profile_is_refused(tmp_path: Path) -> None:
     settings, _, _ = _setup(tmp_path, "profiles", "  guest:\n", "  visitor:\n")
     with pytest.raises(PolicyFileErrors, match="no profile 'guest'"):
         read_policy_files(settings)
+
+
+def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
+    settings, _, _ = _setup(
+        tmp_path,
+        "profiles",
+        "    log_allowed: count\n\n  under-10:",
+        "    log_allowed: count\n    log_allowed: event\n\n  under-10:",
+    )
+    with pytest.raises(PolicyFileErrors, match="'log_allowed' appears twice"):
+        read_policy_files(settings)
+
+
+def test_profile_entries_keep_the_case_of_their_paths(tmp_path: Path) -> None:
+    settings, _, _ = _setup(
+        tmp_path,
+        "profiles",
+        "    allowed_categories: [educational]\n",
+        "    allowed_categories: [educational]\n    block: [EN.Wikipedia.org/wiki/Some_Page]\n",
+    )
+    assert read_policy_files(settings).profiles["13-17"].block == ("en.wikipedia.org/wiki/Some_Page",)
 
 
 def test_times_and_answers_read_as_written(tmp_path: Path) -> None:

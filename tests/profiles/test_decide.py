@@ -18,8 +18,10 @@ from profiles.errors import PolicyError, UnknownProfile
 from profiles.identity import GUEST_IDENTITY, Device, Identity, Via
 from profiles.policy import Policy
 from profiles.request import Channel, Request
+from profiles.schedule import Outside, ScheduleRule
 from profiles.verdict import Action, LogDetail, Step
 from tests.profiles.sample_policy import (
+    AFTER_SCHOOL,
     CATEGORIES,
     CLOSED,
     LONDON,
@@ -279,3 +281,39 @@ def test_devices_nobody_knows_get_the_policys_guest_profile_whatever_its_name() 
             WATCH,
             guest="visitor",
         )
+
+
+def test_a_worrying_search_is_reported_even_when_something_else_blocks_it() -> None:
+    closing = profile(
+        "closing",
+        schedule=ScheduleRule((AFTER_SCHOOL,), Outside.BLOCK),
+        watch=("self-harm",),
+    )
+    policy = Policy(CATEGORIES, dict(PROFILES, closing=closing), build_index(), LONDON, SAFE_SEARCH, WATCH)
+    verdict = decide(
+        Request.web("https://www.google.com/search?q=suicide+pills"), policy, who("closing"), CLOSED
+    )
+    assert verdict.action is B
+    assert [r.step for r in verdict.reasons] == [Step.SCHEDULE, Step.WATCH_LIST]
+    assert verdict.severity is Severity.CRITICAL and verdict.log is LogDetail.EVENT
+
+
+def test_routine_blocks_are_counted_and_serious_ones_kept_as_events(policy: Policy) -> None:
+    advert = ask(
+        policy,
+        "teen",
+        "https://ads.example/banner.js",
+        source_url="https://news.example/",
+        request_type="script",
+    )
+    assert advert.action is B and advert.log is LogDetail.COUNT  # type: ignore[attr-defined]
+    closed = decide(Request("random.example"), policy, who("kid"), CLOSED)
+    assert closed.action is B and closed.log is LogDetail.COUNT
+    adult = decide(Request("adult.example"), policy, who("teen"), OPEN)
+    assert adult.log is LogDetail.EVENT
+
+
+def test_profile_entries_keep_the_case_of_their_paths(policy: Policy) -> None:
+    # kid's entry is wiki.example/wiki/Scary: paths are case-sensitive, as web servers read them
+    assert ask(policy, "kid", "https://wiki.example/wiki/Scary_story").action is B  # type: ignore[attr-defined]
+    assert ask(policy, "kid", "https://wiki.example/wiki/scary_story").action is A  # type: ignore[attr-defined]
