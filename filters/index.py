@@ -20,7 +20,7 @@ from zlib import crc32
 from filters.errors import IndexFormatError
 from filters.host_table import ALLOW, IMPORTANT, HostTable
 from filters.names import BadName, normalise_host
-from filters.network_index import NetworkIndex
+from filters.network_index import NetworkIndex, NetworkMatch
 from filters.phrase_index import PhraseIndex, PhraseScore
 from filters.regex import LinearRegex
 from filters.urls import split_url
@@ -176,6 +176,9 @@ class FilterIndex:
         # threads always see a matching pair).
         self._last_page: tuple[str, str] = ("", "")
         self._host_cache: dict[str, _HostAnswer] = {}
+        # The Match of a host's whole-host hits plus one adblock rule, by (host, id of the rule's
+        # NetworkMatch): the same answer object request after request, so callers may memoise by it.
+        self._with_rule: dict[tuple[str, int], tuple[NetworkMatch, Match]] = {}
 
     def match_host(self, host: str) -> Match:
         """What the domain lists say about `host` or any parent domain of it (no URL rules).
@@ -211,12 +214,20 @@ class FilterIndex:
                 source_host = split_url(source_url)[0]
                 self._last_page = (source_url, source_host)
         net = self._network.match(url, host, source_host, request_type)
-        if net is not None:
-            flags = (0 if net.blocked else ALLOW) | (IMPORTANT if net.important else 0)
-            extra.append(("adblock", net.source_id, flags, net.line, net.rule))
+        if net is None:
+            return Match(whole + tuple(extra), self.sources) if extra else host_match  # usually no allocation
         if not extra:
-            return host_match  # the common case: no allocation at all
-        return Match(whole + tuple(extra), self.sources)
+            known = self._with_rule.get((host, id(net)))
+            if known is not None and known[0] is net:  # `is`: an id may be reused once its object is gone
+                return known[1]
+        flags = (0 if net.blocked else ALLOW) | (IMPORTANT if net.important else 0)
+        extra.append(("adblock", net.source_id, flags, net.line, net.rule))
+        match = Match(whole + tuple(extra), self.sources)
+        if len(extra) == 1:
+            if len(self._with_rule) >= HOST_CACHE_SIZE:
+                self._with_rule.clear()
+            self._with_rule[(host, id(net))] = (net, match)
+        return match
 
     def score_text(self, text: str | bytes) -> PhraseScore:
         """Weighted phrase scores of a page or search text, per category."""

@@ -73,10 +73,18 @@ def decide(request: Request, policy: Policy, identity: Identity, now: datetime) 
             key = (host, raw)
         else:
             return _decide(request, policy, rules, facts, raw, None)
+        if key is raw:
+            # The index hands back the same hits object for the same host and rule: look it up by
+            # identity first (no hashing), checking it is that very object.
+            known = rules.by_identity.get(id(raw))
+            if known is not None and known[0] is raw:
+                return known[1]
         verdict = rules.memo.get(key)
         if verdict is None:
             verdict = _decide(request, policy, rules, facts, raw, None)
             rules.remember(key, verdict)
+        if key is raw:
+            rules.remember_identity(raw, verdict)
         return verdict
     return _decide(request, policy, rules, facts, raw, rules.outside(now) if rules.scheduled else None)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import IntEnum
 
-from filters.index import FilterIndex
+from filters.index import FilterIndex, RawHit
 from profiles.categories import Category, CategoryMap, Kind, Severity
 from profiles.errors import PolicyError, UnknownProfile
 from profiles.identity import GUEST
@@ -128,9 +128,15 @@ class ProfileRules:
         self.downloads = profile.blocked_downloads
         # Verdicts by list hits, for requests nothing else in the policy is about (see `decide`).
         self.memo: dict[Hashable, Verdict] = {}
+        self.by_identity: dict[int, tuple[tuple[RawHit, ...], Verdict]] = {}
         self._from = self._until = _NEVER
         self.open_from = self.open_until = _NEVER
         self._outside: Outside | None = None
+
+    def remember_identity(self, raw: tuple[RawHit, ...], verdict: Verdict) -> None:
+        if len(self.by_identity) >= _MEMO_SIZE:
+            self.by_identity.clear()
+        self.by_identity[id(raw)] = (raw, verdict)  # holding `raw` keeps its id from being reused
 
     def remember(self, key: Hashable, verdict: Verdict) -> None:
         if len(self.memo) >= _MEMO_SIZE:

@@ -95,6 +95,21 @@ def test_adblock_party_needs_the_page(index: FilterIndex) -> None:
     assert not first
 
 
+def test_the_same_host_and_rule_give_back_the_same_answer(index: FilterIndex) -> None:
+    # Callers memoise verdicts by the answer object; a different rule must give a different one.
+    first = index.match_url(
+        "https://tracker.example/a.gif", source_url="https://news.example/", request_type="image"
+    )
+    again = index.match_url(
+        "https://tracker.example/b.gif", source_url="https://news.example/", request_type="image"
+    )
+    other = index.match_url(
+        "https://tracker.example/a.gif", source_url="https://tracker.example/", request_type="image"
+    )
+    assert first is again and first.raw is again.raw
+    assert other is not first and not other
+
+
 def test_phrases_are_scored(index: FilterIndex) -> None:
     assert index.score_text("Some NAUGHTY WORDS here, naughty words").totals == {"adult": 60}
 
