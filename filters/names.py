@@ -35,4 +35,3 @@ def normalise_host(name: str) -> str:
     if _ASCII_LABELS.match(host) is None:
         raise BadName(f"not a host name: {name.strip()[:80]!r}")
     return host
-
