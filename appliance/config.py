@@ -186,7 +186,7 @@ def _host_list(value: Any, path: Path, parent: _Mapping, key: str) -> tuple[str,
         except BadName as e:
             raise ConfigError(
                 f"{_where(path, parent, key)}: policy.{key}: {item!r} is not a domain name "
-                "(write childline.org.uk, not https://www.childline.org.uk/)"
+                "(write the name alone, like example.org: no https:// and no path)"
             ) from e
     return tuple(hosts)
 

@@ -189,7 +189,15 @@ def _decide(
             return _blocked(
                 rules,
                 concerns,
-                [Reason(Step.OVERRIDE, Action.BLOCK, "blocked for this profile", rule=own.rule)],
+                [
+                    Reason(
+                        Step.OVERRIDE,
+                        Action.BLOCK,
+                        "blocked for this profile",
+                        severity=Severity.MEDIUM,
+                        rule=own.rule,
+                    )
+                ],
             )
         allowed = True
         reasons.append(Reason(Step.OVERRIDE, Action.ALLOW, "allowed for this profile", rule=own.rule))
@@ -218,6 +226,7 @@ def _decide(
                         Step.DOWNLOAD,
                         Action.BLOCK,
                         f"downloads of .{extension} files are blocked",
+                        severity=Severity.MEDIUM,
                         rule=extension,
                     )
                 ],

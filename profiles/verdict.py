@@ -102,8 +102,9 @@ class Verdict:
 
     @property
     def flagged(self) -> bool:
-        """Allowed (or rewritten) but recorded as flagged for staff."""
-        return self.action is not Action.BLOCK and any(r.effect is Action.FLAG for r in self.reasons)
+        """Something staff should look at rides along: a flag category, a watch-list word, personal
+        information (on an allowed, rewritten or blocked request alike)."""
+        return any(r.effect is Action.FLAG for r in self.reasons)
 
     @property
     def blocked(self) -> bool:
