@@ -70,6 +70,14 @@ def run_check(args: argparse.Namespace) -> int:
         f"{len(files.watch_lists)} watch lists, time zone {files.zone.key}"
     )
     print(f"  profiles: {', '.join(files.profiles)}")
+    fed = {c.name for s in config.sources if (c := files.categories.for_source(s.name, s.category))}
+    fed |= {w.category for w in files.watch_lists.values()}
+    idle = sorted(
+        c.name for c in files.categories.values() if c.name not in fed and c.name != "personal-info"
+    )
+    if idle:
+        # Not a mistake (a centre may not want every list), but a category with no list blocks nothing.
+        print(f"  note: no configured list feeds these categories, so they match nothing: {', '.join(idle)}")
     try:
         files.bind(open_index(config.index_path))
     except FilterError as e:
@@ -114,6 +122,8 @@ def run_explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     files = read_policy_files(config.policy)
     policy = files.bind(open_index(config.index_path))
+    if args.profile == "guest" and "guest" not in files.profiles:
+        args.profile = files.settings.guest_profile  # what devices nobody knows get
     if args.profile not in files.profiles:
         raise ConfigError(f"no profile {args.profile!r} (profiles: {', '.join(files.profiles)})")
     now = _parse_time(args.at, files.zone)
