@@ -187,6 +187,19 @@ class FilterIndex:
         """
         return self._host_answer(host.lower().rstrip("."))[2]
 
+    def url_rules(self, host: str) -> Match:
+        """The URL-prefix entries (UT1 `urls`) filed under `host` or a parent of it, whatever the path:
+        what a host-only question (DNS, TLS) cannot see but a web request for some page of it would."""
+        prefixed = self._host_answer(host.lower().rstrip("."))[1]
+        if not prefixed:
+            return NO_MATCH
+        return Match(
+            tuple(
+                ("url", sid, flags, line, domain + prefix) for sid, flags, line, domain, prefix in prefixed
+            ),
+            self.sources,
+        )
+
     def match_url(self, url: str, *, source_url: str | None = None, request_type: str = "other") -> Match:
         """What every list says about a request for `url` made from the page `source_url`.
 

@@ -66,7 +66,8 @@ def decide(request: Request, policy: Policy, identity: Identity, now: datetime) 
         if facts is NO_FACTS:
             if not raw and not rules.allowlist_only:
                 return rules.allow
-            key = raw
+            # A host-only question in allowlist-only mode also depends on the host's page entries.
+            key = (host, raw) if url is None and rules.allowlist_only else raw
         elif rules.name not in facts.overrides and (
             url is None or not facts.search or not rules.watch_lists or extract_search(url) is None
         ):
@@ -209,7 +210,12 @@ def _decide(
             return _blocked(
                 rules, concerns, [_hit_reason(policy, Step.CATEGORY, Action.BLOCK, h, c) for h, c in blocked]
             )
-        if rules.allowlist_only:
+        partly = (
+            _partly_allowed(request, policy, rules, facts) if url is None and rules.allowlist_only else None
+        )
+        if partly is not None:
+            reasons.append(partly)  # the name resolves; the proxy judges each page
+        elif rules.allowlist_only:
             return _blocked(
                 rules,
                 concerns,
@@ -251,6 +257,19 @@ def _decide(
         target,
         LogDetail.EVENT if flags else profile.log_allowed,
     )
+
+
+def _partly_allowed(request: Request, policy: Policy, rules: ProfileRules, facts: HostFacts) -> Reason | None:
+    """For a host-only question (DNS, TLS) in allowlist-only mode: a reason to let the name through
+    when some pages of the host are on the allowlist (`bbc.co.uk/bitesize`), else None."""
+    for entry in facts.overrides.get(rules.name, ()):
+        if entry.action is Action.ALLOW and entry.prefix:
+            return Reason(Step.OVERRIDE, Action.ALLOW, "some pages of this site are allowed", rule=entry.rule)
+    for hit in policy.index.url_rules(request.host).raw:
+        effect, category = rules.effects[2 * hit[1] + (1 if hit[2] & ALLOW else 0)]
+        if effect is Effect.ALLOWLIST and category is not None:
+            return _hit_reason(policy, Step.ALLOWLIST, Action.ALLOW, hit, category)
+    return None
 
 
 def _own_entry(facts: HostFacts, profile: str, path: str) -> Override | None:

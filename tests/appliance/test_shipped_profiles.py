@@ -29,6 +29,7 @@ TABLE = [
     ("en.wikipedia.org",                         "A",   "A", "A",  "A",  "A"),
     ("https://www.bbc.co.uk/bitesize/subjects",  "A",   "A", "A",  "A",  "A"),
     ("https://www.bbc.co.uk/sport",              "A",   "B", "A",  "A",  "A"),
+    ("www.bbc.co.uk",                            "A",   "A", "A",  "A",  "A"),  # Bitesize pages need the name
     ("2jr.org",                                  "A",   "A", "A",  "A",  "A"),
     ("kiddle.co",                                "A",   "A", "A",  "A",  "A"),
     ("www.google.com",                           "R",   "B", "R",  "R",  "A"),

@@ -95,6 +95,16 @@ def test_adblock_party_needs_the_page(index: FilterIndex) -> None:
     assert not first
 
 
+def test_url_rules_are_what_a_host_only_question_cannot_see(index: FilterIndex) -> None:
+    found = {(h.listed, h.source, h.rule) for h in index.url_rules("www.video.example").hits}
+    assert found == {
+        ("allow", "ut1-child", "video.example/kids/"),
+        ("block", "ut1-adult", "video.example/adult"),
+    }
+    assert not index.match_host("www.video.example")
+    assert not index.url_rules("school.example")
+
+
 def test_the_same_host_and_rule_give_back_the_same_answer(index: FilterIndex) -> None:
     # Callers memoise verdicts by the answer object; a different rule must give a different one.
     first = index.match_url(

@@ -158,6 +158,8 @@ def build_index() -> FilterIndex:
     for name, (label, hosts, flags) in LISTS.items():
         sid = builder.add_source(SourceInfo(name, label, "domains", f"/lists/{name}"))
         builder.add_hosts(sid, [(h, i + 1, flags) for i, h in enumerate(hosts)])
+    sid = builder.add_source(SourceInfo("edu-urls", "educational", "ut1", "/lists/edu-urls"))
+    builder.add_url_prefixes(sid, [("school.example", "/kids/", 1, ALLOW)])
     sid = builder.add_source(SourceInfo("ads-list", "ads", "adblock", "/lists/ads"))
     builder.add_network_rules(sid, parse_adblock(ADS, "ads", ReportBuilder("ads")))
     return FilterIndex(builder.build())

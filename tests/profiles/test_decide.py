@@ -92,6 +92,12 @@ ORDER = [
     ("kid", "https://wiki.example/wiki/Cats", OPEN, A, Step.ALLOWLIST),
     ("kid", "https://video.example/kids/cartoon", OPEN, A, Step.OVERRIDE),
     ("kid", "https://video.example/other", OPEN, B, Step.NOT_ALLOWLISTED),
+    # ... a name asked alone (DNS, TLS) resolves when some of its pages are allowed: the proxy judges pages
+    ("kid", "video.example", OPEN, A, Step.OVERRIDE),
+    ("kid", "school.example", OPEN, A, Step.ALLOWLIST),
+    ("kid", "https://school.example/kids/maths", OPEN, A, Step.ALLOWLIST),
+    ("kid", "https://school.example/staffroom", OPEN, B, Step.NOT_ALLOWLISTED),
+    ("kid", "other.example", OPEN, B, Step.NOT_ALLOWLISTED),
     # ... then blocked categories; allowlist-only names the category when it knows it
     ("guest", "social.example", OPEN, B, Step.CATEGORY),
     ("guest", "chat.social.example", OPEN, B, Step.CATEGORY),
