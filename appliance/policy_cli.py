@@ -16,7 +16,7 @@ from appliance.storage import open_index
 from filters.errors import FilterError
 from filters.sources import Format
 from profiles.decide import decide
-from profiles.identity import Identity, Via
+from profiles.identity import GUEST, Identity, Via
 from profiles.request import Channel, Request
 from profiles.verdict import Verdict
 
@@ -122,9 +122,7 @@ def run_explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     files = read_policy_files(config.policy)
     policy = files.bind(open_index(config.index_path))
-    if args.profile == "guest" and "guest" not in files.profiles:
-        args.profile = files.settings.guest_profile  # what devices nobody knows get
-    if args.profile not in files.profiles:
+    if args.profile not in files.profiles and args.profile != GUEST:  # `guest`: the policy names its own
         raise ConfigError(f"no profile {args.profile!r} (profiles: {', '.join(files.profiles)})")
     now = _parse_time(args.at, files.zone)
     subject: str = args.host_or_url.strip()
@@ -139,12 +137,12 @@ def run_explain(args: argparse.Namespace) -> int:
     verdict = decide(request, policy, identity, now)
     if args.json:
         out: dict[str, Any] = {"subject": subject, "at": now.isoformat(), "verdict": verdict_json(verdict)}
-        out["intercept_tls_on_managed_devices"] = files.profiles[args.profile].intercept_tls
+        out["intercept_tls_on_managed_devices"] = files.profiles[verdict.profile].intercept_tls
         print(json.dumps(out))
         return 0
     local = now.astimezone(files.zone)
     print(f"{subject}")
-    print(f"  profile {args.profile!r} at {local:%A %Y-%m-%d %H:%M} ({files.zone.key})")
+    print(f"  profile {verdict.profile!r} at {local:%A %Y-%m-%d %H:%M} ({files.zone.key})")
     what = verdict.action.value.upper()
     if verdict.flagged and verdict.action.value != "flag":
         what += " and FLAG"

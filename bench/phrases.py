@@ -338,22 +338,20 @@ def _re2_alternation(parts: Sequence[str]) -> Callable[[bytes], dict[bytes, int]
     pattern = re2.compile(
         b"|".join(re.escape(p.encode()) for p in sorted(parts, key=len, reverse=True)), options
     )
-
-    def count(page: bytes) -> dict[bytes, int]:
-        found: dict[bytes, int] = {}
-        for m in pattern.findall(page.lower()):
-            found[m] = found.get(m, 0) + 1
-        return found
-
-    return count
+    return _counter(pattern.findall)
 
 
 def _re_alternation(parts: Sequence[str]) -> Callable[[bytes], dict[bytes, int]]:
     pattern = re.compile(b"|".join(re.escape(p.encode()) for p in sorted(parts, key=len, reverse=True)))
+    return _counter(pattern.findall)
+
+
+def _counter(findall: Callable[[bytes], list[bytes]]) -> Callable[[bytes], dict[bytes, int]]:
+    """Occurrences per phrase of a lower-cased page, by an alternation's `findall`."""
 
     def count(page: bytes) -> dict[bytes, int]:
         found: dict[bytes, int] = {}
-        for m in pattern.findall(page.lower()):
+        for m in findall(page.lower()):
             found[m] = found.get(m, 0) + 1
         return found
 

@@ -369,6 +369,19 @@ def _pattern_tokens(pattern: str, left_bound: bool, right_bound: bool) -> dict[s
 _REGEX_CLASS_ESCAPES = frozenset("dDwWsSbBAzpPQECKx0123456789ntrfvae")
 
 
+def _class_end(s: str, j: int) -> int:
+    """The index of the `]` closing a character class whose body starts at `j` (len(s) if none);
+    a `]` first in the class, or after `^`, is a literal."""
+    n = len(s)
+    if j < n and s[j] == "^":
+        j += 1
+    if j < n and s[j] == "]":
+        j += 1
+    while j < n and s[j] != "]":
+        j += 2 if s[j] == "\\" else 1
+    return j
+
+
 def _regex_atoms(expression: str) -> list[str | None]:
     """The top-level sequence of a regular expression: a literal character (lower case), "" for a
     start or end anchor, None for anything else (groups, classes, `.`, escapes like `\\d`, atoms
@@ -388,28 +401,15 @@ def _regex_atoms(expression: str) -> list[str | None]:
             atoms.append(None if e.isalnum() or e in _REGEX_CLASS_ESCAPES else e)
             i += 2
         elif c == "[":
-            j = i + 1
-            if j < n and s[j] == "^":
-                j += 1
-            if j < n and s[j] == "]":
-                j += 1
-            while j < n and s[j] != "]":
-                j += 2 if s[j] == "\\" else 1
             atoms.append(None)
-            i = j + 1
+            i = _class_end(s, i + 1) + 1
         elif c == "(":
             depth, j = 1, i + 1
             while j < n and depth:
                 if s[j] == "\\":
                     j += 1
                 elif s[j] == "[":
-                    j += 1
-                    if j < n and s[j] == "^":
-                        j += 1
-                    if j < n and s[j] == "]":
-                        j += 1
-                    while j < n and s[j] != "]":
-                        j += 2 if s[j] == "\\" else 1
+                    j = _class_end(s, j + 1)
                 elif s[j] == "(":
                     depth += 1
                 elif s[j] == ")":

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from filters.host_table import ALLOW
 from filters.index import RawHit
+from filters.phrase_index import PhraseHit
 from filters.urls import split_url
 from profiles.categories import Category, Severity
 from profiles.identity import Identity
@@ -391,48 +392,56 @@ def judge_text(text: str | bytes, policy: Policy, identity: Identity) -> Verdict
     if not phrases.limits or rules.profile.bypass:
         return rules.allow
     score = policy.index.score_text(text)
+    names: dict[str, str | None] = {}  # list label -> our category, looked up once per label
+
+    def name_of(label: str) -> str | None:
+        if label not in names:
+            found = policy.categories.for_label(label)
+            names[label] = found.name if found is not None else None
+        return names[label]
+
     totals: dict[str, int] = {}
     for label, total in score.totals.items():
-        category = policy.categories.for_label(label)
-        if category is not None:
-            totals[category.name] = totals.get(category.name, 0) + total
+        if (name := name_of(label)) is not None:
+            totals[name] = totals.get(name, 0) + total
+    banned: dict[str, PhraseHit] = {}
+    heaviest: dict[str, PhraseHit] = {}
+    for hit in score.banned:
+        if (name := name_of(hit.category)) is not None:
+            banned.setdefault(name, hit)
+    for hit in score.hits:  # biggest contribution first
+        if (name := name_of(hit.category)) is not None:
+            heaviest.setdefault(name, hit)
     reasons = []
     for name, limit in phrases.limits.items():
-        category = policy.categories[name]
-        banned = [h for h in score.banned if _label_is(policy, h.category, name)]
-        top = banned or [h for h in score.hits if _label_is(policy, h.category, name)]
         total = totals.get(name, 0)
-        if banned or total >= limit:
-            hit = top[0] if top else None
-            detail = (
-                f"a banned phrase of {category.title}"
-                if banned
-                else f"page scored {total} for {category.title} (limit {limit})"
+        ban = banned.get(name)
+        if ban is None and total < limit:
+            continue
+        category = policy.categories[name]
+        top = ban or heaviest.get(name)
+        detail = (
+            f"a banned phrase of {category.title}"
+            if ban is not None
+            else f"page scored {total} for {category.title} (limit {limit})"
+        )
+        reasons.append(
+            Reason(
+                Step.PHRASES,
+                phrases.action,
+                detail,
+                category.name,
+                category.grid,
+                category.severity,
+                top.origin if top else "",
+                top.line if top else 0,
+                top.phrase if top else "",
             )
-            reasons.append(
-                Reason(
-                    Step.PHRASES,
-                    phrases.action,
-                    detail,
-                    category.name,
-                    category.grid,
-                    category.severity,
-                    hit.origin if hit else "",
-                    hit.line if hit else 0,
-                    hit.phrase if hit else "",
-                )
-            )
+        )
     if not reasons:
         return rules.allow
     severity = max(r.severity for r in reasons)
-    if phrases.action is Action.BLOCK:
-        return Verdict(Action.BLOCK, rules.name, tuple(reasons), severity, log=LogDetail.EVENT)
-    return Verdict(Action.FLAG, rules.name, tuple(reasons), severity, log=LogDetail.EVENT)
-
-
-def _label_is(policy: Policy, label: str, category: str) -> bool:
-    found = policy.categories.for_label(label)
-    return found is not None and found.name == category
+    return Verdict(phrases.action, rules.name, tuple(reasons), severity, log=LogDetail.EVENT)
 
 
 def may_intercept(policy: Policy, identity: Identity) -> bool:

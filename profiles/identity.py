@@ -167,15 +167,6 @@ class Devices:
         self._networks = sorted(networks, key=lambda pair: -pair[0].prefixlen)
         self._ip_cache: dict[str, Identity | None] = {}
 
-    def by_mac(self, mac: str | None) -> Identity | None:
-        if not mac or not self._by_mac:
-            return None
-        found = self._by_mac.get(mac)
-        if found is None:
-            key = mac_key(mac)
-            found = self._by_mac.get(key) if key is not None and key != mac else None
-        return found
-
     def by_ip(self, ip: str) -> Identity | None:
         found = self._by_ip.get(ip)
         if found is not None or not self._networks:
@@ -206,18 +197,6 @@ class Sessions:
             with contextlib.suppress(ValueError):  # else an IP address
                 key = normalise_mac(key)
             self._by_device[key] = session  # the latest sign-in on a device wins
-
-    def on(self, client_ip: str, mac: str | None) -> Session | None:
-        if not self._by_device:
-            return None
-        if mac:
-            found = self._by_device.get(mac)
-            if found is None:
-                key = mac_key(mac)
-                found = self._by_device.get(key) if key is not None and key != mac else None
-            if found is not None:
-                return found
-        return self._by_device.get(client_ip)
 
 
 def identify(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import IntEnum
 
 from filters.index import FilterIndex, RawHit
-from profiles.categories import Category, CategoryMap, Kind, Severity
+from profiles.categories import Category, CategoryMap, Kind
 from profiles.errors import PolicyError, UnknownProfile
 from profiles.identity import GUEST
 from profiles.profile import Mode, Profile
@@ -247,10 +247,6 @@ class Policy:
                 return self.rules[self.guest]
             raise UnknownProfile(f"no profile {profile!r} in the policy in force") from None
 
-    def category_of(self, source_id: int) -> Category | None:
-        info = self.index.sources[source_id]
-        return self.categories.for_source(info.name, info.category)
-
     def host_facts(self, host: str) -> HostFacts:
         """What the policy says about `host` itself (not the lists), remembered per host."""
         facts = self.facts.get(host)
@@ -294,15 +290,3 @@ class Policy:
             search,
             {p: tuple(sorted(o, key=lambda x: -x.specificity)) for p, o in overrides.items()},
         )
-
-    def categories_feeding(self) -> dict[str, list[str]]:
-        """For each category, the compiled sources that feed it (for `check` and the dashboard)."""
-        out: dict[str, list[str]] = {c.name: [] for c in self.categories.values()}
-        for info in self.index.sources:
-            category = self.categories.for_source(info.name, info.category)
-            if category is not None:
-                out[category.name].append(info.name)
-        return out
-
-    def severity_of(self, category: str) -> Severity:
-        return self.categories[category].severity

@@ -38,10 +38,6 @@ class Engine:
     target: SafeTarget
     moderate: SafeTarget | None = None
 
-    @property
-    def is_youtube(self) -> bool:
-        return self.moderate is not None
-
     def target_for(self, setting: SafeSearchSetting) -> SafeTarget | None:
         """The target for a profile's setting, or None where that setting leaves the engine alone."""
         if not setting.enabled:

@@ -105,7 +105,3 @@ class Verdict:
         """Something staff should look at rides along: a flag category, a watch-list word, personal
         information (on an allowed, rewritten or blocked request alike)."""
         return any(r.effect is Action.FLAG for r in self.reasons)
-
-    @property
-    def blocked(self) -> bool:
-        return self.action is Action.BLOCK
