@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.config import load_config
+from appliance.dns.command import add_commands as add_dns_commands
 from appliance.lists import compile_lists
 from appliance.policy_cli import add_commands
 from appliance.storage import open_index
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     match_cmd.add_argument("--json", action="store_true")
     match_cmd.set_defaults(run=_lists_match)
     add_commands(commands, common)
+    add_dns_commands(commands, common)
     return parser
 
 

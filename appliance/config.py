@@ -6,17 +6,20 @@ Three layers, as Flask's tutorial app has them: defaults in code, one deployment
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
 from appliance.yaml_lines import Mapping as _Mapping
 from appliance.yaml_lines import YamlError, empty_mapping, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
 from filters.names import BadName, normalise_host
 from filters.sources import Format, Source
+from profiles.identity import Device, normalise_mac
 
 ENV_CONFIG = "APPLIANCE_CONFIG"
 ENV_DATA_DIR = "APPLIANCE_DATA_DIR"
@@ -79,10 +82,17 @@ class Config:
     sources: tuple[Source, ...]
     fetch: FetchSettings
     policy: PolicySettings = field(default_factory=PolicySettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    devices: tuple[Device, ...] = ()
 
     @property
     def index_path(self) -> Path:
         return self.data_dir / "index" / INDEX_NAME
+
+    @property
+    def events_path(self) -> Path:
+        """The SQLite file the query log (and later the event store) writes to."""
+        return self.dns.events_path or self.data_dir / "appliance.sqlite"
 
     @property
     def list_cache_dir(self) -> Path:
@@ -128,7 +138,7 @@ def _unknown_keys(path: Path, mapping: _Mapping, allowed: set[str], what: str) -
 
 
 def _parse(data: _Mapping, path: Path) -> Config:
-    _unknown_keys(path, data, {"data_dir", "lists", "policy"}, "the configuration")
+    _unknown_keys(path, data, {"data_dir", "lists", "policy", "dns", "devices"}, "the configuration")
     base = path.parent
     raw_dir = data.get("data_dir")
     if raw_dir is None:
@@ -173,7 +183,149 @@ def _parse(data: _Mapping, path: Path) -> Config:
         names.add(source.name)
         sources.append(source)
     policy = _parse_policy(data.get("policy"), path, data)
-    return Config(origin=str(path), data_dir=data_dir, sources=tuple(sources), fetch=fetch, policy=policy)
+    return Config(
+        origin=str(path),
+        data_dir=data_dir,
+        sources=tuple(sources),
+        fetch=fetch,
+        policy=policy,
+        dns=_parse_dns(data.get("dns"), path, data),
+        devices=_parse_devices(data.get("devices"), path, data),
+    )
+
+
+def _number(
+    node: _Mapping, key: str, path: Path, default: float, low: float, high: float, what: str
+) -> float:
+    value = node.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{_where(path, node, key)}: {what}.{key} must be a number from {low} to {high}")
+    return value
+
+
+def _addresses(node: _Mapping, key: str, path: Path, what: str, *, ports: bool) -> tuple[str, ...] | None:
+    value = node.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{_where(path, node, key)}: {what}.{key} must be a list of addresses")
+    for item in value:
+        try:
+            host, _ = split_host_port(item, 53) if ports else (item, 53)
+            ipaddress.ip_address(host)
+        except ValueError as e:
+            form = "like 192.168.1.1:53 or [fd00::1]:53" if ports else "like 192.168.1.1 or fd00::1"
+            raise ConfigError(
+                f"{_where(path, node, key)}: {what}.{key}: {item!r} is not an address {form}"
+            ) from e
+    return tuple(value)
+
+
+def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
+    if raw is None:
+        return DnsSettings()
+    if not isinstance(raw, _Mapping):
+        raise ConfigError(f"{_where(path, data, 'dns')}: dns must be a mapping (listen, upstreams, ...)")
+    keys = {"listen", "upstreams", "upstream_timeout_s", "servfail_after_s", "cache", "blocked_ttl"}
+    keys |= {"block_page_addresses", "rate_limit", "dhcp_leases", "events_path"}
+    _unknown_keys(path, raw, keys, "dns")
+    d = DnsSettings()
+    listen = _addresses(raw, "listen", path, "dns", ports=True) or d.listen
+    upstreams = _addresses(raw, "upstreams", path, "dns", ports=True) or d.upstreams
+    page = _addresses(raw, "block_page_addresses", path, "dns", ports=False)
+    block = BlockSettings(ttl=int(_number(raw, "blocked_ttl", path, d.block.ttl, 0, 3600, "dns")))
+    if page is not None:
+        v4 = tuple(a for a in page if ":" not in a)
+        block = BlockSettings(block.ttl, v4, tuple(a for a in page if ":" in a))
+    cache = d.cache
+    raw_cache = raw.get("cache")
+    if raw_cache is not None:
+        if not isinstance(raw_cache, _Mapping):
+            raise ConfigError(f"{_where(path, raw, 'cache')}: dns.cache must be a mapping")
+        fields = {"min_ttl": 86_400, "max_ttl": 604_800, "negative_ttl": 86_400, "max_negative_ttl": 86_400}
+        fields |= {"serve_stale_s": 604_800, "entries": 10_000_000}
+        _unknown_keys(path, raw_cache, set(fields), "dns.cache")
+        names = {"serve_stale_s": "stale_s"}
+        values = {
+            names.get(k, k): int(
+                _number(raw_cache, k, path, getattr(cache, names.get(k, k)), 0, top, "dns.cache")
+            )
+            for k, top in fields.items()
+        }
+        cache = CacheSettings(**values)
+    rate = d.rate_limit
+    raw_rate = raw.get("rate_limit")
+    if raw_rate is not None:
+        if not isinstance(raw_rate, _Mapping):
+            raise ConfigError(f"{_where(path, raw, 'rate_limit')}: dns.rate_limit must be a mapping")
+        _unknown_keys(path, raw_rate, {"per_second", "burst"}, "dns.rate_limit")
+        rate = RateLimit(
+            _number(raw_rate, "per_second", path, rate.per_second, 0, 1e9, "dns.rate_limit"),
+            int(_number(raw_rate, "burst", path, rate.burst, 1, 1e9, "dns.rate_limit")),
+        )
+    files = {}
+    for key in ("dhcp_leases", "events_path"):
+        value = raw.get(key)
+        if value is not None:
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{_where(path, raw, key)}: dns.{key} must be a file path")
+            files[key] = (path.parent / os.path.expanduser(value)).resolve()
+    return DnsSettings(
+        listen=listen,
+        upstreams=upstreams,
+        try_timeout_s=_number(raw, "upstream_timeout_s", path, d.try_timeout_s, 0.05, 10, "dns"),
+        servfail_after_s=_number(raw, "servfail_after_s", path, d.servfail_after_s, 0.1, 10, "dns"),
+        cache=cache,
+        block=block,
+        rate_limit=rate,
+        leases=files.get("dhcp_leases"),
+        events_path=files.get("events_path"),
+    )
+
+
+def _parse_devices(raw: Any, path: Path, data: _Mapping) -> tuple[Device, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{_where(path, data, 'devices')}: devices must be a list of devices")
+    devices, names = [], set()
+    for item in raw:
+        if not isinstance(item, _Mapping):
+            raise ConfigError(
+                f"{_where(path, data, 'devices')}: each device must be a mapping (name, profile, ...)"
+            )
+        _unknown_keys(path, item, {"name", "profile", "mac", "network", "managed"}, "a device")
+        name, profile = item.get("name"), item.get("profile")
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or not isinstance(profile, str)
+            or not profile.strip()
+        ):
+            raise ConfigError(f"{_where(path, item)}: a device needs a name and a profile")
+        if name in names:
+            raise ConfigError(f"{_where(path, item, 'name')}: a second device named {name!r}")
+        names.add(name)
+        mac, network, managed = item.get("mac"), item.get("network"), item.get("managed", False)
+        if (mac is None) == (network is None):
+            raise ConfigError(f"{_where(path, item)}: device {name!r}: give exactly one of mac or network")
+        if mac is not None:
+            try:
+                mac = normalise_mac(str(mac))
+            except ValueError as e:
+                raise ConfigError(f"{_where(path, item, 'mac')}: device {name!r}: {e}") from e
+        if network is not None:
+            try:
+                network = str(ipaddress.ip_network(str(network), strict=False))
+            except ValueError as e:
+                raise ConfigError(
+                    f"{_where(path, item, 'network')}: device {name!r}: {network!r} is not an address or "
+                    "network (like 192.168.1.20 or 192.168.1.0/28)"
+                ) from e
+        if not isinstance(managed, bool):
+            raise ConfigError(f"{_where(path, item, 'managed')}: device {name!r}: managed is true or false")
+        devices.append(Device(name.strip(), profile.strip(), mac, network, managed))
+    return tuple(devices)
 
 
 def _host_list(value: Any, path: Path, parent: _Mapping, key: str) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ from profiles.categories import Area, Category, CategoryMap, Kind, Risk, Severit
 from profiles.errors import PolicyError
 from profiles.pii import PiiKind
 from profiles.policy import Policy
-from profiles.profile import Mode, PersonalInfoRule, PhraseRule, Profile
+from profiles.profile import BlockedAnswer, Mode, PersonalInfoRule, PhraseRule, Profile
 from profiles.safesearch import Engine, SafeSearchRules, SafeSearchSetting, YouTubeMode
 from profiles.schedule import Outside, Schedule, ScheduleRule, Window, parse_clock, parse_days
 from profiles.verdict import Action, LogDetail, SafeTarget
@@ -370,6 +370,7 @@ _PROFILE_KEYS = {
     "intercept_tls",
     "blocked_downloads",
     "log_allowed",
+    "blocked_answer",
 }
 
 
@@ -499,6 +500,14 @@ def _read_profile(
             e.lower().lstrip(".") for e, _ in r.names(node, "blocked_downloads", what)
         ),
         log_allowed=r.choice(node, "log_allowed", what, _log_detail, LogDetail.COUNT, "count, event"),
+        blocked_answer=r.choice(
+            node,
+            "blocked_answer",
+            what,
+            BlockedAnswer,
+            BlockedAnswer.BLOCK_PAGE,
+            "block-page, zero, nxdomain",
+        ),
     )
 
 

@@ -21,6 +21,15 @@ class Mode(StrEnum):
     ALLOWLIST_ONLY = "allowlist-only"
 
 
+class BlockedAnswer(StrEnum):
+    """What the DNS filter answers for a blocked name: `block-page` (the appliance's own address, so a
+    browser reaches the block page), `zero` (0.0.0.0 and ::, nothing at all), or `nxdomain` (no such name)."""
+
+    BLOCK_PAGE = "block-page"
+    ZERO = "zero"
+    NXDOMAIN = "nxdomain"
+
+
 @dataclass(frozen=True)
 class PersonalInfoRule:
     """What happens when a child sends personal information: `allow` (off), `flag`, or `block`."""
@@ -43,7 +52,7 @@ class Profile:
     entries: a domain (with its subdomains) or a `domain/path` prefix.
 
     `bypass` profiles skip every check but help services (a technician's device); `log_allowed` says
-    whether allowed requests are kept as events or only counted.
+    whether allowed requests are kept as events or only counted; `blocked_answer` how DNS answers a block.
     """
 
     name: str
@@ -64,3 +73,4 @@ class Profile:
     intercept_tls: bool = False
     blocked_downloads: frozenset[str] = frozenset()
     log_allowed: LogDetail = LogDetail.COUNT
+    blocked_answer: BlockedAnswer = BlockedAnswer.BLOCK_PAGE

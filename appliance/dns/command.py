@@ -1,0 +1,76 @@
+"""`appliance dns`: run the DNS filter until stopped (Ctrl-C or SIGTERM; SIGHUP reloads)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from appliance.dns.live import load_live
+from appliance.dns.server import make_server, parse_listen
+from filters.errors import ApplianceError
+
+log = logging.getLogger("appliance.dns")
+
+
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register `dns` on the `appliance` parser."""
+    dns = commands.add_parser(
+        "dns", parents=[common], help="run the DNS filter (UDP and TCP) until stopped; SIGHUP reloads"
+    )
+    dns.add_argument(
+        "--listen",
+        action="append",
+        metavar="HOST:PORT",
+        help="address to answer on, e.g. 127.0.0.1:5353 or [::1]:5353 (repeatable; default: dns.listen)",
+    )
+    dns.set_defaults(run=run_dns)
+
+
+def run_dns(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_serve(args.config, args.listen))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(config_path: Path | None, listen_args: list[str] | None) -> int:
+    live = load_live(config_path)
+    try:
+        listen = parse_listen(listen_args or list(live.config.dns.listen))
+    except ValueError as e:
+        raise ApplianceError(f"--listen: {e} (write HOST:PORT, e.g. 127.0.0.1:5353)") from e
+    server = make_server(live, listen, config_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start(listen)
+    shown = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
+    upstream = ", ".join(str(s) for s in server.upstreams.settings.servers)
+    log.info(
+        "DNS filter answering on %s (UDP and TCP); upstream %s; query log %s",
+        shown,
+        upstream,
+        live.config.events_path,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        if server.writer is not None:
+            server.writer.close()
+        c = server.counters
+        log.info(
+            "stopped after %d queries (%d remembered answers, %d malformed, %d rate-limited, %d SERVFAIL)",
+            c.queries,
+            c.fast,
+            c.malformed,
+            c.limited,
+            c.servfail,
+        )
+    return 0

@@ -1,0 +1,135 @@
+"""The policy in force for the DNS filter, loaded whole and swapped whole: the compiled lists, the
+policy, the known devices, and the answers remembered under them.
+
+A reload builds a new `Live` beside the old one (in a worker thread) and the server swaps one reference:
+a query is answered entirely under the old or entirely under the new, never a mix, and none is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from appliance.config import Config, ConfigError, load_config
+from appliance.events import What, Who
+from appliance.policy_files import load_policy
+from appliance.storage import open_index
+from profiles.identity import Devices, Identity, Sessions, identify
+from profiles.policy import Policy
+
+
+class Cached:
+    """A ready answer (without its 2-byte id) for one exact query, valid until `expires` (monotonic).
+
+    Answers built from upstream records carry their TTLs' offsets: once a second the remaining TTLs are
+    written in, so a client never gets a TTL longer than the cache still holds the record.
+    """
+
+    __slots__ = ("_offsets", "_stored", "_template", "_ttls", "expires", "second", "tail", "what")
+
+    def __init__(
+        self,
+        answer: bytes,
+        expires: float,
+        what: What | None,
+        now: float,
+        offsets: tuple[int, ...] = (),
+    ) -> None:
+        self.tail = answer[2:]
+        self.expires = expires
+        self.what = what
+        self.second = int(now) if offsets else -1  # -1: nothing to refresh
+        self._template = bytearray(answer)
+        self._offsets = offsets
+        self._ttls = tuple(int.from_bytes(answer[o : o + 4], "big") for o in offsets)
+        self._stored = now
+
+    def refresh(self, now: float) -> None:
+        """Write the TTLs remaining at `now` into the answer."""
+        spent = int(now - self._stored)
+        template = self._template
+        for offset, ttl in zip(self._offsets, self._ttls, strict=True):
+            template[offset : offset + 4] = max(0, ttl - spent).to_bytes(4, "big")
+        self.tail = bytes(template[2:])
+        self.second = int(now)
+
+
+class Client:
+    """One asking address: who it is, under which profile, and that profile's remembered answers."""
+
+    __slots__ = ("fast", "identity", "until", "who")
+
+    def __init__(self, identity: Identity, who: Who, fast: dict[bytes, Cached], until: float) -> None:
+        self.identity, self.who, self.fast, self.until = identity, who, fast, until
+
+
+IDENTITY_TTL = 10.0  # seconds before an address is identified again (a new DHCP lease, a sign-in)
+FAST_ENTRIES = 200_000  # remembered answers per profile before the oldest are forgotten
+
+
+@dataclass
+class Live:
+    """Everything one answer reads, replaced whole on reload."""
+
+    config: Config
+    policy: Policy
+    devices: Devices
+    zone: ZoneInfo
+    sessions: Sessions = field(default_factory=Sessions)
+    fast: dict[str, dict[bytes, Cached]] = field(default_factory=dict)
+    clients: dict[str, Client] = field(default_factory=dict)
+    stamp: tuple[tuple[str, float], ...] = ()
+
+    def client(self, ip: str, mac: str | None, now: float) -> Client:
+        """The client at `ip`, identified now and remembered for IDENTITY_TTL seconds."""
+        identity = identify(ip, mac, self.devices, self.sessions, datetime.now(self.zone))
+        profile = self.policy.rules_for(identity.profile).name
+        fast = self.fast.get(profile)
+        if fast is None:
+            fast = self.fast[profile] = {}
+        client = Client(identity, Who.of(ip, identity), fast, now + IDENTITY_TTL)
+        if len(self.clients) >= 65_536:
+            self.clients.clear()
+        self.clients[ip] = client
+        return client
+
+
+def stamp_of(config: Config) -> tuple[tuple[str, float], ...]:
+    """The modification times of the files `config` reads (watched for reloads)."""
+    out = []
+    for path in watched_files(config):
+        try:
+            out.append((str(path), os.stat(path).st_mtime))
+        except OSError:
+            out.append((str(path), -1.0))
+    return tuple(out)
+
+
+def watched_files(config: Config) -> list[Path]:
+    """The files whose change means a reload: the configuration, the compiled lists, the policy files."""
+    p = config.policy
+    return [Path(config.origin), config.index_path, p.categories, p.profiles, p.safe_search, p.watch_lists]
+
+
+def load_live(config_path: Path | None) -> Live:
+    """Load the configuration, the compiled lists and the policy. Raises ApplianceError (with file:line
+    where there is one) if any of them is wrong; nothing running is touched."""
+    config = load_config(config_path)
+    stamp = stamp_of(config)
+    index = open_index(config.index_path)
+    policy = load_policy(config, index)
+    for device in config.devices:
+        if device.profile not in policy.profiles:
+            raise ConfigError(
+                f"{config.origin}: device {device.name!r}: no profile {device.profile!r} "
+                f"(profiles: {', '.join(sorted(policy.profiles))})"
+            )
+    return Live(config, policy, Devices(config.devices), ZoneInfo(config.policy.timezone), stamp=stamp)
+
+
+def changed(live: Live) -> bool:
+    """Has any watched file changed since `live` was loaded?"""
+    return stamp_of(live.config) != live.stamp

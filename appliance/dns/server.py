@@ -1,0 +1,546 @@
+"""The DNS filter's server: UDP and TCP on asyncio, a per-device rate limit, the fast path of remembered
+answers, and the slow path that identifies, decides, acts and logs.
+
+The fast path answers a query whose exact bytes (after the id) this profile has answered before and whose
+answer is still valid: one dict look-up, the id patched in, one send, one event handed over. Everything
+else goes the slow path: read the question strictly, `decide`, then answer from the verdict and, where the
+name is allowed or rewritten, from the upstream records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from dnslib import RR
+
+from appliance.dns import answers
+from appliance.dns.cache import RecordCache, Records
+from appliance.dns.errors import Malformed, UpstreamFailed
+from appliance.dns.live import FAST_ENTRIES, Cached, Client, Live, changed, load_live, stamp_of
+from appliance.dns.neighbours import Neighbours
+from appliance.dns.settings import split_host_port, system_resolvers
+from appliance.dns.upstream import Server, Upstreams, UpstreamSettings, parse_servers
+from appliance.dns.wire import (
+    MAX_QUERY,
+    TYPE_ANY,
+    Question,
+    Rcode,
+    build,
+    error_answer,
+    qtype_name,
+    read_question,
+    truncated,
+    ttl_offsets,
+)
+from appliance.events import Event, EventWriter, What
+from filters.errors import ApplianceError
+from profiles.decide import decide
+from profiles.policy import Special
+from profiles.request import Request
+from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
+
+log = logging.getLogger(__name__)
+
+NEVER = float("inf")
+TCP_IDLE_S = 10.0
+TCP_MAX_CONNECTIONS = 256
+RECV_BUFFER = 4 * 1024 * 1024
+WATCH_EVERY_S = 2.0
+
+
+@dataclass
+class Counters:
+    """What the server has done since it started (for tests, logs and the dashboard)."""
+
+    queries: int = 0
+    fast: int = 0
+    malformed: int = 0
+    limited: int = 0
+    servfail: int = 0
+    stale: int = 0
+    reloads: int = 0
+    reload_errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the slow path does with a question once decided: an answer now, or a look-up first."""
+
+    verdict: Verdict
+    what: What | None
+    answer: bytes | None = None
+    lookup: str | None = None  # the name to ask upstream (the asked name, or the safe-search target)
+    until: float = NEVER  # how long the verdict holds (a scheduled profile: to the next minute)
+
+
+Send = Callable[[bytes], None]
+
+
+class DnsServer:
+    """The server over one `Live` policy (swapped on reload), one upstream set and one event writer."""
+
+    def __init__(
+        self,
+        live: Live,
+        upstreams: Upstreams,
+        writer: EventWriter | None,
+        *,
+        config_path: Path | None = None,
+        neighbours: Neighbours | None = None,
+    ) -> None:
+        self.live = live
+        self.upstreams = upstreams
+        self.writer = writer
+        self.config_path = config_path
+        self.neighbours = neighbours or Neighbours(live.config.dns.leases)
+        self.counters = Counters()
+        self._submit: Callable[[Event], None] = writer.submit if writer is not None else (lambda _e: None)
+        rate = live.config.dns.rate_limit
+        self._rate, self._burst = rate.per_second, float(rate.burst)
+        self._buckets: dict[str, list[float]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._sockets: list[socket.socket] = []
+        self._tcp: list[asyncio.Server] = []
+        self._tcp_open = 0
+        self._watcher: asyncio.Task[None] | None = None
+        self.addresses: list[tuple[str, int]] = []
+
+    # ---- sockets ----
+
+    async def start(self, listen: list[tuple[str, int]]) -> None:
+        """Bind UDP and TCP on every address (port 0: any free port, the same for both) and serve."""
+        loop = asyncio.get_running_loop()
+        self.neighbours.refresh()
+        for host, port in listen:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                if family == socket.AF_INET6:
+                    udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                udp.bind((host, port))
+            except OSError as e:
+                udp.close()
+                if (
+                    family == socket.AF_INET6
+                    and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+                    and listen
+                ):
+                    log.warning("not listening on [%s]:%d: this machine has no IPv6 there", host, port)
+                    continue
+                raise ApplianceError(f"cannot listen for DNS on {host}:{port}: {e.strerror}") from e
+            port = udp.getsockname()[1]
+            udp.setblocking(False)
+            with contextlib.suppress(OSError):
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+            loop.add_reader(udp.fileno(), self._drain, udp)
+            self._sockets.append(udp)
+            try:
+                tcp = await loop.create_server(
+                    lambda: _TcpQueries(self), host, port, family=family, reuse_address=True
+                )
+            except OSError as e:
+                raise ApplianceError(f"cannot listen for DNS over TCP on {host}:{port}: {e.strerror}") from e
+            self._tcp.append(tcp)
+            self.addresses.append((host, port))
+        if not self.addresses:
+            raise ApplianceError("no address to listen on")
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch())
+        # Not in the main thread (tests), there are no signals: reloads come from the file watch.
+        with contextlib.suppress(RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for udp in self._sockets:
+            loop.remove_reader(udp.fileno())
+            udp.close()
+        for tcp in self._tcp:
+            tcp.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self._sockets, self._tcp = [], []
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- the UDP fast path ----
+
+    def _drain(self, udp: socket.socket) -> None:
+        recv, send = udp.recvfrom, udp.sendto
+        submit, monotonic, wall = self._submit, time.monotonic, time.time
+        live = self.live
+        clients = live.clients
+        counters = self.counters
+        for _ in range(64):
+            try:
+                data, addr = recv(MAX_QUERY + 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            now = monotonic()
+            counters.queries += 1
+            ip = addr[0]
+            client = clients.get(ip)
+            if client is None or now >= client.until:
+                client = live.client(ip, self.neighbours.mac_of(ip), now)
+            if self._rate and self._limited(ip, now):
+                reply = error_answer(data, Rcode.REFUSED)
+                if reply is not None:
+                    _send_quietly(send, reply, addr)
+                continue
+            entry = client.fast.get(data[2:])
+            if entry is not None and now < entry.expires:
+                if entry.second >= 0 and entry.second != int(now):
+                    entry.refresh(now)
+                try:  # noqa: SIM105 (the hot path: a with-block costs more than the send)
+                    send(data[:2] + entry.tail, addr)
+                except OSError:
+                    pass
+                counters.fast += 1
+                if entry.what is not None:
+                    submit((wall(), client.who, entry.what, int((monotonic() - now) * 1e6)))
+                continue
+
+            def reply_udp(answer: bytes, addr: object = addr) -> None:
+                _send_quietly(send, answer, addr)
+
+            self._slow(data, client, now, reply_udp, udp=True)
+
+    def _limited(self, ip: str, now: float) -> bool:
+        bucket = self._buckets.get(ip)
+        if bucket is None:
+            if len(self._buckets) >= 65_536:
+                self._buckets.clear()
+            bucket = self._buckets[ip] = [self._burst, now]
+        tokens = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
+        bucket[1] = now
+        if tokens < 1.0:
+            bucket[0] = tokens
+            self.counters.limited += 1
+            return True
+        bucket[0] = tokens - 1.0
+        return False
+
+    # ---- the slow path ----
+
+    def _slow(self, data: bytes, client: Client, now: float, reply: Send, *, udp: bool) -> None:
+        try:
+            q = read_question(data)
+        except Malformed as e:
+            self.counters.malformed += 1
+            if e.rcode is not None:
+                answer = error_answer(data, e.rcode, e.question)
+                if answer is not None:
+                    reply(answer)
+            return
+        if q.host is None or q.qtype == TYPE_ANY:
+            # A name no list can judge is refused; ANY gets NOTIMP (RFC 8482 allows it).
+            reply(build(q, Rcode.REFUSED if q.host is None else Rcode.NOTIMP))
+            return
+        live = self.live
+        try:
+            plan = self._plan(q, client, live, now)
+        except Exception:
+            log.exception("deciding %s for %s failed", q.host, client.who.client)
+            self.counters.servfail += 1
+            reply(build(q, Rcode.SERVFAIL))
+            return
+        if plan.answer is not None:
+            self._finish(q, data, client, plan, plan.answer, plan.until, now, reply, udp=udp)
+            return
+        assert plan.lookup is not None
+        records = self.upstreams.cache.fresh(plan.lookup, q.qtype, now)
+        if records is not None:
+            self._answer_records(q, data, client, live, plan, records, False, now, reply, udp=udp)
+        else:
+            self._spawn(self._look_up(q, data, client, live, plan, now, reply, udp=udp))
+
+    def _plan(self, q: Question, client: Client, live: Live, now: float) -> _Plan:
+        policy = live.policy
+        host = q.host
+        assert host is not None
+        verdict = decide(Request(host), policy, client.identity, datetime.now(live.zone))
+        what = (
+            What.of("dns", host, qtype_name(q.qtype), verdict) if verdict.log is not LogDetail.NONE else None
+        )
+        rules = policy.rules_for(verdict.profile)
+        until = now + (60.0 - time.time() % 60.0) if rules.scheduled else NEVER
+        if verdict.action is Action.BLOCK:
+            special = policy.host_facts(host).special
+            if special in (Special.CANARY_NXDOMAIN, Special.CANARY_NODATA):
+                answer = answers.canary(q, nxdomain=special is Special.CANARY_NXDOMAIN)
+            else:
+                answer = answers.blocked(q, rules.profile.blocked_answer, live.config.dns.block)
+            return _Plan(verdict, what, answer=answer, until=until)
+        if verdict.action is Action.REWRITE and verdict.safe_search is not None:
+            return _Plan(verdict, what, lookup=verdict.safe_search.host, until=until)
+        return _Plan(verdict, what, lookup=host, until=until)
+
+    async def _look_up(
+        self,
+        q: Question,
+        data: bytes,
+        client: Client,
+        live: Live,
+        plan: _Plan,
+        now: float,
+        reply: Send,
+        *,
+        udp: bool,
+    ) -> None:
+        assert plan.lookup is not None
+        try:
+            records, stale = await self.upstreams.resolve(plan.lookup, q.qtype)
+        except UpstreamFailed as e:
+            log.warning("SERVFAIL for %s: %s", q.host, e)
+            self.counters.servfail += 1
+            reply(build(q, Rcode.SERVFAIL))
+            self._log(client, plan.what, now)
+            return
+        self._answer_records(q, data, client, live, plan, records, stale, now, reply, udp=udp)
+
+    def _answer_records(
+        self,
+        q: Question,
+        data: bytes,
+        client: Client,
+        live: Live,
+        plan: _Plan,
+        records: Records,
+        stale: bool,
+        now: float,
+        reply: Send,
+        *,
+        udp: bool,
+    ) -> None:
+        mono = time.monotonic()
+        answer_rrs, authority = records.aged(mono, stale=stale)
+        safe = plan.verdict.safe_search if plan.verdict.action is Action.REWRITE else None
+        if safe is not None:
+            answer = answers.rewritten(q, safe.host, records.rcode, answer_rrs, authority)
+        else:
+            blocked = self._cloaked(answer_rrs, client, live)
+            if blocked is not None:
+                what = What.of("dns", q.host or "", qtype_name(q.qtype), blocked)
+                rules = live.policy.rules_for(blocked.profile)
+                answer = answers.blocked(q, rules.profile.blocked_answer, live.config.dns.block)
+                plan = _Plan(blocked, what, until=plan.until)
+            else:
+                answer = answers.forwarded(q, records.rcode, answer_rrs, authority)
+        if stale:
+            self.counters.stale += 1
+            self._reply(q, answer, reply, udp=udp)
+            self._log(client, plan.what, now)
+            return
+        self._finish(q, data, client, plan, answer, min(plan.until, records.expires), now, reply, udp=udp)
+
+    def _cloaked(self, answer_rrs: list[RR], client: Client, live: Live) -> Verdict | None:
+        """A CNAME in an allowed name's answer that leads to a blocked name blocks the answer too
+        (trackers and adult sites hide behind innocent names that way)."""
+        for name in answers.cname_targets(answer_rrs):
+            verdict = decide(Request(name), live.policy, client.identity, datetime.now(live.zone))
+            if verdict.action is Action.BLOCK:
+                first = verdict.reasons[0] if verdict.reasons else None
+                reason = Reason(
+                    Step.CATEGORY if first is None else first.step,
+                    Action.BLOCK,
+                    f"the answer leads to {name}, which is blocked",
+                    first.category if first else "",
+                    first.grid if first else "",
+                    verdict.severity,
+                    first.source if first else "",
+                    first.line if first else 0,
+                    first.rule if first else name,
+                )
+                return Verdict(
+                    Action.BLOCK,
+                    verdict.profile,
+                    (reason, *verdict.reasons[1:]),
+                    verdict.severity,
+                    log=verdict.log,
+                )
+        return None
+
+    def _finish(
+        self,
+        q: Question,
+        data: bytes,
+        client: Client,
+        plan: _Plan,
+        answer: bytes,
+        until: float,
+        now: float,
+        reply: Send,
+        *,
+        udp: bool,
+    ) -> None:
+        sent = self._reply(q, answer, reply, udp=udp)
+        if udp and until > now:
+            fast = client.fast
+            if len(fast) >= FAST_ENTRIES:
+                for key in list(fast)[: FAST_ENTRIES // 10]:
+                    del fast[key]
+            offsets = ttl_offsets(sent) if plan.lookup is not None else ()
+            fast[data[2:]] = Cached(sent, until, plan.what, now, offsets)
+        self._log(client, plan.what, now)
+
+    def _reply(self, q: Question, answer: bytes, reply: Send, *, udp: bool) -> bytes:
+        if udp and len(answer) > q.udp_size:
+            answer = truncated(answer)
+        reply(answer)
+        return answer
+
+    def _log(self, client: Client, what: What | None, since: float) -> None:
+        if what is not None:
+            self._submit((time.time(), client.who, what, int((time.monotonic() - since) * 1e6)))
+
+    # ---- TCP ----
+
+    def answer_tcp(self, data: bytes, ip: str, reply: Send) -> None:
+        now = time.monotonic()
+        self.counters.queries += 1
+        if self._rate and self._limited(ip, now):
+            answer = error_answer(data, Rcode.REFUSED)
+            if answer is not None:
+                reply(answer)
+            return
+        live = self.live
+        client = live.clients.get(ip)
+        if client is None or now >= client.until:
+            client = live.client(ip, self.neighbours.mac_of(ip), now)
+        self._slow(data, client, now, reply, udp=False)
+
+    # ---- reloads ----
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            try:
+                if self.neighbours.refresh():
+                    self.live.clients.clear()  # an address has a new device: identify again
+                live = self.live
+                if changed(live):
+                    await self.reload()
+            except Exception:  # the watch must outlive any one bad reload
+                log.exception("watching for changes failed")
+
+    async def reload(self) -> bool:
+        """Load the configuration, lists and policy anew and swap them in; on any error keep the
+        running policy, log why, and return False."""
+        loop = asyncio.get_running_loop()
+        try:
+            new = await loop.run_in_executor(None, load_live, self.config_path)
+        except ApplianceError as e:
+            log.error("reload refused, the running policy stays: %s", e)
+            self.counters.reload_errors.append(str(e))
+            # Do not retry the same broken files every few seconds: wait for their next change.
+            self.live.stamp = stamp_of(self.live.config)
+            return False
+        self.live = new
+        self.counters.reloads += 1
+        log.info("reloaded: %d profiles, lists from %s", len(new.policy.profiles), new.config.index_path)
+        return True
+
+
+def _send_quietly(send: Callable[..., int], data: bytes, addr: object) -> None:
+    # A full send buffer or a vanished client: over UDP there is no one to tell.
+    with contextlib.suppress(OSError):
+        send(data, addr)
+
+
+class _TcpQueries(asyncio.Protocol):
+    """DNS over TCP: two-byte length, then the message; several queries per connection, answered as
+    they are ready. Oversized frames close the connection; a connection idle for TCP_IDLE_S closes."""
+
+    def __init__(self, server: DnsServer) -> None:
+        self.server = server
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.ip = ""
+        self.idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server._tcp_open += 1
+        if self.server._tcp_open > TCP_MAX_CONNECTIONS:
+            transport.close()
+            return
+        peer = transport.get_extra_info("peername")
+        self.ip = peer[0] if peer else ""
+        self._touch()
+
+    def _touch(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        assert self.transport is not None
+        self.idle = asyncio.get_running_loop().call_later(TCP_IDLE_S, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._touch()
+        while len(self.buffer) >= 2:
+            (length,) = struct.unpack_from("!H", self.buffer)
+            if length > MAX_QUERY or length < 12:
+                self.server.counters.malformed += 1
+                assert self.transport is not None
+                self.transport.close()
+                self.buffer = b""
+                return
+            if len(self.buffer) < 2 + length:
+                return
+            frame, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
+            self.server.answer_tcp(frame, self.ip, self._write)
+
+    def _write(self, answer: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(struct.pack("!H", len(answer)) + answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._tcp_open -= 1
+        if self.idle is not None:
+            self.idle.cancel()
+
+
+def upstream_servers(live: Live, listening: list[tuple[str, int]]) -> tuple[Server, ...]:
+    """The configured upstreams, else the machine's resolvers less our own addresses."""
+    configured = live.config.dns.upstreams
+    if configured:
+        return parse_servers(configured)
+    ours = frozenset(host for host, port in listening if port == 53)
+    found = system_resolvers(exclude=ours)
+    if not found:
+        raise ApplianceError(
+            f"{live.config.origin}: no upstream resolver: set dns.upstreams (for example [9.9.9.9, 1.1.1.1])"
+        )
+    return parse_servers(found)
+
+
+def make_server(live: Live, listen: list[tuple[str, int]], config_path: Path | None) -> DnsServer:
+    """A server over `live` with its upstreams, cache and event writer (not yet listening)."""
+    dns = live.config.dns
+    settings = UpstreamSettings(upstream_servers(live, listen), dns.try_timeout_s, dns.servfail_after_s)
+    upstreams = Upstreams(settings, RecordCache(dns.cache))
+    writer = EventWriter(live.config.events_path, live.zone)
+    return DnsServer(live, upstreams, writer, config_path=config_path)
+
+
+def parse_listen(texts: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
+    return [split_host_port(t, 53) for t in texts]

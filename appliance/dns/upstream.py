@@ -1,0 +1,201 @@
+"""Asking the upstream resolvers: failover across several, a timeout per try and a deadline per
+question, UDP with a TCP retry when the answer is truncated, EDNS0, and one question in flight per name.
+
+Each UDP try uses a fresh connected socket: the kernel picks a random source port and drops packets from
+any other address, and the id is random, so an off-path forger must guess both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dnslib import QTYPE, RR, DNSRecord
+from dnslib.dns import EDNS0, DNSError
+
+from appliance.dns.cache import RecordCache, Records
+from appliance.dns.errors import UpstreamFailed
+from appliance.dns.settings import split_host_port
+from appliance.dns.wire import OUR_UDP, Rcode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Server:
+    """One upstream resolver."""
+
+    host: str
+    port: int = 53
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    servers: tuple[Server, ...]
+    try_timeout_s: float = 0.8
+    deadline_s: float = 1.8  # SERVFAIL (or a stale answer) before clients give up on us
+    max_in_flight: int = 512
+
+
+class _Answer(asyncio.DatagramProtocol):
+    def __init__(self, want: int, future: asyncio.Future[bytes]) -> None:
+        self.want, self.future = want, future
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if len(data) >= 2 and struct.unpack_from("!H", data)[0] == self.want and not self.future.done():
+            self.future.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+class Upstreams:
+    """Resolves (name, type) through the cache and the upstream servers. Lives on one event loop."""
+
+    def __init__(self, settings: UpstreamSettings, cache: RecordCache) -> None:
+        if not settings.servers:
+            raise ValueError("at least one upstream server is needed")
+        self.settings = settings
+        self.cache = cache
+        self._preferred = 0
+        self._in_flight: dict[tuple[str, int], asyncio.Future[Records]] = {}
+        self.failures = 0
+
+    async def resolve(self, name: str, qtype: int) -> tuple[Records, bool]:
+        """The records for (name, qtype) and whether they are stale (every upstream failed).
+
+        Raises UpstreamFailed when nothing answered before the deadline and nothing stale is kept.
+        """
+        now = time.monotonic()
+        fresh = self.cache.fresh(name, qtype, now)
+        if fresh is not None:
+            return fresh, False
+        key = (name, qtype)
+        pending = self._in_flight.get(key)
+        if pending is None:
+            if len(self._in_flight) >= self.settings.max_in_flight:
+                return self._stale_or_fail(name, qtype, "too many questions in flight")
+            pending = asyncio.ensure_future(self._ask(name, qtype))
+            self._in_flight[key] = pending
+            pending.add_done_callback(lambda _f: self._in_flight.pop(key, None))
+        try:
+            return await asyncio.shield(pending), False
+        except UpstreamFailed as e:
+            return self._stale_or_fail(name, qtype, str(e))
+
+    def _stale_or_fail(self, name: str, qtype: int, why: str) -> tuple[Records, bool]:
+        stale = self.cache.stale(name, qtype, time.monotonic())
+        if stale is None:
+            raise UpstreamFailed(f"{name} {QTYPE.get(qtype, qtype)}: {why}")
+        return stale, True
+
+    async def _ask(self, name: str, qtype: int) -> Records:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.deadline_s
+        servers, errors = s.servers, []
+        refused: set[int] = set()  # servers that said no (or are not there): not asked again
+        attempt = 0
+        while len(refused) < len(servers) and (left := deadline - loop.time()) > 0.01:
+            index = (self._preferred + attempt) % len(servers)
+            attempt += 1
+            if index in refused:
+                continue
+            server = servers[index]
+            try:
+                rcode, answer, authority = await self._ask_one(
+                    server, name, qtype, min(s.try_timeout_s, left)
+                )
+            except TimeoutError:
+                errors.append(f"{server}: no answer in time")
+                continue  # a lost packet: this server may be asked again while time is left
+            except (OSError, DNSError, ValueError, EOFError) as e:
+                errors.append(f"{server}: {type(e).__name__} {e}".rstrip())
+                refused.add(index)
+                continue
+            if rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
+                known = rcode in Rcode._value2member_map_
+                errors.append(f"{server}: answered {Rcode(rcode).name if known else rcode}")
+                refused.add(index)
+                continue
+            self._preferred = index
+            return self.cache.store(name, qtype, rcode, answer, authority, time.monotonic())
+        self.failures += 1
+        self._preferred = (self._preferred + 1) % len(servers)
+        raise UpstreamFailed("no upstream answered: " + "; ".join(errors[-len(servers) :]))
+
+    async def _ask_one(
+        self, server: Server, name: str, qtype: int, timeout: float
+    ) -> tuple[int, list[RR], list[RR]]:
+        query = DNSRecord.question(name or ".", QTYPE.get(qtype, qtype) if qtype in QTYPE.forward else "A")
+        if qtype not in QTYPE.forward:
+            query.q.qtype = qtype
+        query.header.id = secrets.randbits(16)
+        query.add_ar(EDNS0(udp_len=OUR_UDP))
+        wire = query.pack()
+        data = await asyncio.wait_for(self._udp(server, wire, query.header.id), timeout)
+        reply = DNSRecord.parse(data)
+        if reply.header.tc:
+            data = await asyncio.wait_for(self._tcp(server, wire), timeout)
+            reply = DNSRecord.parse(data)
+        _check(reply, query)
+        return reply.header.rcode, list(reply.rr), list(reply.auth)
+
+    async def _udp(self, server: Server, wire: bytes, ident: int) -> bytes:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Answer(ident, future), remote_addr=(server.host, server.port), family=server.family
+        )
+        try:
+            transport.sendto(wire)
+            return await future
+        finally:
+            transport.close()
+
+    async def _tcp(self, server: Server, wire: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(struct.pack("!H", len(wire)) + wire)
+            await writer.drain()
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+            return await reader.readexactly(length)
+        finally:
+            writer.close()
+
+
+def _check(reply: DNSRecord, query: DNSRecord) -> None:
+    """Refuse an answer that is not to our question (a forger or a confused server)."""
+    if reply.header.id != query.header.id or not reply.header.qr:
+        raise ValueError("an answer with the wrong id")
+    if len(reply.questions) != 1:
+        raise ValueError("an answer without our question")
+    q = reply.questions[0]
+    if q.qtype != query.q.qtype or str(q.qname).lower() != str(query.q.qname).lower():
+        raise ValueError("an answer to another question")
+
+
+def parse_servers(texts: Sequence[str]) -> tuple[Server, ...]:
+    """`9.9.9.9`, `9.9.9.9:53`, `[2620:fe::fe]:53` or `2620:fe::fe` as servers; ValueError if bad."""
+    import ipaddress
+
+    servers = []
+    for text in texts:
+        host, port = split_host_port(text, 53)
+        ipaddress.ip_address(host)
+        servers.append(Server(host, port))
+    return tuple(servers)
