@@ -209,6 +209,8 @@ class Running:
         return dns.query.udp(q, "127.0.0.1", port=self.port, source=source, timeout=5)
 
     def close(self) -> None:
+        if not self.thread.is_alive():
+            return
         self.call(self.server.stop())
         if self.server.writer is not None:
             self.server.writer.close()

@@ -1,0 +1,157 @@
+"""The policy and lists change under a running server without a lost query; what is logged of each
+query follows the profile's privacy setting."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dns.message
+
+from appliance.config import load_config
+from appliance.lists import compile_lists
+from tests.appliance.dns.conftest import KIDS, PROFILES, STAFF, TEENS, FakeUpstream, Running, answers
+
+
+def _wait_for(check, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_changed_profile_applies_without_a_restart(make_dns, upstream: FakeUpstream, tmp_path: Path):
+    upstream.add("www.roblox.com", "A", "198.51.100.20")
+    running = make_dns()
+    assert answers(running.query("www.roblox.com", source=TEENS)) == [
+        ("www.roblox.com", "A", "198.51.100.20")
+    ]
+    profiles = tmp_path / "profiles.yaml"
+    changed = PROFILES.replace(
+        "    blocked_answer: zero\n", "    blocked_answer: zero\n    block: [roblox.com]\n"
+    )
+    profiles.write_text(changed, encoding="utf-8")
+    # The server watches its files: the change is picked up by itself.
+    assert _wait_for(
+        lambda: answers(running.query("www.roblox.com", source=TEENS)) == [("www.roblox.com", "A", "0.0.0.0")]
+    )
+    assert running.server.counters.reloads == 1
+
+
+def test_a_broken_profile_file_is_refused_and_the_running_policy_stays(make_dns, tmp_path: Path):
+    running = make_dns()
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(PROFILES.replace("blocked_categories: [adult]\n", "blocked_categories: [adlt]\n", 1))
+    assert running.call(running.server.reload()) is False
+    error = running.server.counters.reload_errors[-1]
+    assert str(profiles) in error and "adlt" in error
+    assert answers(running.query("www.pornhub.com", source=TEENS)) == [("www.pornhub.com", "A", "0.0.0.0")]
+
+
+def test_recompiled_lists_apply_without_a_lost_query(make_dns, upstream: FakeUpstream, tmp_path: Path):
+    """A thread asks all the time while the lists are recompiled and reloaded three times: every
+    question gets its answer, and the newly listed name ends up blocked."""
+    upstream.add("newly-bad.example", "A", "198.51.100.31")
+    running = make_dns()
+    config_path = tmp_path / "appliance.yaml"
+    extra_list = tmp_path / "extra.domains"
+    extra_list.write_text("# added by head office\n", encoding="utf-8")
+    text = config_path.read_text(encoding="utf-8")
+    source = f"    - name: extra\n      format: domains\n      category: adult\n      path: {extra_list}\n"
+    config_path.write_text(text.replace("  sources:\n", "  sources:\n" + source, 1), encoding="utf-8")
+    stop, asked, lost = threading.Event(), [0], []
+
+    def ask() -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((KIDS, 0))
+        sock.settimeout(2.0)
+        while not stop.is_set():
+            name = ("en.wikipedia.org", "www.pornhub.com", "newly-bad.example")[asked[0] % 3]
+            q = dns.message.make_query(name, "A")
+            sock.sendto(q.to_wire(), ("127.0.0.1", running.port))
+            try:
+                while dns.message.from_wire(sock.recv(4096)).id != q.id:
+                    pass
+            except TimeoutError:
+                lost.append(name)
+            asked[0] += 1
+        sock.close()
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    try:
+        for i in range(3):
+            extra_list.write_text(f"newly-bad.example\nother{i}.example\n", encoding="utf-8")
+            compile_lists(load_config(config_path), now=datetime.now(UTC))
+            assert running.call(running.server.reload()) is True
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert lost == []
+    assert asked[0] > 100
+    assert answers(running.query("newly-bad.example", source=KIDS)) == [
+        ("newly-bad.example", "A", "192.168.50.1")
+    ]
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_blocks_are_logged_as_events_and_allowed_browsing_only_counted(make_dns, tmp_path: Path):
+    running = make_dns()
+    running.query("www.pornhub.com", source=KIDS)
+    running.query("en.wikipedia.org", source=KIDS)
+    running.query("en.wikipedia.org", source=KIDS)
+    running.query("www.childline.org.uk", source=KIDS)  # a help service: never logged at all
+    running.server.writer.flush()
+    db = tmp_path / "var" / "appliance.sqlite"
+    events = _rows(
+        db, "SELECT channel, client, subject, via, profile, host, detail, action, category FROM events"
+    )
+    assert events == [
+        ("dns", KIDS, "device:kids-tablet", "device-ip", "kids", "www.pornhub.com", "A", "block", "adult")
+    ]
+    counts = _rows(db, "SELECT profile, action, count FROM daily_counts WHERE action = 'allow'")
+    assert counts == [("kids", "allow", 2)]
+    everything = _rows(db, "SELECT host FROM events") + _rows(db, "SELECT * FROM daily_counts")
+    assert "childline" not in str(everything)
+    reasons = _rows(db, "SELECT reasons, severity FROM events")[0]
+    assert '"source": "demo-adult"' in reasons[0] and reasons[1] == "high"
+
+
+def test_a_profile_that_keeps_allowed_browsing_gets_every_query_as_an_event(make_dns, tmp_path: Path):
+    running = make_dns()
+    for name in ("en.wikipedia.org", "www.google.com"):
+        running.query(name, source=TEENS)
+    running.query("en.wikipedia.org", source=STAFF)
+    running.server.writer.flush()
+    rows = _rows(
+        tmp_path / "var" / "appliance.sqlite", "SELECT subject, host, action FROM events ORDER BY id"
+    )
+    assert rows == [
+        ("device:teen-laptop", "en.wikipedia.org", "allow"),
+        ("device:teen-laptop", "www.google.com", "rewrite"),
+    ]
+
+
+def test_the_query_log_survives_a_restart(make_dns, tmp_path: Path):
+    running = make_dns()
+    running.query("www.pornhub.com", source=KIDS)
+    running.close()
+    again = Running(tmp_path / "appliance.yaml")
+    try:
+        again.query("www.pornhub.com", source=KIDS)
+        again.server.writer.flush()
+    finally:
+        again.close()
+    assert _rows(tmp_path / "var" / "appliance.sqlite", "SELECT count(*) FROM events") == [(2,)]
+    assert _rows(tmp_path / "var" / "appliance.sqlite", "PRAGMA integrity_check") == [("ok",)]
