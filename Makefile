@@ -23,8 +23,8 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-# The appliance on its embedded demo configuration: compile the bundled lists and look some names up.
-# (Later issues make this start the DNS filter, the proxy and the dashboard on loopback.)
+# The appliance on its embedded demo configuration: compile the bundled lists, look some names up, then
+# run the DNS filter on 127.0.0.1:5353 and [::1]:5353 until Ctrl-C (try: dig @127.0.0.1 -p 5353 NAME).
 run: $(STAMP)
 	$(BIN)/appliance check
 	$(BIN)/appliance lists compile
@@ -34,6 +34,8 @@ run: $(STAMP)
 	$(BIN)/appliance explain --profile 10-12 --at 2026-11-24T16:00 www.instagram.com
 	$(BIN)/appliance explain --profile 13-17 --at 2026-11-24T16:00 'https://www.google.com/search?q=homework+help'
 	$(BIN)/appliance explain --profile under-10 --at 2026-11-24T21:00 en.wikipedia.org
+	@echo "DNS filter on 127.0.0.1:5353 and [::1]:5353; try: dig @127.0.0.1 -p 5353 www.google.com (Ctrl-C stops)"
+	$(BIN)/appliance dns
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -54,6 +56,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/phrases.py
 	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/dns.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

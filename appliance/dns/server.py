@@ -221,7 +221,10 @@ class DnsServer:
             def reply_udp(answer: bytes, addr: object = addr) -> None:
                 _send_quietly(send, answer, addr)
 
-            self._slow(data, client, now, reply_udp, udp=True)
+            try:
+                self._slow(data, client, now, reply_udp, udp=True)
+            except Exception:  # a bug must cost one question, never the server
+                log.exception("answering %r from %s failed", data[:64], ip)
 
     def _limited(self, ip: str, now: float) -> bool:
         bucket = self._buckets.get(ip)
@@ -246,7 +249,7 @@ class DnsServer:
         except Malformed as e:
             self.counters.malformed += 1
             if e.rcode is not None:
-                answer = error_answer(data, e.rcode, e.question)
+                answer = error_answer(data, e.rcode, e.question, edns=e.edns)
                 if answer is not None:
                     reply(answer)
             return
@@ -527,8 +530,11 @@ def upstream_servers(live: Live, listening: list[tuple[str, int]]) -> tuple[Serv
     ours = frozenset(host for host, port in listening if port == 53)
     found = system_resolvers(exclude=ours)
     if not found:
-        raise ApplianceError(
-            f"{live.config.origin}: no upstream resolver: set dns.upstreams (for example [9.9.9.9, 1.1.1.1])"
+        # Blocks, safe-search rewrites of cached names and bypass checks still work; the rest is SERVFAIL.
+        log.warning(
+            "%s: no upstream resolver (none in /etc/resolv.conf): allowed names get SERVFAIL until "
+            "dns.upstreams is set, for example [9.9.9.9, 149.112.112.112]",
+            live.config.origin,
         )
     return parse_servers(found)
 

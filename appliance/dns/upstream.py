@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from dnslib import QTYPE, RR, DNSRecord
 from dnslib.dns import EDNS0, DNSError
+from dnslib.label import DNSLabelError
 
 from appliance.dns.cache import RecordCache, Records
 from appliance.dns.errors import UpstreamFailed
@@ -67,8 +68,6 @@ class Upstreams:
     """Resolves (name, type) through the cache and the upstream servers. Lives on one event loop."""
 
     def __init__(self, settings: UpstreamSettings, cache: RecordCache) -> None:
-        if not settings.servers:
-            raise ValueError("at least one upstream server is needed")
         self.settings = settings
         self.cache = cache
         self._preferred = 0
@@ -123,7 +122,7 @@ class Upstreams:
             except TimeoutError:
                 errors.append(f"{server}: no answer in time")
                 continue  # a lost packet: this server may be asked again while time is left
-            except (OSError, DNSError, ValueError, EOFError) as e:
+            except (OSError, DNSError, DNSLabelError, ValueError, EOFError) as e:
                 errors.append(f"{server}: {type(e).__name__} {e}".rstrip())
                 refused.add(index)
                 continue
@@ -135,6 +134,8 @@ class Upstreams:
             self._preferred = index
             return self.cache.store(name, qtype, rcode, answer, authority, time.monotonic())
         self.failures += 1
+        if not servers:
+            raise UpstreamFailed("no upstream resolver is configured (dns.upstreams)")
         self._preferred = (self._preferred + 1) % len(servers)
         raise UpstreamFailed("no upstream answered: " + "; ".join(errors[-len(servers) :]))
 

@@ -24,6 +24,9 @@ OUR_UDP = 1232  # the DNS Flag Day 2020 size: no IP fragmentation on any ordinar
 TYPE_A, TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_AAAA, TYPE_OPT, TYPE_HTTPS, TYPE_ANY = 1, 2, 5, 6, 28, 41, 65, 255
 
 
+BADVERS = 16  # an extended rcode (RFC 6891): carried partly in the OPT record
+
+
 class Rcode(IntEnum):
     NOERROR = 0
     FORMERR = 1
@@ -83,27 +86,28 @@ def read_question(data: bytes) -> Question:
             raise Malformed(Rcode.FORMERR, "the name runs past the end")
         labels.append(label)
         pos += 1 + length
-        if pos - HEADER.size > 255:
+        if pos - HEADER.size >= 255:  # with the root byte still to come: over RFC 1035's 255
             raise Malformed(Rcode.FORMERR, "a name longer than 255 bytes")
     if pos + 4 > end:
         raise Malformed(Rcode.FORMERR, "no type and class after the name")
     qtype, qclass = struct.unpack_from("!HH", data, pos)
     question = data[HEADER.size : pos + 4]
     if qclass != 1:
-        raise Malformed(Rcode.NOTIMP, "only class IN", question)
+        raise Malformed(Rcode.NOTIMP, "only class IN", question, edns=_has_opt(data, pos + 4, arcount))
     pos += 4
     udp_size, edns = PLAIN_UDP, False
     if arcount:
-        # The first additional record, if it is the OPT record; anything else there is ignored.
-        if pos + 11 <= end and data[pos] == 0 and data[pos + 1 : pos + 3] == b"\x00\x29":
+        # The first additional record, if it is the OPT record; any other record there is ignored.
+        if pos + 11 > end:  # no record is shorter than a root name and its 10 fixed bytes
+            raise Malformed(Rcode.FORMERR, "the additional section is cut short", question)
+        if data[pos] == 0 and data[pos + 1 : pos + 3] == b"\x00\x29":
             size, _ext, version, _flags, rdlen = struct.unpack_from("!HBBHH", data, pos + 3)
             if pos + 11 + rdlen > end:
                 raise Malformed(Rcode.FORMERR, "the OPT record runs past the end", question)
             if version != 0:
-                raise Malformed(Rcode.FORMERR, f"EDNS version {version}", question)
+                # RFC 6891 6.1.3: BADVERS, with our OPT record saying which version we speak.
+                raise Malformed(BADVERS, f"EDNS version {version}", question, edns=True)
             udp_size, edns = max(PLAIN_UDP, min(size, OUR_UDP)), True
-        elif pos >= end:
-            raise Malformed(Rcode.FORMERR, "the additional section is missing", question)
     host = None
     if all(_NAME_BYTES.issuperset(label) for label in labels):
         host = b".".join(labels).decode("ascii").lower()
@@ -136,13 +140,24 @@ def build(q: Question, rcode: int, answers: Sequence[RR] = (), authority: Sequen
     return bytes(record.pack())
 
 
-def error_answer(data: bytes, rcode: int, question: bytes = b"") -> bytes | None:
-    """An answer with `rcode` to a query we could not read whole: its id, and its question if read."""
-    if len(data) < 4:
+def error_answer(data: bytes, rcode: int, question: bytes = b"", *, edns: bool = False) -> bytes | None:
+    """An answer with `rcode` to a query we could not read whole: its id, and its question if read, with
+    an OPT record if the query had one (an extended rcode such as BADVERS goes in it). None for what must
+    not be answered: a packet shorter than a header, or a response (answering those invites loops)."""
+    if len(data) < HEADER.size or data[2] & 0x80:
         return None
     ident, flags = struct.unpack_from("!HH", data)
     opcode_rd = flags & 0x7900
-    return HEADER.pack(ident, 0x8080 | opcode_rd | rcode, 1 if question else 0, 0, 0, 0) + question
+    edns = edns or rcode > 0xF
+    header = HEADER.pack(ident, 0x8080 | opcode_rd | (rcode & 0xF), 1 if question else 0, 0, 0, int(edns))
+    if not edns:
+        return header + question
+    # OPT: root name, type 41, our UDP size as class, extended rcode in the TTL's top byte, no options.
+    return header + question + struct.pack("!BHHBBHH", 0, TYPE_OPT, OUR_UDP, rcode >> 4, 0, 0, 0)
+
+
+def _has_opt(data: bytes, pos: int, arcount: int) -> bool:
+    return bool(arcount) and pos + 11 <= len(data) and data[pos : pos + 3] == b"\x00\x00\x29"
 
 
 def truncated(answer: bytes) -> bytes:
