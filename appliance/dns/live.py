@@ -58,12 +58,22 @@ class Cached:
 
 
 class Client:
-    """One asking address: who it is, under which profile, and that profile's remembered answers."""
+    """One asking address: who it is, under which profile, that profile's remembered answers, and its
+    rate-limit bucket (`tokens` left at `last`)."""
 
-    __slots__ = ("fast", "identity", "until", "who")
+    __slots__ = ("fast", "identity", "last", "tokens", "until", "who")
 
-    def __init__(self, identity: Identity, who: Who, fast: dict[bytes, Cached], until: float) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        who: Who,
+        fast: dict[bytes, Cached],
+        until: float,
+        tokens: float,
+        last: float,
+    ) -> None:
         self.identity, self.who, self.fast, self.until = identity, who, fast, until
+        self.tokens, self.last = tokens, last
 
 
 IDENTITY_TTL = 10.0  # seconds before an address is identified again (a new DHCP lease, a sign-in)
@@ -83,14 +93,17 @@ class Live:
     clients: dict[str, Client] = field(default_factory=dict)
     stamp: tuple[tuple[str, float], ...] = ()
 
-    def client(self, ip: str, mac: str | None, now: float) -> Client:
-        """The client at `ip`, identified now and remembered for IDENTITY_TTL seconds."""
+    def client(self, ip: str, mac: str | None, now: float, before: Client | None = None) -> Client:
+        """The client at `ip`, identified now and remembered for IDENTITY_TTL seconds (keeping the rate
+        limit's bucket of `before`, the same address's last identification)."""
         identity = identify(ip, mac, self.devices, self.sessions, datetime.now(self.zone))
         profile = self.policy.rules_for(identity.profile).name
         fast = self.fast.get(profile)
         if fast is None:
             fast = self.fast[profile] = {}
-        client = Client(identity, Who.of(ip, identity), fast, now + IDENTITY_TTL)
+        burst = float(self.config.dns.rate_limit.burst)
+        tokens, last = (before.tokens, before.last) if before is not None else (burst, now)
+        client = Client(identity, Who.of(ip, identity), fast, now + IDENTITY_TTL, tokens, last)
         if len(self.clients) >= 65_536:
             self.clients.clear()
         self.clients[ip] = client

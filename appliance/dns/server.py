@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -43,7 +44,7 @@ from appliance.dns.wire import (
     truncated,
     ttl_offsets,
 )
-from appliance.events import Event, EventWriter, What
+from appliance.events import EventWriter, What, Who
 from filters.errors import ApplianceError
 from profiles.decide import decide
 from profiles.policy import Special
@@ -57,6 +58,7 @@ TCP_IDLE_S = 10.0
 TCP_MAX_CONNECTIONS = 256
 RECV_BUFFER = 4 * 1024 * 1024
 WATCH_EVERY_S = 2.0
+HAND_OVER_S = 0.25
 
 
 @dataclass
@@ -105,10 +107,14 @@ class DnsServer:
         self.config_path = config_path
         self.neighbours = neighbours or Neighbours(live.config.dns.leases)
         self.counters = Counters()
-        self._submit: Callable[[Event], None] = writer.submit if writer is not None else (lambda _e: None)
         rate = live.config.dns.rate_limit
         self._rate, self._burst = rate.per_second, float(rate.burst)
-        self._buckets: dict[str, list[float]] = {}
+        # The events of the last quarter second, as parallel lists (see EventWriter.submit_columns).
+        self._log_ts: list[float] = []
+        self._log_who: list[Who] = []
+        self._log_what: list[What] = []
+        self._log_took: list[float] = []
+        self._handover: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._sockets: list[socket.socket] = []
         self._tcp: list[asyncio.Server] = []
@@ -157,6 +163,8 @@ class DnsServer:
             raise ApplianceError("no address to listen on")
         if self._watcher is None:
             self._watcher = asyncio.ensure_future(self._watch())
+            self._hand_over_events()
+            _settle_garbage()
         # Not in the main thread (tests), there are no signals: reloads come from the file watch.
         with contextlib.suppress(RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
@@ -165,6 +173,10 @@ class DnsServer:
         loop = asyncio.get_running_loop()
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._handover is not None:
+            self._handover.cancel()
+            self._handover = None
+        self._flush_events()
         for udp in self._sockets:
             loop.remove_reader(udp.fileno())
             udp.close()
@@ -182,64 +194,98 @@ class DnsServer:
     # ---- the UDP fast path ----
 
     def _drain(self, udp: socket.socket) -> None:
+        # The hot path. Locals for everything touched per packet; counters kept in locals and added once.
         recv, send = udp.recvfrom, udp.sendto
-        submit, monotonic, wall = self._submit, time.monotonic, time.time
+        monotonic = time.monotonic
         live = self.live
         clients = live.clients
-        counters = self.counters
-        for _ in range(64):
-            try:
-                data, addr = recv(MAX_QUERY + 1)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            now = monotonic()
-            counters.queries += 1
-            ip = addr[0]
-            client = clients.get(ip)
-            if client is None or now >= client.until:
-                client = live.client(ip, self.neighbours.mac_of(ip), now)
-            if self._rate and self._limited(ip, now):
-                reply = error_answer(data, Rcode.REFUSED)
-                if reply is not None:
-                    _send_quietly(send, reply, addr)
-                continue
-            entry = client.fast.get(data[2:])
-            if entry is not None and now < entry.expires:
-                if entry.second >= 0 and entry.second != int(now):
-                    entry.refresh(now)
-                try:  # noqa: SIM105 (the hot path: a with-block costs more than the send)
-                    send(data[:2] + entry.tail, addr)
+        rate, burst = self._rate, self._burst
+        log_ts, log_who, log_what, log_took = (
+            self._log_ts.append,
+            self._log_who.append,
+            self._log_what.append,
+            self._log_took.append,
+        )
+        wall = time.time()  # one clock reading for the batch: the events' time to the millisecond
+        queries = fast = 0
+        try:
+            for _ in range(64):
+                try:
+                    data, addr = recv(MAX_QUERY + 1)
+                except (BlockingIOError, InterruptedError):
+                    return
                 except OSError:
-                    pass
-                counters.fast += 1
-                if entry.what is not None:
-                    submit((wall(), client.who, entry.what, int((monotonic() - now) * 1e6)))
-                continue
+                    continue
+                now = monotonic()
+                queries += 1
+                ip = addr[0]
+                client = clients.get(ip)
+                if client is None or now >= client.until:
+                    client = live.client(ip, self.neighbours.mac_of(ip), now, clients.get(ip))
+                if rate:
+                    # A token bucket per device: `rate` a second, up to `burst` saved up.
+                    tokens = client.tokens + (now - client.last) * rate
+                    client.last = now
+                    if tokens < 1.0:
+                        client.tokens = tokens
+                        self.counters.limited += 1
+                        reply = error_answer(data, Rcode.REFUSED)
+                        if reply is not None:
+                            _send_quietly(send, reply, addr)
+                        continue
+                    client.tokens = (burst if tokens > burst else tokens) - 1.0
+                entry = client.fast.get(data[2:])
+                if entry is not None and now < entry.expires:
+                    if entry.second >= 0 and entry.second != int(now):
+                        entry.refresh(now)
+                    try:  # noqa: SIM105 (the hot path: a with-block costs more than the send)
+                        send(data[:2] + entry.tail, addr)
+                    except OSError:
+                        pass
+                    fast += 1
+                    what = entry.what
+                    if what is not None:
+                        log_ts(wall)
+                        log_who(client.who)
+                        log_what(what)
+                        log_took(monotonic() - now)
+                    continue
 
-            def reply_udp(answer: bytes, addr: object = addr) -> None:
-                _send_quietly(send, answer, addr)
+                def reply_udp(answer: bytes, addr: object = addr) -> None:
+                    _send_quietly(send, answer, addr)
 
-            try:
-                self._slow(data, client, now, reply_udp, udp=True)
-            except Exception:  # a bug must cost one question, never the server
-                log.exception("answering %r from %s failed", data[:64], ip)
+                try:
+                    self._slow(data, client, now, reply_udp, udp=True)
+                except Exception:  # a bug must cost one question, never the server
+                    log.exception("answering %r from %s failed", data[:64], ip)
+        finally:
+            self.counters.queries += queries
+            self.counters.fast += fast
 
-    def _limited(self, ip: str, now: float) -> bool:
-        bucket = self._buckets.get(ip)
-        if bucket is None:
-            if len(self._buckets) >= 65_536:
-                self._buckets.clear()
-            bucket = self._buckets[ip] = [self._burst, now]
-        tokens = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
-        bucket[1] = now
-        if tokens < 1.0:
-            bucket[0] = tokens
-            self.counters.limited += 1
+    def _hand_over_events(self) -> None:
+        """Every quarter second: the events gathered so far go to the writer thread as one batch."""
+        self._flush_events()
+        self._handover = asyncio.get_running_loop().call_later(HAND_OVER_S, self._hand_over_events)
+
+    def _flush_events(self) -> None:
+        if self._log_ts and self.writer is not None:
+            columns = (self._log_ts, self._log_who, self._log_what, self._log_took)
+            self._log_ts, self._log_who, self._log_what, self._log_took = [], [], [], []
+            self.writer.submit_columns(columns)
+
+    def _spend(self, client: Client, now: float) -> bool:
+        """Take a token from the device's bucket (the slow-path twin of the check in `_drain`);
+        False when it has none left."""
+        if not self._rate:
             return True
-        bucket[0] = tokens - 1.0
-        return False
+        tokens = client.tokens + (now - client.last) * self._rate
+        client.last = now
+        if tokens < 1.0:
+            client.tokens = tokens
+            self.counters.limited += 1
+            return False
+        client.tokens = min(self._burst, tokens) - 1.0
+        return True
 
     # ---- the slow path ----
 
@@ -412,22 +458,25 @@ class DnsServer:
 
     def _log(self, client: Client, what: What | None, since: float) -> None:
         if what is not None:
-            self._submit((time.time(), client.who, what, int((time.monotonic() - since) * 1e6)))
+            self._log_ts.append(time.time())
+            self._log_who.append(client.who)
+            self._log_what.append(what)
+            self._log_took.append(time.monotonic() - since)
 
     # ---- TCP ----
 
     def answer_tcp(self, data: bytes, ip: str, reply: Send) -> None:
         now = time.monotonic()
         self.counters.queries += 1
-        if self._rate and self._limited(ip, now):
+        live = self.live
+        client = live.clients.get(ip)
+        if client is None or now >= client.until:
+            client = live.client(ip, self.neighbours.mac_of(ip), now, client)
+        if not self._spend(client, now):
             answer = error_answer(data, Rcode.REFUSED)
             if answer is not None:
                 reply(answer)
             return
-        live = self.live
-        client = live.clients.get(ip)
-        if client is None or now >= client.until:
-            client = live.client(ip, self.neighbours.mac_of(ip), now)
         self._slow(data, client, now, reply, udp=False)
 
     # ---- reloads ----
@@ -435,6 +484,8 @@ class DnsServer:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(WATCH_EVERY_S)
+            # Answers remembered since the last tick are long-lived: out of the collector's sight.
+            gc.freeze()
             try:
                 if self.neighbours.refresh():
                     self.live.clients.clear()  # an address has a new device: identify again
@@ -457,9 +508,19 @@ class DnsServer:
             self.live.stamp = stamp_of(self.live.config)
             return False
         self.live = new
+        _settle_garbage()
         self.counters.reloads += 1
         log.info("reloaded: %d profiles, lists from %s", len(new.policy.profiles), new.config.index_path)
         return True
+
+
+def _settle_garbage() -> None:
+    """Move everything alive now (the policy, the compiled lists' objects) out of the garbage
+    collector's sight, and let it run less often: the answers remembered by the hot path are long-lived,
+    and walking them all is what a full collection would spend its pauses on."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
 
 
 def _send_quietly(send: Callable[..., int], data: bytes, addr: object) -> None:

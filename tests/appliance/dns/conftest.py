@@ -208,6 +208,16 @@ class Running:
             return dns.query.tcp(q, "127.0.0.1", port=self.port, source=source, timeout=5)
         return dns.query.udp(q, "127.0.0.1", port=self.port, source=source, timeout=5)
 
+    def flush_log(self) -> None:
+        """Hand the events gathered on the loop to the writer, and write them now."""
+
+        async def hand_over() -> None:
+            self.server._flush_events()
+
+        self.call(hand_over())
+        assert self.server.writer is not None
+        self.server.writer.flush()
+
     def close(self) -> None:
         if not self.thread.is_alive():
             return

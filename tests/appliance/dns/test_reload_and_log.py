@@ -112,7 +112,7 @@ def test_blocks_are_logged_as_events_and_allowed_browsing_only_counted(make_dns,
     running.query("en.wikipedia.org", source=KIDS)
     running.query("en.wikipedia.org", source=KIDS)
     running.query("www.childline.org.uk", source=KIDS)  # a help service: never logged at all
-    running.server.writer.flush()
+    running.flush_log()
     db = tmp_path / "var" / "appliance.sqlite"
     events = _rows(
         db, "SELECT channel, client, subject, via, profile, host, detail, action, category FROM events"
@@ -133,7 +133,7 @@ def test_a_profile_that_keeps_allowed_browsing_gets_every_query_as_an_event(make
     for name in ("en.wikipedia.org", "www.google.com"):
         running.query(name, source=TEENS)
     running.query("en.wikipedia.org", source=STAFF)
-    running.server.writer.flush()
+    running.flush_log()
     rows = _rows(
         tmp_path / "var" / "appliance.sqlite", "SELECT subject, host, action FROM events ORDER BY id"
     )
@@ -150,7 +150,7 @@ def test_the_query_log_survives_a_restart(make_dns, tmp_path: Path):
     again = Running(tmp_path / "appliance.yaml")
     try:
         again.query("www.pornhub.com", source=KIDS)
-        again.server.writer.flush()
+        again.flush_log()
     finally:
         again.close()
     assert _rows(tmp_path / "var" / "appliance.sqlite", "SELECT count(*) FROM events") == [(2,)]
