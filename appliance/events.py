@@ -1,5 +1,5 @@
-"""The monitoring log: events handed over by the DNS filter (and later the proxy), written to SQLite in
-batches by a thread of their own, so answering never waits for the disk.
+"""The monitoring log's values and its SQLite file: who asked, what was answered, and the writing of
+batches of events (appliance/event_log.py moves them from the answering process to a writer process).
 
 What is kept follows the verdict's privacy setting (`LogDetail`): `event` rows carry the pseudonymous
 subject, `count` only adds one to a daily total, `none` (help services) leaves no trace at all. The
@@ -12,10 +12,9 @@ import itertools
 import json
 import logging
 import sqlite3
-import threading
-from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -27,25 +26,31 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS askers (
+    id      INTEGER PRIMARY KEY,
+    client  TEXT NOT NULL,  -- the device's address
+    subject TEXT NOT NULL,  -- child:<id>, device:<name> or guest; never a child's name
+    via     TEXT NOT NULL   -- how the profile was found: session, device-mac, device-ip, guest
+);
+CREATE TABLE IF NOT EXISTS answers (
+    id       INTEGER PRIMARY KEY,
+    channel  TEXT    NOT NULL,  -- dns, tls or http
+    profile  TEXT    NOT NULL,
+    host     TEXT    NOT NULL,
+    detail   TEXT    NOT NULL,  -- dns: the query type (A, AAAA, HTTPS, ...)
+    action   TEXT    NOT NULL,  -- allow, block, rewrite, flag
+    severity TEXT    NOT NULL,  -- '' when none
+    category TEXT    NOT NULL,  -- the first reason's category, '' when none
+    flagged  INTEGER NOT NULL,  -- 1 when staff should look at it
+    reasons  TEXT    NOT NULL   -- JSON: [{step, effect, detail, category, severity, source, line, rule}]
+);
 CREATE TABLE IF NOT EXISTS events (
-    id          INTEGER PRIMARY KEY,
     ts          REAL    NOT NULL,  -- when, in seconds since 1970 (UTC)
-    channel     TEXT    NOT NULL,  -- dns, tls or http
-    client      TEXT    NOT NULL,  -- the device's address
-    subject     TEXT    NOT NULL,  -- child:<id>, device:<name> or guest; never a child's name
-    via         TEXT    NOT NULL,  -- how the profile was found: session, device-mac, device-ip, guest
-    profile     TEXT    NOT NULL,
-    host        TEXT    NOT NULL,
-    detail      TEXT    NOT NULL,  -- dns: the query type (A, AAAA, HTTPS, ...)
-    action      TEXT    NOT NULL,  -- allow, block, rewrite, flag
-    severity    TEXT    NOT NULL,  -- '' when none
-    category    TEXT    NOT NULL,  -- the first reason's category, '' when none
-    flagged     INTEGER NOT NULL,  -- 1 when staff should look at it
-    reasons     TEXT    NOT NULL,  -- JSON: [{step, effect, detail, category, severity, source, line, rule}]
+    asker       INTEGER NOT NULL REFERENCES askers (id),
+    answer      INTEGER NOT NULL REFERENCES answers (id),
     duration_us INTEGER NOT NULL   -- time taken to answer
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
-CREATE INDEX IF NOT EXISTS events_flagged ON events (flagged, ts) WHERE flagged = 1;
 CREATE TABLE IF NOT EXISTS daily_counts (
     day      TEXT    NOT NULL,  -- the centre's local date, YYYY-MM-DD
     channel  TEXT    NOT NULL,
@@ -55,28 +60,44 @@ CREATE TABLE IF NOT EXISTS daily_counts (
     count    INTEGER NOT NULL,
     PRIMARY KEY (day, channel, profile, action, category)
 ) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS event_log AS
+    SELECT e.rowid AS id, e.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host, w.detail,
+           w.action, w.severity, w.category, w.flagged, w.reasons, e.duration_us
+    FROM events e JOIN askers a ON a.id = e.asker JOIN answers w ON w.id = e.answer;
 """
-_INSERT = (
-    "INSERT INTO events (ts, channel, client, subject, via, profile, host, detail, action, severity,"
-    " category, flagged, reasons, duration_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_ASKER = "INSERT INTO askers (client, subject, via) VALUES (?, ?, ?)"
+_ANSWER = (
+    "INSERT INTO answers (channel, profile, host, detail, action, severity, category, flagged, reasons)"
+    " VALUES (?,?,?,?,?,?,?,?,?)"
 )
+_EVENT = "INSERT INTO events (ts, asker, answer, duration_us) VALUES (?, ?, ?, ?)"
 _COUNT = (
     "INSERT INTO daily_counts (day, channel, profile, action, category, count) VALUES (?,?,?,?,?,?)"
     " ON CONFLICT (day, channel, profile, action, category) DO UPDATE SET count = count + excluded.count"
 )
+_MEMO = 20_000  # asker and answer rows remembered by content, so repeats share a row
 
 
 class StoreError(ApplianceError):
     """The event log's SQLite file cannot be opened or is of a newer schema."""
 
 
+_KEYS = itertools.count(1)
+
+
+def _next_key() -> int:
+    return next(_KEYS)
+
+
 @dataclass(frozen=True)
 class Who:
-    """The asking side of an event, made once per client: address, pseudonymous subject, how found."""
+    """The asking side of an event, made once per client: address, pseudonymous subject, how found.
+    `key` names it between the answering process and the writer (see appliance/event_log.py)."""
 
     client: str
     subject: str
     via: str
+    key: int = field(default_factory=_next_key, compare=False)
 
     @classmethod
     def of(cls, client: str, identity: Identity) -> Who:
@@ -97,6 +118,7 @@ class What:
     flagged: bool
     reasons: str
     keep: LogDetail
+    key: int = field(default_factory=_next_key, compare=False)
 
     @classmethod
     def of(cls, channel: str, host: str, detail: str, verdict: Verdict) -> What:
@@ -130,10 +152,6 @@ class What:
         )
 
 
-Event = tuple[float, Who, What, int]  # when (time.time()), who, what, microseconds taken
-Columns = tuple[list[float], list[Who], list[What], list[float]]  # the same, as lists; seconds taken
-
-
 def open_store(path: Path) -> sqlite3.Connection:
     """The event log at `path`, created with its schema if new. WAL mode: readers never block the writer,
     and a power cut loses at most the last unsynced batch, never the file."""
@@ -154,110 +172,92 @@ def open_store(path: Path) -> sqlite3.Connection:
     return db
 
 
-class EventWriter:
-    """Takes events without ever blocking the answering side, and writes them in batches.
+class StoreWriter:
+    """Writes batches of events to the SQLite file, one transaction each: an `events` row (four numbers)
+    for what is kept as an event, one added to the day's totals for what is only counted, nothing for
+    the rest (`LogDetail`). Who asked and what was answered are rows of their own (`askers`, `answers`),
+    written once and named by every event: the reasons are not repeated per question, and the SD card
+    sees a fraction of the writes. Synchronous: the writer process of appliance/event_log.py owns one.
 
-    Two ways in: `submit(event)` (a deque append, from any thread), and `submit_columns(...)`, a whole
-    batch as four parallel lists (when, who, what, seconds taken) that the DNS filter's event loop fills
-    with plain appends: no object per question survives, so the garbage collector has nothing new to
-    walk. The writer thread writes whatever came in every `interval` seconds. If the disk falls behind
-    by more than `backlog` events, the oldest waiting ones are dropped (answering goes on; the log says
-    so). `failed` counts events a write error lost.
+    `define` takes the asking process's keys for its Who and What values; `write` the events by key.
     """
 
-    def __init__(self, path: Path, zone: tzinfo, *, interval: float = 0.5, backlog: int = 500_000) -> None:
+    def __init__(self, path: Path, zone: tzinfo) -> None:
         self.path = path
         self.zone = zone
-        self.interval = interval
         self.written = 0
         self.counted = 0
-        self.failed = 0
-        self._queue: deque[Event] = deque(maxlen=backlog)
-        self._batches: deque[Columns] = deque(maxlen=max(1, backlog // 10_000))
-        self.submit = self._queue.append
         self._db = open_store(path)
-        self._stop = threading.Event()
         self._day: tuple[float, float, str] = (0.0, 0.0, "")
-        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
-        self._thread.start()
+        self._asker: dict[int, int] = {}  # key -> askers.id
+        self._event: dict[int, int] = {}  # key of a What kept as events -> answers.id
+        self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted What -> its total
+        self._rows: dict[tuple[object, ...], int] = {}  # content -> id, so repeats share a row
 
-    def submit_columns(self, columns: Columns) -> None:
-        """A batch of events as (when, who, what, seconds taken) lists of equal length."""
-        if len(self._batches) == self._batches.maxlen:
-            log.warning("event log %s: the disk fell behind; a batch of events was dropped", self.path)
-        self._batches.append(columns)
+    def define(self, defs: Iterable[tuple[int, Who | What]]) -> None:
+        """Learn keys; writes the asker and answer rows not written before (inside `write`'s transaction)."""
+        for key, thing in defs:
+            if isinstance(thing, Who):
+                self._asker[key] = self._row(_ASKER, (thing.client, thing.subject, thing.via))
+            elif thing.keep is LogDetail.EVENT or thing.flagged:
+                content = (
+                    *(thing.channel, thing.profile, thing.host, thing.detail, thing.action),
+                    *(thing.severity, thing.category, int(thing.flagged), thing.reasons),
+                )
+                self._event[key] = self._row(_ANSWER, content)
+            elif thing.keep is LogDetail.COUNT:
+                self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
-        self.flush()
+    def _row(self, sql: str, content: tuple[object, ...]) -> int:
+        found = self._rows.get(content)
+        if found is None:
+            if len(self._rows) >= _MEMO:
+                self._rows.clear()
+            cursor = self._db.execute(sql, content)
+            found = self._rows[content] = int(cursor.lastrowid or 0)
+        return found
 
-    def flush(self) -> None:
-        """Write whatever is waiting (called by the writer thread; safe to call from another)."""
-        queue, batches = self._queue, self._batches
-        if not queue and not batches:
-            return
-        if len(queue) == queue.maxlen:
-            log.warning(
-                "event log %s: the disk fell behind; the oldest waiting events were dropped", self.path
-            )
-        single: list[Event] = [queue.popleft() for _ in range(len(queue))]
-        columns = [batches.popleft() for _ in range(len(batches))]
-        size = len(single) + sum(len(c[0]) for c in columns)
-        batch = itertools.chain(
-            single,
-            *(
-                zip(ts, who, what, (int(t * 1e6) for t in took), strict=True)
-                for ts, who, what, took in columns
-            ),
-        )
-        try:
-            self._write(batch)
-        except sqlite3.Error as e:
-            log.error("event log %s: could not write %d events: %s", self.path, size, e)
-            self.failed += size
+    def forget(self, keys: Iterable[int]) -> None:
+        for key in keys:
+            self._asker.pop(key, None)
+            self._event.pop(key, None)
+            self._count.pop(key, None)
 
-    def _write(self, batch: Iterable[Event]) -> None:
-        counts: dict[tuple[str, str, str, str, str], int] = {}
-        kept = [0]
-
-        def rows() -> Iterator[tuple[object, ...]]:
-            # Made one at a time as SQLite takes them: a batch never exists twice in memory.
-            for ts, who, what, duration in batch:
-                keep = what.keep
-                if keep is LogDetail.EVENT or what.flagged:
-                    kept[0] += 1
-                    yield (
-                        ts,
-                        what.channel,
-                        who.client,
-                        who.subject,
-                        who.via,
-                        what.profile,
-                        what.host,
-                        what.detail,
-                        what.action,
-                        what.severity,
-                        what.category,
-                        what.flagged,
-                        what.reasons,
-                        duration,
-                    )
-                elif keep is LogDetail.COUNT:
-                    key = (self._day_of(ts), what.channel, what.profile, what.action, what.category)
-                    counts[key] = counts.get(key, 0) + 1
-
+    def write(
+        self,
+        defs: Iterable[tuple[int, Who | What]],
+        ts: Sequence[float],
+        who: Sequence[int],
+        what: Sequence[int],
+        took: Sequence[float],
+    ) -> None:
+        """Define `defs`, then write the events given as parallel sequences (when, who's key, what's key,
+        seconds taken). Raises sqlite3.Error, and nothing of the batch is written."""
         db = self._db
         db.execute("BEGIN")
         try:
-            db.executemany(_INSERT, rows())
-            db.executemany(_COUNT, [(*key, n) for key, n in counts.items()])
+            self.define(defs)
+            asker, event = self._asker, self._event
+            rows = [
+                (t, asker[w], event[x], int(d * 1e6))
+                for t, w, x, d in zip(ts, who, what, took, strict=True)
+                if x in event
+            ]
+            db.executemany(_EVENT, rows)
+            counted = Counter(x for x in what if x in self._count)
+            totals: Counter[tuple[str, ...]] = Counter()
+            if counted:
+                day = self._day_of(ts[-1])  # a batch is a quarter second: it counts for the day it ends in
+                for key, n in counted.items():
+                    totals[(day, *self._count[key])] += n
+            db.executemany(_COUNT, [(*key, n) for key, n in totals.items()])
             db.execute("COMMIT")
-        except sqlite3.Error:
+        except (sqlite3.Error, KeyError):
             db.execute("ROLLBACK")
+            self._rows.clear()  # ids handed out in the rolled-back transaction are gone
             raise
-        self.written += kept[0]
-        self.counted += sum(counts.values())
+        self.written += len(rows)
+        self.counted += sum(counted.values())
 
     def _day_of(self, ts: float) -> str:
         start, end, day = self._day
@@ -271,7 +271,4 @@ class EventWriter:
         return day
 
     def close(self) -> None:
-        """Write what is waiting and stop the thread."""
-        self._stop.set()
-        self._thread.join(timeout=10)
         self._db.close()

@@ -30,7 +30,7 @@ same upstream, one run.
   weighs more on the faster side).
 - **Figures**: qps is the mean of a side's two runs, lost their sum, p50, p99 and max the larger of the
   two, `over_20ms` the answers slower than 20 ms in both, RSS the larger VmRSS (/proc/PID/status) read at
-  the end of each run. The servers and dnsperf share the machine's cores (dnsperf takes most of one).
+  the end of each run (for ours summed over its processes: the server and its query-log writer). The servers and dnsperf share the machine's cores (dnsperf takes most of one).
 
     .venv/bin/python bench/dns.py [--domains N] [--seconds S] [--clients C] [--work DIR] [--keep]
 
@@ -258,10 +258,20 @@ class Server:
         raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.tail()}")
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        raise RuntimeError(f"{self.name}: no VmRSS")
+        """VmRSS of the server and every process it started (ours: the query log's writer process and
+        multiprocessing's resource tracker), summed."""
+        total = 0
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            total += next(
+                (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+            )
+        if not total:
+            raise RuntimeError(f"{self.name}: no VmRSS")
+        return round(total / 1024, 1)
 
     def stop(self) -> int | None:
         if self.proc.poll() is None:
@@ -278,6 +288,23 @@ class Server:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 @contextmanager
@@ -340,7 +367,7 @@ def _events(path: Path) -> dict[str, Any]:
         return {"events_written": 0}
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        by_action = dict(db.execute("SELECT action, count(*) FROM events GROUP BY action").fetchall())
+        by_action = dict(db.execute("SELECT action, count(*) FROM event_log GROUP BY action").fetchall())
         (counted,) = db.execute("SELECT coalesce(sum(count), 0) FROM daily_counts").fetchone()
     finally:
         db.close()

@@ -62,8 +62,7 @@ async def _serve(config_path: Path | None, listen_args: list[str] | None) -> int
         await stop.wait()
     finally:
         await server.stop()
-        if server.writer is not None:
-            server.writer.close()
+        server.events.close()
         c = server.counters
         log.info(
             "stopped after %d queries (%d remembered answers, %d malformed, %d rate-limited, %d SERVFAIL)",

@@ -44,7 +44,8 @@ from appliance.dns.wire import (
     truncated,
     ttl_offsets,
 )
-from appliance.events import EventWriter, What, Who
+from appliance.event_log import EventLog
+from appliance.events import What
 from filters.errors import ApplianceError
 from profiles.decide import decide
 from profiles.policy import Special
@@ -96,24 +97,19 @@ class DnsServer:
         self,
         live: Live,
         upstreams: Upstreams,
-        writer: EventWriter | None,
+        events: EventLog,
         *,
         config_path: Path | None = None,
         neighbours: Neighbours | None = None,
     ) -> None:
         self.live = live
         self.upstreams = upstreams
-        self.writer = writer
+        self.events = events
         self.config_path = config_path
         self.neighbours = neighbours or Neighbours(live.config.dns.leases)
         self.counters = Counters()
         rate = live.config.dns.rate_limit
         self._rate, self._burst = rate.per_second, float(rate.burst)
-        # The events of the last quarter second, as parallel lists (see EventWriter.submit_columns).
-        self._log_ts: list[float] = []
-        self._log_who: list[Who] = []
-        self._log_what: list[What] = []
-        self._log_took: list[float] = []
         self._handover: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._sockets: list[socket.socket] = []
@@ -176,7 +172,7 @@ class DnsServer:
         if self._handover is not None:
             self._handover.cancel()
             self._handover = None
-        self._flush_events()
+        self.events.hand_over()
         for udp in self._sockets:
             loop.remove_reader(udp.fileno())
             udp.close()
@@ -200,11 +196,12 @@ class DnsServer:
         live = self.live
         clients = live.clients
         rate, burst = self._rate, self._burst
+        events = self.events
         log_ts, log_who, log_what, log_took = (
-            self._log_ts.append,
-            self._log_who.append,
-            self._log_what.append,
-            self._log_took.append,
+            events.ts.append,
+            events.who.append,
+            events.what.append,
+            events.took.append,
         )
         wall = time.time()  # one clock reading for the batch: the events' time to the millisecond
         queries = fast = 0
@@ -221,7 +218,7 @@ class DnsServer:
                 ip = addr[0]
                 client = clients.get(ip)
                 if client is None or now >= client.until:
-                    client = live.client(ip, self.neighbours.mac_of(ip), now, clients.get(ip))
+                    client = self._identify(live, ip, now, client)
                 if rate:
                     # A token bucket per device: `rate` a second, up to `burst` saved up.
                     tokens = client.tokens + (now - client.last) * rate
@@ -246,8 +243,8 @@ class DnsServer:
                     what = entry.what
                     if what is not None:
                         log_ts(wall)
-                        log_who(client.who)
-                        log_what(what)
+                        log_who(client.who.key)
+                        log_what(what.key)
                         log_took(monotonic() - now)
                     continue
 
@@ -262,16 +259,15 @@ class DnsServer:
             self.counters.queries += queries
             self.counters.fast += fast
 
-    def _hand_over_events(self) -> None:
-        """Every quarter second: the events gathered so far go to the writer thread as one batch."""
-        self._flush_events()
-        self._handover = asyncio.get_running_loop().call_later(HAND_OVER_S, self._hand_over_events)
+    def _identify(self, live: Live, ip: str, now: float, before: Client | None) -> Client:
+        client = live.client(ip, self.neighbours.mac_of(ip), now, before)
+        self.events.define(client.who)
+        return client
 
-    def _flush_events(self) -> None:
-        if self._log_ts and self.writer is not None:
-            columns = (self._log_ts, self._log_who, self._log_what, self._log_took)
-            self._log_ts, self._log_who, self._log_what, self._log_took = [], [], [], []
-            self.writer.submit_columns(columns)
+    def _hand_over_events(self) -> None:
+        """Every quarter second: the events gathered so far go to the writer as one batch."""
+        self.events.hand_over()
+        self._handover = asyncio.get_running_loop().call_later(HAND_OVER_S, self._hand_over_events)
 
     def _spend(self, client: Client, now: float) -> bool:
         """Take a token from the device's bucket (the slow-path twin of the check in `_drain`);
@@ -458,10 +454,7 @@ class DnsServer:
 
     def _log(self, client: Client, what: What | None, since: float) -> None:
         if what is not None:
-            self._log_ts.append(time.time())
-            self._log_who.append(client.who)
-            self._log_what.append(what)
-            self._log_took.append(time.monotonic() - since)
+            self.events.add(time.time(), client.who, what, time.monotonic() - since)
 
     # ---- TCP ----
 
@@ -471,7 +464,7 @@ class DnsServer:
         live = self.live
         client = live.clients.get(ip)
         if client is None or now >= client.until:
-            client = live.client(ip, self.neighbours.mac_of(ip), now, client)
+            client = self._identify(live, ip, now, client)
         if not self._spend(client, now):
             answer = error_answer(data, Rcode.REFUSED)
             if answer is not None:
@@ -605,8 +598,8 @@ def make_server(live: Live, listen: list[tuple[str, int]], config_path: Path | N
     dns = live.config.dns
     settings = UpstreamSettings(upstream_servers(live, listen), dns.try_timeout_s, dns.servfail_after_s)
     upstreams = Upstreams(settings, RecordCache(dns.cache))
-    writer = EventWriter(live.config.events_path, live.zone)
-    return DnsServer(live, upstreams, writer, config_path=config_path)
+    events = EventLog(live.config.events_path, live.zone)
+    return DnsServer(live, upstreams, events, config_path=config_path)
 
 
 def parse_listen(texts: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:

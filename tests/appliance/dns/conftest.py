@@ -212,18 +212,16 @@ class Running:
         """Hand the events gathered on the loop to the writer, and write them now."""
 
         async def hand_over() -> None:
-            self.server._flush_events()
+            self.server.events.hand_over()
 
         self.call(hand_over())
-        assert self.server.writer is not None
-        self.server.writer.flush()
+        self.server.events.flush()
 
     def close(self) -> None:
         if not self.thread.is_alive():
             return
         self.call(self.server.stop())
-        if self.server.writer is not None:
-            self.server.writer.close()
+        self.server.events.close()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sqlite3
 import struct
 from pathlib import Path
 
@@ -299,3 +300,29 @@ def test_the_server_answers_over_ipv6_too(make_dns, upstream: FakeUpstream):
     assert answers(reply) == [("en.wikipedia.org", "A", "198.51.100.10")]
     reply = dns.query.tcp(dns.message.make_query("www.pornhub.com", "A"), "::1", port=port, timeout=5)
     assert answers(reply) == [("www.pornhub.com", "A", "192.168.50.1")]
+
+
+def test_a_device_is_known_by_its_mac_from_the_dhcp_leases(make_dns, tmp_path: Path):
+    """With the appliance as the centre's router handing out addresses, the leases file says which
+    hardware address has which IP: a device registered by MAC gets its profile at any address."""
+    leases = tmp_path / "dnsmasq.leases"
+    leases.write_text(
+        "1795600000 dc:a6:32:01:02:03 127.0.0.21 room1-pc1 *\nnot a lease line\n", encoding="utf-8"
+    )
+    running = make_dns(extra=f"  dhcp_leases: {leases}\n")
+    config = tmp_path / "appliance.yaml"
+    device = '  - {name: room1-pc1, mac: "DC-A6-32-01-02-03", profile: kids}\n'
+    config.write_text(config.read_text(encoding="utf-8").replace("devices:\n", "devices:\n" + device, 1))
+    assert running.call(running.server.reload()) is True
+    # Social networks: blocked for the kids profile, not for guests (the address next door).
+    assert answers(running.query("www.instagram.com", source="127.0.0.21")) == [
+        ("www.instagram.com", "A", "192.168.50.1")
+    ]
+    assert rcode(running.query("www.instagram.com", source="127.0.0.22")) == "NXDOMAIN"  # asked upstream
+    running.query("www.pornhub.com", source="127.0.0.21")
+    running.flush_log()
+    with sqlite3.connect(tmp_path / "var" / "appliance.sqlite") as db:
+        rows = db.execute(
+            "SELECT client, subject, via, profile FROM event_log WHERE host = 'www.pornhub.com'"
+        )
+        assert rows.fetchall() == [("127.0.0.21", "device:room1-pc1", "device-mac", "kids")]

@@ -115,16 +115,16 @@ def test_blocks_are_logged_as_events_and_allowed_browsing_only_counted(make_dns,
     running.flush_log()
     db = tmp_path / "var" / "appliance.sqlite"
     events = _rows(
-        db, "SELECT channel, client, subject, via, profile, host, detail, action, category FROM events"
+        db, "SELECT channel, client, subject, via, profile, host, detail, action, category FROM event_log"
     )
     assert events == [
         ("dns", KIDS, "device:kids-tablet", "device-ip", "kids", "www.pornhub.com", "A", "block", "adult")
     ]
     counts = _rows(db, "SELECT profile, action, count FROM daily_counts WHERE action = 'allow'")
     assert counts == [("kids", "allow", 2)]
-    everything = _rows(db, "SELECT host FROM events") + _rows(db, "SELECT * FROM daily_counts")
+    everything = _rows(db, "SELECT host FROM event_log") + _rows(db, "SELECT * FROM daily_counts")
     assert "childline" not in str(everything)
-    reasons = _rows(db, "SELECT reasons, severity FROM events")[0]
+    reasons = _rows(db, "SELECT reasons, severity FROM event_log")[0]
     assert '"source": "demo-adult"' in reasons[0] and reasons[1] == "high"
 
 
@@ -135,7 +135,7 @@ def test_a_profile_that_keeps_allowed_browsing_gets_every_query_as_an_event(make
     running.query("en.wikipedia.org", source=STAFF)
     running.flush_log()
     rows = _rows(
-        tmp_path / "var" / "appliance.sqlite", "SELECT subject, host, action FROM events ORDER BY id"
+        tmp_path / "var" / "appliance.sqlite", "SELECT subject, host, action FROM event_log ORDER BY id"
     )
     assert rows == [
         ("device:teen-laptop", "en.wikipedia.org", "allow"),

@@ -1,0 +1,183 @@
+"""Events from the answering process to the SQLite file, without costing the answering side anything
+but a few array appends per question.
+
+The answering process (the DNS filter's event loop) records each event as four numbers: when, the key of
+who asked, the key of what was answered, and the seconds taken, appended to arrays (no object per
+question is made or kept). Who and what are sent once each, when first made. Four times a second the
+arrays go, as bytes, to a writer *process* that turns them back into rows and writes them to SQLite: a
+writer thread would share the interpreter lock and halve the answering rate under load.
+
+`hand_over` runs on the answering side's thread; `flush` and `close` may block and run elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import weakref
+from array import array
+from datetime import tzinfo
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from appliance.events import StoreWriter, What, Who
+
+log = logging.getLogger(__name__)
+
+MAX_WAITING_BATCHES = 200  # about fifty seconds of full load: beyond, batches are dropped and logged
+
+
+class EventLog:
+    """The answering side's end of the event log. Not thread-safe: one thread records and hands over."""
+
+    def __init__(self, path: Path, zone: tzinfo) -> None:
+        self.path = path
+        self.dropped = 0
+        self.ts = array("d")
+        self.who = array("Q")
+        self.what = array("Q")
+        self.took = array("f")
+        self._defs: list[tuple[int, Who | What]] = []
+        self._dead: list[int] = []
+        self._known: set[int] = set()
+        # A small process of its own (`python -m appliance.event_log`): it imports only what writing
+        # needs, not the answering side's lists and libraries.
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "appliance.event_log", str(path), str(zone)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._send = Connection(self._process.stdin.fileno(), readable=False)
+        self._receive = Connection(self._process.stdout.fileno(), writable=False)
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # one flush at a time reads the pipe
+        self._sender = threading.Thread(target=self._send_loop, name="event-sender", daemon=True)
+        self._sender.start()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def define(self, thing: Who | What) -> int:
+        """The key of `thing`, sent to the writer with the next batch if it is new."""
+        key = thing.key
+        if key not in self._known:
+            self._known.add(key)
+            self._defs.append((key, thing))
+            # When the answering side forgets it, so may the writer (after the events that name it).
+            weakref.finalize(thing, self._forget, key)
+        return key
+
+    def _forget(self, key: int) -> None:
+        self._dead.append(key)
+
+    def add(self, ts: float, who: Who, what: What, took: float) -> None:
+        """One event (the hot path appends to the arrays directly, with keys already defined)."""
+        self.ts.append(ts)
+        self.who.append(self.define(who))
+        self.what.append(self.define(what))
+        self.took.append(took)
+
+    def hand_over(self) -> None:
+        """Send what was recorded since the last hand-over to the writer (never blocks)."""
+        if not self.ts and not self._dead:
+            return
+        dead, self._dead = self._dead, []
+        self._known.difference_update(dead)
+        message = (
+            "batch",
+            self._defs,
+            self.ts.tobytes(),
+            self.who.tobytes(),
+            self.what.tobytes(),
+            self.took.tobytes(),
+            dead,
+        )
+        self._defs = []
+        # New arrays rather than cleared ones: the hot path holds bound appends for a whole drain.
+        self.ts, self.who, self.what, self.took = array("d"), array("Q"), array("Q"), array("f")
+        if self._outbox.qsize() >= MAX_WAITING_BATCHES:
+            self.dropped += len(message[2]) // 8
+            log.warning("event log %s: the writer fell behind; a batch of events was dropped", self.path)
+            return
+        self._outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _send_loop(self) -> None:
+        while True:
+            data = self._outbox.get()
+            if data is None:
+                return
+            try:
+                self._send.send_bytes(data)
+            except OSError as e:
+                log.error("event log %s: the writer process is gone (%s); events are lost", self.path, e)
+
+    def flush(self, timeout: float = 30.0) -> tuple[int, int]:
+        """Wait until everything handed over is written; (events written, events counted) so far.
+        Call `hand_over` first (on the answering thread) for the latest events."""
+        with self._lock:
+            self._outbox.put(pickle.dumps(("flush",)))
+            if not self._receive.poll(timeout):
+                raise TimeoutError(f"event log {self.path}: the writer did not answer in {timeout} s")
+            reply = pickle.loads(self._receive.recv_bytes())
+            return int(reply[1]), int(reply[2])
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what was handed over and stop the writer process."""
+        self._outbox.put(pickle.dumps(("stop",)))
+        self._outbox.put(None)
+        self._sender.join(timeout)
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.terminate()
+            self._process.wait()
+        self._send.close()
+        self._receive.close()
+
+
+def _writer_main(path: str, zone_name: str) -> None:
+    """The writer process: batches in on stdin, rows out, until told to stop or the pipe closes."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The SIGINT of a Ctrl-C reaches the whole process group: the parent says when to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    receive, conn = Connection(0, writable=False), Connection(1, readable=False)
+    store = StoreWriter(Path(path), ZoneInfo(zone_name))
+    try:
+        while True:
+            try:
+                message = pickle.loads(receive.recv_bytes())
+            except EOFError:
+                return
+            kind = message[0]
+            if kind == "flush":
+                conn.send_bytes(pickle.dumps(("flushed", store.written, store.counted)))
+            elif kind == "stop":
+                return
+            else:
+                _, defs, ts, who, what, took, dead = message
+                try:
+                    store.write(defs, _array("d", ts), _array("Q", who), _array("Q", what), _array("f", took))
+                except Exception as e:  # one bad batch must not stop the log
+                    log.error("event log %s: a batch of events could not be written: %s", path, e)
+                store.forget(dead)
+    finally:
+        store.close()
+
+
+def _array(kind: str, data: bytes) -> array[Any]:
+    values = array(kind)
+    values.frombytes(data)
+    return values
+
+
+if __name__ == "__main__":
+    _writer_main(sys.argv[1], sys.argv[2])
