@@ -30,7 +30,10 @@ same upstream, one run.
   weighs more on the faster side).
 - **Figures**: qps is the mean of a side's two runs, lost their sum, p50, p99 and max the larger of the
   two, `over_20ms` the answers slower than 20 ms in both, RSS the larger VmRSS (/proc/PID/status) read at
-  the end of each run (for ours summed over its processes: the server and its query-log writer). The servers and dnsperf share the machine's cores (dnsperf takes most of one).
+  the end of each run (for ours summed over its processes: the server and its query-log writer).
+  `*_cpu_us_per_query` is the CPU a side spent per answered question (all its processes, from
+  /proc/PID/stat), `*_dnsperf_cpu_us_per_query` dnsperf's own: the servers and dnsperf share the
+  machine's cores, so a side can only go as fast as the two cores hold both.
 
     .venv/bin/python bench/dns.py [--domains N] [--seconds S] [--clients C] [--work DIR] [--keep]
 
@@ -48,6 +51,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -273,6 +277,18 @@ class Server:
             raise RuntimeError(f"{self.name}: no VmRSS")
         return round(total / 1024, 1)
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the server and every process it started."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
+
     def stop(self) -> int | None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -328,8 +344,13 @@ def dnsperf(
     """One dnsperf run against `server`; its figures, with latency percentiles if `-v` is in `extra`."""
     cmd = [_tool("dnsperf"), "-s", server.host, "-p", str(server.port), "-d", str(queries)]
     cmd += ["-c", str(clients), "-q", str(OUTSTANDING), "-l", str(seconds), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = server.cpu_s()
     with open(out, "wb") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = server.cpu_s() - server_before
+    dnsperf_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     text_stats: dict[str, float] = {}
     rcodes: dict[str, int] = {}
     latencies: list[float] = []
@@ -349,6 +370,9 @@ def dnsperf(
         "completed": int(text_stats["Queries completed"]),
         "lost": int(text_stats["Queries lost"]),
         "rcodes": rcodes,
+        # CPU per answered question: the server's (all its processes), and dnsperf's own.
+        "cpu_us": server_cpu / max(1, int(text_stats["Queries completed"])) * 1e6,
+        "dnsperf_cpu_us": dnsperf_cpu / max(1, int(text_stats["Queries completed"])) * 1e6,
     }
     if latencies:
         latencies.sort()
@@ -431,6 +455,8 @@ def _side_summary(runs: list[dict[str, Any]], rss: list[float]) -> dict[str, Any
         "max_ms": round(max(r["max_ms"] for r in runs), 3),
         "over_20ms": sum(r["over_20ms"] for r in runs),
         "rcodes": rcodes,
+        "cpu_us_per_query": round(sum(r["cpu_us"] for r in runs) / len(runs), 2),
+        "dnsperf_cpu_us_per_query": round(sum(r["dnsperf_cpu_us"] for r in runs) / len(runs), 2),
     }
 
 
