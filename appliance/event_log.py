@@ -13,12 +13,14 @@ writer thread would share the interpreter lock and halve the answering rate unde
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import queue
 import signal
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from array import array
 from datetime import tzinfo
@@ -31,6 +33,7 @@ from appliance.events import StoreWriter, What, Who
 
 log = logging.getLogger(__name__)
 
+RESTART_S = 5.0
 MAX_WAITING_BATCHES = 200  # about fifty seconds of full load: beyond, batches are dropped and logged
 
 
@@ -39,32 +42,63 @@ class EventLog:
 
     def __init__(self, path: Path, zone: tzinfo) -> None:
         self.path = path
-        self.dropped = 0
+        self.dropped_batches = 0
         self.ts = array("d")
         self.who = array("Q")
         self.what = array("Q")
         self.took = array("f")
+        self.zone = zone
+        self.restarts = 0
         self._defs: list[tuple[int, Who | What]] = []
         self._dead: list[int] = []
         self._known: set[int] = set()
-        # A small process of its own (`python -m appliance.event_log`): it imports only what writing
-        # needs, not the answering side's lists and libraries.
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "appliance.event_log", str(path), str(zone)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self._process.stdin is not None and self._process.stdout is not None
-        self._send = Connection(self._process.stdin.fileno(), readable=False)
-        self._receive = Connection(self._process.stdout.fileno(), writable=False)
+        self._alive: weakref.WeakValueDictionary[int, Who | What] = weakref.WeakValueDictionary()
+        self._started = 0.0
+        self._start()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._lock = threading.Lock()  # one flush at a time reads the pipe
         self._sender = threading.Thread(target=self._send_loop, name="event-sender", daemon=True)
         self._sender.start()
 
+    def _start(self) -> None:
+        # A small process of its own (`python -m appliance.event_log`): it imports only what writing
+        # needs, not the answering side's lists and libraries.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "appliance.event_log", str(self.path), str(self.zone)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        # The connections own duplicates of the pipe ends; the originals are closed at once.
+        self._send = Connection(os.dup(process.stdin.fileno()), readable=False)
+        self._receive = Connection(os.dup(process.stdout.fileno()), writable=False)
+        process.stdin.close()
+        process.stdout.close()
+        self._process = process
+        self._started = time.monotonic()
+
     @property
     def pid(self) -> int:
         return self._process.pid
+
+    def _restart_if_gone(self) -> None:
+        """A writer that died (killed, out of memory) is started again, at most every RESTART_S seconds,
+        and told everything still in use: the events of the gap are lost, the log goes on."""
+        code = self._process.poll()
+        if code is None or time.monotonic() - self._started < RESTART_S:
+            return
+        log.error("event log %s: the writer process ended (%s); starting it again", self.path, code)
+        while True:  # batches waiting for the dead writer name keys the new one will not know
+            try:
+                if self._outbox.get_nowait() is not None:
+                    self.dropped_batches += 1
+            except queue.Empty:
+                break
+        self._send.close()
+        self._receive.close()
+        self._start()
+        self.restarts += 1
+        self._defs = list(self._alive.items())
 
     def define(self, thing: Who | What) -> int:
         """The key of `thing`, sent to the writer with the next batch if it is new."""
@@ -72,6 +106,7 @@ class EventLog:
         if key not in self._known:
             self._known.add(key)
             self._defs.append((key, thing))
+            self._alive[key] = thing
             # When the answering side forgets it, so may the writer (after the events that name it).
             weakref.finalize(thing, self._forget, key)
         return key
@@ -88,7 +123,8 @@ class EventLog:
 
     def hand_over(self) -> None:
         """Send what was recorded since the last hand-over to the writer (never blocks)."""
-        if not self.ts and not self._dead:
+        self._restart_if_gone()
+        if not self.ts and not self._dead and not self._defs:
             return
         dead, self._dead = self._dead, []
         self._known.difference_update(dead)
@@ -105,7 +141,7 @@ class EventLog:
         # New arrays rather than cleared ones: the hot path holds bound appends for a whole drain.
         self.ts, self.who, self.what, self.took = array("d"), array("Q"), array("Q"), array("f")
         if self._outbox.qsize() >= MAX_WAITING_BATCHES:
-            self.dropped += len(message[2]) // 8
+            self.dropped_batches += 1
             log.warning("event log %s: the writer fell behind; a batch of events was dropped", self.path)
             return
         self._outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -117,8 +153,8 @@ class EventLog:
                 return
             try:
                 self._send.send_bytes(data)
-            except OSError as e:
-                log.error("event log %s: the writer process is gone (%s); events are lost", self.path, e)
+            except OSError:
+                self.dropped_batches += 1  # the writer is gone: `hand_over` starts another
 
     def flush(self, timeout: float = 30.0) -> tuple[int, int]:
         """Wait until everything handed over is written; (events written, events counted) so far.

@@ -155,3 +155,30 @@ def test_the_query_log_survives_a_restart(make_dns, tmp_path: Path):
         again.close()
     assert _rows(tmp_path / "var" / "appliance.sqlite", "SELECT count(*) FROM events") == [(2,)]
     assert _rows(tmp_path / "var" / "appliance.sqlite", "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_killed_log_writer_is_started_again_and_the_file_stays_sound(make_dns, tmp_path: Path, monkeypatch):
+    """kill -9 of the query log's writer in the middle of writing: questions are answered all along, a
+    new writer takes over within seconds, and the SQLite file passes its integrity check."""
+    import os
+    import signal
+
+    import appliance.event_log as event_log
+
+    monkeypatch.setattr(event_log, "RESTART_S", 0.5)
+    running = make_dns()
+    events = running.server.events
+    first = events.pid
+    for _ in range(200):
+        running.query("www.pornhub.com", source=KIDS)
+    os.kill(first, signal.SIGKILL)
+    answered = [running.query("www.pornhub.com", source=KIDS) for _ in range(50)]
+    assert all(answers(r) == [("www.pornhub.com", "A", "192.168.50.1")] for r in answered)
+    assert _wait_for(lambda: events.pid != first and events.restarts == 1)
+    running.query("www.pornhub.com", source=TEENS)  # a new device after the restart
+    running.query("www.pornhub.com", source=KIDS)  # and one the new writer learnt of at its start
+    running.flush_log()
+    db = tmp_path / "var" / "appliance.sqlite"
+    assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
+    subjects = {s for (s,) in _rows(db, "SELECT subject FROM event_log")}
+    assert subjects == {"device:kids-tablet", "device:teen-laptop"}
