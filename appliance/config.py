@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -84,6 +85,7 @@ class Config:
     policy: PolicySettings = field(default_factory=PolicySettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     devices: tuple[Device, ...] = ()
+    device_lines: Mapping[str, int] = field(default_factory=dict)  # device name -> its line in the file
 
     @property
     def index_path(self) -> Path:
@@ -183,6 +185,7 @@ def _parse(data: _Mapping, path: Path) -> Config:
         names.add(source.name)
         sources.append(source)
     policy = _parse_policy(data.get("policy"), path, data)
+    devices, device_lines = _parse_devices(data.get("devices"), path, data)
     return Config(
         origin=str(path),
         data_dir=data_dir,
@@ -190,7 +193,8 @@ def _parse(data: _Mapping, path: Path) -> Config:
         fetch=fetch,
         policy=policy,
         dns=_parse_dns(data.get("dns"), path, data),
-        devices=_parse_devices(data.get("devices"), path, data),
+        devices=devices,
+        device_lines=device_lines,
     )
 
 
@@ -283,12 +287,12 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
     )
 
 
-def _parse_devices(raw: Any, path: Path, data: _Mapping) -> tuple[Device, ...]:
+def _parse_devices(raw: Any, path: Path, data: _Mapping) -> tuple[tuple[Device, ...], dict[str, int]]:
     if raw is None:
-        return ()
+        return (), {}
     if not isinstance(raw, list):
         raise ConfigError(f"{_where(path, data, 'devices')}: devices must be a list of devices")
-    devices, names = [], set()
+    devices, lines = [], {}
     for item in raw:
         if not isinstance(item, _Mapping):
             raise ConfigError(
@@ -303,9 +307,10 @@ def _parse_devices(raw: Any, path: Path, data: _Mapping) -> tuple[Device, ...]:
             or not profile.strip()
         ):
             raise ConfigError(f"{_where(path, item)}: a device needs a name and a profile")
-        if name in names:
+        name = name.strip()
+        if name in lines:
             raise ConfigError(f"{_where(path, item, 'name')}: a second device named {name!r}")
-        names.add(name)
+        lines[name] = item.line
         mac, network, managed = item.get("mac"), item.get("network"), item.get("managed", False)
         if (mac is None) == (network is None):
             raise ConfigError(f"{_where(path, item)}: device {name!r}: give exactly one of mac or network")
@@ -324,8 +329,8 @@ def _parse_devices(raw: Any, path: Path, data: _Mapping) -> tuple[Device, ...]:
                 ) from e
         if not isinstance(managed, bool):
             raise ConfigError(f"{_where(path, item, 'managed')}: device {name!r}: managed is true or false")
-        devices.append(Device(name.strip(), profile.strip(), mac, network, managed))
-    return tuple(devices)
+        devices.append(Device(name, profile.strip(), mac, network, managed))
+    return tuple(devices), lines
 
 
 def _host_list(value: Any, path: Path, parent: _Mapping, key: str) -> tuple[str, ...]:
@@ -404,3 +409,13 @@ def _parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source
             raise ConfigError(f"{_where(path, item, 'path')}: source {name!r}: path must be a file or folder")
         location = str((base / os.path.expanduser(raw)).resolve())
     return Source(name=name, format=fmt, category=item["category"].strip(), location=location)
+
+
+def device_problems(config: Config, profiles: Collection[str]) -> list[str]:
+    """`file:line` errors for devices whose profile is not among `profiles`."""
+    return [
+        f"{config.origin}:{config.device_lines.get(d.name, 1)}: device {d.name!r}: no profile {d.profile!r} "
+        f"(profiles: {', '.join(sorted(profiles))})"
+        for d in config.devices
+        if d.profile not in profiles
+    ]

@@ -10,7 +10,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from appliance.config import Config, ConfigError, load_config
+from appliance.config import Config, ConfigError, device_problems, load_config
 from appliance.policy_files import PolicyFileErrors, read_policy_files, unmapped_sources
 from appliance.storage import open_index
 from filters.errors import FilterError
@@ -57,6 +57,7 @@ def run_check(args: argparse.Namespace) -> int:
             errors += unmapped_sources(config, e.categories)
     if files is not None:
         errors += unmapped_sources(config, files.categories)
+        errors += device_problems(config, files.profiles)
     errors += _source_problems(config)
     for error in errors:
         print(f"error: {error}")

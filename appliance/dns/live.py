@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from appliance.config import Config, ConfigError, load_config
+from appliance.config import Config, ConfigError, device_problems, load_config
 from appliance.events import What, Who
 from appliance.policy_files import load_policy
 from appliance.storage import open_index
@@ -134,12 +134,9 @@ def load_live(config_path: Path | None) -> Live:
     stamp = stamp_of(config)
     index = open_index(config.index_path)
     policy = load_policy(config, index)
-    for device in config.devices:
-        if device.profile not in policy.profiles:
-            raise ConfigError(
-                f"{config.origin}: device {device.name!r}: no profile {device.profile!r} "
-                f"(profiles: {', '.join(sorted(policy.profiles))})"
-            )
+    problems = device_problems(config, policy.profiles)
+    if problems:
+        raise ConfigError("; ".join(problems))
     return Live(config, policy, Devices(config.devices), ZoneInfo(config.policy.timezone), stamp=stamp)
 
 

@@ -94,3 +94,67 @@ def test_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_the_dns_section_and_devices_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+dns:
+  listen: ["192.168.50.1:53", "[fd00:50::1]:53"]
+  upstreams: ["9.9.9.9", "[2620:fe::fe]:53"]
+  upstream_timeout_s: 0.5
+  cache: {min_ttl: 5, serve_stale_s: 600}
+  blocked_ttl: 5
+  block_page_addresses: ["192.168.50.1", "fd00:50::1"]
+  rate_limit: {per_second: 50, burst: 500}
+  dhcp_leases: leases/dnsmasq.leases
+devices:
+  - {name: room1-pc1, mac: "DC-A6-32-01-02-03", profile: 10-12, managed: true}
+  - {name: homework-room, network: 192.168.50.64/27, profile: 13-17}
+""",
+    )
+    config = load_config(path)
+    dns = config.dns
+    assert dns.listen == ("192.168.50.1:53", "[fd00:50::1]:53")
+    assert dns.try_timeout_s == 0.5 and dns.cache.min_ttl == 5 and dns.cache.stale_s == 600
+    assert dns.cache.max_ttl == 86_400  # the default for what is not given
+    assert (dns.block.ttl, dns.block.page_v4, dns.block.page_v6) == (5, ("192.168.50.1",), ("fd00:50::1",))
+    assert (dns.rate_limit.per_second, dns.rate_limit.burst) == (50, 500)
+    assert dns.leases == tmp_path / "leases" / "dnsmasq.leases"
+    assert config.events_path == config.data_dir / "appliance.sqlite"
+    assert [(d.name, d.mac, d.network, d.managed) for d in config.devices] == [
+        ("room1-pc1", "dc:a6:32:01:02:03", None, True),
+        ("homework-room", None, "192.168.50.64/27", False),
+    ]
+    assert config.device_lines == {"room1-pc1": 12, "homework-room": 13}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("dns:\n  listen: [localhost:53]\n", 2, "'localhost:53' is not an address like 192.168.1.1:53"),
+        ("dns:\n  upstreams: ['9.9.9.9:99999']\n", 2, "is not an address"),
+        ("dns:\n  upstream_timeout_s: 0\n", 2, "dns.upstream_timeout_s must be a number from 0.05 to 10"),
+        ("dns:\n  cache: {min_tll: 5}\n", 2, "did you mean 'min_ttl'"),
+        ("dns:\n  rate_limit: {per_second: -1}\n", 2, "dns.rate_limit.per_second must be a number"),
+        ("dns:\n  block_page_addresses: [appliance.lan]\n", 2, "not an address like 192.168.1.1"),
+        ("dns:\n  lisen: []\n", 2, "did you mean 'listen'"),
+        ("devices:\n  - {name: pc, profile: kids}\n", 2, "device 'pc': give exactly one of mac or network"),
+        ("devices:\n  - {name: pc, profile: kids, mac: 'zz:zz'}\n", 2, "'zz:zz' is not a MAC address"),
+        ("devices:\n  - {name: pc, profile: kids, network: 10.0.0.300}\n", 2, "is not an address or network"),
+        ("devices:\n  - {name: pc, mac: 'aa:bb:cc:dd:ee:ff'}\n", 2, "a device needs a name and a profile"),
+        (
+            "devices:\n  - {name: pc, profile: a, network: 10.0.0.1}\n"
+            "  - {name: pc, profile: b, network: 10.0.0.2}\n",
+            3,
+            "a second device named 'pc'",
+        ),
+    ],
+)
+def test_dns_and_device_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:{line}:")
+    assert words in str(caught.value)

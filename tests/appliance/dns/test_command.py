@@ -115,4 +115,9 @@ def test_a_device_with_an_unknown_profile_is_refused_with_its_file(tmp_path: Pat
         timeout=30,
     )
     assert done.returncode == 2
-    assert str(config) in done.stderr and "'strcit'" in done.stderr
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "strcit" in text)
+    assert f"{config}:{line}: device 'strict-pc': no profile 'strcit'" in done.stderr
+    # `appliance check` names it the same way, before anything is started.
+    checked = subprocess.run([*APPLIANCE, "check", "--config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 1
+    assert f"{config}:{line}: device 'strict-pc': no profile 'strcit'" in checked.stdout
