@@ -90,6 +90,20 @@ class _Plan:
 Send = Callable[[bytes], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Asking:
+    """One question on the slow path: what was asked, by whom, under which policy, when, and how to
+    answer (over UDP, answers are cut to the client's size and remembered for the fast path)."""
+
+    q: Question
+    data: bytes
+    client: Client
+    live: Live
+    now: float
+    reply: Send
+    udp: bool
+
+
 class DnsServer:
     """The server over one `Live` policy (swapped on reload), one upstream set and one event writer."""
 
@@ -299,29 +313,30 @@ class DnsServer:
             # A name no list can judge is refused; ANY gets NOTIMP (RFC 8482 allows it).
             reply(build(q, Rcode.REFUSED if q.host is None else Rcode.NOTIMP))
             return
-        live = self.live
+        asking = _Asking(q, data, client, self.live, now, reply, udp)
         try:
-            plan = self._plan(q, client, live, now)
+            plan = self._plan(asking)
         except Exception:
             log.exception("deciding %s for %s failed", q.host, client.who.client)
             self.counters.servfail += 1
             reply(build(q, Rcode.SERVFAIL))
             return
         if plan.answer is not None:
-            self._finish(q, data, client, plan, plan.answer, plan.until, now, reply, udp=udp)
+            self._finish(asking, plan, plan.answer, plan.until)
             return
         assert plan.lookup is not None
         records = self.upstreams.cache.fresh(plan.lookup, q.qtype, now)
         if records is not None:
-            self._answer_records(q, data, client, live, plan, records, False, now, reply, udp=udp)
+            self._answer_records(asking, plan, records, stale=False)
         else:
-            self._spawn(self._look_up(q, data, client, live, plan, now, reply, udp=udp))
+            self._spawn(self._look_up(asking, plan))
 
-    def _plan(self, q: Question, client: Client, live: Live, now: float) -> _Plan:
+    def _plan(self, asking: _Asking) -> _Plan:
+        q, live, now = asking.q, asking.live, asking.now
         policy = live.policy
         host = q.host
         assert host is not None
-        verdict = decide(Request(host), policy, client.identity, datetime.now(live.zone))
+        verdict = decide(Request(host), policy, asking.client.identity, datetime.now(live.zone))
         what = (
             What.of("dns", host, qtype_name(q.qtype), verdict) if verdict.log is not LogDetail.NONE else None
         )
@@ -338,50 +353,27 @@ class DnsServer:
             return _Plan(verdict, what, lookup=verdict.safe_search.host, until=until)
         return _Plan(verdict, what, lookup=host, until=until)
 
-    async def _look_up(
-        self,
-        q: Question,
-        data: bytes,
-        client: Client,
-        live: Live,
-        plan: _Plan,
-        now: float,
-        reply: Send,
-        *,
-        udp: bool,
-    ) -> None:
+    async def _look_up(self, asking: _Asking, plan: _Plan) -> None:
         assert plan.lookup is not None
+        q = asking.q
         try:
             records, stale = await self.upstreams.resolve(plan.lookup, q.qtype)
         except UpstreamFailed as e:
             log.warning("SERVFAIL for %s: %s", q.host, e)
             self.counters.servfail += 1
-            reply(build(q, Rcode.SERVFAIL))
-            self._log(client, plan.what, now)
+            asking.reply(build(q, Rcode.SERVFAIL))
+            self._log(asking, plan.what)
             return
-        self._answer_records(q, data, client, live, plan, records, stale, now, reply, udp=udp)
+        self._answer_records(asking, plan, records, stale=stale)
 
-    def _answer_records(
-        self,
-        q: Question,
-        data: bytes,
-        client: Client,
-        live: Live,
-        plan: _Plan,
-        records: Records,
-        stale: bool,
-        now: float,
-        reply: Send,
-        *,
-        udp: bool,
-    ) -> None:
-        mono = time.monotonic()
-        answer_rrs, authority = records.aged(mono, stale=stale)
+    def _answer_records(self, asking: _Asking, plan: _Plan, records: Records, *, stale: bool) -> None:
+        q, live = asking.q, asking.live
+        answer_rrs, authority = records.aged(time.monotonic(), stale=stale)
         safe = plan.verdict.safe_search if plan.verdict.action is Action.REWRITE else None
         if safe is not None:
             answer = answers.rewritten(q, safe.host, records.rcode, answer_rrs, authority)
         else:
-            blocked = self._cloaked(answer_rrs, client, live)
+            blocked = self._cloaked(answer_rrs, asking.client, live)
             if blocked is not None:
                 what = What.of("dns", q.host or "", qtype_name(q.qtype), blocked)
                 rules = live.policy.rules_for(blocked.profile)
@@ -391,10 +383,10 @@ class DnsServer:
                 answer = answers.forwarded(q, records.rcode, answer_rrs, authority)
         if stale:
             self.counters.stale += 1
-            self._reply(q, answer, reply, udp=udp)
-            self._log(client, plan.what, now)
+            self._reply(asking, answer)
+            self._log(asking, plan.what)
             return
-        self._finish(q, data, client, plan, answer, min(plan.until, records.expires), now, reply, udp=udp)
+        self._finish(asking, plan, answer, min(plan.until, records.expires))
 
     def _cloaked(self, answer_rrs: list[RR], client: Client, live: Live) -> Verdict | None:
         """A CNAME in an allowed name's answer that leads to a blocked name blocks the answer too
@@ -423,38 +415,28 @@ class DnsServer:
                 )
         return None
 
-    def _finish(
-        self,
-        q: Question,
-        data: bytes,
-        client: Client,
-        plan: _Plan,
-        answer: bytes,
-        until: float,
-        now: float,
-        reply: Send,
-        *,
-        udp: bool,
-    ) -> None:
-        sent = self._reply(q, answer, reply, udp=udp)
-        if udp and until > now:
-            fast = client.fast
+    def _finish(self, asking: _Asking, plan: _Plan, answer: bytes, until: float) -> None:
+        """Send the answer, remember it for the fast path while it holds (UDP only), log the event."""
+        sent = self._reply(asking, answer)
+        if asking.udp and until > asking.now:
+            fast = asking.client.fast
             if len(fast) >= FAST_ENTRIES:
                 for key in list(fast)[: FAST_ENTRIES // 10]:
                     del fast[key]
             offsets = ttl_offsets(sent) if plan.lookup is not None else ()
-            fast[data[2:]] = Cached(sent, until, plan.what, now, offsets)
-        self._log(client, plan.what, now)
+            fast[asking.data[2:]] = Cached(sent, until, plan.what, asking.now, offsets)
+        self._log(asking, plan.what)
 
-    def _reply(self, q: Question, answer: bytes, reply: Send, *, udp: bool) -> bytes:
-        if udp and len(answer) > q.udp_size:
+    def _reply(self, asking: _Asking, answer: bytes) -> bytes:
+        if asking.udp and len(answer) > asking.q.udp_size:
             answer = truncated(answer)
-        reply(answer)
+        asking.reply(answer)
         return answer
 
-    def _log(self, client: Client, what: What | None, since: float) -> None:
+    def _log(self, asking: _Asking, what: What | None) -> None:
         if what is not None:
-            self.events.add(time.time(), client.who, what, time.monotonic() - since)
+            took = time.monotonic() - asking.now
+            self.events.add(time.time(), asking.client.who, what, took)
 
     # ---- TCP ----
 

@@ -79,14 +79,19 @@ def test_the_dns_command_answers_reloads_and_stops(tmp_path: Path, upstream: Fak
     assert "stopped after" in out
 
 
-def test_without_compiled_lists_the_command_says_what_to_run(tmp_path: Path, upstream: FakeUpstream):
-    config = _config(tmp_path, upstream)
-    done = subprocess.run(
-        [*APPLIANCE, "dns", "--config", str(config), "--listen", "127.0.0.1:0"],
+def _dns_refused(config: Path, listen: str = "127.0.0.1:0") -> subprocess.CompletedProcess[str]:
+    """`appliance dns` that is expected to refuse to start."""
+    return subprocess.run(
+        [*APPLIANCE, "dns", "--config", str(config), "--listen", listen],
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_without_compiled_lists_the_command_says_what_to_run(tmp_path: Path, upstream: FakeUpstream):
+    config = _config(tmp_path, upstream)
+    done = _dns_refused(config)
     assert done.returncode == 2
     assert "appliance lists compile" in done.stderr
 
@@ -94,12 +99,7 @@ def test_without_compiled_lists_the_command_says_what_to_run(tmp_path: Path, ups
 def test_a_bad_listen_address_is_named(tmp_path: Path, upstream: FakeUpstream):
     config = _config(tmp_path, upstream)
     compile_lists(load_config(config), now=datetime.now(UTC))
-    done = subprocess.run(
-        [*APPLIANCE, "dns", "--config", str(config), "--listen", "127.0.0.1:99999"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _dns_refused(config, "127.0.0.1:99999")
     assert done.returncode == 2
     assert "--listen" in done.stderr and "99999" in done.stderr
 
@@ -108,12 +108,7 @@ def test_a_device_with_an_unknown_profile_is_refused_with_its_file(tmp_path: Pat
     config = _config(tmp_path, upstream)
     config.write_text(config.read_text().replace("profile: strict}", "profile: strcit}"), encoding="utf-8")
     compile_lists(load_config(config), now=datetime.now(UTC))
-    done = subprocess.run(
-        [*APPLIANCE, "dns", "--config", str(config), "--listen", "127.0.0.1:0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _dns_refused(config)
     assert done.returncode == 2
     line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "strcit" in text)
     assert f"{config}:{line}: device 'strict-pc': no profile 'strcit'" in done.stderr
