@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml deploy/system-packages.sh
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
+	sh deploy/system-packages.sh --bench
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 

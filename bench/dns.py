@@ -37,8 +37,8 @@ same upstream, one run.
 
     .venv/bin/python bench/dns.py [--domains N] [--seconds S] [--clients C] [--work DIR] [--keep]
 
-dnsperf and dnsmasq come from Debian (`dnsperf`, `dnsmasq-base`); deploy/bench-packages.sh installs them
-when missing. Progress goes to stderr; the last line printed is one JSON object: ours_qps, peer_qps,
+dnsperf and dnsmasq come from Debian (`dnsperf`, `dnsmasq-base`); `deploy/system-packages.sh --bench`
+installs them when missing. Progress goes to stderr; the last line printed is one JSON object: ours_qps, peer_qps,
 ratio (ours / peer), ours_p99_ms, peer_p99_ms, ours_lost, peer_lost, ours_rss_mb, peer_rss_mb, then the
 details.
 """
@@ -207,8 +207,8 @@ def _free_port(host: str) -> int:
 def _ensure_tools() -> None:
     if shutil.which("dnsperf", path=TOOLS_PATH) and shutil.which("dnsmasq", path=TOOLS_PATH):
         return
-    print("dnsperf or dnsmasq missing: running deploy/bench-packages.sh", file=sys.stderr)
-    if subprocess.run(["sh", str(ROOT / "deploy" / "bench-packages.sh")]).returncode != 0:
+    print("dnsperf or dnsmasq missing: running deploy/system-packages.sh --bench", file=sys.stderr)
+    if subprocess.run(["sh", str(ROOT / "deploy" / "system-packages.sh"), "--bench"]).returncode != 0:
         sys.exit(1)
 
 

@@ -1,10 +1,17 @@
 #!/bin/sh
-# Debian packages the appliance's development and test set-up needs. Installs what is missing when run
-# as root (CI, a fresh Pi); otherwise names what to install. Idempotent.
+# Debian packages the appliance's development and test set-up needs; with --bench, also what the
+# benchmarks run against: dnsperf (the DNS load generator) and dnsmasq-base (the DNS peer, and the
+# upstream both sides ask). Installs what is missing when run as root (CI, a fresh Pi); otherwise names
+# what to install. Idempotent.
 set -eu
+PATH="$PATH:/usr/sbin:/sbin"
 need=""
 python3 -c 'import ensurepip, venv' 2>/dev/null || need="$need python3-venv"
 command -v make >/dev/null 2>&1 || need="$need make"
+if [ "${1:-}" = "--bench" ]; then
+    command -v dnsperf >/dev/null 2>&1 || need="$need dnsperf"
+    command -v dnsmasq >/dev/null 2>&1 || need="$need dnsmasq-base"
+fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
