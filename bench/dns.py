@@ -38,9 +38,9 @@ same upstream, one run.
     .venv/bin/python bench/dns.py [--domains N] [--seconds S] [--clients C] [--work DIR] [--keep]
 
 dnsperf and dnsmasq come from Debian (`dnsperf`, `dnsmasq-base`); `deploy/system-packages.sh --bench`
-installs them when missing. Progress goes to stderr; the last line printed is one JSON object: ours_qps, peer_qps,
-ratio (ours / peer), ours_p99_ms, peer_p99_ms, ours_lost, peer_lost, ours_rss_mb, peer_rss_mb, then the
-details.
+installs them when missing. Progress goes to stderr; the last line printed is one JSON object: ours_qps,
+peer_qps, ratio (ours / peer), ours_p99_ms, peer_p99_ms, ours_lost, peer_lost, ours_rss_mb, peer_rss_mb,
+then the details.
 """
 
 from __future__ import annotations
