@@ -19,6 +19,8 @@ same upstream, one run.
 - **Ours**: `appliance dns` on 127.0.0.4, one process, with the guest profile of a bench policy:
   filtered, `adult` blocked (answered 0.0.0.0 and ::), safe search on, and `log_allowed: event`: every
   question answered is written to the SQLite query log (`ours_events_written`, against `ours_answered`).
+  `--log-allowed count` runs it with the shipped privacy default instead (allowed names only counted per
+  day, blocks still written as events).
   The per-device rate limit stays in the path, set so high that it never throttles the one client.
 - **Same answers first**: 200 questions (50 blocked and 50 allowed names, as A and as AAAA) are asked of
   both sides before any timing; `sample_agreement` is the share answered alike (rcode and addresses).
@@ -159,7 +161,7 @@ def write_data(work: Path, domains: int) -> dict[str, Any]:
     }
 
 
-def write_config(work: Path, upstream_port: int) -> Path:
+def write_config(work: Path, upstream_port: int, log_allowed: str = "event") -> Path:
     """The appliance's configuration and the bench's profiles file; the configuration's path."""
     (work / "profiles.yaml").write_text(
         "# bench/dns.py: one guest profile that blocks the bench's list and logs every query.\n"
@@ -169,7 +171,7 @@ def write_config(work: Path, upstream_port: int) -> Path:
         "    mode: filtered\n"
         "    blocked_categories: [adult]\n"
         "    safe_search: {enabled: true, youtube: strict}\n"
-        "    log_allowed: event\n"
+        f"    log_allowed: {log_allowed}\n"
         "    blocked_answer: zero\n"
     )
     config = work / "appliance.yaml"
@@ -460,7 +462,7 @@ def _side_summary(runs: list[dict[str, Any]], rss: list[float]) -> dict[str, Any
     }
 
 
-def run(work: Path, domains: int, seconds: float, clients: int) -> dict[str, Any]:
+def run(work: Path, domains: int, seconds: float, clients: int, log_allowed: str = "event") -> dict[str, Any]:
     started = time.perf_counter()
     data = write_data(work, domains)
     print(
@@ -471,7 +473,7 @@ def run(work: Path, domains: int, seconds: float, clients: int) -> dict[str, Any
     sample = data.pop("sample")
     queries = work / "queries.txt"
     upstream_port = _free_port(UPSTREAM_HOST)
-    config = write_config(work, upstream_port)
+    config = write_config(work, upstream_port, log_allowed)
     _run([str(APPLIANCE), "check", "--config", str(config)], "appliance check")
     t0 = time.perf_counter()
     _run([str(APPLIANCE), "lists", "compile", "--config", str(config)], "appliance lists compile")
@@ -555,6 +557,7 @@ def run(work: Path, domains: int, seconds: float, clients: int) -> dict[str, Any
         "clients": clients,
         "outstanding": OUTSTANDING,
         "peer_cache_size": PEER_CACHE,
+        "ours_log_allowed": log_allowed,
     }
     return summary
 
@@ -575,13 +578,19 @@ def main() -> int:
         "removed at the end unless --keep or the run failed)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    parser.add_argument(
+        "--log-allowed",
+        choices=("event", "count"),
+        default="event",
+        help="ours' profile: every allowed question written as an event (default), or only counted",
+    )
     args = parser.parse_args()
     _ensure_tools()
     work = (args.work or Path(tempfile.mkdtemp(prefix="bench-dns-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     ok = False
     try:
-        summary = run(work, args.domains, args.seconds, args.clients)
+        summary = run(work, args.domains, args.seconds, args.clients, args.log_allowed)
         ok = True
     finally:
         if args.work is None and ok and not args.keep:
