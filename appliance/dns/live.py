@@ -20,15 +20,29 @@ from appliance.storage import open_index
 from profiles.identity import Devices, Identity, Sessions, identify
 from profiles.policy import Policy
 
+NEVER = float("inf")
+
 
 class Cached:
     """A ready answer (without its 2-byte id) for one exact query, valid until `expires` (monotonic).
 
-    Answers built from upstream records carry their TTLs' offsets: once a second the remaining TTLs are
-    written in, so a client never gets a TTL longer than the cache still holds the record.
+    Answers built from upstream records carry their TTLs' offsets: at `refresh_at` the remaining TTLs
+    are written in. That is every second for short TTLs and every hundredth of the TTL for long ones (at
+    most every 10 s): a client may be told a TTL up to that much longer than the cache still holds the
+    record (10 s of an hour), and a busy name is not rewritten on every other question.
     """
 
-    __slots__ = ("_offsets", "_stored", "_template", "_ttls", "expires", "second", "tail", "what")
+    __slots__ = (
+        "_every",
+        "_offsets",
+        "_stored",
+        "_template",
+        "_ttls",
+        "expires",
+        "refresh_at",
+        "tail",
+        "what",
+    )
 
     def __init__(
         self,
@@ -41,20 +55,23 @@ class Cached:
         self.tail = answer[2:]
         self.expires = expires
         self.what = what
-        self.second = int(now) if offsets else -1  # -1: nothing to refresh
-        self._template = bytearray(answer)
         self._offsets = offsets
         self._ttls = tuple(int.from_bytes(answer[o : o + 4], "big") for o in offsets)
+        self._every = min(10.0, max(1.0, min(self._ttls, default=0) / 100))
+        self.refresh_at = now + self._every if offsets else NEVER
+        self._template = bytearray(answer) if offsets else None
         self._stored = now
 
     def refresh(self, now: float) -> None:
         """Write the TTLs remaining at `now` into the answer."""
-        spent = int(now - self._stored)
         template = self._template
+        if template is None:
+            return
+        spent = int(now - self._stored)
         for offset, ttl in zip(self._offsets, self._ttls, strict=True):
             template[offset : offset + 4] = max(0, ttl - spent).to_bytes(4, "big")
         self.tail = bytes(template[2:])
-        self.second = int(now)
+        self.refresh_at = now + self._every
 
 
 class Client:

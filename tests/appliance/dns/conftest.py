@@ -187,13 +187,14 @@ def _read(sock: socket.socket, n: int) -> bytes:
 class Running:
     """The real DNS filter on 127.0.0.1 (and ::1) at a free port, on an event loop in a thread."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, *, batched: bool = True) -> None:
         self.config_path = config_path
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         live = load_live(config_path)
         self.server: DnsServer = make_server(live, [("127.0.0.1", 0)], config_path)
+        self.server.batched = batched
         self.call(self.server.start([("127.0.0.1", 0)]))
         self.port = self.server.addresses[0][1]
 
@@ -264,14 +265,16 @@ def make_dns(tmp_path: Path, upstream: FakeUpstream) -> Iterator[Callable[..., R
     `extra` adds configuration text."""
     started: list[Running] = []
 
-    def start(extra: str = "", upstreams: list[str] | None = None, rate_limit: str = "") -> Running:
+    def start(
+        extra: str = "", upstreams: list[str] | None = None, rate_limit: str = "", *, batched: bool = True
+    ) -> Running:
         profiles = tmp_path / "profiles.yaml"
         profiles.write_text(PROFILES, encoding="utf-8")
         config = tmp_path / "appliance.yaml"
         ups = upstreams if upstreams is not None else [upstream.address]
         config.write_text(config_text(tmp_path / "var", profiles, ups, extra, rate_limit), encoding="utf-8")
         compile_lists(load_config(config), now=datetime.now(UTC))
-        running = Running(config)
+        running = Running(config, batched=batched)
         started.append(running)
         return running
 

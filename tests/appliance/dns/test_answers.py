@@ -74,6 +74,23 @@ def test_each_device_gets_its_own_profile(make_dns, upstream: FakeUpstream, devi
         assert ("198.51.100.77" not in str(got)) and (got or rcode(reply) == "NXDOMAIN")
 
 
+def test_without_batched_system_calls_the_answers_are_the_same(make_dns, upstream: FakeUpstream):
+    """Where the C library has no recvmmsg, the server reads one datagram at a time: same answers."""
+    running = make_dns(rate_limit="{per_second: 1, burst: 6}", batched=False)
+    assert answers(running.query("www.pornhub.com", source=KIDS)) == [
+        ("www.pornhub.com", "A", "192.168.50.1")
+    ]
+    for _ in range(2):  # the second time from the remembered answers
+        reply = running.query("en.wikipedia.org", source=KIDS)
+        assert answers(reply) == [("en.wikipedia.org", "A", "198.51.100.10")]
+    assert answers(running.query("www.google.com", source=TEENS))[0][1] == "CNAME"
+    upstream.add("big.example", "A", *[f"198.51.100.{i}" for i in range(1, 61)])
+    assert running.query("big.example", source=TEENS).flags & dns.flags.TC
+    codes = [rcode(running.query("en.wikipedia.org", source=KIDS)) for _ in range(6)]
+    assert "REFUSED" in codes  # the per-device limit holds on this path too
+    assert running.server.counters.fast >= 1
+
+
 def test_an_allowed_name_gets_the_upstream_answer_with_its_ttl(make_dns, upstream: FakeUpstream):
     running = make_dns()
     reply = running.query("en.wikipedia.org", "AAAA", source=KIDS)
