@@ -47,6 +47,7 @@ class EventLog:
         self.who = array("Q")
         self.what = array("Q")
         self.took = array("f")
+        self.counted = array("Q")  # what's key of each answer only counted
         self.zone = zone
         self.restarts = 0
         self._defs: list[tuple[int, Who | What]] = []
@@ -115,16 +116,20 @@ class EventLog:
         self._dead.append(key)
 
     def add(self, ts: float, who: Who, what: What, took: float) -> None:
-        """One event (the hot path appends to the arrays directly, with keys already defined)."""
-        self.ts.append(ts)
-        self.who.append(self.define(who))
-        self.what.append(self.define(what))
-        self.took.append(took)
+        """One answer (the hot path appends to the arrays directly, with keys already defined): an event
+        if `what` is kept, else one for the day's totals."""
+        if what.kept:
+            self.ts.append(ts)
+            self.who.append(self.define(who))
+            self.what.append(self.define(what))
+            self.took.append(took)
+        else:
+            self.counted.append(self.define(what))
 
     def hand_over(self) -> None:
         """Send what was recorded since the last hand-over to the writer (never blocks)."""
         self._restart_if_gone()
-        if not self.ts and not self._dead and not self._defs:
+        if not self.ts and not self.counted and not self._dead and not self._defs:
             return
         dead, self._dead = self._dead, []
         self._known.difference_update(dead)
@@ -135,11 +140,14 @@ class EventLog:
             self.who.tobytes(),
             self.what.tobytes(),
             self.took.tobytes(),
+            self.counted.tobytes(),
+            time.time(),
             dead,
         )
         self._defs = []
         # New arrays rather than cleared ones: the hot path holds bound appends for a whole drain.
         self.ts, self.who, self.what, self.took = array("d"), array("Q"), array("Q"), array("f")
+        self.counted = array("Q")
         if self._outbox.qsize() >= MAX_WAITING_BATCHES:
             self.dropped_batches += 1
             log.warning("event log %s: the writer fell behind; a batch of events was dropped", self.path)
@@ -199,9 +207,10 @@ def _writer_main(path: str, zone_name: str) -> None:
             elif kind == "stop":
                 return
             else:
-                _, defs, ts, who, what, took, dead = message
+                _, defs, ts, who, what, took, counted, when, dead = message
+                events = (_array("d", ts), _array("Q", who), _array("Q", what), _array("f", took))
                 try:
-                    store.write(defs, _array("d", ts), _array("Q", who), _array("Q", what), _array("f", took))
+                    store.write(defs, events, _array("Q", counted), when)
                 except Exception as e:  # one bad batch must not stop the log
                     log.error("event log %s: a batch of events could not be written: %s", path, e)
                 store.forget(dead)

@@ -65,17 +65,10 @@ CREATE VIEW IF NOT EXISTS event_log AS
            w.action, w.severity, w.category, w.flagged, w.reasons, e.duration_us
     FROM events e JOIN askers a ON a.id = e.asker JOIN answers w ON w.id = e.answer;
 """
-_ASKER = "INSERT INTO askers (client, subject, via) VALUES (?, ?, ?)"
-_ANSWER = (
-    "INSERT INTO answers (channel, profile, host, detail, action, severity, category, flagged, reasons)"
-    " VALUES (?,?,?,?,?,?,?,?,?)"
-)
-_EVENT = "INSERT INTO events (ts, asker, answer, duration_us) VALUES (?, ?, ?, ?)"
 _COUNT = (
     "INSERT INTO daily_counts (day, channel, profile, action, category, count) VALUES (?,?,?,?,?,?)"
     " ON CONFLICT (day, channel, profile, action, category) DO UPDATE SET count = count + excluded.count"
 )
-_MEMO = 20_000  # asker and answer rows remembered by content, so repeats share a row
 
 
 class StoreError(ApplianceError):
@@ -119,6 +112,11 @@ class What:
     reasons: str
     keep: LogDetail
     key: int = field(default_factory=_next_key, compare=False)
+
+    @property
+    def kept(self) -> bool:
+        """Kept as an event (else, unless `keep` is none, only counted in the day's totals)."""
+        return self.keep is LogDetail.EVENT or self.flagged
 
     @classmethod
     def of(cls, channel: str, host: str, detail: str, verdict: Verdict) -> What:
@@ -174,12 +172,12 @@ def open_store(path: Path) -> sqlite3.Connection:
 
 class StoreWriter:
     """Writes batches of events to the SQLite file, one transaction each: an `events` row (four numbers)
-    for what is kept as an event, one added to the day's totals for what is only counted, nothing for
-    the rest (`LogDetail`). Who asked and what was answered are rows of their own (`askers`, `answers`),
-    written once and named by every event: the reasons are not repeated per question, and the SD card
-    sees a fraction of the writes. Synchronous: the writer process of appliance/event_log.py owns one.
-
-    `define` takes the asking process's keys for its Who and What values; `write` the events by key.
+    for what is kept as an event, one added to the day's totals for what is only counted. Who asked and
+    what was answered are rows of their own (`askers`, `answers`), written once and named by every event:
+    the reasons are not repeated per question, and the SD card sees a fraction of the writes. Their ids
+    are the answering process's keys above the highest id in the file when this writer started, so an
+    event row is made without a look-up: SQLite takes the four arrays as they come.
+    Synchronous: the writer process of appliance/event_log.py owns one.
     """
 
     def __init__(self, path: Path, zone: tzinfo) -> None:
@@ -189,75 +187,70 @@ class StoreWriter:
         self.counted = 0
         self._db = open_store(path)
         self._day: tuple[float, float, str] = (0.0, 0.0, "")
-        self._asker: dict[int, int] = {}  # key -> askers.id
-        self._event: dict[int, int] = {}  # key of a What kept as events -> answers.id
+        (asker_base,) = self._db.execute("SELECT coalesce(max(id), 0) FROM askers").fetchone()
+        (answer_base,) = self._db.execute("SELECT coalesce(max(id), 0) FROM answers").fetchone()
+        # Ints from SQLite, so safe to write into the statements.
+        self._asker_sql = (
+            "INSERT OR REPLACE INTO askers (id, client, subject, via)"
+            f" VALUES (? + {int(asker_base)}, ?, ?, ?)"
+        )
+        self._answer_sql = (
+            "INSERT OR REPLACE INTO answers (id, channel, profile, host, detail, action, severity, category,"
+            f" flagged, reasons) VALUES (? + {int(answer_base)}, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._event_sql = (
+            "INSERT INTO events (ts, asker, answer, duration_us)"
+            f" VALUES (?, ? + {int(asker_base)}, ? + {int(answer_base)}, CAST(? * 1000000 AS INTEGER))"
+        )
         self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted What -> its total
-        self._rows: dict[tuple[object, ...], int] = {}  # content -> id, so repeats share a row
 
     def define(self, defs: Iterable[tuple[int, Who | What]]) -> None:
-        """Learn keys; writes the asker and answer rows not written before (inside `write`'s transaction)."""
+        """Learn keys; writes the asker and answer rows (inside `write`'s transaction)."""
         for key, thing in defs:
             if isinstance(thing, Who):
-                self._asker[key] = self._row(_ASKER, (thing.client, thing.subject, thing.via))
-            elif thing.keep is LogDetail.EVENT or thing.flagged:
-                content = (
-                    *(thing.channel, thing.profile, thing.host, thing.detail, thing.action),
-                    *(thing.severity, thing.category, int(thing.flagged), thing.reasons),
+                self._db.execute(self._asker_sql, (key, thing.client, thing.subject, thing.via))
+            elif thing.kept:
+                row = (key, thing.channel, thing.profile, thing.host, thing.detail, thing.action)
+                self._db.execute(
+                    self._answer_sql,
+                    (*row, thing.severity, thing.category, int(thing.flagged), thing.reasons),
                 )
-                self._event[key] = self._row(_ANSWER, content)
             elif thing.keep is LogDetail.COUNT:
                 self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
 
-    def _row(self, sql: str, content: tuple[object, ...]) -> int:
-        found = self._rows.get(content)
-        if found is None:
-            if len(self._rows) >= _MEMO:
-                self._rows.clear()
-            cursor = self._db.execute(sql, content)
-            found = self._rows[content] = int(cursor.lastrowid or 0)
-        return found
-
     def forget(self, keys: Iterable[int]) -> None:
         for key in keys:
-            self._asker.pop(key, None)
-            self._event.pop(key, None)
             self._count.pop(key, None)
 
     def write(
         self,
         defs: Iterable[tuple[int, Who | What]],
-        ts: Sequence[float],
-        who: Sequence[int],
-        what: Sequence[int],
-        took: Sequence[float],
+        events: tuple[Sequence[float], Sequence[int], Sequence[int], Sequence[float]],
+        counted: Sequence[int],
+        when: float,
     ) -> None:
-        """Define `defs`, then write the events given as parallel sequences (when, who's key, what's key,
-        seconds taken). Raises sqlite3.Error, and nothing of the batch is written."""
+        """Define `defs`, write `events` (parallel sequences: when, who's key, what's key, seconds taken)
+        and add `counted` (what's keys, one per answer) to the totals of the day of `when`. Raises
+        sqlite3.Error, and nothing of the batch is written."""
         db = self._db
         db.execute("BEGIN")
         try:
             self.define(defs)
-            asker, event = self._asker, self._event
-            rows = [
-                (t, asker[w], event[x], int(d * 1e6))
-                for t, w, x, d in zip(ts, who, what, took, strict=True)
-                if x in event
-            ]
-            db.executemany(_EVENT, rows)
-            counted = Counter(x for x in what if x in self._count)
+            db.executemany(self._event_sql, zip(*events, strict=True))
             totals: Counter[tuple[str, ...]] = Counter()
             if counted:
-                day = self._day_of(ts[-1])  # a batch is a quarter second: it counts for the day it ends in
-                for key, n in counted.items():
-                    totals[(day, *self._count[key])] += n
+                day = self._day_of(when)
+                for key, n in Counter(counted).items():
+                    total = self._count.get(key)
+                    if total is not None:
+                        totals[(day, *total)] += n
             db.executemany(_COUNT, [(*key, n) for key, n in totals.items()])
             db.execute("COMMIT")
-        except (sqlite3.Error, KeyError):
+        except sqlite3.Error:
             db.execute("ROLLBACK")
-            self._rows.clear()  # ids handed out in the rolled-back transaction are gone
             raise
-        self.written += len(rows)
-        self.counted += sum(counted.values())
+        self.written += len(events[0])
+        self.counted += sum(totals.values())
 
     def _day_of(self, ts: float) -> str:
         start, end, day = self._day

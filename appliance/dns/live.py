@@ -120,7 +120,9 @@ class Live:
             fast = self.fast[profile] = {}
         burst = float(self.config.dns.rate_limit.burst)
         tokens, last = (before.tokens, before.last) if before is not None else (burst, now)
-        client = Client(identity, Who.of(ip, identity), fast, now + IDENTITY_TTL, tokens, last)
+        # The same asker as before while nothing changed: one row in the log per device, not per minute.
+        who = before.who if before is not None and before.identity == identity else Who.of(ip, identity)
+        client = Client(identity, who, fast, now + IDENTITY_TTL, tokens, last)
         if len(self.clients) >= 65_536:
             self.clients.clear()
         self.clients[ip] = client

@@ -236,11 +236,12 @@ class DnsServer:
         ip_names = self._ip_names
         rate, burst = self._rate, self._burst
         events = self.events
-        log_ts, log_who, log_what, log_took = (
+        log_ts, log_who, log_what, log_took, log_count = (
             events.ts.append,
             events.who.append,
             events.what.append,
             events.took.append,
+            events.counted.append,
         )
         wall = time.time()  # one clock reading for the batch: the events' time to the millisecond
         fast = 0
@@ -290,10 +291,13 @@ class DnsServer:
                     fast += 1
                     what = entry.what
                     if what is not None:
-                        log_ts(wall)
-                        log_who(client.who.key)
-                        log_what(what.key)
-                        log_took(monotonic() - now)
+                        if what.kept:
+                            log_ts(wall)
+                            log_who(client.who.key)
+                            log_what(what.key)
+                            log_took(monotonic() - now)
+                        else:
+                            log_count(what.key)
                     continue
 
                 def reply_udp(answer: bytes, addr: object = self._address(batch, source)) -> None:
