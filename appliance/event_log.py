@@ -161,8 +161,8 @@ class EventLog:
                 return
             try:
                 self._send.send_bytes(data)
-            except OSError:
-                self.dropped_batches += 1  # the writer is gone: `hand_over` starts another
+            except Exception:  # the writer is gone (or its pipe closed under us): `hand_over` starts another
+                self.dropped_batches += 1
 
     def flush(self, timeout: float = 30.0) -> tuple[int, int]:
         """Wait until everything handed over is written; (events written, events counted) so far.
@@ -191,8 +191,10 @@ class EventLog:
 def _writer_main(path: str, zone_name: str) -> None:
     """The writer process: batches in on stdin, rows out, until told to stop or the pipe closes."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The SIGINT of a Ctrl-C reaches the whole process group: the parent says when to stop.
+    # A Ctrl-C's SIGINT, or systemd's SIGTERM to the whole group, reaches this process too: the parent
+    # says when to stop (or its end closes the pipe), so the last batches are written first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     receive, conn = Connection(0, writable=False), Connection(1, readable=False)
     store = StoreWriter(Path(path), ZoneInfo(zone_name))
     try:

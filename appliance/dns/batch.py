@@ -98,7 +98,8 @@ class BatchSocket:
 
     @staticmethod
     def available() -> bool:
-        return _LIBC is not None
+        """libc has the calls, on a 64-bit system (the structure offsets used here are LP64's)."""
+        return _LIBC is not None and ctypes.sizeof(ctypes.c_void_p) == 8
 
     def receive(self) -> list[tuple[int, int]]:
         """Take what is waiting (up to `count`): (slot, length) of each datagram, without those cut
@@ -147,9 +148,19 @@ class BatchSocket:
         self._queued = j + 1
 
     def send(self) -> int:
-        """Send the queued answers in one call; how many went (the rest are dropped: UDP)."""
+        """Send the queued answers, in as few calls as the kernel allows; how many went. sendmmsg stops
+        at the first answer it cannot send (a sender at port 0, say): that one is skipped and the rest
+        still go. A full send buffer drops what is left (UDP)."""
         queued, self._queued = self._queued, 0
-        if not queued:
-            return 0
-        sent: int = _SENDMMSG(self.fd, self._out_ptr, queued, MSG_DONTWAIT)
-        return max(0, sent)
+        done = went = 0
+        while done < queued:
+            start = ctypes.byref(self._out_msgs, done * _STRIDE)
+            sent: int = _SENDMMSG(self.fd, start, queued - done, MSG_DONTWAIT)
+            if sent < 0:
+                if ctypes.get_errno() in (errno.EAGAIN, errno.ENOBUFS):
+                    break
+                sent = 0
+                done += 1  # this answer cannot be sent: skip it, send the others
+            went += sent
+            done += sent
+        return went

@@ -94,7 +94,7 @@ class Client:
 
 
 IDENTITY_TTL = 10.0  # seconds before an address is identified again (a new DHCP lease, a sign-in)
-FAST_ENTRIES = 200_000  # remembered answers per profile before the oldest are forgotten
+FAST_ENTRIES = 200_000  # remembered answers in all, shared by the profiles; past it the oldest go
 
 
 @dataclass

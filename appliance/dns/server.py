@@ -16,7 +16,6 @@ import gc
 import logging
 import signal
 import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,8 +57,12 @@ log = logging.getLogger(__name__)
 
 TCP_IDLE_S = 10.0
 TCP_MAX_CONNECTIONS = 256
+TCP_PER_ADDRESS = 16
+TCP_FRAMES_PER_READ = 32
+TCP_MAX_UNSENT = 256 * 1024
 RECV_BUFFER = 4 * 1024 * 1024
 WATCH_EVERY_S = 2.0
+FREEZE_EVERY_TICKS = 15  # thirty seconds
 HAND_OVER_S = 0.25
 
 
@@ -126,12 +129,14 @@ class DnsServer:
         rate = live.config.dns.rate_limit
         self._rate, self._burst = rate.per_second, float(rate.burst)
         self._handover: asyncio.TimerHandle | None = None
+        self._ticks = 0
         self._ip_names: dict[object, str] = {}  # raw sender address -> its text (batched reads)
         self.batched = True  # recvmmsg/sendmmsg where the C library has them
         self._tasks: set[asyncio.Future[None]] = set()
         self._sockets: list[socket.socket] = []
         self._tcp: list[asyncio.Server] = []
         self._tcp_open = 0
+        self._tcp_by_ip: dict[str, int] = {}
         self._watcher: asyncio.Task[None] | None = None
         self.addresses: list[tuple[str, int]] = []
 
@@ -401,15 +406,20 @@ class DnsServer:
     async def _look_up(self, asking: _Asking, plan: _Plan) -> None:
         assert plan.lookup is not None
         q = asking.q
+        # Help services are never named in any log, the system's included.
+        shown = (q.host or "") if plan.what is not None else "a help service"
         try:
             records, stale = await self.upstreams.resolve(plan.lookup, q.qtype)
+            self._answer_records(asking, plan, records, stale=stale)
         except UpstreamFailed as e:
-            log.warning("SERVFAIL for %s: %s", q.host, e)
-            self.counters.servfail += 1
-            asking.reply(build(q, Rcode.SERVFAIL))
-            self._log(asking, plan.what)
+            log.warning("SERVFAIL for %s: %s", shown, str(e).replace(plan.lookup, shown))
+        except Exception:  # an upstream answer dnslib reads but cannot write back, say
+            log.exception("answering %s failed", shown)
+        else:
             return
-        self._answer_records(asking, plan, records, stale=stale)
+        self.counters.servfail += 1
+        asking.reply(build(q, Rcode.SERVFAIL))
+        self._log(asking, plan.what)
 
     def _answer_records(self, asking: _Asking, plan: _Plan, records: Records, *, stale: bool) -> None:
         q, live = asking.q, asking.live
@@ -463,10 +473,12 @@ class DnsServer:
     def _finish(self, asking: _Asking, plan: _Plan, answer: bytes, until: float) -> None:
         """Send the answer, remember it for the fast path while it holds (UDP only), log the event."""
         sent = self._reply(asking, answer)
-        if asking.udp and until > asking.now:
+        if asking.udp and asking.q.plain and until > asking.now:
             fast = asking.client.fast
-            if len(fast) >= FAST_ENTRIES:
-                for key in list(fast)[: FAST_ENTRIES // 10]:
+            # One budget for the whole appliance, shared by the profiles.
+            cap = FAST_ENTRIES // max(1, len(asking.live.policy.profiles))
+            if len(fast) >= cap:
+                for key in list(fast)[: cap // 10 or 1]:
                     del fast[key]
             offsets = ttl_offsets(sent) if plan.lookup is not None else ()
             fast[asking.data[2:]] = Cached(sent, until, plan.what, asking.now, offsets)
@@ -504,8 +516,12 @@ class DnsServer:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(WATCH_EVERY_S)
-            # Answers remembered since the last tick are long-lived: out of the collector's sight.
-            gc.freeze()
+            self._ticks += 1
+            if self._ticks % FREEZE_EVERY_TICKS == 0:
+                # Answers remembered since are long-lived: collect what is garbage (cycles from failed
+                # look-ups included), then put the rest out of the collector's sight.
+                gc.collect()
+                gc.freeze()
             try:
                 if self.neighbours.refresh():
                     self.live.clients.clear()  # an address has a new device: identify again
@@ -551,27 +567,37 @@ def _send_quietly(send: Callable[..., int], data: bytes, addr: object) -> None:
 
 class _TcpQueries(asyncio.Protocol):
     """DNS over TCP: two-byte length, then the message; several queries per connection, answered as
-    they are ready. Oversized frames close the connection; a connection idle for TCP_IDLE_S closes."""
+    they are ready. One device cannot hold the loop or the memory: at most TCP_PER_ADDRESS connections
+    each, TCP_FRAMES_PER_READ questions answered per read (the rest after other work), reading paused
+    while answers wait to be sent and the connection closed past TCP_MAX_UNSENT unsent bytes. A
+    connection that brings no whole question for TCP_IDLE_S closes; so does an oversized frame."""
 
     def __init__(self, server: DnsServer) -> None:
         self.server = server
-        self.buffer = b""
+        self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.ip = ""
         self.idle: asyncio.TimerHandle | None = None
+        self.counted = False
+        self.writing_paused = False
+        self.pending = False  # frames left over from a long read, to be answered soon
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.server._tcp_open += 1
-        if self.server._tcp_open > TCP_MAX_CONNECTIONS:
-            transport.close()
-            return
         peer = transport.get_extra_info("peername")
         self.ip = peer[0] if peer else ""
+        server = self.server
+        if server._tcp_open >= TCP_MAX_CONNECTIONS or server._tcp_by_ip.get(self.ip, 0) >= TCP_PER_ADDRESS:
+            transport.close()
+            return
+        self.counted = True
+        server._tcp_open += 1
+        server._tcp_by_ip[self.ip] = server._tcp_by_ip.get(self.ip, 0) + 1
         self._touch()
 
     def _touch(self) -> None:
+        """Start the idle clock again: called when a whole question has come."""
         if self.idle is not None:
             self.idle.cancel()
         assert self.transport is not None
@@ -579,28 +605,74 @@ class _TcpQueries(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        self._touch()
-        while len(self.buffer) >= 2:
-            (length,) = struct.unpack_from("!H", self.buffer)
+        if len(self.buffer) > TCP_MAX_UNSENT:
+            self._close()  # a client sending far faster than it reads its answers
+            return
+        if not self.pending:
+            self._answer_frames()
+
+    def _answer_frames(self) -> None:
+        self.pending = False
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        buffer, at, answered = self.buffer, 0, 0
+        while len(buffer) - at >= 2:
+            length = int.from_bytes(buffer[at : at + 2], "big")
             if length > MAX_QUERY or length < 12:
                 self.server.counters.malformed += 1
-                assert self.transport is not None
-                self.transport.close()
-                self.buffer = b""
+                self._close()
                 return
-            if len(self.buffer) < 2 + length:
-                return
-            frame, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
+            if len(buffer) - at < 2 + length:
+                break
+            if answered == TCP_FRAMES_PER_READ:
+                # Let the rest of the centre be answered first; carry on from here soon.
+                self.pending = True
+                asyncio.get_running_loop().call_soon(self._answer_frames)
+                break
+            frame = bytes(buffer[at + 2 : at + 2 + length])
+            at += 2 + length
+            answered += 1
+            self._touch()
             self.server.answer_tcp(frame, self.ip, self._write)
+        del buffer[:at]
 
     def _write(self, answer: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(len(answer).to_bytes(2, "big") + answer)
+            if transport.get_write_buffer_size() > TCP_MAX_UNSENT:
+                self._close()
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its questions until it does.
+        self.writing_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(struct.pack("!H", len(answer)) + answer)
+            self.transport.resume_reading()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self.buffer.clear()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server._tcp_open -= 1
+        if self.counted:
+            server = self.server
+            server._tcp_open -= 1
+            left = server._tcp_by_ip.get(self.ip, 1) - 1
+            if left:
+                server._tcp_by_ip[self.ip] = left
+            else:
+                server._tcp_by_ip.pop(self.ip, None)
+            self.counted = False
         if self.idle is not None:
             self.idle.cancel()
+        self.transport = None
 
 
 def upstream_servers(live: Live, listening: list[tuple[str, int]]) -> tuple[Server, ...]:

@@ -148,10 +148,13 @@ class Upstreams:
         query.header.id = secrets.randbits(16)
         query.add_ar(EDNS0(udp_len=OUR_UDP))
         wire = query.pack()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         data = await asyncio.wait_for(self._udp(server, wire, query.header.id), timeout)
         reply = DNSRecord.parse(data)
         if reply.header.tc:
-            data = await asyncio.wait_for(self._tcp(server, wire), timeout)
+            # The TCP retry has what is left of this try's time, not a fresh timeout.
+            data = await asyncio.wait_for(self._tcp(server, wire), max(0.01, deadline - loop.time()))
             reply = DNSRecord.parse(data)
         _check(reply, query)
         return reply.header.rcode, list(reply.rr), list(reply.auth)

@@ -53,6 +53,8 @@ class Question:
     question: bytes
     udp_size: int
     edns: bool
+    cd: bool = False
+    plain: bool = True  # nothing after the question and a bare OPT record: fit to be remembered by its bytes
 
 
 def read_question(data: bytes) -> Question:
@@ -95,7 +97,7 @@ def read_question(data: bytes) -> Question:
     if qclass != 1:
         raise Malformed(Rcode.NOTIMP, "only class IN", question, edns=_has_opt(data, pos + 4, arcount))
     pos += 4
-    udp_size, edns = PLAIN_UDP, False
+    udp_size, edns, plain = PLAIN_UDP, False, True
     if arcount:
         # The first additional record, if it is the OPT record; any other record there is ignored.
         if pos + 11 > end:  # no record is shorter than a root name and its 10 fixed bytes
@@ -108,14 +110,21 @@ def read_question(data: bytes) -> Question:
                 # RFC 6891 6.1.3: BADVERS, with our OPT record saying which version we speak.
                 raise Malformed(BADVERS, f"EDNS version {version}", question, edns=True)
             udp_size, edns = max(PLAIN_UDP, min(size, OUR_UDP)), True
+            pos += 11 + rdlen
+            plain = rdlen == 0
     host = None
     if all(_NAME_BYTES.issuperset(label) for label in labels):
         host = b".".join(labels).decode("ascii").lower()
-    return Question(ident, bool(flags & 0x0100), host, qtype, question, udp_size, edns)
+    # Options (cookies, padding) and trailing bytes make every query's bytes unique: such questions
+    # are answered, but not remembered by their bytes, or one device could fill the memory with them.
+    plain = plain and pos == end
+    return Question(
+        ident, bool(flags & 0x0100), host, qtype, question, udp_size, edns, bool(flags & 0x0010), plain
+    )
 
 
 def _header_and_question(q: Question, rcode: int) -> DNSRecord:
-    record = DNSRecord(DNSHeader(id=q.id, qr=1, ra=1, rd=int(q.rd), rcode=rcode))
+    record = DNSRecord(DNSHeader(id=q.id, qr=1, ra=1, rd=int(q.rd), cd=int(q.cd), rcode=rcode))
     record.add_question(DNSQuestion(_raw_name(q.question), q.qtype, CLASS.IN))
     if q.edns:
         record.add_ar(EDNS0(udp_len=OUR_UDP))
@@ -161,12 +170,13 @@ def _has_opt(data: bytes, pos: int, arcount: int) -> bool:
 
 
 def truncated(answer: bytes) -> bytes:
-    """`answer` cut to its header and question with TC set: the client asks again over TCP."""
-    ident, flags, qd, _an, _ns, _ar = HEADER.unpack_from(answer)
+    """`answer` cut to its header, question and OPT record with TC set: the client asks again over TCP."""
+    ident, flags, qd, _an, _ns, ar = HEADER.unpack_from(answer)
     pos = HEADER.size
     while answer[pos]:
         pos += 1 + answer[pos]
-    return HEADER.pack(ident, flags | 0x0200, qd, 0, 0, 0) + answer[HEADER.size : pos + 5]
+    opt = answer[-11:] if ar and answer[-11:-8] == b"\x00\x00\x29" else b""  # ours: last, no options
+    return HEADER.pack(ident, flags | 0x0200, qd, 0, 0, 1 if opt else 0) + answer[HEADER.size : pos + 5] + opt
 
 
 def ttl_offsets(answer: bytes) -> tuple[int, ...]:

@@ -1,0 +1,94 @@
+"""One device must not be able to cost the others their answers or the appliance its memory: batched
+sends that skip an unsendable answer, TCP questions answered in turns, queries with unique bytes not
+remembered, and truncated answers that keep their EDNS record."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.query
+
+from appliance.dns.batch import BatchSocket
+from tests.appliance.dns.conftest import KIDS, TEENS, FakeUpstream, answers
+
+
+def test_an_answer_the_kernel_refuses_does_not_stop_the_rest_of_the_batch():
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.setblocking(False)
+    batch = BatchSocket(server)
+    clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    for i, client in enumerate(clients):
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(2)
+        client.sendto(b"question %d" % i, server.getsockname())
+    time.sleep(0.1)
+    got = batch.receive()
+    assert [n for _, n in got] == [10, 10, 10]
+    # The middle sender's address says port 0, which no answer can be sent to.
+    batch.names[1 * 32 + 2 : 1 * 32 + 4] = b"\x00\x00"
+    for slot, _ in got:
+        batch.queue(slot, b"answer %d" % slot)
+    assert batch.send() == 2
+    assert clients[0].recv(100) == b"answer 0"
+    assert clients[2].recv(100) == b"answer 2"
+    for sock in (server, *clients):
+        sock.close()
+
+
+def test_hundreds_of_pipelined_tcp_questions_are_all_answered(make_dns):
+    running = make_dns()
+    queries = [
+        dns.message.make_query("en.wikipedia.org" if i % 2 else "www.pornhub.com", "A") for i in range(300)
+    ]
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10, source_address=(KIDS, 0)) as sock:
+        sock.sendall(b"".join(len(w).to_bytes(2, "big") + w for w in (q.to_wire() for q in queries)))
+        got = {}
+        buffer = b""
+        while len(got) < len(queries):
+            buffer += sock.recv(65536)
+            while len(buffer) >= 2 and len(buffer) >= 2 + int.from_bytes(buffer[:2], "big"):
+                length = int.from_bytes(buffer[:2], "big")
+                reply = dns.message.from_wire(buffer[2 : 2 + length])
+                got[reply.id] = reply
+                buffer = buffer[2 + length :]
+    assert {q.id for q in queries} <= set(got)
+    assert answers(got[queries[1].id]) == [("en.wikipedia.org", "A", "198.51.100.10")]
+    assert answers(got[queries[0].id]) == [("www.pornhub.com", "A", "192.168.50.1")]
+
+
+def test_queries_with_unique_bytes_are_answered_but_not_remembered(make_dns):
+    """EDNS options (a cookie, padding) make each query's bytes unique: remembering them would let one
+    device fill the appliance's memory with copies of the same answer."""
+    running = make_dns()
+    for i in range(20):
+        cookie = dns.edns.GenericOption(10, i.to_bytes(8, "big"))
+        q = dns.message.make_query("www.pornhub.com", "A", use_edns=0, options=[cookie])
+        reply = dns.query.udp(q, "127.0.0.1", port=running.port, source=KIDS, timeout=5)
+        assert answers(reply) == [("www.pornhub.com", "A", "192.168.50.1")]
+    assert running.server.counters.fast == 0
+    assert sum(len(fast) for fast in running.server.live.fast.values()) == 0
+    for _ in range(3):  # the same question without options is remembered after the first time
+        running.query("www.pornhub.com", source=KIDS)
+    assert running.server.counters.fast == 2
+
+
+def test_a_truncated_answer_keeps_its_edns_record(make_dns, upstream: FakeUpstream):
+    upstream.add("big.example", "A", *[f"198.51.100.{i}" for i in range(1, 61)])
+    running = make_dns()
+    q = dns.message.make_query("big.example", "A", use_edns=0, payload=512)
+    reply = dns.query.udp(q, "127.0.0.1", port=running.port, source=TEENS, timeout=5)
+    assert reply.flags & dns.flags.TC and not reply.answer
+    assert reply.edns == 0  # RFC 6891 6.1.1: an EDNS query gets an OPT record back, truncated or not
+
+
+def test_the_checking_disabled_bit_is_echoed(make_dns):
+    running = make_dns()
+    q = dns.message.make_query("en.wikipedia.org", "A")
+    q.flags |= dns.flags.CD
+    reply = dns.query.udp(q, "127.0.0.1", port=running.port, source=KIDS, timeout=5)
+    assert reply.flags & dns.flags.CD
