@@ -150,6 +150,7 @@ class EventLog:
         self.counted = array("Q")
         if self._outbox.qsize() >= MAX_WAITING_BATCHES:
             self.dropped_batches += 1
+            self._defs = list(message[1])  # its events are lost, but what they defined goes next time
             log.warning("event log %s: the writer fell behind; a batch of events was dropped", self.path)
             return
         self._outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))

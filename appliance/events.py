@@ -191,11 +191,10 @@ class StoreWriter:
         (answer_base,) = self._db.execute("SELECT coalesce(max(id), 0) FROM answers").fetchone()
         # Ints from SQLite, so safe to write into the statements.
         self._asker_sql = (
-            "INSERT OR REPLACE INTO askers (id, client, subject, via)"
-            f" VALUES (? + {int(asker_base)}, ?, ?, ?)"
+            f"INSERT INTO askers (id, client, subject, via) VALUES (? + {int(asker_base)}, ?, ?, ?)"
         )
         self._answer_sql = (
-            "INSERT OR REPLACE INTO answers (id, channel, profile, host, detail, action, severity, category,"
+            "INSERT INTO answers (id, channel, profile, host, detail, action, severity, category,"
             f" flagged, reasons) VALUES (? + {int(answer_base)}, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._event_sql = (
@@ -203,6 +202,7 @@ class StoreWriter:
             f" VALUES (?, ? + {int(asker_base)}, ? + {int(answer_base)}, CAST(? * 1000000 AS INTEGER))"
         )
         self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted What -> its total
+        self._unwritten: list[tuple[int, Who | What]] = []
 
     def define(self, defs: Iterable[tuple[int, Who | What]]) -> None:
         """Learn keys; writes the asker and answer rows (inside `write`'s transaction)."""
@@ -233,6 +233,9 @@ class StoreWriter:
         and add `counted` (what's keys, one per answer) to the totals of the day of `when`. Raises
         sqlite3.Error, and nothing of the batch is written."""
         db = self._db
+        # Definitions of a batch that could not be written come again with the next: the answering side
+        # sends each once, and its later events name them.
+        defs = [*self._unwritten, *defs]
         db.execute("BEGIN")
         try:
             self.define(defs)
@@ -248,7 +251,9 @@ class StoreWriter:
             db.execute("COMMIT")
         except sqlite3.Error:
             db.execute("ROLLBACK")
+            self._unwritten = defs
             raise
+        self._unwritten = []
         self.written += len(events[0])
         self.counted += sum(totals.values())
 

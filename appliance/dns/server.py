@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 TCP_IDLE_S = 10.0
 TCP_MAX_CONNECTIONS = 256
 TCP_PER_ADDRESS = 16
+PER_DEVICE_IN_FLIGHT = 64  # of the upstream set's 512
 TCP_FRAMES_PER_READ = 32
 TCP_MAX_UNSENT = 256 * 1024
 RECV_BUFFER = 4 * 1024 * 1024
@@ -137,6 +138,7 @@ class DnsServer:
         self._tcp: list[asyncio.Server] = []
         self._tcp_open = 0
         self._tcp_by_ip: dict[str, int] = {}
+        self._looking_up: dict[str, int] = {}  # upstream look-ups in flight per device
         self._watcher: asyncio.Task[None] | None = None
         self.addresses: list[tuple[str, int]] = []
 
@@ -378,8 +380,16 @@ class DnsServer:
         records = self.upstreams.cache.fresh(plan.lookup, q.qtype, now)
         if records is not None:
             self._answer_records(asking, plan, records, stale=False)
-        else:
-            self._spawn(self._look_up(asking, plan))
+            return
+        ip = client.who.client
+        if self._looking_up.get(ip, 0) >= PER_DEVICE_IN_FLIGHT:
+            # One device asking for hundreds of new names at once gets SERVFAIL for the excess, so
+            # that the centre's share of upstream questions stays free for everyone else.
+            self.counters.servfail += 1
+            reply(build(q, Rcode.SERVFAIL))
+            return
+        self._looking_up[ip] = self._looking_up.get(ip, 0) + 1
+        self._spawn(self._look_up(asking, plan))
 
     def _plan(self, asking: _Asking) -> _Plan:
         q, live, now = asking.q, asking.live, asking.now
@@ -408,6 +418,7 @@ class DnsServer:
         q = asking.q
         # Help services are never named in any log, the system's included.
         shown = (q.host or "") if plan.what is not None else "a help service"
+        ip = asking.client.who.client
         try:
             records, stale = await self.upstreams.resolve(plan.lookup, q.qtype)
             self._answer_records(asking, plan, records, stale=stale)
@@ -417,6 +428,12 @@ class DnsServer:
             log.exception("answering %s failed", shown)
         else:
             return
+        finally:
+            left = self._looking_up.get(ip, 1) - 1
+            if left > 0:
+                self._looking_up[ip] = left
+            else:
+                self._looking_up.pop(ip, None)
         self.counters.servfail += 1
         asking.reply(build(q, Rcode.SERVFAIL))
         self._log(asking, plan.what)

@@ -8,6 +8,7 @@ import asyncio
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
@@ -100,6 +101,7 @@ class FakeUpstream:
         self.cname: dict[str, str] = {}
         self.truncate: set[str] = set()
         self.down = False
+        self.slow_suffix, self.slow_s = "", 0.0  # names ending so are answered only after slow_s
         self.asked: list[tuple[str, str, str]] = []  # (name, type, udp|tcp)
         self._udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), self._udp_handler())
         port = self._udp.server_address[1]
@@ -120,6 +122,8 @@ class FakeUpstream:
         self.asked.append((name, rtype, transport))
         if self.down:
             return None
+        if self.slow_suffix and name.endswith(self.slow_suffix):
+            time.sleep(self.slow_s)
         reply = dns.message.make_response(query)
         if transport == "udp" and name in self.truncate:
             reply.flags |= dns.flags.TC

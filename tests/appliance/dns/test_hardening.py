@@ -5,15 +5,17 @@ remembered, and truncated answers that keep their EDNS record."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 
 import dns.edns
 import dns.flags
 import dns.message
 import dns.query
+import dns.rcode
 
 from appliance.dns.batch import BatchSocket
-from tests.appliance.dns.conftest import KIDS, TEENS, FakeUpstream, answers
+from tests.appliance.dns.conftest import KIDS, LIMITED, STRICT, TEENS, FakeUpstream, answers
 
 
 def test_an_answer_the_kernel_refuses_does_not_stop_the_rest_of_the_batch():
@@ -92,3 +94,45 @@ def test_the_checking_disabled_bit_is_echoed(make_dns):
     q.flags |= dns.flags.CD
     reply = dns.query.udp(q, "127.0.0.1", port=running.port, source=KIDS, timeout=5)
     assert reply.flags & dns.flags.CD
+
+
+def test_one_device_asking_for_hundreds_of_new_names_leaves_upstream_room_for_the_others(
+    make_dns, upstream: FakeUpstream
+):
+    upstream.slow_suffix, upstream.slow_s = ".slow.example", 0.3  # within the 0.6 s a try waits
+    upstream.add("homework.example", "A", "198.51.100.60")
+    running = make_dns()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LIMITED, 0))
+    sock.settimeout(5)
+    for i in range(100):
+        sock.sendto(dns.message.make_query(f"n{i}.slow.example", "A").to_wire(), ("127.0.0.1", running.port))
+    reply = running.query("homework.example", source=KIDS)
+    assert answers(reply) == [("homework.example", "A", "198.51.100.60")]
+    codes = [dns.message.from_wire(sock.recv(4096)).rcode() for _ in range(100)]
+    sock.close()
+    assert codes.count(dns.rcode.SERVFAIL) == 36  # 64 of them were asked upstream, the rest refused at once
+
+
+def test_a_batch_the_disk_refused_does_not_hide_the_devices_later_events(make_dns, tmp_path):
+    """The log file is locked by someone else for longer than the writer waits: that batch is lost, but
+    the device and answer it introduced are written with the next, so later events still show."""
+    running = make_dns()
+    db_path = tmp_path / "var" / "appliance.sqlite"
+    running.flush_log()
+    other = sqlite3.connect(db_path, timeout=1)
+    other.execute("BEGIN IMMEDIATE")
+    running.query("www.pornhub.com", source=STRICT)  # a new device and a new answer
+    running.call(_hand_over(running))
+    time.sleep(6)  # past the writer's 5 s wait for the lock
+    other.rollback()
+    other.close()
+    running.query("www.pornhub.com", source=STRICT)
+    running.flush_log()
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute("SELECT subject, host, action FROM event_log").fetchall()
+    assert rows == [("device:strict-pc", "www.pornhub.com", "block")]
+
+
+async def _hand_over(running) -> None:
+    running.server.events.hand_over()
