@@ -156,11 +156,11 @@ class BatchSocket:
         while done < queued:
             start = ctypes.byref(self._out_msgs, done * _STRIDE)
             sent: int = _SENDMMSG(self.fd, start, queued - done, MSG_DONTWAIT)
-            if sent < 0:
-                if ctypes.get_errno() in (errno.EAGAIN, errno.ENOBUFS):
-                    break
-                sent = 0
-                done += 1  # this answer cannot be sent: skip it, send the others
+            if sent < 0 and ctypes.get_errno() in (errno.EAGAIN, errno.ENOBUFS):
+                break
+            if sent <= 0:
+                done += 1  # this answer cannot be sent: skip it, send the others (never loop in place)
+                continue
             went += sent
             done += sent
         return went

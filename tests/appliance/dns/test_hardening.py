@@ -1,6 +1,6 @@
 """One device must not be able to cost the others their answers or the appliance its memory: batched
-sends that skip an unsendable answer, TCP questions answered in turns, queries with unique bytes not
-remembered, and truncated answers that keep their EDNS record."""
+sends that skip an unsendable answer, queries with unique bytes not remembered, a share of the upstream
+questions per device, and truncated answers that keep their EDNS record."""
 
 from __future__ import annotations
 
@@ -40,27 +40,6 @@ def test_an_answer_the_kernel_refuses_does_not_stop_the_rest_of_the_batch():
     assert clients[2].recv(100) == b"answer 2"
     for sock in (server, *clients):
         sock.close()
-
-
-def test_hundreds_of_pipelined_tcp_questions_are_all_answered(make_dns):
-    running = make_dns()
-    queries = [
-        dns.message.make_query("en.wikipedia.org" if i % 2 else "www.pornhub.com", "A") for i in range(300)
-    ]
-    with socket.create_connection(("127.0.0.1", running.port), timeout=10, source_address=(KIDS, 0)) as sock:
-        sock.sendall(b"".join(len(w).to_bytes(2, "big") + w for w in (q.to_wire() for q in queries)))
-        got = {}
-        buffer = b""
-        while len(got) < len(queries):
-            buffer += sock.recv(65536)
-            while len(buffer) >= 2 and len(buffer) >= 2 + int.from_bytes(buffer[:2], "big"):
-                length = int.from_bytes(buffer[:2], "big")
-                reply = dns.message.from_wire(buffer[2 : 2 + length])
-                got[reply.id] = reply
-                buffer = buffer[2 + length :]
-    assert {q.id for q in queries} <= set(got)
-    assert answers(got[queries[1].id]) == [("en.wikipedia.org", "A", "198.51.100.10")]
-    assert answers(got[queries[0].id]) == [("www.pornhub.com", "A", "192.168.50.1")]
 
 
 def test_queries_with_unique_bytes_are_answered_but_not_remembered(make_dns):
@@ -105,13 +84,13 @@ def test_one_device_asking_for_hundreds_of_new_names_leaves_upstream_room_for_th
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((LIMITED, 0))
     sock.settimeout(5)
-    for i in range(100):
+    for i in range(200):
         sock.sendto(dns.message.make_query(f"n{i}.slow.example", "A").to_wire(), ("127.0.0.1", running.port))
     reply = running.query("homework.example", source=KIDS)
     assert answers(reply) == [("homework.example", "A", "198.51.100.60")]
-    codes = [dns.message.from_wire(sock.recv(4096)).rcode() for _ in range(100)]
+    codes = [dns.message.from_wire(sock.recv(4096)).rcode() for _ in range(200)]
     sock.close()
-    assert codes.count(dns.rcode.SERVFAIL) == 36  # 64 of them were asked upstream, the rest refused at once
+    assert codes.count(dns.rcode.SERVFAIL) == 72  # 128 of them were asked upstream, the rest refused at once
 
 
 def test_a_batch_the_disk_refused_does_not_hide_the_devices_later_events(make_dns, tmp_path):
