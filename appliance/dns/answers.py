@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dnslib import AAAA, CNAME, RR, A, DNSLabel
+from dnslib import AAAA, CNAME, RR, A
 
 from appliance.dns.settings import BlockSettings
-from appliance.dns.wire import TYPE_A, TYPE_AAAA, TYPE_CNAME, Question, Rcode, build
+from appliance.dns.wire import TYPE_A, TYPE_AAAA, TYPE_CNAME, Question, Rcode, asked_name, build
 from profiles.profile import BlockedAnswer
-
-
-def _name(q: Question) -> DNSLabel:
-    labels, pos, raw = [], 0, q.question
-    while raw[pos]:
-        labels.append(raw[pos + 1 : pos + 1 + raw[pos]])
-        pos += 1 + raw[pos]
-    return DNSLabel(labels)
 
 
 def blocked(q: Question, how: BlockedAnswer, settings: BlockSettings) -> bytes:
@@ -25,7 +17,7 @@ def blocked(q: Question, how: BlockedAnswer, settings: BlockSettings) -> bytes:
     NODATA for every other type."""
     if how is BlockedAnswer.NXDOMAIN:
         return build(q, Rcode.NXDOMAIN)
-    ttl, name = settings.ttl, _name(q)
+    ttl, name = settings.ttl, asked_name(q)
     if q.qtype == TYPE_A:
         addresses = ("0.0.0.0",) if how is BlockedAnswer.ZERO else settings.page_v4
         return build(q, Rcode.NOERROR, [RR(name, TYPE_A, ttl=ttl, rdata=A(a)) for a in addresses])
@@ -44,7 +36,7 @@ def rewritten(q: Question, target: str, rcode: int, answer: Sequence[RR], author
     """Safe search: a CNAME from the asked name to the engine's safe name, then that name's own records
     of the asked type as the upstream gave them (none: the safe name has no such record, e.g. AAAA)."""
     ttl = min((rr.ttl for rr in answer), default=authority[0].ttl if authority else 60)
-    cname = RR(_name(q), TYPE_CNAME, ttl=ttl, rdata=CNAME(target))
+    cname = RR(asked_name(q), TYPE_CNAME, ttl=ttl, rdata=CNAME(target))
     return build(q, rcode, [cname, *answer], authority)
 
 

@@ -142,9 +142,8 @@ class Upstreams:
     async def _ask_one(
         self, server: Server, name: str, qtype: int, timeout: float
     ) -> tuple[int, list[RR], list[RR]]:
-        query = DNSRecord.question(name or ".", QTYPE.get(qtype, qtype) if qtype in QTYPE.forward else "A")
-        if qtype not in QTYPE.forward:
-            query.q.qtype = qtype
+        query = DNSRecord.question(name or ".")
+        query.q.qtype = qtype  # by number: dnslib names only the types it knows
         query.header.id = secrets.randbits(16)
         query.add_ar(EDNS0(udp_len=OUR_UDP))
         wire = query.pack()

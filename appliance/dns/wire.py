@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from dnslib import CLASS, QTYPE, RR, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import CLASS, QTYPE, RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 from dnslib.dns import EDNS0
 
 from appliance.dns.errors import Malformed
@@ -125,18 +125,20 @@ def read_question(data: bytes) -> Question:
 
 def _header_and_question(q: Question, rcode: int) -> DNSRecord:
     record = DNSRecord(DNSHeader(id=q.id, qr=1, ra=1, rd=int(q.rd), cd=int(q.cd), rcode=rcode))
-    record.add_question(DNSQuestion(_raw_name(q.question), q.qtype, CLASS.IN))
+    record.add_question(DNSQuestion(asked_name(q), q.qtype, CLASS.IN))
     if q.edns:
         record.add_ar(EDNS0(udp_len=OUR_UDP))
     return record
 
 
-def _raw_name(question: bytes) -> list[bytes]:
+def asked_name(q: Question) -> DNSLabel:
+    """The question's name as the client spelt it (case kept), for the answer's records."""
+    question = q.question
     labels, pos = [], 0
     while question[pos]:
         labels.append(question[pos + 1 : pos + 1 + question[pos]])
         pos += 1 + question[pos]
-    return labels
+    return DNSLabel(labels)
 
 
 def build(q: Question, rcode: int, answers: Sequence[RR] = (), authority: Sequence[RR] = ()) -> bytes:
