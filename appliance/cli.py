@@ -13,6 +13,7 @@ from appliance.config import load_config
 from appliance.dns.command import add_commands as add_dns_commands
 from appliance.lists import compile_lists
 from appliance.policy_cli import add_commands
+from appliance.proxy.command import add_commands as add_proxy_commands
 from appliance.storage import open_index
 from filters.errors import ApplianceError
 from filters.index import Match
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     match_cmd.set_defaults(run=_lists_match)
     add_commands(commands, common)
     add_dns_commands(commands, common)
+    add_proxy_commands(commands, common)
     return parser
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
+from appliance.proxy.pages import Helpline
+from appliance.proxy.settings import ProxyMode, ProxySettings
 from appliance.yaml_lines import Mapping as _Mapping
 from appliance.yaml_lines import YamlError, empty_mapping, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
@@ -84,6 +86,7 @@ class Config:
     fetch: FetchSettings
     policy: PolicySettings = field(default_factory=PolicySettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     devices: tuple[Device, ...] = ()
     device_lines: Mapping[str, int] = field(default_factory=dict)  # device name -> its line in the file
 
@@ -95,6 +98,11 @@ class Config:
     def events_path(self) -> Path:
         """The SQLite file the query log (and later the event store) writes to."""
         return self.dns.events_path or self.data_dir / "appliance.sqlite"
+
+    @property
+    def ca_dir(self) -> Path:
+        """The appliance's own certificate authority (made at the proxy's first start)."""
+        return self.proxy.ca_dir or self.data_dir / "ca"
 
     @property
     def list_cache_dir(self) -> Path:
@@ -140,7 +148,7 @@ def _unknown_keys(path: Path, mapping: _Mapping, allowed: set[str], what: str) -
 
 
 def _parse(data: _Mapping, path: Path) -> Config:
-    _unknown_keys(path, data, {"data_dir", "lists", "policy", "dns", "devices"}, "the configuration")
+    _unknown_keys(path, data, {"data_dir", "lists", "policy", "dns", "proxy", "devices"}, "the configuration")
     base = path.parent
     raw_dir = data.get("data_dir")
     if raw_dir is None:
@@ -193,6 +201,7 @@ def _parse(data: _Mapping, path: Path) -> Config:
         fetch=fetch,
         policy=policy,
         dns=_parse_dns(data.get("dns"), path, data),
+        proxy=_parse_proxy(data.get("proxy"), path, data),
         devices=devices,
         device_lines=device_lines,
     )
@@ -284,6 +293,66 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
         rate_limit=rate,
         leases=files.get("dhcp_leases"),
         events_path=files.get("events_path"),
+    )
+
+
+def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
+    if raw is None:
+        return ProxySettings()
+    if not isinstance(raw, _Mapping):
+        raise ConfigError(f"{_where(path, data, 'proxy')}: proxy must be a mapping (listen, mode, ...)")
+    keys = {"listen", "mode", "workers", "page_limit_kb", "upload_limit_kb", "ca_dir", "centre", "helpline"}
+    keys.add("upstream_trusted_ca")
+    _unknown_keys(path, raw, keys, "proxy")
+    d = ProxySettings()
+    listen = raw.get("listen", d.listen)
+    try:
+        host, _ = split_host_port(listen, 8080) if isinstance(listen, str) else ("", 0)
+        ipaddress.ip_address(host)
+    except ValueError as e:
+        raise ConfigError(
+            f"{_where(path, raw, 'listen')}: proxy.listen: {listen!r} is not an address like 127.0.0.1:8080"
+        ) from e
+    mode = raw.get("mode", str(d.mode))
+    if mode not in {str(m) for m in ProxyMode}:
+        raise ConfigError(f"{_where(path, raw, 'mode')}: proxy.mode must be regular or transparent")
+    ca_dir = raw.get("ca_dir")
+    if ca_dir is not None and (not isinstance(ca_dir, str) or not ca_dir.strip()):
+        raise ConfigError(f"{_where(path, raw, 'ca_dir')}: proxy.ca_dir must be a folder path")
+    trusted = raw.get("upstream_trusted_ca")
+    if trusted is not None and (not isinstance(trusted, str) or not trusted.strip()):
+        raise ConfigError(
+            f"{_where(path, raw, 'upstream_trusted_ca')}: proxy.upstream_trusted_ca must be a PEM file path"
+        )
+    centre = raw.get("centre", d.centre)
+    if not isinstance(centre, str):
+        raise ConfigError(f"{_where(path, raw, 'centre')}: proxy.centre must be the centre's name")
+    helpline = d.helpline
+    raw_help = raw.get("helpline")
+    if raw_help is not None:
+        if not isinstance(raw_help, _Mapping) or not isinstance(raw_help.get("name"), str):
+            raise ConfigError(
+                f"{_where(path, raw, 'helpline')}: proxy.helpline must be a mapping with a name"
+                " (and phone, url, text)"
+            )
+        _unknown_keys(path, raw_help, {"name", "phone", "url", "text"}, "proxy.helpline")
+        parts = {k: raw_help.get(k, "") for k in ("name", "phone", "url", "text")}
+        for k, v in parts.items():
+            if not isinstance(v, str):
+                raise ConfigError(f"{_where(path, raw_help, k)}: proxy.helpline.{k} must be text")
+        if parts["url"] and not str(parts["url"]).startswith(("https://", "http://")):
+            raise ConfigError(f"{_where(path, raw_help, 'url')}: proxy.helpline.url must start with https://")
+        helpline = Helpline(**parts)
+    return ProxySettings(
+        listen=listen,
+        mode=ProxyMode(mode),
+        workers=int(_number(raw, "workers", path, d.workers, 0, 64, "proxy")),
+        page_limit_kb=int(_number(raw, "page_limit_kb", path, d.page_limit_kb, 0, 65_536, "proxy")),
+        upload_limit_kb=int(_number(raw, "upload_limit_kb", path, d.upload_limit_kb, 0, 65_536, "proxy")),
+        ca_dir=(path.parent / os.path.expanduser(ca_dir)).resolve() if ca_dir else None,
+        centre=centre,
+        helpline=helpline,
+        upstream_trusted_ca=(path.parent / os.path.expanduser(trusted)).resolve() if trusted else None,
     )
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from appliance.events import StoreWriter, What, Who
+from appliance.events import RequestRow, StoreWriter, What, Who
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class EventLog:
         self.what = array("Q")
         self.took = array("f")
         self.counted = array("Q")  # what's key of each answer only counted
+        self.requests: list[RequestRow] = []  # web events (the proxy's), a few thousand a second at most
         self.zone = zone
         self.restarts = 0
         self._defs: list[tuple[int, Who | What]] = []
@@ -126,10 +127,30 @@ class EventLog:
         else:
             self.counted.append(self.define(what))
 
+    def add_request(
+        self,
+        ts: float,
+        who: Who,
+        what: What,
+        took: float,
+        method: str,
+        url: str,
+        status: int,
+        size: int,
+        terms: str = "",
+    ) -> None:
+        """One web request or passed-through TLS connection: a `requests` row if `what` is kept, else
+        one for the day's totals."""
+        if what.kept:
+            row = (ts, self.define(who), self.define(what), took, method, url, status, size, terms)
+            self.requests.append(row)
+        else:
+            self.counted.append(self.define(what))
+
     def hand_over(self) -> None:
         """Send what was recorded since the last hand-over to the writer (never blocks)."""
         self._restart_if_gone()
-        if not self.ts and not self.counted and not self._dead and not self._defs:
+        if not self.ts and not self.counted and not self.requests and not self._dead and not self._defs:
             return
         dead, self._dead = self._dead, []
         self._known.difference_update(dead)
@@ -143,8 +164,10 @@ class EventLog:
             self.counted.tobytes(),
             time.time(),
             dead,
+            self.requests,
         )
         self._defs = []
+        self.requests = []
         # New arrays rather than cleared ones: the hot path holds bound appends for a whole drain.
         self.ts, self.who, self.what, self.took = array("d"), array("Q"), array("Q"), array("f")
         self.counted = array("Q")
@@ -210,10 +233,10 @@ def _writer_main(path: str, zone_name: str) -> None:
             elif kind == "stop":
                 return
             else:
-                _, defs, ts, who, what, took, counted, when, dead = message
+                _, defs, ts, who, what, took, counted, when, dead, requests = message
                 events = (_array("d", ts), _array("Q", who), _array("Q", what), _array("f", took))
                 try:
-                    store.write(defs, events, _array("Q", counted), when)
+                    store.write(defs, events, _array("Q", counted), when, requests)
                 except Exception as e:  # one bad batch must not stop the log
                     log.error("event log %s: a batch of events could not be written: %s", path, e)
                 store.forget(dead)

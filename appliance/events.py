@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from profiles.verdict import LogDetail, Verdict
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS askers (
     id      INTEGER PRIMARY KEY,
@@ -51,6 +52,24 @@ CREATE TABLE IF NOT EXISTS events (
     duration_us INTEGER NOT NULL   -- time taken to answer
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
+CREATE TABLE IF NOT EXISTS requests (
+    ts          REAL    NOT NULL,  -- a web request (channel http) or a TLS connection passed through (tls)
+    asker       INTEGER NOT NULL REFERENCES askers (id),
+    answer      INTEGER NOT NULL REFERENCES answers (id),
+    duration_us INTEGER NOT NULL,
+    method      TEXT    NOT NULL,  -- GET, POST, ...; CONNECT for a TLS connection
+    url         TEXT    NOT NULL,  -- as much as the privacy rule keeps (docs/proxy.md)
+    status      INTEGER NOT NULL,  -- the HTTP status the child got; 0 when none (cut, failed)
+    bytes       INTEGER NOT NULL,  -- body bytes sent to the child
+    terms       TEXT    NOT NULL   -- the search terms, only when flagged
+);
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests (ts);
+-- Each writer process names its rows by its own keys above a base it reserves here: several writers
+-- (the DNS filter's, each proxy worker's) share the file without ever choosing the same id.
+CREATE TABLE IF NOT EXISTS key_ranges (
+    base    INTEGER PRIMARY KEY,
+    claimed REAL    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS daily_counts (
     day      TEXT    NOT NULL,  -- the centre's local date, YYYY-MM-DD
     channel  TEXT    NOT NULL,
@@ -61,14 +80,25 @@ CREATE TABLE IF NOT EXISTS daily_counts (
     PRIMARY KEY (day, channel, profile, action, category)
 ) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS event_log AS
-    SELECT e.rowid AS id, e.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host, w.detail,
-           w.action, w.severity, w.category, w.flagged, w.reasons, e.duration_us
-    FROM events e JOIN askers a ON a.id = e.asker JOIN answers w ON w.id = e.answer;
+    SELECT 'dns:' || e.rowid AS id, e.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
+           w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, e.duration_us,
+           NULL AS method, NULL AS url, NULL AS status, NULL AS bytes, NULL AS terms
+    FROM events e JOIN askers a ON a.id = e.asker JOIN answers w ON w.id = e.answer
+    UNION ALL
+    SELECT 'web:' || r.rowid, r.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
+           w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, r.duration_us,
+           r.method, r.url, r.status, r.bytes, r.terms
+    FROM requests r JOIN askers a ON a.id = r.asker JOIN answers w ON w.id = r.answer;
 """
+KEY_RANGE = 1 << 40  # keys one writer may use: a trillion askers and answers before it restarts
 _COUNT = (
     "INSERT INTO daily_counts (day, channel, profile, action, category, count) VALUES (?,?,?,?,?,?)"
     " ON CONFLICT (day, channel, profile, action, category) DO UPDATE SET count = count + excluded.count"
 )
+
+
+# A web event: when, who's key, what's key, seconds taken, method, URL, status, bytes, search terms.
+RequestRow = tuple[float, int, int, float, str, str, int, int, str]
 
 
 class StoreError(ApplianceError):
@@ -161,10 +191,15 @@ def open_store(path: Path) -> sqlite3.Connection:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{path}: the event log has schema version {version}; this appliance knows up to 1"
+                f"{path}: the event log has schema version {version};"
+                f" this appliance knows up to {SCHEMA_VERSION}"
             )
-        db.executescript(SCHEMA)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            # One transaction: a reader never finds the file half made or its view missing.
+            upgrade = "DROP VIEW IF EXISTS event_log;" if version else ""
+            db.executescript(
+                f"BEGIN IMMEDIATE; {upgrade} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
     except sqlite3.Error as e:
         raise StoreError(f"{path}: cannot open the event log: {e}") from e
     return db
@@ -187,22 +222,40 @@ class StoreWriter:
         self.counted = 0
         self._db = open_store(path)
         self._day: tuple[float, float, str] = (0.0, 0.0, "")
-        (asker_base,) = self._db.execute("SELECT coalesce(max(id), 0) FROM askers").fetchone()
-        (answer_base,) = self._db.execute("SELECT coalesce(max(id), 0) FROM answers").fetchone()
-        # Ints from SQLite, so safe to write into the statements.
-        self._asker_sql = (
-            f"INSERT INTO askers (id, client, subject, via) VALUES (? + {int(asker_base)}, ?, ?, ?)"
-        )
+        base = self._claim_keys()
+        # An int from SQLite, so safe to write into the statements.
+        self._asker_sql = f"INSERT INTO askers (id, client, subject, via) VALUES (? + {base}, ?, ?, ?)"
         self._answer_sql = (
             "INSERT INTO answers (id, channel, profile, host, detail, action, severity, category,"
-            f" flagged, reasons) VALUES (? + {int(answer_base)}, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" flagged, reasons) VALUES (? + {base}, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._event_sql = (
             "INSERT INTO events (ts, asker, answer, duration_us)"
-            f" VALUES (?, ? + {int(asker_base)}, ? + {int(answer_base)}, CAST(? * 1000000 AS INTEGER))"
+            f" VALUES (?, ? + {base}, ? + {base}, CAST(? * 1000000 AS INTEGER))"
+        )
+        self._request_sql = (
+            "INSERT INTO requests (ts, asker, answer, duration_us, method, url, status, bytes, terms)"
+            f" VALUES (?, ? + {base}, ? + {base}, CAST(? * 1000000 AS INTEGER), ?, ?, ?, ?, ?)"
         )
         self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted What -> its total
         self._unwritten: list[tuple[int, Who | What]] = []
+
+    def _claim_keys(self) -> int:
+        """Reserve KEY_RANGE ids above everything in the file and every other writer's range."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time claims
+        try:
+            (base,) = db.execute(
+                "SELECT max(coalesce((SELECT max(id) FROM askers), 0),"
+                " coalesce((SELECT max(id) FROM answers), 0),"
+                f" coalesce((SELECT max(base) + {KEY_RANGE} FROM key_ranges), 0))"
+            ).fetchone()
+            db.execute("INSERT INTO key_ranges (base, claimed) VALUES (?, ?)", (int(base), time.time()))
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            db.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot reserve ids in the event log: {e}") from e
+        return int(base)
 
     def define(self, defs: Iterable[tuple[int, Who | What]]) -> None:
         """Learn keys; writes the asker and answer rows (inside `write`'s transaction)."""
@@ -228,10 +281,11 @@ class StoreWriter:
         events: tuple[Sequence[float], Sequence[int], Sequence[int], Sequence[float]],
         counted: Sequence[int],
         when: float,
+        requests: Sequence[RequestRow] = (),
     ) -> None:
         """Define `defs`, write `events` (parallel sequences: when, who's key, what's key, seconds taken)
-        and add `counted` (what's keys, one per answer) to the totals of the day of `when`. Raises
-        sqlite3.Error, and nothing of the batch is written."""
+        and `requests` (web rows), and add `counted` (what's keys, one per answer) to the totals of the
+        day of `when`. Raises sqlite3.Error, and nothing of the batch is written."""
         db = self._db
         # Definitions of a batch that could not be written come again with the next: the answering side
         # sends each once, and its later events name them.
@@ -240,6 +294,8 @@ class StoreWriter:
         try:
             self.define(defs)
             db.executemany(self._event_sql, zip(*events, strict=True))
+            if requests:
+                db.executemany(self._request_sql, requests)
             totals: Counter[tuple[str, ...]] = Counter()
             if counted:
                 day = self._day_of(when)
@@ -254,7 +310,7 @@ class StoreWriter:
             self._unwritten = defs
             raise
         self._unwritten = []
-        self.written += len(events[0])
+        self.written += len(events[0]) + len(requests)
         self.counted += sum(totals.values())
 
     def _day_of(self, ts: float) -> str:

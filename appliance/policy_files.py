@@ -27,7 +27,7 @@ from profiles.categories import Area, Category, CategoryMap, Kind, Risk, Severit
 from profiles.errors import PolicyError
 from profiles.pii import PiiKind
 from profiles.policy import Policy
-from profiles.profile import BlockedAnswer, Mode, PersonalInfoRule, PhraseRule, Profile
+from profiles.profile import BlockedAnswer, Mode, OnError, PersonalInfoRule, PhraseRule, Profile
 from profiles.safesearch import Engine, SafeSearchRules, SafeSearchSetting, YouTubeMode
 from profiles.schedule import Outside, Schedule, ScheduleRule, Window, parse_clock, parse_days
 from profiles.verdict import Action, LogDetail, SafeTarget
@@ -371,6 +371,7 @@ _PROFILE_KEYS = {
     "blocked_downloads",
     "log_allowed",
     "blocked_answer",
+    "on_error",
 }
 
 
@@ -508,6 +509,7 @@ def _read_profile(
             BlockedAnswer.BLOCK_PAGE,
             "block-page, zero, nxdomain",
         ),
+        on_error=r.choice(node, "on_error", what, OnError, OnError.BLOCK, "block, allow"),
     )
 
 

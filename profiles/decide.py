@@ -447,3 +447,22 @@ def judge_text(text: str | bytes, policy: Policy, identity: Identity) -> Verdict
 def may_intercept(policy: Policy, identity: Identity) -> bool:
     """Whether this device's TLS may be decrypted: a centre-managed device whose profile allows it."""
     return identity.managed and policy.rules_for(identity.profile).profile.intercept_tls
+
+
+def with_page(verdict: Verdict, page: Verdict) -> Verdict:
+    """The request's verdict once its page was scored (`judge_text`): a page block blocks, a page flag
+    flags an allowed request; the reasons of both are kept, the severity is the higher."""
+    if page.action is Action.ALLOW:
+        return verdict
+    action = Action.BLOCK if Action.BLOCK in (page.action, verdict.action) else verdict.action
+    if action is Action.ALLOW:
+        action = Action.FLAG
+    reasons = verdict.reasons + tuple(r for r in page.reasons if r not in verdict.reasons)
+    return Verdict(
+        action,
+        verdict.profile,
+        reasons,
+        max(verdict.severity, page.severity),
+        verdict.safe_search,
+        LogDetail.EVENT,
+    )

@@ -30,6 +30,14 @@ class BlockedAnswer(StrEnum):
     NXDOMAIN = "nxdomain"
 
 
+class OnError(StrEnum):
+    """What the proxy does when deciding fails (a policy or scorer error): `block` shows the "temporarily
+    unavailable" page (fail closed, for children), `allow` lets the request through (staff)."""
+
+    BLOCK = "block"
+    ALLOW = "allow"
+
+
 @dataclass(frozen=True)
 class PersonalInfoRule:
     """What happens when a child sends personal information: `allow` (off), `flag`, or `block`."""
@@ -52,7 +60,8 @@ class Profile:
     entries: a domain (with its subdomains) or a `domain/path` prefix.
 
     `bypass` profiles skip every check but help services (a technician's device); `log_allowed` says
-    whether allowed requests are kept as events or only counted; `blocked_answer` how DNS answers a block.
+    whether allowed requests are kept as events or only counted; `blocked_answer` how DNS answers a block;
+    `on_error` whether the proxy fails closed (block) or open (allow) when deciding fails.
     """
 
     name: str
@@ -74,3 +83,4 @@ class Profile:
     blocked_downloads: frozenset[str] = frozenset()
     log_allowed: LogDetail = LogDetail.COUNT
     blocked_answer: BlockedAnswer = BlockedAnswer.BLOCK_PAGE
+    on_error: OnError = OnError.BLOCK

@@ -37,6 +37,7 @@ class Step(StrEnum):
     WATCH_LIST = "watch-list"
     PERSONAL_INFO = "personal-info"
     PHRASES = "phrases"
+    CHILD_REPORT = "child-report"  # a child pressed "report a problem" on the block page
 
 
 class LogDetail(StrEnum):

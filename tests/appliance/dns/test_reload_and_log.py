@@ -135,7 +135,7 @@ def test_a_profile_that_keeps_allowed_browsing_gets_every_query_as_an_event(make
     running.query("en.wikipedia.org", source=STAFF)
     running.flush_log()
     rows = _rows(
-        tmp_path / "var" / "appliance.sqlite", "SELECT subject, host, action FROM event_log ORDER BY id"
+        tmp_path / "var" / "appliance.sqlite", "SELECT subject, host, action FROM event_log ORDER BY ts"
     )
     assert rows == [
         ("device:teen-laptop", "en.wikipedia.org", "allow"),

@@ -1,0 +1,102 @@
+"""One proxy worker: mitmproxy run in this process with the monitoring addon, until SIGTERM.
+
+Several workers listen on the same address with SO_REUSEPORT, and the kernel spreads connections
+across them (in router mode nftables redirects to that port, and the same holds). Each loads the
+compiled index itself (it is mapped from its file, not parsed) and has its own event-log writer.
+
+    python -m appliance.proxy.worker CONFIG|- HOST:PORT MODE
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import certifi
+from mitmproxy import options
+from mitmproxy.addons import block, core, disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
+from mitmproxy.master import Master
+
+from appliance.dns.live import load_live
+from appliance.dns.settings import split_host_port
+from appliance.event_log import EventLog
+from appliance.proxy.addon import Monitor, addon_options
+from appliance.proxy.ca import ensure_authority
+from appliance.proxy.errors import ProxyError
+
+log = logging.getLogger("appliance.proxy")
+
+
+def _share_the_port() -> None:
+    # mitmproxy binds with asyncio.start_server and offers no reuse_port option; in a worker process of
+    # ours every listening socket is meant to be shared with the other workers.
+    plain = asyncio.start_server
+
+    async def start_server(*args: Any, **kwargs: Any) -> asyncio.Server:
+        kwargs.setdefault("reuse_port", True)
+        return await plain(*args, **kwargs)
+
+    asyncio.start_server = start_server
+
+
+async def serve(config_path: Path | None, listen: str, mode: str) -> int:
+    """Run one worker until SIGTERM or SIGINT; SIGHUP reloads the policy."""
+    live = load_live(config_path)
+    settings = live.config.proxy
+    authority = ensure_authority(live.config.ca_dir, settings.centre)
+    host, port = split_host_port(listen, 8080)
+    opts = options.Options(listen_host=host, listen_port=port, mode=[mode], confdir=str(authority.folder))
+    master = Master(opts)
+    events = EventLog(live.config.events_path, live.zone)
+    monitor = Monitor(live, authority, events, config_path)
+    # Only the addons a filtering proxy needs: every addon is asked about every hook of every flow.
+    master.addons.add(
+        core.Core(),
+        block.Block(),  # refuses clients from public addresses: never an open proxy on the WAN side
+        proxyserver.Proxyserver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        disable_h2c.DisableH2C(),
+        errorcheck.ErrorCheck(),
+        monitor,
+    )
+    opts.update(**addon_options(settings))
+    if settings.upstream_trusted_ca is not None:
+        opts.update(
+            ssl_verify_upstream_trusted_ca=str(_trust_bundle(settings.upstream_trusted_ca, authority.folder))
+        )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(monitor.reload()))
+    await master.run()
+    return 0
+
+
+def _trust_bundle(extra: Path, folder: Path) -> Path:
+    """The usual public authorities (certifi's, as mitmproxy uses) and the centre's extra ones, in one
+    file: mitmproxy takes a single bundle, which would otherwise replace the public ones."""
+    try:
+        bundle = Path(certifi.where()).read_bytes() + b"\n" + extra.read_bytes()
+        target = folder / "upstream-trust.pem"
+        target.write_bytes(bundle)
+    except OSError as e:
+        raise ProxyError(f"proxy.upstream_trusted_ca: cannot read {extra}: {e}") from e
+    return target
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # mitmproxy says "client connect" at INFO for every connection: a busy centre's log would be nothing else.
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+    config, listen, mode = argv
+    _share_the_port()
+    return asyncio.run(serve(None if config == "-" else Path(config), listen, mode))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
