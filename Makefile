@@ -25,7 +25,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 # The appliance on its embedded demo configuration: compile the bundled lists, look some names up, then
-# run the DNS filter on 127.0.0.1:5353 and [::1]:5353 until Ctrl-C (try: dig @127.0.0.1 -p 5353 NAME).
+# run the DNS filter on 127.0.0.1:5353 and [::1]:5353 and the web proxy on 127.0.0.1:8080 until Ctrl-C.
 run: $(STAMP)
 	$(BIN)/appliance check
 	$(BIN)/appliance lists compile
@@ -35,8 +35,9 @@ run: $(STAMP)
 	$(BIN)/appliance explain --profile 10-12 --at 2026-11-24T16:00 www.instagram.com
 	$(BIN)/appliance explain --profile 13-17 --at 2026-11-24T16:00 'https://www.google.com/search?q=homework+help'
 	$(BIN)/appliance explain --profile under-10 --at 2026-11-24T21:00 en.wikipedia.org
-	@echo "DNS filter on 127.0.0.1:5353 and [::1]:5353; try: dig @127.0.0.1 -p 5353 www.google.com (Ctrl-C stops)"
-	$(BIN)/appliance dns
+	@echo "DNS filter on 127.0.0.1:5353 and [::1]:5353; try: dig @127.0.0.1 -p 5353 www.google.com"
+	@echo "Web proxy on 127.0.0.1:8080; try: curl -x http://127.0.0.1:8080 http://www.pornhub.com/ (Ctrl-C stops both)"
+	$(BIN)/appliance proxy & proxy=$$!; trap 'kill $$proxy 2>/dev/null; wait $$proxy' EXIT INT TERM; $(BIN)/appliance dns
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -58,6 +59,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/phrases.py
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/dns.py
+	$(BIN)/python bench/proxy.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -247,9 +247,10 @@ class Monitor:
             if self._own_pages(flow, seen):
                 return
             headers = request.headers
+            plain = _plain(headers)
             url = request.pretty_url
             verdict = decide(
-                Request.web(url, source_url=source_url(headers, url), request_type=request_type(headers)),
+                Request.web(url, source_url=source_url(plain, url), request_type=request_type(plain)),
                 self.live.policy,
                 identity,
                 self._now(),
@@ -299,11 +300,12 @@ class Monitor:
             if text is None:
                 return
             url = request.pretty_url
+            plain = _plain(request.headers)
             verdict = decide(
                 Request.web(
                     url,
-                    source_url=source_url(request.headers, url),
-                    request_type=request_type(request.headers),
+                    source_url=source_url(plain, url),
+                    request_type=request_type(plain),
                     outbound_text=text,
                 ),
                 self.live.policy,
@@ -578,6 +580,12 @@ class Monitor:
         self.events.add_request(
             time.time(), who, what, time.monotonic() - started, method, url, status, size, terms
         )
+
+
+def _plain(headers: http.Headers) -> dict[str, str]:
+    """The request's headers as a dict with lower-case names: mitmproxy's `Headers` costs a few
+    microseconds per look-up (it searches and decodes its fields every time)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers.fields}
 
 
 def _kept_url(url: str, verdict: Verdict) -> str:

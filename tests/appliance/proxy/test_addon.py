@@ -80,7 +80,11 @@ def test_a_page_scorer_error_replaces_the_page_for_a_child(
 
 
 def test_pages_are_held_for_scoring_only_when_the_profile_scores_them(monitor: Monitor) -> None:
-    for client, html, held in [(KIDS, "text/html", True), (KIDS, "video/mp4", False), (STAFF, "text/html", False)]:
+    for client, html, held in [
+        (KIDS, "text/html", True),
+        (KIDS, "video/mp4", False),
+        (STAFF, "text/html", False),
+    ]:
         flow = _flow(client, "http://en.wikipedia.org/")
         monitor.requestheaders(flow)
         flow.response = tutils.tresp(content=b"x")
