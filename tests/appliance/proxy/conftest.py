@@ -244,6 +244,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, origin: Origin) -> Iterator[
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
+            process.terminate()  # never left running behind a failed start
+            process.wait(30)
             raise RuntimeError(
                 "the proxy did not start:\n" + (folder / "proxy.log").read_text(errors="replace")
             )
