@@ -1,8 +1,9 @@
 #!/bin/sh
 # Debian packages the appliance's development and test set-up needs; with --bench, also what the
 # benchmarks run against: dnsperf (the DNS load generator) and dnsmasq-base (the DNS peer, and the
-# upstream both sides ask). Installs what is missing when run as root (CI, a fresh Pi); otherwise names
-# what to install. Idempotent.
+# upstream both sides ask); e2guardian (the proxy peer), nginx-light (the origin) and wrk (the HTTP load
+# generator) for bench/proxy.py. Installs what is missing when run as root (CI, a fresh Pi); otherwise
+# names what to install. Idempotent.
 set -eu
 PATH="$PATH:/usr/sbin:/sbin"
 need=""
@@ -11,6 +12,9 @@ command -v make >/dev/null 2>&1 || need="$need make"
 if [ "${1:-}" = "--bench" ]; then
     command -v dnsperf >/dev/null 2>&1 || need="$need dnsperf"
     command -v dnsmasq >/dev/null 2>&1 || need="$need dnsmasq-base"
+    command -v e2guardian >/dev/null 2>&1 || need="$need e2guardian"
+    command -v nginx >/dev/null 2>&1 || need="$need nginx-light"
+    command -v wrk >/dev/null 2>&1 || need="$need wrk"
 fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
