@@ -55,7 +55,6 @@ import random
 import re
 import resource
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -63,9 +62,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Container, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from processes import Started, servers  # bench/ is on the path until the next lines
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -239,14 +239,12 @@ def _ask(host: str, port: int, name: str, kind: str = "A", timeout: float = 1.0)
     return dns.rcode.to_text(answer.rcode()), found
 
 
-class Server:
-    """A server the bench started: its process, its address, where its output goes."""
+class Server(Started):
+    """A DNS server the bench started: its address, and when it first answers."""
 
     def __init__(self, name: str, cmd: list[str], host: str, port: int, log: Path) -> None:
-        self.name, self.host, self.port, self.log = name, host, port, log
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        self.started = time.perf_counter()
+        super().__init__(name, cmd, log)
+        self.host, self.port = host, port
 
     def wait_ready(self, timeout: float = 300.0) -> float:
         """Seconds from start to the first answer; RuntimeError if it dies or never answers."""
@@ -254,8 +252,7 @@ class Server:
 
         deadline = self.started + timeout
         while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
+            self.check_alive()
             try:
                 _ask(self.host, self.port, "ready-probe.example", timeout=0.5)
                 return time.perf_counter() - self.started
@@ -263,77 +260,6 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.tail()}")
 
-    def rss_mb(self) -> float:
-        """VmRSS of the server and every process it started (ours: the query log's writer process and
-        multiprocessing's resource tracker), summed."""
-        total = 0
-        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue  # gone meanwhile
-            total += next(
-                (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
-            )
-        if not total:
-            raise RuntimeError(f"{self.name}: no VmRSS")
-        return round(total / 1024, 1)
-
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system) used so far by the server and every process it started."""
-        tick = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / tick
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-@contextmanager
-def servers() -> Iterator[list[Server]]:
-    """The servers started inside, each stopped (SIGTERM, wait) on the way out, last started first."""
-    started: list[Server] = []
-    try:
-        yield started
-    finally:
-        for server in reversed(started):
-            server.stop()
 
 
 _STAT = re.compile(r"^\s*(Queries sent|Queries completed|Queries lost|Queries per second):\s+([\d.]+)", re.M)
@@ -420,7 +346,7 @@ def _compare(
     return agree, len(sample), examples
 
 
-def _start_servers(running: list[Server], work: Path, config: Path, upstream_port: int) -> dict[str, Server]:
+def _start_servers(running: list[Started], work: Path, config: Path, upstream_port: int) -> dict[str, Server]:
     """Start the upstream (and wait until it answers), then the peer and ours; each is appended to
     `running` as it starts, so that it is stopped even if a later one fails. Ours and the peer, by name."""
     dnsmasq = _tool("dnsmasq")
@@ -428,17 +354,20 @@ def _start_servers(running: list[Server], work: Path, config: Path, upstream_por
     common += ["--no-resolv", "--no-hosts"]
     cmd = [dnsmasq, *common, f"--port={upstream_port}", f"--listen-address={UPSTREAM_HOST}"]
     cmd += [f"--address=/#/{UPSTREAM_V4}", f"--address=/#/{UPSTREAM_V6}", "--local-ttl=3600"]
-    running.append(Server("upstream", cmd, UPSTREAM_HOST, upstream_port, work / "upstream.log"))
-    running[-1].wait_ready()
+    upstream = Server("upstream", cmd, UPSTREAM_HOST, upstream_port, work / "upstream.log")
+    running.append(upstream)
+    upstream.wait_ready()
     port = _free_port(PEER_HOST)
     cmd = [dnsmasq, *common, f"--port={port}", f"--listen-address={PEER_HOST}"]
     cmd += [f"--addn-hosts={work / 'blocked.hosts'}", f"--cache-size={PEER_CACHE}"]
     cmd += [f"--server={UPSTREAM_HOST}#{upstream_port}"]
-    running.append(Server("peer", cmd, PEER_HOST, port, work / "peer.log"))
+    peer = Server("peer", cmd, PEER_HOST, port, work / "peer.log")
+    running.append(peer)
     port = _free_port(OURS_HOST)
     cmd = [str(APPLIANCE), "dns", "--config", str(config), "--listen", f"{OURS_HOST}:{port}"]
-    running.append(Server("ours", cmd, OURS_HOST, port, work / "ours.log"))
-    return {"ours": running[2], "peer": running[1]}
+    ours = Server("ours", cmd, OURS_HOST, port, work / "ours.log")
+    running.append(ours)
+    return {"ours": ours, "peer": peer}
 
 
 def _side_summary(runs: list[dict[str, Any]], rss: list[float]) -> dict[str, Any]:

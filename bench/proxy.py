@@ -68,15 +68,12 @@ import pwd
 import re
 import resource
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +82,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from matching import DATA, LISTS, _centre_sources, _peer_hosts_lines  # noqa: E402  (bench/ is on the path)
+from processes import Started, servers  # noqa: E402
 
 APPLIANCE = Path(sys.executable).parent / "appliance"
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
@@ -144,14 +142,12 @@ your maths book. Remember to show your working: your teacher wants to see how yo
 """
 
 
-class Server:
-    """A server the bench started: its process, its port, where its output goes."""
+class Server(Started):
+    """A proxy or the origin: its port, and whether it answers yet."""
 
     def __init__(self, name: str, cmd: list[str], port: int, log: Path, grace_s: float = 30.0) -> None:
-        self.name, self.port, self.log, self.grace_s = name, port, log, grace_s
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        self.started = time.perf_counter()
+        super().__init__(name, cmd, log, grace_s)
+        self.port = port
 
     def answers(self, probe_url: str, via_proxy: bool) -> bool:
         """Does the server give an HTTP answer (any status) to `probe_url` yet? RuntimeError if it died."""
@@ -162,90 +158,6 @@ class Server:
             return False
         return True
 
-    def pids(self) -> list[int]:
-        return [self.proc.pid, *_descendants(self.proc.pid)]
-
-    def memory_mb(self) -> tuple[float, float]:
-        """VmRSS and PSS (shared pages split between the processes mapping them) of the server and every
-        process it started, summed: (rss, pss)."""
-        rss = pss = 0
-        for pid in self.pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            except OSError:
-                continue  # gone meanwhile
-            rss += next(
-                (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
-            )
-            pss += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
-        return round(rss / 1024, 1), round(pss / 1024, 1)
-
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system, all threads) used so far by the server and every process it
-        started."""
-        tick = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / tick
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after `grace_s` (e2guardian 5.3 in the foreground takes SIGTERM and
-        carries on), then reap; the exit code (negative: the signal that ended it)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=self.grace_s)
-            except subprocess.TimeoutExpired:
-                print(
-                    f"{self.name} still running {self.grace_s:.0f} s after SIGTERM: killed", file=sys.stderr
-                )
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-@contextmanager
-def servers() -> Iterator[list[Server]]:
-    """The servers started inside, each stopped on the way out, last started first."""
-    started: list[Server] = []
-    try:
-        yield started
-    finally:
-        for server in reversed(started):
-            server.stop()
 
 
 def wait_ready(
@@ -638,7 +550,7 @@ def _side_summary(runs: list[dict[str, Any]], memory: list[tuple[float, float]])
 
 
 def _start(
-    running: list[Server], work: Path, origin_port: int, config: Path | None, domains: list[str]
+    running: list[Started], work: Path, origin_port: int, config: Path | None, domains: list[str]
 ) -> dict[str, Server]:
     """Start the proxies (each appended to `running` as it starts, so that it is stopped even if a later
     one fails); the proxies by name. e2guardian loads its lists while the others start."""

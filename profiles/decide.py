@@ -466,3 +466,17 @@ def with_page(verdict: Verdict, page: Verdict) -> Verdict:
         verdict.safe_search,
         LogDetail.EVENT,
     )
+
+
+REPORT_NOTE_CHARS = 500  # what a child may write with a report, as the block page's field allows
+
+
+def child_report(profile: str, why: str, note: str) -> Verdict:
+    """The flagged event of a child pressing "report a problem" on a block page: `why` names the block
+    (its reasons in short), `note` what they wrote (spaces collapsed, cut to REPORT_NOTE_CHARS)."""
+    said = " ".join(note.split())[:REPORT_NOTE_CHARS]
+    detail = f"a child asked staff to look at a block ({why})"
+    if said:
+        detail += f"; they wrote: {said}"
+    reason = Reason(Step.CHILD_REPORT, Action.FLAG, detail, severity=Severity.LOW)
+    return Verdict(Action.FLAG, profile, (reason,), Severity.LOW, log=LogDetail.EVENT)

@@ -44,12 +44,11 @@ from appliance.proxy.report import (
     blocked_summary,
     make_token,
     read_token,
-    report_verdict,
 )
 from appliance.proxy.resource import request_type, source_url
 from appliance.proxy.settings import ProxySettings
 from filters.errors import ApplianceError
-from profiles.decide import decide, judge_text, may_intercept, with_page
+from profiles.decide import child_report, decide, judge_text, may_intercept, with_page
 from profiles.identity import Identity, identify
 from profiles.profile import OnError
 from profiles.request import Channel, Request
@@ -271,10 +270,14 @@ class Monitor:
         except Exception:
             self._failed(flow, seen)
 
+    def _checks_sent(self, identity: Identity) -> bool:
+        """Does this profile have what a child sends checked for personal information?"""
+        profile = self.live.policy.rules_for(identity.profile).profile
+        return profile.personal_info.action is not Action.ALLOW and not profile.bypass
+
     def _reads_sent(self, identity: Identity, headers: http.Headers) -> bool:
         """Is what this request sends read for personal information (a small form, JSON or text)?"""
-        rules = self.live.policy.rules_for(identity.profile)
-        if rules.profile.personal_info.action is Action.ALLOW or rules.profile.bypass:
+        if not self._checks_sent(identity):
             return False
         size = headers.get("content-length")
         limit = self.live.config.proxy.upload_limit_kb * 1024
@@ -344,7 +347,7 @@ class Monitor:
                 return
             response.stream = _counter(seen)
         except Exception:
-            self._failed(flow, seen)
+            self._failed(flow, seen, streaming=True)
 
     def _download(self, flow: http.HTTPFlow, seen: Seen, disposition: str) -> bool:
         """A file the child would save: judged by its name as a navigation to it. True if blocked."""
@@ -391,9 +394,7 @@ class Monitor:
         if not message.from_client:
             return
         try:
-            if not self._reads_sent(
-                seen.identity, http.Headers(content_type="text/plain", content_length="0")
-            ):
+            if not self._checks_sent(seen.identity):
                 return
             text = websocket_text(message.content, message.is_text)
             if text is None:
@@ -446,7 +447,7 @@ class Monitor:
             )
             return
         rules = self.live.policy.rules_for(seen.identity.profile)
-        verdict = report_verdict(rules.name, blocked, form.get("note", ""))
+        verdict = child_report(rules.name, blocked.why, form.get("note", ""))
         seen.verdict = verdict
         settings = self.live.config.proxy
         self._answer(flow, seen, 200, reported_page(helpline=settings.helpline, centre=settings.centre))
@@ -468,13 +469,14 @@ class Monitor:
             self._answer(flow, seen, 200, page)
 
     def _answer(
-        self, flow: http.HTTPFlow, seen: Seen, status: int, body: str | bytes, kind: str = ""
+        self, flow: http.HTTPFlow, seen: Seen | None, status: int, body: str | bytes, kind: str = ""
     ) -> None:
         headers = dict(_PAGE_HEADERS)
         if kind:
             headers["Content-Type"] = kind
         flow.response = http.Response.make(status, body, headers)
-        seen.ours = True
+        if seen is not None:
+            seen.ours = True
 
     def _block(self, flow: http.HTTPFlow, seen: Seen, verdict: Verdict, *, streaming: bool = False) -> None:
         settings = self.live.config.proxy
@@ -487,9 +489,12 @@ class Monitor:
         )
         self._replace(flow, seen, 403, page, streaming)
 
-    def _replace(self, flow: http.HTTPFlow, seen: Seen, status: int, page: str, streaming: bool) -> None:
-        if streaming or (flow.response is not None and flow.request.stream):
-            # The origin's answer is already on its way: send our headers, drop its body, end with ours.
+    def _replace(
+        self, flow: http.HTTPFlow, seen: Seen | None, status: int, page: str, streaming: bool
+    ) -> None:
+        """Answer with `page` in place of the site. `streaming`: the origin's answer headers are in
+        (responseheaders), so ours go out instead and its body is dropped as it comes."""
+        if streaming:
             self._answer(flow, seen, status, page)
             assert flow.response is not None
             body = flow.response.raw_content or b""
@@ -497,27 +502,31 @@ class Monitor:
             return
         request = flow.request
         size = request.headers.get("content-length", "0")
-        if request.stream or not size.isdigit() or int(size) > self.live.config.proxy.page_limit_kb * 1024:
+        if flow.response is None and (
+            request.stream
+            or "transfer-encoding" in request.headers
+            or not size.isdigit()
+            or int(size) > self.live.config.proxy.page_limit_kb * 1024
+        ):
             # A large upload to a blocked place: it is not read in, the connection is closed.
-            seen.ours = True
+            if seen is not None:
+                seen.ours = True
             flow.kill()
             return
         self._answer(flow, seen, status, page)
 
-    def _failed(self, flow: http.HTTPFlow, seen: Seen | None) -> None:
+    def _failed(self, flow: http.HTTPFlow, seen: Seen | None, *, streaming: bool = False) -> None:
         """Deciding raised: fail closed for children (the "temporarily unavailable" page), open for a
-        profile with `on_error: allow`. Logged either way; the connection is always answered."""
+        profile with `on_error: allow`. Logged either way; the connection is always answered.
+        `streaming` as for `_replace` (raised in responseheaders)."""
         self.errors += 1
         log.exception("deciding %s failed", flow.request.pretty_url)
         if seen is not None and self._fails_open(seen.identity):
             return
         settings = self.live.config.proxy
         page = unavailable_page(helpline=settings.helpline, centre=settings.centre)
-        if seen is None:
-            seen = Seen(Who("", "unknown", "error"), Identity("", "error"), time.monotonic())  # type: ignore[arg-type]
-            flow.metadata[KEY] = seen
         try:
-            self._replace(flow, seen, 503, page, streaming=flow.response is not None)
+            self._replace(flow, seen, 503, page, streaming)
         except Exception:
             log.exception("could not answer with the unavailable page; closing the connection")
             flow.kill()

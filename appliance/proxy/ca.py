@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import certifi
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from mitmproxy.certs import CertStore
@@ -21,6 +22,7 @@ from mitmproxy.certs import CertStore
 from appliance.proxy.errors import ProxyError
 
 BASENAME = "mitmproxy"  # the file names mitmproxy looks for in its confdir
+TRUST_BUNDLE = "upstream-trust.pem"  # public authorities + proxy.upstream_trusted_ca, for mitmproxy
 KEY_BITS = 2048  # what browsers and mitmproxy expect; 4096 would slow every forged certificate
 _FILES = (f"{BASENAME}-ca.pem", f"{BASENAME}-ca-cert.pem", f"{BASENAME}-ca-cert.cer", f"{BASENAME}-ca.p12")
 
@@ -79,3 +81,18 @@ def _report_key(path: Path) -> bytes:
         os.close(fd)
     os.replace(path.with_suffix(".tmp"), path)
     return path.read_bytes()
+
+
+def write_trust_bundle(extra: Path, folder: Path) -> Path:
+    """The usual public authorities (certifi's, as mitmproxy uses) and the centre's extra ones in one
+    file, `folder/TRUST_BUNDLE`: mitmproxy takes a single bundle, which would otherwise replace the
+    public ones. Written whole or not at all. Raises ProxyError."""
+    target = folder / TRUST_BUNDLE
+    try:
+        bundle = Path(certifi.where()).read_bytes() + b"\n" + extra.read_bytes()
+        partial = target.with_suffix(".tmp")
+        partial.write_bytes(bundle)
+        os.replace(partial, target)
+    except OSError as e:
+        raise ProxyError(f"proxy.upstream_trusted_ca: cannot read {extra}: {e}") from e
+    return target

@@ -14,7 +14,7 @@ from typing import Any
 
 from appliance.dns.live import load_live
 from appliance.dns.settings import split_host_port
-from appliance.proxy.ca import ensure_authority
+from appliance.proxy.ca import ensure_authority, write_trust_bundle
 from appliance.proxy.settings import ProxyMode
 from filters.errors import ApplianceError
 
@@ -46,6 +46,8 @@ def run_proxy(args: argparse.Namespace) -> int:
     count = args.workers if args.workers is not None else settings.workers
     count = count if count > 0 else os.cpu_count() or 1
     authority = ensure_authority(live.config.ca_dir, settings.centre)
+    if settings.upstream_trusted_ca is not None:
+        write_trust_bundle(settings.upstream_trusted_ca, authority.folder)
     del live
     config = str(Path(args.config).resolve()) if args.config else "-"
     command = [sys.executable, "-m", "appliance.proxy.worker", config, listen, mode]

@@ -1,5 +1,5 @@
-"""The block page's "report a problem" button: a signed token naming what was blocked, and the flagged
-event staff see when a child presses it.
+"""The block page's "report a problem" button: a signed token naming what was blocked (the flagged event
+staff see when a child presses it is `profiles.decide.child_report`).
 
 The token is made by the proxy when it shows the block page and checked when the form comes back, so a
 report always names a block that really happened (a web page cannot forge one for a child), and the
@@ -14,12 +14,10 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from profiles.categories import Severity
-from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
+from profiles.verdict import Action, Verdict
 
 REPORT_PATH = "/.well-known/childsafe/report"  # answered by the proxy on every host it blocks
 TOKEN_TTL_S = 24 * 3600
-NOTE_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -56,16 +54,6 @@ def read_token(key: bytes, token: str, now: float) -> Blocked | None:
 
 def _sign(key: bytes, body: str) -> str:
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def report_verdict(profile: str, blocked: Blocked, note: str) -> Verdict:
-    """The flagged event of a child's report: what was blocked and what they said (cut to NOTE_CHARS)."""
-    said = " ".join(note.split())[:NOTE_CHARS]
-    detail = f"a child asked staff to look at a block ({blocked.why})"
-    if said:
-        detail += f"; they wrote: {said}"
-    reason = Reason(Step.CHILD_REPORT, Action.FLAG, detail, severity=Severity.LOW)
-    return Verdict(Action.FLAG, profile, (reason,), Severity.LOW, log=LogDetail.EVENT)
 
 
 def blocked_summary(verdict: Verdict) -> str:

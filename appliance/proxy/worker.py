@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import certifi
 from mitmproxy import options
 from mitmproxy.addons import block, core, disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
@@ -25,8 +24,7 @@ from appliance.dns.live import load_live
 from appliance.dns.settings import split_host_port
 from appliance.event_log import EventLog
 from appliance.proxy.addon import Monitor, addon_options
-from appliance.proxy.ca import ensure_authority
-from appliance.proxy.errors import ProxyError
+from appliance.proxy.ca import TRUST_BUNDLE, ensure_authority
 
 log = logging.getLogger("appliance.proxy")
 
@@ -66,27 +64,14 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     )
     opts.update(**addon_options(settings))
     if settings.upstream_trusted_ca is not None:
-        opts.update(
-            ssl_verify_upstream_trusted_ca=str(_trust_bundle(settings.upstream_trusted_ca, authority.folder))
-        )
+        # Written once by `appliance proxy` before the workers start.
+        opts.update(ssl_verify_upstream_trusted_ca=str(authority.folder / TRUST_BUNDLE))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(monitor.reload()))
     await master.run()
     return 0
-
-
-def _trust_bundle(extra: Path, folder: Path) -> Path:
-    """The usual public authorities (certifi's, as mitmproxy uses) and the centre's extra ones, in one
-    file: mitmproxy takes a single bundle, which would otherwise replace the public ones."""
-    try:
-        bundle = Path(certifi.where()).read_bytes() + b"\n" + extra.read_bytes()
-        target = folder / "upstream-trust.pem"
-        target.write_bytes(bundle)
-    except OSError as e:
-        raise ProxyError(f"proxy.upstream_trusted_ca: cannot read {extra}: {e}") from e
-    return target
 
 
 def main(argv: list[str]) -> int:
