@@ -106,6 +106,9 @@ class _Asking:
     udp: bool
 
 
+PORT_TRIES = 20  # for port 0: ports tried until one is free for both UDP and TCP
+
+
 class DnsServer:
     """The server over one `Live` policy (swapped on reload), one upstream set and one event writer."""
 
@@ -143,38 +146,47 @@ class DnsServer:
         """Bind UDP and TCP on every address (port 0: any free port, the same for both) and serve."""
         loop = asyncio.get_running_loop()
         self.neighbours.refresh()
-        for host, port in listen:
+        for host, wanted in listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            udp = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                if family == socket.AF_INET6:
-                    udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                udp.bind((host, port))
-            except OSError as e:
-                udp.close()
-                if (
-                    family == socket.AF_INET6
-                    and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
-                    and listen
-                ):
-                    log.warning("not listening on [%s]:%d: this machine has no IPv6 there", host, port)
-                    continue
-                raise ApplianceError(f"cannot listen for DNS on {host}:{port}: {e.strerror}") from e
-            port = udp.getsockname()[1]
-            udp.setblocking(False)
-            with contextlib.suppress(OSError):
-                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-            batch = BatchSocket(udp) if BatchSocket.available() and self.batched else None
-            loop.add_reader(udp.fileno(), self._drain, udp, batch)
-            self._sockets.append(udp)
-            try:
-                tcp = await loop.create_server(
-                    lambda: _TcpQueries(self), host, port, family=family, reuse_address=True
-                )
-            except OSError as e:
-                raise ApplianceError(f"cannot listen for DNS over TCP on {host}:{port}: {e.strerror}") from e
-            self._tcp.append(tcp)
-            self.addresses.append((host, port))
+            # Port 0: the port UDP was given may be taken for TCP (another program's connection uses
+            # it); then another is tried.
+            for attempt in range(PORT_TRIES if wanted == 0 else 1):
+                udp = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    if family == socket.AF_INET6:
+                        udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    udp.bind((host, wanted))
+                except OSError as e:
+                    udp.close()
+                    if (
+                        family == socket.AF_INET6
+                        and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+                        and listen
+                    ):
+                        log.warning("not listening on [%s]:%d: this machine has no IPv6 there", host, wanted)
+                        break
+                    raise ApplianceError(f"cannot listen for DNS on {host}:{wanted}: {e.strerror}") from e
+                port = udp.getsockname()[1]
+                try:
+                    tcp = await loop.create_server(
+                        lambda: _TcpQueries(self), host, port, family=family, reuse_address=True
+                    )
+                except OSError as e:
+                    udp.close()
+                    if e.errno == errno.EADDRINUSE and attempt + 1 < PORT_TRIES and wanted == 0:
+                        continue
+                    raise ApplianceError(
+                        f"cannot listen for DNS over TCP on {host}:{port}: {e.strerror}"
+                    ) from e
+                udp.setblocking(False)
+                with contextlib.suppress(OSError):
+                    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+                batch = BatchSocket(udp) if BatchSocket.available() and self.batched else None
+                loop.add_reader(udp.fileno(), self._drain, udp, batch)
+                self._sockets.append(udp)
+                self._tcp.append(tcp)
+                self.addresses.append((host, port))
+                break
         if not self.addresses:
             raise ApplianceError("no address to listen on")
         if self._watcher is None:
