@@ -49,6 +49,7 @@ class EventLog:
         self.took = array("f")
         self.counted = array("Q")  # what's key of each answer only counted
         self.requests: list[RequestRow] = []  # web events (the proxy's), a few thousand a second at most
+        self.seen: set[tuple[str, str]] = set()  # signed-in (child id, address) in use since the last batch
         self.zone = zone
         self.restarts = 0
         self._defs: list[tuple[int, Who | What]] = []
@@ -150,7 +151,7 @@ class EventLog:
     def hand_over(self) -> None:
         """Send what was recorded since the last hand-over to the writer (never blocks)."""
         self._restart_if_gone()
-        if not self.ts and not self.counted and not self.requests and not self._dead and not self._defs:
+        if not (self.ts or self.counted or self.requests or self._dead or self._defs or self.seen):
             return
         dead, self._dead = self._dead, []
         self._known.difference_update(dead)
@@ -165,9 +166,11 @@ class EventLog:
             time.time(),
             dead,
             self.requests,
+            self.seen,
         )
         self._defs = []
         self.requests = []
+        self.seen = set()
         # New arrays rather than cleared ones: the hot path holds bound appends for a whole drain.
         self.ts, self.who, self.what, self.took = array("d"), array("Q"), array("Q"), array("f")
         self.counted = array("Q")
@@ -233,10 +236,10 @@ def _writer_main(path: str, zone_name: str) -> None:
             elif kind == "stop":
                 return
             else:
-                _, defs, ts, who, what, took, counted, when, dead, requests = message
+                _, defs, ts, who, what, took, counted, when, dead, requests, seen = message
                 events = (_array("d", ts), _array("Q", who), _array("Q", what), _array("f", took))
                 try:
-                    store.write(defs, events, _array("Q", counted), when, requests)
+                    store.write(defs, events, _array("Q", counted), when, requests, seen)
                 except Exception as e:  # one bad batch must not stop the log
                     log.error("event log %s: a batch of events could not be written: %s", path, e)
                 store.forget(dead)

@@ -3,7 +3,7 @@ batches of events (appliance/event_log.py moves them from the answering process 
 
 What is kept follows the verdict's privacy setting (`LogDetail`): `event` rows carry the pseudonymous
 subject, `count` only adds one to a daily total, `none` (help services) leaves no trace at all. The
-schema is documented in docs/dns.md ("The query log"); the event store (issue 6) takes it over.
+schema is in appliance/store/schema.py and documented in docs/store.md.
 """
 
 from __future__ import annotations
@@ -11,85 +11,21 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from filters.errors import ApplianceError
+from appliance.store.schema import StoreError, connect
 from profiles.identity import Identity
 from profiles.verdict import LogDetail, Verdict
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS askers (
-    id      INTEGER PRIMARY KEY,
-    client  TEXT NOT NULL,  -- the device's address
-    subject TEXT NOT NULL,  -- child:<id>, device:<name> or guest; never a child's name
-    via     TEXT NOT NULL   -- how the profile was found: session, device-mac, device-ip, guest
-);
-CREATE TABLE IF NOT EXISTS answers (
-    id       INTEGER PRIMARY KEY,
-    channel  TEXT    NOT NULL,  -- dns, tls or http
-    profile  TEXT    NOT NULL,
-    host     TEXT    NOT NULL,
-    detail   TEXT    NOT NULL,  -- dns: the query type (A, AAAA, HTTPS, ...)
-    action   TEXT    NOT NULL,  -- allow, block, rewrite, flag
-    severity TEXT    NOT NULL,  -- '' when none
-    category TEXT    NOT NULL,  -- the first reason's category, '' when none
-    flagged  INTEGER NOT NULL,  -- 1 when staff should look at it
-    reasons  TEXT    NOT NULL   -- JSON: [{step, effect, detail, category, severity, source, line, rule}]
-);
-CREATE TABLE IF NOT EXISTS events (
-    ts          REAL    NOT NULL,  -- when, in seconds since 1970 (UTC)
-    asker       INTEGER NOT NULL REFERENCES askers (id),
-    answer      INTEGER NOT NULL REFERENCES answers (id),
-    duration_us INTEGER NOT NULL   -- time taken to answer
-);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
-CREATE TABLE IF NOT EXISTS requests (
-    ts          REAL    NOT NULL,  -- a web request (channel http) or a TLS connection passed through (tls)
-    asker       INTEGER NOT NULL REFERENCES askers (id),
-    answer      INTEGER NOT NULL REFERENCES answers (id),
-    duration_us INTEGER NOT NULL,
-    method      TEXT    NOT NULL,  -- GET, POST, ...; CONNECT for a TLS connection
-    url         TEXT    NOT NULL,  -- as much as the privacy rule keeps (docs/proxy.md)
-    status      INTEGER NOT NULL,  -- the HTTP status the child got; 0 when none (cut, failed)
-    bytes       INTEGER NOT NULL,  -- body bytes sent to the child
-    terms       TEXT    NOT NULL   -- the search terms, only when flagged
-);
-CREATE INDEX IF NOT EXISTS requests_by_time ON requests (ts);
--- Each writer process names its rows by its own keys above a base it reserves here: several writers
--- (the DNS filter's, each proxy worker's) share the file without ever choosing the same id.
-CREATE TABLE IF NOT EXISTS key_ranges (
-    base    INTEGER PRIMARY KEY,
-    claimed REAL    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS daily_counts (
-    day      TEXT    NOT NULL,  -- the centre's local date, YYYY-MM-DD
-    channel  TEXT    NOT NULL,
-    profile  TEXT    NOT NULL,
-    action   TEXT    NOT NULL,
-    category TEXT    NOT NULL,
-    count    INTEGER NOT NULL,
-    PRIMARY KEY (day, channel, profile, action, category)
-) WITHOUT ROWID;
-CREATE VIEW IF NOT EXISTS event_log AS
-    SELECT 'dns:' || e.rowid AS id, e.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
-           w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, e.duration_us,
-           NULL AS method, NULL AS url, NULL AS status, NULL AS bytes, NULL AS terms
-    FROM events e JOIN askers a ON a.id = e.asker JOIN answers w ON w.id = e.answer
-    UNION ALL
-    SELECT 'web:' || r.rowid, r.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
-           w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, r.duration_us,
-           r.method, r.url, r.status, r.bytes, r.terms
-    FROM requests r JOIN askers a ON a.id = r.asker JOIN answers w ON w.id = r.answer;
-"""
 KEY_RANGE = 1 << 40  # keys one writer may use: a trillion askers and answers before it restarts
 _COUNT = (
     "INSERT INTO daily_counts (day, channel, profile, action, category, count) VALUES (?,?,?,?,?,?)"
@@ -99,10 +35,6 @@ _COUNT = (
 
 # A web event: when, who's key, what's key, seconds taken, method, URL, status, bytes, search terms.
 RequestRow = tuple[float, int, int, float, str, str, int, int, str]
-
-
-class StoreError(ApplianceError):
-    """The event log's SQLite file cannot be opened or is of a newer schema."""
 
 
 _KEYS = itertools.count(1)
@@ -181,28 +113,8 @@ class What:
 
 
 def open_store(path: Path) -> sqlite3.Connection:
-    """The event log at `path`, created with its schema if new. WAL mode: readers never block the writer,
-    and a power cut loses at most the last unsynced batch, never the file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: the event log has schema version {version};"
-                f" this appliance knows up to {SCHEMA_VERSION}"
-            )
-        if version < SCHEMA_VERSION:
-            # One transaction: a reader never finds the file half made or its view missing.
-            upgrade = "DROP VIEW IF EXISTS event_log;" if version else ""
-            db.executescript(
-                f"BEGIN IMMEDIATE; {upgrade} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-    except sqlite3.Error as e:
-        raise StoreError(f"{path}: cannot open the event log: {e}") from e
-    return db
+    """The event store at `path`, made or migrated to the current schema (appliance/store/schema.py)."""
+    return connect(path)
 
 
 class StoreWriter:
@@ -227,16 +139,20 @@ class StoreWriter:
         self._asker_sql = f"INSERT INTO askers (id, client, subject, via) VALUES (? + {base}, ?, ?, ?)"
         self._answer_sql = (
             "INSERT INTO answers (id, channel, profile, host, detail, action, severity, category,"
-            f" flagged, reasons) VALUES (? + {base}, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" flagged, reasons, notable) VALUES (? + {base}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        # The answer's `notable` copied onto the event row, inside SQLite: no Python per event.
+        notable = f"coalesce((SELECT notable FROM answers WHERE id = ? + {base}), 0)"
         self._event_sql = (
-            "INSERT INTO events (ts, asker, answer, duration_us)"
-            f" VALUES (?, ? + {base}, ? + {base}, CAST(? * 1000000 AS INTEGER))"
+            "INSERT INTO events (ts, asker, answer, duration_us, notable)"
+            f" SELECT ?1, ?2 + {base}, ?3 + {base}, CAST(?4 * 1000000 AS INTEGER), {notable.replace('?', '?3')}"
         )
         self._request_sql = (
-            "INSERT INTO requests (ts, asker, answer, duration_us, method, url, status, bytes, terms)"
-            f" VALUES (?, ? + {base}, ? + {base}, CAST(? * 1000000 AS INTEGER), ?, ?, ?, ?, ?)"
+            "INSERT INTO requests (ts, asker, answer, duration_us, method, url, status, bytes, terms, notable)"
+            f" SELECT ?1, ?2 + {base}, ?3 + {base}, CAST(?4 * 1000000 AS INTEGER), ?5, ?6, ?7, ?8, ?9,"
+            f" {notable.replace('?', '?3')}"
         )
+        self._seen_sql = "UPDATE sessions SET last_seen = max(last_seen, ?) WHERE ended IS NULL AND child = ? AND client = ?"
         self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted What -> its total
         self._unwritten: list[tuple[int, Who | What]] = []
 
@@ -250,7 +166,10 @@ class StoreWriter:
                 " coalesce((SELECT max(id) FROM answers), 0),"
                 f" coalesce((SELECT max(base) + {KEY_RANGE} FROM key_ranges), 0))"
             ).fetchone()
-            db.execute("INSERT INTO key_ranges (base, claimed) VALUES (?, ?)", (int(base), time.time()))
+            db.execute(
+                "INSERT INTO key_ranges (base, claimed, pid) VALUES (?, ?, ?)",
+                (int(base), time.time(), os.getpid()),
+            )
             db.execute("COMMIT")
         except sqlite3.Error as e:
             db.execute("ROLLBACK")
@@ -264,9 +183,10 @@ class StoreWriter:
                 self._db.execute(self._asker_sql, (key, thing.client, thing.subject, thing.via))
             elif thing.kept:
                 row = (key, thing.channel, thing.profile, thing.host, thing.detail, thing.action)
+                notable = int(thing.flagged or thing.action == "block")
                 self._db.execute(
                     self._answer_sql,
-                    (*row, thing.severity, thing.category, int(thing.flagged), thing.reasons),
+                    (*row, thing.severity, thing.category, int(thing.flagged), thing.reasons, notable),
                 )
             elif thing.keep is LogDetail.COUNT:
                 self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
@@ -282,10 +202,12 @@ class StoreWriter:
         counted: Sequence[int],
         when: float,
         requests: Sequence[RequestRow] = (),
+        seen: Collection[tuple[str, str]] = (),
     ) -> None:
         """Define `defs`, write `events` (parallel sequences: when, who's key, what's key, seconds taken)
-        and `requests` (web rows), and add `counted` (what's keys, one per answer) to the totals of the
-        day of `when`. Raises sqlite3.Error, and nothing of the batch is written."""
+        and `requests` (web rows), add `counted` (what's keys, one per answer) to the totals of the day of
+        `when`, and mark the sessions of `seen` (child id, address) in use at `when`. Raises sqlite3.Error,
+        and nothing of the batch is written."""
         db = self._db
         # Definitions of a batch that could not be written come again with the next: the answering side
         # sends each once, and its later events name them.
@@ -304,6 +226,9 @@ class StoreWriter:
                     if total is not None:
                         totals[(day, *total)] += n
             db.executemany(_COUNT, [(*key, n) for key, n in totals.items()])
+            if seen:
+                # A signed-in device in use keeps its session from the idle time-out.
+                db.executemany(self._seen_sql, [(when, child, client) for child, client in seen])
             db.execute("COMMIT")
         except sqlite3.Error:
             db.execute("ROLLBACK")

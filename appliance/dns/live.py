@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from appliance.bindings import Bound
 from appliance.config import Config, ConfigError, device_problems, load_config
 from appliance.events import What, Who
 from appliance.policy_files import load_policy
@@ -109,6 +110,12 @@ class Live:
     fast: dict[str, dict[bytes, Cached]] = field(default_factory=dict)
     clients: dict[str, Client] = field(default_factory=dict)
     stamp: tuple[tuple[str, float], ...] = ()
+
+    def bind(self, bound: Bound) -> None:
+        """Swap in the portal's sessions and the staff-named devices; every address is identified again
+        at its next question."""
+        self.sessions, self.devices = bound.sessions, bound.devices(self.config.devices)
+        self.clients.clear()
 
     def client(self, ip: str, mac: str | None, now: float, before: Client | None = None) -> Client:
         """The client at `ip`, identified now and remembered for IDENTITY_TTL seconds (keeping the rate

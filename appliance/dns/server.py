@@ -26,6 +26,7 @@ from typing import Any
 
 from dnslib import RR
 
+from appliance.bindings import Bindings, Bound
 from appliance.dns import answers
 from appliance.dns.batch import BatchSocket
 from appliance.dns.cache import RecordCache, Records
@@ -127,6 +128,9 @@ class DnsServer:
         self.config_path = config_path
         self.neighbours = neighbours or Neighbours(live.config.dns.leases)
         self.counters = Counters()
+        self.bindings = Bindings(live.config.events_path, live.zone)
+        self.bound: Bound | None = None
+        self._seen_mark = 0.0
         rate = live.config.dns.rate_limit
         self._rate, self._burst = rate.per_second, float(rate.burst)
         self._handover: asyncio.TimerHandle | None = None
@@ -205,6 +209,7 @@ class DnsServer:
             self._handover.cancel()
             self._handover = None
         self.events.hand_over()
+        self.bindings.close()
         for udp in self._sockets:
             loop.remove_reader(udp.fileno())
             udp.close()
@@ -338,8 +343,14 @@ class DnsServer:
         return client
 
     def _hand_over_events(self) -> None:
-        """Every quarter second: the events gathered so far go to the writer as one batch."""
+        """Every quarter second: the events gathered so far go to the writer as one batch, and a change
+        of sign-ins or devices in the store is taken in."""
         self.events.hand_over()
+        live = self.live
+        bound = self.bindings.poll(time.time())
+        if bound is not None:
+            self.bound = bound
+            live.bind(bound)
         self._handover = asyncio.get_running_loop().call_later(HAND_OVER_S, self._hand_over_events)
 
     def _spend(self, client: Client, now: float) -> bool:
@@ -549,10 +560,19 @@ class DnsServer:
                 if self.neighbours.refresh():
                     self.live.clients.clear()  # an address has a new device: identify again
                 live = self.live
+                self._report_signed_in(live)
                 if changed(live):
                     await self.reload()
             except Exception:  # the watch must outlive any one bad reload
                 log.exception("watching for changes failed")
+
+    def _report_signed_in(self, live: Live) -> None:
+        """Signed-in devices that asked since the last look keep their sessions from the idle time-out."""
+        since, self._seen_mark = self._seen_mark, time.monotonic()
+        for ip, client in live.clients.items():
+            child = client.identity.child
+            if child is not None and client.last >= since:
+                self.events.seen.add((child.id, ip))
 
     async def reload(self) -> bool:
         """Load the configuration, lists and policy anew and swap them in; on any error keep the
@@ -566,6 +586,8 @@ class DnsServer:
             # Do not retry the same broken files every few seconds: wait for their next change.
             self.live.stamp = stamp_of(self.live.config)
             return False
+        if self.bound is not None:
+            new.bind(self.bound)
         self.live = new
         _settle_garbage()
         self.counters.reloads += 1

@@ -31,6 +31,7 @@ from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.layer import Layer
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
+from appliance.bindings import Bindings, Bound
 from appliance.dns.live import Live, changed, load_live, stamp_of
 from appliance.dns.neighbours import Neighbours
 from appliance.event_log import EventLog
@@ -115,6 +116,8 @@ class Monitor:
         self.errors = 0
         self.reloads = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self.bindings = Bindings(live.config.events_path, live.zone)
+        self.bound: Bound | None = None
 
     # ---- lifetime ----
 
@@ -126,6 +129,7 @@ class Monitor:
     def done(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self.bindings.close()
         if self.events is not None:
             self.events.hand_over()
             self.events.close()
@@ -135,6 +139,15 @@ class Monitor:
             await asyncio.sleep(HAND_OVER_S)
             if self.events is not None:
                 self.events.hand_over()
+            self.follow_bindings()
+
+    def follow_bindings(self) -> None:
+        """Take in a sign-in, sign-out or device change from the store (polled every HAND_OVER_S)."""
+        bound = self.bindings.poll(time.time())
+        if bound is not None:
+            self.bound = bound
+            self.live.bind(bound)
+            self._clients.clear()
 
     async def _watch(self) -> None:
         while True:
@@ -156,6 +169,8 @@ class Monitor:
             log.error("reload refused, the running policy stays: %s", e)
             self.live.stamp = stamp_of(self.live.config)
             return False
+        if self.bound is not None:
+            new.bind(self.bound)
         self.live = new
         self._clients.clear()
         self._whats.clear()
@@ -171,6 +186,8 @@ class Monitor:
             ip = ip[7:]
         known = self._clients.get(ip)
         if known is not None and known[0] > now:
+            if known[1].child is not None and self.events is not None:
+                self.events.seen.add((known[1].child.id, ip))  # in use: the session is not idle
             return known[1], known[2]
         live = self.live
         identity = identify(ip, self.neighbours.mac_of(ip), live.devices, live.sessions, self._now())

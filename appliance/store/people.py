@@ -1,0 +1,283 @@
+"""Children, the devices staff have named, portal sessions, and acceptances of the centre's rules.
+
+The DNS filter and the proxy read the active sessions and the devices (`Bindings`) and notice a change
+through the `bindings` counter, bumped by every sign-in, sign-out and device change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from appliance.store.schema import StoreError, transaction
+from appliance.store.secrets import hash_secret, new_token, verify_secret
+from profiles.identity import Child, Device, Session, normalise_mac
+
+PIN_DIGITS = (4, 8)
+
+
+@dataclass(frozen=True)
+class ChildRecord:
+    id: str
+    display_name: str
+    profile: str
+    archived: bool
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    name: str
+    mac: str | None
+    address: str | None
+    profile: str
+    managed: bool
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: int
+    child: str
+    display_name: str
+    profile: str
+    device: str
+    client: str
+    started: float
+    expires: float
+    last_seen: float
+    idle_s: float
+    ended: float | None
+    end_reason: str
+
+
+def check_pin(pin: str) -> None:
+    if not pin.isdigit() or not PIN_DIGITS[0] <= len(pin) <= PIN_DIGITS[1]:
+        raise StoreError(f"a PIN is {PIN_DIGITS[0]} to {PIN_DIGITS[1]} digits")
+
+
+def bump_bindings(db: sqlite3.Connection) -> None:
+    """Tell the DNS filter and the proxy that sessions or devices changed (inside the change's transaction)."""
+    db.execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'bindings'")
+
+
+def bindings_version(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM settings WHERE key = 'bindings'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def add_child(db: sqlite3.Connection, display_name: str, profile: str, pin: str, now: float) -> ChildRecord:
+    name = " ".join(display_name.split())
+    if not name:
+        raise StoreError("a child needs a display name (a first name is enough)")
+    check_pin(pin)
+    child_id = new_token(6).replace("-", "x").replace("_", "y").lower()[:8]
+    with transaction(db):
+        db.execute(
+            "INSERT INTO children (id, display_name, profile, pin, created) VALUES (?, ?, ?, ?, ?)",
+            (child_id, name, profile, hash_secret(pin), now),
+        )
+    return ChildRecord(child_id, name, profile, False)
+
+
+def update_child(db: sqlite3.Connection, child_id: str, profile: str, *, archived: bool) -> None:
+    with transaction(db):
+        db.execute(
+            "UPDATE children SET profile = ?, archived = ? WHERE id = ?", (profile, int(archived), child_id)
+        )
+        if archived:
+            _end_sessions(db, "child = ?", (child_id,), "logout")
+        bump_bindings(db)
+
+
+def reset_pin(db: sqlite3.Connection, child_id: str, pin: str) -> None:
+    check_pin(pin)
+    with transaction(db):
+        db.execute("UPDATE children SET pin = ? WHERE id = ?", (hash_secret(pin), child_id))
+
+
+def children(db: sqlite3.Connection, *, archived: bool = False) -> list[ChildRecord]:
+    rows = db.execute(
+        "SELECT id, display_name, profile, archived FROM children WHERE archived <= ? ORDER BY display_name",
+        (int(archived),),
+    )
+    return [ChildRecord(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+
+def get_child(db: sqlite3.Connection, child_id: str) -> ChildRecord | None:
+    row = db.execute(
+        "SELECT id, display_name, profile, archived FROM children WHERE id = ?", (child_id,)
+    ).fetchone()
+    return ChildRecord(row[0], row[1], row[2], bool(row[3])) if row else None
+
+
+def find_child(db: sqlite3.Connection, display_name: str) -> list[ChildRecord]:
+    """Children whose display name is `display_name` (case-insensitive; more than one may share it)."""
+    rows = db.execute(
+        "SELECT id, display_name, profile, archived FROM children"
+        " WHERE display_name = ? COLLATE NOCASE AND NOT archived",
+        (" ".join(display_name.split()),),
+    )
+    return [ChildRecord(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+
+def pin_matches(db: sqlite3.Connection, child_id: str, pin: str) -> bool:
+    row = db.execute("SELECT pin FROM children WHERE id = ? AND NOT archived", (child_id,)).fetchone()
+    return row is not None and verify_secret(pin, row[0])
+
+
+def save_device(db: sqlite3.Connection, device: DeviceRecord, now: float) -> None:
+    """Add or change a device staff named (by MAC, or by address where the MAC is unknown)."""
+    if not device.name.strip():
+        raise StoreError("a device needs a name")
+    mac = normalise_mac(device.mac) if device.mac else None
+    if mac is None and not device.address:
+        raise StoreError(f"device {device.name!r}: give its MAC address or its IP address")
+    try:
+        with transaction(db):
+            db.execute(
+                "INSERT INTO devices (name, mac, address, profile, managed, updated) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET mac = excluded.mac, address = excluded.address,"
+                " profile = excluded.profile, managed = excluded.managed, updated = excluded.updated",
+                (
+                    device.name.strip(),
+                    mac,
+                    None if mac else device.address,
+                    device.profile,
+                    int(device.managed),
+                    now,
+                ),
+            )
+            bump_bindings(db)
+    except sqlite3.IntegrityError as e:
+        raise StoreError(f"another device already has the MAC address {mac}") from e
+
+
+def remove_device(db: sqlite3.Connection, name: str) -> None:
+    with transaction(db):
+        db.execute("DELETE FROM devices WHERE name = ?", (name,))
+        bump_bindings(db)
+
+
+def devices(db: sqlite3.Connection) -> list[DeviceRecord]:
+    rows = db.execute("SELECT name, mac, address, profile, managed FROM devices ORDER BY name")
+    return [DeviceRecord(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+
+def as_devices(records: list[DeviceRecord]) -> list[Device]:
+    """Staff-named devices as the policy's `Device` values."""
+    return [
+        Device(r.name, r.profile, mac=r.mac, network=None if r.mac else r.address, managed=r.managed)
+        for r in records
+    ]
+
+
+def record_acceptance(db: sqlite3.Connection, child_id: str, rules: str, client: str, now: float) -> None:
+    db.execute(
+        "INSERT INTO acceptances (child, ts, rules, client) VALUES (?, ?, ?, ?)",
+        (child_id, now, rules, client),
+    )
+
+
+def has_accepted(db: sqlite3.Connection, child_id: str, rules: str) -> bool:
+    row = db.execute("SELECT 1 FROM acceptances WHERE child = ? AND rules = ?", (child_id, rules)).fetchone()
+    return row is not None
+
+
+def start_session(
+    db: sqlite3.Connection,
+    child_id: str,
+    device: str,
+    client: str,
+    now: float,
+    expires: float,
+    idle_s: float,
+    *,
+    accepted_rules: str = "",
+) -> int:
+    """Sign `child_id` in on `device` (a MAC, else the address) until `expires`; any earlier session on
+    that device, or of that child elsewhere, ends. Records the acceptance of the rules if given."""
+    with transaction(db):
+        _end_sessions(db, "(device = ? OR child = ?)", (device, child_id), "replaced", now)
+        if accepted_rules:
+            record_acceptance(db, child_id, accepted_rules, client, now)
+        cur = db.execute(
+            "INSERT INTO sessions (child, device, client, started, expires, idle_s, last_seen)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (child_id, device, client, now, expires, idle_s, now),
+        )
+        bump_bindings(db)
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def end_session(db: sqlite3.Connection, session_id: int, reason: str, now: float) -> None:
+    with transaction(db):
+        _end_sessions(db, "id = ?", (session_id,), reason, now)
+        bump_bindings(db)
+
+
+def _end_sessions(
+    db: sqlite3.Connection, where: str, args: tuple[object, ...], reason: str, now: float = 0.0
+) -> None:
+    db.execute(
+        f"UPDATE sessions SET ended = coalesce(?, ended), end_reason = ? WHERE ended IS NULL AND {where}",
+        (now or None, reason, *args),
+    )
+
+
+_SESSION_SQL = (
+    "SELECT s.id, s.child, c.display_name, c.profile, s.device, s.client, s.started, s.expires, s.last_seen,"
+    " s.idle_s, s.ended, coalesce(s.end_reason, '') FROM sessions s JOIN children c ON c.id = s.child"
+)
+
+
+def open_sessions(db: sqlite3.Connection, now: float) -> list[SessionRecord]:
+    """Sessions not ended, past their closing time, or idle at `now` (newest first)."""
+    rows = db.execute(
+        f"{_SESSION_SQL} WHERE s.ended IS NULL AND s.expires > ?1 AND s.last_seen + s.idle_s > ?1"
+        " ORDER BY s.started DESC",
+        (now,),
+    )
+    return [SessionRecord(*r) for r in rows]
+
+
+def session_on(db: sqlite3.Connection, device: str, client: str, now: float) -> SessionRecord | None:
+    """The open session of the device at `device` (MAC) or `client` (address), if any."""
+    for record in open_sessions(db, now):
+        if record.device in (device, client) or record.client == client:
+            return record
+    return None
+
+
+def close_stale_sessions(db: sqlite3.Connection, now: float) -> int:
+    """Mark sessions past closing time or idle as ended (for the record; `identify` already ignores them)."""
+    with transaction(db):
+        expired = db.execute(
+            "UPDATE sessions SET ended = expires, end_reason = 'expired' WHERE ended IS NULL AND expires <= ?",
+            (now,),
+        ).rowcount
+        idle = db.execute(
+            "UPDATE sessions SET ended = last_seen + idle_s, end_reason = 'idle'"
+            " WHERE ended IS NULL AND last_seen + idle_s <= ?",
+            (now,),
+        ).rowcount
+    return expired + idle
+
+
+def as_sessions(records: list[SessionRecord], zone: tzinfo) -> list[Session]:
+    """Open sessions as the policy's `Session` values (each child with their profile)."""
+
+    def at(ts: float) -> datetime:
+        return datetime.fromtimestamp(ts, zone)
+
+    return [
+        Session(
+            Child(r.child, r.display_name, r.profile),
+            r.device,
+            at(r.started),
+            at(r.expires),
+            at(r.last_seen),
+            idle=timedelta(seconds=r.idle_s),
+        )
+        for r in records
+    ]

@@ -1,0 +1,290 @@
+"""The event store's SQLite file: its schema, in numbered migrations, and how it is opened.
+
+One file in the data directory, in WAL mode: the DNS filter's and every proxy worker's writer processes
+append events, the dashboard reads and keeps children, devices, sessions, staff, incidents and the audit
+log. `open_store` brings any older file up to SCHEMA_VERSION in one transaction per step, so a reader
+never sees a half-made schema and a power cut mid-migration leaves the previous version whole.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filters.errors import ApplianceError
+
+
+class StoreError(ApplianceError):
+    """The store's SQLite file cannot be opened, is of a newer schema, or refused a change."""
+
+
+# Version 2: the query log of the DNS filter (issue 4) and the proxy's web requests (issue 5).
+_V2 = """
+CREATE TABLE IF NOT EXISTS askers (
+    id      INTEGER PRIMARY KEY,
+    client  TEXT NOT NULL,  -- the device's address
+    subject TEXT NOT NULL,  -- child:<id>, device:<name> or guest; never a child's name
+    via     TEXT NOT NULL   -- how the profile was found: session, device-mac, device-ip, guest
+);
+CREATE TABLE IF NOT EXISTS answers (
+    id       INTEGER PRIMARY KEY,
+    channel  TEXT    NOT NULL,  -- dns, tls or http
+    profile  TEXT    NOT NULL,
+    host     TEXT    NOT NULL,
+    detail   TEXT    NOT NULL,  -- dns: the query type (A, AAAA, HTTPS, ...)
+    action   TEXT    NOT NULL,  -- allow, block, rewrite, flag
+    severity TEXT    NOT NULL,  -- '' when none
+    category TEXT    NOT NULL,  -- the first reason's category, '' when none
+    flagged  INTEGER NOT NULL,  -- 1 when staff should look at it
+    reasons  TEXT    NOT NULL   -- JSON: [{step, effect, detail, category, severity, source, line, rule}]
+);
+CREATE TABLE IF NOT EXISTS events (
+    ts          REAL    NOT NULL,  -- when, in seconds since 1970 (UTC)
+    asker       INTEGER NOT NULL REFERENCES askers (id),
+    answer      INTEGER NOT NULL REFERENCES answers (id),
+    duration_us INTEGER NOT NULL   -- time taken to answer
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
+CREATE TABLE IF NOT EXISTS requests (
+    ts          REAL    NOT NULL,  -- a web request (channel http) or a TLS connection passed through (tls)
+    asker       INTEGER NOT NULL REFERENCES askers (id),
+    answer      INTEGER NOT NULL REFERENCES answers (id),
+    duration_us INTEGER NOT NULL,
+    method      TEXT    NOT NULL,  -- GET, POST, ...; CONNECT for a TLS connection
+    url         TEXT    NOT NULL,  -- as much as the privacy rule keeps (docs/proxy.md)
+    status      INTEGER NOT NULL,  -- the HTTP status the child got; 0 when none (cut, failed)
+    bytes       INTEGER NOT NULL,  -- body bytes sent to the child
+    terms       TEXT    NOT NULL   -- the search terms, only when flagged
+);
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests (ts);
+-- Each writer process names its rows by its own keys above a base it reserves here: several writers
+-- (the DNS filter's, each proxy worker's) share the file without ever choosing the same id.
+CREATE TABLE IF NOT EXISTS key_ranges (
+    base    INTEGER PRIMARY KEY,
+    claimed REAL    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS daily_counts (
+    day      TEXT    NOT NULL,  -- the centre's local date, YYYY-MM-DD
+    channel  TEXT    NOT NULL,
+    profile  TEXT    NOT NULL,
+    action   TEXT    NOT NULL,
+    category TEXT    NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (day, channel, profile, action, category)
+) WITHOUT ROWID;
+"""
+
+# Version 3: the event store. Blocked and flagged events are marked `notable` (the staff's feed walks a
+# partial index of them, newest first); the people, sessions, staff, incidents and the audit log.
+_V3 = """
+ALTER TABLE answers ADD COLUMN notable INTEGER NOT NULL DEFAULT 0;
+UPDATE answers SET notable = 1 WHERE flagged OR action = 'block';
+ALTER TABLE events ADD COLUMN notable INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET notable = 1 WHERE answer IN (SELECT id FROM answers WHERE notable);
+ALTER TABLE requests ADD COLUMN notable INTEGER NOT NULL DEFAULT 0;
+UPDATE requests SET notable = 1 WHERE answer IN (SELECT id FROM answers WHERE notable);
+CREATE INDEX events_notable ON events (ts) WHERE notable;
+CREATE INDEX requests_notable ON requests (ts) WHERE notable;
+CREATE INDEX events_notable_by_asker ON events (asker, ts) WHERE notable;
+CREATE INDEX requests_notable_by_asker ON requests (asker, ts) WHERE notable;
+CREATE INDEX askers_by_subject ON askers (subject);
+ALTER TABLE key_ranges ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;  -- the writer process holding it
+
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO settings (key, value) VALUES ('bindings', '0');  -- bumped by every sign-in or device change
+
+CREATE TABLE staff (
+    id           INTEGER PRIMARY KEY,
+    username     TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    display_name TEXT    NOT NULL,
+    role         TEXT    NOT NULL CHECK (role IN ('staff', 'lead', 'admin')),
+    password     TEXT    NOT NULL,  -- scrypt: $scrypt$n$r$p$salt$hash
+    created      REAL    NOT NULL,
+    disabled     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE sign_in_failures (
+    key TEXT NOT NULL,  -- user:<name> or addr:<address>
+    ts  REAL NOT NULL
+);
+CREATE INDEX sign_in_failures_by_key ON sign_in_failures (key, ts);
+CREATE TABLE setup_links (
+    token_hash TEXT PRIMARY KEY,
+    expires    REAL NOT NULL,
+    used       REAL
+) WITHOUT ROWID;
+
+CREATE TABLE children (
+    id           TEXT    PRIMARY KEY,  -- pseudonymous: events say child:<id>, never the name
+    display_name TEXT    NOT NULL,
+    profile      TEXT    NOT NULL,
+    pin          TEXT    NOT NULL,     -- scrypt of the PIN
+    created      REAL    NOT NULL,
+    archived     INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE devices (
+    name     TEXT    PRIMARY KEY,
+    mac      TEXT    UNIQUE,
+    address  TEXT,
+    profile  TEXT    NOT NULL,
+    managed  INTEGER NOT NULL DEFAULT 0,
+    updated  REAL    NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sessions (
+    id         INTEGER PRIMARY KEY,
+    child      TEXT    NOT NULL REFERENCES children (id),
+    device     TEXT    NOT NULL,  -- the MAC where known, else the address
+    client     TEXT    NOT NULL,  -- the address signed in from
+    started    REAL    NOT NULL,
+    expires    REAL    NOT NULL,  -- closing time
+    idle_s     REAL    NOT NULL,
+    last_seen  REAL    NOT NULL,  -- moved on by the event writers while the device is in use
+    ended      REAL,
+    end_reason TEXT
+);
+CREATE INDEX sessions_open ON sessions (child) WHERE ended IS NULL;
+CREATE TABLE acceptances (
+    id      INTEGER PRIMARY KEY,
+    child   TEXT NOT NULL REFERENCES children (id),
+    ts      REAL NOT NULL,
+    rules   TEXT NOT NULL,  -- the version (hash) of the acceptable-use rules accepted
+    client  TEXT NOT NULL
+);
+
+CREATE TABLE incidents (
+    id        INTEGER PRIMARY KEY,
+    title     TEXT    NOT NULL,
+    status    TEXT    NOT NULL CHECK (status IN ('new', 'reviewing', 'escalated', 'closed')),
+    severity  TEXT    NOT NULL,
+    area      TEXT    NOT NULL,  -- three Cs: content, contact, conduct ('' when unknown)
+    category  TEXT    NOT NULL,
+    profile   TEXT    NOT NULL,
+    subject   TEXT    NOT NULL,  -- child:<id> or device:<name>
+    opened    REAL    NOT NULL,
+    opened_by INTEGER NOT NULL REFERENCES staff (id),
+    assignee  INTEGER REFERENCES staff (id),
+    escalated_to TEXT NOT NULL DEFAULT '',
+    outcome   TEXT    NOT NULL DEFAULT '',
+    updated   REAL    NOT NULL,
+    closed    REAL
+);
+CREATE INDEX incidents_by_opened ON incidents (opened);
+-- The events an incident was opened from, copied whole: retention may purge the log, never the record.
+CREATE TABLE incident_events (
+    incident INTEGER NOT NULL REFERENCES incidents (id),
+    event    TEXT    NOT NULL,  -- dns:N or web:N
+    ts       REAL    NOT NULL,
+    record   TEXT    NOT NULL,  -- JSON of the event as staff saw it
+    PRIMARY KEY (incident, event)
+) WITHOUT ROWID;
+CREATE TABLE incident_notes (
+    id       INTEGER PRIMARY KEY,
+    incident INTEGER NOT NULL REFERENCES incidents (id),
+    ts       REAL    NOT NULL,
+    author   INTEGER NOT NULL REFERENCES staff (id),
+    kind     TEXT    NOT NULL,  -- note, status, assign, escalate, outcome
+    text     TEXT    NOT NULL
+);
+CREATE INDEX incident_notes_by_incident ON incident_notes (incident, ts);
+
+CREATE TABLE audit (
+    id       INTEGER PRIMARY KEY,
+    ts       REAL    NOT NULL,
+    staff    INTEGER,          -- NULL for the appliance itself (a command, retention)
+    username TEXT    NOT NULL,
+    action   TEXT    NOT NULL,  -- view-events, add-child, change-profile, ...
+    subject  TEXT    NOT NULL,  -- whose data or what was changed
+    detail   TEXT    NOT NULL
+);
+CREATE INDEX audit_by_time ON audit (ts);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3))
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection to the store at `path` (made and migrated if needed), in autocommit mode: callers
+    open their own transactions. Raises StoreError naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=timeout)
+        db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL: a power cut loses at most the last transactions, never the file's integrity.
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        _migrate(db, path)
+    except sqlite3.Error as e:
+        raise StoreError(f"{path}: cannot open the event store: {e}") from e
+    return db
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: the event store has schema version {version};"
+            f" this appliance knows up to {SCHEMA_VERSION}: install the newer appliance again"
+        )
+    for target, script in MIGRATIONS:
+        if version >= target:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (now,) = db.execute("PRAGMA user_version").fetchone()
+            if now < target:  # another process may have migrated while this one waited
+                # The log view is remade by the step that changes its tables.
+                db.execute("DROP VIEW IF EXISTS event_log")
+                for statement in _statements(script):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        version = target
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'event_log'").fetchone() is None:
+        db.execute(_EVENT_LOG_VIEW)
+
+
+def _statements(script: str) -> list[str]:
+    """`script` split into statements (executescript would commit the open transaction)."""
+    out, part = [], ""
+    for line in script.splitlines(keepends=True):
+        part += line
+        if sqlite3.complete_statement(part):
+            out.append(part.strip())
+            part = ""
+    return [s for s in out if s]
+
+
+# Every event, DNS and web, as one table (for people and tools; the dashboard queries the tables).
+_EVENT_LOG_VIEW = """
+CREATE VIEW IF NOT EXISTS event_log AS
+    SELECT 'dns:' || e.rowid AS id, e.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
+           w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, e.duration_us, e.notable,
+           NULL AS method, NULL AS url, NULL AS status, NULL AS bytes, NULL AS terms
+    FROM events e JOIN askers a ON a.id = e.asker JOIN answers w ON w.id = e.answer
+    UNION ALL
+    SELECT 'web:' || r.rowid, r.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
+           w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, r.duration_us, r.notable,
+           r.method, r.url, r.status, r.bytes, r.terms
+    FROM requests r JOIN askers a ON a.id = r.asker JOIN answers w ON w.id = r.answer;
+"""
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (BEGIN IMMEDIATE: the write lock at once, so no upgrade deadlock between
+    processes); rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
