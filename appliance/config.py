@@ -14,9 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from appliance.dashboard_settings import Contact, DashboardSettings, PortalSettings
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
 from appliance.proxy.pages import Helpline
 from appliance.proxy.settings import ProxyMode, ProxySettings
+from appliance.store.settings import StoreSettings
 from appliance.yaml_lines import Mapping as _Mapping
 from appliance.yaml_lines import YamlError, empty_mapping, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
@@ -87,6 +89,9 @@ class Config:
     policy: PolicySettings = field(default_factory=PolicySettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
     devices: tuple[Device, ...] = ()
     device_lines: Mapping[str, int] = field(default_factory=dict)  # device name -> its line in the file
 
@@ -148,7 +153,8 @@ def _unknown_keys(path: Path, mapping: _Mapping, allowed: set[str], what: str) -
 
 
 def _parse(data: _Mapping, path: Path) -> Config:
-    _unknown_keys(path, data, {"data_dir", "lists", "policy", "dns", "proxy", "devices"}, "the configuration")
+    sections = {"data_dir", "lists", "policy", "dns", "proxy", "store", "dashboard", "portal", "devices"}
+    _unknown_keys(path, data, sections, "the configuration")
     base = path.parent
     raw_dir = data.get("data_dir")
     if raw_dir is None:
@@ -202,6 +208,9 @@ def _parse(data: _Mapping, path: Path) -> Config:
         policy=policy,
         dns=_parse_dns(data.get("dns"), path, data),
         proxy=_parse_proxy(data.get("proxy"), path, data),
+        store=_parse_store(data.get("store"), path, data),
+        dashboard=_parse_dashboard(data.get("dashboard"), path, data),
+        portal=_parse_portal(data.get("portal"), path, data),
         devices=devices,
         device_lines=device_lines,
     )
@@ -353,6 +362,117 @@ def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
         centre=centre,
         helpline=helpline,
         upstream_trusted_ca=(path.parent / os.path.expanduser(trusted)).resolve() if trusted else None,
+    )
+
+
+def _section(raw: Any, path: Path, data: _Mapping, name: str, keys: set[str]) -> _Mapping | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, _Mapping):
+        raise ConfigError(f"{_where(path, data, name)}: {name} must be a mapping ({', '.join(sorted(keys))})")
+    _unknown_keys(path, raw, keys, name)
+    return raw
+
+
+def _parse_store(raw: Any, path: Path, data: _Mapping) -> StoreSettings:
+    d = StoreSettings()
+    node = _section(raw, path, data, "store", set(d.__dict__))
+    if node is None:
+        return d
+    values = {k: int(_number(node, k, path, v, 1, 36_500, "store")) for k, v in d.__dict__.items()}
+    return StoreSettings(**values)
+
+
+def _networks(node: _Mapping, key: str, path: Path, what: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = node.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{_where(path, node, key)}: {what}.{key} must be a list of networks")
+    out = []
+    for item in value:
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as e:
+            raise ConfigError(
+                f"{_where(path, node, key)}: {what}.{key}: {item!r} is not a network like 192.168.10.0/24"
+            ) from e
+    return tuple(out)
+
+
+def _text(node: _Mapping, key: str, path: Path, what: str, default: str) -> str:
+    value = node.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{_where(path, node, key)}: {what}.{key} must be text")
+    return value
+
+
+def _flag(node: _Mapping, key: str, path: Path, what: str, default: bool) -> bool:
+    value = node.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_where(path, node, key)}: {what}.{key} must be true or false")
+    return value
+
+
+def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
+    d = DashboardSettings()
+    keys = {"listen", "admin_networks", "secure_cookies", "idle_minutes", "session_hours", "escalation"}
+    node = _section(raw, path, data, "dashboard", keys)
+    if node is None:
+        return d
+    listen = _text(node, "listen", path, "dashboard", d.listen)
+    try:
+        host, _ = split_host_port(listen, 8000)
+        ipaddress.ip_address(host)
+    except ValueError as e:
+        raise ConfigError(
+            f"{_where(path, node, 'listen')}: dashboard.listen: {listen!r} is not an address like 0.0.0.0:80"
+        ) from e
+    contacts = []
+    raw_contacts = node.get("escalation", [])
+    if not isinstance(raw_contacts, list):
+        raise ConfigError(
+            f"{_where(path, node, 'escalation')}: dashboard.escalation must be a list of contacts"
+        )
+    for item in raw_contacts:
+        if not isinstance(item, _Mapping) or not isinstance(item.get("name"), str):
+            raise ConfigError(
+                f"{_where(path, node, 'escalation')}: each escalation contact is a mapping with a name"
+                " (and role, phone, email)"
+            )
+        _unknown_keys(path, item, {"name", "role", "phone", "email"}, "an escalation contact")
+        contacts.append(
+            Contact(**{k: _text(item, k, path, "escalation", "") for k in ("name", "role", "phone", "email")})
+        )
+    return DashboardSettings(
+        listen=listen,
+        admin_networks=_networks(node, "admin_networks", path, "dashboard", d.admin_networks),
+        secure_cookies=_flag(node, "secure_cookies", path, "dashboard", d.secure_cookies),
+        idle_minutes=int(_number(node, "idle_minutes", path, d.idle_minutes, 1, 24 * 60, "dashboard")),
+        session_hours=int(_number(node, "session_hours", path, d.session_hours, 1, 24, "dashboard")),
+        escalation=tuple(contacts),
+    )
+
+
+def _parse_portal(raw: Any, path: Path, data: _Mapping) -> PortalSettings:
+    d = PortalSettings()
+    node = _section(raw, path, data, "portal", {"closing_time", "idle_minutes", "rules", "show_names"})
+    if node is None:
+        return d
+    closing = _text(node, "closing_time", path, "portal", d.closing_time)
+    hour, _, minute = closing.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+        raise ConfigError(
+            f"{_where(path, node, 'closing_time')}: portal.closing_time must be a time like 19:30"
+        )
+    rules = node.get("rules")
+    if rules is not None and (not isinstance(rules, str) or not rules.strip()):
+        raise ConfigError(f"{_where(path, node, 'rules')}: portal.rules must be a text file path")
+    return PortalSettings(
+        closing_time=closing,
+        idle_minutes=int(_number(node, "idle_minutes", path, d.idle_minutes, 1, 24 * 60, "portal")),
+        rules=(path.parent / os.path.expanduser(rules)).resolve() if rules else None,
+        show_names=_flag(node, "show_names", path, "portal", d.show_names),
     )
 
 

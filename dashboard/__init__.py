@@ -1,1 +1,76 @@
-"""The staff dashboard, children's portal and block page (Flask app factory; issue 6)."""
+"""The staff dashboard and the children's portal: one Flask app, one blueprint per area.
+
+`create_app(config, overrides)` follows Flask's tutorial app: defaults in code, the appliance's
+configuration file (its `dashboard:` and `portal:` sections), then test overrides.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from appliance.config import Config, load_config
+
+SECRET_KEY_FILE = "dashboard.key"
+
+
+def _secret_key(data_dir: Path) -> bytes:
+    """The key that signs staff sessions: made once per appliance, readable by its owner only."""
+    path = data_dir / SECRET_KEY_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return key
+
+
+def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None = None) -> Flask:
+    """The dashboard over `config` (default: the appliance's configuration file)."""
+    from dashboard import (
+        audit_views,
+        auth,
+        incidents,
+        people,
+        policy_views,
+        portal,
+        reports,
+        review,
+        security,
+    )
+    from dashboard.database import close_store
+
+    config = config or load_config()
+    app = Flask(__name__)
+    settings = config.dashboard
+    app.config.update(
+        APPLIANCE=config,
+        SECRET_KEY=_secret_key(config.data_dir),
+        SESSION_COOKIE_NAME="appliance_staff",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        MAX_CONTENT_LENGTH=256 * 1024,  # the largest form is a profile file
+        STORE_PATH=config.events_path,
+    )
+    if overrides:
+        app.config.update(overrides)
+    security.install(app)
+    app.teardown_appcontext(close_store)
+    for module in (auth, review, incidents, people, policy_views, reports, audit_views, portal):
+        app.register_blueprint(module.bp)
+    return app

@@ -27,6 +27,7 @@ __all__ = [
     "REPORT_NOTE_FIELD",
     "REPORT_NOTE_MAX",
     "REPORT_TOKEN_FIELD",
+    "CHILD_CSS",
     "Helpline",
     "ReportForm",
     "block_page",
@@ -464,6 +465,9 @@ padding:.7rem 1rem;min-height:44px;width:100%;cursor:pointer}
 @media (min-width:40rem){button{width:auto}}
 footer{color:var(--soft);font-size:.875rem;text-align:center;padding-bottom:1.5rem}
 """
+
+
+CHILD_CSS = _CSS  # the portal's pages (dashboard/templates/portal/) share this look
 
 
 def _page(title: str, parts: list[str], *, centre: str, wide: bool = False) -> str:

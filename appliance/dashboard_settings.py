@@ -1,0 +1,36 @@
+"""The staff dashboard's and the children's portal's settings (`dashboard:` and `portal:` in
+appliance.yaml; docs/configuration.md lists every key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Someone an incident may be escalated to."""
+
+    name: str
+    role: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    listen: str = "127.0.0.1:8000"
+    # Only these networks reach the staff pages; everyone else (the children's network) gets a 403 page.
+    admin_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    secure_cookies: bool = False  # true once the dashboard is served over HTTPS
+    idle_minutes: int = 30  # a staff sign-in ends after this long without a page
+    session_hours: int = 10  # and after this long in any case
+    escalation: tuple[Contact, ...] = ()
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    closing_time: str = "20:00"  # every session ends then (the centre's local time)
+    idle_minutes: int = 20  # a signed-in device unused this long is signed out
+    rules: Path | None = None  # the acceptable-use rules (text file); the shipped ones otherwise
+    show_names: bool = True  # the sign-in page lists the children's first names to pick from

@@ -1,0 +1,13 @@
+"""How long the event store keeps what (the `store:` section of appliance.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    retention_days: int = 30  # events (blocked, flagged, detailed browsing) are purged after this
+    incident_retention_days: int = 7 * 365  # an incident's record, with the events it was opened from
+    audit_retention_days: int = 7 * 365
+    daily_counts_days: int = 2 * 366  # the allowed-browsing aggregates the yearly report reads

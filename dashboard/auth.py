@@ -1,0 +1,146 @@
+"""Signing staff in and out, the first administrator's set-up link, passwords, and staff accounts."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from appliance.store import staff
+from appliance.store.schema import StoreError
+from appliance.store.staff import Role, SignInRefused
+from dashboard.database import now, store
+from dashboard.security import current_user, log_action, requires, sign_in_as
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path on this site: never an open redirect to somewhere else.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("review.feed")
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+def sign_in() -> str | Response:
+    if request.method == "POST":
+        try:
+            user = staff.sign_in(
+                store(),
+                request.form.get("username", ""),
+                request.form.get("password", ""),
+                request.remote_addr or "",
+                now(),
+            )
+        except SignInRefused as e:
+            return render_template(
+                "signin.html", error=str(e), username=request.form.get("username", "")
+            ), 401
+        sign_in_as(user)
+        log_action("sign-in", f"staff:{user.username}")
+        return redirect(_safe_next(request.args.get("next")))
+    if current_user() is not None:
+        return redirect(url_for("review.feed"))
+    return render_template("signin.html", error="", username="")
+
+
+@bp.route("/signout", methods=["POST"])
+def sign_out() -> Response:
+    if current_user() is not None:
+        log_action("sign-out", f"staff:{current_user().username}")  # type: ignore[union-attr]
+    session.clear()
+    return redirect(url_for("auth.sign_in"))
+
+
+@bp.route("/setup/<token>", methods=["GET", "POST"])
+def set_up(token: str) -> str | Response:
+    """The one-time link printed at first start: make the first administrator."""
+    db = store()
+    if not staff.setup_link_valid(db, token, now()):
+        abort(
+            404, "This set-up link has been used or has expired. Use `appliance users add` on the appliance."
+        )
+    error = ""
+    if request.method == "POST":
+        form = request.form
+        if form.get("password", "") != form.get("again", ""):
+            error = "The two passwords differ."
+        else:
+            try:
+                staff.check_password(form.get("password", ""))
+                if not staff.use_setup_link(db, token, now()):
+                    abort(404, "This set-up link has been used or has expired.")
+                user = staff.add_user(
+                    db,
+                    form.get("username", ""),
+                    form.get("display_name", ""),
+                    Role.ADMIN,
+                    form.get("password", ""),
+                    now(),
+                )
+            except StoreError as e:
+                error = str(e)
+            else:
+                sign_in_as(user)
+                log_action("add-staff", f"staff:{user.username}", "first administrator, by set-up link")
+                flash("Welcome. Next: add your colleagues, the children and the centre's devices.")
+                return redirect(url_for("review.feed"))
+    return render_template("setup.html", error=error)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@requires(Role.STAFF)
+def account() -> str | Response:
+    user = current_user()
+    assert user is not None
+    error = ""
+    if request.method == "POST":
+        form = request.form
+        try:
+            staff.sign_in(store(), user.username, form.get("current", ""), request.remote_addr or "", now())
+            if form.get("password", "") != form.get("again", ""):
+                raise StoreError("The two new passwords differ.")
+            staff.set_password(store(), user.id, form.get("password", ""))
+        except StoreError as e:
+            error = str(e)
+        else:
+            log_action("change-password", f"staff:{user.username}")
+            flash("Your password is changed.")
+            return redirect(url_for("auth.account"))
+    return render_template("account.html", error=error)
+
+
+@bp.route("/staff", methods=["GET", "POST"])
+@requires(Role.ADMIN)
+def staff_accounts() -> str | Response:
+    db = store()
+    error = ""
+    if request.method == "POST":
+        form = request.form
+        try:
+            if form.get("action") == "add":
+                user = staff.add_user(
+                    db,
+                    form.get("username", ""),
+                    form.get("display_name", ""),
+                    Role(form.get("role", "staff")),
+                    form.get("password", ""),
+                    now(),
+                )
+                log_action("add-staff", f"staff:{user.username}", f"role {user.role}")
+                flash(f"Added {user.display_name}.")
+            else:
+                target = staff.get_user(db, int(form.get("id", "0")))
+                if target is None:
+                    abort(404)
+                if target.id == current_user().id:  # type: ignore[union-attr]
+                    raise StoreError("You cannot change your own role or disable yourself.")
+                role, disabled = Role(form.get("role", str(target.role))), form.get("disabled") == "1"
+                staff.set_role(db, target.id, role, disabled=disabled)
+                log_action("change-staff", f"staff:{target.username}", f"role {role}, disabled {disabled}")
+                flash(f"Changed {target.display_name}.")
+        except (StoreError, ValueError) as e:
+            error = str(e)
+        else:
+            return redirect(url_for("auth.staff_accounts"))
+    return render_template("staff.html", users=staff.all_users(db), roles=list(Role), error=error)

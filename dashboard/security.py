@@ -1,0 +1,146 @@
+"""What every request passes through: the staff-network gate, CSRF, sign-in expiry, roles, headers.
+
+- Staff pages answer only addresses in `dashboard.admin_networks`; a child's device gets a 403 page.
+  The portal (and its static files) answer everyone.
+- Every POST carries the session's CSRF token (a hidden `csrf_token` field), or is refused with 400.
+- A staff sign-in ends after `idle_minutes` without a page, and after `session_hours` in any case.
+- `requires(role)` guards each staff view; the role is kept on the view so a test can check them all.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import HTTPException
+
+from appliance.proxy.pages import CHILD_CSS
+from appliance.store import audit, staff
+from appliance.store.staff import Role, StaffUser
+from dashboard.database import config, now, store
+
+OPEN_BLUEPRINTS = frozenset({"portal"})
+CSRF_FIELD = "csrf_token"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def install(app: Flask) -> None:
+    app.before_request(_gate)
+    app.after_request(_headers)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["current_user"] = current_user
+    app.register_error_handler(HTTPException, _error_page)
+    app.context_processor(lambda: {"child_css": CHILD_CSS, "centre": config().proxy.centre})
+
+
+def is_open(endpoint: str | None) -> bool:
+    """Pages anyone on the network may see: the portal and static files."""
+    if endpoint is None:
+        return True
+    return endpoint == "static" or endpoint.partition(".")[0] in OPEN_BLUEPRINTS
+
+
+def from_staff_network(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in ipaddress.ip_network(net) for net in config().dashboard.admin_networks)
+
+
+def _gate() -> Response | None:
+    if not is_open(request.endpoint) and not from_staff_network(request.remote_addr or ""):
+        abort(403, "This page is for the centre's staff only.")
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        sent = request.form.get(CSRF_FIELD) or request.headers.get("X-CSRF-Token") or ""
+        expected = session.get(CSRF_FIELD, "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            abort(400, "This form is out of date. Go back, reload the page and try again.")
+    if "uid" in session:
+        settings = config().dashboard
+        t = now()
+        if t - session.get("seen", 0) > settings.idle_minutes * 60 or t - session.get("since", 0) > (
+            settings.session_hours * 3600
+        ):
+            session.pop("uid", None)
+        else:
+            session["seen"] = t
+    return None
+
+
+def _headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none';"
+        " form-action 'self'; base-uri 'none'",
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"  # children's data is never left in a cache
+    return response
+
+
+def _error_page(error: HTTPException) -> tuple[str, int]:
+    portal = is_open(request.endpoint) or not from_staff_network(request.remote_addr or "")
+    template = "portal/error.html" if portal else "error.html"
+    return render_template(template, error=error), error.code or 500
+
+
+def csrf_token() -> str:
+    token = session.get(CSRF_FIELD)
+    if not token:
+        token = session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+def current_user() -> StaffUser | None:
+    if "user" not in g:
+        uid = session.get("uid")
+        user = staff.get_user(store(), int(uid)) if uid is not None else None
+        g.user = user if user is not None and not user.disabled else None
+    found: StaffUser | None = g.user
+    return found
+
+
+def sign_in_as(user: StaffUser) -> None:
+    """Start a fresh staff session (a new CSRF token too: nothing from before the sign-in carries over)."""
+    session.clear()
+    session.permanent = True
+    t = now()
+    session.update(uid=user.id, since=t, seen=t)
+
+
+def requires(role: Role) -> Callable[[F], F]:
+    """The view needs a signed-in member of staff of at least `role`."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None:
+                return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+            if not user.role.may(role):
+                abort(403, f"This page needs the {role.title} role.")
+            return view(*args, **kwargs)
+
+        guarded.required_role = role  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def log_action(action: str, subject: str, detail: str = "") -> None:
+    """Record in the audit log that the signed-in member of staff did `action` to `subject`."""
+    user = current_user()
+    audit.record(
+        store(), now(), user.id if user else None, user.username if user else "-", action, subject, detail
+    )
