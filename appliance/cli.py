@@ -15,6 +15,7 @@ from appliance.lists import compile_lists
 from appliance.policy_cli import add_commands
 from appliance.proxy.command import add_commands as add_proxy_commands
 from appliance.storage import open_index
+from appliance.store_cli import add_commands as add_store_commands
 from filters.errors import ApplianceError
 from filters.index import Match
 from filters.network_index import REQUEST_TYPES
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(commands, common)
     add_dns_commands(commands, common)
     add_proxy_commands(commands, common)
+    add_store_commands(commands, common)
     return parser
 
 

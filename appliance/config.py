@@ -461,9 +461,11 @@ def _parse_portal(raw: Any, path: Path, data: _Mapping) -> PortalSettings:
         return d
     closing = _text(node, "closing_time", path, "portal", d.closing_time)
     hour, _, minute = closing.partition(":")
-    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+    valid = hour.isdigit() and minute.isdigit() and len(minute) == 2 and int(minute) < 60
+    if not (valid and (int(hour) < 24 or (int(hour) == 24 and int(minute) == 0))):
         raise ConfigError(
             f"{_where(path, node, 'closing_time')}: portal.closing_time must be a time like 19:30"
+            " (24:00 is midnight)"
         )
     rules = node.get("rules")
     if rules is not None and (not isinstance(rules, str) or not rules.strip()):

@@ -145,14 +145,19 @@ class StoreWriter:
         notable = f"coalesce((SELECT notable FROM answers WHERE id = ? + {base}), 0)"
         self._event_sql = (
             "INSERT INTO events (ts, asker, answer, duration_us, notable)"
-            f" SELECT ?1, ?2 + {base}, ?3 + {base}, CAST(?4 * 1000000 AS INTEGER), {notable.replace('?', '?3')}"
+            f" SELECT ?1, ?2 + {base}, ?3 + {base}, CAST(?4 * 1000000 AS INTEGER),"
+            f" {notable.replace('?', '?3')}"
         )
         self._request_sql = (
-            "INSERT INTO requests (ts, asker, answer, duration_us, method, url, status, bytes, terms, notable)"
+            "INSERT INTO requests (ts, asker, answer, duration_us, method, url, status, bytes, terms,"
+            " notable)"
             f" SELECT ?1, ?2 + {base}, ?3 + {base}, CAST(?4 * 1000000 AS INTEGER), ?5, ?6, ?7, ?8, ?9,"
             f" {notable.replace('?', '?3')}"
         )
-        self._seen_sql = "UPDATE sessions SET last_seen = max(last_seen, ?) WHERE ended IS NULL AND child = ? AND client = ?"
+        self._seen_sql = (
+            "UPDATE sessions SET last_seen = max(last_seen, ?)"
+            " WHERE ended IS NULL AND child = ? AND client = ?"
+        )
         self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted What -> its total
         self._unwritten: list[tuple[int, Who | What]] = []
 

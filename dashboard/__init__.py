@@ -59,7 +59,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     app.config.update(
         APPLIANCE=config,
         SECRET_KEY=_secret_key(config.data_dir),
-        SESSION_COOKIE_NAME="appliance_staff",
+        SESSION_COOKIE_NAME="appliance_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=settings.secure_cookies,

@@ -22,7 +22,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/signin", methods=["GET", "POST"])
-def sign_in() -> str | Response:
+def sign_in() -> str | Response | tuple[str, int]:
     if request.method == "POST":
         try:
             user = staff.sign_in(

@@ -1,16 +1,138 @@
-"""(Being written.)"""
+"""Incidents: opened from events, worked through (new, reviewing, escalated, closed), assigned, noted,
+escalated to a contact from the configuration, closed with an outcome; a printable record."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
+from appliance.store import incidents, people, staff
+from appliance.store.feed import get_events
+from appliance.store.incidents import Status
+from appliance.store.schema import StoreError
 from appliance.store.staff import Role
-from dashboard.security import requires
+from dashboard.database import area_of, config, local_time, now, store
+from dashboard.review import who_of
+from dashboard.security import current_user, log_action, requires
 
 bp = Blueprint("incidents", __name__)
+
+
+def _me() -> int:
+    user = current_user()
+    assert user is not None
+    return user.id
+
+
+def _incident(number: int) -> incidents.Incident:
+    found = incidents.get(store(), number)
+    if found is None:
+        abort(404, "There is no such incident.")
+    return found
 
 
 @bp.route("/incidents")
 @requires(Role.STAFF)
 def index() -> str:
-    return "coming"
+    status = request.args.get("status", "")
+    listed = incidents.listing(store(), status=status if status in set(Status) else "")
+    names = {c.id: c.display_name for c in people.children(store(), archived=True)}
+    return render_template(
+        "incidents/index.html",
+        incidents=listed,
+        who=lambda s: who_of(s, names),
+        when=local_time,
+        statuses=list(Status),
+        status=status,
+    )
+
+
+@bp.route("/incidents/new", methods=["POST"])
+@requires(Role.STAFF)
+def new() -> Response:
+    chosen = request.form.getlist("event")
+    events = get_events(store(), chosen[:200])
+    if not events:
+        flash("Choose at least one event to open an incident from.")
+        return redirect(request.referrer or url_for("review.feed"))
+    number = incidents.open_incident(store(), request.form.get("title", ""), events, _me(), now(), area_of())
+    log_action("open-incident", f"incident:{number}", ", ".join(e.id for e in events))
+    return redirect(url_for("incidents.show", number=number))
+
+
+@bp.route("/incidents/<int:number>")
+@requires(Role.STAFF)
+def show(number: int) -> str:
+    return _page(number, "incidents/show.html")
+
+
+@bp.route("/incidents/<int:number>/print")
+@requires(Role.STAFF)
+def printable(number: int) -> str:
+    return _page(number, "incidents/print.html")
+
+
+def _page(number: int, template: str) -> str:
+    incident = _incident(number)
+    db = store()
+    names = {c.id: c.display_name for c in people.children(db, archived=True)}
+    log_action("view-incident", incident.subject, f"incident:{number}")
+    return render_template(
+        template,
+        incident=incident,
+        who=who_of(incident.subject, names),
+        events=incidents.events_of(db, number),
+        history=incidents.history(db, number),
+        staff=[u for u in staff.all_users(db) if not u.disabled],
+        contacts=config().dashboard.escalation,
+        statuses=list(Status),
+        when=local_time,
+        centre=config().proxy.centre,
+    )
+
+
+@bp.route("/incidents/<int:number>/change", methods=["POST"])
+@requires(Role.STAFF)
+def change(number: int) -> Response:
+    """One change per form: status, assignee, note, escalation or outcome."""
+    incident = _incident(number)
+    form, db, me, t = request.form, store(), _me(), now()
+    user = current_user()
+    assert user is not None
+    what = form.get("change", "")
+    try:
+        if what == "status":
+            status = Status(form.get("status", ""))
+            if status is Status.CLOSED and not user.role.may(Role.LEAD):
+                abort(403, "Only the e-safety lead closes an incident.")
+            incidents.set_status(db, number, status, me, t)
+            detail = f"status {status}"
+        elif what == "assign":
+            chosen = form.get("assignee", "")
+            target = staff.get_user(db, int(chosen)) if chosen.isdigit() else None
+            incidents.assign(
+                db, number, target.id if target else None, me, target.display_name if target else "", t
+            )
+            detail = f"assigned to {target.username if target else 'nobody'}"
+        elif what == "note":
+            incidents.add_note(db, number, me, form.get("note", ""), t)
+            detail = "note added"
+        elif what == "escalate":
+            contacts = {c.name: c for c in config().dashboard.escalation}
+            contact = form.get("contact", "")
+            if contact not in contacts:
+                raise StoreError("Choose one of the centre's escalation contacts.")
+            incidents.escalate(db, number, contact, form.get("note", ""), me, t)
+            detail = f"escalated to {contact}"
+        elif what == "outcome":
+            if not user.role.may(Role.LEAD):
+                abort(403, "Only the e-safety lead records the outcome.")
+            incidents.set_outcome(db, number, form.get("outcome", ""), me, t)
+            detail = "outcome recorded"
+        else:
+            abort(400, "Unknown change.")
+    except (StoreError, ValueError) as e:
+        flash(str(e) if isinstance(e, StoreError) else "That status does not exist.")
+        return redirect(url_for("incidents.show", number=number))
+    log_action("change-incident", incident.subject, f"incident:{number} {detail}")
+    return redirect(url_for("incidents.show", number=number))

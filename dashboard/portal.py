@@ -1,12 +1,142 @@
-"""(Being written.)"""
+"""The children's portal: sign in on a shared PC with a name and PIN, accept the centre's rules, see
+that the connection is filtered and monitored, sign out. Open to every device (no staff sign-in).
+
+Signing in binds the device (its MAC where the appliance can see it, else its address) to the child's
+profile until sign-out, the idle time-out or closing time: the store's bindings counter tells the DNS
+filter and the proxy, which take it in within a second.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hashlib
+from datetime import datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from appliance.dns.neighbours import Neighbours
+from appliance.store import people
+from appliance.store.schema import transaction
+from appliance.store.staff import FAILURE_WINDOW_S, MAX_FAILURES
+from dashboard.database import config, now, store
 
 bp = Blueprint("portal", __name__)
 
 
+def rules_text() -> str:
+    path = config().portal.rules or Path(str(resources.files("appliance") / "defaults" / "rules.txt"))
+    return path.read_text(encoding="utf-8")
+
+
+def rules_version(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def closing_time(t: float) -> float:
+    """Today's closing time (the centre's local time), as a timestamp."""
+    zone = ZoneInfo(config().policy.timezone)
+    local = datetime.fromtimestamp(t, zone)
+    hour, minute = (int(x) for x in config().portal.closing_time.split(":"))
+    day = local.date() + timedelta(days=1 if hour == 24 else 0)
+    return datetime.combine(day, time(hour % 24, minute), zone).timestamp()
+
+
+def _device() -> tuple[str, str]:
+    """(the device's key, its address): the MAC from the DHCP leases or the neighbour table where the
+    appliance sees it (it stays the same when the address changes), else the address."""
+    address = request.remote_addr or ""
+    neighbours = Neighbours(config().dns.leases)
+    neighbours.refresh()
+    return neighbours.mac_of(address) or address, address
+
+
+def _throttled(address: str, t: float) -> bool:
+    (failures,) = (
+        store()
+        .execute(
+            "SELECT count(*) FROM sign_in_failures WHERE key = ? AND ts > ?",
+            (f"pin:{address}", t - FAILURE_WINDOW_S),
+        )
+        .fetchone()
+    )
+    return int(failures) >= MAX_FAILURES
+
+
+def _failed(address: str, t: float) -> None:
+    with transaction(store()) as db:
+        db.execute("INSERT INTO sign_in_failures (key, ts) VALUES (?, ?)", (f"pin:{address}", t))
+
+
+def _form(error: str = "", name: str = "", status: int = 200) -> tuple[str, int]:
+    text = rules_text()
+    names = [c.display_name for c in people.children(store())] if config().portal.show_names else []
+    return (
+        render_template(
+            "portal/signin.html",
+            error=error,
+            name=name,
+            names=sorted(set(names)),
+            rules=text,
+            closing=config().portal.closing_time,
+        ),
+        status,
+    )
+
+
 @bp.route("/portal")
-def index() -> str:
-    return "coming"
+def index() -> str | tuple[str, int]:
+    device, address = _device()
+    session = people.session_on(store(), device, address, now())
+    if session is not None:
+        return render_template("portal/welcome.html", session=session, closing=config().portal.closing_time)
+    return _form(name=request.args.get("name", ""))
+
+
+@bp.route("/portal/signin", methods=["POST"])
+def sign_in() -> Response | tuple[str, int]:
+    form, t = request.form, now()
+    device, address = _device()
+    name = form.get("name", "").strip()
+    if _throttled(address, t):
+        return _form("Too many tries. Please ask a member of staff to help you.", name, 429)
+    if form.get("accept") != "yes":
+        return _form("Please read the rules and tick the box to say you agree.", name, 400)
+    expires = closing_time(t)
+    if expires <= t:
+        return _form(f"The centre's day is over (it closes at {config().portal.closing_time}).", name, 403)
+    pin = form.get("pin", "")
+    match = next(
+        (c for c in people.find_child(store(), name) if people.pin_matches(store(), c.id, pin)), None
+    )
+    if match is None:
+        _failed(address, t)
+        return _form("That name and PIN do not match. Try again, or ask a member of staff.", name, 401)
+    text = rules_text()
+    people.start_session(
+        store(),
+        match.id,
+        device,
+        address,
+        t,
+        expires,
+        config().portal.idle_minutes * 60.0,
+        accepted_rules=rules_version(text),
+    )
+    return redirect(url_for("portal.index"))
+
+
+@bp.route("/portal/signout", methods=["POST"])
+def sign_out() -> Response:
+    device, address = _device()
+    session = people.session_on(store(), device, address, now())
+    if session is not None:
+        people.end_session(store(), session.id, "logout", now())
+    return redirect(url_for("portal.index", signed_out=1))
+
+
+@bp.route("/portal/guest")
+def guest() -> str:
+    return render_template("portal/guest.html")

@@ -129,7 +129,7 @@ def requires(role: Role) -> Callable[[F], F]:
             if user is None:
                 return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
             if not user.role.may(role):
-                abort(403, f"This page needs the {role.title} role.")
+                abort(403, f"This page needs the {role.label} role.")
             return view(*args, **kwargs)
 
         guarded.required_role = role  # type: ignore[attr-defined]

@@ -24,10 +24,10 @@ from profiles.categories import Category
 from profiles.verdict import Action, Reason, Step, Verdict
 
 __all__ = [
+    "CHILD_CSS",
     "REPORT_NOTE_FIELD",
     "REPORT_NOTE_MAX",
     "REPORT_TOKEN_FIELD",
-    "CHILD_CSS",
     "Helpline",
     "ReportForm",
     "block_page",

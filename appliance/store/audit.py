@@ -40,7 +40,8 @@ def entries(
     subject: str = "",
 ) -> list[AuditEntry]:
     """The newest entries first, optionally one member of staff's or about one subject."""
-    where, args = ["1"], []
+    where: list[str] = ["1"]
+    args: list[object] = []
     if before is not None:
         where.append("ts < ?")
         args.append(before)

@@ -56,7 +56,8 @@ def check_pin(pin: str) -> None:
 
 
 def bump_bindings(db: sqlite3.Connection) -> None:
-    """Tell the DNS filter and the proxy that sessions or devices changed (inside the change's transaction)."""
+    """Tell the DNS filter and the proxy that sessions or devices changed (inside the change's
+    transaction)."""
     db.execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'bindings'")
 
 
@@ -135,7 +136,8 @@ def save_device(db: sqlite3.Connection, device: DeviceRecord, now: float) -> Non
     try:
         with transaction(db):
             db.execute(
-                "INSERT INTO devices (name, mac, address, profile, managed, updated) VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO devices (name, mac, address, profile, managed, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET mac = excluded.mac, address = excluded.address,"
                 " profile = excluded.profile, managed = excluded.managed, updated = excluded.updated",
                 (
@@ -253,7 +255,8 @@ def close_stale_sessions(db: sqlite3.Connection, now: float) -> int:
     """Mark sessions past closing time or idle as ended (for the record; `identify` already ignores them)."""
     with transaction(db):
         expired = db.execute(
-            "UPDATE sessions SET ended = expires, end_reason = 'expired' WHERE ended IS NULL AND expires <= ?",
+            "UPDATE sessions SET ended = expires, end_reason = 'expired'"
+            " WHERE ended IS NULL AND expires <= ?",
             (now,),
         ).rowcount
         idle = db.execute(

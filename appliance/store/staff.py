@@ -33,7 +33,7 @@ class Role(StrEnum):
         return self.rank >= needed.rank
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         return {"staff": "Staff", "lead": "E-safety lead", "admin": "Administrator"}[self.value]
 
 

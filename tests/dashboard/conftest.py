@@ -38,6 +38,10 @@ def config_text(data_dir: Path, extra: str = "") -> str:
     shipped = resources.files("appliance") / "defaults"
     text = (shipped / "appliance.yaml").read_text(encoding="utf-8")
     text = text.replace("path: lists/", f"path: {shipped / 'lists'}/")
+    head, marker, tail = text.partition("\ndashboard:")
+    dashboard, _, portal = (marker + tail).partition("\nportal:")
+    # The shipped dashboard and portal sections stay unless the test gives its own.
+    text = head + ("" if "dashboard:" in extra else dashboard) + ("" if "portal:" in extra else "\nportal:" + portal)
     return f"{text}\ndata_dir: {data_dir}\nproxy:\n  centre: Riverside Youth Centre\n{extra}"
 
 

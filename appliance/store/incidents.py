@@ -1,0 +1,195 @@
+"""E-safety incidents: opened from events, worked through statuses, escalated, closed with an outcome.
+
+An incident keeps a copy of the events it was opened from, so the record outlives the event log's
+retention; every change is a note in its history (who, when, what).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from appliance.store.feed import SEVERITIES, FeedEvent
+from appliance.store.schema import StoreError, transaction
+
+
+class Status(StrEnum):
+    NEW = "new"
+    REVIEWING = "reviewing"
+    ESCALATED = "escalated"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    title: str
+    status: Status
+    severity: str
+    area: str
+    category: str
+    profile: str
+    subject: str
+    opened: float
+    opened_by: str
+    assignee: str
+    assignee_id: int | None
+    escalated_to: str
+    outcome: str
+    updated: float
+    closed: float | None
+
+
+@dataclass(frozen=True)
+class Note:
+    ts: float
+    author: str
+    kind: str
+    text: str
+
+
+_SELECT = (
+    "SELECT i.id, i.title, i.status, i.severity, i.area, i.category, i.profile, i.subject, i.opened,"
+    " o.display_name, coalesce(s.display_name, ''), i.assignee, i.escalated_to, i.outcome, i.updated,"
+    " i.closed"
+    " FROM incidents i JOIN staff o ON o.id = i.opened_by LEFT JOIN staff s ON s.id = i.assignee"
+)
+
+
+def _incident(row: Sequence[object]) -> Incident:
+    values = list(row)
+    values[2] = Status(str(values[2]))
+    return Incident(*values)  # type: ignore[arg-type]
+
+
+def open_incident(
+    db: sqlite3.Connection,
+    title: str,
+    events: Sequence[FeedEvent],
+    opened_by: int,
+    now: float,
+    area_of: Mapping[str, str],
+) -> int:
+    """A new incident from `events` (at least one), its severity the highest of theirs."""
+    if not events:
+        raise StoreError("an incident is opened from at least one event")
+    title = " ".join(title.split()) or f"{events[0].category or 'event'} on {events[0].host}"
+    worst = max(events, key=lambda e: SEVERITIES.index(e.severity) if e.severity in SEVERITIES else 0)
+    category = worst.category
+    with transaction(db):
+        cur = db.execute(
+            "INSERT INTO incidents (title, status, severity, area, category, profile, subject, opened,"
+            " opened_by, updated) VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                title[:200],
+                worst.severity,
+                area_of.get(category, ""),
+                category,
+                worst.profile,
+                worst.subject,
+                now,
+                opened_by,
+                now,
+            ),
+        )
+        incident = cur.lastrowid
+        assert incident is not None
+        db.executemany(
+            "INSERT OR IGNORE INTO incident_events (incident, event, ts, record) VALUES (?, ?, ?, ?)",
+            [(incident, e.id, e.ts, json.dumps(e.record())) for e in events],
+        )
+        _note(db, incident, now, opened_by, "status", f"opened from {len(events)} event(s)")
+    return incident
+
+
+def _note(db: sqlite3.Connection, incident: int, now: float, author: int, kind: str, text: str) -> None:
+    db.execute(
+        "INSERT INTO incident_notes (incident, ts, author, kind, text) VALUES (?, ?, ?, ?, ?)",
+        (incident, now, author, kind, text),
+    )
+    db.execute("UPDATE incidents SET updated = ? WHERE id = ?", (now, incident))
+
+
+def add_note(db: sqlite3.Connection, incident: int, author: int, text: str, now: float) -> None:
+    text = text.strip()
+    if not text:
+        raise StoreError("the note is empty")
+    with transaction(db):
+        _note(db, incident, now, author, "note", text[:5000])
+
+
+def set_status(db: sqlite3.Connection, incident: int, status: Status, author: int, now: float) -> None:
+    with transaction(db):
+        db.execute(
+            "UPDATE incidents SET status = ?, closed = CASE WHEN ? = 'closed' THEN ? ELSE NULL END"
+            " WHERE id = ?",
+            (str(status), str(status), now, incident),
+        )
+        _note(db, incident, now, author, "status", f"status: {status}")
+
+
+def assign(
+    db: sqlite3.Connection, incident: int, assignee: int | None, author: int, name: str, now: float
+) -> None:
+    with transaction(db):
+        db.execute("UPDATE incidents SET assignee = ? WHERE id = ?", (assignee, incident))
+        _note(db, incident, now, author, "assign", f"assigned to {name}" if assignee else "unassigned")
+
+
+def escalate(db: sqlite3.Connection, incident: int, contact: str, note: str, author: int, now: float) -> None:
+    """Record that the incident went to `contact` (a name from the configuration's escalation list)."""
+    if not contact.strip():
+        raise StoreError("choose who the incident is escalated to")
+    with transaction(db):
+        db.execute(
+            "UPDATE incidents SET status = 'escalated', closed = NULL,"
+            " escalated_to = CASE WHEN escalated_to = '' THEN ?1 ELSE escalated_to || '; ' || ?1 END"
+            " WHERE id = ?2",
+            (contact.strip(), incident),
+        )
+        _note(
+            db,
+            incident,
+            now,
+            author,
+            "escalate",
+            f"escalated to {contact.strip()}" + (f": {note.strip()}" if note.strip() else ""),
+        )
+
+
+def set_outcome(db: sqlite3.Connection, incident: int, outcome: str, author: int, now: float) -> None:
+    with transaction(db):
+        db.execute("UPDATE incidents SET outcome = ? WHERE id = ?", (outcome.strip()[:5000], incident))
+        _note(db, incident, now, author, "outcome", "outcome recorded")
+
+
+def get(db: sqlite3.Connection, incident: int) -> Incident | None:
+    row = db.execute(f"{_SELECT} WHERE i.id = ?", (incident,)).fetchone()
+    return _incident(row) if row else None
+
+
+def listing(db: sqlite3.Connection, *, status: str = "", limit: int = 200) -> list[Incident]:
+    """Open incidents first (newest first), then closed ones; or only those of `status`."""
+    if status:
+        rows = db.execute(f"{_SELECT} WHERE i.status = ? ORDER BY i.opened DESC LIMIT ?", (status, limit))
+    else:
+        rows = db.execute(f"{_SELECT} ORDER BY i.status = 'closed', i.opened DESC LIMIT ?", (limit,))
+    return [_incident(r) for r in rows]
+
+
+def events_of(db: sqlite3.Connection, incident: int) -> list[dict[str, object]]:
+    """The events the incident was opened from, as they were then."""
+    rows = db.execute("SELECT record FROM incident_events WHERE incident = ? ORDER BY ts", (incident,))
+    return [json.loads(r[0]) for r in rows]
+
+
+def history(db: sqlite3.Connection, incident: int) -> list[Note]:
+    rows = db.execute(
+        "SELECT n.ts, s.display_name, n.kind, n.text FROM incident_notes n JOIN staff s ON s.id = n.author"
+        " WHERE n.incident = ? ORDER BY n.ts, n.id",
+        (incident,),
+    )
+    return [Note(*r) for r in rows]

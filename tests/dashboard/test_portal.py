@@ -1,0 +1,88 @@
+"""The children's portal as HTTP conversations: sign in with a name and PIN after accepting the rules,
+see the monitoring notice, sign out; wrong PINs are throttled; everything is recorded in the store."""
+
+from __future__ import annotations
+
+import time
+
+from appliance.store import people
+from tests.dashboard.conftest import CHILD_IP, add_child
+
+
+def _sign_in(b, name="Amira", pin="4826", accept=True):
+    b.get("/portal")
+    form = {"name": name, "pin": pin}
+    if accept:
+        form["accept"] = "yes"
+    return b.post("/portal/signin", form)
+
+
+def test_a_child_signs_in_accepts_the_rules_and_sees_the_monitoring_notice(browse, db):
+    amira = add_child(db, "Amira")
+    b = browse(CHILD_IP)
+    page = b.get("/portal").get_data(as_text=True)
+    assert "Our rules" in page and "filtered and monitored" in page and ">Amira</button>" in page
+    response = _sign_in(b)
+    assert response.status_code == 302
+    page = b.get("/portal").get_data(as_text=True)
+    assert "You are signed in as Amira" in page and "filtered and monitored" in page
+    (session,) = people.open_sessions(db, time.time())
+    assert (session.child, session.device, session.client) == (amira.id, CHILD_IP, CHILD_IP)
+    assert db.execute("SELECT count(*) FROM acceptances WHERE child = ?", (amira.id,)).fetchone() == (1,)
+
+
+def test_no_sign_in_without_accepting_the_rules_or_with_a_wrong_pin(browse, db):
+    add_child(db, "Amira")
+    b = browse(CHILD_IP)
+    refused = _sign_in(b, accept=False)
+    assert refused.status_code == 400 and "tick the box" in refused.get_data(as_text=True)
+    wrong = _sign_in(b, pin="0000")
+    assert wrong.status_code == 401 and "do not match" in wrong.get_data(as_text=True)
+    assert _sign_in(b, name="Nobody").status_code == 401
+    assert people.open_sessions(db, time.time()) == []
+
+
+def test_two_children_with_one_name_are_told_apart_by_their_pin(browse, db):
+    add_child(db, "Sam", pin="1111")
+    second = add_child(db, "Sam", pin="2222")
+    b = browse(CHILD_IP)
+    assert _sign_in(b, "sam", "2222").status_code == 302
+    (session,) = people.open_sessions(db, time.time())
+    assert session.child == second.id
+
+
+def test_wrong_pins_are_throttled_per_device(browse, db):
+    add_child(db, "Amira")
+    b = browse(CHILD_IP)
+    for _ in range(5):
+        assert _sign_in(b, pin="9999").status_code == 401
+    assert _sign_in(b).status_code == 429  # even the right PIN, for a while
+    assert _sign_in(browse("127.0.0.32")).status_code == 302  # another device is not locked out
+
+
+def test_sign_out_ends_the_session_and_a_new_sign_in_replaces_the_old(browse, db):
+    add_child(db, "Amira")
+    ben = add_child(db, "Ben", pin="5555")
+    b = browse(CHILD_IP)
+    _sign_in(b)
+    _sign_in(b, "Ben", "5555")  # on the same device: Amira's session ends
+    (session,) = people.open_sessions(db, time.time())
+    assert session.child == ben.id
+    b.post("/portal/signout", {})
+    assert people.open_sessions(db, time.time()) == []
+    assert "signed out" in b.get("/portal?signed_out=1").get_data(as_text=True)
+
+
+def test_no_sign_in_after_closing_time(make_config, db):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from dashboard import create_app
+    from tests.dashboard.conftest import Browser
+
+    config = make_config('portal:\n  closing_time: "11:00"\n')
+    noon = datetime.now(ZoneInfo(config.policy.timezone)).replace(hour=12, minute=0).timestamp()
+    app = create_app(config, {"TESTING": True, "NOW": noon})
+    add_child(db, "Amira")
+    response = _sign_in(Browser(app.test_client(), CHILD_IP))
+    assert response.status_code == 403 and "day is over" in response.get_data(as_text=True)
