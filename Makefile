@@ -25,7 +25,8 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 # The appliance on its embedded demo configuration: compile the bundled lists, look some names up, then
-# run the DNS filter on 127.0.0.1:5353 and [::1]:5353 and the web proxy on 127.0.0.1:8080 until Ctrl-C.
+# run the DNS filter on 127.0.0.1:5353 and [::1]:5353, the web proxy on 127.0.0.1:8080 and the dashboard
+# with the children's portal on 127.0.0.1:8000 until Ctrl-C.
 run: $(STAMP)
 	$(BIN)/appliance check
 	$(BIN)/appliance lists compile
@@ -36,8 +37,12 @@ run: $(STAMP)
 	$(BIN)/appliance explain --profile 13-17 --at 2026-11-24T16:00 'https://www.google.com/search?q=homework+help'
 	$(BIN)/appliance explain --profile under-10 --at 2026-11-24T21:00 en.wikipedia.org
 	@echo "DNS filter on 127.0.0.1:5353 and [::1]:5353; try: dig @127.0.0.1 -p 5353 www.google.com"
-	@echo "Web proxy on 127.0.0.1:8080; try: curl -x http://127.0.0.1:8080 http://www.pornhub.com/ (Ctrl-C stops both)"
-	$(BIN)/appliance proxy & proxy=$$!; trap 'kill $$proxy 2>/dev/null; wait $$proxy' EXIT INT TERM; $(BIN)/appliance dns
+	@echo "Web proxy on 127.0.0.1:8080; try: curl -x http://127.0.0.1:8080 http://www.pornhub.com/"
+	@echo "Staff dashboard on http://127.0.0.1:8000/ and the children's portal on http://127.0.0.1:8000/portal"
+	@echo "  sign in: open the one-time set-up link printed below, or run: $(BIN)/appliance users add NAME --role admin"
+	@echo "(Ctrl-C stops all three)"
+	$(BIN)/appliance proxy & proxy=$$!; $(BIN)/appliance dashboard & dashboard=$$!; \
+	trap 'kill $$proxy $$dashboard 2>/dev/null; wait $$proxy $$dashboard' EXIT INT TERM; $(BIN)/appliance dns
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

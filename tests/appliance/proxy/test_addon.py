@@ -124,3 +124,36 @@ def test_the_authority_is_made_once_per_appliance_with_a_private_key(tmp_path: P
     assert first.fingerprint == again.fingerprint != other.fingerprint
     assert (tmp_path / "ca" / "mitmproxy-ca.pem").stat().st_mode & 0o077 == 0
     assert b"PRIVATE KEY" not in first.cert_pem
+
+
+def test_a_portal_sign_in_puts_the_device_under_the_childs_profile(tmp_path: Path) -> None:
+    """The proxy follows the store's sessions as the DNS filter does: a guest device signed in on the
+    portal is answered under the child's profile (under-10: only the allowlist), and after sign-out as a
+    guest again."""
+    import time
+
+    from appliance.store import people
+    from appliance.store.schema import connect
+
+    origin = Origin(ca_pem=tmp_path / "none.pem")
+    (tmp_path / "none.pem").write_text("")
+    config_path = write_config(tmp_path, origin, 18080)
+    config = load_config(config_path)
+    compile_lists(config, now=dt.datetime.now(dt.UTC))
+    m = Monitor(load_live(config_path), ensure_authority(tmp_path / "ca"), None, config_path)
+    device = "127.0.0.60"  # unknown to the configuration: a guest
+
+    def answer() -> int:
+        flow = _flow(device, "http://www.example.org/")
+        m.requestheaders(flow)
+        return flow.response.status_code if flow.response is not None else 0
+
+    assert answer() == 0  # a guest may go on to the site
+    store = connect(config.events_path)
+    child = people.add_child(store, "Amira", "under-10", "4826", time.time())
+    session = people.start_session(store, child.id, device, device, time.time(), time.time() + 3600, 1200)
+    m.follow_bindings()
+    assert answer() == 403  # the block page
+    people.end_session(store, session, "logout", time.time())
+    m.follow_bindings()
+    assert answer() == 0
