@@ -91,7 +91,7 @@ def db(app: Flask) -> Iterator[Any]:
 def accounts(db: Any) -> dict[Role, staff.StaffUser]:
     """One member of staff per role (user names: staff, lead, admin)."""
     return {
-        role: staff.add_user(db, role.value, f"{role.title} Person", role, PASSWORD, time.time())
+        role: staff.add_user(db, role.value, f"{role.label} Person", role, PASSWORD, time.time())
         for role in Role
     }
 
