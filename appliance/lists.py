@@ -7,6 +7,8 @@ compiled instead, so a broken download never empties a category.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -31,11 +33,14 @@ from filters.formats import (
 from filters.host_table import ALLOW
 from filters.index import SourceInfo
 from filters.phrases import parse_phrase_list
-from filters.report import ReportBuilder, SourceReport
+from filters.report import ReportBuilder, SkippedLine, SourceReport
 from filters.sources import Format, Source
 from filters.text import decode_list
 
 UT1_FILES = ("domains", "urls", "expressions")
+REPORT_NAME = "report.json"  # beside the compiled index: what the last compile found, for the dashboard
+
+log = logging.getLogger(__name__)
 
 
 class CompileError(ApplianceError):
@@ -228,4 +233,104 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
         raise CompileError("no source gave a single entry: the index in force was left unchanged")
     blob = builder.build(created=now.isoformat(timespec="seconds"))
     write_atomically(config.index_path, blob)
-    return CompileResult(tuple(reports), config.index_path, len(blob), time.perf_counter() - started)
+    result = CompileResult(tuple(reports), config.index_path, len(blob), time.perf_counter() - started)
+    _write_report(config, result, now, reader)
+    return result
+
+
+@dataclass(frozen=True)
+class CompiledSource:
+    """One source as the last compile found it: where it is from, and when its entries were read."""
+
+    report: SourceReport
+    category: str
+    format: str
+    location: str
+    updated: str | None  # ISO time its entries were last read (the last good copy's, if it stood in)
+
+
+@dataclass(frozen=True)
+class CompileReport:
+    """What the compile that made the index in force found, read back from `report.json`."""
+
+    compiled: str  # ISO time
+    index_bytes: int
+    seconds: float
+    sources: tuple[CompiledSource, ...]
+
+
+def report_path(config: Config) -> Path:
+    return config.index_path.parent / REPORT_NAME
+
+
+def _write_report(config: Config, result: CompileResult, now: datetime, reader: _SourceReader) -> None:
+    """Keep what this compile found beside the index (atomically, written after it)."""
+    compiled = now.isoformat(timespec="seconds")
+    sources = []
+    for source, report in zip(config.sources, result.reports, strict=True):
+        updated: str | None = compiled
+        if report.rejected:
+            cache = reader._cache(source)
+            updated = (
+                datetime.fromtimestamp(cache.stat().st_mtime, now.tzinfo).isoformat(timespec="seconds")
+                if report.entries and cache.exists()
+                else None
+            )
+        sources.append(
+            {
+                "source": report.source,
+                "category": source.category,
+                "format": source.format.value,
+                "location": source.location,
+                "updated": updated,
+                "entries": report.entries,
+                "skipped": report.skipped,
+                "rejected": report.rejected,
+                "first_skipped": [
+                    {"origin": s.origin, "line": s.line, "reason": s.reason} for s in report.first_skipped
+                ],
+                "skipped_by_reason": [list(pair) for pair in report.skipped_by_reason],
+                "warnings": list(report.warnings),
+            }
+        )
+    data = {
+        "compiled": compiled,
+        "index_bytes": result.index_bytes,
+        "seconds": round(result.seconds, 3),
+        "sources": sources,
+    }
+    write_atomically(report_path(config), json.dumps(data, indent=1).encode("utf-8"))
+
+
+def read_compile_report(config: Config) -> CompileReport | None:
+    """The report of the compile that made the index in force; None if there is none (or it is damaged)."""
+    path = report_path(config)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        sources = tuple(
+            CompiledSource(
+                SourceReport(
+                    source=str(s["source"]),
+                    entries=int(s["entries"]),
+                    skipped=int(s["skipped"]),
+                    first_skipped=tuple(
+                        SkippedLine(str(k["origin"]), int(k["line"]), str(k["reason"]))
+                        for k in s["first_skipped"]
+                    ),
+                    warnings=tuple(str(w) for w in s["warnings"]),
+                    rejected=None if s["rejected"] is None else str(s["rejected"]),
+                    skipped_by_reason=tuple((str(r), int(n)) for r, n in s["skipped_by_reason"]),
+                ),
+                str(s["category"]),
+                str(s["format"]),
+                str(s["location"]),
+                None if s["updated"] is None else str(s["updated"]),
+            )
+            for s in data["sources"]
+        )
+        return CompileReport(str(data["compiled"]), int(data["index_bytes"]), float(data["seconds"]), sources)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("compile report %s is unreadable (%s); compile the lists again", path, e)
+        return None

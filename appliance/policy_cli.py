@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import Enum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from appliance.config import Config, ConfigError, device_problems, load_config
-from appliance.policy_files import PolicyFileErrors, read_policy_files, unmapped_sources
+from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files, unmapped_sources
 from appliance.storage import open_index
 from filters.errors import FilterError
+from filters.names import BadName, normalise_host
 from filters.sources import Format
 from profiles.decide import decide
 from profiles.identity import GUEST, Identity, Via
+from profiles.policy import Policy
 from profiles.request import Channel, Request
-from profiles.verdict import Verdict
+from profiles.verdict import Action, Verdict
 
 
 def _source_problems(config: Config) -> list[str]:
@@ -39,6 +44,25 @@ def _source_problems(config: Config) -> list[str]:
     return problems
 
 
+def policy_problems(config: Config) -> tuple[PolicyFiles | None, list[str]]:
+    """The policy files read under `config`, and every mistake in them or between them and the
+    configuration (list sources no category takes, devices with an unknown profile).
+
+    The files are None when they have mistakes; the list is empty when they have none. `appliance check`
+    and the dashboard's profile editor both judge a policy by this."""
+    errors: list[str] = []
+    try:
+        files = read_policy_files(config.policy)
+    except PolicyFileErrors as e:
+        errors += e.errors
+        if e.categories is not None:
+            errors += unmapped_sources(config, e.categories)
+        return None, errors
+    errors += unmapped_sources(config, files.categories)
+    errors += device_problems(config, files.profiles)
+    return (None if errors else files), errors
+
+
 def run_check(args: argparse.Namespace) -> int:
     """Every mistake in the configuration, the policy files and the list sources; 0 if none."""
     try:
@@ -47,17 +71,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"error: {e}")
         print("1 problem found: the configuration must be fixed before anything else can be checked")
         return 1
-    errors: list[str] = []
-    try:
-        files = read_policy_files(config.policy)
-    except PolicyFileErrors as e:
-        errors += e.errors
-        files = None
-        if e.categories is not None:
-            errors += unmapped_sources(config, e.categories)
-    if files is not None:
-        errors += unmapped_sources(config, files.categories)
-        errors += device_problems(config, files.profiles)
+    files, errors = policy_problems(config)
     errors += _source_problems(config)
     for error in errors:
         print(f"error: {error}")
@@ -86,11 +100,12 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_time(text: str | None, zone: tzinfo) -> datetime:
-    if text is None:
+def parse_time(text: str | None, zone: tzinfo) -> datetime:
+    """An ISO time (centre time unless it has an offset) as an aware datetime; now if None or empty."""
+    if not text:
         return datetime.now(UTC)
     try:
-        when = datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text.strip())
     except ValueError as e:
         raise ConfigError(f"--at {text!r}: give an ISO time like 2026-11-24T16:30 (centre time)") from e
     if when.tzinfo is None:
@@ -118,36 +133,107 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """The verdict on one host or URL for one profile at one time, as `appliance explain` shows it."""
+
+    subject: str
+    at: datetime  # aware
+    zone: ZoneInfo
+    verdict: Verdict
+    intercept_tls: bool  # may the profile's traffic be decrypted on centre-managed devices
+
+    @property
+    def local(self) -> datetime:
+        """The time in the centre's time zone."""
+        return self.at.astimezone(self.zone)
+
+    @property
+    def action_words(self) -> str:
+        """`BLOCK`, `ALLOW and FLAG`, ... as the explanation's headline."""
+        what = self.verdict.action.value.upper()
+        if self.verdict.flagged and self.verdict.action is not Action.FLAG:
+            what += " and FLAG"
+        return what
+
+
+def explain_request(
+    subject: str,
+    *,
+    source_url: str | None = None,
+    request_type: str = "document",
+    send: str | None = None,
+) -> Request:
+    """The request `appliance explain` judges: a URL (with a `/`) as a web request, else a DNS name.
+    Raises ConfigError if the subject is not a host name or URL."""
+    subject = subject.strip()
+    if "/" in subject or "://" in subject:
+        url = subject if "://" in subject else "https://" + subject
+        request = Request.web(url, source_url=source_url, request_type=request_type, outbound_text=send)
+    else:
+        request = Request(subject.lower().rstrip("."), channel=Channel.DNS)
+    try:
+        ipaddress.ip_address(request.host)
+    except ValueError:
+        try:
+            normalise_host(request.host)
+        except BadName as e:
+            raise ConfigError(f"{subject!r} is not a host name or URL ({e})") from e
+    return request
+
+
+def explain(
+    files: PolicyFiles,
+    policy: Policy,
+    profile: str,
+    subject: str,
+    at: str | None = None,
+    *,
+    source_url: str | None = None,
+    request_type: str = "document",
+    send: str | None = None,
+) -> Explanation:
+    """The verdict on `subject` (a host or URL) for `profile` at `at` (ISO, centre time; None: now),
+    with every reason. Raises ConfigError for an unknown profile, a bad time or a bad subject."""
+    if profile not in files.profiles and profile != GUEST:  # `guest`: the policy names its own
+        raise ConfigError(f"no profile {profile!r} (profiles: {', '.join(files.profiles)})")
+    now = parse_time(at, files.zone)
+    subject = subject.strip()
+    request = explain_request(subject, source_url=source_url, request_type=request_type, send=send)
+    verdict = decide(request, policy, Identity(profile, Via.ASSUMED), now)
+    return Explanation(subject, now, files.zone, verdict, files.profiles[verdict.profile].intercept_tls)
+
+
 def run_explain(args: argparse.Namespace) -> int:
     """The verdict on a host or URL for a profile at a time, with every reason."""
     config = load_config(args.config)
     files = read_policy_files(config.policy)
     policy = files.bind(open_index(config.index_path))
-    if args.profile not in files.profiles and args.profile != GUEST:  # `guest`: the policy names its own
-        raise ConfigError(f"no profile {args.profile!r} (profiles: {', '.join(files.profiles)})")
-    now = _parse_time(args.at, files.zone)
-    subject: str = args.host_or_url.strip()
-    if "/" in subject or "://" in subject:
-        url = subject if "://" in subject else "https://" + subject
-        request = Request.web(
-            url, source_url=args.source_url, request_type=args.type, outbound_text=args.send
-        )
-    else:
-        request = Request(subject.lower().rstrip("."), channel=Channel.DNS)
-    identity = Identity(args.profile, Via.ASSUMED)
-    verdict = decide(request, policy, identity, now)
+    found = explain(
+        files,
+        policy,
+        args.profile,
+        args.host_or_url,
+        args.at,
+        source_url=args.source_url,
+        request_type=args.type,
+        send=args.send,
+    )
+    verdict = found.verdict
     if args.json:
-        out: dict[str, Any] = {"subject": subject, "at": now.isoformat(), "verdict": verdict_json(verdict)}
-        out["intercept_tls_on_managed_devices"] = files.profiles[verdict.profile].intercept_tls
+        out: dict[str, Any] = {
+            "subject": found.subject,
+            "at": found.at.isoformat(),
+            "verdict": verdict_json(verdict),
+        }
+        out["intercept_tls_on_managed_devices"] = found.intercept_tls
         print(json.dumps(out))
         return 0
-    local = now.astimezone(files.zone)
-    print(f"{subject}")
-    print(f"  profile {verdict.profile!r} at {local:%A %Y-%m-%d %H:%M} ({files.zone.key})")
-    what = verdict.action.value.upper()
-    if verdict.flagged and verdict.action.value != "flag":
-        what += " and FLAG"
-    print(f"  verdict: {what}" + (f" (severity {verdict.severity})" if verdict.severity else ""))
+    print(f"{found.subject}")
+    print(f"  profile {verdict.profile!r} at {found.local:%A %Y-%m-%d %H:%M} ({found.zone.key})")
+    print(
+        f"  verdict: {found.action_words}" + (f" (severity {verdict.severity})" if verdict.severity else "")
+    )
     if verdict.safe_search is not None:
         target = verdict.safe_search
         print(f"  safe search: {target.engine} answered as {target.host}")

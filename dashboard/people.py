@@ -1,16 +1,345 @@
-"""(Being written: see the issue.)"""
+"""Children and devices: add a child, reset a PIN, see who is signed in, name the devices on the network.
+
+Staff at the desk add children, reset PINs and sign a child out; administrators change or archive a
+child and name devices (a device's profile decides what it may reach when nobody is signed in on it).
+Every change goes to the audit log. PINs are never shown, logged or kept in the clear.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import ipaddress
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from appliance.devices_seen import SeenDevice, SweepError, arp_sweep, merge_seen, seen_devices, sweep_settings
+from appliance.dns.neighbours import ARP_TABLE
+from appliance.policy_files import PolicyFileErrors, read_policy_files
+from appliance.store import people
+from appliance.store.people import DeviceRecord
+from appliance.store.schema import StoreError
 from appliance.store.staff import Role
-from dashboard.security import requires
+from dashboard.database import config, now, store
+from dashboard.security import current_user, log_action, requires
+from profiles.identity import normalise_mac
 
 bp = Blueprint("people", __name__)
+
+MAX_NAME = 64
+SWEEP_TIMEOUT_S = 2.0
+
+
+class Refused(Exception):
+    """A form that cannot be saved as it is; the message tells staff what to change."""
+
+
+def profile_names() -> tuple[list[str], str]:
+    """The policy's profiles, and an error if the policy files cannot be read (then there are none)."""
+    try:
+        return list(read_policy_files(config().policy).profiles), ""
+    except PolicyFileErrors as e:
+        return [], f"The policy files have mistakes, so no profile can be chosen: {e.errors[0]}"
+
+
+def _zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(config().policy.timezone)
+    except (ValueError, KeyError):
+        return ZoneInfo("UTC")
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, _zone()).strftime("%H:%M")
+
+
+def _chosen_profile(profiles: list[str]) -> str:
+    profile = request.form.get("profile", "").strip()
+    if profile not in profiles:
+        known = ", ".join(profiles) or "none: the policy files need fixing first"
+        raise Refused(f"Choose one of the profiles ({known}).")
+    return profile
+
+
+def _is_admin() -> bool:
+    user = current_user()
+    return user is not None and user.role.may(Role.ADMIN)
+
+
+# ---- children and sessions ----
+
+
+def _children_page(error: str = "", form: dict[str, str] | None = None, status: int = 200) -> tuple[str, int]:
+    db = store()
+    profiles, policy_error = profile_names()
+    show_archived = request.args.get("archived") == "1"
+    sessions = people.open_sessions(db, now())
+    page = render_template(
+        "people/index.html",
+        children=people.children(db, archived=show_archived),
+        show_archived=show_archived,
+        sessions=[(s, _clock(s.started), _clock(s.expires)) for s in sessions],
+        profiles=profiles,
+        error=error or policy_error,
+        form=form or {},
+        admin=_is_admin(),
+    )
+    return page, status
 
 
 @bp.route("/people")
 @requires(Role.STAFF)
-def index() -> str:
-    return "coming"
+def index() -> tuple[str, int]:
+    return _children_page()
+
+
+@bp.route("/people/children", methods=["POST"])
+@requires(Role.STAFF)
+def add_child() -> tuple[str, int] | Response:
+    profiles, _ = profile_names()
+    form = request.form
+    try:
+        name = " ".join(form.get("display_name", "").split())
+        if len(name) > MAX_NAME:
+            raise Refused(f"A display name is at most {MAX_NAME} letters (a first name is enough).")
+        profile = _chosen_profile(profiles)
+        if form.get("pin", "") != form.get("again", ""):
+            raise Refused("The two PINs differ.")
+        child = people.add_child(store(), name, profile, form.get("pin", ""), now())
+    except (Refused, StoreError) as e:
+        kept = {"display_name": form.get("display_name", ""), "profile": form.get("profile", "")}
+        return _children_page(_sentence(e), kept, 400)
+    log_action("add-child", f"child:{child.id}", f"profile {child.profile}")
+    flash(f"Added {child.display_name} ({child.profile}). They sign in with their name and PIN.")
+    return redirect(url_for("people.index"))
+
+
+@bp.route("/people/children/<child_id>/pin", methods=["POST"])
+@requires(Role.STAFF)
+def reset_pin(child_id: str) -> tuple[str, int] | Response:
+    child = people.get_child(store(), child_id)
+    if child is None:
+        abort(404, "There is no such child.")
+    form = request.form
+    try:
+        if form.get("pin", "") != form.get("again", form.get("pin", "")):
+            raise Refused("The two PINs differ.")
+        people.reset_pin(store(), child.id, form.get("pin", ""))
+    except (Refused, StoreError) as e:
+        return _children_page(f"{child.display_name}: {_sentence(e)}", status=400)
+    log_action("reset-pin", f"child:{child.id}")
+    flash(f"{child.display_name}'s PIN is changed. Tell them the new one, away from other children.")
+    return redirect(url_for("people.index"))
+
+
+@bp.route("/people/children/<child_id>", methods=["POST"])
+@requires(Role.ADMIN)
+def change_child(child_id: str) -> tuple[str, int] | Response:
+    child = people.get_child(store(), child_id)
+    if child is None:
+        abort(404, "There is no such child.")
+    profiles, _ = profile_names()
+    archived = request.form.get("archived") == "1"
+    try:
+        profile = _chosen_profile(profiles) if request.form.get("profile") else child.profile
+    except Refused as e:
+        return _children_page(f"{child.display_name}: {e}", status=400)
+    people.update_child(store(), child.id, profile, archived=archived)
+    if archived and not child.archived:
+        log_action("archive-child", f"child:{child.id}", f"profile {profile}")
+        flash(f"{child.display_name} is archived: they can no longer sign in.")
+    else:
+        what = "restored, " if child.archived and not archived else ""
+        log_action("change-child", f"child:{child.id}", f"{what}profile {child.profile} -> {profile}")
+        flash(f"{child.display_name}: {what}profile {profile}.")
+    return redirect(url_for("people.index"))
+
+
+@bp.route("/people/sessions/<int:session_id>/end", methods=["POST"])
+@requires(Role.STAFF)
+def end_session(session_id: int) -> Response:
+    found = [s for s in people.open_sessions(store(), now()) if s.id == session_id]
+    if not found:
+        abort(404, "That session has already ended.")
+    people.end_session(store(), found[0].id, "staff", now())
+    log_action("end-session", f"child:{found[0].child}", f"device {found[0].device}")
+    flash(f"{found[0].display_name} is signed out.")
+    return redirect(url_for("people.index"))
+
+
+def _sentence(error: Exception) -> str:
+    text = str(error)
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
+
+
+# ---- devices ----
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    """A line of the devices page: a named device (in the store or the configuration file) and where it
+    is seen now, or a device seen that nobody has named yet."""
+
+    name: str
+    mac: str
+    address: str
+    profile: str
+    managed: bool
+    seen: SeenDevice | None
+    origin: str  # "store", "config", or "" (seen only)
+
+
+def _arp_table() -> Path:
+    return Path(current_app.config.get("ARP_TABLE") or ARP_TABLE)
+
+
+def _sweep_settings() -> tuple[str, str] | None:
+    found: tuple[str, str] | None = current_app.config.get("ARP_SWEEP") or sweep_settings(os.environ)
+    return found
+
+
+def device_rows(extra: list[SeenDevice] | None = None) -> list[DeviceRow]:
+    """Named devices first (each with where it is seen now), then the devices seen but not named."""
+    seen = merge_seen(seen_devices(config().dns.leases, _arp_table()), extra or [])
+    by_mac = {d.mac: d for d in seen}
+    by_ip = {d.ip: d for d in seen}
+    rows, claimed = [], set()
+    named = [(r, "store") for r in people.devices(store())]
+    named += [
+        (DeviceRecord(d.name, d.mac, d.network, d.profile, d.managed), "config") for d in config().devices
+    ]
+    for record, origin in named:
+        match = by_mac.get(record.mac) if record.mac else by_ip.get(record.address or "")
+        if match is not None:
+            claimed.add(match.mac)
+        rows.append(
+            DeviceRow(
+                record.name,
+                record.mac or "",
+                record.address or "",
+                record.profile,
+                record.managed,
+                match,
+                origin,
+            )
+        )
+    rows += [DeviceRow("", d.mac, d.ip, "", False, d, "") for d in seen if d.mac not in claimed]
+    return rows
+
+
+def _devices_page(
+    error: str = "",
+    status: int = 200,
+    extra: list[SeenDevice] | None = None,
+    form: dict[str, Any] | None = None,
+) -> tuple[str, int]:
+    profiles, policy_error = profile_names()
+    page = render_template(
+        "people/devices.html",
+        rows=device_rows(extra),
+        profiles=profiles,
+        error=error or policy_error,
+        admin=_is_admin(),
+        sweep=_sweep_settings(),
+        swept=extra,
+        leases=config().dns.leases,
+        form=form or {},
+    )
+    return page, status
+
+
+@bp.route("/people/devices")
+@requires(Role.STAFF)
+def devices() -> tuple[str, int]:
+    return _devices_page()
+
+
+def _device_from_form(profiles: list[str]) -> DeviceRecord:
+    form = request.form
+    name = " ".join(form.get("name", "").split())
+    if not name:
+        raise Refused("Give the device a name staff will recognise, like 'Laptop 3' or 'Amira's tablet'.")
+    if len(name) > MAX_NAME:
+        raise Refused(f"A device name is at most {MAX_NAME} letters.")
+    mac_text = form.get("mac", "").strip()
+    mac = None
+    if mac_text:
+        try:
+            mac = normalise_mac(mac_text)
+        except ValueError:
+            raise Refused(
+                f"{mac_text!r} is not a MAC address: write it as six pairs of hex digits, "
+                "like 3c:22:fb:12:34:56 (the device's Wi-Fi settings show it)."
+            ) from None
+    address_text = form.get("address", "").strip()
+    address = None
+    if address_text and mac is None:
+        try:
+            address = str(ipaddress.ip_address(address_text))
+        except ValueError:
+            raise Refused(f"{address_text!r} is not an IP address like 192.168.50.20.") from None
+    if mac is None and address is None:
+        raise Refused(f"Device {name!r}: give its MAC address (or, failing that, its IP address).")
+    return DeviceRecord(name, mac, address, _chosen_profile(profiles), form.get("managed") in ("1", "on"))
+
+
+@bp.route("/people/devices/save", methods=["POST"])
+@requires(Role.ADMIN)
+def save_device() -> tuple[str, int] | Response:
+    profiles, _ = profile_names()
+    db = store()
+    try:
+        device = _device_from_form(profiles)
+        existing = {d.name: d for d in people.devices(db)}
+        if request.form.get("new") == "1" and device.name in existing:
+            raise Refused(f"There is already a device named {device.name!r}: choose another name.")
+        if device.name in {d.name for d in config().devices}:
+            raise Refused(
+                f"{device.name!r} is named in appliance.yaml: change it there, or choose another name."
+            )
+        people.save_device(db, device, now())
+    except (Refused, StoreError) as e:
+        return _devices_page(_sentence(e), 400, form=dict(request.form))
+    detail = f"mac {device.mac or '-'}, address {device.address or '-'}, profile {device.profile}"
+    log_action(
+        "save-device", f"device:{device.name}", f"{detail}, managed {'yes' if device.managed else 'no'}"
+    )
+    flash(f"Saved {device.name}: profile {device.profile}{', centre-managed' if device.managed else ''}.")
+    return redirect(url_for("people.devices"))
+
+
+@bp.route("/people/devices/remove", methods=["POST"])
+@requires(Role.ADMIN)
+def remove_device() -> Response:
+    name = request.form.get("name", "")
+    if name not in {d.name for d in people.devices(store())}:
+        abort(404, "There is no such device.")
+    people.remove_device(store(), name)
+    log_action("remove-device", f"device:{name}")
+    flash(f"{name} is forgotten: it gets the guest profile unless a child signs in on it.")
+    return redirect(url_for("people.devices"))
+
+
+@bp.route("/people/devices/sweep", methods=["POST"])
+@requires(Role.ADMIN)
+def sweep() -> tuple[str, int]:
+    settings = _sweep_settings()
+    if settings is None:
+        return _devices_page(
+            "No network is set for an ARP sweep (APPLIANCE_ARP_SWEEP_INTERFACE and "
+            "APPLIANCE_ARP_SWEEP_NETWORK in the dashboard's environment).",
+            400,
+        )
+    interface, network = settings
+    try:
+        found = arp_sweep(interface, network, SWEEP_TIMEOUT_S)
+    except SweepError as e:
+        return _devices_page(f"The sweep did not run: {e}", 400)
+    log_action("arp-sweep", f"network:{network}", f"{len(found)} answered on {interface}")
+    return _devices_page(extra=found)

@@ -1,16 +1,387 @@
-"""(Being written: see the issue.)"""
+"""Profiles and lists: the profiles in force in plain words, "why is this blocked?", the list sources
+as the last compile found them, and the e-safety lead's profile editor.
+
+The editor judges a new profiles file with the same code as `appliance check` (written to a file beside
+the real one, read with the rest of the policy), and replaces the real file atomically only if it has
+no mistake; the DNS filter and the proxy notice the new file and reload it by themselves.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import dataclasses
+import difflib
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
 
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from appliance.config import ConfigError
+from appliance.lists import read_compile_report
+from appliance.policy_cli import Explanation, explain, policy_problems
+from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files
+from appliance.storage import open_index, write_atomically
+from appliance.store import people
 from appliance.store.staff import Role
-from dashboard.security import requires
+from dashboard.database import config, now, store
+from dashboard.security import current_user, log_action, requires
+from filters.errors import FilterError
+from profiles.categories import CategoryMap
+from profiles.profile import Mode, Profile
+from profiles.schedule import DAYS, Outside, Window
+from profiles.verdict import Action, LogDetail
 
 bp = Blueprint("policy_views", __name__)
 
 
-@bp.route("/policy_views")
+# ---- the profiles in plain words ----
+
+
+@dataclass(frozen=True)
+class ProfileWords:
+    """One profile as staff read it: a title line and the rules as sentences."""
+
+    name: str
+    description: str
+    reasoning: str
+    rules: tuple[tuple[str, str], ...]  # (what, in words)
+
+
+def _titles(names: Iterable[str], categories: CategoryMap) -> str:
+    return ", ".join(sorted(categories[n].title if n in categories else n for n in names)) or "none"
+
+
+def _days(days: frozenset[int]) -> str:
+    """`Mon–Fri, Sat`: runs of three days or more as ranges."""
+    if len(days) == 7:
+        return "every day"
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    parts: list[str] = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{DAYS[run[0]].title()}–{DAYS[run[-1]].title()}")
+        else:
+            parts.extend(DAYS[d].title() for d in run)
+    return ", ".join(parts)
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _window(window: Window) -> str:
+    late = " (to the next morning)" if window.end <= window.start else ""
+    return f"{_days(window.days)} {_clock(window.start)}–{_clock(window.end)}{late}"
+
+
+_OUTSIDE = {
+    Outside.ALLOWLIST: "only the help services and the profile's allowlist work",
+    Outside.BLOCK: "nothing works but the help services and the sign-in page",
+    Outside.FLAG: "everything works as usual, but every visit is flagged for staff",
+}
+
+
+def profile_words(profile: Profile, files: PolicyFiles) -> ProfileWords:
+    """The profile's rules as sentences, in the order they apply."""
+    cats = files.categories
+    rules: list[tuple[str, str]] = []
+    if profile.bypass:
+        rules.append(
+            ("Filtering", "None at all: a technician's device. Only help services are treated apart.")
+        )
+    elif profile.mode is Mode.ALLOWLIST_ONLY:
+        rules.append(("Filtering", "Only sites on its allowlist open; everything else is blocked."))
+    else:
+        rules.append(("Filtering", "Everything opens except what is blocked below."))
+    always = [c.name for c in cats.values() if c.always_blocked]
+    if always and not profile.bypass:
+        rules.append(("Always blocked", f"{_titles(always, cats)} (for every profile)"))
+    if profile.blocked_categories:
+        rules.append(("Blocked", _titles(profile.blocked_categories, cats)))
+    if profile.flagged_categories:
+        flagged = ", ".join(
+            f"{cats[c].title if c in cats else c} ({severity})"
+            for c, severity in sorted(profile.flagged_categories.items())
+        )
+        rules.append(("Allowed, but staff are told", flagged))
+    if profile.allowed_categories:
+        rules.append(
+            (
+                "Allowlist",
+                f"{_titles(profile.allowed_categories, cats)}: open even if a blocked list has them",
+            )
+        )
+    if profile.allow:
+        rules.append(("Its own allow entries", ", ".join(profile.allow)))
+    if profile.block:
+        rules.append(("Its own block entries", ", ".join(profile.block)))
+    if profile.schedule is not None:
+        windows = "; ".join(_window(w) for s in profile.schedule.schedules for w in s.windows) or "never"
+        rules.append(("Hours", f"Open {windows}. Outside these hours {_OUTSIDE[profile.schedule.outside]}."))
+    else:
+        rules.append(("Hours", "No time limits."))
+    safe = profile.safe_search
+    if safe.enabled:
+        engines = ", ".join(e.name for e in files.safe_search.engines) or "the search engines"
+        rules.append(("Safe search", f"Forced on {engines}; YouTube {safe.youtube}."))
+    else:
+        rules.append(("Safe search", "Off."))
+    if profile.phrases.limits:
+        limits = ", ".join(
+            f"{cats[c].title if c in cats else c} {n}" for c, n in profile.phrases.limits.items()
+        )
+        verb = "blocked" if profile.phrases.action is Action.BLOCK else "flagged"
+        rules.append(("Page words", f"A page whose weighted words reach a limit is {verb} ({limits})."))
+    if profile.watch:
+        rules.append(("Watched search words", ", ".join(profile.watch) + ": staff are told"))
+    pii = profile.personal_info
+    if pii.action is Action.ALLOW or not pii.kinds:
+        rules.append(("Personal information sent", "Not checked."))
+    else:
+        verb = "blocked" if pii.action is Action.BLOCK else "allowed, but staff are told"
+        rules.append(("Personal information sent", f"{', '.join(sorted(pii.kinds))}: {verb}."))
+    if profile.blocked_downloads:
+        rules.append(("Downloads blocked", ", ".join(sorted(profile.blocked_downloads))))
+    rules.append(
+        (
+            "Decrypted",
+            "Yes, on centre-managed devices (so pages and searches can be checked)"
+            if profile.intercept_tls
+            else "Never.",
+        )
+    )
+    rules.append(
+        (
+            "Kept in the log",
+            "Every allowed visit, under the child's pseudonym"
+            if profile.log_allowed is LogDetail.EVENT
+            else "Blocks and flags; allowed visits only as daily totals.",
+        )
+    )
+    return ProfileWords(profile.name, profile.description, profile.reasoning, tuple(rules))
+
+
+def _policy() -> tuple[PolicyFiles | None, list[str]]:
+    try:
+        return read_policy_files(config().policy), []
+    except PolicyFileErrors as e:
+        return None, e.errors
+
+
+def _may_edit() -> bool:
+    user = current_user()
+    return user is not None and user.role.may(Role.LEAD)
+
+
+@bp.route("/policy")
 @requires(Role.STAFF)
 def index() -> str:
-    return "coming"
+    files, errors = _policy()
+    words = [profile_words(p, files) for p in files.profiles.values()] if files else []
+    return render_template(
+        "policy/index.html",
+        profiles=words,
+        names=list(files.profiles) if files else [],
+        zone=files.zone.key if files else "",
+        errors=errors,
+        may_edit=_may_edit(),
+        form={},
+        found=None,
+        explain_error="",
+    )
+
+
+# ---- "why is this blocked?" ----
+
+
+@bp.route("/policy/explain")
+@requires(Role.STAFF)
+def why() -> tuple[str, int]:
+    files, errors = _policy()
+    form = {k: request.args.get(k, "").strip() for k in ("subject", "profile", "at")}
+    found: Explanation | None = None
+    problem, status = "", 200
+    if files is None:
+        problem, status = "The policy files have mistakes, so nothing can be explained.", 500
+    elif not form["subject"]:
+        problem, status = "Type a web address or a site name, like www.example.com.", 400
+    else:
+        try:
+            policy = files.bind(open_index(config().index_path))
+            at = form["at"] or datetime.fromtimestamp(now(), UTC).isoformat()
+            found = explain(files, policy, form["profile"], form["subject"], at)
+        except ConfigError as e:
+            problem, status = str(e).replace("--at ", "time "), 400
+        except FilterError as e:
+            problem, status = f"The lists are not compiled yet ({e}).", 500
+    page = render_template(
+        "policy/index.html",
+        profiles=[profile_words(p, files) for p in files.profiles.values()] if files else [],
+        names=list(files.profiles) if files else [],
+        zone=files.zone.key if files else "",
+        errors=errors,
+        may_edit=_may_edit(),
+        form=form,
+        found=found,
+        categories=files.categories if files else None,
+        explain_error=problem,
+    )
+    return page, status
+
+
+# ---- the list sources ----
+
+
+@bp.route("/policy/lists")
+@requires(Role.STAFF)
+def lists() -> str:
+    cfg = config()
+    report = read_compile_report(cfg)
+    try:
+        modified = os.stat(cfg.index_path).st_mtime
+    except OSError:
+        modified = None
+    return render_template("policy/lists.html", report=report, index_present=modified is not None)
+
+
+# ---- editing the profiles file ----
+
+
+def _shipped_file(path: Path) -> bool:
+    """Is `path` inside the installed software (replaced by every update, so not to be edited)?"""
+    package = Path(str(resources.files("appliance"))).resolve()
+    return path.resolve().is_relative_to(package)
+
+
+def _edit_refusal(path: Path) -> str:
+    if _shipped_file(path):
+        return (
+            f"The profiles in force are the ones shipped with the appliance software ({path}). They are "
+            "replaced by every update, so they are not edited here. To change them, copy that file to, "
+            "for example, /etc/appliance/profiles.yaml, set policy.profiles to that path in appliance.yaml, "
+            "and restart the appliance's services."
+        )
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"The dashboard may not write {path}: its owner must let the dashboard's user write it."
+    return ""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_profiles(text: str, real: Path) -> tuple[PolicyFiles | None, list[str]]:
+    """Judge `text` as the profiles file the way `appliance check` would, without touching the real one."""
+    cfg = config()
+    trial = real.with_name(f".{real.name}.check-{secrets.token_hex(4)}.yaml")
+    try:
+        trial.write_text(text, encoding="utf-8")
+        changed = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, profiles=trial))
+        files, errors = policy_problems(changed)
+    except OSError as e:
+        return None, [f"{real.parent}: cannot write the trial copy beside the profiles file: {e.strerror}"]
+    finally:
+        trial.unlink(missing_ok=True)
+    errors = [e.replace(str(trial), str(real)) for e in errors]
+    if files is not None:
+        errors += _profiles_in_use(set(files.profiles))
+    return (None if errors else files), errors
+
+
+def _profiles_in_use(known: set[str]) -> list[str]:
+    """A message for each profile children or named devices use that the new file no longer has."""
+    db = store()
+    users: dict[str, list[str]] = {}
+    for child in people.children(db):
+        users.setdefault(child.profile, []).append(child.display_name)
+    for device in people.devices(db):
+        users.setdefault(device.profile, []).append(f"device {device.name}")
+    return [
+        f"profile {name!r} is used by {', '.join(sorted(who)[:5])}{' and more' if len(who) > 5 else ''}: "
+        "keep it, or give them another profile first (Children & devices)"
+        for name, who in sorted(users.items())
+        if name not in known
+    ]
+
+
+def _summary(old_text: str, new_text: str, old: PolicyFiles | None, new: PolicyFiles) -> str:
+    diff = list(difflib.unified_diff(old_text.splitlines(), new_text.splitlines(), lineterm="", n=0))
+    added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
+    removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
+    parts = []
+    if old is not None:
+        before, after = old.profiles, new.profiles
+        if changed := [n for n in after if n in before and after[n] != before[n]]:
+            parts.append(f"changed {', '.join(changed)}")
+        if added_profiles := [n for n in after if n not in before]:
+            parts.append(f"added {', '.join(added_profiles)}")
+        if gone := [n for n in before if n not in after]:
+            parts.append(f"removed {', '.join(gone)}")
+        if not parts:
+            parts.append("no rule changed")
+    parts.append(f"+{added}/-{removed} lines")
+    return "; ".join(parts)
+
+
+@bp.route("/policy/profiles", methods=["GET", "POST"])
+@requires(Role.LEAD)
+def edit_profiles() -> tuple[str, int] | Response:
+    cfg = config()
+    real = cfg.policy.profiles
+    refusal = _edit_refusal(real)
+    try:
+        current = real.read_bytes()
+    except OSError as e:
+        current, refusal = b"", refusal or f"Cannot read {real}: {e.strerror}"
+    text = current.decode("utf-8", errors="replace")
+    errors: list[str] = []
+    status = 200
+    if request.method == "POST":
+        text = request.form.get("text", "").replace("\r\n", "\n")
+        if text and not text.endswith("\n"):
+            text += "\n"
+        if refusal:
+            errors, status = [refusal], 400
+        elif request.form.get("base", "") != _digest(current):
+            errors = [
+                "Someone changed the profiles file since you opened it. Your text is below, not saved: "
+                "copy your change, reload the page, and make it again on the new file."
+            ]
+            status = 409
+        elif text == current.decode("utf-8", errors="replace"):
+            flash("Nothing changed.")
+            return redirect(url_for("policy_views.index"))
+        else:
+            new, errors = _check_profiles(text, real)
+            if new is None:
+                status = 400
+            else:
+                old, _ = _policy()
+                summary = _summary(current.decode("utf-8", errors="replace"), text, old, new)
+                write_atomically(real, text.encode("utf-8"))
+                log_action("change-profile", f"file:{real}", summary)
+                flash(
+                    f"Saved ({summary}). The DNS filter and the proxy use the new profiles within seconds; "
+                    "nothing needs restarting."
+                )
+                return redirect(url_for("policy_views.index"))
+    page = render_template(
+        "policy/edit.html",
+        path=real,
+        text=text,
+        base=_digest(current),
+        refusal=refusal,
+        errors=errors,
+    )
+    return page, status
