@@ -417,6 +417,7 @@ def _flag(node: _Mapping, key: str, path: Path, what: str, default: bool) -> boo
 def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
     d = DashboardSettings()
     keys = {"listen", "admin_networks", "secure_cookies", "idle_minutes", "session_hours", "escalation"}
+    keys.add("arp_sweep")
     node = _section(raw, path, data, "dashboard", keys)
     if node is None:
         return d
@@ -444,7 +445,28 @@ def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
         contacts.append(
             Contact(**{k: _text(item, k, path, "escalation", "") for k in ("name", "role", "phone", "email")})
         )
+    sweep = None
+    raw_sweep = node.get("arp_sweep")
+    if raw_sweep is not None:
+        if not isinstance(raw_sweep, _Mapping):
+            raise ConfigError(
+                f"{_where(path, node, 'arp_sweep')}: dashboard.arp_sweep is a mapping: interface, network"
+            )
+        _unknown_keys(path, raw_sweep, {"interface", "network"}, "dashboard.arp_sweep")
+        interface = _text(raw_sweep, "interface", path, "dashboard.arp_sweep", "")
+        network = _text(raw_sweep, "network", path, "dashboard.arp_sweep", "")
+        try:
+            network = str(ipaddress.ip_network(network, strict=False))
+        except ValueError as e:
+            raise ConfigError(
+                f"{_where(path, raw_sweep, 'network')}: dashboard.arp_sweep.network: {network!r} is not a"
+                " network like 192.168.50.0/24"
+            ) from e
+        if not interface:
+            raise ConfigError(f"{_where(path, raw_sweep)}: dashboard.arp_sweep needs an interface (like eth1)")
+        sweep = (interface, network)
     return DashboardSettings(
+        arp_sweep=sweep,
         listen=listen,
         admin_networks=_networks(node, "admin_networks", path, "dashboard", d.admin_networks),
         secure_cookies=_flag(node, "secure_cookies", path, "dashboard", d.secure_cookies),

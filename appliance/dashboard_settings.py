@@ -26,6 +26,8 @@ class DashboardSettings:
     idle_minutes: int = 30  # a staff sign-in ends after this long without a page
     session_hours: int = 10  # and after this long in any case
     escalation: tuple[Contact, ...] = ()
+    # Where the appliance is the router: the children's interface and network, swept by ARP on request.
+    arp_sweep: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

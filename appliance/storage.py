@@ -11,13 +11,21 @@ from filters.index import FilterIndex
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves either the old or the new file, never a mix."""
+    """Replace `path` with `data` so that a crash leaves either the old or the new file, never a mix.
+    A file replaced keeps its permission bits (a profiles file edited in the dashboard stays readable by
+    the DNS filter and the proxy)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:

@@ -200,7 +200,9 @@ def _arp_table() -> Path:
 
 
 def _sweep_settings() -> tuple[str, str] | None:
-    found: tuple[str, str] | None = current_app.config.get("ARP_SWEEP") or sweep_settings(os.environ)
+    found: tuple[str, str] | None = (
+        current_app.config.get("ARP_SWEEP") or config().dashboard.arp_sweep or sweep_settings(os.environ)
+    )
     return found
 
 
