@@ -65,6 +65,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/dns.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/store.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -463,7 +463,9 @@ def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
                 " network like 192.168.50.0/24"
             ) from e
         if not interface:
-            raise ConfigError(f"{_where(path, raw_sweep)}: dashboard.arp_sweep needs an interface (like eth1)")
+            raise ConfigError(
+                f"{_where(path, raw_sweep)}: dashboard.arp_sweep needs an interface (like eth1)"
+            )
         sweep = (interface, network)
     return DashboardSettings(
         arp_sweep=sweep,

@@ -12,6 +12,7 @@ writer thread would share the interpreter lock and halve the answering rate unde
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -23,6 +24,7 @@ import threading
 import time
 import weakref
 from array import array
+from dataclasses import asdict
 from datetime import tzinfo
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,6 +32,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from appliance.events import RequestRow, StoreWriter, What, Who
+from appliance.store.retention import Schedule, settings_from_json
+from appliance.store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,11 @@ MAX_WAITING_BATCHES = 200  # about fifty seconds of full load: beyond, batches a
 class EventLog:
     """The answering side's end of the event log. Not thread-safe: one thread records and hands over."""
 
-    def __init__(self, path: Path, zone: tzinfo) -> None:
+    def __init__(self, path: Path, zone: tzinfo, retention: StoreSettings | None = None) -> None:
+        """`retention`: the store's `store:` settings, by which the writer purges old rows (the
+        defaults when not given)."""
         self.path = path
+        self._retention = json.dumps(asdict(retention or StoreSettings()))
         self.dropped_batches = 0
         self.ts = array("d")
         self.who = array("Q")
@@ -67,7 +74,7 @@ class EventLog:
         # A small process of its own (`python -m appliance.event_log`): it imports only what writing
         # needs, not the answering side's lists and libraries.
         process = subprocess.Popen(
-            [sys.executable, "-m", "appliance.event_log", str(self.path), str(self.zone)],
+            [sys.executable, "-m", "appliance.event_log", str(self.path), str(self.zone), self._retention],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -215,8 +222,10 @@ class EventLog:
         self._receive.close()
 
 
-def _writer_main(path: str, zone_name: str) -> None:
-    """The writer process: batches in on stdin, rows out, until told to stop or the pipe closes."""
+def _writer_main(path: str, zone_name: str, settings: str = "") -> None:
+    """The writer process: batches in on stdin, rows out, until told to stop or the pipe closes; and the
+    store's retention, by `settings` (the `store:` section as JSON, from
+    EventLog; the defaults of StoreSettings when empty)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A Ctrl-C's SIGINT, or systemd's SIGTERM to the whole group, reaches this process too: the parent
     # says when to stop (or its end closes the pipe), so the last batches are written first.
@@ -224,7 +233,9 @@ def _writer_main(path: str, zone_name: str) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     receive, conn = Connection(0, writable=False), Connection(1, readable=False)
     store = StoreWriter(Path(path), ZoneInfo(zone_name))
+    retention = Schedule(Path(path), settings_from_json(settings))
     try:
+        retention.run()
         while True:
             try:
                 message = pickle.loads(receive.recv_bytes())
@@ -243,7 +254,9 @@ def _writer_main(path: str, zone_name: str) -> None:
                 except Exception as e:  # one bad batch must not stop the log
                     log.error("event log %s: a batch of events could not be written: %s", path, e)
                 store.forget(dead)
+                retention.run()
     finally:
+        retention.close()
         store.close()
 
 
@@ -254,4 +267,4 @@ def _array(kind: str, data: bytes) -> array[Any]:
 
 
 if __name__ == "__main__":
-    _writer_main(sys.argv[1], sys.argv[2])
+    _writer_main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")

@@ -261,7 +261,6 @@ class Server(Started):
         raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.tail()}")
 
 
-
 _STAT = re.compile(r"^\s*(Queries sent|Queries completed|Queries lost|Queries per second):\s+([\d.]+)", re.M)
 _RCODES = re.compile(r"^\s*Response codes:\s+(.*)$", re.M)
 

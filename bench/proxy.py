@@ -159,7 +159,6 @@ class Server(Started):
         return True
 
 
-
 def wait_ready(
     waiting: dict[str, Server], probe_url: str, via_proxy: bool, timeout: float
 ) -> dict[str, float]:

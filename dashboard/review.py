@@ -6,6 +6,7 @@ Every look at children's events is written to the audit log: the feed (with its 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -113,7 +114,13 @@ def feed_page() -> str:
     shown = {k: v for k, v in request.args.items() if v and k != "before"}
     subject = f"child:{f.child}" if f.child else (f"device:{f.device}" if f.device else "feed")
     log_action("view-events", subject, " ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "newest")
-    older = found[-1].event.ts if len(found) == PAGE else None
+    older = None
+    if len(found) == PAGE:
+        # Events of one instant (a DNS batch shares its time) are never split between pages: the last
+        # instant moves to the next page, which starts at it (ts <= last).
+        last = found[-1].event.ts
+        whole = [r for r in found if r.event.ts > last]
+        found, older = (whole, math.nextafter(last, math.inf)) if whole else (found, last)
     return render_template(
         "review/feed.html",
         rows=found,

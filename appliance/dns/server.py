@@ -686,7 +686,7 @@ def make_server(live: Live, listen: list[tuple[str, int]], config_path: Path | N
     dns = live.config.dns
     settings = UpstreamSettings(upstream_servers(live, listen), dns.try_timeout_s, dns.servfail_after_s)
     upstreams = Upstreams(settings, RecordCache(dns.cache))
-    events = EventLog(live.config.events_path, live.zone)
+    events = EventLog(live.config.events_path, live.zone, live.config.store)
     return DnsServer(live, upstreams, events, config_path=config_path)
 
 

@@ -371,8 +371,7 @@ def _worry(helpline: Helpline | None) -> str:
         return "If something is worrying you, you can talk to a member of staff."
     phone = f" ({_e(helpline.phone)})" if helpline.phone else ""
     return (
-        "If something is worrying you, you can talk to a member of staff, "
-        f"or to {_e(helpline.name)}{phone}."
+        f"If something is worrying you, you can talk to a member of staff, or to {_e(helpline.name)}{phone}."
     )
 
 

@@ -49,7 +49,7 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     host, port = split_host_port(listen, 8080)
     opts = options.Options(listen_host=host, listen_port=port, mode=[mode], confdir=str(authority.folder))
     master = Master(opts)
-    events = EventLog(live.config.events_path, live.zone)
+    events = EventLog(live.config.events_path, live.zone, live.config.store)
     monitor = Monitor(live, authority, events, config_path)
     # Only the addons a filtering proxy needs: every addon is asked about every hook of every flow.
     master.addons.add(

@@ -41,7 +41,11 @@ def config_text(data_dir: Path, extra: str = "") -> str:
     head, marker, tail = text.partition("\ndashboard:")
     dashboard, _, portal = (marker + tail).partition("\nportal:")
     # The shipped dashboard and portal sections stay unless the test gives its own.
-    text = head + ("" if "dashboard:" in extra else dashboard) + ("" if "portal:" in extra else "\nportal:" + portal)
+    text = (
+        head
+        + ("" if "dashboard:" in extra else dashboard)
+        + ("" if "portal:" in extra else "\nportal:" + portal)
+    )
     return f"{text}\ndata_dir: {data_dir}\nproxy:\n  centre: Riverside Youth Centre\n{extra}"
 
 
@@ -161,7 +165,9 @@ def verdict(
     detail: str = "",
 ) -> Verdict:
     effect = Action.FLAG if flag else action
-    reason = Reason(step, effect, detail or f"category {category}", category, "", severity, source, line, rule)
+    reason = Reason(
+        step, effect, detail or f"category {category}", category, "", severity, source, line, rule
+    )
     return Verdict(action, profile, (reason,), severity, log=LogDetail.EVENT)
 
 

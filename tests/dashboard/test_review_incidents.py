@@ -24,10 +24,19 @@ def test_the_feed_shows_flagged_and_blocked_events_newest_first_with_why(browse,
     who = child_who(amira.id)
     events.dns(now - 300, who, "www.pornhub.com", verdict(Action.BLOCK, "adult", Severity.HIGH, line=12))
     events.web(
-        now - 60, who, "https://www.google.com/search?q=how+to+run+away",
-        verdict(Action.ALLOW, "self-harm", Severity.HIGH, flag=True, step=Step.WATCH_LIST,
-                detail="watch list: running away"),
-        terms="how to run away", status=200,
+        now - 60,
+        who,
+        "https://www.google.com/search?q=how+to+run+away",
+        verdict(
+            Action.ALLOW,
+            "self-harm",
+            Severity.HIGH,
+            flag=True,
+            step=Step.WATCH_LIST,
+            detail="watch list: running away",
+        ),
+        terms="how to run away",
+        status=200,
     )
     events.dns(now - 30, who, "en.wikipedia.org", verdict(Action.ALLOW, "", Severity.NONE))  # not notable
     page = browse(as_user="staff").get("/review").get_data(as_text=True)
@@ -44,8 +53,12 @@ def test_the_feed_shows_flagged_and_blocked_events_newest_first_with_why(browse,
 def test_filters_by_child_category_area_severity_and_date(browse, accounts, db, events):
     amira, ben = add_child(db, "Amira"), add_child(db, "Ben")
     now = time.time()
-    events.dns(now - 100, child_who(amira.id), "www.pornhub.com", verdict(Action.BLOCK, "adult", Severity.HIGH))
-    events.dns(now - 90, child_who(ben.id), "www.bet365.com", verdict(Action.BLOCK, "gambling", Severity.MEDIUM))
+    events.dns(
+        now - 100, child_who(amira.id), "www.pornhub.com", verdict(Action.BLOCK, "adult", Severity.HIGH)
+    )
+    events.dns(
+        now - 90, child_who(ben.id), "www.bet365.com", verdict(Action.BLOCK, "gambling", Severity.MEDIUM)
+    )
     events.dns(now - 80, device_who("room1-pc1"), "tinder.com", verdict(Action.BLOCK, "dating", Severity.LOW))
     b = browse(as_user="staff")
     table = [

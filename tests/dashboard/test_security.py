@@ -80,7 +80,9 @@ def test_a_form_without_its_csrf_token_is_refused(browse, accounts):
     forged = b.post("/signin", {"username": "admin", "password": PASSWORD, "csrf_token": "forged"})
     assert forged.status_code == 400
     signed_in = browse(as_user="admin")
-    response = signed_in.post("/staff", {"action": "add", "username": "eve", "password": "x" * 12}, token=False)
+    response = signed_in.post(
+        "/staff", {"action": "add", "username": "eve", "password": "x" * 12}, token=False
+    )
     assert response.status_code == 400
 
 

@@ -1,0 +1,142 @@
+"""The store's schema: a version 2 file migrates with its events kept and marked notable; a newer file is
+refused; processes opening a fresh file at once all get a whole one."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.store.feed import FeedFilter, feed
+from appliance.store.schema import MIGRATIONS, SCHEMA_VERSION, StoreError, connect
+
+V2 = dict(MIGRATIONS)[2]
+
+
+def make_v2(path: Path) -> None:
+    """A file as the version 2 appliance left it: its schema, and events of each kind."""
+    db = sqlite3.connect(path)
+    db.executescript(V2)
+    db.execute("PRAGMA user_version = 2")
+    db.executemany(
+        "INSERT INTO askers VALUES (?, ?, ?, ?)",
+        [(1, "10.0.0.2", "child:amira", "session"), (2, "10.0.0.3", "device:pc-1", "device-mac")],
+    )
+    reasons = json.dumps([{"step": "category", "effect": "block", "category": "adult"}])
+    db.executemany(
+        "INSERT INTO answers VALUES (?, ?, '10-12', ?, 'A', ?, ?, ?, ?, ?)",
+        [
+            (1, "dns", "bad.example", "block", "high", "adult", 0, reasons),
+            (2, "dns", "chat.example", "allow", "medium", "chat", 1, "[]"),  # allowed, flagged
+            (3, "dns", "fine.example", "allow", "none", "", 0, "[]"),
+            (4, "http", "bad.example", "block", "high", "adult", 0, reasons),
+        ],
+    )
+    db.executemany(
+        "INSERT INTO events VALUES (?, ?, ?, 1000)",
+        [(1_800_000_000.0 + i, 1 + i % 2, 1 + i % 3) for i in range(30)],
+    )
+    db.execute(
+        "INSERT INTO requests VALUES (1800000100.0, 1, 4, 2000, 'GET', 'http://bad.example/', 403, 0, '')"
+    )
+    db.execute("INSERT INTO key_ranges VALUES (0, 1700000000.0)")
+    db.commit()
+    db.close()
+
+
+def test_a_version_2_file_migrates_with_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite"
+    make_v2(path)
+    db = connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert db.execute("SELECT count(*) FROM events").fetchone() == (30,)
+    notable = dict(
+        db.execute("SELECT answer, min(notable) = max(notable) AND max(notable) FROM events GROUP BY 1")
+    )
+    assert notable == {1: 1, 2: 1, 3: 0}
+    assert db.execute("SELECT notable FROM requests").fetchall() == [(1,)]
+    assert db.execute("SELECT pid FROM key_ranges").fetchall() == [(0,)]  # pid unknown: never running
+    page = feed(db, FeedFilter())
+    assert (
+        len(page) == 21
+        and page[0].id == "web:1"
+        and {e.host for e in page} == {"bad.example", "chat.example"}
+    )
+    assert len(feed(db, FeedFilter(child="amira", action="flag"))) == 5
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert db.execute("SELECT count(*) FROM event_log").fetchone() == (31,)
+    db.close()
+    again = connect(path)  # opening a current file changes nothing
+    assert again.execute("SELECT count(*) FROM events WHERE notable").fetchone() == (20,)
+    again.close()
+
+
+def test_a_file_of_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 1}.*install the newer") as e:
+        connect(path)
+    assert str(path) in str(e.value)
+
+
+ROUNDS = 5
+_OPEN = """
+import random, sys, time
+from pathlib import Path
+from appliance.store.schema import connect
+folder, start, rounds = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+for i in range(rounds):
+    time.sleep(max(0.0, start + i * 0.2 + random.random() / 1000 - time.time()))  # file i together
+    try:
+        db = connect(folder / f"fresh-{i}.sqlite")
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        print(version, db.execute("SELECT count(*) FROM settings").fetchone()[0], flush=True)
+        db.close()
+    except Exception as e:
+        print("error:", e, flush=True)
+"""
+
+
+def test_processes_opening_a_fresh_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Two processes (the DNS filter's and the proxy's writers at boot) open a file that does not exist yet,
+    at the same moment, ROUNDS times: each time both get the migrated store, migrated once."""
+    start = time.time() + 1.5  # after both interpreters are up
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN, str(tmp_path), str(start), str(ROUNDS)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=60)[0].splitlines() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    for lines in outputs:
+        assert lines == [f"{SCHEMA_VERSION} 1"] * ROUNDS  # one settings row: migrated once
+    for i in range(ROUNDS):
+        db = connect(tmp_path / f"fresh-{i}.sqlite")
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        db.close()
+
+
+def test_a_fresh_file_opened_while_another_process_holds_its_write_lock(tmp_path: Path) -> None:
+    """What the processes above meet for an instant: on a file not yet in WAL mode, another connection
+    holds the write lock (inside its own switch to WAL, or a first write). SQLite refuses the switch at
+    once there, without waiting; opening must wait (up to connect's timeout) and then succeed."""
+    path = tmp_path / "fresh.sqlite"
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: first.execute("COMMIT")).start()
+    second = connect(path)
+    assert second.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert second.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    second.close()
+    first.close()
