@@ -54,7 +54,7 @@ def new() -> Response:
     events = get_events(store(), chosen[:200])
     if not events:
         flash("Choose at least one event to open an incident from.")
-        return redirect(request.referrer or url_for("review.feed"))
+        return redirect(url_for("review.feed"))
     number = incidents.open_incident(store(), request.form.get("title", ""), events, _me(), now(), area_of())
     log_action("open-incident", f"incident:{number}", ", ".join(e.id for e in events))
     return redirect(url_for("incidents.show", number=number))

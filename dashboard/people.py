@@ -149,7 +149,7 @@ def change_child(child_id: str) -> tuple[str, int] | Response:
         profile = _chosen_profile(profiles) if request.form.get("profile") else child.profile
     except Refused as e:
         return _children_page(f"{child.display_name}: {e}", status=400)
-    people.update_child(store(), child.id, profile, archived=archived)
+    people.update_child(store(), child.id, profile, archived=archived, now=now())
     if archived and not child.archived:
         log_action("archive-child", f"child:{child.id}", f"profile {profile}")
         flash(f"{child.display_name} is archived: they can no longer sign in.")

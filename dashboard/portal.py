@@ -88,8 +88,8 @@ def _form(error: str = "", name: str = "", status: int = 200) -> tuple[str, int]
 
 @bp.route("/portal")
 def index() -> str | tuple[str, int]:
-    device, address = _device()
-    session = people.session_on(store(), device, address, now())
+    device, _ = _device()
+    session = people.session_on(store(), device, now())
     if session is not None:
         return render_template("portal/welcome.html", session=session, closing=config().portal.closing_time)
     return _form(name=request.args.get("name", ""))
@@ -130,8 +130,8 @@ def sign_in() -> Response | tuple[str, int]:
 
 @bp.route("/portal/signout", methods=["POST"])
 def sign_out() -> Response:
-    device, address = _device()
-    session = people.session_on(store(), device, address, now())
+    device, _ = _device()
+    session = people.session_on(store(), device, now())
     if session is not None:
         people.end_session(store(), session.id, "logout", now())
     return redirect(url_for("portal.index", signed_out=1))

@@ -80,13 +80,13 @@ def add_child(db: sqlite3.Connection, display_name: str, profile: str, pin: str,
     return ChildRecord(child_id, name, profile, False)
 
 
-def update_child(db: sqlite3.Connection, child_id: str, profile: str, *, archived: bool) -> None:
+def update_child(db: sqlite3.Connection, child_id: str, profile: str, *, archived: bool, now: float) -> None:
     with transaction(db):
         db.execute(
             "UPDATE children SET profile = ?, archived = ? WHERE id = ?", (profile, int(archived), child_id)
         )
         if archived:
-            _end_sessions(db, "child = ?", (child_id,), "logout")
+            _end_sessions(db, "child = ?", (child_id,), "archived", now)
         bump_bindings(db)
 
 
@@ -219,11 +219,10 @@ def end_session(db: sqlite3.Connection, session_id: int, reason: str, now: float
 
 
 def _end_sessions(
-    db: sqlite3.Connection, where: str, args: tuple[object, ...], reason: str, now: float = 0.0
+    db: sqlite3.Connection, where: str, args: tuple[object, ...], reason: str, now: float
 ) -> None:
     db.execute(
-        f"UPDATE sessions SET ended = coalesce(?, ended), end_reason = ? WHERE ended IS NULL AND {where}",
-        (now or None, reason, *args),
+        f"UPDATE sessions SET ended = ?, end_reason = ? WHERE ended IS NULL AND {where}", (now, reason, *args)
     )
 
 
@@ -243,10 +242,11 @@ def open_sessions(db: sqlite3.Connection, now: float) -> list[SessionRecord]:
     return [SessionRecord(*r) for r in rows]
 
 
-def session_on(db: sqlite3.Connection, device: str, client: str, now: float) -> SessionRecord | None:
-    """The open session of the device at `device` (MAC) or `client` (address), if any."""
+def session_on(db: sqlite3.Connection, device: str, now: float) -> SessionRecord | None:
+    """The open session of the device `device` (its MAC, or its address where the MAC is unknown), if
+    any. Not by address alone: after a new DHCP lease another device may have the signed-in one's address."""
     for record in open_sessions(db, now):
-        if record.device in (device, client) or record.client == client:
+        if record.device == device:
             return record
     return None
 
