@@ -1,1 +1,2 @@
-"""The appliance's I/O: configuration, list reading and compiling, the CLI (DNS, proxy and store to come)."""
+"""The appliance's I/O: configuration, list reading and compiling, the DNS filter, the web proxy, the
+event store and the `appliance` CLI."""
