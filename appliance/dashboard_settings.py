@@ -35,4 +35,4 @@ class PortalSettings:
     closing_time: str = "20:00"  # every session ends then (the centre's local time)
     idle_minutes: int = 20  # a signed-in device unused this long is signed out
     rules: Path | None = None  # the acceptable-use rules (text file); the shipped ones otherwise
-    show_names: bool = True  # the sign-in page lists the children's first names to pick from
+    show_names: bool = True  # on the centre's managed PCs, the sign-in page lists the children's names

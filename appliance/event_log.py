@@ -233,7 +233,7 @@ def _writer_main(path: str, zone_name: str, settings: str = "") -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     receive, conn = Connection(0, writable=False), Connection(1, readable=False)
     store = StoreWriter(Path(path), ZoneInfo(zone_name))
-    retention = Schedule(Path(path), settings_from_json(settings))
+    retention = Schedule(Path(path), settings_from_json(settings), ZoneInfo(zone_name))
     try:
         retention.run()
         while True:

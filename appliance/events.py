@@ -155,8 +155,9 @@ class StoreWriter:
             f" {notable.replace('?', '?3')}"
         )
         self._seen_sql = (
-            "UPDATE sessions SET last_seen = max(last_seen, ?)"
-            " WHERE ended IS NULL AND child = ? AND client = ?"
+            # By child alone: a child has one open session, and its device may ask from a new address
+            # (a renewed lease, its IPv6 address) than the one it signed in from.
+            "UPDATE sessions SET last_seen = max(last_seen, ?1) WHERE ended IS NULL AND child = ?2"
         )
         self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted What -> its total
         self._unwritten: list[tuple[int, Who | What]] = []
@@ -233,7 +234,7 @@ class StoreWriter:
             db.executemany(_COUNT, [(*key, n) for key, n in totals.items()])
             if seen:
                 # A signed-in device in use keeps its session from the idle time-out.
-                db.executemany(self._seen_sql, [(when, child, client) for child, client in seen])
+                db.executemany(self._seen_sql, [(when, child) for child in {child for child, _ in seen}])
             db.execute("COMMIT")
         except sqlite3.Error:
             db.execute("ROLLBACK")

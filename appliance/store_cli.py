@@ -87,8 +87,13 @@ def run_users_password(args: argparse.Namespace) -> int:
     if user is None:
         raise StoreError(f"no staff account named {args.username!r}")
     staff.set_password(db, user.id, _password(args.password_stdin))
+    staff.end_sessions(db, user.id, time.time())  # a forgotten or stolen sign-in ends with the old password
     with transaction(db):
-        db.execute("DELETE FROM sign_in_failures WHERE key = ?", (f"user:{user.username.lower()}",))
+        # An administrator's reset also lifts a lock-out of the account.
+        db.execute(
+            "DELETE FROM sign_in_failures WHERE key = ? OR key LIKE ?",
+            (f"user:{user.username.lower()}", f"user:{user.username.lower()}@%"),
+        )
         audit.record(db, time.time(), None, "appliance", "change-password", f"staff:{user.username}", "")
     print(f"Password of {user.username} changed.")
     return 0

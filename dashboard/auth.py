@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
@@ -9,15 +11,26 @@ from appliance.store import staff
 from appliance.store.schema import StoreError
 from appliance.store.staff import Role, SignInRefused
 from dashboard.database import now, store
-from dashboard.security import current_user, log_action, requires, sign_in_as
+from dashboard.security import client_address, current_user, log_action, requires, sign_in_as
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a path on this site: never an open redirect to somewhere else.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    """Only a path on this site: never an open redirect to somewhere else (browsers drop tabs and
+    newlines from addresses: a slash, a tab, then /evil.example would lead off the site)."""
+    if target:
+        cleaned = "".join(c for c in target if c.isprintable() and not c.isspace())
+        parts = urlsplit(cleaned)
+        if (
+            cleaned == target
+            and not parts.scheme
+            and not parts.netloc
+            and cleaned.startswith("/")
+            and not cleaned.startswith("//")
+            and "\\" not in cleaned
+        ):
+            return cleaned
     return url_for("review.feed")
 
 
@@ -29,7 +42,7 @@ def sign_in() -> str | Response | tuple[str, int]:
                 store(),
                 request.form.get("username", ""),
                 request.form.get("password", ""),
-                request.remote_addr or "",
+                client_address(),
                 now(),
             )
         except SignInRefused as e:
@@ -46,8 +59,11 @@ def sign_in() -> str | Response | tuple[str, int]:
 
 @bp.route("/signout", methods=["POST"])
 def sign_out() -> Response:
-    if current_user() is not None:
-        log_action("sign-out", f"staff:{current_user().username}")  # type: ignore[union-attr]
+    user = current_user()
+    if user is not None:
+        log_action("sign-out", f"staff:{user.username}")
+    if session.get("sid"):
+        staff.end_session(store(), str(session["sid"]), now())
     session.clear()
     return redirect(url_for("auth.sign_in"))
 
@@ -68,6 +84,7 @@ def set_up(token: str) -> str | Response:
         else:
             try:
                 staff.check_password(form.get("password", ""))
+                staff.check_username(form.get("username", ""))
                 if not staff.use_setup_link(db, token, now()):
                     abort(404, "This set-up link has been used or has expired.")
                 user = staff.add_user(
@@ -97,10 +114,12 @@ def account() -> str | Response:
     if request.method == "POST":
         form = request.form
         try:
-            staff.sign_in(store(), user.username, form.get("current", ""), request.remote_addr or "", now())
+            staff.sign_in(store(), user.username, form.get("current", ""), client_address(), now())
             if form.get("password", "") != form.get("again", ""):
                 raise StoreError("The two new passwords differ.")
             staff.set_password(store(), user.id, form.get("password", ""))
+            # Every other sign-in of this account ends (a forgotten PC, a copied cookie).
+            staff.end_sessions(store(), user.id, now(), keep=str(session.get("sid", "")))
         except StoreError as e:
             error = str(e)
         else:
@@ -137,6 +156,7 @@ def staff_accounts() -> str | Response:
                     raise StoreError("You cannot change your own role or disable yourself.")
                 role, disabled = Role(form.get("role", str(target.role))), form.get("disabled") == "1"
                 staff.set_role(db, target.id, role, disabled=disabled)
+                staff.end_sessions(db, target.id, now())  # they sign in again, under the new role
                 log_action("change-staff", f"staff:{target.username}", f"role {role}, disabled {disabled}")
                 flash(f"Changed {target.display_name}.")
         except (StoreError, ValueError) as e:

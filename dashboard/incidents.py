@@ -36,6 +36,7 @@ def _incident(number: int) -> incidents.Incident:
 def index() -> str:
     status = request.args.get("status", "")
     listed = incidents.listing(store(), status=status if status in set(Status) else "")
+    log_action("view-incidents", "incidents", status or "all")
     names = {c.id: c.display_name for c in people.children(store(), archived=True)}
     return render_template(
         "incidents/index.html",
@@ -103,8 +104,8 @@ def change(number: int) -> Response:
     try:
         if what == "status":
             status = Status(form.get("status", ""))
-            if status is Status.CLOSED and not user.role.may(Role.LEAD):
-                abort(403, "Only the e-safety lead closes an incident.")
+            if Status.CLOSED in (status, incident.status) and not user.role.may(Role.LEAD):
+                abort(403, "Only the e-safety lead closes an incident, or opens a closed one again.")
             incidents.set_status(db, number, status, me, t)
             detail = f"status {status}"
         elif what == "assign":

@@ -95,6 +95,7 @@ def _children_page(error: str = "", form: dict[str, str] | None = None, status: 
 @bp.route("/people")
 @requires(Role.STAFF)
 def index() -> tuple[str, int]:
+    log_action("view-children", "children", "the children and who is signed in where")
     return _children_page()
 
 
@@ -259,6 +260,7 @@ def _devices_page(
 @bp.route("/people/devices")
 @requires(Role.STAFF)
 def devices() -> tuple[str, int]:
+    log_action("view-devices", "devices", "")
     return _devices_page()
 
 

@@ -21,9 +21,13 @@ from appliance.dns.neighbours import Neighbours
 from appliance.store import people
 from appliance.store.schema import transaction
 from appliance.store.staff import FAILURE_WINDOW_S, MAX_FAILURES
-from dashboard.database import config, now, store
+from dashboard.database import config, local_time, now, store
+from dashboard.security import client_address
+from profiles.identity import Devices, Sessions, identify
 
 bp = Blueprint("portal", __name__)
+NAME_PIN_FAILURES = 10  # wrong PINs for one name, from any devices, within FAILURE_WINDOW_S
+EARLIEST_OPENING = 6  # o'clock: a closing time before this belongs to the night after the day
 
 
 def rules_text() -> str:
@@ -40,39 +44,56 @@ def closing_time(t: float) -> float:
     zone = ZoneInfo(config().policy.timezone)
     local = datetime.fromtimestamp(t, zone)
     hour, minute = (int(x) for x in config().portal.closing_time.split(":"))
-    day = local.date() + timedelta(days=1 if hour == 24 else 0)
+    # A closing time in the small hours (a late club closing at 01:00) is the next morning's.
+    late = hour == 24 or (hour < EARLIEST_OPENING and local.hour >= EARLIEST_OPENING)
+    day = local.date() + timedelta(days=1 if late else 0)
     return datetime.combine(day, time(hour % 24, minute), zone).timestamp()
 
 
 def _device() -> tuple[str, str]:
     """(the device's key, its address): the MAC from the DHCP leases or the neighbour table where the
     appliance sees it (it stays the same when the address changes), else the address."""
-    address = request.remote_addr or ""
+    address = client_address()
     neighbours = Neighbours(config().dns.leases)
     neighbours.refresh()
     return neighbours.mac_of(address) or address, address
 
 
-def _throttled(address: str, t: float) -> bool:
-    (failures,) = (
-        store()
-        .execute(
-            "SELECT count(*) FROM sign_in_failures WHERE key = ? AND ts > ?",
-            (f"pin:{address}", t - FAILURE_WINDOW_S),
-        )
-        .fetchone()
-    )
-    return int(failures) >= MAX_FAILURES
-
-
-def _failed(address: str, t: float) -> None:
+def _attempt(name: str, address: str, t: float) -> list[str] | None:
+    """Count a try before its PIN is checked (in one write transaction: parallel tries cannot all pass
+    the count); None when this device, or this name from anywhere, has failed too often lately. The keys
+    counted, to forget when the PIN was right."""
+    keys = [f"pin:{address}", f"pin-name:{name.casefold()}"]
     with transaction(store()) as db:
-        db.execute("INSERT INTO sign_in_failures (key, ts) VALUES (?, ?)", (f"pin:{address}", t))
+        for key, limit in zip(keys, (MAX_FAILURES, NAME_PIN_FAILURES), strict=True):
+            (failures,) = db.execute(
+                "SELECT count(*) FROM sign_in_failures WHERE key = ? AND ts > ?", (key, t - FAILURE_WINDOW_S)
+            ).fetchone()
+            if int(failures) >= limit:
+                return None
+        db.executemany("INSERT INTO sign_in_failures (key, ts) VALUES (?, ?)", [(k, t) for k in keys])
+    return keys
+
+
+def _succeeded(keys: list[str], t: float) -> None:
+    with transaction(store()) as db:
+        db.executemany("DELETE FROM sign_in_failures WHERE key = ? AND ts = ?", [(k, t) for k in keys])
+
+
+def _shared_pc() -> bool:
+    """Is the asking device one of the centre's own (managed) PCs? Only those list children's names:
+    a visitor's phone on the Wi-Fi must not learn who comes to the centre."""
+    mac, address = _device()
+    named = people.as_devices(people.devices(store()))
+    devices = Devices((*config().devices, *named))
+    identity = identify(address, mac if mac != address else None, devices, Sessions(), local_time(now()))
+    return identity.managed
 
 
 def _form(error: str = "", name: str = "", status: int = 200) -> tuple[str, int]:
     text = rules_text()
-    names = [c.display_name for c in people.children(store())] if config().portal.show_names else []
+    listed = config().portal.show_names and _shared_pc()
+    names = [c.display_name for c in people.children(store())] if listed else []
     return (
         render_template(
             "portal/signin.html",
@@ -100,20 +121,21 @@ def sign_in() -> Response | tuple[str, int]:
     form, t = request.form, now()
     device, address = _device()
     name = form.get("name", "").strip()
-    if _throttled(address, t):
-        return _form("Too many tries. Please ask a member of staff to help you.", name, 429)
     if form.get("accept") != "yes":
         return _form("Please read the rules and tick the box to say you agree.", name, 400)
     expires = closing_time(t)
     if expires <= t:
         return _form(f"The centre's day is over (it closes at {config().portal.closing_time}).", name, 403)
     pin = form.get("pin", "")
+    counted = _attempt(" ".join(name.split()), address, t)
+    if counted is None:
+        return _form("Too many tries. Please ask a member of staff to help you.", name, 429)
     match = next(
         (c for c in people.find_child(store(), name) if people.pin_matches(store(), c.id, pin)), None
     )
     if match is None:
-        _failed(address, t)
         return _form("That name and PIN do not match. Try again, or ask a member of staff.", name, 401)
+    _succeeded(counted, t)
     text = rules_text()
     people.start_session(
         store(),

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
+from appliance.forwarding import CLIENT_HEADER, forwarded_client
 from appliance.proxy.pages import CHILD_CSS
 from appliance.store import audit, staff
 from appliance.store.staff import Role, StaffUser
@@ -55,8 +56,17 @@ def from_staff_network(address: str) -> bool:
     return any(ip in ipaddress.ip_network(net) for net in config().dashboard.admin_networks)
 
 
+def client_address() -> str:
+    """The device that asked: the address the request came from, or, for a request the appliance's own
+    proxy forwarded, the device it names (appliance/forwarding.py)."""
+    found = g.get("client")
+    if found is None:
+        found = g.client = forwarded_client(request.remote_addr or "", request.headers.get(CLIENT_HEADER))
+    return str(found)
+
+
 def _gate() -> Response | None:
-    if not is_open(request.endpoint) and not from_staff_network(request.remote_addr or ""):
+    if not is_open(request.endpoint) and not from_staff_network(client_address()):
         abort(403, "This page is for the centre's staff only.")
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.form.get(CSRF_FIELD) or request.headers.get("X-CSRF-Token") or ""
@@ -69,7 +79,10 @@ def _gate() -> Response | None:
         if t - session.get("seen", 0) > settings.idle_minutes * 60 or t - session.get("since", 0) > (
             settings.session_hours * 3600
         ):
+            if session.get("sid"):
+                staff.end_session(store(), str(session["sid"]), t)
             session.pop("uid", None)
+            session.pop("sid", None)
         else:
             session["seen"] = t
     return None
@@ -90,7 +103,7 @@ def _headers(response: Response) -> Response:
 
 
 def _error_page(error: HTTPException) -> tuple[str, int]:
-    portal = is_open(request.endpoint) or not from_staff_network(request.remote_addr or "")
+    portal = is_open(request.endpoint) or not from_staff_network(client_address())
     template = "portal/error.html" if portal else "error.html"
     return render_template(template, error=error), error.code or 500
 
@@ -103,9 +116,12 @@ def csrf_token() -> str:
 
 
 def current_user() -> StaffUser | None:
+    """The signed-in member of staff: the cookie's sign-in must still be open in the store (signing out,
+    a new password or a new role ends it server-side)."""
     if "user" not in g:
-        uid = session.get("uid")
-        user = staff.get_user(store(), int(uid)) if uid is not None else None
+        token = session.get("sid")
+        uid = staff.session_user(store(), str(token)) if token else None
+        user = staff.get_user(store(), uid) if uid is not None and uid == session.get("uid") else None
         g.user = user if user is not None and not user.disabled else None
     found: StaffUser | None = g.user
     return found
@@ -116,7 +132,9 @@ def sign_in_as(user: StaffUser) -> None:
     session.clear()
     session.permanent = True
     t = now()
-    session.update(uid=user.id, since=t, seen=t)
+    token = staff.start_session(store(), user.id, t, config().dashboard.session_hours * 3600)
+    session.update(uid=user.id, sid=token, since=t, seen=t)
+    g.pop("user", None)
 
 
 def requires(role: Role) -> Callable[[F], F]:

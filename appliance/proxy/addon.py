@@ -36,6 +36,7 @@ from appliance.dns.live import Live, changed, load_live, stamp_of
 from appliance.dns.neighbours import Neighbours
 from appliance.event_log import EventLog
 from appliance.events import What, Who
+from appliance.forwarding import CLIENT_HEADER
 from appliance.proxy.ca import Authority
 from appliance.proxy.outbound import outbound_text, websocket_text
 from appliance.proxy.pages import ReportForm, block_page, certificate_page, reported_page, unavailable_page
@@ -260,6 +261,10 @@ class Monitor:
             seen = Seen(who, identity, now)
             flow.metadata[KEY] = seen
             request = flow.request
+            # Who really asked, for the appliance's own dashboard and portal behind this proxy: they see
+            # the proxy's address, and must neither take a child for staff nor sign the proxy in. Set,
+            # never appended: a client cannot choose what is sent.
+            request.headers[CLIENT_HEADER] = who.client
             if self._own_pages(flow, seen):
                 return
             headers = request.headers

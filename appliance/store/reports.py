@@ -232,6 +232,13 @@ def _notable(db: sqlite3.Connection, period: Period) -> list[tuple[str, str, str
             " JOIN answers w ON w.id = t.answer GROUP BY 1, 2, 3, 4, 5, 6",
             args,
         ).fetchall()
+    # Events past retention, counted per day when they were deleted (appliance/store/retention.py).
+    for day, category, profile, severity, flagged, blocked, n in db.execute(
+        "SELECT day, category, profile, severity, flagged, blocked, sum(count) FROM notable_days"
+        " WHERE day >= ? AND day < ? GROUP BY 1, 2, 3, 4, 5, 6",
+        (period.first_day, period.end_day),
+    ):
+        rows.append((day[:7] if period.yearly else day, category, profile, severity, flagged, blocked, n))
     return rows
 
 
@@ -244,8 +251,10 @@ def _children(db: sqlite3.Connection, period: Period) -> int:
     parts.append(
         "SELECT subject FROM incidents WHERE opened >= ?1 AND opened < ?2 AND subject LIKE 'child:%'"
     )
+    parts.append("SELECT subject FROM notable_days WHERE day >= ?3 AND day < ?4 AND subject LIKE 'child:%'")
     (n,) = db.execute(
-        f"SELECT count(DISTINCT subject) FROM ({' UNION '.join(parts)})", (period.start, period.end)
+        f"SELECT count(DISTINCT subject) FROM ({' UNION '.join(parts)})",
+        (period.start, period.end, period.first_day, period.end_day),
     ).fetchone()
     return int(n)
 

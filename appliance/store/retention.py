@@ -20,9 +20,10 @@ import logging
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,18 @@ class PurgeReport:
 
 
 def purge(
-    db: sqlite3.Connection, settings: StoreSettings, now: float, *, deadline: float | None = None
+    db: sqlite3.Connection,
+    settings: StoreSettings,
+    now: float,
+    *,
+    deadline: float | None = None,
+    zone: tzinfo = UTC,
 ) -> PurgeReport:
     """Delete what `settings` no longer keeps at `now` (seconds since 1970), in short transactions on
     `db` (autocommit, as appliance.store.schema.connect makes it). With `deadline` (a time.monotonic()
     value), stop between chunks once it has passed, with `complete` False; the oldest rows go first.
-    Raises sqlite3.Error (what was committed stays deleted)."""
+    Notable events are counted into `notable_days` (by the local date in `zone`) in the transaction that
+    deletes them, so the reports keep them. Raises sqlite3.Error (what was committed stays deleted)."""
     counts: dict[str, Any] = {}
 
     def late() -> bool:
@@ -77,7 +84,7 @@ def purge(
 
     events_before = now - settings.retention_days * DAY_S
     for table in ("events", "requests"):
-        counts[table] = _delete_older(db, table, "ts", events_before, late)
+        counts[table] = _delete_older(db, table, "ts", events_before, late, zone)
     if late():
         return PurgeReport(**counts, complete=False)
     counts["audit"] = _delete_older(db, "audit", "ts", now - settings.audit_retention_days * DAY_S, late)
@@ -90,6 +97,7 @@ def purge(
         # The day is the centre's local date; a UTC date is at most a day out, over years.
         day = datetime.fromtimestamp(now - settings.daily_counts_days * DAY_S, UTC).date().isoformat()
         counts["daily_counts"] = _run(db, "DELETE FROM daily_counts WHERE day < ?", day)
+        _run(db, "DELETE FROM notable_days WHERE day < ?", day)
         closed = "SELECT id FROM incidents WHERE status = 'closed' AND closed < ?"
         incident_before = now - settings.incident_retention_days * DAY_S
         counts["incident_events"] = _run(
@@ -111,19 +119,44 @@ def _run(db: sqlite3.Connection, sql: str, *args: object) -> int:
     return db.execute(sql, args).rowcount
 
 
+_NOTABLE_DAYS = (
+    "INSERT INTO notable_days (day, channel, profile, category, severity, flagged, blocked, subject, count)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, channel, profile, category, severity, flagged,"
+    " blocked, subject) DO UPDATE SET count = count + excluded.count"
+)
+
+
+def _roll_up(db: sqlite3.Connection, table: str, chunk: str, before: float, zone: tzinfo) -> None:
+    """Count the notable rows of `chunk` (a subquery of rowids) into notable_days."""
+    totals: Counter[tuple[object, ...]] = Counter()
+    rows = db.execute(
+        f"SELECT t.ts, w.channel, w.profile, w.category, w.severity, w.flagged != 0, w.action = 'block',"
+        f" a.subject FROM {table} t JOIN answers w ON w.id = t.answer JOIN askers a ON a.id = t.asker"
+        f" WHERE t.notable AND t.rowid IN ({chunk})",
+        (before,),
+    )
+    for ts, *rest in rows:
+        totals[(datetime.fromtimestamp(ts, zone).date().isoformat(), *rest)] += 1
+    db.executemany(_NOTABLE_DAYS, [(*key, n) for key, n in totals.items()])
+
+
 def _delete_older(
-    db: sqlite3.Connection, table: str, column: str, before: float, late: Callable[[], bool]
+    db: sqlite3.Connection,
+    table: str,
+    column: str,
+    before: float,
+    late: Callable[[], bool],
+    zone: tzinfo | None = None,
 ) -> int:
-    """Delete `table`'s rows with `column` < `before`, oldest first, CHUNK rows per transaction."""
+    """Delete `table`'s rows with `column` < `before`, oldest first, CHUNK rows per transaction (for the
+    event tables, counting the notable ones into notable_days first, by the local date in `zone`)."""
     total = 0
+    chunk = f"SELECT rowid FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT {CHUNK}"
     while True:
         with transaction(db):
-            n = _run(
-                db,
-                f"DELETE FROM {table} WHERE rowid IN"
-                f" (SELECT rowid FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT {CHUNK})",
-                before,
-            )
+            if zone is not None:
+                _roll_up(db, table, chunk, before, zone)
+            n = _run(db, f"DELETE FROM {table} WHERE rowid IN ({chunk})", before)
         total += n
         if n < CHUNK or late():
             return total
@@ -213,8 +246,8 @@ class Schedule:
     switched off there may be millions of rows to delete, and the batches must not wait (and be dropped)
     meanwhile. No purge at all when `settings` is None. Failures are logged, never raised."""
 
-    def __init__(self, path: Path, settings: StoreSettings | None) -> None:
-        self.path, self.settings = path, settings
+    def __init__(self, path: Path, settings: StoreSettings | None, zone: tzinfo = UTC) -> None:
+        self.path, self.settings, self.zone = path, settings, zone
         self._db = connect(path) if settings is not None else None
         self._next = 0.0
 
@@ -224,7 +257,7 @@ class Schedule:
         if self._db is None or self.settings is None or now < self._next:
             return
         try:
-            report = purge(self._db, self.settings, time.time(), deadline=now + PURGE_SLICE_S)
+            report = purge(self._db, self.settings, time.time(), deadline=now + PURGE_SLICE_S, zone=self.zone)
         except Exception as e:  # the log goes on; the next try is in an hour
             log.error("store %s: retention failed: %s", self.path, e)
             self._next = now + PURGE_EVERY_S

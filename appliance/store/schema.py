@@ -208,7 +208,34 @@ CREATE TABLE audit (
 CREATE INDEX audit_by_time ON audit (ts);
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3))
+# Version 4: staff sign-ins kept server-side, so signing out, a new password or a new role ends them
+# (a copied cookie is worth nothing afterwards).
+_V4 = """
+CREATE TABLE staff_sessions (
+    token_hash TEXT    PRIMARY KEY,  -- SHA-256 of the token in the signed cookie
+    staff      INTEGER NOT NULL REFERENCES staff (id),
+    started    REAL    NOT NULL,
+    ended      REAL
+) WITHOUT ROWID;
+CREATE INDEX staff_sessions_by_staff ON staff_sessions (staff) WHERE ended IS NULL;
+
+-- Notable events past retention, counted per local day before they are deleted: the yearly report
+-- still counts them (and the children involved, by pseudonymous id) when the events are gone.
+CREATE TABLE notable_days (
+    day      TEXT    NOT NULL,  -- the centre's local date, YYYY-MM-DD
+    channel  TEXT    NOT NULL,
+    profile  TEXT    NOT NULL,
+    category TEXT    NOT NULL,
+    severity TEXT    NOT NULL,
+    flagged  INTEGER NOT NULL,
+    blocked  INTEGER NOT NULL,
+    subject  TEXT    NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (day, channel, profile, category, severity, flagged, blocked, subject)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -12,7 +12,8 @@ from appliance.store.secrets import DUMMY_HASH, hash_secret, new_token, token_di
 
 # Sign-in throttling: this many failures for one name, or from one address, within the window lock it
 # out until the oldest failure leaves the window.
-MAX_FAILURES = 5
+MAX_FAILURES = 5  # per name from one address (and four times that from one address for any names)
+NAME_FAILURES = 50  # per name from anywhere: a slow spread-out guess, not someone's typing
 FAILURE_WINDOW_S = 15 * 60
 MIN_PASSWORD = 10
 SETUP_LINK_S = 24 * 3600
@@ -22,7 +23,7 @@ class Role(StrEnum):
     """What a member of staff may do; each role may do everything the ones before it may."""
 
     STAFF = "staff"  # review flagged access, open and work on incidents, sign children in and out
-    LEAD = "lead"  # the e-safety lead: also reports, the audit log, changing profiles, escalations
+    LEAD = "lead"  # the e-safety lead: also reports, the audit log, changing profiles, closing incidents
     ADMIN = "admin"  # also staff accounts, children and devices, lists
 
     @property
@@ -65,13 +66,20 @@ def check_password(password: str) -> None:
         raise StoreError("that password repeats too few characters")
 
 
+def check_username(username: str) -> None:
+    """Raises StoreError for a user name that is empty or has characters other than letters, digits
+    and . _ - @."""
+    name = username.strip()
+    if not name or not all(c.isalnum() or c in "._-@" for c in name):
+        raise StoreError(f"user name {name!r}: use letters, digits and . _ - @ only")
+
+
 def add_user(
     db: sqlite3.Connection, username: str, display_name: str, role: Role, password: str, now: float
 ) -> StaffUser:
     """A new staff account. Raises StoreError if the name is taken or the password too weak."""
     username = username.strip()
-    if not username or not all(c.isalnum() or c in "._-@" for c in username):
-        raise StoreError(f"user name {username!r}: use letters, digits and . _ - @ only")
+    check_username(username)
     check_password(password)
     try:
         with transaction(db):
@@ -114,13 +122,16 @@ def has_admin(db: sqlite3.Connection) -> bool:
 def sign_in(db: sqlite3.Connection, username: str, password: str, address: str, now: float) -> StaffUser:
     """The account for `username` and `password`, or SignInRefused. Failures are counted per name and
     per address; past MAX_FAILURES in FAILURE_WINDOW_S, even the right password is refused."""
-    keys = (f"user:{username.strip().lower()}", f"addr:{address}")
+    name = username.strip().lower()
+    # Per name and address, and per address: one device guessing is stopped after MAX_FAILURES. Per name
+    # alone only at NAME_FAILURES: someone else's wrong guesses must not lock a member of staff out.
+    keys = (f"user:{name}@{address}", f"addr:{address}", f"user:{name}")
     since = now - FAILURE_WINDOW_S
-    for key in keys:
+    for key, limit in zip(keys, (MAX_FAILURES, MAX_FAILURES * 4, NAME_FAILURES), strict=True):
         (failures,) = db.execute(
             "SELECT count(*) FROM sign_in_failures WHERE key = ? AND ts > ?", (key, since)
         ).fetchone()
-        if failures >= MAX_FAILURES:
+        if failures >= limit:
             raise SignInRefused("Too many attempts: wait 15 minutes, or ask an administrator to reset it.")
     row = db.execute(
         f"SELECT {_COLUMNS}, password FROM staff WHERE username = ?", (username.strip(),)
@@ -134,6 +145,41 @@ def sign_in(db: sqlite3.Connection, username: str, password: str, address: str, 
     with transaction(db):
         db.execute("DELETE FROM sign_in_failures WHERE key = ?", (keys[0],))
     return _user(row[:5])
+
+
+def start_session(db: sqlite3.Connection, user_id: int, now: float, max_age_s: float) -> str:
+    """A new sign-in of `user_id`: the token for its cookie. Sign-ins older than `max_age_s` are
+    forgotten on the way."""
+    token = new_token()
+    with transaction(db):
+        db.execute("DELETE FROM staff_sessions WHERE staff = ? AND started < ?", (user_id, now - max_age_s))
+        db.execute(
+            "INSERT INTO staff_sessions (token_hash, staff, started) VALUES (?, ?, ?)",
+            (token_digest(token), user_id, now),
+        )
+    return token
+
+
+def session_user(db: sqlite3.Connection, token: str) -> int | None:
+    """The staff id of the sign-in `token` names, if it has not been ended."""
+    row = db.execute(
+        "SELECT staff FROM staff_sessions WHERE token_hash = ? AND ended IS NULL", (token_digest(token),)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def end_sessions(db: sqlite3.Connection, user_id: int, now: float, *, keep: str = "") -> None:
+    """End the sign-ins of `user_id` (all but the one of token `keep`)."""
+    with transaction(db):
+        db.execute(
+            "UPDATE staff_sessions SET ended = ? WHERE staff = ? AND ended IS NULL AND token_hash != ?",
+            (now, user_id, token_digest(keep) if keep else ""),
+        )
+
+
+def end_session(db: sqlite3.Connection, token: str, now: float) -> None:
+    with transaction(db):
+        db.execute("UPDATE staff_sessions SET ended = ? WHERE token_hash = ?", (now, token_digest(token)))
 
 
 def make_setup_link(db: sqlite3.Connection, now: float) -> str:

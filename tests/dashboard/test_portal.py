@@ -21,7 +21,7 @@ def test_a_child_signs_in_accepts_the_rules_and_sees_the_monitoring_notice(brows
     amira = add_child(db, "Amira")
     b = browse(CHILD_IP)
     page = b.get("/portal").get_data(as_text=True)
-    assert "Our rules" in page and "filtered and monitored" in page and ">Amira</button>" in page
+    assert "Our rules" in page and "filtered and monitored" in page and ">Amira</button>" not in page
     response = _sign_in(b)
     assert response.status_code == 302
     page = b.get("/portal").get_data(as_text=True)
@@ -86,3 +86,12 @@ def test_no_sign_in_after_closing_time(make_config, db):
     add_child(db, "Amira")
     response = _sign_in(Browser(app.test_client(), CHILD_IP))
     assert response.status_code == 403 and "day is over" in response.get_data(as_text=True)
+
+
+def test_only_the_centres_own_pcs_list_the_childrens_names(browse, db):
+    add_child(db, "Amira")
+    people.save_device(db, people.DeviceRecord("room1-pc1", None, CHILD_IP, "10-12", True), time.time())
+    people.save_device(db, people.DeviceRecord("visitor", None, "127.0.0.33", "10-12", False), time.time())
+    assert ">Amira</button>" in browse(CHILD_IP).get("/portal").get_data(as_text=True)
+    for other in ("127.0.0.33", "127.0.0.34"):  # named but not managed; unknown
+        assert ">Amira</button>" not in browse(other).get("/portal").get_data(as_text=True)

@@ -157,3 +157,12 @@ def test_a_portal_sign_in_puts_the_device_under_the_childs_profile(tmp_path: Pat
     people.end_session(store, session, "logout", time.time())
     m.follow_bindings()
     assert answer() == 0
+
+
+def test_the_proxy_names_the_asking_device_to_the_appliances_own_pages(monitor: Monitor) -> None:
+    """Forwarded requests carry the device's address in X-Appliance-Client, set by the proxy: a value the
+    device sent itself (to pass for a staff PC at the dashboard) is replaced."""
+    flow = _flow(KIDS, "http://appliance.lan/portal")
+    flow.request.headers["X-Appliance-Client"] = "127.0.0.1"
+    monitor.requestheaders(flow)
+    assert flow.request.headers.get_all("X-Appliance-Client") == [KIDS]
