@@ -311,7 +311,7 @@ def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
     if not isinstance(raw, _Mapping):
         raise ConfigError(f"{_where(path, data, 'proxy')}: proxy must be a mapping (listen, mode, ...)")
     keys = {"listen", "mode", "workers", "page_limit_kb", "upload_limit_kb", "ca_dir", "centre", "helpline"}
-    keys.add("upstream_trusted_ca")
+    keys |= {"upstream_trusted_ca", "reachable_local_ports"}
     _unknown_keys(path, raw, keys, "proxy")
     d = ProxySettings()
     listen = raw.get("listen", d.listen)
@@ -352,7 +352,16 @@ def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
         if parts["url"] and not str(parts["url"]).startswith(("https://", "http://")):
             raise ConfigError(f"{_where(path, raw_help, 'url')}: proxy.helpline.url must start with https://")
         helpline = Helpline(**parts)
+    ports = raw.get("reachable_local_ports", [])
+    if not isinstance(ports, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports
+    ):
+        raise ConfigError(
+            f"{_where(path, raw, 'reachable_local_ports')}: proxy.reachable_local_ports must be a list of"
+            " port numbers"
+        )
     return ProxySettings(
+        reachable_local_ports=tuple(ports),
         listen=listen,
         mode=ProxyMode(mode),
         workers=int(_number(raw, "workers", path, d.workers, 0, 64, "proxy")),

@@ -345,7 +345,7 @@ def _first_banned(domains: list[str]) -> str:
 # ---- ours ----
 
 
-def write_ours(work: Path, log_allowed: str) -> Path:
+def write_ours(work: Path, log_allowed: str, origin_port: int) -> Path:
     """The appliance's configuration (centre set, one child device, two proxy workers) and its profiles
     file; the configuration's path."""
     from appliance.config import PolicySettings
@@ -385,6 +385,7 @@ def write_ours(work: Path, log_allowed: str) -> Path:
         f'  - {{name: bench-client, profile: "{PROFILE}", network: {HOST}}}',
         "proxy:",
         "  workers: 2",
+        f"  reachable_local_ports: [{origin_port}]",  # the origin is on this machine's loopback
     ]
     config = work / "appliance.yaml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -601,8 +602,9 @@ def run(
     banned_probe = f"http://{_first_banned(domains)}/"
     config: Path | None = None
     compile_s = None
+    origin_port = _free_port()
     if not skip_ours:
-        config = write_ours(work, log_allowed)
+        config = write_ours(work, log_allowed, origin_port)
         # No `appliance check`: it refuses the UT1 categories that categories.yaml does not file (astrology,
         # press, sports...). They are compiled all the same; no profile uses them (the proxy starts).
         t0 = time.perf_counter()
@@ -610,7 +612,6 @@ def run(
         compile_s = time.perf_counter() - t0
         print(f"ours: compiled the centre set in {compile_s:.1f} s", file=sys.stderr)
 
-    origin_port = _free_port()
     url = f"http://{HOST}:{origin_port}/page.html"
     lua = write_lua(work, origin_port)
     page = PAGE.encode()

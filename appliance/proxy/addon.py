@@ -17,8 +17,10 @@ connection is answered, never left hanging.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,16 +29,17 @@ from typing import Any
 
 from mitmproxy import http
 from mitmproxy.connection import Client
-from mitmproxy.proxy import commands, events, layer, layers
+from mitmproxy.proxy import commands, events, layer, layers, server_hooks
 from mitmproxy.proxy.layer import Layer
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from appliance.bindings import Bindings, Bound
 from appliance.dns.live import Live, changed, load_live, stamp_of
 from appliance.dns.neighbours import Neighbours
+from appliance.dns.settings import split_host_port
 from appliance.event_log import EventLog
 from appliance.events import What, Who
-from appliance.forwarding import CLIENT_HEADER
+from appliance.forwarding import CLIENT_HEADER, is_own_address
 from appliance.proxy.ca import Authority
 from appliance.proxy.outbound import outbound_text, websocket_text
 from appliance.proxy.pages import ReportForm, block_page, certificate_page, reported_page, unavailable_page
@@ -210,6 +213,40 @@ class Monitor:
             return False
 
     # ---- TLS: decided on the SNI name ----
+
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Never connect to the appliance itself (loopback or any of its own addresses: its SSH, its DNS
+        filter, its dashboard seen from inside), but for the portal's port and the configured
+        `reachable_local_ports`. The name is resolved here and the connection made to the address
+        checked, so a name that changes its answer in between cannot slip through."""
+        address = data.server.address
+        if address is None:
+            return
+        host, port = address
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            return  # mitmproxy's own connection attempt fails and says why
+        if not infos:
+            return
+        resolved = str(infos[0][4][0])
+        if any(is_own_address(str(info[4][0])) for info in infos) and port not in self._local_ports():
+            data.server.error = f"{host}:{port} is the appliance itself: not reachable through its proxy"
+            log.warning(
+                "refused a connection to the appliance itself (%s:%d) for %s",
+                host,
+                port,
+                data.client.peername[0] if data.client.peername else "?",
+            )
+            return
+        data.server.address = (resolved, port)
+
+    def _local_ports(self) -> set[int]:
+        config = self.live.config
+        ports = set(config.proxy.reachable_local_ports)
+        with contextlib.suppress(ValueError):
+            ports.add(split_host_port(config.dashboard.listen, 80)[1])
+        return ports
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         chosen = nextlayer.layer

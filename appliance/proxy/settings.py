@@ -35,3 +35,6 @@ class ProxySettings:
     # Extra certificate authorities trusted for the sites behind the proxy (a council's own sites with a
     # private CA); the system's usual ones are trusted anyway.
     upstream_trusted_ca: Path | None = None
+    # The appliance's own addresses (loopback included) are never reached through the proxy, but for the
+    # portal's port and these (a local service children may use; the tests' own web servers).
+    reachable_local_ports: tuple[int, ...] = ()

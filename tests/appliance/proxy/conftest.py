@@ -217,6 +217,7 @@ proxy:
   workers: 1
   centre: Riverside Youth Centre
   upstream_trusted_ca: {origin.ca_pem}
+  reachable_local_ports: [{", ".join(str(p) for p in (origin.http_port, origin.https_port) if p)}]
 """,
         encoding="utf-8",
     )

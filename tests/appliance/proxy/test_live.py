@@ -242,3 +242,31 @@ def test_the_proxy_keeps_serving_after_garbage(proxy: Proxy, origin: Origin) -> 
                 sock.recv(100)
     status, _, _ = fetch(proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/", host="localhost")
     assert status == 200
+
+
+def test_the_appliance_itself_is_not_reachable_through_its_proxy(proxy: Proxy) -> None:
+    """A device using the proxy must not reach services on the appliance (its SSH, its DNS filter, a
+    dashboard listening on loopback): the proxy refuses its own addresses, by number or by name, in plain
+    requests and in tunnels alike, and never opens the connection."""
+    accepted: list[object] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    try:
+        for url in (f"http://127.0.0.1:{port}/", f"http://localhost:{port}/"):
+            status, _, _ = fetch(proxy, KIDS, url, host=f"localhost:{port}")
+            assert status == 502
+        sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10, source_address=(KIDS, 0))
+        with sock:
+            sock.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            sock.sendall(b"\x16\x03\x01\x00\x05hello")  # not a real ClientHello: the tunnel is plain TCP
+            sock.settimeout(5)
+            with contextlib.suppress(OSError):
+                sock.recv(4096)
+        with contextlib.suppress(TimeoutError, OSError):
+            accepted.append(server.accept())
+    finally:
+        server.close()
+    assert accepted == []
