@@ -5,6 +5,7 @@ server running on its own event loop in a thread, and a client that asks from a 
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import socketserver
 import threading
@@ -103,9 +104,18 @@ class FakeUpstream:
         self.down = False
         self.slow_suffix, self.slow_s = "", 0.0  # names ending so are answered only after slow_s
         self.asked: list[tuple[str, str, str]] = []  # (name, type, udp|tcp)
-        self._udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), self._udp_handler())
-        port = self._udp.server_address[1]
-        self._tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), self._tcp_handler())
+        # The port UDP was given may be taken for TCP (a connection's local port, one in TIME_WAIT after
+        # a benchmark): then another pair is tried.
+        for attempt in range(20):
+            self._udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), self._udp_handler())
+            port = self._udp.server_address[1]
+            try:
+                self._tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), self._tcp_handler())
+                break
+            except OSError as e:
+                self._udp.server_close()
+                if e.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
         self.address = f"127.0.0.1:{port}"
         for server in (self._udp, self._tcp):
             server.daemon_threads = True
