@@ -140,3 +140,18 @@ def test_an_incident_outlives_the_events_it_was_opened_from(browse, accounts, db
     db.execute("DELETE FROM events")
     assert b.get(f"/review/event/{event_id}").status_code == 404
     assert "tinder.com" in b.get(f"/incidents/{number}").get_data(as_text=True)
+
+
+def test_the_lead_reads_the_audit_log_newest_first_and_by_member_of_staff(browse, accounts, db, events):
+    amira = add_child(db, "Amira")
+    events.dns(time.time(), child_who(amira.id), "www.pornhub.com", verdict(Action.BLOCK, "adult"))
+    browse(as_user="staff").get("/review", query_string={"child": amira.id})
+    lead = browse(as_user="lead")
+    page = lead.get("/audit").get_data(as_text=True)
+    rows = page.split('<table id="audit">')[1]
+    assert "view-events" in rows and "Amira" in rows  # whose events, by display name
+    assert rows.index("<td>staff:staff</td>") > rows.index(
+        "view-events"
+    )  # newest first: the sign-in came before
+    only_staff = lead.get("/audit", query_string={"username": "staff"}).get_data(as_text=True)
+    assert "lead" not in only_staff.split('<table id="audit">')[1].replace("Lead", "")
