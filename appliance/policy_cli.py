@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from appliance.config import Config, ConfigError, device_problems, load_config
+from appliance.dns.settings import split_host_port
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files, unmapped_sources
 from appliance.storage import open_index
 from filters.errors import FilterError
@@ -97,7 +98,26 @@ def run_check(args: argparse.Namespace) -> int:
         files.bind(open_index(config.index_path))
     except FilterError as e:
         print(f"  note: no usable compiled index yet ({e}); run `appliance lists compile`")
+    for warning in dashboard_warnings(config):
+        print(f"  warning: {warning}")
     return 0
+
+
+def dashboard_warnings(config: Config) -> list[str]:
+    """What is allowed but unsafe in how the dashboard is served."""
+    out = []
+    host, _ = split_host_port(config.dashboard.listen, 80)
+    if not config.dashboard.secure_cookies and not ipaddress.ip_address(host).is_loopback:
+        out.append(
+            f"the dashboard listens on {config.dashboard.listen} over plain HTTP: staff passwords and sign-in"
+            " cookies cross the network readable; serve it over HTTPS and set dashboard.secure_cookies: true"
+        )
+    everyone = [n for n in config.dashboard.admin_networks if ipaddress.ip_network(n).prefixlen == 0]
+    if everyone:
+        out.append(
+            f"dashboard.admin_networks includes {', '.join(everyone)}: every device reaches the staff pages"
+        )
+    return out
 
 
 def parse_time(text: str | None, zone: tzinfo) -> datetime:

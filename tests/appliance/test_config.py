@@ -158,3 +158,19 @@ def test_dns_and_device_mistakes_name_file_and_line(tmp_path: Path, text: str, l
         load_config(path)
     assert str(caught.value).startswith(f"{path}:{line}:")
     assert words in str(caught.value)
+
+
+def test_check_warns_of_a_dashboard_served_unsafely(tmp_path: Path) -> None:
+    from appliance.policy_cli import dashboard_warnings
+
+    def warnings(text: str) -> list[str]:
+        path = tmp_path / "appliance.yaml"
+        path.write_text(f"data_dir: {tmp_path}\n{text}", encoding="utf-8")
+        return dashboard_warnings(load_config(path))
+
+    assert warnings("") == []  # the demo: loopback only
+    (plain,) = warnings("dashboard:\n  listen: 192.168.50.1:80\n")
+    assert "plain HTTP" in plain and "secure_cookies" in plain
+    assert warnings("dashboard:\n  listen: 192.168.50.1:443\n  secure_cookies: true\n") == []
+    (everyone,) = warnings("dashboard:\n  admin_networks: [0.0.0.0/0]\n")
+    assert "every device reaches the staff pages" in everyone
