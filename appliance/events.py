@@ -133,6 +133,9 @@ class StoreWriter:
         self.written = 0
         self.counted = 0
         self._db = open_store(path)
+        # 16 MiB of page cache (SQLite's default is 2): the feed's indexes by asker and by answer take
+        # inserts at many places at once; with their pages kept, each batch costs a third less.
+        self._db.execute("PRAGMA cache_size = -16384")
         self._day: tuple[float, float, str] = (0.0, 0.0, "")
         base = self._claim_keys()
         # An int from SQLite, so safe to write into the statements.
@@ -141,19 +144,17 @@ class StoreWriter:
             "INSERT INTO answers (id, channel, profile, host, detail, action, severity, category,"
             f" flagged, reasons, notable) VALUES (? + {base}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        # The answer's `notable` copied onto the event row, inside SQLite: no Python per event.
-        notable = f"coalesce((SELECT notable FROM answers WHERE id = ? + {base}), 0)"
         self._event_sql = (
             "INSERT INTO events (ts, asker, answer, duration_us, notable)"
-            f" SELECT ?1, ?2 + {base}, ?3 + {base}, CAST(?4 * 1000000 AS INTEGER),"
-            f" {notable.replace('?', '?3')}"
+            f" VALUES (?, ? + {base}, ? + {base}, CAST(? * 1000000 AS INTEGER), ?)"
         )
         self._request_sql = (
             "INSERT INTO requests (ts, asker, answer, duration_us, method, url, status, bytes, terms,"
-            " notable)"
-            f" SELECT ?1, ?2 + {base}, ?3 + {base}, CAST(?4 * 1000000 AS INTEGER), ?5, ?6, ?7, ?8, ?9,"
-            f" {notable.replace('?', '?3')}"
+            f" notable) VALUES (?, ? + {base}, ? + {base}, CAST(? * 1000000 AS INTEGER), ?, ?, ?, ?, ?, ?)"
         )
+        # Keys of the answers blocked or flagged: their events are `notable` (the staff's feed). A set
+        # looked up from C per event costs far less than a sub-select per row in SQLite.
+        self._notable: set[int] = set()
         self._seen_sql = (
             # By child alone: a child has one open session, and its device may ask from a new address
             # (a renewed lease, its IPv6 address) than the one it signed in from.
@@ -190,6 +191,8 @@ class StoreWriter:
             elif thing.kept:
                 row = (key, thing.channel, thing.profile, thing.host, thing.detail, thing.action)
                 notable = int(thing.flagged or thing.action == "block")
+                if notable:
+                    self._notable.add(key)
                 self._db.execute(
                     self._answer_sql,
                     (*row, thing.severity, thing.category, int(thing.flagged), thing.reasons, notable),
@@ -200,6 +203,7 @@ class StoreWriter:
     def forget(self, keys: Iterable[int]) -> None:
         for key in keys:
             self._count.pop(key, None)
+            self._notable.discard(key)
 
     def write(
         self,
@@ -221,9 +225,11 @@ class StoreWriter:
         db.execute("BEGIN")
         try:
             self.define(defs)
-            db.executemany(self._event_sql, zip(*events, strict=True))
+            flags = map(self._notable.__contains__, events[2])
+            db.executemany(self._event_sql, zip(*events, flags, strict=True))
             if requests:
-                db.executemany(self._request_sql, requests)
+                notable = self._notable
+                db.executemany(self._request_sql, [(*row, row[2] in notable) for row in requests])
             totals: Counter[tuple[str, ...]] = Counter()
             if counted:
                 day = self._day_of(when)

@@ -140,6 +140,30 @@ def _roll_up(db: sqlite3.Connection, table: str, chunk: str, before: float, zone
     db.executemany(_NOTABLE_DAYS, [(*key, n) for key, n in totals.items()])
 
 
+def _rowid_bound(db: sqlite3.Connection, table: str, column: str, before: float) -> int:
+    """The highest rowid of `table` whose row is older than `before` (0 if none), for rows added in time
+    order: each writer adds its batches in order, several writers interleave within seconds, so the
+    rows near the bound may be a few seconds out of order (those are kept until the next purge)."""
+    low, high = db.execute(f"SELECT min(rowid), max(rowid) FROM {table}").fetchone()
+    if low is None:
+        return 0
+    (first,) = db.execute(f"SELECT {column} FROM {table} WHERE rowid = ?", (low,)).fetchone()
+    if first >= before:
+        return 0
+    found = int(low)  # its row is older than `before`
+    high = int(high)
+    while found < high:
+        middle = (found + high + 1) // 2
+        row = db.execute(
+            f"SELECT rowid, {column} FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT 1", (middle,)
+        ).fetchone()
+        if row is None or row[1] >= before:
+            high = middle - 1
+        else:
+            found = int(row[0])
+    return found
+
+
 def _delete_older(
     db: sqlite3.Connection,
     table: str,
@@ -151,7 +175,15 @@ def _delete_older(
     """Delete `table`'s rows with `column` < `before`, oldest first, CHUNK rows per transaction (for the
     event tables, counting the notable ones into notable_days first, by the local date in `zone`)."""
     total = 0
-    chunk = f"SELECT rowid FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT {CHUNK}"
+    if zone is None:
+        chunk = f"SELECT rowid FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT {CHUNK}"
+    else:
+        # The event tables have no index by time (it would cost every event written): their rows are
+        # added in time order, so the old ones are the first rowids, found by bisection.
+        bound = _rowid_bound(db, table, column, before)
+        chunk = (
+            f"SELECT rowid FROM {table} WHERE rowid <= {bound} AND {column} < ? ORDER BY rowid LIMIT {CHUNK}"
+        )
     while True:
         with transaction(db):
             if zone is not None:

@@ -219,6 +219,11 @@ CREATE TABLE staff_sessions (
 ) WITHOUT ROWID;
 CREATE INDEX staff_sessions_by_staff ON staff_sessions (staff) WHERE ended IS NULL;
 
+-- Every event row paid for an index by time; only retention used it, and it finds the old rows by their
+-- rowids (added in time order) instead. The feed's and the reports' indexes are the partial ones.
+DROP INDEX IF EXISTS events_by_time;
+DROP INDEX IF EXISTS requests_by_time;
+
 -- Notable events past retention, counted per local day before they are deleted: the yearly report
 -- still counts them (and the children involved, by pseudonymous id) when the events are gone.
 CREATE TABLE notable_days (

@@ -117,7 +117,7 @@ def test_purge_by_age(path: Path) -> None:
 def test_events_go_in_chunks_oldest_first(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retention, "CHUNK", 3)
     writer = StoreWriter(path, ZoneInfo("UTC"))
-    write(writer, [NOW - (40 + i) * DAY for i in range(10)], who(), what())
+    write(writer, [NOW - (49 - i) * DAY for i in range(10)], who(), what())  # in time order, as written
     writer.close()
     db = connect(path)
     # A deadline already passed: one chunk, the three oldest, then the purge stops and says so.
@@ -172,11 +172,12 @@ def test_orphans_of_a_gone_writer_are_purged_a_live_writers_kept(path: Path) -> 
         who("c"),
         what("c"),
     )
+    live = StoreWriter(path, ZoneInfo("UTC"))  # this process: running
+    # In time order, as writers add their batches.
     write(gone, [NOW - 40 * DAY], old_who, old_what)
+    write(live, [NOW - 40 * DAY], who("d"), what("d"), who("e"), what("e"))
     write(gone, [NOW - DAY], kept_who, kept_what, never_who, never_what)
     gone.close()
-    live = StoreWriter(path, ZoneInfo("UTC"))  # this process: running
-    write(live, [NOW - 40 * DAY], who("d"), what("d"), who("e"), what("e"))
     live.close()
     db = connect(path)
     ranges = [base for (base,) in db.execute("SELECT base FROM key_ranges ORDER BY base")]
@@ -249,4 +250,22 @@ def test_the_writer_process_purges_at_its_start(path: Path) -> None:
         log.close()
     db = connect(path)
     assert [ts for (ts,) in db.execute("SELECT ts FROM events")] == [now - 29 * DAY]
+    db.close()
+
+
+def test_rows_a_few_seconds_out_of_order_at_the_boundary_are_kept_not_lost(path: Path) -> None:
+    """Two writers interleave their batches within seconds: the retention bound (found by bisection of
+    the rowids) never deletes a row younger than the retention time, whatever its place."""
+    writer = StoreWriter(path, ZoneInfo("UTC"))
+    cutoff = NOW - SETTINGS.retention_days * DAY
+    times = [cutoff - 20, cutoff - 10, cutoff + 5, cutoff - 3, cutoff + 1, cutoff + 30]
+    write(writer, times, who(), what())
+    writer.close()
+    db = connect(path)
+    purge(db, SETTINGS, NOW)
+    left = sorted(ts for (ts,) in db.execute("SELECT ts FROM events"))
+    assert {cutoff + 5, cutoff + 1, cutoff + 30} <= set(left)  # nothing young is lost
+    assert cutoff - 20 not in left and cutoff - 10 not in left  # the old ones before them go
+    # The one old row written after a young one may wait for the next purge.
+    assert set(left) <= {cutoff + 5, cutoff - 3, cutoff + 1, cutoff + 30}
     db.close()
