@@ -155,3 +155,21 @@ def test_the_lead_reads_the_audit_log_newest_first_and_by_member_of_staff(browse
     )  # newest first: the sign-in came before
     only_staff = lead.get("/audit", query_string={"username": "staff"}).get_data(as_text=True)
     assert "lead" not in only_staff.split('<table id="audit">')[1].replace("Lead", "")
+
+
+def test_one_incident_from_several_events_chosen_in_the_feed(browse, accounts, db, events):
+    amira = add_child(db, "Amira")
+    now = time.time()
+    events.dns(now - 60, child_who(amira.id), "tinder.com", verdict(Action.BLOCK, "dating", Severity.MEDIUM))
+    events.dns(now - 30, child_who(amira.id), "badoo.com", verdict(Action.BLOCK, "dating", Severity.HIGH))
+    b = browse(as_user="staff")
+    chosen = re.findall(r'name="event" value="([a-z]+:\d+)"', b.get("/review").get_data(as_text=True))
+    assert len(chosen) == 2
+    response = b.client.post(
+        "/incidents/new",
+        data={"event": chosen, "title": "Dating sites, twice", "csrf_token": b.token},
+        environ_base={"REMOTE_ADDR": b.address},
+    )
+    page = b.get(response.location).get_data(as_text=True)
+    assert "tinder.com" in page and "badoo.com" in page and "opened from 2 event(s)" in page
+    assert 'class="sev-high">high' in page  # the highest of the events'
