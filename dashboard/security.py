@@ -23,6 +23,8 @@ from appliance.forwarding import CLIENT_HEADER, forwarded_client
 from appliance.proxy.pages import CHILD_CSS
 from appliance.store import audit, staff
 from appliance.store.staff import Role, StaffUser
+from dashboard import blocked
+from dashboard.blocked import foreign_host
 from dashboard.database import config, now, store
 
 OPEN_BLUEPRINTS = frozenset({"portal"})
@@ -66,6 +68,9 @@ def client_address() -> str:
 
 
 def _gate() -> Response | None:
+    blocked_site = foreign_host()
+    if blocked_site is not None:  # the DNS filter sent a blocked name here: its block page, any path
+        return blocked.page(blocked_site, client_address())
     if not is_open(request.endpoint) and not from_staff_network(client_address()):
         abort(403, "This page is for the centre's staff only.")
     if request.method not in ("GET", "HEAD", "OPTIONS"):

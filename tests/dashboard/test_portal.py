@@ -95,3 +95,22 @@ def test_only_the_centres_own_pcs_list_the_childrens_names(browse, db):
     assert ">Amira</button>" in browse(CHILD_IP).get("/portal").get_data(as_text=True)
     for other in ("127.0.0.33", "127.0.0.34"):  # named but not managed; unknown
         assert ">Amira</button>" not in browse(other).get("/portal").get_data(as_text=True)
+
+
+def test_a_name_the_dns_filter_sent_here_gets_the_block_page_not_the_dashboard(browse, db):
+    """`blocked_answer: block-page` points a blocked name at the appliance: a browser not sent through
+    the proxy then asks this web server for it, and a child must see why, not a staff page."""
+    b = browse(CHILD_IP)
+    for path in ("/", "/videos/123", "/signin"):
+        response = b.client.get(
+            path, base_url="http://www.pornhub.com", environ_base={"REMOTE_ADDR": CHILD_IP}
+        )
+        page = response.get_data(as_text=True)
+        assert response.status_code == 403
+        assert "This page is blocked" in page and "www.pornhub.com" in page and "staff only" not in page
+        assert "demo-adult" in page  # the list that blocks it, for the member of staff who helps
+    # The appliance's own names still give the portal and the dashboard.
+    for own in ("http://appliance.lan", "http://127.0.0.1:8000", "http://localhost"):
+        assert (
+            b.client.get("/portal", base_url=own, environ_base={"REMOTE_ADDR": CHILD_IP}).status_code == 200
+        )

@@ -1,0 +1,91 @@
+"""The block page for names the DNS filter answered with the appliance's address (`blocked_answer:
+block-page`): a browser that is not sent through the proxy then asks the dashboard's web server for the
+blocked site. It gets the proxy's block page (appliance/proxy/pages.py), with the reasons the policy gives
+for that device now, instead of the dashboard."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Response, request
+
+from appliance.dns.neighbours import Neighbours
+from appliance.proxy.pages import block_page
+from appliance.storage import open_index
+from appliance.store import people
+from dashboard.database import config, now, policy_files, store
+from filters.errors import ApplianceError
+from filters.names import BadName, normalise_host
+from profiles.decide import decide
+from profiles.identity import Devices, Sessions, identify
+from profiles.policy import Policy
+from profiles.request import Channel, Request
+from profiles.verdict import Action, Verdict
+
+_POLICY: dict[tuple[object, ...], Policy] = {}
+
+
+def foreign_host() -> str | None:
+    """The site a request names when it is not the appliance: not one of its portal names
+    (`policy.portal_hosts`), not the machine's own name, not an address, not `localhost`; None for the
+    appliance's own pages."""
+    host = request.host.rsplit(":", 1)[0] if not request.host.startswith("[") else request.host
+    host = host.strip("[]").rstrip(".").lower()
+    if not host or host == "localhost":
+        return None
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    portal = config().policy.portal_hosts
+    if any(host == p or host.endswith("." + p) for p in portal):
+        return None
+    if host.split(".", 1)[0] == socket.gethostname().split(".", 1)[0].lower():  # raspberrypi(.local)
+        return None
+    try:
+        return normalise_host(host)
+    except BadName:
+        return host
+
+
+def _policy() -> Policy:
+    files = policy_files()
+    index_path = config().index_path
+    key = (id(files), index_path.stat().st_mtime_ns)
+    found = _POLICY.get(key)
+    if found is None:
+        _POLICY.clear()
+        found = _POLICY[key] = files.bind(open_index(index_path))
+    return found
+
+
+def _verdict(host: str, address: str) -> tuple[Verdict, Policy | None]:
+    """The policy's verdict on `host` for the device at `address` now (a plain block when the policy
+    cannot be loaded: the DNS filter already decided)."""
+    try:
+        policy = _policy()
+    except (ApplianceError, OSError):
+        return Verdict(Action.BLOCK, ""), None
+    zone = ZoneInfo(config().policy.timezone)
+    neighbours = Neighbours(config().dns.leases)
+    neighbours.refresh()
+    db = store()
+    devices = Devices((*config().devices, *people.as_devices(people.devices(db))))
+    sessions = Sessions(people.as_sessions(people.open_sessions(db, now()), zone))
+    moment = datetime.fromtimestamp(now(), zone)
+    identity = identify(address, neighbours.mac_of(address), devices, sessions, moment)
+    return decide(Request(host, None, Channel.DNS), policy, identity, moment), policy
+
+
+def page(host: str, address: str) -> Response:
+    verdict, policy = _verdict(host, address)
+    settings = config().proxy
+    categories = policy.categories.categories if policy is not None else {}
+    html = block_page(
+        verdict, categories, host, report=None, helpline=settings.helpline, centre=settings.centre
+    )
+    return Response(html, status=403, content_type="text/html; charset=utf-8")
