@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
+TEST_STAMP  := $(VENV)/.installed-test
 
 .PHONY: setup system-packages run test lint typecheck contracts pytest bench clean
 
@@ -17,6 +18,11 @@ $(STAMP): pyproject.toml deploy/system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The tests also drive a real headless Chromium (tests/browser): `make run` does not need it.
+$(TEST_STAMP): $(STAMP)
+	sh deploy/system-packages.sh --test
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
@@ -53,7 +59,7 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(TEST_STAMP)
 	$(BIN)/pytest
 
 # Lint, types, the layering contract, then the whole suite.

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Debian packages the appliance's development and test set-up needs (chromium and chromium-driver: the
-# headless browser and its WebDriver for tests/browser, through Selenium); with --bench, also what the
+# Debian packages the appliance's development set-up needs; with --test, also chromium and chromium-driver
+# (the headless browser and its WebDriver for tests/browser, through Selenium); with --bench, also what the
 # benchmarks run against: dnsperf (the DNS load generator) and dnsmasq-base (the DNS peer, and the
 # upstream both sides ask); e2guardian (the proxy peer), nginx-light (the origin) and wrk (the HTTP load
 # generator) for bench/proxy.py. Installs what is missing when run as root (CI, a fresh Pi); otherwise
@@ -10,8 +10,10 @@ PATH="$PATH:/usr/sbin:/sbin"
 need=""
 python3 -c 'import ensurepip, venv' 2>/dev/null || need="$need python3-venv"
 command -v make >/dev/null 2>&1 || need="$need make"
-command -v chromium >/dev/null 2>&1 || need="$need chromium"
-command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
+if [ "${1:-}" = "--test" ]; then
+    command -v chromium >/dev/null 2>&1 || need="$need chromium"
+    command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
+fi
 if [ "${1:-}" = "--bench" ]; then
     command -v dnsperf >/dev/null 2>&1 || need="$need dnsperf"
     command -v dnsmasq >/dev/null 2>&1 || need="$need dnsmasq-base"
