@@ -11,16 +11,24 @@ import socket
 CLIENT_HEADER = "X-Appliance-Client"
 
 
+def plain_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`address` as an IP address (an IPv4-mapped IPv6 address as the IPv4 one), None if it is not one."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 @functools.lru_cache(maxsize=1024)
 def is_own_address(address: str) -> bool:
     """Is `address` one of this machine's own (loopback included)? Asked of the kernel: only an own
     address can be bound to."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = plain_ip(address)
+    if ip is None:
         return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     if ip.is_loopback:
         return True
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET

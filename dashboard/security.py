@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from appliance.forwarding import CLIENT_HEADER, forwarded_client
+from appliance.forwarding import CLIENT_HEADER, forwarded_client, plain_ip
 from appliance.proxy.pages import CHILD_CSS
 from appliance.store import audit, staff
 from appliance.store.staff import Role, StaffUser
@@ -49,12 +49,9 @@ def is_open(endpoint: str | None) -> bool:
 
 
 def from_staff_network(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = plain_ip(address)
+    if ip is None:
         return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     return any(ip in ipaddress.ip_network(net) for net in config().dashboard.admin_networks)
 
 
