@@ -14,6 +14,7 @@ from appliance.dns.command import add_commands as add_dns_commands
 from appliance.lists import compile_lists
 from appliance.policy_cli import add_commands
 from appliance.proxy.command import add_commands as add_proxy_commands
+from appliance.router import add_commands as add_router_commands
 from appliance.storage import open_index
 from appliance.store_cli import add_commands as add_store_commands
 from filters.errors import ApplianceError
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dns_commands(commands, common)
     add_proxy_commands(commands, common)
     add_store_commands(commands, common)
+    add_router_commands(commands, common)
     return parser
 
 

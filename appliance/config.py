@@ -18,6 +18,7 @@ from appliance.dashboard_settings import Contact, DashboardSettings, PortalSetti
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
 from appliance.proxy.pages import Helpline
 from appliance.proxy.settings import ProxyMode, ProxySettings
+from appliance.router_settings import RouterSettings
 from appliance.store.settings import StoreSettings
 from appliance.yaml_lines import Mapping as _Mapping
 from appliance.yaml_lines import YamlError, empty_mapping, load_yaml, unknown_key_message
@@ -92,6 +93,7 @@ class Config:
     store: StoreSettings = field(default_factory=StoreSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
+    router: RouterSettings = field(default_factory=RouterSettings)
     devices: tuple[Device, ...] = ()
     device_lines: Mapping[str, int] = field(default_factory=dict)  # device name -> its line in the file
 
@@ -153,7 +155,8 @@ def _unknown_keys(path: Path, mapping: _Mapping, allowed: set[str], what: str) -
 
 
 def _parse(data: _Mapping, path: Path) -> Config:
-    sections = {"data_dir", "lists", "policy", "dns", "proxy", "store", "dashboard", "portal", "devices"}
+    sections = {"data_dir", "lists", "policy", "dns", "proxy", "store", "dashboard", "portal", "router"}
+    sections.add("devices")
     _unknown_keys(path, data, sections, "the configuration")
     base = path.parent
     raw_dir = data.get("data_dir")
@@ -211,6 +214,7 @@ def _parse(data: _Mapping, path: Path) -> Config:
         store=_parse_store(data.get("store"), path, data),
         dashboard=_parse_dashboard(data.get("dashboard"), path, data),
         portal=_parse_portal(data.get("portal"), path, data),
+        router=_parse_router(data.get("router"), path, data),
         devices=devices,
         device_lines=device_lines,
     )
@@ -508,6 +512,25 @@ def _parse_portal(raw: Any, path: Path, data: _Mapping) -> PortalSettings:
         idle_minutes=int(_number(node, "idle_minutes", path, d.idle_minutes, 1, 24 * 60, "portal")),
         rules=(path.parent / os.path.expanduser(rules)).resolve() if rules else None,
         show_names=_flag(node, "show_names", path, "portal", d.show_names),
+    )
+
+
+def _parse_router(raw: Any, path: Path, data: _Mapping) -> RouterSettings:
+    d = RouterSettings()
+    keys = {"lan_interface", "wan_interface", "staff_networks", "blocked_resolvers"}
+    node = _section(raw, path, data, "router", keys)
+    if node is None:
+        return d
+    interfaces = {}
+    for key in ("lan_interface", "wan_interface"):
+        name = _text(node, key, path, "router", getattr(d, key))
+        if not name or len(name) > 15 or not all(c.isalnum() or c in "-_.@" for c in name):
+            raise ConfigError(f"{_where(path, node, key)}: router.{key}: {name!r} is not an interface name")
+        interfaces[key] = name
+    return RouterSettings(
+        staff_networks=_networks(node, "staff_networks", path, "router", d.staff_networks),
+        blocked_resolvers=_networks(node, "blocked_resolvers", path, "router", d.blocked_resolvers),
+        **interfaces,
     )
 
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Debian packages the appliance's development set-up needs; with --test, also chromium and chromium-driver
-# (the headless browser and its WebDriver for tests/browser, through Selenium); with --bench, also what the
+# (the headless browser and its WebDriver for tests/browser, through Selenium) and nftables and iproute2
+# (router mode's rules, tested in network namespaces by tests/deploy); with --bench, also what the
 # benchmarks run against: dnsperf (the DNS load generator) and dnsmasq-base (the DNS peer, and the
 # upstream both sides ask); e2guardian (the proxy peer), nginx-light (the origin) and wrk (the HTTP load
 # generator) for bench/proxy.py. Installs what is missing when run as root (CI, a fresh Pi); otherwise
@@ -13,6 +14,8 @@ command -v make >/dev/null 2>&1 || need="$need make"
 if [ "${1:-}" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || need="$need chromium"
     command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
+    command -v nft >/dev/null 2>&1 || need="$need nftables"
+    command -v ip >/dev/null 2>&1 || need="$need iproute2"
 fi
 if [ "${1:-}" = "--bench" ]; then
     command -v dnsperf >/dev/null 2>&1 || need="$need dnsperf"

@@ -1,0 +1,36 @@
+"""Router mode's settings (the `router:` section of appliance.yaml; rendered into nftables rules by
+appliance/router.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# DNS-over-HTTPS resolvers browsers and apps use on their own: refused at the router, so a device falls
+# back to the centre's DNS (plain DNS to them is answered by the appliance anyway: port 53 is redirected).
+KNOWN_RESOLVERS = (
+    "1.1.1.1",
+    "1.0.0.1",  # Cloudflare
+    "8.8.8.8",
+    "8.8.4.4",  # Google
+    "9.9.9.9",
+    "149.112.112.112",  # Quad9
+    "208.67.222.222",
+    "208.67.220.220",  # OpenDNS
+    "94.140.14.14",
+    "94.140.15.15",  # AdGuard
+    "185.228.168.168",
+    "185.228.169.168",  # CleanBrowsing
+    "45.90.28.0/24",
+    "45.90.30.0/24",  # NextDNS
+    "2606:4700:4700::1111",
+    "2001:4860:4860::8888",
+    "2620:fe::fe",
+)
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    lan_interface: str = "eth1"  # the children's network (and the staff's, told apart by address)
+    wan_interface: str = "eth0"  # towards the centre's Internet router
+    staff_networks: tuple[str, ...] = ()  # not sent through the proxy (still through the DNS filter)
+    blocked_resolvers: tuple[str, ...] = KNOWN_RESOLVERS

@@ -1,0 +1,265 @@
+"""Router mode, proven in network namespaces made here: a child host, the gateway (the real DNS filter
+behind the real ruleset of appliance/router.py, loaded with nft), and an "internet" host. Traffic stays
+inside the namespaces; every namespace is removed afterwards, even when a test fails.
+
+What a child cannot get around: a hard-coded outside resolver is answered by the appliance all the same;
+DNS over TLS (853) and QUIC (UDP 443) are refused at once; the known DNS-over-HTTPS resolvers are
+refused; the gateway itself answers only DNS, DHCP, the proxy and the portal from the LAN. Ordinary
+traffic is routed and masqueraded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from appliance.config import load_config
+from appliance.lists import compile_lists
+from appliance.router import ruleset
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
+    reason="needs root, nft (Debian's nftables) and ip: network namespaces and their rules",
+)
+
+CHILD, GW_LAN, GW_WAN, NET = "10.77.1.2", "10.77.1.1", "10.77.2.1", "10.77.2.2"
+OUTSIDE_RESOLVER = "203.0.113.53"  # nobody answers there: only the redirect can
+DOH_RESOLVER = "9.9.9.9"  # on the refused list; the internet host has it too
+
+
+def sh(*args: str, check: bool = True, netns: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = ["ip", "netns", "exec", netns, *args] if netns else list(args)
+    return subprocess.run(command, check=check, capture_output=True, text=True, timeout=30)
+
+
+class Lab:
+    """Three namespaces joined by two veth pairs: child -- gw (lan0 | wan0) -- net."""
+
+    def __init__(self, tag: str) -> None:
+        self.child, self.gw, self.net = f"kid{tag}", f"gw{tag}", f"net{tag}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def build(self) -> None:
+        for ns in (self.child, self.gw, self.net):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "set", "lo", "up", netns=ns)
+        sh(
+            "ip",
+            "link",
+            "add",
+            "c0",
+            "netns",
+            self.child,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "lan0",
+            "netns",
+            self.gw,
+        )
+        sh(
+            "ip",
+            "link",
+            "add",
+            "wan0",
+            "netns",
+            self.gw,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "n0",
+            "netns",
+            self.net,
+        )
+        for ns, dev, address in (
+            (self.child, "c0", f"{CHILD}/24"),
+            (self.gw, "lan0", f"{GW_LAN}/24"),
+            (self.gw, "wan0", f"{GW_WAN}/24"),
+            (self.net, "n0", f"{NET}/24"),
+        ):
+            sh("ip", "addr", "add", address, "dev", dev, netns=ns)
+            sh("ip", "link", "set", dev, "up", netns=ns)
+        sh("ip", "addr", "add", f"{DOH_RESOLVER}/32", "dev", "n0", netns=self.net)
+        sh("ip", "route", "add", "default", "via", GW_LAN, netns=self.child)
+        sh("ip", "route", "add", "default", "via", GW_WAN, netns=self.net)
+        sh("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", netns=self.gw)
+
+    def start(self, *args: str, netns: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.processes.append(process)
+        return process
+
+    def destroy(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for ns in (self.child, self.gw, self.net):
+            sh("ip", "netns", "del", ns, check=False)
+
+
+def in_netns(netns: str, code: str) -> str:
+    """Run Python `code` in `netns`; its printed output."""
+    return sh(sys.executable, "-c", code, netns=netns).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    folder = tmp_path_factory.mktemp("router")
+    shipped = resources.files("appliance") / "defaults"
+    text = (shipped / "appliance.yaml").read_text(encoding="utf-8")
+    text = text.replace("path: lists/", f"path: {shipped / 'lists'}/")
+    config_path = folder / "appliance.yaml"
+    config_path.write_text(
+        f"""{text}
+data_dir: {folder / "var"}
+dns:
+  listen: ["0.0.0.0:5353"]
+  upstreams: ["{NET}:53"]
+  block_page_addresses: ["{GW_LAN}"]
+router:
+  lan_interface: lan0
+  wan_interface: wan0
+""",
+        encoding="utf-8",
+    )
+    config = load_config(config_path)
+    compile_lists(config, now=datetime.now(UTC))
+    built = Lab(uuid.uuid4().hex[:6])
+    try:
+        built.build()
+        rules = folder / "rules.nft"
+        rules.write_text(ruleset(config), encoding="utf-8")
+        sh("nft", "-f", str(rules), netns=built.gw)
+        appliance = Path(sys.executable).parent / "appliance"
+        dns_filter = built.start(str(appliance), "dns", "--config", str(config_path), netns=built.gw)
+        deadline = time.monotonic() + 30
+        while True:
+            probe = sh(
+                sys.executable,
+                "-c",
+                _ASK.format(server=GW_LAN, port=5353, name="probe.invalid"),
+                netns=built.gw,
+                check=False,
+            )
+            if probe.returncode == 0:
+                break
+            if dns_filter.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the DNS filter did not start: {dns_filter.stderr.read().decode()[-2000:]}"
+                )  # type: ignore[union-attr]
+            time.sleep(0.2)
+        yield built
+    finally:
+        built.destroy()
+
+
+_ASK = """
+import dns.message, dns.query, dns.rcode
+q = dns.message.make_query({name!r}, "A")
+r = dns.query.udp(q, {server!r}, port={port}, timeout=3)
+print(dns.rcode.to_text(r.rcode()), *[rd.to_text() for rrset in r.answer for rd in rrset])
+"""
+
+
+def ask(lab: Lab, server: str, name: str, port: int = 53) -> str:
+    return in_netns(lab.child, _ASK.format(server=server, port=port, name=name))
+
+
+def test_the_gateway_answers_dns_with_the_childrens_filter(lab: Lab) -> None:
+    assert ask(lab, GW_LAN, "www.pornhub.com") == f"NOERROR {GW_LAN}"  # the block page's address
+
+
+def test_a_hard_coded_outside_resolver_is_answered_by_the_appliance(lab: Lab) -> None:
+    assert ask(lab, OUTSIDE_RESOLVER, "www.pornhub.com") == f"NOERROR {GW_LAN}"
+    assert ask(lab, DOH_RESOLVER, "www.pornhub.com") == f"NOERROR {GW_LAN}"  # plain DNS to it, too
+
+
+_CONNECT = """
+import socket, time
+s = socket.socket()
+s.settimeout(3)
+t = time.monotonic()
+try:
+    s.connect(({host!r}, {port}))
+    print("connected")
+except ConnectionRefusedError:
+    print("refused", round(time.monotonic() - t, 1))
+except OSError as e:
+    print(type(e).__name__, round(time.monotonic() - t, 1))
+"""
+
+_UDP = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.connect(({host!r}, {port}))
+s.send(b"quic?")
+try:
+    s.recv(100)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except OSError as e:
+    print(type(e).__name__)
+"""
+
+
+def test_dns_over_tls_quic_and_doh_resolvers_are_refused_at_once(lab: Lab) -> None:
+    # Something listens on the internet host, so a refusal can only be the gateway's.
+    lab.start(sys.executable, "-c", _LISTEN.format(ports=[853, 443, 8000]), netns=lab.net)
+    time.sleep(0.5)
+    assert in_netns(lab.child, _CONNECT.format(host=NET, port=853)).startswith("refused")
+    assert in_netns(lab.child, _UDP.format(host=NET, port=443)) == "refused"
+    assert in_netns(lab.child, _UDP.format(host=NET, port=853)) == "refused"
+    assert in_netns(lab.child, _CONNECT.format(host=DOH_RESOLVER, port=8000)).startswith(
+        ("refused", "OSError")
+    )
+    # Ordinary traffic is routed (and masqueraded: the internet host sees the gateway).
+    assert in_netns(lab.child, _CONNECT.format(host=NET, port=8000)) == "connected"
+
+
+_LISTEN = """
+import socket, selectors, time
+sel = selectors.DefaultSelector()
+for port in {ports}:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        if kind == socket.SOCK_STREAM:
+            s.listen()
+        sel.register(s, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        s = key.fileobj
+        if s.type == socket.SOCK_STREAM:
+            c, _ = s.accept(); c.close()
+        else:
+            data, peer = s.recvfrom(100); s.sendto(b"yes", peer)
+"""
+
+
+def test_the_gateway_itself_answers_only_its_services(lab: Lab) -> None:
+    lab.start(sys.executable, "-c", _LISTEN.format(ports=[2222]), netns=lab.gw)
+    time.sleep(0.5)
+    blocked = in_netns(lab.child, _CONNECT.format(host=GW_LAN, port=2222))
+    assert blocked.startswith("TimeoutError")  # dropped, not even refused
+    assert in_netns(lab.gw, _CONNECT.format(host=GW_LAN, port=2222)) == "connected"  # from inside: fine
