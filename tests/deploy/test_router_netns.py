@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import load_config
+from appliance.config import Config, load_config
 from appliance.lists import compile_lists
 from appliance.router import ruleset
 
@@ -48,6 +48,8 @@ class Lab:
     def __init__(self, tag: str) -> None:
         self.child, self.gw, self.net = f"kid{tag}", f"gw{tag}", f"net{tag}"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.config: Config | None = None
+        self.logs = Path()
 
     def build(self) -> None:
         for ns in (self.child, self.gw, self.net):
@@ -96,10 +98,10 @@ class Lab:
         sh("ip", "route", "add", "default", "via", GW_WAN, netns=self.net)
         sh("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", netns=self.gw)
 
-    def start(self, *args: str, netns: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", netns, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+    def start(self, *args: str, netns: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start a program in `netns`; its output goes to `log` (a pipe nobody read would fill up)."""
+        with open(log or os.devnull, "wb") as out:
+            process = subprocess.Popen(["ip", "netns", "exec", netns, *args], stdout=out, stderr=out)
         self.processes.append(process)
         return process
 
@@ -117,7 +119,9 @@ class Lab:
 
 def in_netns(netns: str, code: str) -> str:
     """Run Python `code` in `netns`; its printed output."""
-    return sh(sys.executable, "-c", code, netns=netns).stdout.strip()
+    done = sh(sys.executable, "-c", code, netns=netns, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +129,34 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     folder = tmp_path_factory.mktemp("router")
     shipped = resources.files("appliance") / "defaults"
     text = (shipped / "appliance.yaml").read_text(encoding="utf-8")
-    text = text.replace("path: lists/", f"path: {shipped / 'lists'}/")
+    text = text.replace("path: lists/", f"path: {shipped / 'lists'}/").split("\npolicy:")[0]
+    # The shipped profiles, open at any hour (the tests run whenever CI does).
+    profiles = (shipped / "policy" / "profiles.yaml").read_text(encoding="utf-8")
+    (folder / "profiles.yaml").write_text(
+        "\n".join(line for line in profiles.splitlines() if not line.startswith("    schedule:")),
+        encoding="utf-8",
+    )
     config_path = folder / "appliance.yaml"
     config_path.write_text(
         f"""{text}
 data_dir: {folder / "var"}
+policy:
+  timezone: Europe/London
+  profiles: {folder / "profiles.yaml"}
 dns:
   listen: ["0.0.0.0:5353"]
   upstreams: ["{NET}:53"]
   block_page_addresses: ["{GW_LAN}"]
+proxy:
+  listen: 0.0.0.0:8080
+  mode: transparent
+  workers: 1
+  centre: Riverside Youth Centre
+dashboard:
+  listen: 0.0.0.0:80
+  admin_networks: [10.77.9.0/24]
+portal:
+  closing_time: "24:00"  # the tests run at any hour
 router:
   lan_interface: lan0
   wan_interface: wan0
@@ -143,13 +166,17 @@ router:
     config = load_config(config_path)
     compile_lists(config, now=datetime.now(UTC))
     built = Lab(uuid.uuid4().hex[:6])
+    built.config = config
     try:
         built.build()
         rules = folder / "rules.nft"
         rules.write_text(ruleset(config), encoding="utf-8")
         sh("nft", "-f", str(rules), netns=built.gw)
         appliance = Path(sys.executable).parent / "appliance"
-        dns_filter = built.start(str(appliance), "dns", "--config", str(config_path), netns=built.gw)
+        built.logs = folder
+        dns_filter = built.start(
+            str(appliance), "dns", "--config", str(config_path), netns=built.gw, log=folder / "dns.log"
+        )
         deadline = time.monotonic() + 30
         while True:
             probe = sh(
@@ -163,12 +190,61 @@ router:
                 break
             if dns_filter.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(
-                    f"the DNS filter did not start: {dns_filter.stderr.read().decode()[-2000:]}"
-                )  # type: ignore[union-attr]
+                    f"the DNS filter did not start: {(folder / 'dns.log').read_text()[-2000:]}"
+                )
             time.sleep(0.2)
+        built.start(sys.executable, "-c", _ECHO, netns=built.net)
+        built.start(
+            str(appliance), "proxy", "--config", str(config_path), netns=built.gw, log=folder / "proxy.log"
+        )
+        built.start(
+            sys.executable, "-m", "dashboard", str(config_path), netns=built.gw, log=folder / "web.log"
+        )
+        for host, port, ns in ((NET, 80, built.net), (GW_LAN, 8080, built.gw), (GW_LAN, 80, built.gw)):
+            _wait_for(ns, host, port)
         yield built
     finally:
         built.destroy()
+
+
+def _wait_for(netns: str, host: str, port: int) -> None:
+    deadline = time.monotonic() + 60
+    while in_netns(netns, _CONNECT.format(host=host, port=port)) != "connected":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing listens on {host}:{port} in {netns}")
+        time.sleep(0.3)
+
+
+# The internet host's web server: answers every request with what it received (path and headers).
+_ECHO = """
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Echo(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("GET " + self.path + "\\n" + str(self.headers)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("0.0.0.0", 80), Echo).serve_forever()
+"""
+
+_GET = """
+import http.client
+c = http.client.HTTPConnection({host!r}, {port}, timeout=10)
+c.request("GET", {path!r}, headers={{"Host": {name!r}}})
+r = c.getresponse()
+print(r.status)
+print(r.read().decode("utf-8", "replace"))
+"""
+
+
+def get(lab: Lab, host: str, name: str, path: str = "/", port: int = 80) -> tuple[int, str]:
+    out = in_netns(lab.child, _GET.format(host=host, port=port, name=name, path=path))
+    status, _, body = out.partition("\n")
+    return int(status), body
 
 
 _ASK = """
@@ -263,3 +339,56 @@ def test_the_gateway_itself_answers_only_its_services(lab: Lab) -> None:
     blocked = in_netns(lab.child, _CONNECT.format(host=GW_LAN, port=2222))
     assert blocked.startswith("TimeoutError")  # dropped, not even refused
     assert in_netns(lab.gw, _CONNECT.format(host=GW_LAN, port=2222)) == "connected"  # from inside: fine
+
+
+def test_web_traffic_goes_through_the_proxy_whatever_its_destination(lab: Lab) -> None:
+    status, body = get(lab, NET, "en.wikipedia.org", "/wiki/Rainbow")
+    assert status == 200 and body.startswith("GET /wiki/Rainbow")  # allowed: the site's own answer
+    status, body = get(lab, NET, "www.pornhub.com", "/video")
+    assert status == 403 and "This page is blocked" in body and "GET /video" not in body
+    status, body = get(lab, NET, "www.google.com", "/search?q=cats")
+    assert status == 200 and "safe=active" in body.splitlines()[0]  # safe search forced on the way
+
+
+def test_the_dashboard_refuses_the_child_host_and_the_portal_answers_it(lab: Lab) -> None:
+    status, body = get(lab, GW_LAN, "appliance.lan", "/people")
+    assert status == 403 and "staff only" in body
+    status, body = get(lab, GW_LAN, "appliance.lan", "/portal")
+    assert status == 200 and "filtered and monitored" in body
+
+
+_SIGN_IN = """
+import http.cookiejar, re, urllib.parse, urllib.request
+jar = http.cookiejar.CookieJar()
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+page = opener.open("http://{gw}/portal", timeout=10).read().decode()
+token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+fields = {{"csrf_token": token, "name": "Amira", "pin": "4826", "accept": "yes"}}
+form = urllib.parse.urlencode(fields).encode()
+page = opener.open("http://{gw}/portal/signin", data=form, timeout=10).read().decode()
+print("signed in" if "You are signed in as Amira" in page else page[:2000])
+"""
+
+
+def test_a_child_signed_in_at_the_portal_is_filtered_and_logged_as_herself(lab: Lab) -> None:
+    from appliance.store import people
+    from appliance.store.schema import connect
+
+    assert lab.config is not None
+    db = connect(lab.config.events_path)
+    child = people.add_child(db, "Amira", "10-12", "4826", time.time())
+    assert in_netns(lab.child, _SIGN_IN.format(gw=GW_LAN)) == "signed in"
+    (session,) = people.open_sessions(db, time.time())
+    # Bound to the child's device by its hardware address, as the gateway sees it in its ARP table.
+    assert (session.child, session.client) == (child.id, CHILD) and session.device.count(":") == 5
+    deadline = time.monotonic() + 5
+    while True:  # the DNS filter takes the sign-in within a second; the log within another
+        ask(lab, GW_LAN, "www.pornhub.com")
+        rows = db.execute(
+            "SELECT DISTINCT subject, profile FROM event_log WHERE host = 'www.pornhub.com' AND client = ?",
+            (CHILD,),
+        ).fetchall()
+        if (f"child:{child.id}", "10-12") in rows:
+            break
+        assert time.monotonic() < deadline, (rows, (lab.logs / "dns.log").read_text()[-3000:])
+        time.sleep(0.3)
