@@ -26,6 +26,7 @@ import pytest
 from appliance.config import Config, load_config
 from appliance.lists import compile_lists
 from appliance.router import ruleset
+from tests.appliance.proxy.conftest import _origin_ca
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 CHILD, GW_LAN, GW_WAN, NET = "10.77.1.2", "10.77.1.1", "10.77.2.1", "10.77.2.2"
+CENTRE_PC = "10.77.1.3"  # a centre-owned PC on the same host: managed, trusts the appliance's CA
 OUTSIDE_RESOLVER = "203.0.113.53"  # nobody answers there: only the redirect can
 DOH_RESOLVER = "9.9.9.9"  # on the refused list; the internet host has it too
 
@@ -50,6 +52,7 @@ class Lab:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.config: Config | None = None
         self.logs = Path()
+        self.origin_ca = self.appliance_ca = Path()
 
     def build(self) -> None:
         for ns in (self.child, self.gw, self.net):
@@ -87,6 +90,7 @@ class Lab:
         )
         for ns, dev, address in (
             (self.child, "c0", f"{CHILD}/24"),
+            (self.child, "c0", f"{CENTRE_PC}/24"),
             (self.gw, "lan0", f"{GW_LAN}/24"),
             (self.gw, "wan0", f"{GW_WAN}/24"),
             (self.net, "n0", f"{NET}/24"),
@@ -136,10 +140,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "\n".join(line for line in profiles.splitlines() if not line.startswith("    schedule:")),
         encoding="utf-8",
     )
+    origin_ca, origin_cert, origin_key = _origin_ca(folder)
     config_path = folder / "appliance.yaml"
     config_path.write_text(
         f"""{text}
 data_dir: {folder / "var"}
+devices:
+  - {{name: room1-pc1, network: {CENTRE_PC}, profile: "10-12", managed: true}}
 policy:
   timezone: Europe/London
   profiles: {folder / "profiles.yaml"}
@@ -152,6 +159,7 @@ proxy:
   mode: transparent
   workers: 1
   centre: Riverside Youth Centre
+  upstream_trusted_ca: {origin_ca}
 dashboard:
   listen: 0.0.0.0:80
   admin_networks: [10.77.9.0/24]
@@ -195,12 +203,25 @@ router:
             time.sleep(0.2)
         built.start(sys.executable, "-c", _ECHO, netns=built.net)
         built.start(
+            sys.executable,
+            "-c",
+            _ECHO_TLS.format(cert=str(origin_cert), key=str(origin_key)),
+            netns=built.net,
+        )
+        built.origin_ca = origin_ca
+        built.appliance_ca = config.ca_dir / "mitmproxy-ca-cert.pem"
+        built.start(
             str(appliance), "proxy", "--config", str(config_path), netns=built.gw, log=folder / "proxy.log"
         )
         built.start(
             sys.executable, "-m", "dashboard", str(config_path), netns=built.gw, log=folder / "web.log"
         )
-        for host, port, ns in ((NET, 80, built.net), (GW_LAN, 8080, built.gw), (GW_LAN, 80, built.gw)):
+        for host, port, ns in (
+            (NET, 80, built.net),
+            (NET, 443, built.net),
+            (GW_LAN, 8080, built.gw),
+            (GW_LAN, 80, built.gw),
+        ):
             _wait_for(ns, host, port)
         yield built
     finally:
@@ -230,6 +251,44 @@ class Echo(BaseHTTPRequestHandler):
         pass
 ThreadingHTTPServer(("0.0.0.0", 80), Echo).serve_forever()
 """
+
+_ECHO_TLS = (
+    _ECHO.replace('ThreadingHTTPServer(("0.0.0.0", 80), Echo).serve_forever()', "")
+    + """
+import ssl
+server = ThreadingHTTPServer(("0.0.0.0", 443), Echo)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain({cert!r}, {key!r})
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+)
+
+_GET_TLS = """
+import socket, ssl
+context = ssl.create_default_context(cafile={ca!r})
+raw = socket.create_connection(({host!r}, 443), timeout=10, source_address=({source!r}, 0))
+try:
+    tls = context.wrap_socket(raw, server_hostname={name!r})
+except (ssl.SSLError, OSError) as e:
+    print("cut", type(e).__name__)
+    raise SystemExit(0)
+issuer = dict(x[0] for x in tls.getpeercert()["issuer"])["commonName"]
+tls.sendall(b"GET /page HTTP/1.1\\r\\nHost: {name}\\r\\nConnection: close\\r\\n\\r\\n")
+data = b""
+while True:
+    chunk = tls.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(issuer)
+print(data.decode("utf-8", "replace"))
+"""
+
+
+def get_tls(lab: Lab, source: str, name: str, ca: Path) -> str:
+    return in_netns(lab.child, _GET_TLS.format(ca=str(ca), host=NET, source=source, name=name))
+
 
 _GET = """
 import http.client
@@ -300,7 +359,8 @@ except OSError as e:
 
 def test_dns_over_tls_quic_and_doh_resolvers_are_refused_at_once(lab: Lab) -> None:
     # Something listens on the internet host, so a refusal can only be the gateway's.
-    lab.start(sys.executable, "-c", _LISTEN.format(ports=[853, 443, 8000]), netns=lab.net)
+    # (TCP 443 there is the HTTPS site's.)
+    lab.start(sys.executable, "-c", _LISTEN.format(tcp=[853, 8000], udp=[853, 443]), netns=lab.net)
     time.sleep(0.5)
     assert in_netns(lab.child, _CONNECT.format(host=NET, port=853)).startswith("refused")
     assert in_netns(lab.child, _UDP.format(host=NET, port=443)) == "refused"
@@ -315,14 +375,13 @@ def test_dns_over_tls_quic_and_doh_resolvers_are_refused_at_once(lab: Lab) -> No
 _LISTEN = """
 import socket, selectors, time
 sel = selectors.DefaultSelector()
-for port in {ports}:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        s = socket.socket(socket.AF_INET, kind)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
-        if kind == socket.SOCK_STREAM:
-            s.listen()
-        sel.register(s, selectors.EVENT_READ)
+for kind, port in [(socket.SOCK_STREAM, p) for p in {tcp}] + [(socket.SOCK_DGRAM, p) for p in {udp}]:
+    s = socket.socket(socket.AF_INET, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    if kind == socket.SOCK_STREAM:
+        s.listen()
+    sel.register(s, selectors.EVENT_READ)
 while True:
     for key, _ in sel.select():
         s = key.fileobj
@@ -334,7 +393,7 @@ while True:
 
 
 def test_the_gateway_itself_answers_only_its_services(lab: Lab) -> None:
-    lab.start(sys.executable, "-c", _LISTEN.format(ports=[2222]), netns=lab.gw)
+    lab.start(sys.executable, "-c", _LISTEN.format(tcp=[2222], udp=[]), netns=lab.gw)
     time.sleep(0.5)
     blocked = in_netns(lab.child, _CONNECT.format(host=GW_LAN, port=2222))
     assert blocked.startswith("TimeoutError")  # dropped, not even refused
@@ -389,6 +448,19 @@ def test_a_child_signed_in_at_the_portal_is_filtered_and_logged_as_herself(lab: 
             (CHILD,),
         ).fetchall()
         if (f"child:{child.id}", "10-12") in rows:
+            people.end_session(db, session.id, "logout", time.time())  # the other tests' devices are not hers
             break
         assert time.monotonic() < deadline, (rows, (lab.logs / "dns.log").read_text()[-3000:])
         time.sleep(0.3)
+
+
+def test_https_of_a_childs_own_device_passes_on_its_name_or_is_cut(lab: Lab) -> None:
+    """An unmanaged device: decided on the TLS name alone, never decrypted."""
+    allowed = get_tls(lab, CHILD, "en.wikipedia.org", lab.origin_ca)
+    assert allowed.startswith("Test Origin CA") and "GET /page" in allowed  # the site's own certificate
+    assert get_tls(lab, CHILD, "www.pornhub.com", lab.origin_ca).startswith("cut")
+
+
+def test_a_centre_pc_trusting_the_appliance_gets_the_block_page_over_https(lab: Lab) -> None:
+    blocked = get_tls(lab, CENTRE_PC, "www.pornhub.com", lab.appliance_ca)
+    assert blocked.startswith("Childsafe appliance CA") and "This page is blocked" in blocked
