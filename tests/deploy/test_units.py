@@ -1,0 +1,64 @@
+"""The systemd units that go on the Pi: rendered by deploy/raspberry-pi/render-units.sh, accepted by
+`systemd-analyze verify`, hardened (`systemd-analyze security --offline`), and with the least privilege:
+only a unit binding a port below 1024 may, nothing long-running can administer the network."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "raspberry-pi"
+SERVICES = ("appliance-dns", "appliance-proxy", "appliance-dashboard", "appliance-lists")
+
+pytestmark = pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+
+
+@pytest.fixture(scope="module")
+def units(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    prefix = tmp_path_factory.mktemp("opt")
+    (prefix / "venv").symlink_to(Path(sys.executable).parent.parent)  # the venv this suite runs in
+    out = tmp_path_factory.mktemp("units")
+    subprocess.run(["sh", str(DEPLOY / "render-units.sh"), str(out), str(prefix)], check=True)
+    return out
+
+
+def test_systemd_accepts_every_unit(units: Path) -> None:
+    files = sorted(str(p) for p in units.iterdir())
+    assert len(files) == 5
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *files], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "appliance" in Path(files[0]).read_text() and "@PREFIX@" not in "".join(
+        Path(f).read_text() for f in files
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_is_hardened(units: Path, service: str) -> None:
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(units / f"{service}.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    found = re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout)
+    assert found, done.stdout + done.stderr
+    assert float(found.group(1)) <= 2.5  # "OK" in systemd's words; docs/raspberry-pi.md has the figures
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_capabilities_only_where_a_low_port_is_bound(units: Path, service: str) -> None:
+    text = (units / f"{service}.service").read_text()
+    bounding = re.search(r"^CapabilityBoundingSet=(.*)$", text, re.M)
+    assert bounding is not None
+    wanted = "CAP_NET_BIND_SERVICE" if service in ("appliance-dns", "appliance-dashboard") else ""
+    assert bounding.group(1).strip() == wanted
+    assert "CAP_NET_ADMIN" not in text and "User=appliance" in text
+    if service != "appliance-lists":  # a oneshot run by its timer
+        assert "Restart=on-failure" in text
