@@ -1,0 +1,105 @@
+#!/bin/sh
+# Install or upgrade the appliance on Raspberry Pi OS Bookworm or Debian 12, as root:
+#
+#   sudo sh deploy/raspberry-pi/install.sh [--prefix /opt/appliance] [--wheels DIR] [--no-start]
+#
+# Idempotent: a second run upgrades the program in place and keeps /etc/appliance and /var/lib/appliance.
+# --wheels DIR installs the Python packages from a folder of wheels (`pip wheel . -w DIR` on a connected
+# machine) instead of the package index: for a centre with a poor link, and for the test suite's chroot.
+# --no-start installs and enables nothing at boot (a chroot, an image being prepared).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+prefix=/opt/appliance
+wheels=""
+start=yes
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) prefix=$2; shift 2 ;;
+        --wheels) wheels=$2; shift 2 ;;
+        --no-start) start=no; shift ;;
+        *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo sh $0)" >&2; exit 1; }
+say() { printf '\n== %s\n' "$*"; }
+
+say "Debian packages"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq systemd python3 python3-venv nftables dnsmasq iproute2 procps ca-certificates >/dev/null
+
+say "The appliance user and folders"
+getent group appliance >/dev/null || groupadd --system appliance
+getent passwd appliance >/dev/null || useradd --system --gid appliance --home-dir /var/lib/appliance \
+    --no-create-home --shell /usr/sbin/nologin appliance
+install -d -m 0750 -o appliance -g appliance /var/lib/appliance
+install -d -m 0750 -o root -g appliance /etc/appliance
+install -d -m 0755 "$prefix" "$prefix/docs"
+
+say "The program, in $prefix/venv"
+[ -x "$prefix/venv/bin/python" ] || python3 -m venv "$prefix/venv"
+if [ -n "$wheels" ]; then
+    # The appliance's own wheel is among them (built by `pip wheel`): nothing is built here.
+    "$prefix/venv/bin/pip" install --quiet --no-index --find-links "$wheels" --upgrade childsafe-appliance
+else
+    "$prefix/venv/bin/pip" install --quiet --upgrade "$repo"
+fi
+cp "$repo"/docs/*.md "$prefix/docs/"
+app="$prefix/venv/bin/appliance"
+shipped=$("$prefix/venv/bin/python" -c 'from importlib import resources; print(resources.files("appliance") / "defaults")')
+
+say "Configuration (kept if present)"
+if [ ! -f /etc/appliance/appliance.yaml ]; then
+    cp -r "$shipped/lists" /etc/appliance/lists
+    { sed '/^policy:/,$d' "$shipped/appliance.yaml"; cat "$here/appliance-pi.yaml"; } > /etc/appliance/appliance.yaml
+    chown -R root:appliance /etc/appliance
+    chmod 0640 /etc/appliance/appliance.yaml
+fi
+"$app" check --config /etc/appliance/appliance.yaml
+
+say "Services (systemd units)"
+sh "$here/render-units.sh" /etc/systemd/system "$prefix"
+
+say "Router rules (nftables)"
+install -d -m 0755 /etc/nftables.d
+"$app" router rules --config /etc/appliance/appliance.yaml > /etc/nftables.d/appliance.nft
+nft -c -f /etc/nftables.d/appliance.nft
+[ -f /etc/nftables.conf ] || printf '#!/usr/sbin/nft -f\nflush ruleset\n' > /etc/nftables.conf
+grep -q 'nftables.d/appliance.nft' /etc/nftables.conf || echo 'include "/etc/nftables.d/appliance.nft"' >> /etc/nftables.conf
+install -d -m 0755 /etc/sysctl.d
+cat > /etc/sysctl.d/90-appliance.conf <<'SYSCTL'
+# The appliance routes the children's network (IPv4 only: the LAN gets no IPv6 router advertisements).
+net.ipv4.ip_forward = 1
+net.ipv6.conf.all.forwarding = 0
+SYSCTL
+
+say "DHCP for the children's network (kept if present)"
+install -d -m 0755 /etc/dnsmasq.d
+[ -f /etc/dnsmasq.d/appliance.conf ] || cp "$here/dnsmasq-appliance.conf" /etc/dnsmasq.d/appliance.conf
+
+say "SD card care: the system journal in memory"
+install -d -m 0755 /etc/systemd/journald.conf.d
+printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' > /etc/systemd/journald.conf.d/appliance.conf
+
+say "The filter lists"
+runuser -u appliance -- env APPLIANCE_CONFIG=/etc/appliance/appliance.yaml "$app" lists compile >/dev/null
+
+if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
+    say "Starting"
+    systemctl daemon-reload
+    sysctl -q --system
+    systemctl enable --now nftables appliance-dns appliance-proxy appliance-dashboard appliance-lists.timer
+fi
+
+say "Done"
+cat <<NEXT
+Next:
+  1. Edit /etc/appliance/appliance.yaml: the LAN address (dns.block_page_addresses), the staff network
+     (dashboard.admin_networks, router.staff_networks), the interfaces (router:), the centre's name.
+     Edit /etc/dnsmasq.d/appliance.conf to match, then: systemctl restart appliance-dns dnsmasq
+  2. Make the first administrator: runuser -u appliance -- $app users add NAME --role admin
+  3. Open the dashboard from the staff network: http://<the appliance's address>/
+  4. Install the appliance's certificate on the centre's own PCs: http://appliance.lan/ca
+Guide: $prefix/docs/raspberry-pi.md
+NEXT
