@@ -89,7 +89,10 @@ if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
     say "Starting"
     systemctl daemon-reload
     sysctl -q --system
-    systemctl enable --now nftables appliance-dns appliance-proxy appliance-dashboard appliance-lists.timer
+    systemctl enable nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-lists.timer
+    # Restarted, not only started: a second run is an upgrade, and the running ones have the old program.
+    systemctl restart nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard
+    systemctl start appliance-lists.timer
 fi
 
 say "Done"
