@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from appliance.store.people import as_devices, as_sessions, bindings_version, devices, open_sessions
+from appliance.store.people import (
+    DeviceRecord,
+    SessionRecord,
+    as_devices,
+    as_sessions,
+    bindings_version,
+    devices,
+    open_sessions,
+)
 from appliance.store.schema import StoreError, connect
 from profiles.identity import Device, Devices, Sessions
 
@@ -35,6 +43,16 @@ class Bound:
         """The configuration's devices and the named ones (a named device wins over a configured one
         with the same MAC or address: staff set it later)."""
         return Devices((*configured, *self.named))
+
+
+def _bound(sessions: list[SessionRecord], named: list[DeviceRecord], zone: ZoneInfo) -> Bound:
+    return Bound(Sessions(as_sessions(sessions, zone)), tuple(as_devices(named)))
+
+
+def load_bound(db: sqlite3.Connection, now: float, zone: ZoneInfo) -> Bound:
+    """The sessions open at `now` and the staff-named devices, read once (the dashboard's view of who is
+    who, the same as the answering processes')."""
+    return _bound(open_sessions(db, now), devices(db), zone)
 
 
 class Bindings:
@@ -71,7 +89,7 @@ class Bindings:
         if key == self._key:
             return None
         self._key = key
-        return Bound(Sessions(as_sessions(sessions, self.zone)), tuple(as_devices(named)))
+        return _bound(sessions, named, self.zone)
 
     def close(self) -> None:
         if self._db is not None:

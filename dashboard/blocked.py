@@ -7,25 +7,17 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Response, request
 
-from appliance.dns.neighbours import Neighbours
 from appliance.proxy.pages import block_page
-from appliance.storage import open_index
-from appliance.store import people
-from dashboard.database import config, now, policy_files, store
+from dashboard.database import config, identity_of, local_time, now, policy
 from filters.errors import ApplianceError
 from filters.names import BadName, normalise_host
 from profiles.decide import decide
-from profiles.identity import Devices, Sessions, identify
 from profiles.policy import Policy
 from profiles.request import Channel, Request
 from profiles.verdict import Action, Verdict
-
-_POLICY: dict[tuple[object, ...], Policy] = {}
 
 
 def foreign_host() -> str | None:
@@ -52,33 +44,15 @@ def foreign_host() -> str | None:
         return host
 
 
-def _policy() -> Policy:
-    files = policy_files()
-    index_path = config().index_path
-    key = (id(files), index_path.stat().st_mtime_ns)
-    found = _POLICY.get(key)
-    if found is None:
-        _POLICY.clear()
-        found = _POLICY[key] = files.bind(open_index(index_path))
-    return found
-
-
 def _verdict(host: str, address: str) -> tuple[Verdict, Policy | None]:
     """The policy's verdict on `host` for the device at `address` now (a plain block when the policy
     cannot be loaded: the DNS filter already decided)."""
     try:
-        policy = _policy()
+        in_force = policy()
     except (ApplianceError, OSError):
         return Verdict(Action.BLOCK, ""), None
-    zone = ZoneInfo(config().policy.timezone)
-    neighbours = Neighbours(config().dns.leases)
-    neighbours.refresh()
-    db = store()
-    devices = Devices((*config().devices, *people.as_devices(people.devices(db))))
-    sessions = Sessions(people.as_sessions(people.open_sessions(db, now()), zone))
-    moment = datetime.fromtimestamp(now(), zone)
-    identity = identify(address, neighbours.mac_of(address), devices, sessions, moment)
-    return decide(Request(host, None, Channel.DNS), policy, identity, moment), policy
+    verdict = decide(Request(host, None, Channel.DNS), in_force, identity_of(address), local_time(now()))
+    return verdict, in_force
 
 
 def page(host: str, address: str) -> Response:

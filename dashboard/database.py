@@ -9,9 +9,14 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, g
 
+from appliance.bindings import load_bound
 from appliance.config import Config
+from appliance.dns.neighbours import Neighbours
 from appliance.policy_files import PolicyFiles, read_policy_files
+from appliance.storage import open_index
 from appliance.store.schema import connect
+from profiles.identity import Identity, identify
+from profiles.policy import Policy
 
 
 def store() -> sqlite3.Connection:
@@ -60,3 +65,38 @@ def area_of() -> dict[str, str]:
 
 def local_time(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, ZoneInfo(config().policy.timezone))
+
+
+def mac_of(address: str) -> str | None:
+    """The hardware address behind `address`, from the DHCP leases and the neighbour table, if seen."""
+    neighbours = Neighbours(config().dns.leases)
+    neighbours.refresh()
+    return neighbours.mac_of(address)
+
+
+def identity_of(address: str) -> Identity:
+    """Who the device at `address` is now, as the DNS filter and the proxy see it: a signed-in child,
+    else a configured or staff-named device, else a guest."""
+    zone = ZoneInfo(config().policy.timezone)
+    bound = load_bound(store(), now(), zone)
+    devices = bound.devices(config().devices)
+    return identify(address, mac_of(address), devices, bound.sessions, local_time(now()))
+
+
+_POLICY_BOUND: dict[tuple[object, ...], Policy] = {}
+
+
+def policy() -> Policy:
+    """The policy in force over the compiled lists (rebound when a policy file or the index changes).
+    Raises ApplianceError (IndexFormatError for lists not compiled yet) when either cannot be read."""
+    files = policy_files()
+    index_path = config().index_path
+    try:
+        key: tuple[object, ...] = (id(files), index_path.stat().st_mtime_ns)
+    except OSError:
+        key = (id(files), None)
+    found = _POLICY_BOUND.get(key)
+    if found is None:
+        _POLICY_BOUND.clear()
+        found = _POLICY_BOUND[key] = files.bind(open_index(index_path))
+    return found

@@ -26,10 +26,11 @@ from appliance.config import ConfigError
 from appliance.lists import read_compile_report
 from appliance.policy_cli import Explanation, explain, policy_problems
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files
-from appliance.storage import open_index, write_atomically
+from appliance.storage import write_atomically
 from appliance.store import people
 from appliance.store.staff import Role
 from dashboard.database import config, now, store
+from dashboard.database import policy as policy_in_force
 from dashboard.security import current_user, log_action, requires
 from filters.errors import FilterError
 from profiles.categories import CategoryMap
@@ -218,7 +219,7 @@ def why() -> tuple[str, int]:
         problem, status = "Type a web address or a site name, like www.example.com.", 400
     else:
         try:
-            policy = files.bind(open_index(config().index_path))
+            policy = policy_in_force()
             at = form["at"] or datetime.fromtimestamp(now(), UTC).isoformat()
             found = explain(files, policy, form["profile"], form["subject"], at)
         except ConfigError as e:

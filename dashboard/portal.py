@@ -17,13 +17,11 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.dns.neighbours import Neighbours
 from appliance.store import people
 from appliance.store.schema import transaction
 from appliance.store.staff import FAILURE_WINDOW_S, MAX_FAILURES
-from dashboard.database import config, local_time, now, store
+from dashboard.database import config, identity_of, mac_of, now, store
 from dashboard.security import client_address
-from profiles.identity import Devices, Sessions, identify
 
 bp = Blueprint("portal", __name__)
 NAME_PIN_FAILURES = 10  # wrong PINs for one name, from any devices, within FAILURE_WINDOW_S
@@ -54,9 +52,7 @@ def _device() -> tuple[str, str]:
     """(the device's key, its address): the MAC from the DHCP leases or the neighbour table where the
     appliance sees it (it stays the same when the address changes), else the address."""
     address = client_address()
-    neighbours = Neighbours(config().dns.leases)
-    neighbours.refresh()
-    return neighbours.mac_of(address) or address, address
+    return mac_of(address) or address, address
 
 
 def _attempt(name: str, address: str, t: float) -> list[str] | None:
@@ -83,11 +79,7 @@ def _succeeded(keys: list[str], t: float) -> None:
 def _shared_pc() -> bool:
     """Is the asking device one of the centre's own (managed) PCs? Only those list children's names:
     a visitor's phone on the Wi-Fi must not learn who comes to the centre."""
-    mac, address = _device()
-    named = people.as_devices(people.devices(store()))
-    devices = Devices((*config().devices, *named))
-    identity = identify(address, mac if mac != address else None, devices, Sessions(), local_time(now()))
-    return identity.managed
+    return identity_of(client_address()).managed
 
 
 def _form(error: str = "", name: str = "", status: int = 200) -> tuple[str, int]:
