@@ -17,9 +17,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.store import people
-from appliance.store.schema import transaction
-from appliance.store.staff import FAILURE_WINDOW_S, MAX_FAILURES
+from appliance.store import people, throttle
+from appliance.store.staff import MAX_FAILURES
 from dashboard.database import config, identity_of, mac_of, now, store
 from dashboard.security import client_address
 
@@ -53,27 +52,6 @@ def _device() -> tuple[str, str]:
     appliance sees it (it stays the same when the address changes), else the address."""
     address = client_address()
     return mac_of(address) or address, address
-
-
-def _attempt(name: str, address: str, t: float) -> list[str] | None:
-    """Count a try before its PIN is checked (in one write transaction: parallel tries cannot all pass
-    the count); None when this device, or this name from anywhere, has failed too often lately. The keys
-    counted, to forget when the PIN was right."""
-    keys = [f"pin:{address}", f"pin-name:{name.casefold()}"]
-    with transaction(store()) as db:
-        for key, limit in zip(keys, (MAX_FAILURES, NAME_PIN_FAILURES), strict=True):
-            (failures,) = db.execute(
-                "SELECT count(*) FROM sign_in_failures WHERE key = ? AND ts > ?", (key, t - FAILURE_WINDOW_S)
-            ).fetchone()
-            if int(failures) >= limit:
-                return None
-        db.executemany("INSERT INTO sign_in_failures (key, ts) VALUES (?, ?)", [(k, t) for k in keys])
-    return keys
-
-
-def _succeeded(keys: list[str], t: float) -> None:
-    with transaction(store()) as db:
-        db.executemany("DELETE FROM sign_in_failures WHERE key = ? AND ts = ?", [(k, t) for k in keys])
 
 
 def _shared_pc() -> bool:
@@ -119,7 +97,12 @@ def sign_in() -> Response | tuple[str, int]:
     if expires <= t:
         return _form(f"The centre's day is over (it closes at {config().portal.closing_time}).", name, 403)
     pin = form.get("pin", "")
-    counted = _attempt(" ".join(name.split()), address, t)
+    # Counted per device, and per name from any device (a child's name tried from many addresses).
+    limits = (
+        (f"pin:{address}", MAX_FAILURES),
+        (f"pin-name:{' '.join(name.split()).casefold()}", NAME_PIN_FAILURES),
+    )
+    counted = throttle.attempt(store(), limits, t)
     if counted is None:
         return _form("Too many tries. Please ask a member of staff to help you.", name, 429)
     match = next(
@@ -127,7 +110,7 @@ def sign_in() -> Response | tuple[str, int]:
     )
     if match is None:
         return _form("That name and PIN do not match. Try again, or ask a member of staff.", name, 401)
-    _succeeded(counted, t)
+    throttle.succeeded(store(), counted, t)
     text = rules_text()
     people.start_session(
         store(),

@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 
+from appliance.store import throttle
 from appliance.store.schema import StoreError, transaction
 from appliance.store.secrets import DUMMY_HASH, hash_secret, new_token, token_digest, verify_secret
 
@@ -14,7 +15,6 @@ from appliance.store.secrets import DUMMY_HASH, hash_secret, new_token, token_di
 # out until the oldest failure leaves the window.
 MAX_FAILURES = 5  # per name from one address (and four times that from one address for any names)
 NAME_FAILURES = 50  # per name from anywhere: a slow spread-out guess, not someone's typing
-FAILURE_WINDOW_S = 15 * 60
 MIN_PASSWORD = 10
 SETUP_LINK_S = 24 * 3600
 
@@ -125,25 +125,17 @@ def sign_in(db: sqlite3.Connection, username: str, password: str, address: str, 
     name = username.strip().lower()
     # Per name and address, and per address: one device guessing is stopped after MAX_FAILURES. Per name
     # alone only at NAME_FAILURES: someone else's wrong guesses must not lock a member of staff out.
-    keys = (f"user:{name}@{address}", f"addr:{address}", f"user:{name}")
-    since = now - FAILURE_WINDOW_S
-    for key, limit in zip(keys, (MAX_FAILURES, MAX_FAILURES * 4, NAME_FAILURES), strict=True):
-        (failures,) = db.execute(
-            "SELECT count(*) FROM sign_in_failures WHERE key = ? AND ts > ?", (key, since)
-        ).fetchone()
-        if failures >= limit:
-            raise SignInRefused("Too many attempts: wait 15 minutes, or ask an administrator to reset it.")
+    limits = ((f"user:{name}@{address}", MAX_FAILURES), (f"addr:{address}", MAX_FAILURES * 4))
+    counted = throttle.attempt(db, (*limits, (f"user:{name}", NAME_FAILURES)), now)
+    if counted is None:
+        raise SignInRefused("Too many attempts: wait 15 minutes, or ask an administrator to reset it.")
     row = db.execute(
         f"SELECT {_COLUMNS}, password FROM staff WHERE username = ?", (username.strip(),)
     ).fetchone()
     ok = verify_secret(password, row[5] if row else DUMMY_HASH)
     if not ok or row is None or row[4]:
-        with transaction(db):
-            db.executemany("INSERT INTO sign_in_failures (key, ts) VALUES (?, ?)", [(k, now) for k in keys])
-            db.execute("DELETE FROM sign_in_failures WHERE ts < ?", (since,))
         raise SignInRefused("That name and password do not match an account.")
-    with transaction(db):
-        db.execute("DELETE FROM sign_in_failures WHERE key = ?", (keys[0],))
+    throttle.succeeded(db, counted, now, forget=[counted[0]])
     return _user(row[:5])
 
 
