@@ -65,7 +65,7 @@ from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
 
-from processes import Started, servers  # bench/ is on the path until the next lines
+from processes import Started, log_problems, servers  # bench/ is on the path until the next lines
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -469,14 +469,7 @@ def run(work: Path, domains: int, seconds: float, clients: int, log_allowed: str
     summary["ours_counted"] = events.get("counted", 0)
     stop_line = re.search(r"stopped after .*", ours_log := (work / "ours.log").read_text(errors="replace"))
     summary["ours_stop_line"] = stop_line.group(0) if stop_line else None
-    problems = [
-        line
-        for line in ours_log.splitlines()
-        if " WARNING " in line or " ERROR " in line or "Traceback" in line
-    ]
-    summary["ours_log_problems"] = len(problems)
-    for line in problems[:20]:
-        print(f"ours log: {line}", file=sys.stderr)
+    summary["ours_log_problems"] = log_problems(ours_log)
     summary["sample_agreement"] = round(agree / asked, 3)
     summary["sample_answers"] = examples
     summary |= data

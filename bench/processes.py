@@ -113,3 +113,13 @@ def servers() -> Iterator[list[Started]]:
     finally:
         for server in reversed(started):
             server.stop()
+
+
+def log_problems(text: str, limit: int = 20) -> int:
+    """How many warning, error and traceback lines a server's log has; the first `limit` go to stderr."""
+    bad = [
+        line for line in text.splitlines() if " WARNING " in line or " ERROR " in line or "Traceback" in line
+    ]
+    for line in bad[:limit]:
+        print(f"ours log: {line}", file=sys.stderr)
+    return len(bad)

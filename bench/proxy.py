@@ -82,7 +82,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from matching import DATA, LISTS, _centre_sources, _peer_hosts_lines  # noqa: E402  (bench/ is on the path)
-from processes import Started, servers  # noqa: E402
+from processes import Started, log_problems, servers  # noqa: E402
 
 APPLIANCE = Path(sys.executable).parent / "appliance"
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
@@ -747,15 +747,7 @@ def run(
         summary["ours_events_written"] = events["events_written"]
         summary["ours_events_by"] = events["events_by"]
         summary["ours_counted"] = events["counted"]
-        ours_log = (work / "ours.log").read_text(errors="replace")
-        bad = [
-            line
-            for line in ours_log.splitlines()
-            if " WARNING " in line or " ERROR " in line or "Traceback" in line
-        ]
-        summary["ours_log_problems"] = len(bad)
-        for line in bad[:20]:
-            print(f"ours log: {line}", file=sys.stderr)
+        summary["ours_log_problems"] = log_problems((work / "ours.log").read_text(errors="replace"))
         summary["ours_log_allowed"] = log_allowed
     summary["origin_rss_mb"] = origin_memory[0]
     summary["page_bytes"] = len(page)
