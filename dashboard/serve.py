@@ -28,21 +28,29 @@ def main(argv: list[str]) -> int:
     config = load_config(args.config)
     app = create_app(config)
     host, port = split_host_port(args.listen or config.dashboard.listen, 8000)
-    shown = f"[{host}]" if ":" in host else host
+    shown = site_address(host, port)
     db = connect(config.events_path)
     if not staff.has_admin(db):
         token = staff.make_setup_link(db, time.time())
         print(
-            f"No administrator yet. Open http://{shown}:{port}/setup/{token} (valid 24 hours, once)\n"
+            f"No administrator yet. Open http://{shown}/setup/{token} (valid 24 hours, once)\n"
             f"or run: appliance users add NAME --role admin",
             flush=True,
         )
-    print(f"Dashboard: http://{shown}:{port}/   Children's portal: http://{shown}:{port}/portal", flush=True)
+    print(f"Dashboard: http://{shown}/   Children's portal: http://{shown}/portal", flush=True)
     threading.Thread(target=_tidy, args=(config.events_path,), daemon=True, name="tidy").start()
     from waitress import serve
 
     serve(app, host=host, port=port, threads=8, ident="appliance")
     return 0
+
+
+def site_address(host: str, port: int) -> str:
+    """How staff reach a server listening on `host`:`port`: on every address (the Pi) that is whatever
+    address of the appliance they use; port 80 needs no number."""
+    shown = "<the appliance's address>" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return shown if port == 80 else f"{shown}:{port}"
 
 
 def _tidy(path: Path) -> None:

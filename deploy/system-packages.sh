@@ -2,7 +2,8 @@
 # Debian packages the appliance's development set-up needs; with --test, also chromium and chromium-driver
 # (the headless browser and its WebDriver for tests/browser, through Selenium) and nftables and iproute2
 # (router mode's rules, tested in network namespaces by tests/deploy) and debootstrap (install.sh is run in
-# a Debian 12 root made by the tests); with --bench, also what the
+# a Debian 12 root made by the tests, which then boots it) and busybox (its udhcpc is the DHCP client of
+# the children's devices there); with --bench, also what the
 # benchmarks run against: dnsperf (the DNS load generator) and dnsmasq-base (the DNS peer, and the
 # upstream both sides ask); e2guardian (the proxy peer), nginx-light (the origin) and wrk (the HTTP load
 # generator) for bench/proxy.py. Installs what is missing when run as root (CI, a fresh Pi); otherwise
@@ -18,6 +19,7 @@ if [ "${1:-}" = "--test" ]; then
     command -v nft >/dev/null 2>&1 || need="$need nftables"
     command -v ip >/dev/null 2>&1 || need="$need iproute2"
     command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
+    command -v busybox >/dev/null 2>&1 || need="$need busybox"
 fi
 if [ "${1:-}" = "--bench" ]; then
     command -v dnsperf >/dev/null 2>&1 || need="$need dnsperf"

@@ -6,7 +6,8 @@
 # Idempotent: a second run upgrades the program in place and keeps /etc/appliance and /var/lib/appliance.
 # --wheels DIR installs the Python packages from a folder of wheels (`pip wheel . -w DIR` on a connected
 # machine) instead of the package index: for a centre with a poor link, and for the test suite's chroot.
-# --no-start installs and enables nothing at boot (a chroot, an image being prepared).
+# --no-start enables the services for the next boot but starts nothing now (a chroot, an image being
+# prepared): the first boot comes up as the centre's router.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -27,7 +28,7 @@ say() { printf '\n== %s\n' "$*"; }
 say "Debian packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq systemd python3 python3-venv nftables dnsmasq iproute2 procps ca-certificates >/dev/null
+apt-get install -y -qq systemd python3 python3-venv nftables dnsmasq iproute2 procps sqlite3 ca-certificates >/dev/null
 
 say "The appliance user and folders"
 getent group appliance >/dev/null || groupadd --system appliance
@@ -85,11 +86,14 @@ printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' > /etc/systemd/journal
 say "The filter lists"
 runuser -u appliance -- env APPLIANCE_CONFIG=/etc/appliance/appliance.yaml "$app" lists compile >/dev/null
 
+say "Enabled at boot"
+# systemctl enable only makes links, so it works in a chroot or an image too.
+systemctl enable --quiet nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-lists.timer
+
 if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
     say "Starting"
     systemctl daemon-reload
     sysctl -q --system
-    systemctl enable nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-lists.timer
     # Restarted, not only started: a second run is an upgrade, and the running ones have the old program.
     systemctl restart nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard
     systemctl start appliance-lists.timer
