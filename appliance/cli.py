@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from appliance.bundles.cli import add_commands as add_bundle_commands
 from appliance.config import load_config
 from appliance.dns.command import add_commands as add_dns_commands
 from appliance.lists import compile_lists
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_proxy_commands(commands, common)
     add_store_commands(commands, common)
     add_router_commands(commands, common)
+    add_bundle_commands(commands, common)
     return parser
 
 

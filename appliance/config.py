@@ -14,12 +14,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from appliance.bundles.sets import pointed
 from appliance.dashboard_settings import Contact, DashboardSettings, PortalSettings
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
 from appliance.proxy.pages import Helpline
 from appliance.proxy.settings import ProxyMode, ProxySettings
 from appliance.router_settings import RouterSettings
 from appliance.store.settings import StoreSettings
+from appliance.sync_settings import DEFAULT_TRUSTED_ROOT, SyncSettings
 from appliance.yaml_lines import Mapping as _Mapping
 from appliance.yaml_lines import YamlError, empty_mapping, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
@@ -96,10 +98,13 @@ class Config:
     router: RouterSettings = field(default_factory=RouterSettings)
     devices: tuple[Device, ...] = ()
     device_lines: Mapping[str, int] = field(default_factory=dict)  # device name -> its line in the file
+    sync: SyncSettings | None = None  # head office's bundles; None: the lists are this file's own
+    set_dir: Path | None = None  # the head-office set in force (its bundle and index), if any yet
+    own_sources: tuple[Source, ...] = ()  # this file's own sources (with a set, `sources` adds its lists)
 
     @property
     def index_path(self) -> Path:
-        return self.data_dir / "index" / INDEX_NAME
+        return (self.set_dir or self.data_dir) / "index" / INDEX_NAME
 
     @property
     def events_path(self) -> Path:
@@ -127,8 +132,9 @@ def default_config_path() -> Path:
     return Path(str(resources.files("appliance") / "defaults" / "appliance.yaml"))
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Read and validate a configuration file. Raises ConfigError naming file:line on any mistake."""
+def load_config(path: Path | None = None, *, set_dir: Path | None = None) -> Config:
+    """Read and validate a configuration file. Raises ConfigError naming file:line on any mistake.
+    `set_dir`: a head-office set to read instead of the one in force (a sync checking a new set)."""
     path = (path or default_config_path()).resolve()
     try:
         text = path.read_text(encoding="utf-8")
@@ -140,7 +146,7 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(str(e)) from e
     if not isinstance(data, _Mapping):
         raise ConfigError(f"{path}:1: the configuration must be a mapping of keys (data_dir, lists, ...)")
-    return _parse(data, path)
+    return _parse(data, path, set_dir)
 
 
 def _where(path: Path, mapping: _Mapping, key: str | None = None) -> str:
@@ -154,9 +160,9 @@ def _unknown_keys(path: Path, mapping: _Mapping, allowed: set[str], what: str) -
             raise ConfigError(f"{_where(path, mapping, key)}: {unknown_key_message(key, allowed, what)}")
 
 
-def _parse(data: _Mapping, path: Path) -> Config:
+def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Config:
     sections = {"data_dir", "lists", "policy", "dns", "proxy", "store", "dashboard", "portal", "router"}
-    sections.add("devices")
+    sections |= {"devices", "sync"}
     _unknown_keys(path, data, sections, "the configuration")
     base = path.parent
     raw_dir = data.get("data_dir")
@@ -194,7 +200,7 @@ def _parse(data: _Mapping, path: Path) -> Config:
     sources: list[Source] = []
     names: set[str] = set()
     for item in raw_sources:
-        source = _parse_source(item, path, base, lists)
+        source = parse_source(item, path, base, lists)
         if source.name in names:
             raise ConfigError(
                 f"{_where(path, item)}: a second source named {source.name!r}: names must be unique"
@@ -203,12 +209,21 @@ def _parse(data: _Mapping, path: Path) -> Config:
         sources.append(source)
     policy = _parse_policy(data.get("policy"), path, data)
     devices, device_lines = _parse_devices(data.get("devices"), path, data)
+    sync = _parse_sync(data.get("sync"), path, data)
+    set_dir: Path | None = None
+    bundled: tuple[Source, ...] = ()
+    if sync is not None:
+        set_dir = set_override or pointed(data_dir, "current")
+        bundled, policy = _set_in_force(set_dir, names, policy, data.get("policy"))
     return Config(
         origin=str(path),
         data_dir=data_dir,
-        sources=tuple(sources),
+        sources=(*bundled, *sources),
         fetch=fetch,
         policy=policy,
+        sync=sync,
+        set_dir=set_dir,
+        own_sources=tuple(sources),
         dns=_parse_dns(data.get("dns"), path, data),
         proxy=_parse_proxy(data.get("proxy"), path, data),
         store=_parse_store(data.get("store"), path, data),
@@ -217,6 +232,53 @@ def _parse(data: _Mapping, path: Path) -> Config:
         router=_parse_router(data.get("router"), path, data),
         devices=devices,
         device_lines=device_lines,
+    )
+
+
+HEAD_OFFICE_PREFIX = "hq."  # a head-office list's source name: hq.<its name in the bundle>
+
+
+def _set_in_force(
+    set_dir: Path | None, own: set[str], policy: PolicySettings, raw_policy: Any
+) -> tuple[tuple[Source, ...], PolicySettings]:
+    """The lists of the head-office set `set_dir` (if a sync has installed one), and the policy with its
+    category map (a centre's own `policy.categories` still wins)."""
+    if set_dir is None:
+        return (), policy
+    # Imported here: the bundle's description is read with this module's source checks.
+    from appliance.bundles.spec import read_spec
+
+    spec = read_spec(set_dir / "bundle", prefix=HEAD_OFFICE_PREFIX)
+    clash = own & {s.name for s in spec.sources}
+    if clash:
+        raise ConfigError(f"lists.sources: {', '.join(sorted(clash))}: names starting hq. are head office's")
+    if spec.categories is not None and not (isinstance(raw_policy, _Mapping) and "categories" in raw_policy):
+        policy = replace(policy, categories=spec.categories)
+    return spec.sources, policy
+
+
+def _parse_sync(raw: Any, path: Path, data: _Mapping) -> SyncSettings | None:
+    keys = {"url", "trusted_root", "ring", "jitter_minutes", "timeout_s", "health_timeout_s", "check_dns"}
+    node = _section(raw, path, data, "sync", keys)
+    if node is None:
+        return None
+    url = node.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{_where(path, node, 'url')}: sync.url must be head office's http(s):// address")
+    ring = _text(node, "ring", path, "sync", "stable")
+    if not ring or not all(c.isalnum() or c in "-_" for c in ring):
+        raise ConfigError(f"{_where(path, node, 'ring')}: sync.ring: use letters, digits, - and _")
+    root = node.get("trusted_root", str(DEFAULT_TRUSTED_ROOT))
+    if not isinstance(root, str) or not root:
+        raise ConfigError(f"{_where(path, node, 'trusted_root')}: sync.trusted_root must be a file path")
+    return SyncSettings(
+        url=url.rstrip("/"),
+        trusted_root=(path.parent / os.path.expanduser(root)).resolve(),
+        ring=ring,
+        jitter_minutes=_number(node, "jitter_minutes", path, 60, 0, 24 * 60, "sync"),
+        timeout_s=_number(node, "timeout_s", path, 60, 1, 3600, "sync"),
+        health_timeout_s=_number(node, "health_timeout_s", path, 30, 1, 600, "sync"),
+        check_dns=_flag(node, "check_dns", path, "sync", True),
     )
 
 
@@ -616,7 +678,8 @@ def _parse_policy(raw: Any, path: Path, data: _Mapping) -> PolicySettings:
     return replace(settings, **changes)
 
 
-def _parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:
+def parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:
+    """One list source of a `sources:` list (paths relative to `base`). Raises ConfigError with file:line."""
     if not isinstance(item, _Mapping):
         raise ConfigError(
             f"{_where(path, parent, 'sources')}: each source must be a mapping (name, format, ...)"

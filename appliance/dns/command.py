@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from appliance.bundles.sets import report_loaded
 from appliance.dns.live import load_live
 from appliance.dns.server import make_server, parse_listen
 from filters.errors import ApplianceError
@@ -50,6 +51,8 @@ async def _serve(config_path: Path | None, listen_args: list[str] | None) -> int
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await server.start(listen)
+    if live.config.sync:
+        report_loaded(live.config.data_dir, "dns", live.config.set_dir)
     shown = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
     upstream = ", ".join(str(s) for s in server.upstreams.settings.servers)
     log.info(

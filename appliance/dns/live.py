@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from appliance.bindings import Bound
+from appliance.bundles.sets import pointer_path
 from appliance.config import Config, ConfigError, device_problems, load_config
 from appliance.events import What, Who
 from appliance.policy_files import load_policy
@@ -109,7 +110,7 @@ class Live:
     sessions: Sessions = field(default_factory=Sessions)
     fast: dict[str, dict[bytes, Cached]] = field(default_factory=dict)
     clients: dict[str, Client] = field(default_factory=dict)
-    stamp: tuple[tuple[str, float], ...] = ()
+    stamp: tuple[tuple[str, int, int], ...] = ()
 
     def bind(self, bound: Bound) -> None:
         """Swap in the portal's sessions and the staff-named devices; every address is identified again
@@ -136,21 +137,25 @@ class Live:
         return client
 
 
-def stamp_of(config: Config) -> tuple[tuple[str, float], ...]:
-    """The modification times of the files `config` reads (watched for reloads)."""
+def stamp_of(config: Config) -> tuple[tuple[str, int, int], ...]:
+    """The modification times and inodes of the files `config` reads (watched for reloads): a file
+    replaced atomically within the same clock tick is still seen as changed."""
     out = []
     for path in watched_files(config):
         try:
-            out.append((str(path), os.stat(path).st_mtime))
+            st = os.stat(path)
+            out.append((str(path), st.st_mtime_ns, st.st_ino))
         except OSError:
-            out.append((str(path), -1.0))
+            out.append((str(path), -1, -1))
     return tuple(out)
 
 
 def watched_files(config: Config) -> list[Path]:
     """The files whose change means a reload: the configuration, the compiled lists, the policy files."""
     p = config.policy
-    return [Path(config.origin), config.index_path, p.categories, p.profiles, p.safe_search, p.watch_lists]
+    files = [Path(config.origin), config.index_path, p.categories, p.profiles, p.safe_search, p.watch_lists]
+    # Another head-office set in force: everything is read anew from it.
+    return [*files, pointer_path(config.data_dir)] if config.sync else files
 
 
 def load_live(config_path: Path | None) -> Live:

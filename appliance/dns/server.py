@@ -27,6 +27,7 @@ from typing import Any
 from dnslib import RR
 
 from appliance.bindings import Bindings, Bound
+from appliance.bundles.sets import report_loaded
 from appliance.dns import answers
 from appliance.dns.batch import BatchSocket
 from appliance.dns.cache import RecordCache, Records
@@ -591,6 +592,8 @@ class DnsServer:
         self.live = new
         _settle_garbage()
         self.counters.reloads += 1
+        if new.config.sync:
+            report_loaded(new.config.data_dir, "dns", new.config.set_dir)
         log.info("reloaded: %d profiles, lists from %s", len(new.policy.profiles), new.config.index_path)
         return True
 

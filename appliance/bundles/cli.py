@@ -1,0 +1,155 @@
+"""`appliance bundle ...` (head office) and `appliance sync` (every centre)."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from appliance.bundles.build import build
+from appliance.bundles.errors import BundleError
+from appliance.bundles.repository import Repository
+from appliance.bundles.sync import SyncState, read_state, sync
+from appliance.config import load_config
+
+
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    bundle = commands.add_parser(
+        "bundle", help="head office: build, sign and publish filter-list bundles"
+    ).add_subparsers(dest="bundle_command", required=True)
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
+        "--repo", type=Path, required=True, help="the repository folder to publish as static files"
+    )
+    where.add_argument(
+        "--keys", type=Path, required=True, help="the folder of signing keys (never on a centre)"
+    )
+
+    init = bundle.add_parser("init", parents=[where], help="make the signing keys and an empty repository")
+    init.set_defaults(run=_init)
+
+    made = bundle.add_parser("build", help="check a folder of lists (with its bundle.yaml) and make a bundle")
+    made.add_argument("source_dir", type=Path)
+    made.add_argument("--out", type=Path, required=True, help="the new bundle's folder (must not exist)")
+    made.add_argument(
+        "--version", type=int, help="a whole number above every published one (default: now, UTC)"
+    )
+    made.set_defaults(run=_build)
+
+    sign = bundle.add_parser("sign", parents=[where], help="sign a built bundle into the repository")
+    sign.add_argument("built", type=Path, help="the folder `bundle build` made")
+    sign.add_argument("--ring", action="append", default=[], help="only these rings take it (default: all)")
+    sign.set_defaults(run=_sign)
+
+    promote = bundle.add_parser("promote", parents=[where], help="let more rings take a published bundle")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--ring", action="append", default=[], help="these rings (default: all)")
+    promote.set_defaults(run=_promote)
+
+    refresh = bundle.add_parser(
+        "refresh", parents=[where], help="re-sign the snapshot and timestamp (daily: they expire in 7 days)"
+    )
+    refresh.set_defaults(run=_refresh)
+
+    status = commands.add_parser(
+        "sync", parents=[common], help="fetch, verify and swap in head office's newest bundle for this centre"
+    )
+    status.add_argument("--status", action="store_true", help="show what is in force and the last outcome")
+    status.add_argument(
+        "--jitter", action="store_true", help="first wait a random while (sync.jitter_minutes)"
+    )
+    status.set_defaults(run=_sync)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _init(args: argparse.Namespace) -> int:
+    Repository.create(args.repo, args.keys, _now())
+    root = args.repo / "metadata" / "1.root.json"
+    print(f"Keys in {args.keys} (keep root.pem offline). Repository in {args.repo}.")
+    print(f"Install {root} on every appliance as /etc/appliance/head-office-root.json.")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    now = _now()
+    version = args.version if args.version is not None else int(now.strftime("%Y%m%d%H%M"))
+    if version <= 0:
+        raise BundleError("--version must be a whole number above 0")
+    built = build(args.source_dir, args.out, version, now)
+    entries = sum(r.entries for r in built.compiled.reports)
+    skipped = sum(r.skipped for r in built.compiled.reports)
+    print(
+        f"bundle {built.version}: {built.files} files, {entries:,} entries "
+        f"({skipped:,} lines skipped) in {args.out}"
+    )
+    for report in built.compiled.reports:
+        for line in report.first_skipped:
+            print(f"  skipped {line.origin}:{line.line}: {line.reason}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    repo = Repository(args.repo, args.keys)
+    version = repo.publish(args.built, args.ring, _now())
+    print(f"bundle {version} signed for {', '.join(args.ring) or 'every ring'}; rings now {repo.rings()}")
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    repo = Repository(args.repo, args.keys)
+    repo.promote(args.version, args.ring, _now())
+    print(f"rings now {repo.rings()}")
+    return 0
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    Repository(args.repo, args.keys).refresh(_now())
+    print("snapshot and timestamp signed anew")
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.status:
+        print(describe(read_state(config.data_dir), _now()))
+        return 0
+    if args.jitter and config.sync:
+        time.sleep(random.uniform(0, config.sync.jitter_minutes * 60))
+    outcome = sync(config, _now())
+    print(outcome.message)
+    return 0
+
+
+def describe(state: SyncState, now: datetime) -> str:
+    """The state in plain lines, for staff."""
+    lines = []
+    if state.in_force is None:
+        lines.append("in force: no head-office bundle yet (the appliance's own lists)")
+    else:
+        age = _age(state.created, now)
+        lines.append(
+            f"in force: bundle {state.in_force}, made {state.created} ({age} old), "
+            f"swapped in {state.installed}"
+        )
+    lines.append(f"last success: {state.last_success or 'never'}")
+    lines.append(f"last attempt: {state.last_attempt or 'never'}")
+    if state.last_error:
+        lines.append(f"last error ({state.last_error_at}): {state.last_error}")
+    for version, why in sorted((state.refused or {}).items()):
+        lines.append(f"refused: bundle {version}: {why}")
+    return "\n".join(lines)
+
+
+def _age(iso: str | None, now: datetime) -> str:
+    try:
+        seconds = (now - datetime.fromisoformat(iso or "")).total_seconds()
+    except (ValueError, TypeError):
+        return "unknown"
+    days, hours = divmod(int(seconds) // 3600, 24)
+    return f"{days} d {hours} h" if days else f"{hours} h"

@@ -1,0 +1,378 @@
+"""`appliance sync`: the centre's side. Fetch head office's metadata and the bundle for this centre's
+ring through python-tuf's client (every file checked against the signed hashes, metadata against the
+trusted root, older or expired metadata refused), compile it beside the set in force with the centre's
+own lists, check it, swap it in atomically, check the running DNS filter took it, and roll back by itself
+if not. The state (what is in force, the last success, the last error) is kept for `--status` and the
+dashboard.
+
+Steps of a swap and what a power cut at each leaves (sets.py explains the pointers): the new set is made
+in `v<N>.partial/` (cut: the old set stays, the partial folder is removed next time); renamed whole to
+`v<N>/`; `previous` then `current` rewritten atomically (cut before `current`: old set; after: new set,
+and the next sync re-runs the pending check, rolling back if it fails)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tuf.api import exceptions as tuf_errors
+from tuf.ngclient import Updater
+
+from appliance.bundles.build import MANIFEST
+from appliance.bundles.errors import BundleError
+from appliance.bundles.health import decision_problems, dns_problems
+from appliance.bundles.repository import RINGS
+from appliance.bundles.sets import PARTIAL, point, pointed, set_name, sets_dir, version_of
+from appliance.bundles.spec import read_spec
+from appliance.config import HEAD_OFFICE_PREFIX, Config, ConfigError, load_config
+from appliance.lists import CompileError, compile_lists
+from appliance.storage import write_atomically
+from appliance.sync_settings import SyncSettings
+
+log = logging.getLogger(__name__)
+
+CRASH_AT = "APPLIANCE_SYNC_CRASH_AT"  # tests: the step at which sync kills itself (SIGKILL)
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What `appliance sync --status` and the dashboard show."""
+
+    in_force: int | None = None  # the bundle version in force
+    created: str | None = None  # when head office built it (ISO)
+    installed: str | None = None  # when this centre swapped it in
+    last_attempt: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    checking: int | None = None  # a version swapped in whose check has not finished
+    refused: dict[str, str] | None = None  # version -> why it was refused or rolled back
+
+
+def state_path(data_dir: Path) -> Path:
+    return data_dir / "sync" / "state.json"
+
+
+def read_state(data_dir: Path) -> SyncState:
+    """The last recorded state (an empty one if there is none or it is unreadable)."""
+    try:
+        data = json.loads(state_path(data_dir).read_text(encoding="utf-8"))
+        return SyncState(**{k: v for k, v in data.items() if k in SyncState.__dataclass_fields__})
+    except (OSError, ValueError, TypeError):
+        return SyncState()
+
+
+def _save(data_dir: Path, state: SyncState) -> None:
+    write_atomically(state_path(data_dir), json.dumps(state.__dict__, indent=1).encode("utf-8"))
+
+
+def _step(name: str) -> None:
+    if os.environ.get(CRASH_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    version: int | None  # in force afterwards
+    changed: bool
+    message: str
+
+
+def sync(config: Config, now: datetime) -> Outcome:
+    """One sync. Raises BundleError (recorded as the last error) when a bundle is refused or rolled
+    back, or head office cannot be reached; what was in force stays in force."""
+    settings = _settings(config)
+    with _only_one(config.data_dir):
+        state = replace(read_state(config.data_dir), last_attempt=_iso(now))
+        try:
+            state = _recover(config, state)
+            outcome, state = _sync(config, settings, state, now)
+        except _Stop as e:
+            state, error = e.state, str(e)
+        except BundleError as e:
+            error = str(e)
+        else:
+            _save(
+                config.data_dir, replace(state, last_success=_iso(now), last_error=None, last_error_at=None)
+            )
+            return outcome
+        _save(config.data_dir, replace(state, last_error=error, last_error_at=_iso(now)))
+        raise BundleError(error)
+
+
+class _Refusal(BundleError):
+    """The bundle itself is bad (not the link): remembered, and not fetched again."""
+
+
+class _Stop(BundleError):
+    """A sync ended with `state` to record (a refusal remembered, a roll-back done)."""
+
+    def __init__(self, message: str, state: SyncState) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+def _settings(config: Config) -> SyncSettings:
+    if config.sync is None:
+        raise BundleError(f"{config.origin}: no sync: section (head office's address): nothing to sync from")
+    return config.sync
+
+
+@contextmanager
+def _only_one(data_dir: Path) -> Iterator[None]:
+    folder = data_dir / "sync"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise BundleError("another sync is running") from e
+        yield
+
+
+def _recover(config: Config, state: SyncState) -> SyncState:
+    """Tidy after a sync that was cut off: partial sets go; a swap whose check never finished is
+    checked now (and rolled back if it fails)."""
+    folder = sets_dir(config.data_dir)
+    if folder.is_dir():
+        for partial in folder.glob(f"v*{PARTIAL}"):
+            shutil.rmtree(partial, ignore_errors=True)
+    current = pointed(config.data_dir, "current")
+    if state.checking is None:
+        return state
+    if current is None or version_of(current) != state.checking:
+        return replace(state, checking=None)
+    log.warning("set %s was swapped in but not checked (cut off): checking it now", current.name)
+    return _check_or_roll_back(config, state, state.checking)
+
+
+def _sync(
+    config: Config, settings: SyncSettings, state: SyncState, now: datetime
+) -> tuple[Outcome, SyncState]:
+    updater = _updater(config, settings)
+    rings = _json(_fetch(updater, RINGS, config.data_dir / "sync" / "rings.json"), RINGS)
+    offered = rings.get("rings", {}).get(settings.ring, rings.get("default"))
+    if not isinstance(offered, int):
+        raise BundleError(f"head office offers no bundle for ring {settings.ring!r} (rings.json: {rings})")
+    current = pointed(config.data_dir, "current")
+    in_force = version_of(current) if current else None
+    if in_force is not None and offered == in_force:
+        return Outcome(in_force, False, f"up to date: bundle {in_force} is in force"), state
+    if in_force is not None and offered < in_force:
+        message = f"head office offers bundle {offered}, older than {in_force} in force: kept {in_force}"
+        return Outcome(in_force, False, message), state
+    if state.refused and str(offered) in state.refused:
+        raise BundleError(
+            f"bundle {offered} was refused before ({state.refused[str(offered)]}); waiting for a newer one"
+        )
+    try:
+        made = _make_set(config, updater, offered, now)
+    except _Refusal as e:
+        raise _Stop(str(e), replace(state, refused={**(state.refused or {}), str(offered): str(e)})) from e
+    return _swap(config, state, made, now)
+
+
+def _updater(config: Config, settings: SyncSettings) -> Updater:
+    metadata = config.data_dir / "sync" / "metadata"
+    metadata.mkdir(parents=True, exist_ok=True)
+    if not (metadata / "root.json").exists():
+        try:
+            root = settings.trusted_root.read_bytes()
+        except OSError as e:
+            raise BundleError(
+                f"{settings.trusted_root}: head office's root (sync.trusted_root) is unreadable: {e.strerror}"
+            ) from e
+        write_atomically(metadata / "root.json", root)
+    try:
+        updater = Updater(
+            metadata_dir=str(metadata),
+            metadata_base_url=f"{settings.url}/metadata/",
+            target_base_url=f"{settings.url}/targets/",
+            target_dir=str(config.data_dir / "sync"),
+            bootstrap=None,
+        )
+        updater.refresh()
+    except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError, OSError) as e:
+        raise BundleError(_why(e)) from e
+    return updater
+
+
+def _fetch(updater: Updater, path: str, destination: Path) -> bytes:
+    """Download one target (checked against its signed length and hash) to `destination`."""
+    try:
+        info = updater.get_targetinfo(path)
+        if info is None:
+            raise _Refusal(f"head office's signed list of files has no {path}")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        updater.download_target(info, filepath=str(destination))
+    except (tuf_errors.RepositoryError, tuf_errors.DownloadError, OSError) as e:
+        raise BundleError(f"{path}: {_why(e)}") from e
+    return destination.read_bytes()
+
+
+def _why(e: Exception) -> str:
+    """A sentence for staff about a python-tuf error."""
+    if isinstance(e, tuf_errors.UnsignedMetadataError):
+        return f"head office's signature does not verify (wrong key or tampered metadata): {e}"
+    if isinstance(e, tuf_errors.ExpiredMetadataError):
+        return f"head office's signed metadata has expired (head office: `appliance bundle refresh`): {e}"
+    if isinstance(e, tuf_errors.BadVersionNumberError):
+        return f"older metadata than this centre has already seen (a stale mirror or a replay): {e}"
+    if isinstance(e, tuf_errors.LengthOrHashMismatchError | tuf_errors.DownloadLengthMismatchError):
+        return f"a file does not match its signed length and hash (tampered or cut short): {e}"
+    if isinstance(e, tuf_errors.DownloadHTTPError):
+        return f"head office's server answered HTTP {e.status_code}: {e}"
+    if isinstance(e, tuf_errors.DownloadError):
+        return f"head office cannot be reached: {e}"
+    if isinstance(e, tuf_errors.RepositoryError):
+        return f"head office's server sent something that is not valid signed metadata: {e}"
+    return f"{type(e).__name__}: {e}"
+
+
+def _json(data: bytes, name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as e:
+        raise _Refusal(f"{name} is not JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise _Refusal(f"{name} is not a JSON object")
+    return value
+
+
+@dataclass(frozen=True)
+class _Made:
+    version: int
+    folder: Path
+    created: str
+    blocked: tuple[str, ...]
+    allowed: tuple[str, ...]
+
+
+def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> _Made:
+    """Download, compile and check bundle `version` in its partial folder. Raises BundleError."""
+    partial = sets_dir(config.data_dir) / f"{set_name(version)}{PARTIAL}"
+    shutil.rmtree(partial, ignore_errors=True)
+    bundle = partial / "bundle"
+    manifest = _json(_fetch(updater, f"bundles/{version}/{MANIFEST}", bundle / MANIFEST), MANIFEST)
+    if manifest.get("version") != version:
+        raise _Refusal(f"bundle {version}'s bundle.json says version {manifest.get('version')!r}")
+    try:
+        expires = datetime.fromisoformat(str(manifest["expires"]))
+        files = dict(manifest["files"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise _Refusal(f"bundle {version}'s bundle.json is incomplete: {e}") from e
+    if expires <= now:
+        raise _Refusal(
+            f"bundle {version} expired on {expires.isoformat()}: head office must publish a new one"
+        )
+    for relative in files:
+        if relative.startswith("/") or ".." in Path(relative).parts:
+            raise _Refusal(f"bundle {version} names a file outside itself: {relative!r}")
+        _fetch(updater, f"bundles/{version}/{relative}", bundle / relative)
+    _step("downloaded")
+    try:
+        spec = read_spec(bundle, prefix=HEAD_OFFICE_PREFIX)
+        new = load_config(Path(config.origin), set_dir=partial)
+    except ConfigError as e:
+        raise _Refusal(f"bundle {version}: {e}") from e
+    try:
+        new = load_config(Path(config.origin), set_dir=partial)
+    except ConfigError as e:
+        raise _Refusal(f"bundle {version}: {e}") from e
+    try:
+        compiled = compile_lists(new, now=now)
+    except CompileError as e:
+        raise _Refusal(f"bundle {version}: {e}") from e
+    ours = [r for r in compiled.reports if r.source.startswith(HEAD_OFFICE_PREFIX)]
+    if not any(r.entries and not r.rejected for r in ours):
+        why = "; ".join(f"{r.source}: {r.rejected or 'no entries'}" for r in ours)
+        raise _Refusal(f"bundle {version}: every list failed to parse ({why})")
+    problems = decision_problems(new, spec.blocked, spec.allowed)
+    if problems:
+        raise _Refusal(f"bundle {version} failed its check before the swap: {'; '.join(problems)}")
+    _step("compiled")
+    return _Made(version, partial, str(manifest.get("created", "")), spec.blocked, spec.allowed)
+
+
+def _sync_tree(folder: Path) -> None:
+    """Everything under `folder` on disk before it is renamed into place."""
+    for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap(config: Config, state: SyncState, made: _Made, now: datetime) -> tuple[Outcome, SyncState]:
+    _sync_tree(made.folder)
+    final = made.folder.with_name(set_name(made.version))
+    shutil.rmtree(final, ignore_errors=True)  # a set rolled back earlier, being tried again
+    os.replace(made.folder, final)
+    _fsync_dir(final.parent)
+    _step("renamed")
+    old = pointed(config.data_dir, "current")
+    point(config.data_dir, "previous", old)
+    _step("previous")
+    state = replace(state, checking=made.version)
+    _save(config.data_dir, state)
+    point(config.data_dir, "current", final)
+    _step("switched")
+    log.info("set %s in force; checking it", final.name)
+    state = _check_or_roll_back(config, state, made.version)
+    _step("checked")
+    state = replace(state, in_force=made.version, created=made.created, installed=_iso(now))
+    _prune(config.data_dir)
+    return Outcome(
+        made.version, True, f"bundle {made.version} in force (was {old.name if old else 'none'})"
+    ), state
+
+
+def _check_or_roll_back(config: Config, state: SyncState, version: int) -> SyncState:
+    """Check the set in force (version `version`) through the running DNS filter; on a problem put the
+    previous set back and raise BundleError."""
+    settings = _settings(config)
+    now_config = load_config(Path(config.origin))
+    spec = read_spec(now_config.set_dir / "bundle") if now_config.set_dir else None
+    problems: list[str] = []
+    if settings.check_dns and spec is not None:
+        problems = dns_problems(now_config, spec.blocked, spec.allowed, settings.health_timeout_s)
+    if not problems:
+        return replace(state, checking=None)
+    previous = pointed(config.data_dir, "previous")
+    point(config.data_dir, "current", previous)
+    why = f"bundle {version} rolled back after its check failed: {'; '.join(problems)}"
+    refused = {**(state.refused or {}), str(version): why}
+    back = version_of(previous) if previous else None
+    log.error("%s; %s in force again", why, previous.name if previous else "no set")
+    raise _Stop(why, replace(state, checking=None, refused=refused, in_force=back))
+
+
+def _prune(data_dir: Path) -> None:
+    """Keep the set in force and the one before it; remove older ones."""
+    keep = {pointed(data_dir, "current"), pointed(data_dir, "previous")}
+    for folder in sets_dir(data_dir).glob("v*"):
+        if folder.is_dir() and folder not in keep and not folder.name.endswith(PARTIAL):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
