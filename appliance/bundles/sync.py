@@ -73,6 +73,17 @@ def read_state(data_dir: Path) -> SyncState:
 
 
 def _save(data_dir: Path, state: SyncState) -> None:
+    """Record `state`, with what is in force read from the disk itself (the pointer is the truth)."""
+    current = pointed(data_dir, "current")
+    if current is None:
+        state = replace(state, in_force=None, created=None, installed=None)
+    else:
+        try:
+            created = json.loads((current / "bundle" / MANIFEST).read_text(encoding="utf-8")).get("created")
+        except (OSError, ValueError):
+            created = None
+        swapped = datetime.fromtimestamp((sets_dir(data_dir) / "current").stat().st_mtime, UTC)
+        state = replace(state, in_force=version_of(current), created=created, installed=_iso(swapped))
     write_atomically(state_path(data_dir), json.dumps(state.__dict__, indent=1).encode("utf-8"))
 
 
@@ -339,7 +350,6 @@ def _swap(config: Config, state: SyncState, made: _Made, now: datetime) -> tuple
     log.info("set %s in force; checking it", final.name)
     state = _check_or_roll_back(config, state, made.version)
     _step("checked")
-    state = replace(state, in_force=made.version, created=made.created, installed=_iso(now))
     _prune(config.data_dir)
     return Outcome(
         made.version, True, f"bundle {made.version} in force (was {old.name if old else 'none'})"
@@ -361,9 +371,8 @@ def _check_or_roll_back(config: Config, state: SyncState, version: int) -> SyncS
     point(config.data_dir, "current", previous)
     why = f"bundle {version} rolled back after its check failed: {'; '.join(problems)}"
     refused = {**(state.refused or {}), str(version): why}
-    back = version_of(previous) if previous else None
     log.error("%s; %s in force again", why, previous.name if previous else "no set")
-    raise _Stop(why, replace(state, checking=None, refused=refused, in_force=back))
+    raise _Stop(why, replace(state, checking=None, refused=refused))
 
 
 def _prune(data_dir: Path) -> None:

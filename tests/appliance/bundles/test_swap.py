@@ -1,0 +1,208 @@
+"""The swap, under fire: `appliance sync` killed (SIGKILL) at each of its steps leaves one whole set in
+force, old or new, and the next sync finishes the job; a set the running DNS filter does not take is
+rolled back by itself; and the real DNS filter takes a new bundle while answering every query."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from appliance.bundles.errors import BundleError
+from appliance.bundles.sets import PARTIAL, loaded_by, pointed, sets_dir
+from appliance.bundles.sync import CRASH_AT, read_state, sync
+from appliance.config import Config, load_config
+from appliance.storage import open_index
+from tests.appliance.bundles.conftest import HeadOffice, free_port
+from tests.appliance.dns.conftest import FakeUpstream
+
+APPLIANCE = str(Path(sys.executable).parent / "appliance")
+
+
+def whole_set_in_force(config: Config) -> str:
+    """The set in force, checked whole: its bundle's lists load and its index opens."""
+    fresh = load_config(Path(config.origin))
+    assert fresh.set_dir is not None and not fresh.set_dir.name.endswith(PARTIAL)
+    open_index(fresh.index_path)
+    return fresh.set_dir.name
+
+
+@pytest.mark.parametrize(
+    ("step", "after"),
+    [
+        ("downloaded", "v1"),
+        ("compiled", "v1"),
+        ("renamed", "v1"),
+        ("previous", "v1"),
+        ("switched", "v2"),
+        ("checked", "v2"),
+    ],
+)
+def test_a_sync_killed_at_any_step_leaves_one_whole_set_and_the_next_finishes(
+    head_office: HeadOffice, centre: Callable[..., Config], step: str, after: str
+) -> None:
+    config = centre()
+    head_office.publish(1)
+    sync(config, datetime.now(UTC))
+    head_office.publish(2, extra_hosts="0.0.0.0 newly-listed.example\n")
+    killed = subprocess.run(
+        [APPLIANCE, "sync", "--config", config.origin],
+        env={**os.environ, CRASH_AT: step},
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr  # it really died there
+    assert whole_set_in_force(config) == after
+    again = subprocess.run([APPLIANCE, "sync", "--config", config.origin], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert whole_set_in_force(config) == "v2"
+    assert not list(sets_dir(config.data_dir).glob(f"*{PARTIAL}"))
+    assert read_state(config.data_dir).in_force == 2 and read_state(config.data_dir).checking is None
+
+
+def test_a_set_the_dns_filter_does_not_take_is_rolled_back(
+    head_office: HeadOffice, centre: Callable[..., Config]
+) -> None:
+    config = centre()
+    head_office.publish(1)
+    sync(config, datetime.now(UTC))
+    # From now on the check after the swap asks the DNS filter, and none is running to take the set.
+    config = centre(check_dns=True)
+    head_office.publish(2)
+    with pytest.raises(
+        BundleError, match="bundle 2 rolled back after its check failed: the DNS filter did not"
+    ):
+        sync(config, datetime.now(UTC))
+    assert whole_set_in_force(config) == "v1"
+    state = read_state(config.data_dir)
+    assert state.in_force == 1 and "rolled back" in (state.last_error or "") and "2" in (state.refused or {})
+
+
+# ---- the real DNS filter, taking a new bundle ----
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream()
+    fake.add("www.bbc.co.uk", "A", "198.51.100.20")
+    yield fake
+    fake.close()
+
+
+def _ask(port: int, name: str) -> str:
+    reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=2)
+    return " ".join([dns.rcode.to_text(reply.rcode()), *(rd.to_text() for rr in reply.answer for rd in rr)])
+
+
+def test_the_dns_filter_takes_a_new_bundle_without_dropping_a_query(
+    head_office: HeadOffice, centre: Callable[..., Config], upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    port = free_port()
+    dns_section = f"""dns:
+  listen: ["127.0.0.1:{port}"]
+  upstreams: ["{upstream.address}"]
+  block_page_addresses: ["192.168.50.1"]
+  rate_limit: {{per_second: 100000, burst: 100000}}  # this test asks as fast as it can
+"""
+    config = centre(dns_section, check_dns=True)
+    head_office.publish(1)
+    sync(centre(dns_section, check_dns=False), datetime.now(UTC))  # the first set, before the filter runs
+    with open(tmp_path / "dns.log", "wb") as log:
+        server = subprocess.Popen([APPLIANCE, "dns", "--config", config.origin], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while loaded_by(config.data_dir, "dns") != "v1":
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "dns.log").read_text()
+            time.sleep(0.1)
+        assert _ask(port, "newly-listed.example").startswith("NXDOMAIN")  # the upstream knows it not
+        answers: list[str] = []
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            while not stop.is_set():
+                for name in ("www.bbc.co.uk", "www.pornhub.com", "newly-listed.example"):
+                    try:
+                        answers.append(f"{name} {_ask(port, name)}")
+                    except dns.exception.Timeout:
+                        failures.append(name)
+
+        asking = threading.Thread(target=keep_asking)
+        asking.start()
+        head_office.publish(2, extra_hosts="0.0.0.0 newly-listed.example\n")
+        try:
+            outcome = sync(config, datetime.now(UTC))  # waits for the filter to take v2, then checks it
+        finally:
+            time.sleep(0.5)
+            stop.set()
+            asking.join()
+        assert (
+            outcome.version == 2 and pointed(config.data_dir, "current") == sets_dir(config.data_dir) / "v2"
+        )
+        assert failures == [] and len(answers) > 30  # not one query dropped across the swap
+        assert {a for a in answers if a.startswith("www.bbc.co.uk ")} == {
+            "www.bbc.co.uk NOERROR 198.51.100.20"
+        }
+        assert {a for a in answers if a.startswith("www.pornhub.com ")} == {
+            "www.pornhub.com NOERROR 192.168.50.1"
+        }
+        newly = {a.split(" ", 1)[1] for a in answers if a.startswith("newly-listed.example ")}
+        assert newly <= {"NXDOMAIN", "NOERROR 192.168.50.1"}  # the old set's answer, then the new one's
+        assert _ask(port, "newly-listed.example") == "NOERROR 192.168.50.1"  # blocked now: the block page
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _through_proxy(port: int, url: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", url)
+    response = connection.getresponse()
+    return response.status, response.read().decode("utf-8", "replace")
+
+
+def test_the_proxy_takes_a_new_bundle_by_itself(
+    head_office: HeadOffice, centre: Callable[..., Config], tmp_path: Path
+) -> None:
+    port = free_port()
+    config = centre(f"proxy:\n  listen: 127.0.0.1:{port}\n  workers: 1\n")
+    head_office.publish(1)
+    sync(config, datetime.now(UTC))
+    with open(tmp_path / "proxy.log", "wb") as log:
+        proxy = subprocess.Popen([APPLIANCE, "proxy", "--config", config.origin], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = _through_proxy(port, "http://www.pornhub.com/")
+                break
+            except OSError:
+                assert proxy.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "proxy.log"
+                ).read_text()
+                time.sleep(0.3)
+        assert status == 403 and "This page is blocked" in body  # head office's list, through the proxy
+        status, body = _through_proxy(port, "http://newly-listed.example/")
+        assert status != 403  # not listed yet: the proxy tries the site (which does not exist here)
+        head_office.publish(2, extra_hosts="0.0.0.0 newly-listed.example\n")
+        sync(config, datetime.now(UTC))
+        deadline = time.monotonic() + 15
+        while (found := _through_proxy(port, "http://newly-listed.example/"))[0] != 403:
+            assert time.monotonic() < deadline, found
+            time.sleep(0.3)
+        assert "This page is blocked" in found[1]
+    finally:
+        proxy.terminate()
+        proxy.wait(30)
