@@ -98,9 +98,19 @@ def run_check(args: argparse.Namespace) -> int:
         files.bind(open_index(config.index_path))
     except FilterError as e:
         print(f"  note: no usable compiled index yet ({e}); run `appliance lists compile`")
-    for warning in dashboard_warnings(config):
+    for warning in [*dashboard_warnings(config), *sync_warnings(config)]:
         print(f"  warning: {warning}")
     return 0
+
+
+def sync_warnings(config: Config) -> list[str]:
+    """What will stop head office's bundles from arriving."""
+    if config.sync is None or config.sync.trusted_root.is_file():
+        return []
+    return [
+        f"sync.trusted_root {config.sync.trusted_root} is missing: install head office's 1.root.json there "
+        "(docs/head-office.md), or `appliance sync` refuses every bundle"
+    ]
 
 
 def dashboard_warnings(config: Config) -> list[str]:

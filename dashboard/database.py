@@ -5,16 +5,19 @@ from __future__ import annotations
 import sqlite3
 import time
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import current_app, g
 
 from appliance.bindings import load_bound
-from appliance.config import Config
+from appliance.bundles.sets import pointer_path
+from appliance.config import Config, load_config
 from appliance.dns.neighbours import Neighbours
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index
 from appliance.store.schema import connect
+from filters.errors import ApplianceError
 from profiles.identity import Identity, identify
 from profiles.policy import Policy
 
@@ -27,8 +30,25 @@ def store() -> sqlite3.Connection:
 
 
 def config() -> Config:
+    """The configuration; where head office's sets arrive, read anew whenever another set is in force
+    (the lists page and the why-is-this-blocked box follow the swap as the DNS filter does)."""
     found: Config = current_app.config["APPLIANCE"]
-    return found
+    if found.sync is None:
+        return found
+    pointer = pointer_path(found.data_dir)
+    try:
+        stamp = (pointer.stat().st_mtime_ns, pointer.stat().st_ino)
+    except OSError:
+        stamp = (0, 0)
+    cached = current_app.config.get("APPLIANCE_IN_FORCE")
+    if cached is None or cached[0] != stamp:
+        try:
+            cached = (stamp, load_config(Path(found.origin)))
+        except ApplianceError:
+            cached = (stamp, cached[1] if cached else found)  # a broken set: keep showing the last good
+        current_app.config["APPLIANCE_IN_FORCE"] = cached
+    fresh: Config = cached[1]
+    return fresh
 
 
 def now() -> float:

@@ -22,6 +22,7 @@ from pathlib import Path
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from appliance.bundles.state import bundle_age, read_state
 from appliance.config import ConfigError
 from appliance.lists import read_compile_report
 from appliance.policy_cli import Explanation, explain, policy_problems
@@ -253,7 +254,15 @@ def lists() -> str:
         modified = os.stat(cfg.index_path).st_mtime
     except OSError:
         modified = None
-    return render_template("policy/lists.html", report=report, index_present=modified is not None)
+    synced = read_state(cfg.data_dir) if cfg.sync else None
+    return render_template(
+        "policy/lists.html",
+        report=report,
+        index_present=modified is not None,
+        sync=cfg.sync,
+        synced=synced,
+        age=bundle_age(synced.created, datetime.now(UTC)) if synced and synced.created else None,
+    )
 
 
 # ---- editing the profiles file ----

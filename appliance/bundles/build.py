@@ -16,12 +16,12 @@ from pathlib import Path
 from appliance.bundles.errors import BundleError
 from appliance.bundles.health import decision_problems
 from appliance.bundles.spec import SPEC_NAME, BundleSpec, read_spec
+from appliance.bundles.state import MANIFEST
 from appliance.config import Config, FetchSettings, PolicySettings
 from appliance.lists import CompileError, CompileResult, compile_lists
 from appliance.policy_files import read_policy_files
 from filters.errors import ApplianceError
 
-MANIFEST = "bundle.json"
 FORMAT = 1
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from appliance.bundles.build import build
 from appliance.bundles.errors import BundleError
 from appliance.bundles.repository import Repository
-from appliance.bundles.sync import SyncState, read_state, sync
+from appliance.bundles.state import SyncState, bundle_age, read_state
+from appliance.bundles.sync import sync
 from appliance.config import load_config
 
 
@@ -132,7 +133,7 @@ def describe(state: SyncState, now: datetime) -> str:
     if state.in_force is None:
         lines.append("in force: no head-office bundle yet (the appliance's own lists)")
     else:
-        age = _age(state.created, now)
+        age = bundle_age(state.created, now)
         lines.append(
             f"in force: bundle {state.in_force}, made {state.created} ({age} old), "
             f"swapped in {state.installed}"
@@ -144,12 +145,3 @@ def describe(state: SyncState, now: datetime) -> str:
     for version, why in sorted((state.refused or {}).items()):
         lines.append(f"refused: bundle {version}: {why}")
     return "\n".join(lines)
-
-
-def _age(iso: str | None, now: datetime) -> str:
-    try:
-        seconds = (now - datetime.fromisoformat(iso or "")).total_seconds()
-    except (ValueError, TypeError):
-        return "unknown"
-    days, hours = divmod(int(seconds) // 3600, 24)
-    return f"{days} d {hours} h" if days else f"{hours} h"

@@ -34,8 +34,8 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from appliance.bundles.build import MANIFEST
 from appliance.bundles.errors import BundleError
+from appliance.bundles.state import MANIFEST
 from appliance.storage import write_atomically
 
 ROLES = ("root", "targets", "snapshot", "timestamp")

@@ -21,19 +21,19 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tuf.api import exceptions as tuf_errors
 from tuf.ngclient import Updater
 
-from appliance.bundles.build import MANIFEST
 from appliance.bundles.errors import BundleError
 from appliance.bundles.health import decision_problems, dns_problems
 from appliance.bundles.repository import RINGS
 from appliance.bundles.sets import PARTIAL, point, pointed, set_name, sets_dir, version_of
 from appliance.bundles.spec import read_spec
+from appliance.bundles.state import MANIFEST, SyncState, iso, read_state, save_state
 from appliance.config import HEAD_OFFICE_PREFIX, Config, ConfigError, load_config
 from appliance.lists import CompileError, compile_lists
 from appliance.storage import write_atomically
@@ -42,49 +42,6 @@ from appliance.sync_settings import SyncSettings
 log = logging.getLogger(__name__)
 
 CRASH_AT = "APPLIANCE_SYNC_CRASH_AT"  # tests: the step at which sync kills itself (SIGKILL)
-
-
-@dataclass(frozen=True)
-class SyncState:
-    """What `appliance sync --status` and the dashboard show."""
-
-    in_force: int | None = None  # the bundle version in force
-    created: str | None = None  # when head office built it (ISO)
-    installed: str | None = None  # when this centre swapped it in
-    last_attempt: str | None = None
-    last_success: str | None = None
-    last_error: str | None = None
-    last_error_at: str | None = None
-    checking: int | None = None  # a version swapped in whose check has not finished
-    refused: dict[str, str] | None = None  # version -> why it was refused or rolled back
-
-
-def state_path(data_dir: Path) -> Path:
-    return data_dir / "sync" / "state.json"
-
-
-def read_state(data_dir: Path) -> SyncState:
-    """The last recorded state (an empty one if there is none or it is unreadable)."""
-    try:
-        data = json.loads(state_path(data_dir).read_text(encoding="utf-8"))
-        return SyncState(**{k: v for k, v in data.items() if k in SyncState.__dataclass_fields__})
-    except (OSError, ValueError, TypeError):
-        return SyncState()
-
-
-def _save(data_dir: Path, state: SyncState) -> None:
-    """Record `state`, with what is in force read from the disk itself (the pointer is the truth)."""
-    current = pointed(data_dir, "current")
-    if current is None:
-        state = replace(state, in_force=None, created=None, installed=None)
-    else:
-        try:
-            created = json.loads((current / "bundle" / MANIFEST).read_text(encoding="utf-8")).get("created")
-        except (OSError, ValueError):
-            created = None
-        swapped = datetime.fromtimestamp((sets_dir(data_dir) / "current").stat().st_mtime, UTC)
-        state = replace(state, in_force=version_of(current), created=created, installed=_iso(swapped))
-    write_atomically(state_path(data_dir), json.dumps(state.__dict__, indent=1).encode("utf-8"))
 
 
 def _step(name: str) -> None:
@@ -104,7 +61,7 @@ def sync(config: Config, now: datetime) -> Outcome:
     back, or head office cannot be reached; what was in force stays in force."""
     settings = _settings(config)
     with _only_one(config.data_dir):
-        state = replace(read_state(config.data_dir), last_attempt=_iso(now))
+        state = replace(read_state(config.data_dir), last_attempt=iso(now))
         try:
             state = _recover(config, state)
             outcome, state = _sync(config, settings, state, now)
@@ -113,11 +70,11 @@ def sync(config: Config, now: datetime) -> Outcome:
         except BundleError as e:
             error = str(e)
         else:
-            _save(
-                config.data_dir, replace(state, last_success=_iso(now), last_error=None, last_error_at=None)
+            save_state(
+                config.data_dir, replace(state, last_success=iso(now), last_error=None, last_error_at=None)
             )
             return outcome
-        _save(config.data_dir, replace(state, last_error=error, last_error_at=_iso(now)))
+        save_state(config.data_dir, replace(state, last_error=error, last_error_at=iso(now)))
         raise BundleError(error)
 
 
@@ -344,7 +301,7 @@ def _swap(config: Config, state: SyncState, made: _Made, now: datetime) -> tuple
     point(config.data_dir, "previous", old)
     _step("previous")
     state = replace(state, checking=made.version)
-    _save(config.data_dir, state)
+    save_state(config.data_dir, state)
     point(config.data_dir, "current", final)
     _step("switched")
     log.info("set %s in force; checking it", final.name)
@@ -381,7 +338,3 @@ def _prune(data_dir: Path) -> None:
     for folder in sets_dir(data_dir).glob("v*"):
         if folder.is_dir() and folder not in keep and not folder.name.endswith(PARTIAL):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")

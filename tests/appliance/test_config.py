@@ -174,3 +174,36 @@ def test_check_warns_of_a_dashboard_served_unsafely(tmp_path: Path) -> None:
     assert warnings("dashboard:\n  listen: 192.168.50.1:443\n  secure_cookies: true\n") == []
     (everyone,) = warnings("dashboard:\n  admin_networks: [0.0.0.0/0]\n")
     assert "every device reaches the staff pages" in everyone
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("sync:\n  url: ftp://hq.example/\n", 2, "sync.url must be head office's http(s):// address"),
+        ("sync:\n  url: https://hq.example/\n  ring: canary centres\n", 3, "sync.ring: use letters"),
+        ("sync:\n  url: https://hq.example/\n  jitter_minutes: -5\n", 3, "sync.jitter_minutes must be"),
+        ("sync:\n  url: https://hq.example/\n  check_dns: sometimes\n", 3, "sync.check_dns must be true"),
+        ("sync:\n  url: https://hq.example/\n  mirror: x\n", 3, "mirror"),
+    ],
+)
+def test_sync_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:{line}:") and words in str(caught.value)
+
+
+def test_sync_settings_and_the_missing_root_warning(tmp_path: Path) -> None:
+    from appliance.policy_cli import sync_warnings
+
+    path = write(
+        tmp_path, "sync:\n  url: https://hq.example/lists/\n  trusted_root: root.json\n  ring: canary\n"
+    )
+    config = load_config(path)
+    assert config.sync is not None and config.sync.url == "https://hq.example/lists"
+    assert config.sync.ring == "canary" and config.sync.trusted_root == tmp_path / "root.json"
+    assert config.set_dir is None  # nothing synced yet: the file's own lists
+    (missing,) = sync_warnings(config)
+    assert "root.json is missing" in missing
+    (tmp_path / "root.json").write_text("{}")
+    assert sync_warnings(config) == []

@@ -22,7 +22,8 @@ import pytest
 
 from appliance.bundles.errors import BundleError
 from appliance.bundles.sets import PARTIAL, loaded_by, pointed, sets_dir
-from appliance.bundles.sync import CRASH_AT, read_state, sync
+from appliance.bundles.state import read_state
+from appliance.bundles.sync import CRASH_AT, sync
 from appliance.config import Config, load_config
 from appliance.storage import open_index
 from tests.appliance.bundles.conftest import HeadOffice, free_port

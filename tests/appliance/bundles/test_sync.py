@@ -16,7 +16,8 @@ import pytest
 from appliance.bundles.errors import BundleError
 from appliance.bundles.repository import Repository
 from appliance.bundles.sets import pointed, sets_dir
-from appliance.bundles.sync import read_state, sync
+from appliance.bundles.state import read_state
+from appliance.bundles.sync import sync
 from appliance.cli import main
 from appliance.config import Config, load_config
 from appliance.storage import open_index
