@@ -2,27 +2,40 @@
 # Install or upgrade the appliance on Raspberry Pi OS Bookworm or Debian 12, as root:
 #
 #   sudo sh deploy/raspberry-pi/install.sh [--prefix /opt/appliance] [--wheels DIR] [--no-start]
+#        [--head-office-url URL --head-office-root FILE]
 #
 # Idempotent: a second run upgrades the program in place and keeps /etc/appliance and /var/lib/appliance.
 # --wheels DIR installs the Python packages from a folder of wheels (`pip wheel . -w DIR` on a connected
 # machine) instead of the package index: for a centre with a poor link, and for the test suite's chroot.
 # --no-start enables the services for the next boot but starts nothing now (a chroot, an image being
 # prepared): the first boot comes up as the centre's router.
+# --head-office-url and --head-office-root: where head office publishes its signed bundles and its root
+# (1.root.json, the only trust anchor a centre has); the sync timer then takes every new bundle.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 prefix=/opt/appliance
 wheels=""
 start=yes
+hq_url=""
+hq_root=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix=$2; shift 2 ;;
         --wheels) wheels=$2; shift 2 ;;
         --no-start) start=no; shift ;;
+        --head-office-url) hq_url=$2; shift 2 ;;
+        --head-office-root) hq_root=$2; shift 2 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo sh $0)" >&2; exit 1; }
+if [ -n "$hq_url" ] || [ -n "$hq_root" ]; then
+    [ -n "$hq_url" ] && [ -f "$hq_root" ] || {
+        echo "install.sh: give both --head-office-url URL and --head-office-root FILE (head office's 1.root.json)" >&2
+        exit 2
+    }
+fi
 say() { printf '\n== %s\n' "$*"; }
 
 say "Debian packages"
@@ -57,6 +70,12 @@ if [ ! -f /etc/appliance/appliance.yaml ]; then
     chown -R root:appliance /etc/appliance
     chmod 0640 /etc/appliance/appliance.yaml
 fi
+if [ -n "$hq_url" ]; then
+    say "Head office's bundles"
+    install -m 0644 -o root -g appliance "$hq_root" /etc/appliance/head-office-root.json
+    grep -q '^sync:' /etc/appliance/appliance.yaml || printf '\nsync:\n  url: %s\n  ring: stable\n' "$hq_url" \
+        >> /etc/appliance/appliance.yaml
+fi
 "$app" check --config /etc/appliance/appliance.yaml
 
 say "Services (systemd units)"
@@ -88,7 +107,8 @@ runuser -u appliance -- env APPLIANCE_CONFIG=/etc/appliance/appliance.yaml "$app
 
 say "Enabled at boot"
 # systemctl enable only makes links, so it works in a chroot or an image too.
-systemctl enable --quiet nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-lists.timer
+systemctl enable --quiet nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-lists.timer \
+    appliance-sync.timer
 
 if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
     say "Starting"
@@ -96,7 +116,7 @@ if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
     sysctl -q --system
     # Restarted, not only started: a second run is an upgrade, and the running ones have the old program.
     systemctl restart nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard
-    systemctl start appliance-lists.timer
+    systemctl start appliance-lists.timer appliance-sync.timer
 fi
 
 say "Done"

@@ -31,11 +31,10 @@ def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def install(root: Path) -> subprocess.CompletedProcess[str]:
+def install(root: Path, *more: str) -> subprocess.CompletedProcess[str]:
     """install.sh run in `root` as a centre's technician would, from the wheels (no start: a chroot)."""
-    return run(
-        "chroot", str(root), "sh", "/src/deploy/raspberry-pi/install.sh", "--wheels", "/wheels", "--no-start"
-    )
+    script = "/src/deploy/raspberry-pi/install.sh"
+    return run("chroot", str(root), "sh", script, "--wheels", "/wheels", "--no-start", *more)
 
 
 @dataclass(frozen=True)

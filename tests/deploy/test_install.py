@@ -8,8 +8,10 @@ Takes a few minutes; skipped without root or debootstrap (`make test` installs i
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
+from appliance.bundles.repository import Repository
 from tests.deploy.conftest import Installed, install, run
 
 
@@ -47,7 +49,7 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(installed: Inst
     enabled = {link.name for link in units.glob("*.wants/*") if link.is_symlink()}
     for unit in ("appliance-dns", "appliance-proxy", "appliance-dashboard", "nftables", "dnsmasq"):
         assert f"{unit}.service" in enabled, unit
-    assert "appliance-lists.timer" in enabled
+    assert {"appliance-lists.timer", "appliance-sync.timer"} <= enabled
     rules = root / "etc" / "nftables.d" / "appliance.nft"
     checked = run("nft", "-c", "-f", str(rules))
     assert checked.returncode == 0, checked.stderr
@@ -66,8 +68,18 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(installed: Inst
     # A second run upgrades in place: the centre's configuration and data stay as they are.
     config = etc / "appliance.yaml"
     config.write_text(config.read_text() + "\n# edited by the centre\n")
-    before = digest(config), digest(var / "index" / "filters.idx")
-    second = install(root)
+    edited = config.read_text()
+    # The second run also joins head office's bundles: its root installed, a sync section added.
+    made = Repository.create(root / "tmp" / "hq", root / "tmp" / "hq-keys", datetime.now(UTC))
+    root_json = "/tmp/hq/metadata/1.root.json"
+    second = install(root, "--head-office-url", "https://hq.example/lists", "--head-office-root", root_json)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert digest(config) == before[0] and "# edited by the centre" in config.read_text()
-    assert (var / "index" / "filters.idx").exists()
+    now = config.read_text()
+    assert (
+        now.startswith(edited)
+        and now[len(edited) :] == "\nsync:\n  url: https://hq.example/lists\n  ring: stable\n"
+    )
+    installed_root = etc / "head-office-root.json"
+    assert installed_root.read_bytes() == (made.metadata / "1.root.json").read_bytes()
+    assert oct(installed_root.stat().st_mode & 0o777) == "0o644"
+    assert (var / "index" / "filters.idx").exists()  # compiled anew from the kept configuration

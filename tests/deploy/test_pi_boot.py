@@ -19,10 +19,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from appliance.bundles.build import build
+from appliance.bundles.repository import Repository
 from tests.deploy.conftest import Installed
 from tests.deploy.test_router_netns import _ECHO, in_netns, sh
 
@@ -237,13 +241,23 @@ def pi(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     kept = {path: path.read_bytes() for path in (config, resolv)}
     # What the centre's technician would add: the tablet by its MAC; and the WAN's resolver, which on a
     # Pi the broadband router's DHCP would give.
+    # And head office: its root installed, its address in a sync section (replacing one install.sh
+    # may have written), its repository served by the internet host.
+    repo = _head_office(folder)
+    hq_root = root / "etc" / "appliance" / "head-office-root.json"
+    kept[hq_root] = hq_root.read_bytes() if hq_root.exists() else b""
+    shutil.copyfile(repo / "metadata" / "1.root.json", hq_root)
+    hq_root.chmod(0o644)
+    own = config.read_text().split("\nsync:\n")[0]
     config.write_text(
-        config.read_text() + f'\ndevices:\n  - {{name: tablet-3, mac: "{TABLET_MAC}", profile: under-10}}\n'
+        own + f'\ndevices:\n  - {{name: tablet-3, mac: "{TABLET_MAC}", profile: under-10}}\n'
+        f"sync:\n  url: http://{NET}:8000\n"
     )
     resolv.write_text(f"nameserver {NET}\n")
     built = Pi(root, folder)
     try:
         built.build()
+        built.start(sys.executable, "-m", "http.server", "8000", "--directory", str(repo), netns=built.net)
         built.power_on()
         deadline = time.monotonic() + 120
         while (states := built.inside("systemctl", "is-active", *SERVICES).stdout.split()) != [
@@ -255,7 +269,27 @@ def pi(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     finally:
         built.power_off()
         for path, content in kept.items():
-            path.write_bytes(content)
+            if content:
+                path.write_bytes(content)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _head_office(folder: Path) -> Path:
+    """Head office's repository with bundle 1: the shipped adult list and one name of its own."""
+    source = folder / "hq-src"
+    (source / "lists").mkdir(parents=True)
+    shipped = Path(str(resources.files("appliance") / "defaults" / "lists"))
+    hosts = (shipped / "adult.hosts").read_text() + "0.0.0.0 only-in-the-bundle.example\n"
+    (source / "lists" / "adult.hosts").write_text(hosts)
+    (source / "bundle.yaml").write_text(
+        "sources:\n  - {name: adult, format: hosts, category: adult, path: lists/adult.hosts}\n"
+        "health: {blocked: [www.pornhub.com], allowed: [www.bbc.co.uk]}\n"
+    )
+    now = datetime.now(UTC)
+    repo = Repository.create(folder / "hq-repo", folder / "hq-keys", now)
+    repo.publish(build(source, folder / "hq-built", 1, now).folder, (), now)
+    return folder / "hq-repo"
 
 
 def ask(pi: Pi, device: str, name: str, server: str = GW, timeout: float = 3) -> str:
@@ -368,3 +402,18 @@ def test_a_killed_proxy_or_dashboard_is_restarted_and_serves_again(pi: Pi) -> No
             time.sleep(0.5)
     assert status == 403 and "This page is blocked" in body
     assert portal.startswith("200") and "filtered and monitored" in portal
+
+
+def test_the_sync_service_takes_head_offices_bundle_and_the_gateway_filters_with_it(pi: Pi) -> None:
+    addressed(pi, pi.phone, "visitors-phone")
+    assert ask(pi, pi.phone, "only-in-the-bundle.example") == f"NOERROR {NET}"  # not listed yet
+    done = pi.inside("systemctl", "start", "appliance-sync.service")  # what the timer runs, hardened
+    assert done.returncode == 0, (
+        done.stderr + pi.inside("journalctl", "--no-pager", "-u", "appliance-sync").stdout
+    )
+    assert "bundle 1 in force" in pi.inside("journalctl", "--no-pager", "-u", "appliance-sync").stdout
+    assert ask(pi, pi.phone, "only-in-the-bundle.example") == f"NOERROR {GW}"  # checked after the swap too
+    status = pi.inside(
+        "runuser", "-u", "appliance", "--", "/opt/appliance/venv/bin/appliance", "sync", "--status"
+    ).stdout
+    assert "in force: bundle 1" in status and "last error" not in status

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "raspberry-pi"
-SERVICES = ("appliance-dns", "appliance-proxy", "appliance-dashboard", "appliance-lists")
+SERVICES = ("appliance-dns", "appliance-proxy", "appliance-dashboard", "appliance-lists", "appliance-sync")
 
 pytestmark = pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
 
@@ -29,7 +29,7 @@ def units(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_systemd_accepts_every_unit(units: Path) -> None:
     files = sorted(str(p) for p in units.iterdir())
-    assert len(files) == 5
+    assert len(files) == 7
     done = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *files], capture_output=True, text=True, timeout=60
     )
@@ -60,5 +60,5 @@ def test_capabilities_only_where_a_low_port_is_bound(units: Path, service: str) 
     wanted = "CAP_NET_BIND_SERVICE" if service in ("appliance-dns", "appliance-dashboard") else ""
     assert bounding.group(1).strip() == wanted
     assert "CAP_NET_ADMIN" not in text and "User=appliance" in text
-    if service != "appliance-lists":  # a oneshot run by its timer
+    if service not in ("appliance-lists", "appliance-sync"):  # oneshots run by their timers
         assert "Restart=on-failure" in text
