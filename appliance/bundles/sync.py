@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tuf.api import exceptions as tuf_errors
-from tuf.ngclient import Updater
+from tuf.ngclient import Updater, Urllib3Fetcher
 
 from appliance.bundles.errors import BundleError
 from appliance.bundles.health import decision_problems, dns_problems
@@ -167,6 +167,9 @@ def _updater(config: Config, settings: SyncSettings) -> Updater:
             metadata_base_url=f"{settings.url}/metadata/",
             target_base_url=f"{settings.url}/targets/",
             target_dir=str(config.data_dir / "sync"),
+            fetcher=Urllib3Fetcher(
+                socket_timeout=round(settings.timeout_s), app_user_agent="childsafe-appliance sync"
+            ),
             bootstrap=None,
         )
         updater.refresh()
@@ -182,7 +185,9 @@ def _fetch(updater: Updater, path: str, destination: Path) -> bytes:
         if info is None:
             raise _Refusal(f"head office's signed list of files has no {path}")
         destination.parent.mkdir(parents=True, exist_ok=True)
-        updater.download_target(info, filepath=str(destination))
+        # A file already here and matching its signed hash (rings.json, unchanged) is not fetched again.
+        if updater.find_cached_target(info, str(destination)) is None:
+            updater.download_target(info, filepath=str(destination))
     except (tuf_errors.RepositoryError, tuf_errors.DownloadError, OSError) as e:
         raise BundleError(f"{path}: {_why(e)}") from e
     return destination.read_bytes()
