@@ -55,6 +55,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     refresh.set_defaults(run=_refresh)
 
+    rotate = bundle.add_parser(
+        "rotate", parents=[where], help="replace a role's key (root, targets, snapshot or timestamp)"
+    )
+    rotate.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
+    rotate.set_defaults(run=_rotate)
+
     status = commands.add_parser(
         "sync", parents=[common], help="fetch, verify and swap in head office's newest bundle for this centre"
     )
@@ -112,6 +118,14 @@ def _promote(args: argparse.Namespace) -> int:
 def _refresh(args: argparse.Namespace) -> int:
     Repository(args.repo, args.keys).refresh(_now())
     print("snapshot and timestamp signed anew")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    retired = Repository(args.repo, args.keys).rotate(args.role, _now())
+    print(
+        f"new {args.role} key in force; the old one is {retired}: destroy it once the repository is published"
+    )
     return 0
 
 

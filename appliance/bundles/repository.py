@@ -116,6 +116,42 @@ class Repository:
         """Sign a new snapshot and timestamp (run daily: a centre refuses an expired timestamp)."""
         self._publish_snapshot_and_timestamp(now, targets_version=self._targets().signed.version)
 
+    def rotate(self, role: str, now: datetime) -> Path:
+        """Replace `role`'s key. A new root version (signed by the old root key, and by the new one when
+        root itself is replaced) names the new key, and the role's metadata is signed anew with it;
+        centres follow the chain of roots by themselves. Returns where the old key was moved, to be
+        destroyed deliberately."""
+        if role not in ROLES:
+            raise BundleError(f"no role {role!r} (roles: {', '.join(ROLES)})")
+        root = Metadata[Root].from_file(str(self.metadata / "root.json"))
+        old_root = self._signer("root")
+        new = CryptoSigner.generate_ed25519()
+        for keyid in list(root.signed.roles[role].keyids):
+            root.signed.revoke_key(keyid, role)
+        root.signed.add_key(new.public_key, role)
+        root.signed.version += 1
+        root.signed.expires = now + LIFETIME["root"]
+        root.signatures.clear()
+        root.sign(old_root, append=True)  # the old root vouches for the new one
+        if role == "root":
+            root.sign(new, append=True)  # and the new root key signs itself
+        key = self.keys / f"{role}.pem"
+        fresh = key.with_name(f"{role}.pem.new")
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(new.private_bytes)
+        data = root.to_bytes(JSONSerializer(compact=False))
+        write_atomically(self.metadata / f"{root.signed.version}.root.json", data)
+        write_atomically(self.metadata / "root.json", data)
+        retired = key.with_name(f"{role}.pem.replaced-{now.strftime('%Y%m%dT%H%M%S')}")
+        os.replace(key, retired)
+        os.replace(fresh, key)
+        if role == "targets":
+            self._commit_targets(self._targets(), now)
+        elif role in ("snapshot", "timestamp"):
+            self.refresh(now)
+        return retired
+
     def rings(self) -> dict[str, Any]:
         """What rings.json says now: {"default": version, "rings": {ring: version}}."""
         targets = self._targets().signed

@@ -228,3 +228,22 @@ def test_the_state_file_is_plain_json(head_office: HeadOffice, centre: Callable[
     sync(config, datetime.now(UTC))
     state = json.loads((config.data_dir / "sync" / "state.json").read_text())
     assert state["in_force"] == 1 and state["checking"] is None
+
+
+@pytest.mark.parametrize("role", ["timestamp", "targets", "root"])
+def test_a_replaced_key_is_followed_by_centres_and_the_old_one_is_refused(
+    head_office: HeadOffice, centre: Callable[..., Config], role: str
+) -> None:
+    config = centre()
+    head_office.publish(1)
+    sync(config, datetime.now(UTC))
+    retired = head_office.repo.rotate(role, datetime.now(UTC))
+    assert oct((head_office.folder / "keys" / f"{role}.pem").stat().st_mode & 0o777) == "0o600"
+    head_office.publish(2)
+    assert sync(config, datetime.now(UTC)).version == 2  # through 2.root.json, by itself
+    if role == "root":
+        return
+    # Whoever kept the old key cannot sign for centres any more.
+    shutil.copy(retired, head_office.folder / "keys" / f"{role}.pem")
+    head_office.publish(3)
+    refused(config, head_office, "signature does not verify")
