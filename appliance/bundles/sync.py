@@ -129,8 +129,9 @@ def _sync(
 ) -> tuple[Outcome, SyncState]:
     updater = _updater(config, settings)
     rings = _json(_fetch(updater, RINGS, config.data_dir / "sync" / "rings.json"), RINGS)
-    offered = rings.get("rings", {}).get(settings.ring, rings.get("default"))
-    if not isinstance(offered, int):
+    named = rings.get("rings")
+    offered = (named if isinstance(named, dict) else {}).get(settings.ring, rings.get("default"))
+    if isinstance(offered, bool) or not isinstance(offered, int) or offered <= 0:
         raise BundleError(f"head office offers no bundle for ring {settings.ring!r} (rings.json: {rings})")
     current = pointed(config.data_dir, "current")
     in_force = version_of(current) if current else None
