@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from appliance.bundles.sets import pointed
+from appliance.bundles.sets import named, pointed
 from appliance.dashboard_settings import Contact, DashboardSettings, PortalSettings
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
 from appliance.proxy.pages import Helpline
@@ -100,6 +100,7 @@ class Config:
     device_lines: Mapping[str, int] = field(default_factory=dict)  # device name -> its line in the file
     sync: SyncSettings | None = None  # head office's bundles; None: the lists are this file's own
     set_dir: Path | None = None  # the head-office set in force (its bundle and index), if any yet
+    set_note: str | None = None  # why that is not the set `current` names (it is damaged), if so
     own_sources: tuple[Source, ...] = ()  # this file's own sources (with a set, `sources` adds its lists)
 
     @property
@@ -212,9 +213,12 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
     sync = _parse_sync(data.get("sync"), path, data)
     set_dir: Path | None = None
     bundled: tuple[Source, ...] = ()
-    if sync is not None:
-        set_dir = set_override or pointed(data_dir, "current")
-        bundled, policy = _set_in_force(set_dir, names, policy, data.get("policy"))
+    set_note = None
+    if sync is not None and set_override is not None:
+        set_dir = set_override
+        bundled, policy = _set_in_force(set_override, names, policy, data.get("policy"))
+    elif sync is not None:
+        set_dir, bundled, policy, set_note = _usable_set(data_dir, names, policy, data.get("policy"))
     return Config(
         origin=str(path),
         data_dir=data_dir,
@@ -223,6 +227,7 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
         policy=policy,
         sync=sync,
         set_dir=set_dir,
+        set_note=set_note,
         own_sources=tuple(sources),
         dns=_parse_dns(data.get("dns"), path, data),
         proxy=_parse_proxy(data.get("proxy"), path, data),
@@ -236,6 +241,29 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
 
 
 HEAD_OFFICE_PREFIX = "hq."  # a head-office list's source name: hq.<its name in the bundle>
+
+
+def _usable_set(
+    data_dir: Path, own: set[str], policy: PolicySettings, raw_policy: Any
+) -> tuple[Path | None, tuple[Source, ...], PolicySettings, str | None]:
+    """The set to run: the one `current` names, else (damaged, half gone) the one before it, else the
+    file's own lists; with a note saying why, when it is not `current`'s. Never raises for a damaged set:
+    filtering must start whatever happened to the disk; `appliance sync` repairs it."""
+    notes = []
+    for which in ("current", "previous"):
+        name = named(data_dir, which)
+        folder = pointed(data_dir, which)
+        if folder is None:
+            if name:
+                notes.append(f"set {name} ({which}) is damaged or missing")
+            continue
+        try:
+            bundled, with_set = _set_in_force(folder, own, policy, raw_policy)
+        except ConfigError as e:
+            notes.append(f"set {folder.name} ({which}) cannot be read: {e}")
+            continue
+        return folder, bundled, with_set, "; ".join(notes) or None
+    return None, (), policy, "; ".join(notes) or None
 
 
 def _set_in_force(

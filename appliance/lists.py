@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from appliance.config import Config, FetchSettings
+from appliance.config import HEAD_OFFICE_PREFIX, Config, FetchSettings
 from appliance.storage import write_atomically
 from filters.adblock import parse_adblock
 from filters.compile import IndexBuilder
@@ -97,13 +97,17 @@ class _SourceReader:
         return _read_file(Path(source.location), source.name)
 
     def has_last_good(self, source: Source) -> bool:
-        return self._cache(source).exists()
+        # A head-office list never stands in for itself: a bundle is taken whole or not at all, and a
+        # copy kept from a bundle later refused must not come back in another.
+        return not source.name.startswith(HEAD_OFFICE_PREFIX) and self._cache(source).exists()
 
     def last_good(self, source: Source) -> bytes:
         return self._cache(source).read_bytes()
 
     def keep(self, source: Source, data: bytes) -> None:
         """Make `data` the source's last good copy (unchanged copies are not rewritten: SD-card wear)."""
+        if source.name.startswith(HEAD_OFFICE_PREFIX):
+            return
         cache = self._cache(source)
         try:
             same = cache.stat().st_size == len(data) and cache.read_bytes() == data

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -18,9 +19,10 @@ from appliance.bundles.health import decision_problems
 from appliance.bundles.spec import SPEC_NAME, BundleSpec, read_spec
 from appliance.bundles.state import MANIFEST
 from appliance.config import Config, FetchSettings, PolicySettings
-from appliance.lists import CompileError, CompileResult, compile_lists
+from appliance.lists import UT1_FILES, CompileError, CompileResult, compile_lists
 from appliance.policy_files import read_policy_files
 from filters.errors import ApplianceError
+from filters.sources import Format
 
 FORMAT = 1
 
@@ -34,30 +36,40 @@ class Built:
 
 
 def build(source_dir: Path, out: Path, version: int, now: datetime) -> Built:
-    """Check `source_dir` and write the bundle to `out` (which must not exist). Raises BundleError (or
-    ConfigError naming file:line) and writes nothing if any list, the policy or a health name fails."""
+    """Copy what `source_dir`'s bundle.yaml names into `out` (which must not exist), check that copy
+    exactly as a centre will, and write its bundle.json. Raises BundleError (or ConfigError naming
+    file:line) and leaves nothing at `out` if a file is missing or a link, or any list, the policy or a
+    health name fails."""
     spec = read_spec(source_dir)
     if out.exists():
         raise BundleError(f"{out} exists already: give a new folder")
-    with tempfile.TemporaryDirectory(prefix="bundle-check-") as scratch:
-        compiled = check(spec, Path(scratch), now)
+    links = [p for p in source_dir.rglob("*") if p.is_symlink()]
+    if links:
+        raise BundleError(f"{links[0]} is a link: a bundle carries plain files only (copy the file in)")
     files = _files(spec)
-    out.mkdir(parents=True)
-    listed = {}
-    for relative in files:
-        target = out / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source_dir / relative, target)
-        data = target.read_bytes()
-        listed[relative] = {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    manifest = {
-        "format": FORMAT,
-        "version": version,
-        "created": now.isoformat(timespec="seconds"),
-        "expires": (now + timedelta(days=spec.expires_days)).isoformat(timespec="seconds"),
-        "files": listed,
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    staging = out.with_name(f".{out.name}.building")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        listed = {}
+        for relative in files:
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source_dir / relative, target)
+            data = target.read_bytes()
+            listed[relative] = {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        with tempfile.TemporaryDirectory(prefix="bundle-check-") as scratch:
+            compiled = check(read_spec(staging), Path(scratch), now)  # what ships, not the source folder
+        manifest = {
+            "format": FORMAT,
+            "version": version,
+            "created": now.isoformat(timespec="seconds"),
+            "expires": (now + timedelta(days=spec.expires_days)).isoformat(timespec="seconds"),
+            "files": listed,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return Built(version, out, len(listed), compiled)
 
 
@@ -95,11 +107,45 @@ def check(spec: BundleSpec, scratch: Path, now: datetime) -> CompileResult:
 
 
 def _files(spec: BundleSpec) -> list[str]:
-    """Every file the bundle carries, relative to its folder, sorted."""
+    """Every file the bundle carries, relative to its folder, sorted: bundle.yaml, each list (a UT1
+    folder's known files, a phrase list's `.Include<...>` files), the policy files. Raises BundleError
+    for a link, a folder where a file belongs, or anything outside the folder."""
     found = {SPEC_NAME}
-    for path in [*(Path(s.location) for s in spec.sources), spec.categories, spec.profiles]:
-        if path is None:
-            continue
-        members = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        found |= {str(p.resolve().relative_to(spec.folder.resolve())) for p in members}
+    for source in spec.sources:
+        location = Path(source.location)
+        if source.format is Format.UT1:
+            members = [location / n for n in (*UT1_FILES, "usage") if (location / n).exists()]
+        elif source.format is Format.PHRASES:
+            members = _with_includes(location, spec.folder)
+        else:
+            members = [location]
+        found |= {_inside(member, spec.folder) for member in members}
+    found |= {_inside(path, spec.folder) for path in (spec.categories, spec.profiles) if path is not None}
     return sorted(found)
+
+
+def _inside(path: Path, folder: Path) -> str:
+    """`path` relative to `folder`, if it is a plain file inside it."""
+    if path.is_symlink() or not path.is_file():
+        raise BundleError(f"{path}: not a plain file (a link or a folder cannot go in a bundle)")
+    try:
+        return str(path.resolve().relative_to(folder.resolve()))
+    except ValueError as e:
+        raise BundleError(f"{path} is outside the bundle's folder {folder}") from e
+
+
+_INCLUDE = re.compile(r"\.Include<([^>]+)>")
+
+
+def _with_includes(path: Path, folder: Path, seen: frozenset[Path] = frozenset()) -> list[Path]:
+    """A phrase list and every list it includes (e2guardian's `.Include<file>`, relative to it)."""
+    if path in seen or len(seen) > 64:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise BundleError(f"{path}: cannot read: {e.strerror}") from e
+    out = [path]
+    for target in _INCLUDE.findall(text):
+        out += _with_includes((path.parent / target.strip()), folder, seen | {path})
+    return out

@@ -12,6 +12,7 @@ from typing import Any
 from appliance.bundles.build import build
 from appliance.bundles.errors import BundleError
 from appliance.bundles.repository import Repository
+from appliance.bundles.sets import MAX_VERSION
 from appliance.bundles.state import SyncState, bundle_age, read_state
 from appliance.bundles.sync import sync
 from appliance.config import load_config
@@ -86,8 +87,8 @@ def _init(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     now = _now()
     version = args.version if args.version is not None else int(now.strftime("%Y%m%d%H%M"))
-    if version <= 0:
-        raise BundleError("--version must be a whole number above 0")
+    if not 0 < version <= MAX_VERSION:
+        raise BundleError(f"--version must be a whole number from 1 to {MAX_VERSION}")
     built = build(args.source_dir, args.out, version, now)
     entries = sum(r.entries for r in built.compiled.reports)
     skipped = sum(r.skipped for r in built.compiled.reports)
@@ -116,8 +117,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    Repository(args.repo, args.keys).refresh(_now())
-    print("snapshot and timestamp signed anew")
+    for line in Repository(args.repo, args.keys).refresh(_now()):
+        print(line)
     return 0
 
 

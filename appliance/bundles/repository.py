@@ -13,10 +13,13 @@ key belongs offline. No key ever goes to a centre: a centre is installed with `1
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from appliance.bundles.errors import BundleError
+from appliance.bundles.sets import MAX_VERSION
 from appliance.bundles.state import MANIFEST
 from appliance.storage import write_atomically
 
@@ -46,12 +50,17 @@ LIFETIME = {  # how long each role's signature holds: the timestamp is short (a 
     "timestamp": timedelta(days=7),
 }
 RINGS = "rings.json"
+KEEP_NEWEST = 3  # bundles kept in the signed list besides those a ring points at
 
 
 class Repository:
     """The repository folder `repo`, signed with the keys in `keys`."""
 
     def __init__(self, repo: Path, keys: Path) -> None:
+        if keys.resolve().is_relative_to(repo.resolve()):
+            raise BundleError(
+                f"{keys} is inside {repo}: the keys would be published with it; keep them apart"
+            )
         self.repo, self.keys = repo, keys
         self.metadata = repo / "metadata"
 
@@ -62,6 +71,7 @@ class Repository:
         """New keys and a new, empty repository. Refuses to overwrite either."""
         if (keys / "root.pem").exists() or (repo / "metadata").exists():
             raise BundleError(f"{keys} or {repo}/metadata exists already: keys are made once")
+        made = cls(repo, keys)
         keys.mkdir(parents=True, exist_ok=True)
         os.chmod(keys, 0o700)
         signers = {role: CryptoSigner.generate_ed25519() for role in ROLES}
@@ -73,7 +83,6 @@ class Repository:
         root = Root(expires=now + LIFETIME["root"], consistent_snapshot=True)
         for role, signer in signers.items():
             root.add_key(signer.public_key, role)
-        made = cls(repo, keys)
         made.metadata.mkdir(parents=True)
         (repo / "targets").mkdir(exist_ok=True)
         made._sign_and_write(Metadata(root), "root")
@@ -88,35 +97,67 @@ class Repository:
         Returns its version. Refuses a version not newer than every one published."""
         manifest = _manifest(staged)
         version = int(manifest["version"])
-        targets = self._targets()
-        published = self.versions(targets.signed)
-        if published and version <= max(published):
-            raise BundleError(f"version {version} is not newer than {max(published)}, already published")
-        for relative in [MANIFEST, *manifest["files"]]:
-            data = (staged / relative).read_bytes()
-            path = f"bundles/{version}/{relative}"
-            target = TargetFile.from_data(path, data)
-            self._store_target(target, data)
-            targets.signed.targets[path] = target
-        self._point_rings(targets.signed, version, rings)
-        self._commit_targets(targets, now)
+        files = {MANIFEST: (staged / MANIFEST).read_bytes(), **_checked_files(staged, manifest)}
+        with self._lock():
+            targets = self._targets()
+            published = self.versions(targets.signed)
+            if published and version <= max(published):
+                raise BundleError(f"version {version} is not newer than {max(published)}, already published")
+            for relative, data in files.items():
+                path = f"bundles/{version}/{relative}"
+                target = TargetFile.from_data(path, data)
+                self._store_target(target, data)
+                targets.signed.targets[path] = target
+            self._point_rings(targets.signed, version, rings)
+            self._commit_targets(targets, now)
         return version
 
     def promote(self, version: int, rings: Sequence[str], now: datetime) -> None:
         """Point `rings` (none: every ring and the default) at an already published `version`."""
-        targets = self._targets()
-        if version not in self.versions(targets.signed):
-            raise BundleError(
-                f"version {version} is not published (published: {self.versions(targets.signed)})"
-            )
-        self._point_rings(targets.signed, version, rings)
-        self._commit_targets(targets, now)
+        with self._lock():
+            targets = self._targets()
+            if version not in self.versions(targets.signed):
+                raise BundleError(
+                    f"version {version} is not published (published: {self.versions(targets.signed)})"
+                )
+            self._point_rings(targets.signed, version, rings)
+            self._commit_targets(targets, now)
 
-    def refresh(self, now: datetime) -> None:
-        """Sign a new snapshot and timestamp (run daily: a centre refuses an expired timestamp)."""
-        self._publish_snapshot_and_timestamp(now, targets_version=self._targets().signed.version)
+    def refresh(self, now: datetime) -> list[str]:
+        """Keep the repository's signatures from expiring (run daily): a new snapshot and timestamp;
+        the targets signed again when they have less than 30 days left; the root renewed when it has less
+        than 60, if its key is here. Returns what it did, and a warning if the root needs its key."""
+        done = []
+        with self._lock():
+            root = Metadata[Root].from_file(str(self.metadata / "root.json"))
+            if root.signed.expires - now < timedelta(days=60):
+                if (self.keys / "root.pem").exists():
+                    root.signed.version += 1
+                    root.signed.expires = now + LIFETIME["root"]
+                    self._sign_and_write(root, "root")
+                    done.append(
+                        f"root renewed (version {root.signed.version}) until {root.signed.expires:%Y-%m-%d}"
+                    )
+                else:
+                    done.append(
+                        f"warning: the root expires on {root.signed.expires:%Y-%m-%d}: run `appliance bundle "
+                        "refresh` once with root.pem in the keys folder, or every centre stops updating then"
+                    )
+            targets = self._targets()
+            if targets.signed.expires - now < timedelta(days=30):
+                self._commit_targets(targets, now)
+                done.append(f"targets signed again until {targets.signed.expires:%Y-%m-%d}")
+            else:
+                self._publish_snapshot_and_timestamp(now, targets_version=targets.signed.version)
+            done.append(f"snapshot and timestamp signed until {(now + LIFETIME['timestamp']):%Y-%m-%d}")
+        return done
 
     def rotate(self, role: str, now: datetime) -> Path:
+        """Replace `role`'s key (see _rotate)."""
+        with self._lock():
+            return self._rotate(role, now)
+
+    def _rotate(self, role: str, now: datetime) -> Path:
         """Replace `role`'s key. A new root version (signed by the old root key, and by the new one when
         root itself is replaced) names the new key, and the role's metadata is signed anew with it;
         centres follow the chain of roots by themselves. Returns where the old key was moved, to be
@@ -149,7 +190,7 @@ class Repository:
         if role == "targets":
             self._commit_targets(self._targets(), now)
         elif role in ("snapshot", "timestamp"):
-            self.refresh(now)
+            self._publish_snapshot_and_timestamp(now, targets_version=self._targets().signed.version)
         return retired
 
     def rings(self) -> dict[str, Any]:
@@ -230,7 +271,29 @@ class Repository:
         self._store_target(target, data)
         targets.targets[RINGS] = target
 
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One change to the repository at a time (two at once would rewrite a published file)."""
+        self.keys.mkdir(parents=True, exist_ok=True)
+        with open(self.keys / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise BundleError("another signing is under way on this repository") from e
+            yield
+
+    def _prune(self, targets: Targets) -> None:
+        """Keep in the signed list only the bundles a ring points at and the newest few: the list must
+        stay small (a centre refuses metadata over 5 MB), and older bundles are never taken again."""
+        rings = _read_rings(self._target_file(targets.targets[RINGS])) if RINGS in targets.targets else {}
+        wanted = {rings.get("default"), *rings.get("rings", {}).values()}
+        keep = wanted | set(self.versions(targets)[-KEEP_NEWEST:])
+        for path in [p for p in targets.targets if p.startswith("bundles/")]:
+            if int(path.split("/")[1]) not in keep:
+                del targets.targets[path]
+
     def _commit_targets(self, targets: Metadata[Targets], now: datetime) -> None:
+        self._prune(targets.signed)
         targets.signed.version += 1
         targets.signed.expires = now + LIFETIME["targets"]
         self._sign_and_write(targets, "targets")
@@ -256,19 +319,57 @@ class Repository:
         self._sign_and_write(Metadata(timestamp), "timestamp")
 
 
+def _checked_files(staged: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """The bundle's files as `bundle build` listed them: each inside `staged`, a plain file (no link), of
+    the length and SHA-256 its bundle.json gives. Raises BundleError for anything else."""
+    files = {}
+    base = staged.resolve()
+    for relative, entry in manifest["files"].items():
+        path = staged / str(relative)
+        if (
+            not isinstance(relative, str)
+            or relative.startswith("/")
+            or ".." in Path(relative).parts
+            or not path.resolve().is_relative_to(base)
+            or path.is_symlink()
+            or not path.is_file()
+        ):
+            raise BundleError(f"{staged}: {relative!r} is not a plain file inside the bundle")
+        data = path.read_bytes()
+        if not isinstance(entry, dict) or entry.get("length") != len(data):
+            raise BundleError(
+                f"{path}: changed since `appliance bundle build` (its length differs): build again"
+            )
+        if entry.get("sha256") != hashlib.sha256(data).hexdigest():
+            raise BundleError(
+                f"{path}: changed since `appliance bundle build` (its hash differs): build again"
+            )
+        files[relative] = data
+    return files
+
+
 def _manifest(staged: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((staged / MANIFEST).read_text(encoding="utf-8"))
-        int(manifest["version"])
-        dict(manifest["files"])
+        version = manifest["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= MAX_VERSION:
+            raise ValueError(f"version {version!r} is not a whole number from 1 to {MAX_VERSION}")
+        if not isinstance(manifest["files"], dict):
+            raise TypeError("files is not a mapping")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BundleError(f"{staged}: not a built bundle (run `appliance bundle build` first): {e}") from e
     return dict(manifest)
 
 
 def _read_rings(data: bytes) -> dict[str, Any]:
-    rings = json.loads(data)
-    return {"default": rings.get("default"), "rings": dict(rings.get("rings", {}))}
+    try:
+        rings = json.loads(data)
+        named = rings.get("rings") or {}
+        if not isinstance(named, dict):
+            raise TypeError("rings is not a mapping")
+    except (ValueError, TypeError, AttributeError) as e:
+        raise BundleError(f"the repository's rings.json is damaged ({e}): restore the repository") from e
+    return {"default": rings.get("default"), "rings": dict(named)}
 
 
 def copy_root(repo: Path, destination: Path) -> None:

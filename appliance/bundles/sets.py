@@ -5,6 +5,7 @@ whole set in force, never a mix. A set being made is `v<version>.partial/` until
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -30,6 +31,14 @@ def version_of(set_dir: Path) -> int:
     return int(found.group(1))
 
 
+MAX_VERSION = 10**18 - 1  # bundle versions are 1 .. this everywhere (build, sign, sync, folder names)
+
+
+def whole(set_dir: Path) -> bool:
+    """Does `set_dir` hold a whole set: its bundle's description and its compiled index?"""
+    return (set_dir / "bundle" / "bundle.yaml").is_file() and (set_dir / "index" / "filters.idx").is_file()
+
+
 def pointed(data_dir: Path, which: str) -> Path | None:
     """The set `which` ("current" or "previous") names, if it names a whole set that is there."""
     try:
@@ -37,7 +46,15 @@ def pointed(data_dir: Path, which: str) -> Path | None:
     except (OSError, UnicodeDecodeError):
         return None
     folder = sets_dir(data_dir) / name
-    return folder if _NAME.fullmatch(name) and folder.is_dir() else None
+    return folder if _NAME.fullmatch(name) and whole(folder) else None
+
+
+def named(data_dir: Path, which: str) -> str | None:
+    """The set name `which` names, whole or not (for messages about a damaged one)."""
+    try:
+        return (sets_dir(data_dir) / which).read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def point(data_dir: Path, which: str, set_dir: Path | None) -> None:
@@ -45,8 +62,18 @@ def point(data_dir: Path, which: str, set_dir: Path | None) -> None:
     pointer = sets_dir(data_dir) / which
     if set_dir is None:
         pointer.unlink(missing_ok=True)
+        fsync_dir(pointer.parent)
         return
     write_atomically(pointer, f"{set_dir.name}\n".encode("ascii"))
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the entries of `folder` (a rename, an unlink) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def pointer_path(data_dir: Path) -> Path:

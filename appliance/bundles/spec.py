@@ -46,6 +46,10 @@ def read_spec(folder: Path, *, prefix: str = "") -> BundleSpec:
         data = load_yaml(path, path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the bundle's description: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from e
+    except RecursionError as e:
+        raise ConfigError(f"{path}: nested too deeply to be a bundle's description") from e
     except YamlError as e:
         raise ConfigError(str(e)) from e
     if not isinstance(data, Mapping):

@@ -26,7 +26,8 @@ class SyncState:
     last_error: str | None = None
     last_error_at: str | None = None
     checking: int | None = None  # a version swapped in whose check has not finished
-    refused: dict[str, str] | None = None  # version -> why it was refused or rolled back
+    refused: dict[str, str] | None = None  # version -> why it is refused (not tried again)
+    rolled_back: dict[str, int] | None = None  # version -> how often it was swapped in and rolled back
 
 
 def state_path(data_dir: Path) -> Path:

@@ -13,6 +13,7 @@ and the next sync re-runs the pending check, rolling back if it fails)."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -31,16 +32,26 @@ from tuf.ngclient import Updater, Urllib3Fetcher
 from appliance.bundles.errors import BundleError
 from appliance.bundles.health import decision_problems, dns_problems
 from appliance.bundles.repository import RINGS
-from appliance.bundles.sets import PARTIAL, point, pointed, set_name, sets_dir, version_of
+from appliance.bundles.sets import (
+    MAX_VERSION,
+    PARTIAL,
+    fsync_dir,
+    point,
+    pointed,
+    set_name,
+    sets_dir,
+    version_of,
+)
 from appliance.bundles.spec import read_spec
 from appliance.bundles.state import MANIFEST, SyncState, iso, read_state, save_state
 from appliance.config import HEAD_OFFICE_PREFIX, Config, ConfigError, load_config
-from appliance.lists import CompileError, compile_lists
+from appliance.lists import REPORT_NAME, CompileError, compile_lists
 from appliance.storage import write_atomically
 from appliance.sync_settings import SyncSettings
 
 log = logging.getLogger(__name__)
 
+ROLL_BACKS_BEFORE_REFUSAL = 3  # a set rolled back this often is refused until a newer one comes
 CRASH_AT = "APPLIANCE_SYNC_CRASH_AT"  # tests: the step at which sync kills itself (SIGKILL)
 
 
@@ -61,6 +72,7 @@ def sync(config: Config, now: datetime) -> Outcome:
     back, or head office cannot be reached; what was in force stays in force."""
     settings = _settings(config)
     with _only_one(config.data_dir):
+        config = load_config(Path(config.origin))  # the set in force now, read under the lock
         state = replace(read_state(config.data_dir), last_attempt=iso(now))
         try:
             state = _recover(config, state)
@@ -131,15 +143,18 @@ def _sync(
     rings = _json(_fetch(updater, RINGS, config.data_dir / "sync" / "rings.json"), RINGS)
     named = rings.get("rings")
     offered = (named if isinstance(named, dict) else {}).get(settings.ring, rings.get("default"))
-    if isinstance(offered, bool) or not isinstance(offered, int) or offered <= 0:
+    if isinstance(offered, bool) or not isinstance(offered, int) or not 0 < offered <= MAX_VERSION:
         raise BundleError(f"head office offers no bundle for ring {settings.ring!r} (rings.json: {rings})")
-    current = pointed(config.data_dir, "current")
-    in_force = version_of(current) if current else None
-    if in_force is not None and offered == in_force:
-        return Outcome(in_force, False, f"up to date: bundle {in_force} is in force"), state
+    # What runs is config.set_dir: the set `current` names, or the one before it if that one is damaged.
+    in_force = version_of(config.set_dir) if config.set_dir else None
     if in_force is not None and offered < in_force:
         message = f"head office offers bundle {offered}, older than {in_force} in force: kept {in_force}"
         return Outcome(in_force, False, message), state
+    if in_force is not None and offered == in_force:
+        if config.set_note:  # `current` names a damaged set; the whole one running is what head office offers
+            point(config.data_dir, "current", config.set_dir)
+            return Outcome(in_force, True, f"repaired: {config.set_note}; bundle {in_force} in force"), state
+        return Outcome(in_force, False, f"up to date: bundle {in_force} is in force"), state
     if state.refused and str(offered) in state.refused:
         raise BundleError(
             f"bundle {offered} was refused before ({state.refused[str(offered)]}); waiting for a newer one"
@@ -154,14 +169,18 @@ def _sync(
 def _updater(config: Config, settings: SyncSettings) -> Updater:
     metadata = config.data_dir / "sync" / "metadata"
     metadata.mkdir(parents=True, exist_ok=True)
-    if not (metadata / "root.json").exists():
-        try:
-            root = settings.trusted_root.read_bytes()
-        except OSError as e:
-            raise BundleError(
-                f"{settings.trusted_root}: head office's root (sync.trusted_root) is unreadable: {e.strerror}"
-            ) from e
-        write_atomically(metadata / "root.json", root)
+    try:
+        installed = settings.trusted_root.read_bytes()
+    except OSError as e:
+        raise BundleError(
+            f"{settings.trusted_root}: head office's root (sync.trusted_root) is unreadable: {e.strerror}"
+        ) from e
+    anchor = metadata / "installed-root.json"
+    if not (metadata / "root.json").exists() or not anchor.exists() or anchor.read_bytes() != installed:
+        # First use, or the centre's administrator installed another root on purpose (head office made a
+        # new repository): trust starts again from that file, which only root can write.
+        write_atomically(metadata / "root.json", installed)
+        write_atomically(anchor, installed)
     try:
         updater = Updater(
             metadata_dir=str(metadata),
@@ -174,6 +193,11 @@ def _updater(config: Config, settings: SyncSettings) -> Updater:
             bootstrap=None,
         )
         updater.refresh()
+    except tuf_errors.DownloadLengthMismatchError as e:
+        raise BundleError(
+            f"head office's metadata is larger than a centre accepts ({e}): head office should publish "
+            "again with a current version of the appliance, which keeps only recent bundles in it"
+        ) from e
     except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError, OSError) as e:
         raise BundleError(_why(e)) from e
     return updater
@@ -245,21 +269,25 @@ def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> 
         files = dict(manifest["files"])
     except (KeyError, ValueError, TypeError) as e:
         raise _Refusal(f"bundle {version}'s bundle.json is incomplete: {e}") from e
+    if expires.tzinfo is None:
+        raise _Refusal(f"bundle {version}'s bundle.json gives its expiry without a time zone")
     if expires <= now:
         raise _Refusal(
             f"bundle {version} expired on {expires.isoformat()}: head office must publish a new one"
         )
-    for relative in files:
-        if relative.startswith("/") or ".." in Path(relative).parts:
+    for relative, entry in files.items():
+        if not isinstance(relative, str) or relative.startswith("/") or ".." in Path(relative).parts:
             raise _Refusal(f"bundle {version} names a file outside itself: {relative!r}")
-        _fetch(updater, f"bundles/{version}/{relative}", bundle / relative)
+        data = _fetch(updater, f"bundles/{version}/{relative}", bundle / relative)
+        if (
+            not isinstance(entry, dict)
+            or entry.get("length") != len(data)
+            or entry.get("sha256") != sha256(data)
+        ):
+            raise _Refusal(f"bundle {version}: {relative} differs from what its bundle.json says")
     _step("downloaded")
     try:
         spec = read_spec(bundle, prefix=HEAD_OFFICE_PREFIX)
-        new = load_config(Path(config.origin), set_dir=partial)
-    except ConfigError as e:
-        raise _Refusal(f"bundle {version}: {e}") from e
-    try:
         new = load_config(Path(config.origin), set_dir=partial)
     except ConfigError as e:
         raise _Refusal(f"bundle {version}: {e}") from e
@@ -279,8 +307,8 @@ def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> 
 
 
 def _sync_tree(folder: Path) -> None:
-    """Everything under `folder` on disk before it is renamed into place."""
-    for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
+    """Everything under `folder`, and `folder` itself, on disk before it is renamed into place."""
+    for path in [*sorted(folder.rglob("*"), key=lambda p: -len(p.parts)), folder]:
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -288,23 +316,19 @@ def _sync_tree(folder: Path) -> None:
             os.close(fd)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _swap(config: Config, state: SyncState, made: _Made, now: datetime) -> tuple[Outcome, SyncState]:
     _sync_tree(made.folder)
     final = made.folder.with_name(set_name(made.version))
-    shutil.rmtree(final, ignore_errors=True)  # a set rolled back earlier, being tried again
+    shutil.rmtree(final, ignore_errors=True)  # a set rolled back earlier, or damaged, being made again
     os.replace(made.folder, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
+    report = final / "index" / REPORT_NAME  # its sources' paths as they are now, not the partial folder's
+    if report.exists():
+        write_atomically(report, report.read_bytes().replace(str(made.folder).encode(), str(final).encode()))
     _step("renamed")
-    old = pointed(config.data_dir, "current")
-    point(config.data_dir, "previous", old)
+    old = config.set_dir  # what runs now (never the folder just replaced: that one was not whole)
+    if old is not None and old != final:
+        point(config.data_dir, "previous", old)
     _step("previous")
     state = replace(state, checking=made.version)
     save_state(config.data_dir, state)
@@ -324,18 +348,24 @@ def _check_or_roll_back(config: Config, state: SyncState, version: int) -> SyncS
     previous set back and raise BundleError."""
     settings = _settings(config)
     now_config = load_config(Path(config.origin))
-    spec = read_spec(now_config.set_dir / "bundle") if now_config.set_dir else None
     problems: list[str] = []
-    if settings.check_dns and spec is not None:
+    if now_config.set_dir is None or version_of(now_config.set_dir) != version:
+        problems = [f"set v{version} does not load ({now_config.set_note})"]
+    elif settings.check_dns:
+        spec = read_spec(now_config.set_dir / "bundle")
         problems = dns_problems(now_config, spec.blocked, spec.allowed, settings.health_timeout_s)
     if not problems:
         return replace(state, checking=None)
     previous = pointed(config.data_dir, "previous")
     point(config.data_dir, "current", previous)
+    tries = {**(state.rolled_back or {}), str(version): (state.rolled_back or {}).get(str(version), 0) + 1}
     why = f"bundle {version} rolled back after its check failed: {'; '.join(problems)}"
-    refused = {**(state.refused or {}), str(version): why}
     log.error("%s; %s in force again", why, previous.name if previous else "no set")
-    raise _Stop(why, replace(state, checking=None, refused=refused))
+    state = replace(state, checking=None, rolled_back=tries)
+    if tries[str(version)] >= ROLL_BACKS_BEFORE_REFUSAL:
+        # Not a passing hitch (a restart, a slow reload): the bundle is not tried again.
+        state = replace(state, refused={**(state.refused or {}), str(version): why})
+    raise _Stop(why, state)
 
 
 def _prune(data_dir: Path) -> None:
@@ -344,3 +374,7 @@ def _prune(data_dir: Path) -> None:
     for folder in sets_dir(data_dir).glob("v*"):
         if folder.is_dir() and folder not in keep and not folder.name.endswith(PARTIAL):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

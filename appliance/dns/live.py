@@ -7,6 +7,7 @@ a query is answered entirely under the old or entirely under the new, never a mi
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,8 @@ from appliance.policy_files import load_policy
 from appliance.storage import open_index
 from profiles.identity import Devices, Identity, Sessions, identify
 from profiles.policy import Policy
+
+log = logging.getLogger(__name__)
 
 NEVER = float("inf")
 
@@ -161,8 +164,14 @@ def watched_files(config: Config) -> list[Path]:
 def load_live(config_path: Path | None) -> Live:
     """Load the configuration, the compiled lists and the policy. Raises ApplianceError (with file:line
     where there is one) if any of them is wrong; nothing running is touched."""
-    config = load_config(config_path)
-    stamp = stamp_of(config)
+    for _ in range(5):
+        config = load_config(config_path)
+        stamp = stamp_of(config)
+        # A swap between reading the configuration and taking the stamps would go unnoticed: read again.
+        if not config.sync or load_config(config_path).set_dir == config.set_dir:
+            break
+    if config.set_note:
+        log.warning("head office's set: %s; running %s", config.set_note, config.set_dir or "the own lists")
     index = open_index(config.index_path)
     policy = load_policy(config, index)
     problems = device_problems(config, policy.profiles)

@@ -186,9 +186,16 @@ def test_a_bundle_whose_lists_all_fail_is_refused_and_remembered(
     head_office.publish(1)
     sync(config, datetime.now(UTC))
 
-    def html_lists(built: Path) -> None:  # signed as they are: head office's own mistake
+    def html_lists(built: Path) -> None:  # signed as they are (bundle.json too): head office's own mistake
+        manifest = json.loads((built / "bundle.json").read_text())
         for name in ("adult.hosts", "gambling.adblock"):
-            (built / "lists" / name).write_text("<html><body>404 Not Found</body></html>\n")
+            data = b"<html><body>404 Not Found</body></html>\n"
+            (built / "lists" / name).write_bytes(data)
+            manifest["files"][f"lists/{name}"] = {
+                "length": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        (built / "bundle.json").write_text(json.dumps(manifest))
 
     head_office.publish(2, spoil=html_lists)
     message = refused(config, head_office, "every list failed")
