@@ -105,12 +105,18 @@ def run_check(args: argparse.Namespace) -> int:
 
 def sync_warnings(config: Config) -> list[str]:
     """What will stop head office's bundles from arriving."""
-    if config.sync is None or config.sync.trusted_root.is_file():
+    if config.sync is None:
         return []
-    return [
-        f"sync.trusted_root {config.sync.trusted_root} is missing: install head office's 1.root.json there "
-        "(docs/head-office.md), or `appliance sync` refuses every bundle"
-    ]
+    out = []
+    if not config.sync.trusted_root.is_file():
+        out.append(
+            f"sync.trusted_root {config.sync.trusted_root} is missing: install head office's 1.root.json "
+            "there (docs/head-office.md), or `appliance sync` refuses every bundle"
+        )
+    if config.set_note:
+        running = config.set_dir.name if config.set_dir else "the own lists"
+        out.append(f"{config.set_note}: running {running} until `appliance sync` makes it again")
+    return out
 
 
 def dashboard_warnings(config: Config) -> list[str]:

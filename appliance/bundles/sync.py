@@ -250,10 +250,7 @@ def _json(data: bytes, name: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class _Made:
     version: int
-    folder: Path
-    created: str
-    blocked: tuple[str, ...]
-    allowed: tuple[str, ...]
+    folder: Path  # the partial folder, whole and checked
 
 
 def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> _Made:
@@ -303,7 +300,7 @@ def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> 
     if problems:
         raise _Refusal(f"bundle {version} failed its check before the swap: {'; '.join(problems)}")
     _step("compiled")
-    return _Made(version, partial, str(manifest.get("created", "")), spec.blocked, spec.allowed)
+    return _Made(version, partial)
 
 
 def _sync_tree(folder: Path) -> None:

@@ -28,7 +28,7 @@ import pytest
 from appliance.bundles.build import build
 from appliance.bundles.repository import Repository
 from tests.deploy.conftest import Installed
-from tests.deploy.test_router_netns import _ECHO, in_netns, sh
+from tests.deploy.test_router_netns import _ECHO, in_netns, sh, veth
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("busybox") or not shutil.which("nsenter"),
@@ -124,28 +124,13 @@ class Pi:
         # The LAN: a bridge named as the shipped configuration names the Pi's LAN port, two devices on it.
         sh("ip", "link", "add", "eth1", "type", "bridge", netns=self.gw)
         for ns, mac, port in ((self.tablet, TABLET_MAC, "lan-t"), (self.phone, PHONE_MAC, "lan-p")):
-            sh("ip", "link", "add", "eth0", "address", mac, "netns", ns, "type", "veth", "peer", "name", port,
-               "netns", self.gw)  # fmt: skip
+            veth(ns, "eth0", self.gw, port, mac)
             sh("ip", "link", "set", port, "master", "eth1", netns=self.gw)
             sh("ip", "link", "set", port, "up", netns=self.gw)
             sh("ip", "link", "set", "eth0", "up", netns=ns)
         sh("ip", "addr", "add", f"{GW}/24", "dev", "eth1", netns=self.gw)  # the Pi's static LAN address
         sh("ip", "link", "set", "eth1", "up", netns=self.gw)
-        sh(
-            "ip",
-            "link",
-            "add",
-            "eth0",
-            "netns",
-            self.gw,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "n0",
-            "netns",
-            self.net,
-        )
+        veth(self.gw, "eth0", self.net, "n0")
         sh("ip", "addr", "add", f"{WAN}/24", "dev", "eth0", netns=self.gw)
         sh("ip", "link", "set", "eth0", "up", netns=self.gw)
         sh("ip", "route", "add", "default", "via", NET, netns=self.gw)

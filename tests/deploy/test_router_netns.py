@@ -44,6 +44,27 @@ def sh(*args: str, check: bool = True, netns: str | None = None) -> subprocess.C
     return subprocess.run(command, check=check, capture_output=True, text=True, timeout=30)
 
 
+def veth(one: str, name: str, other: str, peer: str, mac: str | None = None) -> None:
+    """A cable between namespaces: `name` in `one` (with hardware address `mac`), `peer` in `other`."""
+    address = ["address", mac] if mac else []
+    sh(
+        "ip",
+        "link",
+        "add",
+        name,
+        *address,
+        "netns",
+        one,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        peer,
+        "netns",
+        other,
+    )
+
+
 class Lab:
     """Three namespaces joined by two veth pairs: child -- gw (lan0 | wan0) -- net."""
 
@@ -58,36 +79,8 @@ class Lab:
         for ns in (self.child, self.gw, self.net):
             sh("ip", "netns", "add", ns)
             sh("ip", "link", "set", "lo", "up", netns=ns)
-        sh(
-            "ip",
-            "link",
-            "add",
-            "c0",
-            "netns",
-            self.child,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "lan0",
-            "netns",
-            self.gw,
-        )
-        sh(
-            "ip",
-            "link",
-            "add",
-            "wan0",
-            "netns",
-            self.gw,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "n0",
-            "netns",
-            self.net,
-        )
+        veth(self.child, "c0", self.gw, "lan0")
+        veth(self.gw, "wan0", self.net, "n0")
         for ns, dev, address in (
             (self.child, "c0", f"{CHILD}/24"),
             (self.child, "c0", f"{CENTRE_PC}/24"),
