@@ -520,18 +520,29 @@ def _flag(node: _Mapping, key: str, path: Path, what: str, default: bool) -> boo
 def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
     d = DashboardSettings()
     keys = {"listen", "admin_networks", "secure_cookies", "idle_minutes", "session_hours", "escalation"}
-    keys.add("arp_sweep")
+    keys |= {"arp_sweep", "staff_listen"}
     node = _section(raw, path, data, "dashboard", keys)
     if node is None:
         return d
-    listen = _text(node, "listen", path, "dashboard", d.listen)
-    try:
-        host, _ = split_host_port(listen, 8000)
-        ipaddress.ip_address(host)
-    except ValueError as e:
+    addresses = {}
+    for key in ("listen", "staff_listen"):
+        if key not in node and key == "staff_listen":
+            continue
+        addresses[key] = value = _text(node, key, path, "dashboard", d.listen)
+        try:
+            host, _ = split_host_port(value, 8000)
+            ipaddress.ip_address(host)
+        except ValueError as e:
+            raise ConfigError(
+                f"{_where(path, node, key)}: dashboard.{key}: {value!r} is not an address like 0.0.0.0:80"
+            ) from e
+    listen = addresses["listen"] if "listen" in addresses else d.listen
+    staff_listen = addresses.get("staff_listen")
+    if staff_listen and split_host_port(staff_listen, 8000)[1] == split_host_port(listen, 8000)[1]:
         raise ConfigError(
-            f"{_where(path, node, 'listen')}: dashboard.listen: {listen!r} is not an address like 0.0.0.0:80"
-        ) from e
+            f"{_where(path, node, 'staff_listen')}: dashboard.staff_listen needs a port of its own "
+            "(not dashboard.listen's)"
+        )
     contacts = []
     raw_contacts = node.get("escalation", [])
     if not isinstance(raw_contacts, list):
@@ -573,6 +584,7 @@ def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
     return DashboardSettings(
         arp_sweep=sweep,
         listen=listen,
+        staff_listen=staff_listen,
         admin_networks=_networks(node, "admin_networks", path, "dashboard", d.admin_networks),
         secure_cookies=_flag(node, "secure_cookies", path, "dashboard", d.secure_cookies),
         idle_minutes=int(_number(node, "idle_minutes", path, d.idle_minutes, 1, 24 * 60, "dashboard")),

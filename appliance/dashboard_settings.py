@@ -20,6 +20,9 @@ class Contact:
 @dataclass(frozen=True)
 class DashboardSettings:
     listen: str = "127.0.0.1:8000"
+    # Where the staff pages are answered, if not on `listen` (router mode: `listen` is the children's
+    # portal and block pages, open to the LAN; this port the firewall opens to the staff networks only).
+    staff_listen: str | None = None
     # Only these networks reach the staff pages; everyone else (the children's network) gets a 403 page.
     admin_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     secure_cookies: bool = False  # true once the dashboard is served over HTTPS

@@ -10,8 +10,9 @@ test suite loads in its network namespaces (tests/deploy/).
 - TCP 80 and 443 from the LAN redirected to the proxy (the staff networks exempt);
 - DNS over TLS/QUIC (853) and QUIC (UDP 443) rejected at once, so browsers fall back to what we see;
 - the known DNS-over-HTTPS resolvers' addresses rejected;
-- input: drop, but for DHCP, DNS, the proxy and the web server of the portal and the dashboard from the
-  LAN, and everything from loopback.
+- input: drop, but for DHCP, DNS, the proxy and the web server of the portal and the block pages from the
+  LAN, the staff pages' own port (`dashboard.staff_listen`) from the staff networks only, and everything
+  from loopback.
 IPv6 is not routed: the LAN gets no router advertisements, and v6 forwarding is dropped here too.
 """
 
@@ -34,6 +35,11 @@ def ruleset(config: Config) -> str:
     dns_port = _port(config.dns.listen[0], 53)
     proxy_port = _port(config.proxy.listen, 8080)
     web_port = _port(config.dashboard.listen, 80)
+    staff_listen = config.dashboard.staff_listen
+    # The staff pages' own port, where they have one: open to the staff networks only.
+    staff_rule = (
+        f"\n        ip saddr @staff_v4 tcp dport {_port(staff_listen, 8000)} accept" if staff_listen else ""
+    )
     lan, wan = r.lan_interface, r.wan_interface
     v4 = [a for a in r.blocked_resolvers if ":" not in a]
     v6 = [a for a in r.blocked_resolvers if ":" in a]
@@ -80,7 +86,7 @@ table inet appliance {{
         ct state invalid drop
         iifname "{lan}" udp dport {{ 67, 68 }} accept
         iifname "{lan}" meta l4proto {{ tcp, udp }} th dport {dns_port} accept
-        iifname "{lan}" tcp dport {{ {proxy_port}, {web_port} }} accept
+        iifname "{lan}" tcp dport {{ {proxy_port}, {web_port} }} accept{staff_rule}
         iifname "{lan}" meta l4proto {{ icmp, ipv6-icmp }} accept
         iifname != "{lan}" tcp dport 22 accept
     }}

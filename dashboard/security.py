@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
+from appliance.dns.settings import split_host_port
 from appliance.forwarding import CLIENT_HEADER, forwarded_client, plain_ip
 from appliance.proxy.pages import CHILD_CSS
 from appliance.store import audit, staff
@@ -55,6 +56,14 @@ def from_staff_network(address: str) -> bool:
     return any(ip in ipaddress.ip_network(net) for net in config().dashboard.admin_networks)
 
 
+def on_staff_port() -> bool:
+    """Did the request come in on the staff pages' port (any port, where they have none of their own)?"""
+    staff_listen = config().dashboard.staff_listen
+    if staff_listen is None:
+        return True
+    return request.environ.get("SERVER_PORT") == str(split_host_port(staff_listen, 8000)[1])
+
+
 def client_address() -> str:
     """The device that asked: the address the request came from, or, for a request the appliance's own
     proxy forwarded, the device it names (appliance/forwarding.py)."""
@@ -70,6 +79,11 @@ def _gate() -> Response | None:
         return blocked.page(blocked_site, client_address())
     if not is_open(request.endpoint) and not from_staff_network(client_address()):
         abort(403, "This page is for the centre's staff only.")
+    if not is_open(request.endpoint) and not on_staff_port():
+        # Router mode: this port is the children's (portal, block pages); staff pages have their own,
+        # which the firewall opens to the staff networks only.
+        staff_port = split_host_port(config().dashboard.staff_listen or "", 8000)[1]
+        abort(403, f"The staff pages are on port {staff_port} of this appliance, from the staff network.")
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.form.get(CSRF_FIELD) or request.headers.get("X-CSRF-Token") or ""
         expected = session.get(CSRF_FIELD, "")

@@ -29,19 +29,25 @@ def main(argv: list[str]) -> int:
     app = create_app(config)
     host, port = split_host_port(args.listen or config.dashboard.listen, 8000)
     shown = site_address(host, port)
+    listen = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    staff_shown = shown
+    if config.dashboard.staff_listen:  # the staff pages on a port of their own (router mode)
+        staff_host, staff_port = split_host_port(config.dashboard.staff_listen, 8000)
+        staff_shown = site_address(staff_host, staff_port)
+        listen.append(f"[{staff_host}]:{staff_port}" if ":" in staff_host else f"{staff_host}:{staff_port}")
     db = connect(config.events_path)
     if not staff.has_admin(db):
         token = staff.make_setup_link(db, time.time())
         print(
-            f"No administrator yet. Open http://{shown}/setup/{token} (valid 24 hours, once)\n"
+            f"No administrator yet. Open http://{staff_shown}/setup/{token} (valid 24 hours, once)\n"
             f"or run: appliance users add NAME --role admin",
             flush=True,
         )
-    print(f"Dashboard: http://{shown}/   Children's portal: http://{shown}/portal", flush=True)
+    print(f"Dashboard: http://{staff_shown}/   Children's portal: http://{shown}/portal", flush=True)
     threading.Thread(target=_tidy, args=(config.events_path,), daemon=True, name="tidy").start()
     from waitress import serve
 
-    serve(app, host=host, port=port, threads=8, ident="appliance")
+    serve(app, listen=" ".join(listen), threads=8, ident="appliance")
     return 0
 
 

@@ -28,7 +28,7 @@ import pytest
 from appliance.bundles.build import build
 from appliance.bundles.repository import Repository
 from tests.deploy.conftest import Installed
-from tests.deploy.test_router_netns import _ECHO, in_netns, sh, veth
+from tests.deploy.test_router_netns import _CONNECT, _ECHO, in_netns, sh, veth
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("busybox") or not shutil.which("nsenter"),
@@ -309,7 +309,7 @@ def test_the_installed_appliance_boots_with_every_service_running(pi: Pi) -> Non
     assert sh("sysctl", "-n", "net.ipv4.ip_forward", netns=pi.gw).stdout.strip() == "1"  # from sysctl.d
     # No administrator ships: the first start logs a one-time set-up link for the system journal.
     deadline = time.monotonic() + 30
-    while "No administrator yet. Open http://<the appliance's address>/setup/" not in (
+    while "No administrator yet. Open http://<the appliance's address>:8081/setup/" not in (
         started := pi.inside("journalctl", "--no-pager", "-u", "appliance-dashboard").stdout
     ):
         assert time.monotonic() < deadline, started
@@ -331,6 +331,9 @@ def test_devices_get_their_address_from_dhcp_and_their_profile_by_mac(pi: Pi) ->
     while (answer := ask(pi, pi.tablet, "www.example.org")) != f"NOERROR {GW}":
         assert time.monotonic() < deadline, answer
         time.sleep(0.5)
+    # The staff pages' own port is not open to the children's network; the portal's is.
+    assert in_netns(pi.phone, _CONNECT.format(host=GW, port=8081)).startswith("TimeoutError")
+    assert in_netns(pi.phone, _CONNECT.format(host=GW, port=80)) == "connected"
     # Web traffic goes through the proxy, which knows the devices the same way.
     status, body = get(pi, pi.phone, "en.wikipedia.org", "/wiki/Rainbow")
     assert status == 200 and body.startswith("GET /wiki/Rainbow")

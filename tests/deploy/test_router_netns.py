@@ -35,6 +35,7 @@ pytestmark = pytest.mark.skipif(
 
 CHILD, GW_LAN, GW_WAN, NET = "10.77.1.2", "10.77.1.1", "10.77.2.1", "10.77.2.2"
 CENTRE_PC = "10.77.1.3"  # a centre-owned PC on the same host: managed, trusts the appliance's CA
+STAFF_PC, GW_STAFF = "10.77.9.5", "10.77.9.1"  # the staff network, on the same cable (its own range)
 OUTSIDE_RESOLVER = "203.0.113.53"  # nobody answers there: only the redirect can
 DOH_RESOLVER = "9.9.9.9"  # on the refused list; the internet host has it too
 
@@ -84,7 +85,10 @@ class Lab:
         for ns, dev, address in (
             (self.child, "c0", f"{CHILD}/24"),
             (self.child, "c0", f"{CENTRE_PC}/24"),
+            (self.child, "c0", f"{STAFF_PC}/24"),
             (self.gw, "lan0", f"{GW_LAN}/24"),
+            # The staff range second: nftables' redirect answers from an interface's first address.
+            (self.gw, "lan0", f"{GW_STAFF}/24"),
             (self.gw, "wan0", f"{GW_WAN}/24"),
             (self.net, "n0", f"{NET}/24"),
         ):
@@ -155,12 +159,14 @@ proxy:
   upstream_trusted_ca: {origin_ca}
 dashboard:
   listen: 0.0.0.0:80
+  staff_listen: 0.0.0.0:8081
   admin_networks: [10.77.9.0/24]
 portal:
   closing_time: "24:00"  # the tests run at any hour
 router:
   lan_interface: lan0
   wan_interface: wan0
+  staff_networks: [10.77.9.0/24]
 """,
         encoding="utf-8",
     )
@@ -214,6 +220,7 @@ router:
             (NET, 443, built.net),
             (GW_LAN, 8080, built.gw),
             (GW_LAN, 80, built.gw),
+            (GW_LAN, 8081, built.gw),
         ):
             _wait_for(ns, host, port)
         yield built
@@ -407,6 +414,23 @@ def test_the_dashboard_refuses_the_child_host_and_the_portal_answers_it(lab: Lab
     assert status == 403 and "staff only" in body
     status, body = get(lab, GW_LAN, "appliance.lan", "/portal")
     assert status == 200 and "filtered and monitored" in body
+    # The staff pages' own port: the firewall drops the children's network there, not even a refusal.
+    assert in_netns(lab.child, _CONNECT.format(host=GW_LAN, port=8081)).startswith("TimeoutError")
+
+
+_STAFF_GET = """
+import http.client, socket
+c = http.client.HTTPConnection({host!r}, 8081, timeout=10, source_address=({source!r}, 0))
+c.request("GET", "/signin")
+r = c.getresponse()
+print(r.status, "Sign in" in r.read().decode())
+"""
+
+
+def test_the_staff_network_reaches_the_staff_pages_on_their_port(lab: Lab) -> None:
+    assert in_netns(lab.child, _STAFF_GET.format(host=GW_STAFF, source=STAFF_PC)) == "200 True"
+    status, body = get(lab, GW_LAN, "appliance.lan", "/signin")  # never on the children's port
+    assert status == 403
 
 
 _SIGN_IN = """

@@ -27,6 +27,7 @@ def _config(tmp_path: Path, text: str):
     [
         "",  # the demo's
         "dns:\n  listen: ['0.0.0.0:53']\nproxy:\n  listen: 0.0.0.0:3129\ndashboard:\n  listen: 0.0.0.0:80\n"
+        "  staff_listen: 0.0.0.0:8081\n"
         "router:\n  lan_interface: eth1\n  wan_interface: eth0\n  staff_networks: [192.168.60.0/24]\n"
         "  blocked_resolvers: [1.1.1.1, '2606:4700:4700::1111', 45.90.28.0/24]\n",
         "router:\n  blocked_resolvers: []\n",
@@ -57,6 +58,19 @@ def test_the_rules_follow_the_configuration(tmp_path: Path) -> None:
     assert 'iifname "br-kids" meta l4proto { tcp, udp } th dport 53 redirect to :53' in text
     assert "redirect to :3129" in text and 'oifname "eth0" masquerade' in text
     assert "192.168.60.0/24" in text and "9.9.9.9" in text  # staff exempt; known resolvers refused
+    assert "8081" not in text  # the staff pages share the portal's port unless they have their own
+
+
+def test_the_staff_pages_own_port_is_open_to_the_staff_networks_only(tmp_path: Path) -> None:
+    text = ruleset(
+        _config(
+            tmp_path,
+            "dashboard:\n  listen: 0.0.0.0:80\n  staff_listen: 0.0.0.0:8081\n"
+            "router:\n  staff_networks: [192.168.60.0/24]\n",
+        )
+    )
+    assert "ip saddr @staff_v4 tcp dport 8081 accept" in text
+    assert 'iifname "eth1" tcp dport { 8080, 80 } accept' in text  # the LAN: proxy and portal only
 
 
 @pytest.mark.parametrize(
