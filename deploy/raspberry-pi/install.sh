@@ -126,7 +126,7 @@ Next:
      (dashboard.admin_networks, router.staff_networks), the interfaces (router:), the centre's name.
      Edit /etc/dnsmasq.d/appliance.conf to match, then: systemctl restart appliance-dns dnsmasq
   2. Make the first administrator: runuser -u appliance -- $app users add NAME --role admin
-  3. Open the dashboard from the staff network: http://<the appliance's address>/
+  3. Open the dashboard from the staff network: http://<the appliance's staff address>:8081/
   4. Install the appliance's certificate on the centre's own PCs: http://appliance.lan/ca
 Guide: $prefix/docs/raspberry-pi.md
 NEXT
