@@ -122,10 +122,11 @@ def sync_warnings(config: Config) -> list[str]:
 def dashboard_warnings(config: Config) -> list[str]:
     """What is allowed but unsafe in how the dashboard is served."""
     out = []
-    host, _ = split_host_port(config.dashboard.listen, 80)
+    staff_pages = config.dashboard.staff_listen or config.dashboard.listen
+    host, _ = split_host_port(staff_pages, 80)
     if not config.dashboard.secure_cookies and not ipaddress.ip_address(host).is_loopback:
         out.append(
-            f"the dashboard listens on {config.dashboard.listen} over plain HTTP: staff passwords and sign-in"
+            f"the dashboard listens on {staff_pages} over plain HTTP: staff passwords and sign-in"
             " cookies cross the network readable; serve it over HTTPS and set dashboard.secure_cookies: true"
         )
     everyone = [n for n in config.dashboard.admin_networks if ipaddress.ip_network(n).prefixlen == 0]
