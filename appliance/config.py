@@ -536,7 +536,7 @@ def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
             raise ConfigError(
                 f"{_where(path, node, key)}: dashboard.{key}: {value!r} is not an address like 0.0.0.0:80"
             ) from e
-    listen = addresses["listen"] if "listen" in addresses else d.listen
+    listen = addresses.get("listen", d.listen)
     staff_listen = addresses.get("staff_listen")
     if staff_listen and split_host_port(staff_listen, 8000)[1] == split_host_port(listen, 8000)[1]:
         raise ConfigError(

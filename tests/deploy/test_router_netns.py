@@ -429,7 +429,7 @@ print(r.status, "Sign in" in r.read().decode())
 
 def test_the_staff_network_reaches_the_staff_pages_on_their_port(lab: Lab) -> None:
     assert in_netns(lab.child, _STAFF_GET.format(host=GW_STAFF, source=STAFF_PC)) == "200 True"
-    status, body = get(lab, GW_LAN, "appliance.lan", "/signin")  # never on the children's port
+    status, _ = get(lab, GW_LAN, "appliance.lan", "/signin")  # never on the children's port
     assert status == 403
 
 
