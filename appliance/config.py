@@ -211,14 +211,20 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
     policy = _parse_policy(data.get("policy"), path, data)
     devices, device_lines = _parse_devices(data.get("devices"), path, data)
     sync = _parse_sync(data.get("sync"), path, data)
+    for item, source in zip(raw_sources, sources, strict=True):
+        if sync is not None and source.name.startswith(HEAD_OFFICE_PREFIX):
+            raise ConfigError(
+                f"{_where(path, item, 'name')}: source {source.name!r}: names starting "
+                f"{HEAD_OFFICE_PREFIX} are head office's lists"
+            )
     set_dir: Path | None = None
     bundled: tuple[Source, ...] = ()
     set_note = None
     if sync is not None and set_override is not None:
         set_dir = set_override
-        bundled, policy = _set_in_force(set_override, names, policy, data.get("policy"))
+        bundled, policy = _set_in_force(set_override, policy, data.get("policy"))
     elif sync is not None:
-        set_dir, bundled, policy, set_note = _usable_set(data_dir, names, policy, data.get("policy"))
+        set_dir, bundled, policy, set_note = _usable_set(data_dir, policy, data.get("policy"))
     return Config(
         origin=str(path),
         data_dir=data_dir,
@@ -244,7 +250,7 @@ HEAD_OFFICE_PREFIX = "hq."  # a head-office list's source name: hq.<its name in 
 
 
 def _usable_set(
-    data_dir: Path, own: set[str], policy: PolicySettings, raw_policy: Any
+    data_dir: Path, policy: PolicySettings, raw_policy: Any
 ) -> tuple[Path | None, tuple[Source, ...], PolicySettings, str | None]:
     """The set to run: the one `current` names, else (damaged, half gone) the one before it, else the
     file's own lists; with a note saying why, when it is not `current`'s. Never raises for a damaged set:
@@ -258,7 +264,7 @@ def _usable_set(
                 notes.append(f"set {name} ({which}) is damaged or missing")
             continue
         try:
-            bundled, with_set = _set_in_force(folder, own, policy, raw_policy)
+            bundled, with_set = _set_in_force(folder, policy, raw_policy)
         except ConfigError as e:
             notes.append(f"set {folder.name} ({which}) cannot be read: {e}")
             continue
@@ -267,7 +273,7 @@ def _usable_set(
 
 
 def _set_in_force(
-    set_dir: Path | None, own: set[str], policy: PolicySettings, raw_policy: Any
+    set_dir: Path | None, policy: PolicySettings, raw_policy: Any
 ) -> tuple[tuple[Source, ...], PolicySettings]:
     """The lists of the head-office set `set_dir` (if a sync has installed one), and the policy with its
     category map (a centre's own `policy.categories` still wins)."""
@@ -277,9 +283,6 @@ def _set_in_force(
     from appliance.bundles.spec import read_spec
 
     spec = read_spec(set_dir / "bundle", prefix=HEAD_OFFICE_PREFIX)
-    clash = own & {s.name for s in spec.sources}
-    if clash:
-        raise ConfigError(f"lists.sources: {', '.join(sorted(clash))}: names starting hq. are head office's")
     if spec.categories is not None and not (isinstance(raw_policy, _Mapping) and "categories" in raw_policy):
         policy = replace(policy, categories=spec.categories)
     return spec.sources, policy

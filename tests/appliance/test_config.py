@@ -207,3 +207,14 @@ def test_sync_settings_and_the_missing_root_warning(tmp_path: Path) -> None:
     assert "root.json is missing" in missing
     (tmp_path / "root.json").write_text("{}")
     assert sync_warnings(config) == []
+
+
+def test_a_centres_own_list_may_not_take_a_head_office_name(tmp_path: Path) -> None:
+    (tmp_path / "mine.domains").write_text("a.example\n")
+    path = write(
+        tmp_path,
+        "lists:\n  sources:\n    - {name: hq.mine, format: domains, category: adult, path: mine.domains}\n"
+        "sync:\n  url: https://hq.example/\n",
+    )
+    with pytest.raises(ConfigError, match=r"appliance\.yaml:3: source 'hq\.mine': names starting hq\. are"):
+        load_config(path)
