@@ -5,7 +5,6 @@ with an HTML page, cut a file short, or serve an old copy), and a centre configu
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -116,12 +115,6 @@ def head_office(tmp_path: Path) -> Iterator[HeadOffice]:
     yield HeadOffice(folder, repo, f"http://127.0.0.1:{server.server_address[1]}", misbehaving)
     server.shutdown()
     server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
