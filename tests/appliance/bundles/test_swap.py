@@ -26,8 +26,9 @@ from appliance.bundles.state import read_state
 from appliance.bundles.sync import CRASH_AT, sync
 from appliance.config import Config, load_config
 from appliance.storage import open_index
-from tests.appliance.bundles.conftest import HeadOffice, free_port
+from tests.appliance.bundles.conftest import HeadOffice
 from tests.appliance.dns.conftest import FakeUpstream
+from tests.appliance.proxy.conftest import _free_port as free_port
 
 APPLIANCE = str(Path(sys.executable).parent / "appliance")
 
