@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dns.exception
@@ -179,11 +180,28 @@ def _through_proxy(port: int, url: str) -> tuple[int, str]:
     return response.status, response.read().decode("utf-8", "replace")
 
 
-def test_the_proxy_takes_a_new_bundle_by_itself(
+class _Site(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"hello from the site"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_proxy_takes_a_new_bundle_by_itself_without_failing_a_request(
     head_office: HeadOffice, centre: Callable[..., Config], tmp_path: Path
 ) -> None:
+    site = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    site_port = site.server_address[1]
     port = free_port()
-    config = centre(f"proxy:\n  listen: 127.0.0.1:{port}\n  workers: 1\n")
+    config = centre(
+        f"proxy:\n  listen: 127.0.0.1:{port}\n  workers: 1\n  reachable_local_ports: [{site_port}]\n"
+    )
     head_office.publish(1)
     sync(config, datetime.now(UTC))
     with open(tmp_path / "proxy.log", "wb") as log:
@@ -202,13 +220,33 @@ def test_the_proxy_takes_a_new_bundle_by_itself(
         assert status == 403 and "This page is blocked" in body  # head office's list, through the proxy
         status, body = _through_proxy(port, "http://newly-listed.example/")
         assert status != 403  # not listed yet: the proxy tries the site (which does not exist here)
-        head_office.publish(2, extra_hosts="0.0.0.0 newly-listed.example\n")
-        sync(config, datetime.now(UTC))
-        deadline = time.monotonic() + 15
-        while (found := _through_proxy(port, "http://newly-listed.example/"))[0] != 403:
-            assert time.monotonic() < deadline, found
-            time.sleep(0.3)
+        outcomes: list[str] = []
+        stop = threading.Event()
+
+        def keep_browsing() -> None:  # an allowed site, all through the swap
+            while not stop.is_set():
+                try:
+                    got = _through_proxy(port, f"http://127.0.0.1:{site_port}/page")
+                    outcomes.append(f"{got[0]} {got[1]}")
+                except OSError as e:
+                    outcomes.append(f"failed: {e}")
+
+        browsing = threading.Thread(target=keep_browsing)
+        browsing.start()
+        try:
+            head_office.publish(2, extra_hosts="0.0.0.0 newly-listed.example\n")
+            sync(config, datetime.now(UTC))
+            deadline = time.monotonic() + 15
+            while (found := _through_proxy(port, "http://newly-listed.example/"))[0] != 403:
+                assert time.monotonic() < deadline, found
+                time.sleep(0.3)
+        finally:
+            stop.set()
+            browsing.join()
         assert "This page is blocked" in found[1]
+        assert len(outcomes) > 10 and set(outcomes) == {"200 hello from the site"}  # not one request failed
     finally:
         proxy.terminate()
         proxy.wait(30)
+        site.shutdown()
+        site.server_close()
