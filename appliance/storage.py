@@ -10,6 +10,15 @@ from filters.errors import IndexFormatError
 from filters.index import FilterIndex
 
 
+def fsync_path(path: Path) -> None:
+    """Make `path` durable: a file's data, or a folder's entries (a rename, an unlink in it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves either the old or the new file, never a mix.
     A file replaced keeps its permission bits (a profiles file edited in the dashboard stays readable by
@@ -30,11 +39,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_path(path.parent)
 
 
 def open_index(path: Path, *, verify: bool = False) -> FilterIndex:

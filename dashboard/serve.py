@@ -29,12 +29,12 @@ def main(argv: list[str]) -> int:
     app = create_app(config)
     host, port = split_host_port(args.listen or config.dashboard.listen, 8000)
     shown = site_address(host, port)
-    listen = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    listen = [_bind(host, port)]
     staff_shown = shown
     if config.dashboard.staff_listen:  # the staff pages on a port of their own (router mode)
         staff_host, staff_port = split_host_port(config.dashboard.staff_listen, 8000)
         staff_shown = site_address(staff_host, staff_port)
-        listen.append(f"[{staff_host}]:{staff_port}" if ":" in staff_host else f"{staff_host}:{staff_port}")
+        listen.append(_bind(staff_host, staff_port))
     db = connect(config.events_path)
     if not staff.has_admin(db):
         token = staff.make_setup_link(db, time.time())
@@ -49,6 +49,11 @@ def main(argv: list[str]) -> int:
 
     serve(app, listen=" ".join(listen), threads=8, ident="appliance")
     return 0
+
+
+def _bind(host: str, port: int) -> str:
+    """`host`:`port` as waitress's `listen` takes it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def site_address(host: str, port: int) -> str:

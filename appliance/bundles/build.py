@@ -5,7 +5,6 @@ as every centre will, so a bundle that would fail there fails here first."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -17,7 +16,7 @@ from pathlib import Path
 from appliance.bundles.errors import BundleError
 from appliance.bundles.health import decision_problems
 from appliance.bundles.spec import SPEC_NAME, BundleSpec, read_spec
-from appliance.bundles.state import MANIFEST
+from appliance.bundles.state import MANIFEST, manifest_entry
 from appliance.config import Config, FetchSettings, PolicySettings
 from appliance.lists import UT1_FILES, CompileError, CompileResult, compile_lists
 from appliance.policy_files import read_policy_files
@@ -55,8 +54,7 @@ def build(source_dir: Path, out: Path, version: int, now: datetime) -> Built:
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source_dir / relative, target)
-            data = target.read_bytes()
-            listed[relative] = {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            listed[relative] = manifest_entry(target.read_bytes())
         with tempfile.TemporaryDirectory(prefix="bundle-check-") as scratch:
             compiled = check(read_spec(staging), Path(scratch), now)  # what ships, not the source folder
         manifest = {

@@ -14,7 +14,6 @@ key belongs offline. No key ever goes to a centre: a centre is installed with `1
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from appliance.bundles.errors import BundleError
 from appliance.bundles.sets import MAX_VERSION
-from appliance.bundles.state import MANIFEST
+from appliance.bundles.state import MANIFEST, manifest_entry
 from appliance.storage import write_atomically
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
@@ -245,16 +244,19 @@ class Repository:
             raise BundleError(f"{self.repo} is not a repository: run `appliance bundle init` first")
         return Metadata[Targets].from_file(str(self.metadata / f"{self._latest('targets')}.targets.json"))
 
-    def _store_target(self, target: TargetFile, data: bytes) -> None:
+    def _published(self, target: TargetFile) -> Path:
+        """Where a target is published: named by its hash (consistent snapshots)."""
         folder, _, name = target.path.rpartition("/")
-        path = self.repo / "targets" / folder / f"{target.hashes['sha256']}.{name}"
+        return self.repo / "targets" / folder / f"{target.hashes['sha256']}.{name}"
+
+    def _store_target(self, target: TargetFile, data: bytes) -> None:
+        path = self._published(target)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             write_atomically(path, data)
 
     def _target_file(self, target: TargetFile) -> bytes:
-        folder, _, name = target.path.rpartition("/")
-        return (self.repo / "targets" / folder / f"{target.hashes['sha256']}.{name}").read_bytes()
+        return self._published(target).read_bytes()
 
     def _point_rings(self, targets: Targets, version: int, rings: Sequence[str]) -> None:
         current = (
@@ -336,14 +338,8 @@ def _checked_files(staged: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
         ):
             raise BundleError(f"{staged}: {relative!r} is not a plain file inside the bundle")
         data = path.read_bytes()
-        if not isinstance(entry, dict) or entry.get("length") != len(data):
-            raise BundleError(
-                f"{path}: changed since `appliance bundle build` (its length differs): build again"
-            )
-        if entry.get("sha256") != hashlib.sha256(data).hexdigest():
-            raise BundleError(
-                f"{path}: changed since `appliance bundle build` (its hash differs): build again"
-            )
+        if entry != manifest_entry(data):
+            raise BundleError(f"{path}: changed since `appliance bundle build` (length or hash): build again")
         files[relative] = data
     return files
 

@@ -5,11 +5,10 @@ whole set in force, never a mix. A set being made is `v<version>.partial/` until
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from appliance.storage import write_atomically
+from appliance.storage import fsync_path, write_atomically
 
 PARTIAL = ".partial"
 _NAME = re.compile(r"v(\d{1,20})")
@@ -62,18 +61,9 @@ def point(data_dir: Path, which: str, set_dir: Path | None) -> None:
     pointer = sets_dir(data_dir) / which
     if set_dir is None:
         pointer.unlink(missing_ok=True)
-        fsync_dir(pointer.parent)
+        fsync_path(pointer.parent)
         return
     write_atomically(pointer, f"{set_dir.name}\n".encode("ascii"))
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make the entries of `folder` (a rename, an unlink) durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def pointer_path(data_dir: Path) -> Path:

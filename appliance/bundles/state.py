@@ -3,6 +3,7 @@ the dashboard (which reads it without touching the network or the DNS filter).""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -12,6 +13,11 @@ from appliance.bundles.sets import pointed, sets_dir, version_of
 from appliance.storage import write_atomically
 
 MANIFEST = "bundle.json"
+
+
+def manifest_entry(data: bytes) -> dict[str, int | str]:
+    """How bundle.json lists one file: its length and SHA-256 (written by build, checked by sign and sync)."""
+    return {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ and the next sync re-runs the pending check, rolling back if it fails)."""
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -35,7 +34,6 @@ from appliance.bundles.repository import RINGS
 from appliance.bundles.sets import (
     MAX_VERSION,
     PARTIAL,
-    fsync_dir,
     point,
     pointed,
     set_name,
@@ -43,10 +41,10 @@ from appliance.bundles.sets import (
     version_of,
 )
 from appliance.bundles.spec import read_spec
-from appliance.bundles.state import MANIFEST, SyncState, iso, read_state, save_state
+from appliance.bundles.state import MANIFEST, SyncState, iso, manifest_entry, read_state, save_state
 from appliance.config import HEAD_OFFICE_PREFIX, Config, ConfigError, load_config
 from appliance.lists import REPORT_NAME, CompileError, compile_lists
-from appliance.storage import write_atomically
+from appliance.storage import fsync_path, write_atomically
 from appliance.sync_settings import SyncSettings
 
 log = logging.getLogger(__name__)
@@ -127,9 +125,9 @@ def _recover(config: Config, state: SyncState) -> SyncState:
     if folder.is_dir():
         for partial in folder.glob(f"v*{PARTIAL}"):
             shutil.rmtree(partial, ignore_errors=True)
-    current = pointed(config.data_dir, "current")
     if state.checking is None:
         return state
+    current = pointed(config.data_dir, "current")
     if current is None or version_of(current) != state.checking:
         return replace(state, checking=None)
     log.warning("set %s was swapped in but not checked (cut off): checking it now", current.name)
@@ -276,11 +274,7 @@ def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> 
         if not isinstance(relative, str) or relative.startswith("/") or ".." in Path(relative).parts:
             raise _Refusal(f"bundle {version} names a file outside itself: {relative!r}")
         data = _fetch(updater, f"bundles/{version}/{relative}", bundle / relative)
-        if (
-            not isinstance(entry, dict)
-            or entry.get("length") != len(data)
-            or entry.get("sha256") != sha256(data)
-        ):
+        if entry != manifest_entry(data):
             raise _Refusal(f"bundle {version}: {relative} differs from what its bundle.json says")
     _step("downloaded")
     try:
@@ -306,11 +300,7 @@ def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> 
 def _sync_tree(folder: Path) -> None:
     """Everything under `folder`, and `folder` itself, on disk before it is renamed into place."""
     for path in [*sorted(folder.rglob("*"), key=lambda p: -len(p.parts)), folder]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
 
 
 def _swap(config: Config, state: SyncState, made: _Made, now: datetime) -> tuple[Outcome, SyncState]:
@@ -318,7 +308,7 @@ def _swap(config: Config, state: SyncState, made: _Made, now: datetime) -> tuple
     final = made.folder.with_name(set_name(made.version))
     shutil.rmtree(final, ignore_errors=True)  # a set rolled back earlier, or damaged, being made again
     os.replace(made.folder, final)
-    fsync_dir(final.parent)
+    fsync_path(final.parent)
     report = final / "index" / REPORT_NAME  # its sources' paths as they are now, not the partial folder's
     if report.exists():
         write_atomically(report, report.read_bytes().replace(str(made.folder).encode(), str(final).encode()))
@@ -371,7 +361,3 @@ def _prune(data_dir: Path) -> None:
     for folder in sets_dir(data_dir).glob("v*"):
         if folder.is_dir() and folder not in keep and not folder.name.endswith(PARTIAL):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
