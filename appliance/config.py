@@ -402,13 +402,25 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
     )
 
 
+_RAW_SERVICES = "proxy.raw_services must be a list of host:port (e.g. mail.example.org:143)"
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
     if raw is None:
         return ProxySettings()
     if not isinstance(raw, _Mapping):
         raise ConfigError(f"{_where(path, data, 'proxy')}: proxy must be a mapping (listen, mode, ...)")
     keys = {"listen", "mode", "workers", "page_limit_kb", "upload_limit_kb", "ca_dir", "centre", "helpline"}
-    keys |= {"upstream_trusted_ca", "reachable_local_ports"}
+    keys |= {"upstream_trusted_ca", "reachable_local_ports", "connections_per_device", "head_timeout_s"}
+    keys |= {"raw_services"}
     _unknown_keys(path, raw, keys, "proxy")
     d = ProxySettings()
     listen = raw.get("listen", d.listen)
@@ -457,8 +469,27 @@ def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
             f"{_where(path, raw, 'reachable_local_ports')}: proxy.reachable_local_ports must be a list of"
             " port numbers"
         )
+    services = raw.get("raw_services", [])
+    if not isinstance(services, list):
+        raise ConfigError(f"{_where(path, raw, 'raw_services')}: {_RAW_SERVICES}")
+    raw_services: list[tuple[str, int]] = []
+    for i, text in enumerate(services):
+        line = getattr(services, "item_lines", [])[i : i + 1] or [raw.line_of("raw_services")]
+        try:
+            host, port = split_host_port(text, 0) if isinstance(text, str) else ("", 0)
+            host = host if _is_ip(host) else normalise_host(host)
+        except (ValueError, BadName) as e:
+            raise ConfigError(f"{path}:{line[0]}: {_RAW_SERVICES}: {text!r}: {e}") from e
+        if not 0 < port < 65536:
+            raise ConfigError(f"{path}:{line[0]}: {_RAW_SERVICES}: {text!r} has no port")
+        raw_services.append((host, port))
     return ProxySettings(
         reachable_local_ports=tuple(ports),
+        connections_per_device=int(
+            _number(raw, "connections_per_device", path, d.connections_per_device, 1, 100_000, "proxy")
+        ),
+        head_timeout_s=float(_number(raw, "head_timeout_s", path, d.head_timeout_s, 1, 3600, "proxy")),
+        raw_services=tuple(raw_services),
         listen=listen,
         mode=ProxyMode(mode),
         workers=int(_number(raw, "workers", path, d.workers, 0, 64, "proxy")),

@@ -12,15 +12,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
+from flask import Flask, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
 from appliance.dns.settings import split_host_port
-from appliance.forwarding import CLIENT_HEADER, forwarded_client, plain_ip
+from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key, plain_ip
 from appliance.proxy.pages import CHILD_CSS
 from appliance.store import audit, staff
 from appliance.store.staff import Role, StaffUser
@@ -69,8 +70,17 @@ def client_address() -> str:
     proxy forwarded, the device it names (appliance/forwarding.py)."""
     found = g.get("client")
     if found is None:
-        found = g.client = forwarded_client(request.remote_addr or "", request.headers.get(CLIENT_HEADER))
+        found = g.client = forwarded_client(
+            request.remote_addr or "", request.headers.get(CLIENT_HEADER), _forwarding_key(), time.time()
+        )
     return str(found)
+
+
+def _forwarding_key() -> bytes:
+    key: bytes | None = current_app.extensions.get("forwarding_key")
+    if key is None:
+        key = current_app.extensions["forwarding_key"] = forwarding_key(config().data_dir)
+    return key
 
 
 def _gate() -> Response | None:

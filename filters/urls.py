@@ -37,3 +37,9 @@ def split_url(url: str) -> tuple[str, str]:
     if not path.startswith("/"):
         path = "/" + path
     return host.lower().rstrip("."), path
+
+
+def canonical_host(host: str) -> str:
+    """`host` as matching sees it: lower case, no trailing dot or brackets. (Placeholder: the full
+    canonical form of IP literals comes with the canonicalisation work.)"""
+    return host.strip("[]").lower().rstrip(".")

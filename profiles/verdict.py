@@ -38,6 +38,9 @@ class Step(StrEnum):
     PERSONAL_INFO = "personal-info"
     PHRASES = "phrases"
     CHILD_REPORT = "child-report"  # a child pressed "report a problem" on the block page
+    # A connection that named one site and went to another, or that no list can judge (not web traffic,
+    # no site name): a way round the filter, refused for children and shown to staff.
+    BYPASS_ATTEMPT = "bypass-attempt"
 
 
 class LogDetail(StrEnum):

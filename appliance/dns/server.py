@@ -34,6 +34,7 @@ from appliance.dns.cache import RecordCache, Records
 from appliance.dns.errors import Malformed, UpstreamFailed
 from appliance.dns.live import FAST_ENTRIES, NEVER, Cached, Client, Live, changed, load_live, stamp_of
 from appliance.dns.neighbours import Neighbours
+from appliance.dns.resolution import cloaked
 from appliance.dns.settings import split_host_port, system_resolvers
 from appliance.dns.upstream import Server, Upstreams, UpstreamSettings, parse_servers
 from appliance.dns.wire import (
@@ -53,8 +54,9 @@ from appliance.events import What
 from filters.errors import ApplianceError
 from profiles.decide import decide
 from profiles.policy import Special
+from profiles.profile import BlockedAnswer
 from profiles.request import Request
-from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
+from profiles.verdict import Action, LogDetail, Step, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +430,10 @@ class DnsServer:
             else:
                 answer = answers.blocked(q, rules.profile.blocked_answer, live.config.dns.block)
             return _Plan(verdict, what, answer=answer, until=until)
+        if verdict.reasons and verdict.reasons[0].step is Step.PORTAL:
+            # The centre's own pages (appliance.lan): the appliance's addresses, as for a block page.
+            answer = answers.blocked(q, BlockedAnswer.BLOCK_PAGE, live.config.dns.block)
+            return _Plan(verdict, what, answer=answer, until=until)
         if verdict.action is Action.REWRITE and verdict.safe_search is not None:
             return _Plan(verdict, what, lookup=verdict.safe_search.host, until=until)
         return _Plan(verdict, what, lookup=host, until=until)
@@ -480,31 +486,11 @@ class DnsServer:
         self._finish(asking, plan, answer, min(plan.until, records.expires))
 
     def _cloaked(self, answer_rrs: list[RR], client: Client, live: Live) -> Verdict | None:
-        """A CNAME in an allowed name's answer that leads to a blocked name blocks the answer too
-        (trackers and adult sites hide behind innocent names that way)."""
-        for name in answers.cname_targets(answer_rrs):
-            verdict = decide(Request(name), live.policy, client.identity, datetime.now(live.zone))
-            if verdict.action is Action.BLOCK:
-                first = verdict.reasons[0] if verdict.reasons else None
-                reason = Reason(
-                    Step.CATEGORY if first is None else first.step,
-                    Action.BLOCK,
-                    f"the answer leads to {name}, which is blocked",
-                    first.category if first else "",
-                    first.grid if first else "",
-                    verdict.severity,
-                    first.source if first else "",
-                    first.line if first else 0,
-                    first.rule if first else name,
-                )
-                return Verdict(
-                    Action.BLOCK,
-                    verdict.profile,
-                    (reason, *verdict.reasons[1:]),
-                    verdict.severity,
-                    log=verdict.log,
-                )
-        return None
+        """A CNAME in an allowed name's answer that leads to a blocked name blocks the answer too."""
+        zone = live.zone
+        return cloaked(
+            answer_rrs, lambda name: decide(Request(name), live.policy, client.identity, datetime.now(zone))
+        )
 
     def _finish(self, asking: _Asking, plan: _Plan, answer: bytes, until: float) -> None:
         """Send the answer, remember it for the fast path while it holds (UDP only), log the event."""

@@ -1,13 +1,20 @@
 """The monitoring addon: every connection and web request through mitmproxy is identified, decided,
 acted on and logged.
 
-TLS from devices the appliance may not decrypt is decided on the ClientHello's SNI name (in
-`next_layer`, so a blocked name can be cut before anything reaches the site): allowed names pass through
-untouched, blocked ones are closed, flagged ones pass and are logged. Web requests (plain HTTP, and HTTPS
-of centre-managed devices whose profile allows interception) are decided on their URL, request type and
-source page; bodies a child sends are read for personal information; HTML pages are scored against the
-profile's phrase limits (up to `page_limit_kb`: larger pages and every other type are streamed, never
-held); downloads are judged by their name too.
+One decision per connection, on what is actually connected to: a CONNECT target is decided like any
+request; TLS from devices the appliance may not decrypt is decided on the ClientHello's name (in
+`next_layer`, so a blocked name is cut before anything reaches the site), and a TLS name that differs from
+the CONNECT target is decided on the strictest reading and flagged as a way round the filter; a web request
+is decided on the site it names (Host header) and, if it was addressed to another, on that too
+(appliance/proxy/target.py). The connection then goes to the decided name as the appliance resolves it for
+that device (`server_connect`, appliance/dns/resolution.py), never to an address the client chose.
+Anything that is neither HTTP nor TLS, TLS without a name in transparent mode and a request without a
+usable host are refused for children and logged (`proxy.raw_services` lists approved exceptions).
+
+Web requests (plain HTTP, and HTTPS of centre-managed devices whose profile allows interception) are
+decided on their URL, request type and source page; bodies a child sends are read for personal
+information; HTML pages are scored against the profile's phrase limits (up to `page_limit_kb`: larger
+pages and every other type are streamed, never held); downloads are judged by their name too.
 
 If deciding raises, a child's request gets the "temporarily unavailable" page (fail closed) and a
 profile with `on_error: allow` (staff) is let through; either way the error is logged and the
@@ -20,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -32,29 +38,39 @@ from mitmproxy.connection import Client
 from mitmproxy.proxy import commands, events, layer, layers, server_hooks
 from mitmproxy.proxy.layer import Layer
 from mitmproxy.proxy.layers.tls import parse_client_hello
+from mitmproxy.proxy.mode_specs import TransparentMode
 
 from appliance.bindings import Bindings, Bound
+from appliance.dns.cache import RecordCache
 from appliance.dns.live import Live, changed, load_live, stamp_of
 from appliance.dns.neighbours import Neighbours
+from appliance.dns.resolution import Resolver
 from appliance.dns.settings import split_host_port
+from appliance.dns.upstream import Upstreams, UpstreamSettings
 from appliance.event_log import EventLog
 from appliance.events import What, Who
-from appliance.forwarding import CLIENT_HEADER, is_own_address
+from appliance.forwarding import CLIENT_HEADER, forwarding_key, is_own_address, stamp
 from appliance.proxy.ca import Authority
+from appliance.proxy.limits import Admission
 from appliance.proxy.outbound import outbound_text, websocket_text
 from appliance.proxy.pages import ReportForm, block_page, certificate_page, reported_page, unavailable_page
 from appliance.proxy.report import (
     REPORT_PATH,
     Blocked,
+    SpentTokens,
     blocked_summary,
     make_token,
     read_token,
 )
 from appliance.proxy.resource import request_type, source_url
 from appliance.proxy.settings import ProxySettings
+from appliance.proxy.target import is_ip, request_target, usable_host
 from filters.errors import ApplianceError
+from filters.urls import canonical_host
+from profiles.connection import named_and_sent, undecidable
 from profiles.decide import child_report, decide, judge_text, may_intercept, with_page
 from profiles.identity import Identity, identify
+from profiles.policy import Special
 from profiles.profile import OnError
 from profiles.request import Channel, Request
 from profiles.search_terms import extract_search
@@ -63,25 +79,54 @@ from profiles.verdict import Action, Step, Verdict
 log = logging.getLogger("appliance.proxy")
 
 KEY = "childsafe"  # our state in flow.metadata
+_PORTAL = Special.PORTAL
+# The event's channel by what the addon logged: a tunnel's decision is a TLS one; raw traffic is "tcp".
+_CHANNELS = {"tls": "tls", "connect": "tls", "raw": "tcp"}
 IDENTITY_TTL_S = 10.0  # an address is identified again after this (a new lease, a sign-in)
 HAND_OVER_S = 0.25
 WATCH_S = 2.0
+REPORT_MAX_BYTES = 16 * 1024  # a report form: a token and a note of at most 500 characters
 _HTML = re.compile(r"^\s*(text/html|application/xhtml\+xml)", re.IGNORECASE)
 _FILENAME = re.compile(r"""filename\*?\s*=\s*(?:UTF-8'[^']*')?"?([^";]+)""", re.IGNORECASE)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
 _CA_PATHS = frozenset({"/ca", "/ca/", "/ca.pem", "/ca.crt", "/ca.der", "/ca.cer"})
+_NOT_SENT = (
+    "<!doctype html><title>Not sent</title>"
+    "<p>This report could not be sent. Please ask a member of staff.</p>"
+)
+# Layers that relay bytes mitmproxy cannot read as HTTP or TLS: never chosen for a child unless the
+# centre approved the service (proxy.raw_services).
+_RAW_LAYERS = tuple(
+    getattr(layers, name)
+    for name in ("TCPLayer", "UDPLayer", "DNSLayer", "RawQuicLayer")
+    if hasattr(layers, name)
+)
 
 
 class Seen:
     """What the addon knows of one flow between its hooks."""
 
-    __slots__ = ("identity", "inspect", "ours", "report", "score", "sent", "started", "verdict", "who")
+    __slots__ = (
+        "host",
+        "identity",
+        "inspect",
+        "ours",
+        "report",
+        "score",
+        "sent",
+        "started",
+        "url",
+        "verdict",
+        "who",
+    )
 
     def __init__(self, who: Who, identity: Identity, started: float) -> None:
         self.who = who
         self.identity = identity
         self.started = started
+        self.host = ""  # the host decided on (and connected to)
+        self.url = ""  # the URL decided on
         self.verdict: Verdict | None = None
         self.ours = False  # the response is ours (block page, report, certificate)
         self.inspect = False  # the request body is read for personal information
@@ -98,6 +143,21 @@ class Cut(Layer):
             yield commands.CloseConnection(self.context.client)
 
 
+def make_resolver(live: Live) -> Resolver:
+    """Filtered resolution over the DNS filter's upstreams (dns.upstreams, else the machine's own)."""
+    from appliance.dns.server import upstream_servers  # the DNS filter's choice of upstreams
+
+    dns = live.config.dns
+    settings = UpstreamSettings(upstream_servers(live, []), dns.try_timeout_s, dns.servfail_after_s)
+    return Resolver(Upstreams(settings, RecordCache(dns.cache)))
+
+
+def _url(scheme: str, host: str, port: int, path: str) -> str:
+    default = 443 if scheme == "https" else 80
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}{'' if port == default else f':{port}'}{path or '/'}"
+
+
 class Monitor:
     """The mitmproxy addon. One per proxy worker; everything it reads is swapped whole on reload."""
 
@@ -108,6 +168,9 @@ class Monitor:
         events_log: EventLog | None,
         config_path: Path | None = None,
         neighbours: Neighbours | None = None,
+        *,
+        resolver: Resolver | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.live = live
         self.authority = authority
@@ -115,6 +178,10 @@ class Monitor:
         self.config_path = config_path
         self.neighbours = neighbours or Neighbours(live.config.dns.leases)
         self.neighbours.refresh()
+        self.resolver = resolver or make_resolver(live)
+        self.admission = admission
+        self.forwarding = forwarding_key(live.config.data_dir)
+        self.spent = SpentTokens(live.config.data_dir / "reports-spent")
         self._clients: dict[str, tuple[float, Identity, Who]] = {}
         self._whats: dict[tuple[int, str, str], tuple[Verdict, What]] = {}
         self.errors = 0
@@ -176,6 +243,7 @@ class Monitor:
         if self.bound is not None:
             new.bind(self.bound)
         self.live = new
+        self.resolver = make_resolver(new)
         self._clients.clear()
         self._whats.clear()
         self.reloads += 1
@@ -212,66 +280,205 @@ class Monitor:
         except Exception:
             return False
 
-    # ---- TLS: decided on the SNI name ----
+    @staticmethod
+    def _url_now(flow: http.HTTPFlow, seen: Seen) -> str:
+        """The request's URL on its decided host, with its query as it is now (safe search adds to it)."""
+        request = flow.request
+        return _url(request.scheme, seen.host, request.port, request.path) if seen.host else request.url
+
+    def _spoke(self, client: Client) -> None:
+        if self.admission is not None:
+            self.admission.spoke(client.peername)
+
+    # ---- where a connection goes ----
 
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
-        """Never connect to the appliance itself (loopback or any of its own addresses: its SSH, its DNS
-        filter, its dashboard seen from inside), but for the portal's port and the configured
-        `reachable_local_ports`. The name is resolved here and the connection made to the address
-        checked, so a name that changes its answer in between cannot slip through."""
+        """Connect to the decided name as the appliance resolves it for this device (appliance/dns/
+        resolution.py): never to an address the device chose, never to a blocked name or one whose
+        answer leads to a blocked name. The appliance itself (loopback, any of its own addresses) is
+        reached only on the portal's port and `reachable_local_ports`, and the portal's port only by the
+        portal's names or the appliance's own address: a name that merely resolves to the appliance is
+        refused there (DNS rebinding)."""
         address = data.server.address
         if address is None:
             return
-        host, port = address
+        host, port = canonical_host(str(address[0])), int(address[1])
+        identity: Identity | None = None
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError:
-            return  # mitmproxy's own connection attempt fails and says why
-        if not infos:
-            return
-        resolved = str(infos[0][4][0])
-        if any(is_own_address(str(info[4][0])) for info in infos) and port not in self._local_ports():
-            data.server.error = f"{host}:{port} is the appliance itself: not reachable through its proxy"
-            log.warning(
-                "refused a connection to the appliance itself (%s:%d) for %s",
-                host,
-                port,
-                data.client.peername[0] if data.client.peername else "?",
-            )
-            return
-        data.server.address = (resolved, port)
+            identity, who = self._who(data.client, time.monotonic())
+            portal = False
+            if is_ip(host):
+                candidates: tuple[str, ...] = (host,)
+            else:
+                resolved = await self.resolver.resolve(host, identity, self.live)
+                if resolved.blocked is not None:
+                    data.server.error = f"{host} is blocked for this device"
+                    self._log(
+                        who,
+                        resolved.blocked,
+                        host,
+                        "connect",
+                        time.monotonic(),
+                        "CONNECT",
+                        f"{host}:{port}",
+                        0,
+                        0,
+                        "",
+                    )
+                    return
+                if not resolved.addresses:
+                    data.server.error = f"cannot resolve {host}: {resolved.error}"
+                    return
+                candidates = resolved.addresses
+                portal = bool(resolved.verdict.reasons) and resolved.verdict.reasons[0].step is Step.PORTAL
+            if any(is_own_address(a) for a in candidates) and not self._may_reach_self(
+                port, by_name=portal or is_ip(host)
+            ):
+                data.server.error = f"{host}:{port} is the appliance itself: not reachable through its proxy"
+                log.warning(
+                    "refused a connection to the appliance itself (%s:%d) for %s", host, port, who.client
+                )
+                return
+            data.server.address = (candidates[0], port)
+        except Exception:
+            self.errors += 1
+            log.exception("resolving %s failed", host)
+            if not self._fails_open(identity):
+                data.server.error = f"cannot connect to {host}: the appliance failed to decide"
 
-    def _local_ports(self) -> set[int]:
+    def _may_reach_self(self, port: int, *, by_name: bool) -> bool:
+        """May a connection go to the appliance's own `port`? `by_name`: it was asked for by a portal
+        name or the appliance's own address (not by some name that resolves here)."""
         config = self.live.config
-        ports = set(config.proxy.reachable_local_ports)
+        if port in config.proxy.reachable_local_ports:
+            return True
         with contextlib.suppress(ValueError):
-            ports.add(split_host_port(config.dashboard.listen, 80)[1])
-        return ports
+            return by_name and port == split_host_port(config.dashboard.listen, 80)[1]
+        return False
+
+    def _to_appliance(self, host: str) -> bool:
+        """Is `host` the appliance's own pages (a portal name, or one of its own addresses)?"""
+        if is_ip(host):
+            return is_own_address(host)
+        return self.live.policy.host_facts(host).special is _PORTAL
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """A CONNECT (regular mode): the target is decided like any request, and a blocked one is refused
+        before anything is contacted. What is inside is decided in `next_layer` (TLS, or nothing else)."""
+        now = time.monotonic()
+        identity: Identity | None = None
+        request = flow.request
+        self._spoke(flow.client_conn)
+        try:
+            identity, who = self._who(flow.client_conn, now)
+            host = canonical_host(request.host)
+            request.data.host = host  # mitmproxy connects the tunnel to `request.host`
+            if may_intercept(self.live.policy, identity):
+                return  # a centre device: the block page is shown inside the tunnel, request by request
+            verdict = decide(Request(host, None, Channel.TLS), self.live.policy, identity, self._now())
+        except Exception:
+            self.errors += 1
+            log.exception("deciding a CONNECT failed")
+            if not self._fails_open(identity):
+                flow.response = http.Response.make(503, b"The centre's filter cannot decide this just now.\n")
+            return
+        if verdict.action is Action.BLOCK:
+            flow.response = http.Response.make(
+                403, b"Blocked by the centre's filter.\n", {"Content-Type": "text/plain; charset=utf-8"}
+            )
+            target = f"{host}:{request.port}"
+            self._log(who, verdict, host, "connect", now, "CONNECT", target, 403, 0, "")
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        """What a new connection (or a CONNECT tunnel) carries: TLS is decided on its name here; anything
+        that is neither HTTP nor TLS is refused for children."""
         chosen = nextlayer.layer
-        if not isinstance(chosen, layers.ServerTLSLayer | layers.ClientTLSLayer):
-            return
         context = nextlayer.context
-        if context.client.tls_established or context.server.tls_established:
-            return  # a protocol inside TLS we already decided on
+        if isinstance(chosen, layers.ServerTLSLayer | layers.ClientTLSLayer):
+            if not (context.client.tls_established or context.server.tls_established):
+                self._tls(nextlayer)
+        elif isinstance(chosen, _RAW_LAYERS):
+            self._raw(nextlayer)
+
+    def _raw(self, nextlayer: layer.NextLayer) -> None:
+        context = nextlayer.context
+        now = time.monotonic()
+        identity: Identity | None = None
+        address = context.server.address
+        host = canonical_host(str(address[0])) if address else ""
+        port = int(address[1]) if address else 0
+        self._spoke(context.client)
+        try:
+            identity, who = self._who(context.client, now)
+            policy = self.live.policy
+            if (host, port) in self.live.config.proxy.raw_services:
+                verdict = decide(Request(host, None, Channel.TLS), policy, identity, self._now())
+            else:
+                what = f"traffic that is neither web nor TLS, to {host or 'an unknown host'}:{port}"
+                verdict = undecidable(policy, identity, what)
+        except Exception:
+            self.errors += 1
+            log.exception("deciding a connection failed")
+            if not self._fails_open(identity):
+                nextlayer.layer = Cut(context)
+            return
+        if verdict.action is Action.BLOCK:
+            nextlayer.layer = Cut(context)
+        self._log(
+            who,
+            verdict,
+            host,
+            "raw",
+            now,
+            "RAW",
+            f"{host}:{port}",
+            0 if verdict.action is Action.BLOCK else 200,
+            0,
+            "",
+        )
+
+    def _tls(self, nextlayer: layer.NextLayer) -> None:
+        context = nextlayer.context
         data = nextlayer.data_client()
         try:
             hello = parse_client_hello(data)
         except ValueError:
-            return  # not TLS after all: mitmproxy reports it
-        if hello is None:
-            nextlayer.layer = None  # wait for the whole ClientHello
-            return
+            hello = None
+            data = b""  # looked like TLS and is not: judged below as traffic with no name
+        else:
+            if hello is None:
+                nextlayer.layer = None  # wait for the whole ClientHello
+                return
         now = time.monotonic()
         identity: Identity | None = None
+        self._spoke(context.client)
+        address = context.server.address
+        port = int(address[1]) if address else 443
         try:
             identity, who = self._who(context.client, now)
-            if may_intercept(self.live.policy, identity):
-                return  # decrypted: every request inside is decided on its own
-            host = (hello.sni or (context.server.address[0] if context.server.address else "")).lower()
-            host = host.rstrip(".")
-            verdict = decide(Request(host, None, Channel.TLS), self.live.policy, identity, self._now())
+            transparent = isinstance(context.client.proxy_mode, TransparentMode)
+            sent = canonical_host(str(address[0])) if address else ""
+            if transparent and is_ip(sent):
+                sent = ""  # the address the device connected to: not a name it named
+            named = (usable_host(hello.sni) or "") if hello is not None and hello.sni else ""
+            policy = self.live.policy
+            if not named and not sent:
+                verdict = undecidable(policy, identity, "a TLS connection that names no site")
+                host = ""
+            else:
+                host = named or sent
+                context.server.address = (host, port)  # connected to the decided name, resolved by us
+                intercepted = may_intercept(policy, identity)
+                mismatch = bool(named and sent and named != sent)
+                if intercepted and not mismatch:
+                    return  # decrypted: every request inside is decided on its own
+                verdict = decide(Request(host, None, Channel.TLS), policy, identity, self._now())
+                if mismatch:
+                    other = decide(Request(sent, None, Channel.TLS), policy, identity, self._now())
+                    verdict = named_and_sent(verdict, other, named_host=named, sent_host=sent)
+                if intercepted and verdict.action is not Action.BLOCK:
+                    self._log(who, verdict, host, "tls", now, "CONNECT", f"https://{host}/", 200, 0, "")
+                    return
         except Exception:
             self.errors += 1
             log.exception("deciding a TLS connection failed")
@@ -286,33 +493,56 @@ class Monitor:
         else:
             nextlayer.layer = layers.TCPLayer(context, ignore=True)
             status = 200
-        self._log(who, verdict, host, "tls", now, "CONNECT", f"https://{host}/", status, 0, "")
+        self._log(who, verdict, host, "tls", now, "CONNECT", f"https://{host or 'unnamed'}/", status, 0, "")
 
     # ---- web requests ----
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         now = time.monotonic()
         seen: Seen | None = None
+        self._spoke(flow.client_conn)
         try:
             identity, who = self._who(flow.client_conn, now)
             seen = Seen(who, identity, now)
             flow.metadata[KEY] = seen
             request = flow.request
-            # Who really asked, for the appliance's own dashboard and portal behind this proxy: they see
-            # the proxy's address, and must neither take a child for staff nor sign the proxy in. Set,
-            # never appended: a client cannot choose what is sent.
-            request.headers[CLIENT_HEADER] = who.client
-            if self._own_pages(flow, seen):
-                return
             headers = request.headers
-            plain = _plain(headers)
-            url = request.pretty_url
-            verdict = decide(
-                Request.web(url, source_url=source_url(plain, url), request_type=request_type(plain)),
-                self.live.policy,
-                identity,
-                self._now(),
+            # Who asked is named to the appliance's own pages by us alone (signed), never by a client.
+            if CLIENT_HEADER in headers:
+                del headers[CLIENT_HEADER]
+            transparent = isinstance(flow.client_conn.proxy_mode, TransparentMode)
+            target = request_target(
+                address=request.host,
+                host_header=request.host_header,
+                address_is_chosen=transparent and is_ip(canonical_host(request.host)),
             )
+            policy = self.live.policy
+            if not target.decided:
+                verdict = undecidable(policy, identity, "a web request that names no usable site")
+                seen.verdict = verdict
+                seen.host, seen.url = "", request.url
+                if verdict.action is Action.BLOCK:
+                    self._block(flow, seen, verdict)
+                return
+            host = seen.host = target.decided
+            request.data.host = host  # connected to the decided name (resolved in server_connect)
+            path = request.path
+            url = seen.url = _url(request.scheme, host, request.port, path)
+            if self._to_appliance(host):
+                headers[CLIENT_HEADER] = stamp(self.forwarding, who.client, time.time())
+            if self._own_pages(flow, seen, path):
+                return
+            plain = _plain(headers)
+            source, kind = source_url(plain, url), request_type(plain)
+            verdict = decide(
+                Request.web(url, source_url=source, request_type=kind), policy, identity, self._now()
+            )
+            if target.sent:
+                sent_url = _url(request.scheme, target.sent, request.port, path)
+                other = decide(
+                    Request.web(sent_url, source_url=source, request_type=kind), policy, identity, self._now()
+                )
+                verdict = named_and_sent(verdict, other, named_host=host, sent_host=target.sent)
             seen.verdict = verdict
             if verdict.action is Action.BLOCK:
                 self._block(flow, seen, verdict)
@@ -324,8 +554,8 @@ class Monitor:
                     headers[name] = value
             if request.method in _BODY_METHODS and self._reads_sent(identity, headers):
                 seen.inspect = True  # read whole (it is small) and checked in `request`
-            elif request.method in _BODY_METHODS:
-                request.stream = True
+            elif _has_body(headers):
+                request.stream = True  # never held: only what is checked is read in
         except Exception:
             self._failed(flow, seen)
 
@@ -349,19 +579,19 @@ class Monitor:
 
     def request(self, flow: http.HTTPFlow) -> None:
         seen = flow.metadata.get(KEY)
-        if seen is None or seen.ours:
+        if seen is None:
             return
         if seen.report:
             self._report(flow, seen)
             return
-        if not seen.inspect:
+        if seen.ours or not seen.inspect:
             return
         try:
             request = flow.request
             text = outbound_text(request.headers.get("content-type", ""), request.raw_content or b"")
             if text is None:
                 return
-            url = request.pretty_url
+            url = self._url_now(flow, seen)
             plain = _plain(request.headers)
             verdict = decide(
                 Request.web(
@@ -414,7 +644,7 @@ class Monitor:
         if found is None:
             return False
         name = found.group(1).strip().rsplit("/", 1)[-1]
-        url = f"{flow.request.scheme}://{flow.request.pretty_host}/{name}"
+        url = _url(flow.request.scheme, seen.host, flow.request.port, f"/{name}")
         verdict = decide(Request.web(url), self.live.policy, seen.identity, self._now())
         if verdict.action is not Action.BLOCK or not any(r.step is Step.DOWNLOAD for r in verdict.reasons):
             return False
@@ -458,7 +688,7 @@ class Monitor:
             text = websocket_text(message.content, message.is_text)
             if text is None:
                 return
-            url = flow.request.pretty_url
+            url = self._url_now(flow, seen)
             verdict = decide(
                 Request.web(url, request_type="websocket", outbound_text=text),
                 self.live.policy,
@@ -474,43 +704,57 @@ class Monitor:
         if verdict.action is Action.BLOCK:
             message.drop()
         if verdict.action is Action.BLOCK or verdict.flagged:
-            host = flow.request.pretty_host
+            host = seen.host
             self._log(
                 seen.who, verdict, host, "websocket", seen.started, "WS", url, 0, len(message.content), ""
             )
 
     # ---- acting ----
 
-    def _own_pages(self, flow: http.HTTPFlow, seen: Seen) -> bool:
+    def _own_pages(self, flow: http.HTTPFlow, seen: Seen, path: str) -> bool:
         """The report button's post (on any host) and the certificate pages (on the portal's hosts)."""
         request = flow.request
-        path = request.path.split("?", 1)[0]
+        path = path.split("?", 1)[0]
         if path == REPORT_PATH and request.method == "POST":
             seen.report = True
+            # Ours whatever happens next: "not sent" stands unless `_report` accepts the report, and the
+            # form never goes on to the site (a large or unmeasured body is not even read).
+            self._answer(flow, seen, 400, _NOT_SENT)
+            size = request.headers.get("content-length", "")
+            if request.stream or not size.isdigit() or int(size) > REPORT_MAX_BYTES:
+                log.warning("refused a report form of %s bytes from %s", size or "unknown", seen.who.client)
+                flow.kill()
             return True
-        if path in _CA_PATHS and request.pretty_host in self.live.config.policy.portal_hosts:
+        if path in _CA_PATHS and seen.host in self.live.config.policy.portal_hosts:
             self._certificate(flow, seen, path)
             return True
         return False
 
     def _report(self, flow: http.HTTPFlow, seen: Seen) -> None:
-        form = flow.request.urlencoded_form
-        blocked = read_token(self.authority.report_key, form.get("token", ""), time.time())
-        if blocked is None:
-            self._answer(
-                flow,
-                seen,
-                400,
-                "<!doctype html><title>Not sent</title><p>This report could not be "
-                "sent. Please ask a member of staff.</p>",
-            )
-            return
-        rules = self.live.policy.rules_for(seen.identity.profile)
-        verdict = child_report(rules.name, blocked.why, form.get("note", ""))
-        seen.verdict = verdict
-        settings = self.live.config.proxy
-        self._answer(flow, seen, 200, reported_page(helpline=settings.helpline, centre=settings.centre))
-        flow.metadata["childsafe_host"] = blocked.host
+        """A report form posted back: accepted once, from the device that was shown the block, on the
+        blocked host; anything else keeps the "not sent" answer `_own_pages` gave."""
+        try:
+            form = flow.request.urlencoded_form
+            now = time.time()
+            blocked = read_token(self.authority.report_key, form.get("token", ""), now)
+            if (
+                blocked is None
+                or blocked.host != seen.host
+                or blocked.device != seen.who.client
+                or not self.spent.spend(blocked.nonce, now)
+            ):
+                log.warning(
+                    "refused a report from %s: forged, used, expired or for another host", seen.who.client
+                )
+                return
+            rules = self.live.policy.rules_for(seen.identity.profile)
+            seen.verdict = child_report(rules.name, blocked.why, form.get("note", ""))
+            settings = self.live.config.proxy
+            self._answer(flow, seen, 200, reported_page(helpline=settings.helpline, centre=settings.centre))
+            flow.metadata["childsafe_host"] = blocked.host
+        except Exception:
+            self.errors += 1
+            log.exception("reading a report failed: answered as not sent")
 
     def _certificate(self, flow: http.HTTPFlow, seen: Seen, path: str) -> None:
         ca = self.authority
@@ -539,9 +783,10 @@ class Monitor:
 
     def _block(self, flow: http.HTTPFlow, seen: Seen, verdict: Verdict, *, streaming: bool = False) -> None:
         settings = self.live.config.proxy
-        host = flow.request.pretty_host
-        token = make_token(self.authority.report_key, Blocked(host, blocked_summary(verdict), time.time()))
-        form = ReportForm(f"{flow.request.scheme}://{flow.request.authority or host}{REPORT_PATH}", token)
+        host = seen.host or "this site"
+        blocked = Blocked(host, blocked_summary(verdict), time.time(), seen.who.client)
+        token = make_token(self.authority.report_key, blocked)
+        form = ReportForm(_url(flow.request.scheme, host, flow.request.port, REPORT_PATH), token)
         categories = self.live.policy.categories.categories
         page = block_page(
             verdict, categories, host, report=form, helpline=settings.helpline, centre=settings.centre
@@ -579,7 +824,7 @@ class Monitor:
         profile with `on_error: allow`. Logged either way; the connection is always answered.
         `streaming` as for `_replace` (raised in responseheaders)."""
         self.errors += 1
-        log.exception("deciding %s failed", flow.request.pretty_url)
+        log.exception("deciding %s failed", flow.request.url)
         if seen is not None and self._fails_open(seen.identity):
             return
         settings = self.live.config.proxy
@@ -605,8 +850,8 @@ class Monitor:
                 size = len(response.raw_content)
             else:
                 size = seen.sent
-            host = flow.metadata.get("childsafe_host") or flow.request.pretty_host
-            url = flow.request.pretty_url
+            host = flow.metadata.get("childsafe_host") or seen.host
+            url = self._url_now(flow, seen)
             terms = ""
             if verdict.flagged and any(r.step is Step.WATCH_LIST for r in verdict.reasons):
                 search = extract_search(url)
@@ -638,7 +883,7 @@ class Monitor:
         if known is not None and known[0] is verdict:
             what = known[1]
         else:
-            channel = "tls" if detail == "tls" else "http"
+            channel = _CHANNELS.get(detail, "http")
             what = What.of(channel, host, detail, verdict)
             if len(self._whats) >= 50_000:
                 self._whats.clear()
@@ -648,6 +893,11 @@ class Monitor:
         self.events.add_request(
             time.time(), who, what, time.monotonic() - started, method, url, status, size, terms
         )
+
+
+def _has_body(headers: http.Headers) -> bool:
+    size = headers.get("content-length", "0")
+    return "transfer-encoding" in headers or not size.isdigit() or int(size) > 0
 
 
 def _plain(headers: http.Headers) -> dict[str, str]:

@@ -74,6 +74,10 @@ _SENTENCES: Mapping[Step, str] = {
     Step.BYPASS_CANARY: (
         "This is a way of getting round the centre's filter, so it is blocked for everyone here."
     ),
+    Step.BYPASS_ATTEMPT: (
+        "This connection tried to reach a different site from the one it named, or could not say which "
+        "site it was for, so the centre's filter closed it."
+    ),
     Step.SAFE_SEARCH_UNSUPPORTED: (
         "This search engine cannot be made safe. Use a search engine with safe search instead: "
         "a member of staff can show you one."
@@ -96,6 +100,7 @@ _RULE_LABELS: Mapping[Step, str] = {
     Step.SCHEDULE: "opening hours",
     Step.ALWAYS_BLOCKED: "blocked for everyone",
     Step.BYPASS_CANARY: "filter-bypass check",
+    Step.BYPASS_ATTEMPT: "a way round the filter",
     Step.SAFE_SEARCH_UNSUPPORTED: "safe search",
     Step.OVERRIDE: "the centre's own list",
     Step.NOT_ALLOWLISTED: "allowed list only",

@@ -38,3 +38,11 @@ class ProxySettings:
     # The appliance's own addresses (loopback included) are never reached through the proxy, but for the
     # portal's port and these (a local service children may use; the tests' own web servers).
     reachable_local_ports: tuple[int, ...] = ()
+    # Limits per device (its address), per proxy worker: open connections at once, and the seconds a new
+    # connection has to send its first request head or TLS hello.
+    connections_per_device: int = 64
+    head_timeout_s: float = 15.0
+    # Services that are neither web nor TLS a centre has approved (`mail.example.org:143`): relayed for
+    # children when the host is allowed for them, decided and logged. Everything else that is not HTTP or
+    # TLS is refused.
+    raw_services: tuple[tuple[str, int], ...] = ()

@@ -25,19 +25,22 @@ from appliance.dns.settings import split_host_port
 from appliance.event_log import EventLog
 from appliance.proxy.addon import Monitor, addon_options
 from appliance.proxy.ca import TRUST_BUNDLE, ensure_authority
+from appliance.proxy.limits import Admission, give_memory_back, limit_request_heads, raise_open_files
 
 log = logging.getLogger("appliance.proxy")
 
 
-def _share_the_port() -> None:
+def _share_the_port(admission: Admission) -> None:
     # mitmproxy binds with asyncio.start_server and offers no reuse_port option; in a worker process of
-    # ours every listening socket is meant to be shared with the other workers.
-    plain = asyncio.start_server
+    # ours every listening socket is meant to be shared with the other workers, and every connection is
+    # admitted (per-device caps, the first head's deadline) before mitmproxy's handler sees it.
+    plain = getattr(asyncio.start_server, "_plain", asyncio.start_server)
 
-    async def start_server(*args: Any, **kwargs: Any) -> asyncio.Server:
+    async def start_server(client_connected_cb: Any, *args: Any, **kwargs: Any) -> asyncio.Server:
         kwargs.setdefault("reuse_port", True)
-        return await plain(*args, **kwargs)
+        return await plain(admission.wrap(client_connected_cb), *args, **kwargs)
 
+    start_server._plain = plain  # type: ignore[attr-defined]
     asyncio.start_server = start_server
 
 
@@ -50,7 +53,11 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     opts = options.Options(listen_host=host, listen_port=port, mode=[mode], confdir=str(authority.folder))
     master = Master(opts)
     events = EventLog(live.config.events_path, live.zone, live.config.store)
-    monitor = Monitor(live, authority, events, config_path)
+    admission = Admission(settings.connections_per_device, settings.head_timeout_s)
+    _share_the_port(admission)
+    limit_request_heads()
+    raise_open_files()
+    monitor = Monitor(live, authority, events, config_path, admission=admission)
     # Only the addons a filtering proxy needs: every addon is asked about every hook of every flow.
     master.addons.add(
         core.Core(),
@@ -70,7 +77,9 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(monitor.reload()))
+    trimming = loop.create_task(give_memory_back())
     await master.run()
+    trimming.cancel()
     return 0
 
 
@@ -79,7 +88,6 @@ def main(argv: list[str]) -> int:
     # mitmproxy says "client connect" at INFO for every connection: a busy centre's log would be nothing else.
     logging.getLogger("mitmproxy").setLevel(logging.WARNING)
     config, listen, mode = argv
-    _share_the_port()
     return asyncio.run(serve(None if config == "-" else Path(config), listen, mode))
 
 

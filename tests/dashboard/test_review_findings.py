@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from appliance.events import What, Who
-from appliance.forwarding import CLIENT_HEADER, forwarded_client, is_own_address
+from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key, is_own_address, stamp
 from appliance.store import audit, people, reports, staff
 from appliance.store.retention import purge
 from appliance.store.settings import StoreSettings
@@ -21,12 +21,19 @@ from profiles.verdict import Action
 from tests.dashboard.conftest import CHILD_IP, PASSWORD, Browser, add_child, child_who, verdict
 
 
+def _header(value: str) -> dict[str, str]:
+    return {f"HTTP_{CLIENT_HEADER.upper().replace('-', '_')}": value}
+
+
 def test_a_childs_request_through_the_appliances_proxy_is_still_a_childs(app, accounts, db):
-    """The proxy connects from the appliance's own address and names the device in a header: staff
+    """The proxy connects from the appliance's own address and names the device in a signed header: staff
     pages refuse it, and a portal sign-in binds the child's device, not the appliance."""
     proxied = Browser(app.test_client(), "127.0.0.1")
-    original = proxied.client.environ_base
-    proxied.client.environ_base = {**original, f"HTTP_{CLIENT_HEADER.upper().replace('-', '_')}": CHILD_IP}
+    key = forwarding_key(app.config["APPLIANCE"].data_dir)
+    proxied.client.environ_base = {
+        **proxied.client.environ_base,
+        **_header(stamp(key, CHILD_IP, time.time())),
+    }
     assert proxied.get("/people").status_code == 403
     assert proxied.get("/signin").status_code == 403
     amira = add_child(db, "Amira")
@@ -37,11 +44,19 @@ def test_a_childs_request_through_the_appliances_proxy_is_still_a_childs(app, ac
     assert (session.child, session.device, session.client) == (amira.id, CHILD_IP, CHILD_IP)
 
 
-def test_the_client_header_is_believed_only_from_the_appliance_itself():
-    assert forwarded_client("127.0.0.1", "192.168.50.23") == "192.168.50.23"
-    assert forwarded_client("192.0.2.77", "127.0.0.1") == "192.0.2.77"  # a device cannot claim to be staff
-    assert forwarded_client("127.0.0.1", "not an address") == "127.0.0.1"
+def test_the_client_header_is_believed_only_signed_and_only_from_the_appliance_itself(tmp_path):
+    key, other = forwarding_key(tmp_path), forwarding_key(tmp_path / "elsewhere")
+    now = time.time()
+    signed = stamp(key, "192.168.50.23", now)
+    assert forwarded_client("127.0.0.1", signed, key, now) == "192.168.50.23"
+    assert forwarded_client("192.0.2.77", signed, key, now) == "192.0.2.77"  # only from the appliance
+    assert forwarded_client("127.0.0.1", "192.168.50.23", key, now) == "127.0.0.1"  # unsigned: the remote
+    assert forwarded_client("127.0.0.1", stamp(other, "192.168.50.23", now), key, now) == "127.0.0.1"
+    assert forwarded_client("127.0.0.1", signed, key, now + 600) == "127.0.0.1"  # too old
+    assert forwarded_client("127.0.0.1", signed.replace("23", "24", 1), key, now) == "127.0.0.1"
+    assert forwarded_client("127.0.0.1", "x y z\u00e9", key, now) == "127.0.0.1"
     assert is_own_address("127.0.0.1") and not is_own_address("192.0.2.77")
+    assert forwarding_key(tmp_path) == key and (tmp_path / "forwarding.key").stat().st_mode & 0o777 == 0o600
 
 
 def test_signing_out_ends_the_sign_in_for_a_copied_cookie_too(browse, accounts):

@@ -1,10 +1,11 @@
-"""The proxy's test bench: an origin web server on loopback over HTTP and HTTPS (its own test CA), the
-real `appliance proxy` as a subprocess on the demo lists, and clients that ask from chosen loopback
-addresses (the devices of the test configuration are told apart by their 127.0.0.x address).
+"""The proxy's test bench: an origin web server on loopback over HTTP and HTTPS (its own test CA), a
+fake "internet" resolver on loopback that the proxy resolves names with (every name is the origin's
+address, 127.0.0.1, unless a test says otherwise), the real `appliance proxy` as a subprocess on the demo
+lists, and clients that ask from chosen loopback addresses (the devices of the test configuration are told
+apart by their 127.0.0.x address).
 
-Names are never resolved: a plain-HTTP request goes to the origin's address with the site's name in its
-Host header, and HTTPS is a CONNECT to the origin's address with the site's name as the TLS SNI, so
-the proxy decides on real names while every byte stays on loopback.
+Requests name real sites (`http://www.pornhub.com:<origin port>/`, CONNECT www.pornhub.com:<port>) and
+the proxy resolves them itself, so every byte stays on loopback.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from appliance.config import load_config
 from appliance.lists import compile_lists
+from tests.appliance.dns.conftest import FakeUpstream
 
 KIDS, TEENS, PHONE, STAFF = "127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"
 BIG_MB = 50
@@ -45,6 +47,7 @@ class Seen:
     host: str
     headers: dict[str, str]
     body: bytes
+    reached: str = ""  # the origin's address the request came in on
 
 
 @dataclass
@@ -57,6 +60,28 @@ class Origin:
     ca_pem: Path = Path()
 
 
+class Internet(FakeUpstream):
+    """The names the proxy resolves: `add(name, "A", address)` for a chosen address; every other name
+    has the A record 127.0.0.1 (the origin)."""
+
+    def answer(self, wire: bytes, transport: str) -> bytes | None:
+        import dns.message
+        import dns.rdatatype
+
+        q = dns.message.from_wire(wire).question[0]
+        name = q.name.to_text().rstrip(".").lower()
+        if (name, "A") not in self.records and name not in self.cname:
+            self.records[(name, "A")] = (300, ["127.0.0.1"])
+        return super().answer(wire, transport)
+
+
+@pytest.fixture(scope="session")
+def internet() -> Iterator[Internet]:
+    found = Internet()
+    yield found
+    found.close()
+
+
 def _handler(origin: Origin) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -67,9 +92,11 @@ def _handler(origin: Origin) -> type[BaseHTTPRequestHandler]:
         def _record(self) -> None:
             size = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(size) if size else b""
-            origin.seen.append(
-                Seen(self.command, self.path, self.headers.get("host", ""), dict(self.headers.items()), body)
-            )
+            host = self.headers.get("host", "")
+            host = host.rsplit(":", 1)[0] if host.rsplit(":", 1)[-1].isdigit() else host  # without its port
+            seen = Seen(self.command, self.path, host, dict(self.headers.items()), body)
+            seen.reached = self.connection.getsockname()[0]
+            origin.seen.append(seen)
 
         def _send(
             self, status: int, body: bytes, kind: str = "text/html; charset=utf-8", **extra: str
@@ -189,7 +216,7 @@ class Proxy:
         return self.data_dir / "appliance.sqlite"
 
 
-def write_config(folder: Path, origin: Origin, port: int) -> Path:
+def write_config(folder: Path, origin: Origin, port: int, resolver: str = "127.0.0.1:9") -> Path:
     shipped = resources.files("appliance") / "defaults"
     text = (shipped / "appliance.yaml").read_text(encoding="utf-8")
     text = text.replace("path: lists/", f"path: {shipped / 'lists'}/").split("\npolicy:")[0]
@@ -218,6 +245,10 @@ proxy:
   centre: Riverside Youth Centre
   upstream_trusted_ca: {origin.ca_pem}
   reachable_local_ports: [{", ".join(str(p) for p in (origin.http_port, origin.https_port) if p)}]
+dns:
+  upstreams: ["{resolver}"]
+  upstream_timeout_s: 0.5
+  servfail_after_s: 1.5
 """,
         encoding="utf-8",
     )
@@ -225,10 +256,10 @@ proxy:
 
 
 @pytest.fixture(scope="session")
-def proxy(tmp_path_factory: pytest.TempPathFactory, origin: Origin) -> Iterator[Proxy]:
+def proxy(tmp_path_factory: pytest.TempPathFactory, origin: Origin, internet: Internet) -> Iterator[Proxy]:
     folder = tmp_path_factory.mktemp("proxy")
     port = _free_port()
-    config_path = write_config(folder, origin, port)
+    config_path = write_config(folder, origin, port, internet.address)
     config = load_config(config_path)
     compile_lists(config, now=dt.datetime.now(dt.UTC))
     log = (folder / "proxy.log").open("wb")
@@ -239,7 +270,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, origin: Origin) -> Iterator[
     deadline = time.monotonic() + 60
     while True:
         try:
-            status, _, _ = fetch(found, KIDS, f"http://127.0.0.1:{origin.http_port}/", host="localhost")
+            status, _, _ = fetch(found, KIDS, f"http://localhost:{origin.http_port}/")
             if status == 200:
                 break
         except OSError:
@@ -267,7 +298,8 @@ def fetch(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    """A plain-HTTP request through the proxy from `source`; `host` goes in the Host header."""
+    """A plain-HTTP request for `url` through the proxy from `source`; `host`, if given, goes in the Host
+    header instead of the URL's (a browser never does that)."""
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30, source_address=(source, 0))
     try:
         sent = dict(headers or {})
@@ -280,10 +312,14 @@ def fetch(
         conn.close()
 
 
-def tunnel(proxy: Proxy, source: str, port: int, sni: str, context: ssl.SSLContext) -> ssl.SSLSocket:
-    """CONNECT to the origin's `port` through the proxy from `source`, then TLS with `sni`."""
+def tunnel(
+    proxy: Proxy, source: str, port: int, sni: str, context: ssl.SSLContext, *, target: str | None = None
+) -> ssl.SSLSocket:
+    """CONNECT `target` (default: `sni`) on the origin's `port` through the proxy from `source`, then TLS
+    with `sni`."""
     sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=30, source_address=(source, 0))
-    sock.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    to = f"{target or sni}:{port}"
+    sock.sendall(f"CONNECT {to} HTTP/1.1\r\nHost: {to}\r\n\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(4096)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import appliance.proxy.addon as addon
 from appliance.config import load_config
 from appliance.dns.live import load_live
 from appliance.lists import compile_lists
+from appliance.forwarding import forwarded_client, forwarding_key
 from appliance.proxy.addon import Monitor
 from appliance.proxy.ca import ensure_authority
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
@@ -159,10 +161,17 @@ def test_a_portal_sign_in_puts_the_device_under_the_childs_profile(tmp_path: Pat
     assert answer() == 0
 
 
-def test_the_proxy_names_the_asking_device_to_the_appliances_own_pages(monitor: Monitor) -> None:
-    """Forwarded requests carry the device's address in X-Appliance-Client, set by the proxy: a value the
-    device sent itself (to pass for a staff PC at the dashboard) is replaced."""
+def test_the_proxy_names_the_asking_device_to_the_appliances_own_pages_only(monitor: Monitor) -> None:
+    """Requests to the appliance's own pages carry the device's address in X-Appliance-Client, signed by the
+    proxy: a value the device sent itself (to pass for a staff PC at the dashboard) is replaced, and no
+    other site is ever sent the header (nor a device's address)."""
+    key = forwarding_key(monitor.live.config.data_dir)
     flow = _flow(KIDS, "http://appliance.lan/portal")
     flow.request.headers["X-Appliance-Client"] = "127.0.0.1"
     monitor.requestheaders(flow)
-    assert flow.request.headers.get_all("X-Appliance-Client") == [KIDS]
+    (value,) = flow.request.headers.get_all("X-Appliance-Client")
+    assert forwarded_client("127.0.0.1", value, key, time.time()) == KIDS
+    elsewhere = _flow(KIDS, "http://en.wikipedia.org/wiki/Rainbow")
+    elsewhere.request.headers["X-Appliance-Client"] = "127.0.0.1"
+    monitor.requestheaders(elsewhere)
+    assert "X-Appliance-Client" not in elsewhere.request.headers

@@ -47,15 +47,13 @@ def _events(proxy: Proxy, where: str, *args: Any, want: int = 1) -> list[sqlite3
 
 
 def test_an_allowed_page_loads_unchanged(proxy: Proxy, origin: Origin) -> None:
-    status, _, body = fetch(proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/page.html", host="localhost")
+    status, _, body = fetch(proxy, KIDS, f"http://localhost:{origin.http_port}/page.html")
     assert (status, body.decode()) == (200, PAGE)
 
 
 def test_a_blocked_site_gets_the_block_page_and_is_never_contacted(proxy: Proxy, origin: Origin) -> None:
     before = len(origin.seen)
-    status, headers, body = fetch(
-        proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/video?id=42", host="www.pornhub.com"
-    )
+    status, headers, body = fetch(proxy, KIDS, f"http://www.pornhub.com:{origin.http_port}/video?id=42")
     page = body.decode()
     assert status == 403 and headers["content-type"].startswith("text/html")
     assert "www.pornhub.com" in page and "blocked" in page.lower()
@@ -70,9 +68,9 @@ def test_a_blocked_site_gets_the_block_page_and_is_never_contacted(proxy: Proxy,
 
 
 def test_safe_search_is_forced_on_the_request(proxy: Proxy, origin: Origin) -> None:
-    fetch(proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/search?q=cats&safe=off", host="www.google.com")
-    fetch(proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/watch?v=1", host="www.youtube.com")
-    fetch(proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/search?q=cats", host="www.bing.com")
+    fetch(proxy, KIDS, f"http://www.google.com:{origin.http_port}/search?q=cats&safe=off")
+    fetch(proxy, KIDS, f"http://www.youtube.com:{origin.http_port}/watch?v=1")
+    fetch(proxy, KIDS, f"http://www.bing.com:{origin.http_port}/search?q=cats")
     asked = {s.host: s for s in origin.seen}
     assert "safe=active" in asked["www.google.com"].path and "safe=off" not in asked["www.google.com"].path
     assert asked["www.youtube.com"].headers.get("YouTube-Restrict") == "Strict"
@@ -85,8 +83,7 @@ def test_a_phone_number_posted_by_a_child_is_stopped_and_logged(proxy: Proxy, or
     status, _, body = fetch(
         proxy,
         KIDS,
-        f"http://127.0.0.1:{origin.http_port}/contact",
-        host="pen-pals.example",
+        f"http://pen-pals.example:{origin.http_port}/contact",
         method="POST",
         body=form,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
@@ -99,13 +96,9 @@ def test_a_phone_number_posted_by_a_child_is_stopped_and_logged(proxy: Proxy, or
 
 
 def test_a_download_of_a_blocked_type_is_stopped_by_its_name(proxy: Proxy, origin: Origin) -> None:
-    status, _, body = fetch(
-        proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/download", host="files.example"
-    )
+    status, _, body = fetch(proxy, KIDS, f"http://files.example:{origin.http_port}/download")
     assert status == 403 and b"MZ fake" not in body
-    status, _, body = fetch(
-        proxy, STAFF, f"http://127.0.0.1:{origin.http_port}/download", host="files.example"
-    )
+    status, _, body = fetch(proxy, STAFF, f"http://files.example:{origin.http_port}/download")
     assert (status, body) == (200, b"MZ fake")
 
 
@@ -116,7 +109,7 @@ def test_a_large_download_streams_through_without_being_held(proxy: Proxy, origi
         return int(re.search(r"VmHWM:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
 
     before = peak_rss_kb()
-    status, _, body = fetch(proxy, TEENS, f"http://127.0.0.1:{origin.http_port}/big.bin", host="localhost")
+    status, _, body = fetch(proxy, TEENS, f"http://localhost:{origin.http_port}/big.bin")
     assert status == 200 and len(body) == BIG_MB << 20
     assert peak_rss_kb() - before < 20 * 1024  # far less than the 50 MB that went through
     rows = _events(proxy, "url LIKE '%big.bin' AND bytes > 0", want=0)
@@ -134,7 +127,7 @@ def _workers(proxy: Proxy) -> list[int]:
 
 
 def test_the_report_button_reaches_staff_as_a_flag(proxy: Proxy, origin: Origin) -> None:
-    _, _, body = fetch(proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/", host="www.pornhub.com")
+    _, _, body = fetch(proxy, KIDS, f"http://www.pornhub.com:{origin.http_port}/")
     token = re.search(rb'name="token" value="([^"]+)"', body).group(1).decode()  # type: ignore[union-attr]
     form = f"token={token}&note=I+needed+it+for+a+biology+project".encode()
     status, _, thanks = fetch(
@@ -225,12 +218,26 @@ def test_an_unmanaged_device_passes_through_with_the_sites_own_certificate(
     assert all(r["action"] != "block" for r in rows)
 
 
-def test_an_unmanaged_device_is_cut_off_a_blocked_name(proxy: Proxy, origin: Origin) -> None:
-    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-        tls = tunnel(proxy, PHONE, origin.https_port, "www.pornhub.com", trusting(origin.ca_pem))
-        tls.close()
+def test_an_unmanaged_device_is_refused_a_blocked_name_at_the_connect(proxy: Proxy, origin: Origin) -> None:
+    with pytest.raises(AssertionError, match="403"):
+        tunnel(proxy, PHONE, origin.https_port, "www.pornhub.com", trusting(origin.ca_pem))
     rows = _events(proxy, "channel = 'tls' AND host = 'www.pornhub.com' AND action = 'block'")
-    assert rows and rows[0]["subject"] == "device:own-phone"
+    assert rows and rows[0]["subject"] == "device:own-phone" and rows[0]["detail"] == "connect"
+
+
+def test_a_blocked_tls_name_inside_an_allowed_connect_is_cut_and_flagged(
+    proxy: Proxy, origin: Origin
+) -> None:
+    before = len(origin.seen)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        tls = tunnel(
+            proxy, PHONE, origin.https_port, "www.pornhub.com", trusting(origin.ca_pem), target="kiddle.co"
+        )
+        tls.close()
+    assert len(origin.seen) == before
+    rows = _events(proxy, "channel = 'tls' AND host = 'www.pornhub.com' AND detail = 'tls'")
+    assert rows[0]["action"] == "block" and rows[0]["flagged"] == 1
+    assert "bypass-attempt" in rows[0]["reasons"] and "kiddle.co" in rows[0]["reasons"]
 
 
 def test_the_proxy_keeps_serving_after_garbage(proxy: Proxy, origin: Origin) -> None:
@@ -240,7 +247,7 @@ def test_the_proxy_keeps_serving_after_garbage(proxy: Proxy, origin: Origin) -> 
             sock.settimeout(2)
             with contextlib.suppress(OSError):
                 sock.recv(100)
-    status, _, _ = fetch(proxy, KIDS, f"http://127.0.0.1:{origin.http_port}/", host="localhost")
+    status, _, _ = fetch(proxy, KIDS, f"http://localhost:{origin.http_port}/")
     assert status == 200
 
 

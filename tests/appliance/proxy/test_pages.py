@@ -82,9 +82,7 @@ PERSONAL = Reason(
 
 
 def blocked(*reasons: Reason) -> Verdict:
-    return Verdict(
-        Action.BLOCK, PROFILE, reasons, max(r.severity for r in reasons), log=LogDetail.EVENT
-    )
+    return Verdict(Action.BLOCK, PROFILE, reasons, max(r.severity for r in reasons), log=LogDetail.EVENT)
 
 
 def page_for(*reasons: Reason, helpline: Helpline | None = CHILDLINE, host: str = "adult.example") -> str:

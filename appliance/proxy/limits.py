@@ -1,0 +1,175 @@
+"""What keeps one device from starving the centre through the proxy: a cap on its open connections, a
+deadline for a new connection's first request head (or TLS hello), a cap on a request head's size, the
+open-file limit raised to what the system allows, and memory given back to the system after bursts.
+
+mitmproxy has none of these (a request head is read without bound: its own "FIXME: protect against header
+size DoS"; an idle client is closed only after ten minutes), so they sit around it: the connection caps
+and the deadline at accept time, in front of mitmproxy's handler; the head cap in its HTTP/1 server's
+head reader (mitmproxy 11.0 is pinned in pyproject.toml; tests/appliance/proxy/test_limits.py fails if the
+reader changes shape).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import resource
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.forwarding import plain_ip
+
+log = logging.getLogger("appliance.proxy")
+
+MAX_HEAD_BYTES = 64 * 1024  # nginx allows 4 x 8 KiB of header lines; browsers send a few KiB
+WARN_EVERY_S = 60.0
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@dataclass
+class AdmissionCounters:
+    refused: int = 0  # connections over a device's cap
+    timed_out: int = 0  # connections that sent no request head in time
+    per_device: dict[str, int] = field(default_factory=dict)
+
+
+class Admission:
+    """Connections as they are accepted: at most `per_device` open at once from one device (its
+    address), and each must send its first request head or TLS hello within `head_timeout_s`
+    (`spoke` is told when it does) or be closed."""
+
+    def __init__(self, per_device: int, head_timeout_s: float) -> None:
+        self.per_device = per_device
+        self.head_timeout_s = head_timeout_s
+        self.counters = AdmissionCounters()
+        self._waiting: dict[tuple[str, int], asyncio.TimerHandle] = {}
+        self._warned: dict[str, float] = {}
+
+    def wrap(self, handle: Handler) -> Handler:
+        """`handle` (mitmproxy's per-connection handler) behind the caps."""
+
+        async def admitted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("peername") or ("", 0)
+            device = str(plain_ip(str(peer[0])) or peer[0])
+            open_now = self.counters.per_device
+            if open_now.get(device, 0) >= self.per_device:
+                self.counters.refused += 1
+                self._warn(device)
+                writer.transport.abort()
+                return
+            open_now[device] = open_now.get(device, 0) + 1
+            key = (str(peer[0]), int(peer[1]))
+            loop = asyncio.get_running_loop()
+            self._waiting[key] = loop.call_later(self.head_timeout_s, self._too_slow, key, writer)
+            try:
+                await handle(reader, writer)
+            finally:
+                timer = self._waiting.pop(key, None)
+                if timer is not None:
+                    timer.cancel()
+                left = open_now.get(device, 1) - 1
+                if left > 0:
+                    open_now[device] = left
+                else:
+                    open_now.pop(device, None)
+
+        return admitted
+
+    def spoke(self, peername: tuple[Any, ...] | None) -> None:
+        """The connection from `peername` sent a whole request head or TLS hello: no deadline now."""
+        if peername is None or not self._waiting:
+            return
+        timer = self._waiting.pop((str(peername[0]), int(peername[1])), None)
+        if timer is not None:
+            timer.cancel()
+
+    def _too_slow(self, key: tuple[str, int], writer: asyncio.StreamWriter) -> None:
+        self._waiting.pop(key, None)
+        self.counters.timed_out += 1
+        writer.transport.abort()
+
+    def _warn(self, device: str) -> None:
+        now = time.monotonic()
+        if now - self._warned.get(device, -WARN_EVERY_S) >= WARN_EVERY_S:
+            self._warned[device] = now
+            log.warning(
+                "%s has %d connections open through this proxy worker: further ones are refused",
+                device,
+                self.per_device,
+            )
+
+
+def limit_request_heads(max_bytes: int = MAX_HEAD_BYTES) -> None:
+    """Answer 431 and close a connection whose request head grows past `max_bytes` unfinished.
+
+    Wraps mitmproxy's HTTP/1 server head reader (its connection buffer `buf`, its `read_headers` state);
+    idempotent."""
+    from mitmproxy.proxy import commands, events
+    from mitmproxy.proxy.layers.http import _http1
+
+    server = _http1.Http1Server
+    if getattr(server.read_headers, "_head_limit", None) == max_bytes:
+        return
+    original = getattr(server.read_headers, "_original", server.read_headers)
+
+    def read_headers(self: Any, event: events.ConnectionEvent) -> Any:
+        if isinstance(event, events.DataReceived) and len(self.buf) > max_bytes:
+            head = bytes(self.buf)[: max_bytes + 4]
+            if b"\r\n\r\n" not in head and b"\n\n" not in head:
+                yield commands.SendData(
+                    self.conn, _http1.make_error_response(431, "Request header fields too large")
+                )
+                yield commands.CloseConnection(self.conn)
+                self.state = self.done
+                return
+        yield from original(self, event)
+
+    read_headers._head_limit = max_bytes  # type: ignore[attr-defined]
+    read_headers._original = original  # type: ignore[attr-defined]
+    server.read_headers = read_headers  # type: ignore[method-assign]
+
+
+def raise_open_files() -> int:
+    """Raise this process's open-file limit to the hard limit (each connection through the proxy is
+    two); the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return hard
+    return soft
+
+
+def _trimmer() -> Callable[[], None] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+async def give_memory_back(every_s: float = 30.0) -> None:
+    """Hand freed heap memory back to the system now and then: request and page bodies held for
+    checking are freed after each flow, but glibc keeps the pages unless asked (`malloc_trim`)."""
+    trim = _trimmer()
+    if trim is None:
+        return
+    while True:
+        await asyncio.sleep(every_s)
+        trim()
