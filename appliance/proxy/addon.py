@@ -475,6 +475,8 @@ class Monitor:
                 verdict = decide(Request(host, None, Channel.TLS), policy, identity, self._now())
                 if mismatch:
                     other = decide(Request(sent, None, Channel.TLS), policy, identity, self._now())
+                    if _help(verdict) and other.action is Action.BLOCK:
+                        host = sent  # a help service is never named in a log
                     verdict = named_and_sent(verdict, other, named_host=named, sent_host=sent)
                 if intercepted and verdict.action is not Action.BLOCK:
                     self._log(who, verdict, host, "tls", now, "CONNECT", f"https://{host}/", 200, 0, "")
@@ -542,6 +544,8 @@ class Monitor:
                 other = decide(
                     Request.web(sent_url, source_url=source, request_type=kind), policy, identity, self._now()
                 )
+                if _help(verdict) and other.action is Action.BLOCK:
+                    seen.host, seen.url = target.sent, sent_url  # a help service is never named in a log
                 verdict = named_and_sent(verdict, other, named_host=host, sent_host=target.sent)
             seen.verdict = verdict
             if verdict.action is Action.BLOCK:
@@ -893,6 +897,10 @@ class Monitor:
         self.events.add_request(
             time.time(), who, what, time.monotonic() - started, method, url, status, size, terms
         )
+
+
+def _help(verdict: Verdict) -> bool:
+    return any(r.step is Step.HELP_SERVICE for r in verdict.reasons)
 
 
 def _has_body(headers: http.Headers) -> bool:

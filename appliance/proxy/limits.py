@@ -164,7 +164,7 @@ def _trimmer() -> Callable[[], None] | None:
     return release
 
 
-async def give_memory_back(every_s: float = 30.0) -> None:
+async def give_memory_back(every_s: float = 5.0) -> None:
     """Hand freed heap memory back to the system now and then: request and page bodies held for
     checking are freed after each flow, but glibc keeps the pages unless asked (`malloc_trim`)."""
     trim = _trimmer()

@@ -10,6 +10,7 @@ the proxy resolves them itself, so every byte stays on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import socket
@@ -35,6 +36,17 @@ from appliance.lists import compile_lists
 from tests.appliance.dns.conftest import FakeUpstream
 
 KIDS, TEENS, PHONE, STAFF = "127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"
+YOUNG = "127.0.0.25"  # an under-10 child's own phone: allowlist-only, never decrypted
+# Sites on addresses of their own (tests/appliance/proxy/conftest.py `sites`), as the "internet" resolves
+# them: a blocked site, an allowed one, a help service and another allowed one.
+BLOCKED_SITE, KIDDLE_SITE, HELP_SITE, BBC_SITE = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
+SITE_NAMES = {
+    "live.pornhub.com": BLOCKED_SITE,
+    "kiddle.co": KIDDLE_SITE,
+    "www.childline.org.uk": HELP_SITE,
+    "www.bbc.co.uk": BBC_SITE,
+    "mail.example.org": KIDDLE_SITE,  # an approved service that is not web (proxy.raw_services)
+}
 BIG_MB = 50
 PHRASE_PAGE = "<html><body><p>" + " ".join(["porn"] * 5) + " and a lot of ordinary text.</p></body></html>"
 PAGE = "<html><body><h1>Homework help</h1><p>Fractions, decimals and percentages.</p></body></html>"
@@ -136,6 +148,8 @@ def _handler(origin: Origin) -> type[BaseHTTPRequestHandler]:
             self._record()
             self._send(200, b"<html><body>thanks</body></html>")
 
+        do_PUT = do_DELETE = do_POST
+
     return Handler
 
 
@@ -156,7 +170,7 @@ def _origin_ca(folder: Path) -> tuple[Path, Path, Path]:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names = ["en.wikipedia.org", "www.google.com", "www.pornhub.com", "localhost"]
+    names = ["en.wikipedia.org", "www.google.com", "www.pornhub.com", "localhost", *SITE_NAMES]
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Origin")]))
@@ -198,6 +212,90 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
     secure.shutdown()
 
 
+@dataclass
+class Listener:
+    """A plain TCP server that records what each connection sent (nothing is ever answered)."""
+
+    port: int
+    received: list[tuple[str, bytes]] = field(default_factory=list)  # (address reached, bytes)
+
+
+@dataclass
+class Sites:
+    """Web servers (HTTP and HTTPS, the same two ports on each address) on the SITE_NAMES addresses, and
+    raw TCP listeners on one more port there."""
+
+    http_port: int
+    https_port: int
+    raw: Listener
+    by_address: dict[str, Origin]
+
+
+def _listen_everywhere(addresses: list[str], make: object) -> tuple[int, list[object]]:
+    """Servers from `make(address, port)` on one port shared by every address (tried until free)."""
+    for _ in range(20):
+        servers = [make(addresses[0], 0)]  # type: ignore[operator]
+        port = servers[0].server_address[1]
+        try:
+            servers += [make(address, port) for address in addresses[1:]]  # type: ignore[operator]
+        except OSError:
+            for server in servers:
+                server.server_close()
+            continue
+        return port, servers
+    raise OSError("no port free on every test address")
+
+
+@pytest.fixture(scope="session")
+def sites(tmp_path_factory: pytest.TempPathFactory, internet: Internet) -> Iterator[Sites]:
+    import socketserver
+
+    folder = tmp_path_factory.mktemp("sites")
+    ca, cert, key = _origin_ca(folder)
+    addresses = sorted(set(SITE_NAMES.values()))
+    by_address = {address: Origin(ca_pem=ca) for address in addresses}
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def web(address: str, port: int) -> ThreadingHTTPServer:
+        return ThreadingHTTPServer((address, port), _handler(by_address[address]))
+
+    def secure_web(address: str, port: int) -> ThreadingHTTPServer:
+        server = web(address, port)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        return server
+
+    raw = Listener(0)
+
+    class Record(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.settimeout(3)
+            data = b""
+            with contextlib.suppress(OSError):
+                while chunk := self.request.recv(4096):
+                    data += chunk
+            raw.received.append((self.request.getsockname()[0], data))
+
+    def tcp(address: str, port: int) -> socketserver.ThreadingTCPServer:
+        return socketserver.ThreadingTCPServer((address, port), Record)
+
+    http_port, plain = _listen_everywhere(addresses, web)
+    https_port, secure = _listen_everywhere(addresses, secure_web)
+    raw.port, listeners = _listen_everywhere(addresses, tcp)
+    servers = [*plain, *secure, *listeners]
+    for server in servers:
+        server.daemon_threads = True  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()  # type: ignore[attr-defined]
+    for name, address in SITE_NAMES.items():
+        internet.add(name, "A", address)
+    for found in by_address.values():
+        found.http_port, found.https_port = http_port, https_port
+    yield Sites(http_port, https_port, raw, by_address)
+    for server in servers:
+        server.shutdown()  # type: ignore[attr-defined]
+        server.server_close()  # type: ignore[attr-defined]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -210,13 +308,24 @@ class Proxy:
     data_dir: Path
     ca_pem: Path
     process: subprocess.Popen[bytes]
+    config: Path = Path()
+    dashboard_port: int = 0
 
     @property
     def events(self) -> Path:
         return self.data_dir / "appliance.sqlite"
 
 
-def write_config(folder: Path, origin: Origin, port: int, resolver: str = "127.0.0.1:9") -> Path:
+def write_config(
+    folder: Path,
+    origin: Origin,
+    port: int,
+    resolver: str = "127.0.0.1:9",
+    *,
+    sites: Sites | None = None,
+    dashboard_port: int = 0,
+    extra: str = "",
+) -> Path:
     shipped = resources.files("appliance") / "defaults"
     text = (shipped / "appliance.yaml").read_text(encoding="utf-8")
     text = text.replace("path: lists/", f"path: {shipped / 'lists'}/").split("\npolicy:")[0]
@@ -228,6 +337,9 @@ def write_config(folder: Path, origin: Origin, port: int, resolver: str = "127.0
     teens = teens.replace("action: block}", "action: flag}", 1)
     (folder / "profiles.yaml").write_text(head + "  13-17:" + teens, encoding="utf-8")
     config = folder / "appliance.yaml"
+    local_ports = [origin.http_port, origin.https_port]
+    if sites is not None:
+        local_ports += [sites.http_port, sites.https_port, sites.raw.port]
     config.write_text(
         f"""{text}
 data_dir: {folder / "var"}
@@ -239,34 +351,44 @@ devices:
   - {{name: teen-laptop, network: {TEENS}, profile: "13-17", managed: true}}
   - {{name: own-phone, network: {PHONE}, profile: "10-12"}}
   - {{name: staff-laptop, network: {STAFF}, profile: staff}}
+  - {{name: young-phone, network: {YOUNG}, profile: under-10}}
 proxy:
   listen: 127.0.0.1:{port}
   workers: 1
   centre: Riverside Youth Centre
   upstream_trusted_ca: {origin.ca_pem}
-  reachable_local_ports: [{", ".join(str(p) for p in (origin.http_port, origin.https_port) if p)}]
+  reachable_local_ports: [{", ".join(str(p) for p in local_ports if p)}]
+  raw_services: ["mail.example.org:{sites.raw.port if sites else 1}"]
+dashboard:
+  listen: 127.0.0.1:{dashboard_port or 8000}
 dns:
   upstreams: ["{resolver}"]
   upstream_timeout_s: 0.5
   servfail_after_s: 1.5
-""",
+{extra}""",
         encoding="utf-8",
     )
     return config
 
 
 @pytest.fixture(scope="session")
-def proxy(tmp_path_factory: pytest.TempPathFactory, origin: Origin, internet: Internet) -> Iterator[Proxy]:
+def proxy(
+    tmp_path_factory: pytest.TempPathFactory, origin: Origin, internet: Internet, sites: Sites
+) -> Iterator[Proxy]:
     folder = tmp_path_factory.mktemp("proxy")
-    port = _free_port()
-    config_path = write_config(folder, origin, port, internet.address)
+    port, dashboard_port = _free_port(), _free_port()
+    config_path = write_config(
+        folder, origin, port, internet.address, sites=sites, dashboard_port=dashboard_port
+    )
     config = load_config(config_path)
     compile_lists(config, now=dt.datetime.now(dt.UTC))
     log = (folder / "proxy.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "appliance.cli", "proxy", "--config", str(config_path)], stdout=log, stderr=log
     )
-    found = Proxy(port, config.data_dir, config.ca_dir / "mitmproxy-ca-cert.pem", process)
+    found = Proxy(
+        port, config.data_dir, config.ca_dir / "mitmproxy-ca-cert.pem", process, config_path, dashboard_port
+    )
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -13,8 +13,8 @@ from mitmproxy.test import tflow, tutils
 import appliance.proxy.addon as addon
 from appliance.config import load_config
 from appliance.dns.live import load_live
-from appliance.lists import compile_lists
 from appliance.forwarding import forwarded_client, forwarding_key
+from appliance.lists import compile_lists
 from appliance.proxy.addon import Monitor
 from appliance.proxy.ca import ensure_authority
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict

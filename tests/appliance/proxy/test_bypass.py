@@ -1,0 +1,301 @@
+"""The ways round the filter a determined teenager tries through the proxy (regular mode, on loopback; the
+transparent mode's are in tests/deploy/test_router_netns.py): naming one site and connecting to another,
+tunnelling something that is not web traffic, and speaking to the appliance's own pages as someone else.
+
+Every site here has an address of its own (conftest `sites`: a blocked site, kiddle.co, a help service,
+the BBC), so a test can tell which one a request really reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from appliance.dns.live import load_live
+from profiles.decide import decide
+from profiles.identity import identify
+from profiles.request import Request
+from profiles.verdict import Action
+from tests.appliance.proxy.conftest import (
+    BBC_SITE,
+    BLOCKED_SITE,
+    HELP_SITE,
+    KIDDLE_SITE,
+    KIDS,
+    PHONE,
+    SITE_NAMES,
+    TEENS,
+    YOUNG,
+    Proxy,
+    Sites,
+    fetch,
+    tunnel,
+)
+from tests.appliance.proxy.test_live import _events
+
+
+def _reached(sites: Sites, before: dict[str, int]) -> set[str]:
+    """The sites' addresses asked since `before` (a `_counts` snapshot)."""
+    return {address for address, found in sites.by_address.items() if len(found.seen) > before[address]}
+
+
+def _counts(sites: Sites) -> dict[str, int]:
+    return {address: len(found.seen) for address, found in sites.by_address.items()}
+
+
+def _unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _exchange(proxy: Proxy, source: str, *messages: bytes, wait: float = 3.0) -> bytes:
+    """Send `messages` to the proxy from `source` (a pause between them) and read until it closes."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10, source_address=(source, 0)) as sock:
+        for message in messages:
+            sock.sendall(message)
+            time.sleep(0.2)
+        sock.settimeout(wait)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+
+# ---- naming one site, sending to another ----
+
+
+@pytest.mark.parametrize(
+    ("device", "status"),
+    [
+        (TEENS, 200),  # open web: both names allowed, so the request goes to the site it named...
+        (PHONE, 200),
+        (YOUNG, 403),  # allowlist-only: the address is not on the allowlist
+    ],
+)
+def test_a_host_header_naming_an_allowed_site_never_reaches_a_blocked_sites_address(
+    proxy: Proxy, sites: Sites, device: str, status: int
+) -> None:
+    before = _counts(sites)
+    got, _, _ = fetch(proxy, device, f"http://{BLOCKED_SITE}:{sites.http_port}/video", host="kiddle.co")
+    assert got == status
+    assert BLOCKED_SITE not in _reached(sites, before)
+    assert _reached(sites, before) <= {KIDDLE_SITE}  # ...and only there
+    rows = _events(proxy, "host = 'kiddle.co' AND client = ? AND reasons LIKE '%bypass-attempt%'", device)
+    assert rows and rows[-1]["flagged"] == 1 and BLOCKED_SITE in rows[-1]["reasons"]
+
+
+def test_a_host_header_naming_an_allowed_site_on_a_blocked_sites_url_is_blocked(
+    proxy: Proxy, sites: Sites
+) -> None:
+    before = _counts(sites)
+    status, _, body = fetch(proxy, TEENS, f"http://live.pornhub.com:{sites.http_port}/", host="kiddle.co")
+    assert status == 403 and b"blocked" in body.lower()
+    assert _reached(sites, before) == set()
+    rows = _events(proxy, "host = 'kiddle.co' AND action = 'block' AND reasons LIKE '%live.pornhub.com%'")
+    assert rows and rows[-1]["flagged"] == 1
+
+
+def test_a_help_service_named_in_the_host_header_goes_to_the_help_service_not_the_blocked_site(
+    proxy: Proxy, sites: Sites
+) -> None:
+    before = _counts(sites)
+    status, _, _ = fetch(
+        proxy, TEENS, f"http://{BLOCKED_SITE}:{sites.http_port}/", host="www.childline.org.uk"
+    )
+    assert status == 200 and _reached(sites, before) == {HELP_SITE}
+    # Sent to a blocked site's name: blocked and logged, the help service never named in the log.
+    status, _, _ = fetch(
+        proxy, TEENS, f"http://live.pornhub.com:{sites.http_port}/x", host="www.childline.org.uk"
+    )
+    assert status == 403 and _reached(sites, before) == {HELP_SITE}
+    rows = _events(proxy, "host = 'live.pornhub.com' AND action = 'block' AND client = ?", TEENS)
+    assert rows and all("childline" not in (r["reasons"] + r["url"]) for r in rows)
+
+
+def test_a_tls_name_of_an_allowed_site_in_a_tunnel_to_a_blocked_sites_address_goes_to_the_named_site(
+    proxy: Proxy, sites: Sites
+) -> None:
+    before = _counts(sites)
+    tls = tunnel(proxy, PHONE, sites.https_port, "kiddle.co", _unverified(), target=BLOCKED_SITE)
+    with tls:
+        tls.sendall(b"GET /where HTTP/1.1\r\nHost: kiddle.co\r\nConnection: close\r\n\r\n")
+        with contextlib.suppress(OSError):
+            while tls.recv(65536):
+                pass
+    assert _reached(sites, before) == {KIDDLE_SITE}
+    rows = _events(proxy, "host = 'kiddle.co' AND channel = 'tls' AND reasons LIKE '%bypass-attempt%'")
+    assert rows and BLOCKED_SITE in rows[-1]["reasons"]
+
+
+def test_an_allowlist_only_device_cannot_tunnel_to_an_address(proxy: Proxy, sites: Sites) -> None:
+    with pytest.raises(AssertionError, match="403"):
+        tunnel(proxy, YOUNG, sites.https_port, "kiddle.co", _unverified(), target=BLOCKED_SITE)
+
+
+_NAMES = [*SITE_NAMES, "en.wikipedia.org"]
+_ADDRESSES = [BLOCKED_SITE, KIDDLE_SITE, HELP_SITE, BBC_SITE]
+
+
+@pytest.fixture(scope="module")
+def policy_of(proxy: Proxy) -> Callable[[str, str], set[str]]:
+    """The filtered resolution of a name for a device, from the proxy's own configuration: nothing for a
+    name the device's profile blocks, the address itself for an address, else the "internet"'s answer."""
+    live = load_live(proxy.config)
+
+    def resolution(name: str, device: str) -> set[str]:
+        identity = identify(device, None, live.devices, live.sessions, datetime.now(live.zone))
+        if decide(Request(name), live.policy, identity, datetime.now(live.zone)).action is Action.BLOCK:
+            return set()
+        return {name} if name in _ADDRESSES else {SITE_NAMES.get(name, "127.0.0.1")}
+
+    return resolution
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    named=st.sampled_from(_NAMES + _ADDRESSES),
+    sent=st.sampled_from(_NAMES + _ADDRESSES),
+    device=st.sampled_from([TEENS, PHONE, YOUNG]),
+    tls=st.booleans(),
+)
+def test_a_child_never_reaches_an_address_the_named_sites_filtered_resolution_would_not_give(
+    proxy: Proxy,
+    sites: Sites,
+    policy_of: Callable[[str, str], set[str]],
+    named: str,
+    sent: str,
+    device: str,
+    tls: bool,
+) -> None:
+    before = _counts(sites)
+    with contextlib.suppress(AssertionError, OSError, ssl.SSLError):
+        if tls:
+            with tunnel(proxy, device, sites.https_port, named, _unverified(), target=sent) as conn:
+                conn.sendall(f"GET / HTTP/1.1\r\nHost: {named}\r\nConnection: close\r\n\r\n".encode())
+                while conn.recv(65536):
+                    pass
+        else:
+            fetch(proxy, device, f"http://{sent}:{sites.http_port}/", host=named)
+    time.sleep(0.05)  # the site's thread records the request
+    # A TLS client sends no name for an address (RFC 6066): then the tunnel's target is what it names.
+    decided = sent if tls and named in _ADDRESSES else named
+    assert _reached(sites, before) <= policy_of(decided, device)
+
+
+# ---- nothing relayed undecided ----
+
+
+def test_a_tunnel_carrying_something_other_than_web_traffic_is_refused_and_logged(
+    proxy: Proxy, sites: Sites
+) -> None:
+    before = len(sites.raw.received)
+    target = f"{KIDDLE_SITE}:{sites.raw.port}"
+    answer = _exchange(
+        proxy,
+        TEENS,
+        f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode(),
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200")  # the tunnel opens (no site contacted yet)...
+    time.sleep(0.5)
+    assert sites.raw.received[before:] == []  # ...and the SSH greeting never leaves the appliance
+    rows = _events(proxy, "detail = 'raw' AND client = ? AND action = 'block'", TEENS)
+    assert rows and rows[-1]["channel"] == "tcp" and "bypass-attempt" in rows[-1]["reasons"]
+
+
+def test_an_http_request_hidden_behind_a_blank_line_is_refused(proxy: Proxy, sites: Sites) -> None:
+    """Web servers skip a blank line before a request (RFC 9112 2.2); mitmproxy's guess does not, and
+    took the request for something else to relay raw."""
+    before = len(sites.raw.received)
+    target = f"{BLOCKED_SITE}:{sites.raw.port}"
+    hidden = b"\r\nGET /video HTTP/1.1\r\nHost: live.pornhub.com\r\n\r\n"
+    _exchange(proxy, TEENS, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode(), hidden, wait=1)
+    time.sleep(0.5)
+    assert sites.raw.received[before:] == []
+
+
+def test_an_approved_service_that_is_not_web_is_relayed_decided_and_logged(
+    proxy: Proxy, sites: Sites
+) -> None:
+    before = len(sites.raw.received)
+    target = f"mail.example.org:{sites.raw.port}"
+    _exchange(
+        proxy, TEENS, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode(), b"a001 LOGIN sam secret\r\n", wait=1
+    )
+    deadline = time.monotonic() + 5
+    while len(sites.raw.received) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sites.raw.received[before:] == [(KIDDLE_SITE, b"a001 LOGIN sam secret\r\n")]
+    rows = _events(proxy, "detail = 'raw' AND host = 'mail.example.org' AND client = ?", TEENS, want=0)
+    assert all(r["action"] != "block" for r in rows)
+
+
+# ---- the appliance's own pages ----
+
+
+@pytest.fixture(scope="module")
+def dashboard(proxy: Proxy) -> Iterator[int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dashboard", str(proxy.config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", proxy.dashboard_port), 1):
+            break
+        assert process.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.2)
+    yield proxy.dashboard_port
+    process.terminate()
+    process.wait(10)
+
+
+def _staff_page(answer: bytes) -> bool:
+    """Did the dashboard treat the asker as staff (a staff page, or the way to sign in to one)?"""
+    head = answer.split(b"\r\n", 1)[0]
+    return head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 302", b"HTTP/1.0 200", b"HTTP/1.0 302"))
+
+
+def test_a_child_cannot_name_itself_staff_to_the_dashboard_through_the_proxy(
+    proxy: Proxy, dashboard: int
+) -> None:
+    forged = "X-Appliance-Client: 127.0.0.1\r\n"
+    # Through the proxy, by the portal's name: the proxy names the child (signed), whatever it sent.
+    answer = _exchange(
+        proxy,
+        KIDS,
+        f"GET http://appliance.lan:{dashboard}/people HTTP/1.1\r\nHost: appliance.lan:{dashboard}\r\n"
+        f"{forged}Connection: close\r\n\r\n".encode(),
+    )
+    assert answer.startswith(b"HTTP/1.1 403") and b"staff only" in answer
+    # Through a tunnel to the appliance, the request hidden from the proxy's parser: never relayed.
+    answer = _exchange(
+        proxy,
+        KIDS,
+        f"CONNECT 127.0.0.1:{dashboard} HTTP/1.1\r\n\r\n".encode(),
+        f"\r\nGET /people HTTP/1.1\r\nHost: 127.0.0.1\r\n{forged}Connection: close\r\n\r\n".encode(),
+    )
+    assert not _staff_page(answer.split(b"\r\n\r\n", 1)[-1])
+    # Straight to the dashboard from a device (here on loopback too): an unsigned header is not believed.
+    with socket.create_connection(("127.0.0.1", dashboard), timeout=10, source_address=(KIDS, 0)) as sock:
+        sock.sendall(f"GET /people HTTP/1.1\r\nHost: x\r\n{forged}Connection: close\r\n\r\n".encode())
+        sock.settimeout(5)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403")
