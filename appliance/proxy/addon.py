@@ -439,12 +439,10 @@ class Monitor:
 
     def _tls(self, nextlayer: layer.NextLayer) -> None:
         context = nextlayer.context
-        data = nextlayer.data_client()
         try:
-            hello = parse_client_hello(data)
-        except ValueError:
-            hello = None
-            data = b""  # looked like TLS and is not: judged below as traffic with no name
+            hello = parse_client_hello(nextlayer.data_client())
+        except Exception:
+            hello = None  # looked like TLS and is not: judged below as a connection that names no site
         else:
             if hello is None:
                 nextlayer.layer = None  # wait for the whole ClientHello
@@ -462,7 +460,10 @@ class Monitor:
                 sent = ""  # the address the device connected to: not a name it named
             named = (usable_host(hello.sni) or "") if hello is not None and hello.sni else ""
             policy = self.live.policy
-            if not named and not sent:
+            if hello is None:
+                verdict = undecidable(policy, identity, "traffic that looks like TLS and is not")
+                host = sent
+            elif not named and not sent:
                 verdict = undecidable(policy, identity, "a TLS connection that names no site")
                 host = ""
             else:

@@ -48,7 +48,7 @@ class Admission:
         self.per_device = per_device
         self.head_timeout_s = head_timeout_s
         self.counters = AdmissionCounters()
-        self._waiting: dict[tuple[str, int], asyncio.TimerHandle] = {}
+        self._waiting: dict[tuple[str, Any], asyncio.TimerHandle] = {}
         self._warned: dict[str, float] = {}
 
     def wrap(self, handle: Handler) -> Handler:
@@ -64,7 +64,7 @@ class Admission:
                 writer.transport.abort()
                 return
             open_now[device] = open_now.get(device, 0) + 1
-            key = (str(peer[0]), int(peer[1]))
+            key = (str(peer[0]), peer[1])
             loop = asyncio.get_running_loop()
             self._waiting[key] = loop.call_later(self.head_timeout_s, self._too_slow, key, writer)
             try:
@@ -83,13 +83,13 @@ class Admission:
 
     def spoke(self, peername: tuple[Any, ...] | None) -> None:
         """The connection from `peername` sent a whole request head or TLS hello: no deadline now."""
-        if peername is None or not self._waiting:
+        if not peername or len(peername) < 2 or not self._waiting:
             return
-        timer = self._waiting.pop((str(peername[0]), int(peername[1])), None)
+        timer = self._waiting.pop((str(peername[0]), peername[1]), None)
         if timer is not None:
             timer.cancel()
 
-    def _too_slow(self, key: tuple[str, int], writer: asyncio.StreamWriter) -> None:
+    def _too_slow(self, key: tuple[str, Any], writer: asyncio.StreamWriter) -> None:
         self._waiting.pop(key, None)
         self.counters.timed_out += 1
         writer.transport.abort()
