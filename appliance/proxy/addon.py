@@ -145,10 +145,11 @@ class Cut(Layer):
 
 def make_resolver(live: Live) -> Resolver:
     """Filtered resolution over the DNS filter's upstreams (dns.upstreams, else the machine's own)."""
-    from appliance.dns.server import upstream_servers  # the DNS filter's choice of upstreams
+    from appliance.dns.server import parse_listen, upstream_servers  # the DNS filter's own choice
 
     dns = live.config.dns
-    settings = UpstreamSettings(upstream_servers(live, []), dns.try_timeout_s, dns.servfail_after_s)
+    servers = upstream_servers(live, parse_listen(dns.listen))
+    settings = UpstreamSettings(servers, dns.try_timeout_s, dns.servfail_after_s)
     return Resolver(Upstreams(settings, RecordCache(dns.cache)))
 
 
