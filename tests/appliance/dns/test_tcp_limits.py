@@ -14,8 +14,20 @@ import dns.message
 import dns.rcode
 import pytest
 
+from appliance.config import ConfigError, load_config
 from appliance.dns import server as dns_server
-from tests.appliance.dns.conftest import GUEST, KIDS, LIMITED, STRICT, TEENS, FakeUpstream, Running, answers
+from tests.appliance.dns.conftest import (
+    GUEST,
+    KIDS,
+    LIMITED,
+    PROFILES,
+    STRICT,
+    TEENS,
+    FakeUpstream,
+    Running,
+    answers,
+    config_text,
+)
 
 WIKIPEDIA = [("en.wikipedia.org", "A", "198.51.100.10")]
 WAIT_S = 5.0  # the longest anything here waits for the server (loopback: it takes milliseconds)
@@ -131,6 +143,20 @@ def test_a_device_share_of_connections_is_a_setting(make_dns):
     finally:
         for sock in (first, second, third):
             sock.close()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "true"])
+def test_a_device_share_that_is_not_a_number_of_connections_is_refused_at_its_line(tmp_path, value):
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(PROFILES, encoding="utf-8")
+    config = tmp_path / "appliance.yaml"
+    text = config_text(
+        tmp_path / "var", profiles, ["127.0.0.1:53"], f"  tcp_connections_per_device: {value}\n"
+    )
+    config.write_text(text, encoding="utf-8")
+    line = text.splitlines().index(f"  tcp_connections_per_device: {value}") + 1
+    with pytest.raises(ConfigError, match=f"appliance.yaml:{line}: dns.tcp_connections_per_device must be"):
+        load_config(config)
 
 
 def test_every_device_together_has_at_most_the_global_number_of_connections(make_dns, monkeypatch):
