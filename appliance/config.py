@@ -346,7 +346,7 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
     if not isinstance(raw, _Mapping):
         raise ConfigError(f"{_where(path, data, 'dns')}: dns must be a mapping (listen, upstreams, ...)")
     keys = {"listen", "upstreams", "upstream_timeout_s", "servfail_after_s", "cache", "blocked_ttl"}
-    keys |= {"block_page_addresses", "rate_limit", "dhcp_leases", "events_path"}
+    keys |= {"block_page_addresses", "rate_limit", "dhcp_leases", "events_path", "tcp_connections_per_device"}
     _unknown_keys(path, raw, keys, "dns")
     d = DnsSettings()
     listen = _addresses(raw, "listen", path, "dns", ports=True) or d.listen
@@ -397,6 +397,9 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
         cache=cache,
         block=block,
         rate_limit=rate,
+        tcp_per_device=int(
+            _number(raw, "tcp_connections_per_device", path, d.tcp_per_device, 1, 65535, "dns")
+        ),
         leases=files.get("dhcp_leases"),
         events_path=files.get("events_path"),
     )

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RESTART_S = 5.0
 MAX_WAITING_BATCHES = 200  # about fifty seconds of full load: beyond, batches are dropped and logged
+MAX_WINDOWS = 10_000  # (device, blocked domain) pairs remembered for putting names together
 
 
 class EventLog:
@@ -48,8 +49,14 @@ class EventLog:
         """`retention`: the store's `store:` settings, by which the writer purges old rows (the
         defaults when not given)."""
         self.path = path
-        self._retention = json.dumps(asdict(retention or StoreSettings()))
+        settings = retention or StoreSettings()
+        self._retention = json.dumps(asdict(settings))
         self.dropped_batches = 0
+        # Names under a blocked domain, put together per device: (client, subject, domain) -> until when
+        # and the name kept as an event; and how many were only counted so.
+        self._window_s = settings.aggregate_minutes * 60.0
+        self._windows: dict[tuple[str, str, str], tuple[float, str]] = {}
+        self.aggregated = 0
         self.ts = array("d")
         self.who = array("Q")
         self.what = array("Q")
@@ -124,10 +131,29 @@ class EventLog:
     def _forget(self, key: int) -> None:
         self._dead.append(key)
 
+    def _counted_instead(self, ts: float, who: Who, what: What) -> bool:
+        """Whether a block of a name under a blocked domain (`what.under`) only adds to the day's totals:
+        the device had another name under that domain kept as an event less than `aggregate_minutes`
+        before. (Its first is kept and opens the window; the kept name itself is kept each time.)"""
+        key = (who.client, who.subject, what.under)
+        window = self._windows.get(key)
+        if window is not None and ts < window[0]:
+            if what.host == window[1]:
+                return False
+            self.aggregated += 1
+            return True
+        if len(self._windows) >= MAX_WINDOWS:
+            self._windows = {k: w for k, w in self._windows.items() if ts < w[0]}
+            if len(self._windows) >= MAX_WINDOWS:
+                self._windows.clear()  # (too many at once: more events, never fewer)
+        self._windows[key] = (ts + self._window_s, what.host)
+        return False
+
     def add(self, ts: float, who: Who, what: What, took: float) -> None:
         """One answer (the hot path appends to the arrays directly, with keys already defined): an event
-        if `what` is kept, else one for the day's totals."""
-        if what.kept:
+        if `what` is kept, else one for the day's totals. Blocks of names under a blocked domain are put
+        together per device (`_counted_instead`): the hot path only repeats answers made here first."""
+        if what.kept and not (what.under and self._counted_instead(ts, who, what)):
             self.ts.append(ts)
             self.who.append(self.define(who))
             self.what.append(self.define(what))
@@ -148,8 +174,8 @@ class EventLog:
         terms: str = "",
     ) -> None:
         """One web request or passed-through TLS connection: a `requests` row if `what` is kept, else
-        one for the day's totals."""
-        if what.kept:
+        one for the day's totals (and blocks of names under a blocked domain as `add` says)."""
+        if what.kept and not (what.under and self._counted_instead(ts, who, what)):
             row = (ts, self.define(who), self.define(what), took, method, url, status, size, terms)
             self.requests.append(row)
         else:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from appliance.store.schema import StoreError, connect
 from profiles.identity import Identity
-from profiles.verdict import LogDetail, Verdict
+from profiles.verdict import Action, LogDetail, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,10 @@ class Who:
 
 @dataclass(frozen=True)
 class What:
-    """The answered side of an event, made once per verdict and reused for every repeat of it."""
+    """The answered side of an event, made once per verdict and reused for every repeat of it.
+    `under`: for a block by a rule naming a parent domain of `host` (`pornhub.com` for `a1.pornhub.com`),
+    that domain, by which the event log puts together one device's names under it (appliance/event_log.py);
+    '' for anything else, a flagged block included (staff must see each of those)."""
 
     channel: str
     profile: str
@@ -73,6 +76,7 @@ class What:
     flagged: bool
     reasons: str
     keep: LogDetail
+    under: str = ""
     key: int = field(default_factory=_next_key, compare=False)
 
     @property
@@ -109,7 +113,33 @@ class What:
             verdict.flagged,
             reasons,
             verdict.log,
+            under=blocked_under(host, verdict),
         )
+
+
+_DOMAIN_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_")
+
+
+def blocked_under(host: str, verdict: Verdict) -> str:
+    """The parent domain of `host` whose rule blocks it: the first blocking rule that is a domain (as a
+    domain list, or an adblock `||domain^` rule, writes it) and a parent of `host`. '' when a rule
+    names `host` itself, for a flagged block, and when nothing blocks."""
+    if verdict.action is not Action.BLOCK or verdict.flagged:
+        return ""
+    host = host.lower().rstrip(".")
+    under = ""
+    for reason in verdict.reasons:
+        if reason.effect is not Action.BLOCK:
+            continue
+        rule = reason.rule.lower()
+        if rule.startswith("||"):
+            rule = rule[2:].removesuffix("^")
+        domain = rule.strip(".")
+        if domain == host:
+            return ""  # listed by name: each is its own event
+        if not under and domain and _DOMAIN_CHARACTERS.issuperset(domain) and host.endswith("." + domain):
+            under = domain
+    return under
 
 
 def open_store(path: Path) -> sqlite3.Connection:
@@ -161,6 +191,9 @@ class StoreWriter:
             "UPDATE sessions SET last_seen = max(last_seen, ?1) WHERE ended IS NULL AND child = ?2"
         )
         self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted What -> its total
+        # Blocks of names under a blocked domain (`What.under`): the event log may only count them (one
+        # device asking random names under it), so their answer rows wait until an event names them.
+        self._waiting: dict[int, What] = {}
         self._unwritten: list[tuple[int, Who | What]] = []
 
     def _claim_keys(self) -> int:
@@ -188,22 +221,26 @@ class StoreWriter:
         for key, thing in defs:
             if isinstance(thing, Who):
                 self._db.execute(self._asker_sql, (key, thing.client, thing.subject, thing.via))
+            elif thing.kept and thing.under:
+                self._waiting[key] = thing
+                self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
             elif thing.kept:
-                row = (key, thing.channel, thing.profile, thing.host, thing.detail, thing.action)
-                notable = int(thing.flagged or thing.action == "block")
-                if notable:
-                    self._notable.add(key)
-                self._db.execute(
-                    self._answer_sql,
-                    (*row, thing.severity, thing.category, int(thing.flagged), thing.reasons, notable),
-                )
+                self._write_answer(key, thing)
             elif thing.keep is LogDetail.COUNT:
                 self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
+
+    def _write_answer(self, key: int, thing: What) -> None:
+        notable = int(thing.flagged or thing.action == "block")
+        if notable:
+            self._notable.add(key)
+        row = (key, thing.channel, thing.profile, thing.host, thing.detail, thing.action, thing.severity)
+        self._db.execute(self._answer_sql, (*row, thing.category, int(thing.flagged), thing.reasons, notable))
 
     def forget(self, keys: Iterable[int]) -> None:
         for key in keys:
             self._count.pop(key, None)
             self._notable.discard(key)
+            self._waiting.pop(key, None)
 
     def write(
         self,
@@ -223,8 +260,15 @@ class StoreWriter:
         # sends each once, and its later events name them.
         defs = [*self._unwritten, *defs]
         db.execute("BEGIN")
+        named: set[int] = set()
         try:
             self.define(defs)
+            if self._waiting:
+                named = self._waiting.keys() & events[2]  # (a C loop over the batch's answer keys)
+                if requests:
+                    named |= self._waiting.keys() & [row[2] for row in requests]
+                for key in named:
+                    self._write_answer(key, self._waiting[key])
             flags = map(self._notable.__contains__, events[2])
             db.executemany(self._event_sql, zip(*events, flags, strict=True))
             if requests:
@@ -246,6 +290,8 @@ class StoreWriter:
             db.execute("ROLLBACK")
             self._unwritten = defs
             raise
+        for key in named:
+            del self._waiting[key]
         self._unwritten = []
         self.written += len(events[0]) + len(requests)
         self.counted += sum(totals.values())

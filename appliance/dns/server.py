@@ -18,6 +18,7 @@ import signal
 import socket
 import struct
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,8 +61,14 @@ from profiles.verdict import Action, LogDetail, Step, Verdict
 
 log = logging.getLogger(__name__)
 
-TCP_IDLE_S = 10.0
+# DNS over TCP (read at each use, so tests may patch them). One device may hold TCP_PER_DEVICE
+# connections (`dns.tcp_connections_per_device`) of the TCP_MAX_CONNECTIONS in all.
+TCP_IDLE_S = 10.0  # no whole question and no answer for this long: the connection is closed
+TCP_FRAME_S = 3.0  # the most one question may take to arrive whole, once its first byte has
 TCP_MAX_CONNECTIONS = 256
+TCP_IN_FLIGHT = 16  # a connection's questions being answered at once; past it, it is not read
+TCP_WRITE_HIGH = 64 * 1024  # answers a client has not read yet; past it, it is not read
+TCP_WRITE_MAX = 512 * 1024  # the answers still in flight then may add to that; past this, it is closed
 PER_DEVICE_IN_FLIGHT = 128  # of the upstream set's 512: a quarter
 RECV_BUFFER = 4 * 1024 * 1024
 WATCH_EVERY_S = 2.0
@@ -80,6 +87,16 @@ class Counters:
     stale: int = 0
     reloads: int = 0
     reload_errors: list[str] = field(default_factory=list)
+    # DNS over TCP: connections refused (the device's slots or all of them taken), connections closed
+    # (idle, a question too slow to arrive whole, a frame of an impossible length, too many answers
+    # unread), and how often a connection stopped being read (answers unread, or too many questions).
+    tcp_refused_device: int = 0
+    tcp_refused_full: int = 0
+    tcp_closed_idle: int = 0
+    tcp_closed_slow: int = 0
+    tcp_closed_bad_frame: int = 0
+    tcp_closed_unread: int = 0
+    tcp_paused: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,7 +159,7 @@ class DnsServer:
         self._tasks: set[asyncio.Future[None]] = set()
         self._sockets: list[socket.socket] = []
         self._tcp: list[asyncio.Server] = []
-        self._tcp_open = 0
+        self.tcp_open: dict[str, set[_TcpQueries]] = {}  # open TCP connections by device address
         self._looking_up: dict[str, int] = {}  # upstream look-ups in flight per device
         self._watcher: asyncio.Task[None] | None = None
         self.addresses: list[tuple[str, int]] = []
@@ -600,57 +617,207 @@ def _send_quietly(send: Callable[..., int], data: bytes, addr: object) -> None:
 
 
 class _TcpQueries(asyncio.Protocol):
-    """DNS over TCP: two-byte length, then the message; several queries per connection, answered as
-    they are ready. Oversized frames close the connection; a connection idle for TCP_IDLE_S closes."""
+    """DNS over TCP: two-byte length, then the message; several questions per connection, answered as
+    they are ready (RFC 7766).
+
+    One device may hold `dns.tcp_connections_per_device` connections of TCP_MAX_CONNECTIONS in all; past
+    either, a new connection is closed at once. A connection is not read while TCP_IN_FLIGHT of its
+    questions are being answered or TCP_WRITE_HIGH bytes of answers wait for the client to read them, so
+    a client that asks without reading costs a bounded buffer (closed if the answers still in flight
+    take it past TCP_WRITE_MAX). It is closed after TCP_IDLE_S without a whole question or an answer
+    (bytes trickled one by one do not count), when one question takes more than TCP_FRAME_S to arrive
+    whole, or at a frame of an impossible length. Each refusal and close is counted in `Counters`."""
 
     def __init__(self, server: DnsServer) -> None:
         self.server = server
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
         self.ip = ""
-        self.idle: asyncio.TimerHandle | None = None
+        self.slot = False  # holds one of the device's slots
+        self.in_flight: weakref.WeakSet[_TcpReply] = weakref.WeakSet()  # replies the server still holds
+        self.writing_paused = False  # the transport's buffer is over TCP_WRITE_HIGH
+        self.reading_paused = False
+        self.pumping = False
+        self.active = 0.0  # the loop's time of the last whole question or answer
+        self.frame_since: float | None = None  # when the first byte of an unfinished question came
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.server._tcp_open += 1
-        if self.server._tcp_open > TCP_MAX_CONNECTIONS:
-            transport.close()
-            return
+        server = self.server
         peer = transport.get_extra_info("peername")
         self.ip = peer[0] if peer else ""
-        self._touch()
+        mine = server.tcp_open.get(self.ip)
+        if mine is not None and len(mine) >= server.live.config.dns.tcp_per_device:
+            server.counters.tcp_refused_device += 1
+            transport.close()
+            return
+        if sum(map(len, server.tcp_open.values())) >= TCP_MAX_CONNECTIONS:
+            server.counters.tcp_refused_full += 1
+            transport.close()
+            return
+        server.tcp_open.setdefault(self.ip, set()).add(self)
+        self.slot = True
+        transport.set_write_buffer_limits(high=TCP_WRITE_HIGH)
+        self.active = asyncio.get_running_loop().time()
+        self._arm(self.active + TCP_IDLE_S)
 
-    def _touch(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
+    # ---- the clock ----
+
+    def _arm(self, at: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = at
+        self.timer = asyncio.get_running_loop().call_at(at, self._check_clock)
+
+    def _deadline(self) -> tuple[float, bool]:
+        """When the connection is to close, and whether for a question too slow to arrive whole."""
+        idle = self.active + TCP_IDLE_S
+        if self.frame_since is not None and self.frame_since + TCP_FRAME_S < idle:
+            return self.frame_since + TCP_FRAME_S, True
+        return idle, False
+
+    def _check_clock(self) -> None:
+        # Activity only moves `active` on; the timer, once due, looks whether the deadline has moved.
+        self.timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        at, slow = self._deadline()
+        if asyncio.get_running_loop().time() < at:
+            self._arm(at)
+            return
+        if slow:
+            self.server.counters.tcp_closed_slow += 1
+        else:
+            self.server.counters.tcp_closed_idle += 1
+        self._close()
+
+    def _close(self) -> None:
         assert self.transport is not None
-        self.idle = asyncio.get_running_loop().call_later(TCP_IDLE_S, self.transport.close)
+        # Answers the client never read would keep a closing connection open for ever: drop them.
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+    # ---- reading, with flow control ----
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        self._touch()
-        while len(self.buffer) >= 2:
-            (length,) = struct.unpack_from("!H", self.buffer)
-            if length > MAX_QUERY or length < 12:
-                self.server.counters.malformed += 1
-                assert self.transport is not None
-                self.transport.close()
-                self.buffer = b""
-                return
-            if len(self.buffer) < 2 + length:
-                return
-            frame, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
-            self.server.answer_tcp(frame, self.ip, self._write)
+        self._pump()
 
-    def _write(self, answer: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(struct.pack("!H", len(answer)) + answer)
+    def _pump(self) -> None:
+        """Hand over the whole questions buffered while the connection may take more, then pause or
+        resume reading."""
+        transport = self.transport
+        if self.pumping or transport is None or transport.is_closing():
+            return  # (an answer written while handing over: the loop below goes on)
+        self.pumping = True
+        buffer, pos = self.buffer, 0
+        try:
+            while not self._full() and len(buffer) - pos >= 2:
+                (length,) = struct.unpack_from("!H", buffer, pos)
+                if length > MAX_QUERY or length < 12:
+                    self.server.counters.malformed += 1
+                    self.server.counters.tcp_closed_bad_frame += 1
+                    buffer, pos = b"", 0
+                    self._close()
+                    return
+                end = pos + 2 + length
+                if len(buffer) < end:
+                    break
+                frame, pos = buffer[pos + 2 : end], end
+                self.active = asyncio.get_running_loop().time()
+                self.frame_since = None
+                reply = _TcpReply(self)
+                self.in_flight.add(reply)
+                self.server.answer_tcp(frame, self.ip, reply)
+                # A question the server dropped (a response, say) is held by no one now: out of the set.
+                del reply
+                if transport.is_closing():
+                    return
+        finally:
+            self.buffer = buffer[pos:]
+            self.pumping = False
+        self._partial()
+        if self._full():
+            if not self.reading_paused:
+                self.reading_paused = True
+                self.server.counters.tcp_paused += 1
+                transport.pause_reading()
+        elif self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+
+    def _full(self) -> bool:
+        return self.writing_paused or len(self.in_flight) >= TCP_IN_FLIGHT
+
+    def _partial(self) -> None:
+        """Start the clock of an unfinished question (and stop it when there is none)."""
+        buffer = self.buffer
+        unfinished = len(buffer) == 1 or (
+            len(buffer) >= 2 and len(buffer) < 2 + struct.unpack_from("!H", buffer)[0]
+        )
+        if not unfinished:
+            self.frame_since = None
+        elif self.frame_since is None:
+            self.frame_since = asyncio.get_running_loop().time()
+            if self.frame_since + TCP_FRAME_S < self.timer_at:
+                self._arm(self.frame_since + TCP_FRAME_S)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._pump()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._pump()
+
+    # ---- answering ----
+
+    def answered(self, reply: _TcpReply, answer: bytes) -> None:
+        self.in_flight.discard(reply)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() + 2 + len(answer) > TCP_WRITE_MAX:
+            # Reading stopped at TCP_WRITE_HIGH; the answers in flight then went on arriving (big ones).
+            self.server.counters.tcp_closed_unread += 1
+            transport.abort()
+            return
+        transport.write(struct.pack("!H", len(answer)) + answer)
+        self.active = asyncio.get_running_loop().time()
+        self._pump()  # a place in flight is free again
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server._tcp_open -= 1
-        if self.idle is not None:
-            self.idle.cancel()
+        if self.slot:
+            self.slot = False
+            mine = self.server.tcp_open.get(self.ip)
+            if mine is not None:
+                mine.discard(self)
+                if not mine:
+                    del self.server.tcp_open[self.ip]
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.buffer = b""
+
+
+class _TcpReply:
+    """The way back for one question on a TCP connection: called once with its answer. The connection
+    counts it in flight while the server holds it (an upstream look-up)."""
+
+    __slots__ = ("__weakref__", "queries")
+
+    def __init__(self, queries: _TcpQueries) -> None:
+        self.queries: _TcpQueries | None = queries
+
+    def __call__(self, answer: bytes) -> None:
+        queries, self.queries = self.queries, None
+        if queries is not None:
+            queries.answered(self, answer)
 
 
 def upstream_servers(live: Live, listening: list[tuple[str, int]]) -> tuple[Server, ...]:

@@ -48,6 +48,7 @@ class DnsSettings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     block: BlockSettings = field(default_factory=BlockSettings)
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    tcp_per_device: int = 16  # TCP connections open at once from one address (256 in all)
     leases: Path | None = None
     events_path: Path | None = None  # default: <data_dir>/appliance.sqlite
 

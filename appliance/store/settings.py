@@ -11,3 +11,6 @@ class StoreSettings:
     incident_retention_days: int = 7 * 365  # an incident's record, with the events it was opened from
     audit_retention_days: int = 7 * 365
     daily_counts_days: int = 2 * 366  # the allowed-browsing aggregates the yearly report reads
+    # One device's blocked names under one blocked domain (`a1.pornhub.com`, `b2.pornhub.com`, ...): the
+    # first is an event, the others for this long after it only add to the day's totals.
+    aggregate_minutes: int = 10

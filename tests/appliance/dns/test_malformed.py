@@ -105,8 +105,8 @@ def ask_raw(running: Running, packet: bytes, wait: float, source: str = GUEST) -
             return None
 
 
-def tcp_connect(running: Running) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", running.port), timeout=REPLY_S, source_address=(GUEST, 0))
+def tcp_connect(running: Running, source: str = GUEST) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", running.port), timeout=REPLY_S, source_address=(source, 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -690,8 +690,9 @@ def test_a_bad_tcp_frame_costs_at_most_its_own_connection(server, conversation):
 
 
 def test_stalled_tcp_connections_do_not_stop_the_others(server):
+    """Two devices each hold all their 16 TCP slots with half a question: the others are answered."""
     running = server.running
-    stalled = [tcp_connect(running) for _ in range(32)]
+    stalled = [tcp_connect(running, source) for source in ("127.0.0.31", "127.0.0.32") for _ in range(16)]
     try:
         for sock in stalled:
             sock.sendall(struct.pack("!H", 100) + GOOD[:10])

@@ -14,7 +14,7 @@ import dns.message
 
 from appliance.config import load_config
 from appliance.lists import compile_lists
-from tests.appliance.dns.conftest import KIDS, PROFILES, STAFF, TEENS, FakeUpstream, Running, answers
+from tests.appliance.dns.conftest import KIDS, PROFILES, STAFF, STRICT, TEENS, FakeUpstream, Running, answers
 
 
 def _wait_for(check, seconds: float = 10.0) -> bool:
@@ -182,3 +182,39 @@ def test_a_killed_log_writer_is_started_again_and_the_file_stays_sound(make_dns,
     assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
     subjects = {s for (s,) in _rows(db, "SELECT subject FROM event_log")}
     assert subjects == {"device:kids-tablet", "device:teen-laptop"}
+
+
+def test_random_names_under_a_blocked_domain_are_one_event_per_device(make_dns, tmp_path: Path):
+    """`a1.pornhub.com`, `b2.pornhub.com`, ...: 50 names from one device are one event in the staff's
+    feed and 49 blocks counted for the day; another device's are its own event; names under another
+    blocked domain another."""
+    running = make_dns()
+    for i in range(50):
+        running.query(f"r{i}x{i * 7919 % 1000}.pornhub.com", source=KIDS)
+    for i in range(10):
+        running.query(f"t{i}.pornhub.com", source=STRICT)
+    running.query("q1.xvideos.com", source=KIDS)
+    running.query("q2.xvideos.com", source=KIDS)
+    running.flush_log()
+    db = tmp_path / "var" / "appliance.sqlite"
+    events = _rows(db, "SELECT subject, host, action, notable FROM event_log ORDER BY ts")
+    assert events == [
+        ("device:kids-tablet", "r0x0.pornhub.com", "block", 1),
+        ("device:strict-pc", "t0.pornhub.com", "block", 1),
+        ("device:kids-tablet", "q1.xvideos.com", "block", 1),
+    ]
+    counted = _rows(db, "SELECT profile, action, category, count FROM daily_counts ORDER BY profile")
+    assert counted == [("kids", "block", "adult", 49 + 1), ("strict", "block", "adult", 9)]
+    assert _rows(db, "SELECT count(*) FROM answers") == [(3,)]
+
+
+def test_an_exact_blocked_name_asked_again_is_an_event_each_time(make_dns, tmp_path: Path):
+    running = make_dns()
+    for tcp in (False, True):  # over UDP the remembered answer (the fast path), over TCP the slow path
+        for _ in range(5):
+            running.query("www.pornhub.com", source=KIDS, tcp=tcp)
+    running.flush_log()
+    db = tmp_path / "var" / "appliance.sqlite"
+    assert _rows(db, "SELECT host, count(*), sum(notable) FROM event_log GROUP BY host") == [
+        ("www.pornhub.com", 10, 10)
+    ]
