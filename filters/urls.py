@@ -215,6 +215,9 @@ def canonical_url(url: str) -> tuple[str, str, str]:
     is `url` itself when nothing changed, else rebuilt from its own scheme, user info and port around
     the canonical host and path.
     """
+    global _last
+    if url is _last[0]:  # the proxy's Request.web did this one, and the index is asked about it now
+        return _last
     # Nearly every URL is canonical already: a plain name for a host and a plain path. Prove that
     # with a few substring tests (isascii is O(1)); anything else takes the general way.
     start = url.find("://")
@@ -237,10 +240,23 @@ def canonical_url(url: str) -> tuple[str, str, str]:
             if "#" not in path:
                 if "%" in path or "/." in path or "\\" in path:
                     path = canonical_path(path)
-                if path is raw_path and host == authority:
+                    _last = (
+                        (url, host, path)
+                        if path is raw_path and host == authority
+                        else (url[:start] + host + path, host, path)
+                    )
+                    return _last
+                if host == authority:
                     return url, host, path
                 return url[:start] + host + path, host, path
-    return _canonical_url(url)
+    _last = _canonical_url(url)
+    return _last
+
+
+# The last URL that cost more than a few substring tests, canonical, with its host and path: asked
+# again about the canonical URL (the proxy's request, then the index), the answer is at hand. One
+# tuple, replaced whole, so threads always see a matching set.
+_last: tuple[str, str, str] = ("", "", "/")
 
 
 def _canonical_url(url: str) -> tuple[str, str, str]:

@@ -351,7 +351,7 @@ def test_the_raw_and_the_canonical_spelling_get_the_same_answer(
     index: FilterIndex, host: str, path: str
 ) -> None:
     raw = f"https://{host}{path}"
-    canonical = canonical_url(raw)[0]
+    canonical = (canonical_url(raw)[0] + "#")[:-1]  # another object: worked out afresh
     assert (
         index.match_url(raw, request_type="image").raw == index.match_url(canonical, request_type="image").raw
     )
@@ -362,4 +362,5 @@ def test_a_url_is_its_canonical_host_and_path(host: str, port: str, path: str) -
     url, found_host, found_path = canonical_url(f"https://{host}{port}{path}")
     expected_path = canonical_path(path.split("#")[0])
     assert (found_host, found_path) == (canonical_host(host), expected_path)
-    assert canonical_url(url) == (url, found_host, found_path)
+    again = (url + "#")[:-1]  # another object with the same text: worked out afresh
+    assert canonical_url(again) == (again, found_host, found_path)
