@@ -16,10 +16,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import idna
 import re2
 
+from filters.names import ipv4_literal, ipv6_literal
 from filters.report import ReportBuilder
 from filters.text import MAX_LINE
+from filters.urls import canonical_escape, encode_non_ascii
 
 # Request types, one bit each. "document" is the top-level page; a rule applies to it only if it says so.
 TYPE_BITS: dict[str, int] = {
@@ -90,6 +93,9 @@ _COSMETIC_MARKERS: tuple[tuple[str, str], ...] = (
 
 _REGEX_MAX_MEM = 1 << 20  # an RE2 program larger than this is refused: no list needs one
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
+_ADDRESS_START = frozenset("0123456789[")  # how an IP literal begins, in any spelling
+_HEX = frozenset("0123456789abcdefABCDEF")
+_WILDCARDS = frozenset("*^|")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +232,11 @@ def _parse_network(line: str, lineno: int) -> NetworkRule:
         if not pattern:  # `||`, `|*|`, `$script`...: every URL, whatever the anchors
             anchor, end_anchor = "", False
         if anchor == "||":
-            pattern = _host_part_to_ascii(pattern)
+            pattern = _canonical_host_part(pattern, end_anchor)
             # adblock-rust reads `||host|` and `||host^|` as `||host^` (but for pages): only the host counts.
             if end_anchor and _HOST_NAME.match(pattern.removesuffix("^")):
                 pattern, end_anchor = pattern.removesuffix("^") + "^", False
+        pattern = _canonical_escapes(pattern)
         if not opts.match_case:
             pattern = pattern.lower()
 
@@ -276,21 +283,69 @@ def compile_regex(expression: str, match_case: bool) -> re2._Regexp:
     return re2.compile(expression.encode("utf-8"), options)
 
 
-def _host_part_to_ascii(pattern: str) -> str:
-    """Punycode the host part of a `||` pattern, as lists write internationalised names in Unicode."""
-    if pattern.isascii():
+def _canonical_host_part(pattern: str, end_anchor: bool) -> str:
+    """The host part of a `||` pattern as request hosts are matched (`filters.urls.canonical_host`):
+    punycode, as lists write internationalised names in Unicode; an IP address in its one spelling
+    when the pattern names the whole host (`||2130706433^` is `||127.0.0.1^`; `||127.1*` is a prefix
+    of host names and stays as written)."""
+    if pattern.isascii() and pattern[:1] not in _ADDRESS_START:
         return pattern
-    end = len(pattern)
-    for sep in "/^*:?":
-        cut = pattern.find(sep)
-        if 0 <= cut < end:
-            end = cut
+    if pattern.startswith("["):
+        end = pattern.find("]") + 1
+    else:
+        end = len(pattern)
+        for sep in "/^*:?|":
+            cut = pattern.find(sep)
+            if 0 <= cut < end:
+                end = cut
     host, rest = pattern[:end], pattern[end:]
-    try:
-        host = host.lower().encode("idna").decode("ascii")
-    except UnicodeError as e:
-        raise _Skip(f"host name {host!r} is not a valid internationalised name") from e
+    if not host.isascii():
+        try:
+            host = idna.encode(host.lower(), uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as e:
+            raise _Skip(f"host name {host!r} is not a valid internationalised name") from e
+    whole = rest[:1] in ("/", "^", ":", "?") or (not rest and end_anchor)
+    if whole and host.startswith("["):
+        address = ipv6_literal(host[1:-1])
+        host = host if address is None else f"[{address}]" if ":" in address else address
+    elif whole and host[:1] in _ADDRESS_START:
+        host = ipv4_literal(host.lower()) or host
     return host + rest
+
+
+def _canonical_escapes(pattern: str) -> str:
+    """A pattern's `%` escapes and non-ASCII characters as requests are matched (`filters.urls`):
+    an escaped unreserved character decoded, other escapes in upper-case hex, characters outside ASCII
+    as UTF-8 escapes. A `%` that plainly starts no escape (a literal that is no hex digit follows it)
+    is `%25`, as in a request; one followed by a wildcard or the end is left as it is."""
+    if "%" not in pattern and pattern.isascii():
+        return pattern
+    text = encode_non_ascii(pattern)
+    out = []
+    i = text.find("%")
+    done = 0
+    while i >= 0:
+        out.append(text[done:i])
+        pair = text[i + 1 : i + 3]
+        if len(pair) == 2 and _HEX.issuperset(pair):
+            out.append(canonical_escape(pair))
+            done = i + 3
+        else:
+            # Stray (`%25` in a request) when a literal that cannot go on an escape follows: a
+            # character that is no hex digit, or a hex digit and then one. A wildcard or the end
+            # says nothing about what the URL has there.
+            first, second = pair[:1], pair[1:2]
+            if not first or first in _WILDCARDS:
+                stray = False
+            elif first not in _HEX:
+                stray = True
+            else:
+                stray = bool(second) and second not in _WILDCARDS
+            out.append("%25" if stray else "%")
+            done = i + 1
+        i = text.find("%", done)
+    out.append(text[done:])
+    return "".join(out)
 
 
 class _Options:
@@ -367,9 +422,11 @@ class _Options:
 
 def _ascii_domain(domain: str) -> str:
     domain = domain.rstrip(".")
+    if domain[:1] in _ADDRESS_START:
+        return ipv4_literal(domain) or domain
     if domain.isascii():
         return domain
     try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError as e:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as e:
         raise _Skip(f"$domain= entry {domain!r} is not a valid internationalised name") from e

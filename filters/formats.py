@@ -17,6 +17,7 @@ from filters.host_table import ALLOW, IMPORTANT
 from filters.names import BadName, normalise_host
 from filters.report import ReportBuilder
 from filters.text import MAX_LINE
+from filters.urls import canonical_path
 
 HostRule = tuple[str, int, int]  # (normalised domain, line, flags)
 UrlRule = tuple[str, str, int, int]  # (normalised domain, path prefix, line, flags)
@@ -163,17 +164,24 @@ def parse_adblock_dns(lines: Sequence[str], origin: str, report: ReportBuilder) 
 def parse_ut1_urls(
     lines: Sequence[str], origin: str, report: ReportBuilder, *, flags: int = 0
 ) -> list[UrlRule]:
-    """UT1 `urls`: `host/path` prefixes (squidGuard style: no scheme; `www.` matches any subdomain)."""
+    """UT1 `urls`: `host/path` prefixes (squidGuard style: no scheme; `www.` matches any subdomain).
+
+    Host and path are kept in canonical form (`filters.urls`), as requests are matched: an entry
+    `dmoz.org/World/Espa%c3%b1ol/` meets the `%C3%B1` browsers send, `2130706433/x` is `127.0.0.1/x`.
+    """
     out: list[UrlRule] = []
     for lineno, text in _content(lines, origin, report):
         if "://" in text:
             text = text.split("://", 1)[1]
         host_part, slash, path = text.partition("/")
-        host_part = host_part.split(":", 1)[0]
+        if host_part.startswith("["):  # an IPv6 address, maybe with a port after the bracket
+            host_part = host_part[: host_part.find("]") + 1] or host_part
+        else:
+            host_part = host_part.split(":", 1)[0]
         host = _host(host_part, origin, lineno, report)
         if host is None:
             continue
-        prefix = "/" + path if slash else "/"
+        prefix = canonical_path("/" + path) if slash else "/"
         out.append((host, prefix, lineno, flags))
         report.entries += 1
     return out

@@ -23,7 +23,7 @@ from filters.names import BadName, normalise_host
 from filters.network_index import NetworkIndex, NetworkMatch
 from filters.phrase_index import PhraseIndex, PhraseScore
 from filters.regex import LinearRegex
-from filters.urls import split_url
+from filters.urls import canonical_host, canonical_url, url_host
 
 MAGIC = b"CSFIDX\r\n"
 FORMAT_VERSION = 1
@@ -111,6 +111,17 @@ NO_MATCH = Match(())
 _HostAnswer = tuple[tuple[RawHit, ...], tuple[tuple[int, int, int, str, str], ...], Match]
 
 
+_ADDRESS_START = frozenset("0123456789[")  # how every IP literal begins (IPv6 bare begins with ":" too)
+
+
+def _name(host: str) -> str:
+    """A host as asked about (a DNS name, a host given alone) in canonical form: cheap when it is."""
+    host = host.lower().rstrip(".")
+    if host[:1] in _ADDRESS_START or ":" in host or "%" in host or not host.isascii():
+        return canonical_host(host)
+    return host
+
+
 def _host_key(host: str) -> bytes:
     """The table key for a host as it arrives (already lower case); empty if it cannot be a host name."""
     if host.isascii():
@@ -183,14 +194,15 @@ class FilterIndex:
     def match_host(self, host: str) -> Match:
         """What the domain lists say about `host` or any parent domain of it (no URL rules).
 
-        Case and a trailing dot do not matter (DNS queries come in mixed case).
+        Case, a trailing dot and the spelling of an IP address do not matter (DNS queries come in mixed
+        case; `2130706433` is `127.0.0.1`, see `filters.urls.canonical_host`).
         """
-        return self._host_answer(host.lower().rstrip("."))[2]
+        return self._host_answer(_name(host))[2]
 
     def url_rules(self, host: str) -> Match:
         """The URL-prefix entries (UT1 `urls`) filed under `host` or a parent of it, whatever the path:
         what a host-only question (DNS, TLS) cannot see but a web request for some page of it would."""
-        prefixed = self._host_answer(host.lower().rstrip("."))[1]
+        prefixed = self._host_answer(_name(host))[1]
         if not prefixed:
             return NO_MATCH
         return Match(
@@ -205,8 +217,11 @@ class FilterIndex:
 
         Domain entries, UT1 URL prefixes and expressions, and adblock network rules all answer.
         `request_type` is an adblock resource type (see `filters.network_index.REQUEST_TYPES`).
+        The URL is matched in canonical form (`filters.urls.canonical_url`), as every entry was
+        compiled: `/%61ds/`, `/x/../ads/` and `http://2130706433/` meet the entries for `/ads/` and
+        `127.0.0.1`.
         """
-        host, path = split_url(url)
+        url, host, path = canonical_url(url)
         whole, prefixed, host_match = self._host_answer(host)
         extra: list[RawHit] = []
         for sid, flags, line, domain, prefix in prefixed:
@@ -224,7 +239,7 @@ class FilterIndex:
             if source_url == last_url:
                 source_host = last_host
             else:
-                source_host = split_url(source_url)[0]
+                source_host = url_host(source_url)
                 self._last_page = (source_url, source_host)
         net = self._network.match(url, host, source_host, request_type)
         if net is None:

@@ -831,11 +831,12 @@ class NetworkIndex:
     def match(self, url: str, host: str, source_host: str | None, request_type: str) -> NetworkMatch | None:
         """The adblock verdict on a request, or None when no blocking rule matches it.
 
-        `url` is the full request URL, `host` its host in lower case (no port; an internationalised
-        name is turned into punycode here), `source_host` the host of the page or frame that made
-        the request (None if unknown, in punycode), and `request_type` one of
-        REQUEST_TYPES (other names go through `request_type_from_cpt`). Only http(s) and ws(s) URLs
-        are matched; a ws(s) URL is always of type "websocket".
+        `url` is the full request URL and `host` its host, both in canonical form as
+        `filters.urls.canonical_url` gives them (rules were compiled so; an internationalised host
+        that form could not put in punycode is tried here once more), `source_host` the host of the
+        page or frame that made the request (None if unknown, in punycode), and `request_type` one
+        of REQUEST_TYPES (other names go through `request_type_from_cpt`). Only http(s) and ws(s)
+        URLs are matched; a ws(s) URL is always of type "websocket".
         """
         if url.isascii():
             lurl = url.lower()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import IntEnum
 
 from filters.index import FilterIndex, RawHit
+from filters.urls import canonical_host, canonical_path
 from profiles.categories import Category, CategoryMap, Kind
 from profiles.errors import PolicyError, UnknownProfile
 from profiles.identity import GUEST
@@ -209,8 +210,13 @@ class Policy:
         for profile in self.profiles.values():
             for action, entries in ((Action.ALLOW, profile.allow), (Action.BLOCK, profile.block)):
                 for entry in entries:
+                    # Matched as requests are, in canonical form (`/%62itesize` is `/bitesize`); the
+                    # entry as written names the rule in reasons.
                     domain, slash, path = entry.partition("/")
-                    overrides.setdefault(domain, []).append((profile.name, action, slash + path, entry))
+                    prefix = canonical_path(slash + path) if slash else ""
+                    overrides.setdefault(canonical_host(domain), []).append(
+                        (profile.name, action, prefix, entry)
+                    )
         object.__setattr__(self, "_overrides", overrides)
         object.__setattr__(self, "facts", {})
         object.__setattr__(self, "rules", {name: ProfileRules(p, self) for name, p in self.profiles.items()})

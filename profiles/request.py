@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-from filters.urls import split_url
+from filters.urls import canonical_url
 
 
 class Channel(StrEnum):
@@ -17,7 +17,8 @@ class Channel(StrEnum):
 
 
 class Request(NamedTuple):
-    """One request. `host` is lower case without a trailing dot.
+    """One request. `host` is in canonical form (`filters.urls.canonical_host`: lower case, no trailing
+    dot, an IP address in one spelling).
 
     `url` is given for web requests (absolute, with its query); `source_url` is the page that made it,
     `request_type` its adblock resource type (`document`, `script`, ...). `outbound_text` is what the
@@ -43,5 +44,7 @@ class Request(NamedTuple):
         request_type: str = "document",
         outbound_text: str | None = None,
     ) -> Request:
-        """A web request for an absolute URL (the host is taken from it)."""
-        return cls(split_url(url)[0], url, Channel.HTTP, source_url, request_type, outbound_text)
+        """A web request for an absolute URL, kept in canonical form (`filters.urls.canonical_url`:
+        `http://2130706433/%61ds` is `http://127.0.0.1/ads`), the host taken from it."""
+        url, host, _ = canonical_url(url)
+        return cls(host, url, Channel.HTTP, source_url, request_type, outbound_text)

@@ -21,7 +21,7 @@ from filters.network_index import (
     request_type_from_cpt,
 )
 from filters.report import ReportBuilder
-from filters.urls import split_url
+from filters.urls import canonical_url, url_host
 
 
 def compile_rules(*texts: str) -> NetworkIndex:
@@ -39,8 +39,8 @@ PAGE = "https://page.example/"
 
 def ask(index: NetworkIndex, url: str, source: str | None = PAGE, kind: str = "script") -> str:
     """'block', 'allow' (an exception won) or '-' (no rule)."""
-    host = split_url(url)[0]
-    source_host = split_url(source)[0] if source else None
+    url, host, _ = canonical_url(url)  # as FilterIndex.match_url hands it on
+    source_host = url_host(source) if source else None
     found = index.match(url, host, source_host, kind)
     return "-" if found is None else "block" if found.blocked else "allow"
 
@@ -387,7 +387,7 @@ QUESTIONS = [
 
 
 def answers(index: NetworkIndex) -> list[NetworkMatch | None]:
-    return [index.match(url, split_url(url)[0], src, kind) for url, src, kind in QUESTIONS]
+    return [index.match(*canonical_url(url)[:2], src, kind) for url, src, kind in QUESTIONS]
 
 
 def test_to_bytes_and_back_gives_the_same_answers() -> None:
@@ -432,7 +432,7 @@ def test_a_damaged_bucket_is_reported_when_first_needed() -> None:
     index = NetworkIndex.from_bytes(bytes(blob))
     with pytest.raises(IndexFormatError, match="bucket"):
         for url, src, kind in QUESTIONS:
-            index.match(url, split_url(url)[0], src, kind)
+            index.match(*canonical_url(url)[:2], src, kind)
 
 
 # --- against a reference matcher --------------------------------------------------------------------
@@ -487,7 +487,7 @@ def reference(rules: Sequence[NetworkRule], url: str, source: str | None, kind: 
         return "-"
     if url.startswith("ws"):
         kind = "websocket"
-    host = split_url(url)[0]
+    url, host, _ = canonical_url(url)
     cancelled = {r.identity() for r in rules if r.badfilter}
     live = [r for r in rules if not r.badfilter and r.identity() not in cancelled]
 
@@ -570,6 +570,6 @@ def test_the_index_agrees_with_trying_every_rule(
     report = ReportBuilder("random")
     rules = parse_adblock(texts, "random.txt", report)
     index = NetworkIndex.from_bytes(NetworkIndex.build((0, r) for r in rules).to_bytes())
-    found = index.match(url, split_url(url)[0], source, kind)
+    found = index.match(*canonical_url(url)[:2], source, kind)
     got = "-" if found is None else ("block!" if found.important else "block") if found.blocked else "allow"
     assert got == reference(rules, url, source, kind)
