@@ -343,3 +343,16 @@ def test_a_device_is_known_by_its_mac_from_the_dhcp_leases(make_dns, tmp_path: P
             "SELECT client, subject, via, profile FROM event_log WHERE host = 'www.pornhub.com'"
         )
         assert rows.fetchall() == [("127.0.0.21", "device:room1-pc1", "device-mac", "kids")]
+
+
+@pytest.mark.parametrize("device", [KIDS, TEENS, STRICT, GUEST, STAFF])
+def test_the_portal_name_is_the_appliances_own_address_for_every_device(make_dns, device):
+    """`http://appliance.lan/portal` (and /ca) must work from any device: the upstream knows no such name."""
+    running = make_dns()
+    assert answers(running.query("appliance.lan", "A", source=device)) == [
+        ("appliance.lan", "A", "192.168.50.1")
+    ]
+    assert answers(running.query("appliance.lan", "AAAA", source=device)) == [
+        ("appliance.lan", "AAAA", "fd00::1")
+    ]
+    assert answers(running.query("appliance.lan", "MX", source=device)) == []
