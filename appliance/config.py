@@ -25,7 +25,7 @@ from appliance.sync_settings import DEFAULT_TRUSTED_ROOT, SyncSettings
 from appliance.yaml_lines import Mapping as _Mapping
 from appliance.yaml_lines import YamlError, empty_mapping, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
-from filters.names import BadName, normalise_host
+from filters.names import BadName, is_address, normalise_host
 from filters.sources import Format, Source
 from profiles.identity import Device, normalise_mac
 
@@ -408,14 +408,6 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
 _RAW_SERVICES = "proxy.raw_services must be a list of host:port (e.g. mail.example.org:143)"
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
     if raw is None:
         return ProxySettings()
@@ -480,7 +472,7 @@ def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
         line = getattr(services, "item_lines", [])[i : i + 1] or [raw.line_of("raw_services")]
         try:
             host, port = split_host_port(text, 0) if isinstance(text, str) else ("", 0)
-            host = host if _is_ip(host) else normalise_host(host)
+            host = host if is_address(host) else normalise_host(host)
         except (ValueError, BadName) as e:
             raise ConfigError(f"{path}:{line[0]}: {_RAW_SERVICES}: {text!r}: {e}") from e
         if not 0 < port < 65536:

@@ -8,13 +8,12 @@ tuples are the cheapest value Python has.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator, Sequence
 
 import re2
 
 from filters.host_table import ALLOW, IMPORTANT
-from filters.names import BadName, normalise_host
+from filters.names import BadName, is_address, normalise_host
 from filters.report import ReportBuilder
 from filters.text import MAX_LINE
 from filters.urls import canonical_path
@@ -40,14 +39,6 @@ _BOILERPLATE = frozenset(
         "0.0.0.0",
     }
 )
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _strip_comment(raw: str) -> str:
@@ -83,7 +74,7 @@ def parse_hosts(lines: Sequence[str], origin: str, report: ReportBuilder) -> lis
             report.skip(origin, lineno, "expected an address followed by host names")
             continue
         address = fields[0]
-        if address not in _SINK_ADDRESSES and not _is_address(address):
+        if address not in _SINK_ADDRESSES and not is_address(address):
             report.skip(origin, lineno, f"{address[:60]!r} is not an address")
             continue
         for token in fields[1:]:

@@ -20,6 +20,15 @@ class BadName(ValueError):
     """The text is not a usable host name; the message says why."""
 
 
+def is_address(text: str) -> bool:
+    """Is `text` an IP address as written in its standard form (`192.0.2.1`, `2001:db8::1`)?"""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def ipv4_literal(host: str) -> str | None:
     """The dotted quad of an IPv4 address in any spelling a browser accepts, or None if `host` is none.
 

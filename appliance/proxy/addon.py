@@ -64,8 +64,9 @@ from appliance.proxy.report import (
 )
 from appliance.proxy.resource import request_type, source_url
 from appliance.proxy.settings import ProxySettings
-from appliance.proxy.target import is_ip, request_target, usable_host
+from appliance.proxy.target import request_target, usable_host
 from filters.errors import ApplianceError
+from filters.names import is_address
 from filters.urls import canonical_host
 from profiles.connection import named_and_sent, undecidable
 from profiles.decide import child_report, decide, judge_text, may_intercept, with_page
@@ -308,7 +309,7 @@ class Monitor:
         try:
             identity, who = self._who(data.client, time.monotonic())
             portal = False
-            if is_ip(host):
+            if is_address(host):
                 candidates: tuple[str, ...] = (host,)
             else:
                 resolved = await self.resolver.resolve(host, identity, self.live)
@@ -333,7 +334,7 @@ class Monitor:
                 candidates = resolved.addresses
                 portal = bool(resolved.verdict.reasons) and resolved.verdict.reasons[0].step is Step.PORTAL
             if any(is_own_address(a) for a in candidates) and not self._may_reach_self(
-                port, by_name=portal or is_ip(host)
+                port, by_name=portal or is_address(host)
             ):
                 data.server.error = f"{host}:{port} is the appliance itself: not reachable through its proxy"
                 log.warning(
@@ -359,7 +360,7 @@ class Monitor:
 
     def _to_appliance(self, host: str) -> bool:
         """Is `host` the appliance's own pages (a portal name, or one of its own addresses)?"""
-        if is_ip(host):
+        if is_address(host):
             return is_own_address(host)
         return self.live.policy.host_facts(host).special is _PORTAL
 
@@ -457,7 +458,7 @@ class Monitor:
             identity, who = self._who(context.client, now)
             transparent = isinstance(context.client.proxy_mode, TransparentMode)
             sent = canonical_host(str(address[0])) if address else ""
-            if transparent and is_ip(sent):
+            if transparent and is_address(sent):
                 sent = ""  # the address the device connected to: not a name it named
             named = (usable_host(hello.sni) or "") if hello is not None and hello.sni else ""
             policy = self.live.policy
@@ -518,7 +519,7 @@ class Monitor:
             target = request_target(
                 address=request.host,
                 host_header=request.host_header,
-                address_is_chosen=transparent and is_ip(canonical_host(request.host)),
+                address_is_chosen=transparent and is_address(canonical_host(request.host)),
             )
             policy = self.live.policy
             if not target.decided:

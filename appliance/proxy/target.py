@@ -11,10 +11,9 @@ to the named one.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-from filters.names import BadName, normalise_host
+from filters.names import BadName, is_address, normalise_host
 from filters.urls import canonical_host
 
 
@@ -25,14 +24,6 @@ class Target:
 
     decided: str
     sent: str = ""
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def usable_host(text: str) -> str | None:
@@ -46,12 +37,12 @@ def usable_host(text: str) -> str | None:
         if not bracket or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
             return None
         host = canonical_host(inside)
-        return host if is_ip(host) else None
+        return host if is_address(host) else None
     name, colon, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
     if colon and not port.isdigit():
         return None
     host = canonical_host(name)
-    if is_ip(host):
+    if is_address(host):
         return host
     try:
         return normalise_host(host)
