@@ -109,8 +109,6 @@ def test_without_a_staff_interface_the_staff_pages_port_is_open_to_no_network(tm
     assert "8081" not in text and 'iifname "eth1" oifname "eth0" accept' not in text
 
 
-
-
 def test_direct_ports_open_exactly_those_ports_for_the_devices_named_with_the_profile(tmp_path: Path) -> None:
     (tmp_path / "profiles.yaml").write_text(_CALLS, encoding="utf-8")
     config = _config(
@@ -156,8 +154,7 @@ def _problems(tmp_path: Path, text: str) -> list[str]:
 
 
 _ROUTER = (
-    "proxy:\n  mode: transparent\n"
-    "router:\n  staff_interface: eth1.60\n  staff_networks: [192.168.60.0/24]\n"
+    "proxy:\n  mode: transparent\nrouter:\n  staff_interface: eth1.60\n  staff_networks: [192.168.60.0/24]\n"
 )
 
 
