@@ -105,8 +105,9 @@ for file in "$here"/network/*; do
 done
 interfaces=$("$prefix/venv/bin/python" -c '
 import sys
+from pathlib import Path
 from appliance.config import load_config
-router = load_config(sys.argv[1]).router
+router = load_config(Path(sys.argv[1])).router
 print(router.lan_interface, router.staff_interface or "")' /etc/appliance/appliance.yaml)
 if [ -d /etc/NetworkManager ]; then
     install -d -m 0755 /etc/NetworkManager/conf.d
