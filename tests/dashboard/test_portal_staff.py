@@ -5,11 +5,16 @@ over HTTPS (or by a dashboard on loopback alone)."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from appliance.store import audit, people
+from appliance.store.schema import MIGRATIONS, connect
 from appliance.store.staff import Role, StaffUser
 from dashboard import create_app
 from dashboard.database import identity_of
@@ -134,3 +139,30 @@ def test_a_device_is_never_named_staff_by_its_mac(
     )
     assert refused.status_code == 400 and "cannot be given by MAC" in refused.get_data(as_text=True)
     assert people.devices(db) == []
+
+
+def test_a_version_4_store_keeps_its_sessions_and_still_refuses_a_session_of_nobody(tmp_path: Path) -> None:
+    path = tmp_path / "v4.sqlite"
+    old = sqlite3.connect(path)
+    for version, script in MIGRATIONS:
+        if version <= 4:
+            old.executescript(script)
+    old.execute("PRAGMA user_version = 4")
+    old.execute(
+        "INSERT INTO children (id, display_name, profile, pin, created)"
+        " VALUES ('k1', 'Amira', '10-12', 'x', 0)"
+    )
+    old.execute(
+        "INSERT INTO sessions (child, device, client, started, expires, idle_s, last_seen)"
+        " VALUES ('k1', '02:00:00:00:00:01', '10.0.0.2', 1, 4e9, 1200, 4e9)"
+    )
+    old.commit()
+    old.close()
+    db = connect(path)
+    (session,) = people.open_sessions(db, 2.0)
+    assert (session.child, session.display_name, session.staff) == ("k1", "Amira", None)
+    with pytest.raises(sqlite3.IntegrityError, match="names a child that does not exist"):
+        db.execute(
+            "INSERT INTO sessions (child, device, client, started, expires, idle_s, last_seen)"
+            " VALUES ('nobody', 'd', 'c', 1, 2, 3, 4)"
+        )
