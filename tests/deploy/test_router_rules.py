@@ -197,3 +197,22 @@ def test_a_wrong_direct_port_is_refused_with_its_line(tmp_path: Path, ports: str
     (problem,) = _problems(tmp_path, f"policy:\n  profiles: {tmp_path / 'profiles.yaml'}\n")
     assert problem.startswith(f"{tmp_path / 'profiles.yaml'}:6: profile 'calls': direct_ports: ")
     assert message in problem
+
+
+def test_appliance_check_warns_of_plain_http_staff_pages_and_a_router_without_a_staff_interface(
+    tmp_path: Path,
+) -> None:
+    from appliance.policy_cli import dashboard_warnings
+
+    def warnings(text: str) -> list[str]:
+        return dashboard_warnings(_config(tmp_path, text))
+
+    pi = (
+        "dashboard:\n  listen: 0.0.0.0:80\n  staff_listen: 0.0.0.0:8081\n"
+        "  admin_networks: [192.168.60.0/24]\n"
+    )
+    assert warnings(pi + _ROUTER) == []  # the Pi's: HTTPS by default on the staff pages' own port
+    (plain,) = warnings(pi.replace("admin_networks", "staff_tls: false\n  admin_networks") + _ROUTER)
+    assert "over plain HTTP" in plain and "staff_tls" in plain
+    (lost,) = warnings(pi + "proxy:\n  mode: transparent\n")
+    assert "without router.staff_interface" in lost and "open to no network" in lost
