@@ -6,11 +6,14 @@ slow or silent connections to the portal never keep staff out."""
 from __future__ import annotations
 
 import http.client
+import http.cookiejar
 import socket
 import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,8 +31,10 @@ from appliance.site_certificate import (
     read_certificate,
     site_names,
 )
+from appliance.store import people, staff
+from appliance.store.schema import connect
 from tests.browser.conftest import free_port
-from tests.dashboard.conftest import config_text
+from tests.dashboard.conftest import PASSWORD, config_text, csrf_of
 
 LOOPBACK = "127.0.0.1"
 
@@ -41,6 +46,7 @@ class Running:
     portal_tls: int
     ca: Path
     log: Path
+    store: Path
 
 
 def _wait(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -75,7 +81,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     try:
         for port in (portal, staff, portal_tls):
             _wait(port, process, log)
-        yield Running(portal, staff, portal_tls, authority.folder / "mitmproxy-ca-cert.pem", log)
+        ca = authority.folder / "mitmproxy-ca-cert.pem"
+        yield Running(portal, staff, portal_tls, ca, log, config.events_path)
     finally:
         process.terminate()
         process.wait(10)
@@ -148,6 +155,27 @@ def test_silent_connections_to_an_https_port_do_not_hold_up_the_next_one(running
     finally:
         for s in silent:
             s.close()
+
+
+def test_staff_sign_in_at_the_portal_over_https(running: Running) -> None:
+    """What a member of staff does on a children's device: the portal's HTTPS port, their staff name and
+    password, a cookie of its own; the device (here: loopback) is then staff in the store."""
+    db = connect(running.store)
+    staff.add_user(db, "maria", "Maria", staff.Role.STAFF, PASSWORD, time.time())
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(jar),
+        urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(running.ca))),
+    )
+    site = f"https://{LOOPBACK}:{running.portal_tls}"
+    page = opener.open(f"{site}/portal/staff", timeout=10).read().decode()
+    form = {"csrf_token": csrf_of(page), "username": "maria", "password": PASSWORD}
+    signed = opener.open(f"{site}/portal/staff/signin", urllib.parse.urlencode(form).encode(), timeout=10)
+    assert "You are signed in as maria (staff)" in signed.read().decode()
+    assert [c.name for c in jar] == ["__Host-appliance_session"] and all(c.secure for c in jar)
+    (session,) = people.open_sessions(db, time.time())
+    assert (session.display_name, session.profile, session.device) == ("maria", "staff", LOOPBACK)
+    people.end_session(db, session.id, "logout", time.time())
 
 
 # ---- the certificate ----
