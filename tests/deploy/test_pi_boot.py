@@ -49,6 +49,8 @@ SERVICES = ("nftables", "dnsmasq", "appliance-dns", "appliance-proxy", "applianc
 
 # Run as the new PID and mount namespace's first process: make the installed root "/" (pivot_root: the
 # units' own mount namespaces need a real root mount, which chroot does not give) and hand over to systemd.
+# /sys read-only, as container managers give it: udev does not run in a container, and systemd-networkd
+# then configures the links without waiting for it.
 _BOOT = """
 set -e
 mount --make-rprivate /
@@ -57,6 +59,7 @@ cd "$1"
 mkdir -p .oldroot
 pivot_root . .oldroot
 mount -t proc proc /proc
+mount -t sysfs -o ro sysfs /sys
 umount -l /.oldroot
 exec /usr/bin/env -i container=appliance-test /lib/systemd/systemd
 """
@@ -383,7 +386,12 @@ print(r.status, "Sign in" in r.read().decode())
 
 
 def test_the_staff_network_gets_its_own_addresses_and_the_staff_pages_over_https(pi: Pi) -> None:
-    address, router, dns = dhcp(pi, pi.laptop, "staff-laptop")
+    try:
+        address, router, dns = dhcp(pi, pi.laptop, "staff-laptop")
+    except AssertionError as e:
+        links = sh("ip", "-d", "addr", netns=pi.gw).stdout
+        units = pi.inside("journalctl", "--no-pager", "-u", "systemd-networkd", "-u", "dnsmasq").stdout
+        raise AssertionError(links + units + pi.inside("networkctl", "--no-pager").stdout) from e
     assert address.startswith("192.168.60.") and (router, dns) == (STAFF_GW, STAFF_GW)
     ca = pi.root / "var" / "lib" / "appliance" / "ca" / "mitmproxy-ca-cert.pem"
     deadline = time.monotonic() + 60  # HTTPS starts once the proxy has made the CA
