@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -28,6 +28,7 @@ from filters.errors import ApplianceError
 from filters.names import BadName, is_address, normalise_host
 from filters.sources import Format, Source
 from profiles.identity import Device, normalise_mac
+from profiles.profile import Profile
 
 ENV_CONFIG = "APPLIANCE_CONFIG"
 ENV_DATA_DIR = "APPLIANCE_DATA_DIR"
@@ -549,13 +550,13 @@ def _flag(node: _Mapping, key: str, path: Path, what: str, default: bool) -> boo
 def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
     d = DashboardSettings()
     keys = {"listen", "admin_networks", "secure_cookies", "idle_minutes", "session_hours", "escalation"}
-    keys |= {"arp_sweep", "staff_listen"}
+    keys |= {"arp_sweep", "staff_listen", "staff_tls", "portal_tls_listen", "tls_names"}
     node = _section(raw, path, data, "dashboard", keys)
     if node is None:
         return d
     addresses = {}
-    for key in ("listen", "staff_listen"):
-        if key not in node and key == "staff_listen":
+    for key in ("listen", "staff_listen", "portal_tls_listen"):
+        if key not in node and key != "listen":
             continue
         addresses[key] = value = _text(node, key, path, "dashboard", d.listen)
         try:
@@ -567,10 +568,29 @@ def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
             ) from e
     listen = addresses.get("listen", d.listen)
     staff_listen = addresses.get("staff_listen")
-    if staff_listen and split_host_port(staff_listen, 8000)[1] == split_host_port(listen, 8000)[1]:
+    portal_tls = addresses.get("portal_tls_listen")
+    ports = {"listen": split_host_port(listen, 8000)[1]}
+    for key, given in (("staff_listen", staff_listen), ("portal_tls_listen", portal_tls)):
+        if given is None:
+            continue
+        port = split_host_port(given, 8000)[1]
+        if port in ports.values():
+            raise ConfigError(
+                f"{_where(path, node, key)}: dashboard.{key} needs a port of its own (not "
+                f"dashboard.{next(k for k, p in ports.items() if p == port)}'s)"
+            )
+        ports[key] = port
+    staff_tls = _flag(node, "staff_tls", path, "dashboard", staff_listen is not None)
+    if staff_tls and staff_listen is None:
         raise ConfigError(
-            f"{_where(path, node, 'staff_listen')}: dashboard.staff_listen needs a port of its own "
-            "(not dashboard.listen's)"
+            f"{_where(path, node, 'staff_tls')}: dashboard.staff_tls needs dashboard.staff_listen (the staff "
+            "pages' own port): the children's port stays plain HTTP, for devices that do not trust the "
+            "appliance's certificate"
+        )
+    tls_names = node.get("tls_names", [])
+    if not isinstance(tls_names, list) or not all(isinstance(n, str) and n.strip() for n in tls_names):
+        raise ConfigError(
+            f"{_where(path, node, 'tls_names')}: dashboard.tls_names must be a list of names or addresses"
         )
     contacts = []
     raw_contacts = node.get("escalation", [])
@@ -615,6 +635,9 @@ def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
         listen=listen,
         staff_listen=staff_listen,
         admin_networks=_networks(node, "admin_networks", path, "dashboard", d.admin_networks),
+        staff_tls=staff_tls,
+        portal_tls_listen=portal_tls,
+        tls_names=tuple(n.strip() for n in tls_names),
         secure_cookies=_flag(node, "secure_cookies", path, "dashboard", d.secure_cookies),
         idle_minutes=int(_number(node, "idle_minutes", path, d.idle_minutes, 1, 24 * 60, "dashboard")),
         session_hours=int(_number(node, "session_hours", path, d.session_hours, 1, 24, "dashboard")),
@@ -624,7 +647,8 @@ def _parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
 
 def _parse_portal(raw: Any, path: Path, data: _Mapping) -> PortalSettings:
     d = PortalSettings()
-    node = _section(raw, path, data, "portal", {"closing_time", "idle_minutes", "rules", "show_names"})
+    keys = {"closing_time", "idle_minutes", "rules", "show_names", "staff_profile"}
+    node = _section(raw, path, data, "portal", keys)
     if node is None:
         return d
     closing = _text(node, "closing_time", path, "portal", d.closing_time)
@@ -643,23 +667,40 @@ def _parse_portal(raw: Any, path: Path, data: _Mapping) -> PortalSettings:
         idle_minutes=int(_number(node, "idle_minutes", path, d.idle_minutes, 1, 24 * 60, "portal")),
         rules=(path.parent / os.path.expanduser(rules)).resolve() if rules else None,
         show_names=_flag(node, "show_names", path, "portal", d.show_names),
+        staff_profile=_text(node, "staff_profile", path, "portal", d.staff_profile).strip()
+        or d.staff_profile,
     )
 
 
 def _parse_router(raw: Any, path: Path, data: _Mapping) -> RouterSettings:
     d = RouterSettings()
-    keys = {"lan_interface", "wan_interface", "staff_networks", "blocked_resolvers"}
+    keys = {"lan_interface", "wan_interface", "staff_interface", "staff_networks", "blocked_resolvers"}
     node = _section(raw, path, data, "router", keys)
     if node is None:
         return d
-    interfaces = {}
-    for key in ("lan_interface", "wan_interface"):
+    interfaces: dict[str, str] = {}
+    for key in ("lan_interface", "wan_interface", "staff_interface"):
+        if key == "staff_interface" and node.get(key) is None:
+            continue
         name = _text(node, key, path, "router", getattr(d, key))
-        if not name or len(name) > 15 or not all(c.isalnum() or c in "-_.@" for c in name):
+        if not name or len(name) > 15 or not all(c.isalnum() or c in "-_." for c in name):
             raise ConfigError(f"{_where(path, node, key)}: router.{key}: {name!r} is not an interface name")
+        if name in interfaces.values():
+            raise ConfigError(
+                f"{_where(path, node, key)}: router.{key}: {name!r} is already the "
+                f"{next(k for k, v in interfaces.items() if v == name)}: each network needs its own "
+                "interface (a VLAN like eth1.60 on the same cable will do)"
+            )
         interfaces[key] = name
+    staff_networks = _networks(node, "staff_networks", path, "router", d.staff_networks)
+    if staff_networks and "staff_interface" not in interfaces:
+        raise ConfigError(
+            f"{_where(path, node, 'staff_networks')}: router.staff_networks needs router.staff_interface: "
+            "the staff network's own interface (a VLAN like eth1.60, or a second port). On the children's "
+            "interface an address tells nothing: any device can set a staff-range one"
+        )
     return RouterSettings(
-        staff_networks=_networks(node, "staff_networks", path, "router", d.staff_networks),
+        staff_networks=staff_networks,
         blocked_resolvers=_networks(node, "blocked_resolvers", path, "router", d.blocked_resolvers),
         **interfaces,
     )
@@ -790,11 +831,51 @@ def parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:
     return Source(name=name, format=fmt, category=item["category"].strip(), location=location)
 
 
-def device_problems(config: Config, profiles: Collection[str]) -> list[str]:
-    """`file:line` errors for devices whose profile is not among `profiles`."""
-    return [
-        f"{config.origin}:{config.device_lines.get(d.name, 1)}: device {d.name!r}: no profile {d.profile!r} "
-        f"(profiles: {', '.join(sorted(profiles))})"
-        for d in config.devices
-        if d.profile not in profiles
-    ]
+def device_problems(config: Config, profiles: Mapping[str, Profile]) -> list[str]:
+    """`file:line` errors for devices whose profile is not among `profiles`, and for devices given the
+    staff profile by what a child's device could claim (`staff_device_problem`)."""
+    out = []
+    for d in config.devices:
+        where = f"{config.origin}:{config.device_lines.get(d.name, 1)}: device {d.name!r}"
+        if d.profile not in profiles:
+            out.append(f"{where}: no profile {d.profile!r} (profiles: {', '.join(sorted(profiles))})")
+            continue
+        problem = staff_device_problem(d, profiles[d.profile], config)
+        if problem:
+            out.append(f"{where}: {problem}")
+    if profiles and config.portal.staff_profile not in profiles:
+        out.append(
+            f"{config.origin}: portal.staff_profile: no profile {config.portal.staff_profile!r} "
+            f"(profiles: {', '.join(sorted(profiles))})"
+        )
+    return out
+
+
+def staff_device_problem(device: Device, profile: Profile, config: Config) -> str | None:
+    """Why `device` may not have `profile`, if that is the staff profile (`portal.staff_profile`) or one
+    that skips filtering (`bypass`), given by what any device can claim: a MAC (copied in a minute), or,
+    in router mode, an address outside the staff interface's networks (on the children's interface any
+    device can set any address; on the staff interface the router drops sources that do not belong).
+    Staff on the children's network sign in at the portal instead."""
+    if not (profile.bypass or profile.name == config.portal.staff_profile):
+        return None
+    if device.mac is not None:
+        return (
+            f"profile {profile.name!r} cannot be given by MAC address (any device can copy one): name the "
+            "device by its address on the staff network, or let staff sign in at the portal on it"
+        )
+    if config.proxy.mode is not ProxyMode.TRANSPARENT:
+        return None  # not the router: addresses are the centre's own network's business
+    staff = [ipaddress.ip_network(n) for n in config.router.staff_networks]
+    network = ipaddress.ip_network(device.network or "", strict=False)
+    if not any(network.version == s.version and network.subnet_of(s) for s in staff):  # type: ignore[arg-type]
+        within = (
+            f"is not within router.staff_networks ({', '.join(config.router.staff_networks)})"
+            if staff
+            else "cannot be on the staff interface: router.staff_networks is not set"
+        )
+        return (
+            f"profile {profile.name!r} in router mode is only for the staff interface's addresses: "
+            f"{device.network} {within}; staff on the children's network sign in at the portal"
+        )
+    return None

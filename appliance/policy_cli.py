@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from appliance.config import Config, ConfigError, device_problems, load_config
 from appliance.dns.settings import split_host_port
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files, unmapped_sources
+from appliance.proxy.settings import ProxyMode
 from appliance.storage import open_index
 from filters.errors import FilterError
 from filters.names import BadName, normalise_host
@@ -122,12 +123,21 @@ def sync_warnings(config: Config) -> list[str]:
 def dashboard_warnings(config: Config) -> list[str]:
     """What is allowed but unsafe in how the dashboard is served."""
     out = []
-    staff_pages = config.dashboard.staff_listen or config.dashboard.listen
+    d = config.dashboard
+    staff_pages = d.staff_listen or d.listen
     host, _ = split_host_port(staff_pages, 80)
-    if not config.dashboard.secure_cookies and not ipaddress.ip_address(host).is_loopback:
+    https = d.staff_listen is not None and d.staff_tls
+    if not https and not d.secure_cookies and not ipaddress.ip_address(host).is_loopback:
         out.append(
-            f"the dashboard listens on {staff_pages} over plain HTTP: staff passwords and sign-in"
-            " cookies cross the network readable; serve it over HTTPS and set dashboard.secure_cookies: true"
+            f"the staff pages are served on {staff_pages} over plain HTTP: staff passwords and sign-in"
+            " cookies cross the network readable; give them a port of their own (dashboard.staff_listen)"
+            " with dashboard.staff_tls: true (HTTPS with the appliance's own certificate), or, behind an"
+            " HTTPS front end of your own, set dashboard.secure_cookies: true"
+        )
+    if config.proxy.mode is ProxyMode.TRANSPARENT and d.staff_listen and not config.router.staff_interface:
+        out.append(
+            "router mode without router.staff_interface: the staff pages' port is open to no network"
+            " (set the staff network's own interface, a VLAN like eth1.60 or a second port)"
         )
     everyone = [n for n in config.dashboard.admin_networks if ipaddress.ip_network(n).prefixlen == 0]
     if everyone:

@@ -27,7 +27,15 @@ from profiles.categories import Area, Category, CategoryMap, Kind, Risk, Severit
 from profiles.errors import PolicyError
 from profiles.pii import PiiKind
 from profiles.policy import Policy
-from profiles.profile import BlockedAnswer, Mode, OnError, PersonalInfoRule, PhraseRule, Profile
+from profiles.profile import (
+    BlockedAnswer,
+    DirectPort,
+    Mode,
+    OnError,
+    PersonalInfoRule,
+    PhraseRule,
+    Profile,
+)
 from profiles.safesearch import Engine, SafeSearchRules, SafeSearchSetting, YouTubeMode
 from profiles.schedule import Outside, Schedule, ScheduleRule, Window, parse_clock, parse_days
 from profiles.verdict import Action, LogDetail, SafeTarget
@@ -372,6 +380,7 @@ _PROFILE_KEYS = {
     "log_allowed",
     "blocked_answer",
     "on_error",
+    "direct_ports",
 }
 
 
@@ -510,7 +519,18 @@ def _read_profile(
             "block-page, zero, nxdomain",
         ),
         on_error=r.choice(node, "on_error", what, OnError, OnError.BLOCK, "block, allow"),
+        direct_ports=_direct_ports(r, node, what),
     )
+
+
+def _direct_ports(r: _Reader, node: Mapping, what: str) -> tuple[DirectPort, ...]:
+    out = []
+    for text, line in r.names(node, "direct_ports", what):
+        try:
+            out.append(DirectPort.parse(text))
+        except ValueError as e:
+            r.errors.append(f"{r.path}:{line}: {what}: direct_ports: {e}")
+    return tuple(out)
 
 
 def _log_detail(text: str) -> LogDetail:

@@ -1,66 +1,125 @@
 """Router mode: the nftables ruleset that makes the appliance the children's gateway (deploy/raspberry-pi).
 
 Rendered from the configuration (`router:` for the interfaces and the resolvers refused, the DNS filter's,
-the proxy's and the dashboard's ports from their own sections), so the rules the Pi loads are the ones the
-test suite loads in its network namespaces (tests/deploy/).
+the proxy's and the dashboard's ports from their own sections, `devices:` and the profiles' `direct_ports`
+for what named devices may reach directly), so the rules the Pi loads are the ones the test suite loads in
+its network namespaces (tests/deploy/).
 
-- NAT from the children's LAN to the WAN;
-- every TCP/UDP port-53 packet from the LAN redirected to the DNS filter, whatever address it was sent to
-  (a hard-coded resolver is answered by the appliance all the same);
-- TCP 80 and 443 from the LAN redirected to the proxy (the staff networks exempt);
-- DNS over TLS/QUIC (853) and QUIC (UDP 443) rejected at once, so browsers fall back to what we see;
-- the known DNS-over-HTTPS resolvers' addresses rejected;
-- input: drop, but for DHCP, DNS, the proxy and the web server of the portal and the block pages from the
-  LAN, the staff pages' own port (`dashboard.staff_listen`) from the staff networks only, and everything
-  from loopback.
+Nothing a device on the children's interface says about itself makes it staff: every exemption is keyed on
+the interface a packet came in on (`router.staff_interface`, a VLAN or a second port), never on its source
+address, and a source that does not belong to the interface it arrived on is dropped before anything else.
+
+- reverse path: on every LAN interface (children's and staff), a packet whose source address the routing
+  table would not send back out of that same interface is dropped (`fib saddr . iif oif missing`; DHCP's
+  0.0.0.0 excepted). Chosen over lists of each interface's networks because it follows the addresses the
+  interfaces really have: one truth (the network configuration), nothing to keep in step;
+- every TCP/UDP port-53 packet from a LAN interface redirected to the DNS filter, whatever address it was
+  sent to (a hard-coded resolver is answered by the appliance all the same);
+- TCP 80 and 443 from the children's interface redirected to the proxy (the staff interface is not);
+- DNS over TLS/QUIC (853) and QUIC (UDP 443) rejected at once, so browsers fall back to what we see, and
+  the known DNS-over-HTTPS resolvers' addresses rejected (both LAN interfaces);
+- forward from the children's interface: nothing but ICMP echo and each named device's `direct_ports`
+  (every other TCP/UDP that the proxy does not carry is dropped, undecided traffic never leaves); the staff
+  interface is forwarded to the WAN; NAT to the WAN;
+- input: drop, but for DHCP, DNS, the proxy and the web server of the portal and the block pages (and the
+  portal's HTTPS port) from the children's interface, the staff pages' own port (`dashboard.staff_listen`)
+  from the staff interface only, SSH from anything but the children's interface, and loopback.
 IPv6 is not routed: the LAN gets no router advertisements, and v6 forwarding is dropped here too.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
 from appliance.config import Config, load_config
 from appliance.dns.settings import split_host_port
+from appliance.policy_files import read_policy_files
+from profiles.profile import DirectPort, Profile
 
 
 def _port(listen: str, default: int) -> int:
     return split_host_port(listen, default)[1]
 
 
-def ruleset(config: Config) -> str:
-    """The `table inet appliance` ruleset for `config` (load with `nft -f`; replaces itself)."""
+def _ports(ports: tuple[DirectPort, ...], protocol: str) -> str:
+    found = [str(p).partition("/")[2] for p in ports if p.protocol == protocol]
+    return f"{{ {', '.join(found)} }}" if found else ""
+
+
+def direct_rules(config: Config, profiles: Mapping[str, Profile]) -> list[str]:
+    """The forward rules for the configured devices whose profile has `direct_ports`: by MAC (`ether
+    saddr`) or by IPv4 address or network (`ip saddr`). IPv6 is not forwarded at all."""
+    lan, wan = config.router.lan_interface, config.router.wan_interface
+    rules = []
+    for device in config.devices:
+        profile = profiles.get(device.profile)
+        if profile is None or not profile.direct_ports:
+            continue
+        if device.mac:
+            match = f"ether saddr {device.mac}"
+        elif device.network and ipaddress.ip_network(device.network).version == 4:
+            match = f"ip saddr {device.network}"
+        else:
+            continue
+        for protocol in ("tcp", "udp"):
+            ports = _ports(profile.direct_ports, protocol)
+            if ports:
+                name = "".join(c for c in f"{device.name} ({profile.name})" if c.isalnum() or c in " -_.()")
+                rule = f'iifname "{lan}" oifname "{wan}" {match} {protocol} dport {ports} accept'
+                rules.append(f"{rule}  # {name}")
+    return rules
+
+
+def ruleset(config: Config, profiles: Mapping[str, Profile] | None = None) -> str:
+    """The `table inet appliance` ruleset for `config` (load with `nft -f`; replaces itself). `profiles`:
+    the policy's (for `direct_ports`), read from the configuration's policy files if not given."""
+    if profiles is None:
+        profiles = read_policy_files(config.policy).profiles
     r = config.router
     dns_port = _port(config.dns.listen[0], 53)
     proxy_port = _port(config.proxy.listen, 8080)
-    web_port = _port(config.dashboard.listen, 80)
-    staff_listen = config.dashboard.staff_listen
-    # The staff pages' own port, where they have one: open to the staff networks only.
-    staff_rule = (
-        f"\n        ip saddr @staff_v4 tcp dport {_port(staff_listen, 8000)} accept" if staff_listen else ""
-    )
-    lan, wan = r.lan_interface, r.wan_interface
+    web_ports = [_port(config.dashboard.listen, 80)]
+    if config.dashboard.portal_tls_listen:
+        web_ports.append(_port(config.dashboard.portal_tls_listen, 443))
+    lan, wan, staff = r.lan_interface, r.wan_interface, r.staff_interface
+    lans = f'{{ "{lan}", "{staff}" }}' if staff else f'"{lan}"'
     v4 = [a for a in r.blocked_resolvers if ":" not in a]
     v6 = [a for a in r.blocked_resolvers if ":" in a]
-    staff = ", ".join(r.staff_networks)
 
     def elements(items: list[str]) -> str:
         return f"elements = {{ {', '.join(items)} }}" if items else ""
 
-    staff_v4 = elements([n for n in r.staff_networks if ":" not in n])
+    def ports(numbers: list[int]) -> str:
+        return str(numbers[0]) if len(numbers) == 1 else f"{{ {', '.join(map(str, numbers))} }}"
+
+    staff_forward = staff_input = ""
+    if staff:
+        staff_forward = f'\n        iifname "{staff}" oifname "{wan}" accept'
+        staff_input = f'\n        iifname "{staff}" tcp dport {ports(web_ports)} accept'
+        if config.dashboard.staff_listen:
+            # The staff pages' own port: from the staff interface only, whatever the source claims.
+            staff_port = _port(config.dashboard.staff_listen, 8000)
+            staff_input += f'\n        iifname "{staff}" tcp dport {staff_port} accept'
+    direct = "".join(f"\n        {rule}" for rule in direct_rules(config, profiles))
     return f"""# The appliance's rules (appliance/router.py renders them from appliance.yaml), for nftables.
 table inet appliance
 delete table inet appliance
 table inet appliance {{
     set resolvers_v4 {{ type ipv4_addr; flags interval; {elements(v4)} }}
     set resolvers_v6 {{ type ipv6_addr; flags interval; {elements(v6)} }}
-    set staff_v4 {{ type ipv4_addr; flags interval; {staff_v4} }}
+
+    chain reverse_path {{
+        type filter hook prerouting priority raw; policy accept;
+        iifname {lans} udp sport 68 udp dport 67 accept
+        iifname {lans} fib saddr . iif oif missing drop
+    }}
 
     chain prerouting {{
         type nat hook prerouting priority dstnat; policy accept;
-        iifname "{lan}" meta l4proto {{ tcp, udp }} th dport 53 redirect to :{dns_port}
-        iifname "{lan}" ip saddr @staff_v4 return
+        iifname {lans} meta l4proto {{ tcp, udp }} th dport 53 redirect to :{dns_port}
         iifname "{lan}" tcp dport {{ 80, 443 }} fib daddr type != local redirect to :{proxy_port}
     }}
 
@@ -73,10 +132,10 @@ table inet appliance {{
         type filter hook forward priority filter; policy drop;
         ct state established,related accept
         meta nfproto ipv6 drop
-        iifname "{lan}" ip daddr @resolvers_v4 reject with icmpx admin-prohibited
-        iifname "{lan}" meta l4proto {{ tcp, udp }} th dport 853 reject with icmpx port-unreachable
-        iifname "{lan}" udp dport 443 reject with icmpx port-unreachable
-        iifname "{lan}" oifname "{wan}" accept
+        iifname {lans} ip daddr @resolvers_v4 reject with icmpx admin-prohibited
+        iifname {lans} meta l4proto {{ tcp, udp }} th dport 853 reject with icmpx port-unreachable
+        iifname {lans} udp dport 443 reject with icmpx port-unreachable{direct}
+        iifname "{lan}" oifname "{wan}" icmp type echo-request accept{staff_forward}
     }}
 
     chain input {{
@@ -84,14 +143,14 @@ table inet appliance {{
         iif lo accept
         ct state established,related accept
         ct state invalid drop
-        iifname "{lan}" udp dport {{ 67, 68 }} accept
-        iifname "{lan}" meta l4proto {{ tcp, udp }} th dport {dns_port} accept
-        iifname "{lan}" tcp dport {{ {proxy_port}, {web_port} }} accept{staff_rule}
-        iifname "{lan}" meta l4proto {{ icmp, ipv6-icmp }} accept
+        iifname {lans} udp dport {{ 67, 68 }} accept
+        iifname {lans} meta l4proto {{ tcp, udp }} th dport {dns_port} accept
+        iifname "{lan}" tcp dport {{ {proxy_port}, {", ".join(map(str, web_ports))} }} accept{staff_input}
+        iifname {lans} meta l4proto {{ icmp, ipv6-icmp }} accept
         iifname != "{lan}" tcp dport 22 accept
     }}
 }}
-""" + (f"# staff networks exempt from the proxy: {staff}\n" if staff else "")
+"""
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:

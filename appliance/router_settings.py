@@ -30,7 +30,10 @@ KNOWN_RESOLVERS = (
 
 @dataclass(frozen=True)
 class RouterSettings:
-    lan_interface: str = "eth1"  # the children's network (and the staff's, told apart by address)
+    lan_interface: str = "eth1"  # the children's network: nothing on it is ever staff
     wan_interface: str = "eth0"  # towards the centre's Internet router
-    staff_networks: tuple[str, ...] = ()  # not sent through the proxy (still through the DNS filter)
+    # The staff network's own interface: a VLAN on the children's cable (eth1.60) or a second port. Its
+    # devices skip the proxy (still through the DNS filter) and alone reach the staff pages' port.
+    staff_interface: str | None = None
+    staff_networks: tuple[str, ...] = ()  # the staff interface's address ranges (DHCP, devices, pages)
     blocked_resolvers: tuple[str, ...] = KNOWN_RESOLVERS

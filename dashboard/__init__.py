@@ -13,11 +13,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 
 from appliance.config import Config, load_config
 
 SECRET_KEY_FILE = "dashboard.key"
+TLS_COOKIE_PREFIX = "__Host-"  # browsers take it only over HTTPS, for this host, never from plain HTTP
+
+
+class PerSchemeSessions(SecureCookieSessionInterface):
+    """A session cookie of its own for HTTPS (Secure, `__Host-` prefixed) and for plain HTTP: the staff
+    pages' HTTPS cookie is never sent over the children's plain-HTTP port, and a cookie set over plain
+    HTTP is never taken over HTTPS (cookies do not tell ports apart; the scheme they can)."""
+
+    def get_cookie_name(self, app: Flask) -> str:
+        name = str(app.config["SESSION_COOKIE_NAME"])
+        return TLS_COOKIE_PREFIX + name if request.is_secure else name
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or bool(app.config["SESSION_COOKIE_SECURE"])
 
 
 def _secret_key(data_dir: Path) -> bytes:
@@ -69,6 +84,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     )
     if overrides:
         app.config.update(overrides)
+    app.session_interface = PerSchemeSessions()
     security.install(app)
     app.teardown_appcontext(close_store)
     for module in (auth, review, incidents, people, policy_views, reports, audit_views, portal):

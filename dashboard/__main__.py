@@ -1,4 +1,4 @@
-"""`python -m dashboard [CONFIG]`: serve the dashboard and the portal (waitress) on `dashboard.listen`."""
+"""`python -m dashboard [CONFIG]`: serve the dashboard and the portal on their ports (dashboard/serve.py)."""
 
 from __future__ import annotations
 

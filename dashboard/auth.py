@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from appliance.store import staff
+from appliance.store import people, staff
 from appliance.store.schema import StoreError
 from appliance.store.staff import Role, SignInRefused
 from dashboard.database import now, store
@@ -120,6 +120,7 @@ def account() -> str | Response:
             staff.set_password(store(), user.id, form.get("password", ""))
             # Every other sign-in of this account ends (a forgotten PC, a copied cookie).
             staff.end_sessions(store(), user.id, now(), keep=str(session.get("sid", "")))
+            people.end_staff_sessions(store(), user.id, "new-password", now())  # on devices, at the portal
         except StoreError as e:
             error = str(e)
         else:
@@ -157,6 +158,8 @@ def staff_accounts() -> str | Response:
                 role, disabled = Role(form.get("role", str(target.role))), form.get("disabled") == "1"
                 staff.set_role(db, target.id, role, disabled=disabled)
                 staff.end_sessions(db, target.id, now())  # they sign in again, under the new role
+                if disabled:
+                    people.end_staff_sessions(db, target.id, "disabled", now())
                 log_action("change-staff", f"staff:{target.username}", f"role {role}, disabled {disabled}")
                 flash(f"Changed {target.display_name}.")
         except (StoreError, ValueError) as e:

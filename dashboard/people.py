@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from appliance.config import staff_device_problem
 from appliance.devices_seen import SeenDevice, SweepError, arp_sweep, merge_seen, seen_devices, sweep_settings
 from appliance.dns.neighbours import ARP_TABLE
 from appliance.policy_files import PolicyFileErrors, read_policy_files
@@ -27,7 +28,7 @@ from appliance.store.schema import StoreError
 from appliance.store.staff import Role
 from dashboard.database import config, now, store
 from dashboard.security import current_user, log_action, requires
-from profiles.identity import normalise_mac
+from profiles.identity import Device, normalise_mac
 
 bp = Blueprint("people", __name__)
 
@@ -168,7 +169,8 @@ def end_session(session_id: int) -> Response:
     if not found:
         abort(404, "That session has already ended.")
     people.end_session(store(), found[0].id, "staff", now())
-    log_action("end-session", f"child:{found[0].child}", f"device {found[0].device}")
+    who = f"staff:{found[0].display_name}" if found[0].staff is not None else f"child:{found[0].child}"
+    log_action("end-session", who, f"device {found[0].device}")
     flash(f"{found[0].display_name} is signed out.")
     return redirect(url_for("people.index"))
 
@@ -307,8 +309,13 @@ def save_device() -> tuple[str, int] | Response:
             raise Refused(
                 f"{device.name!r} is named in appliance.yaml: change it there, or choose another name."
             )
+        chosen = read_policy_files(config().policy).profiles.get(device.profile)
+        as_named = Device(device.name, device.profile, device.mac, device.address, device.managed)
+        problem = staff_device_problem(as_named, chosen, config()) if chosen else None
+        if problem:
+            raise Refused(problem)
         people.save_device(db, device, now())
-    except (Refused, StoreError) as e:
+    except (Refused, StoreError, PolicyFileErrors) as e:
         return _devices_page(_sentence(e), 400, form=dict(request.form))
     detail = f"mac {device.mac or '-'}, address {device.address or '-'}, profile {device.profile}"
     log_action(

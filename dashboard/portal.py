@@ -1,14 +1,21 @@
 """The children's portal: sign in on a shared PC with a name and PIN, accept the centre's rules, see
-that the connection is filtered and monitored, sign out. Open to every device (no staff sign-in).
+that the connection is filtered and monitored, sign out. Open to every device.
 
 Signing in binds the device (its MAC where the appliance can see it, else its address) to the child's
 profile until sign-out, the idle time-out or closing time: the store's bindings counter tells the DNS
 filter and the proxy, which take it in within a second.
+
+Staff on a device of the children's network sign in here too (`/portal/staff`, with their staff name and
+password: throttled as the staff sign-in is, and audited): the device gets `portal.staff_profile` the same
+way, until sign-out, idle or closing time. It is the only way a device there is staff: never by its MAC or
+its address. The password is only taken over HTTPS (the portal's HTTPS port, `dashboard.portal_tls_listen`)
+or on a dashboard that listens on loopback alone (the demo).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from datetime import datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
@@ -17,8 +24,9 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.store import people, throttle
-from appliance.store.staff import MAX_FAILURES
+from appliance.dns.settings import split_host_port
+from appliance.store import audit, people, staff, throttle
+from appliance.store.staff import MAX_FAILURES, SignInRefused
 from dashboard.database import config, identity_of, mac_of, now, store
 from dashboard.security import client_address
 
@@ -86,6 +94,73 @@ def index() -> str | tuple[str, int]:
     return _form(name=request.args.get("name", ""))
 
 
+def _secure_enough() -> bool:
+    """May a staff password be sent in this request: over HTTPS, or to a dashboard on loopback alone."""
+    if request.is_secure:
+        return True
+    host = split_host_port(config().dashboard.listen, 8000)[0]
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secure_address() -> str | None:
+    """This page on the portal's HTTPS port, if it has one."""
+    listen = config().dashboard.portal_tls_listen
+    if not listen:
+        return None
+    port = split_host_port(listen, 443)[1]
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    return f"https://{host}{'' if port == 443 else f':{port}'}{url_for('portal.staff_form')}"
+
+
+def _staff_form(error: str = "", username: str = "", status: int = 200) -> tuple[str, int]:
+    return (
+        render_template(
+            "portal/staff.html",
+            error=error,
+            username=username,
+            secure=_secure_enough(),
+            secure_address=_secure_address(),
+            profile=config().portal.staff_profile,
+        ),
+        status,
+    )
+
+
+@bp.route("/portal/staff")
+def staff_form() -> tuple[str, int]:
+    return _staff_form()
+
+
+@bp.route("/portal/staff/signin", methods=["POST"])
+def staff_sign_in() -> Response | tuple[str, int]:
+    """A member of staff signs in on this device: it gets the staff profile, as a child's session does."""
+    if not _secure_enough():
+        return _staff_form("Staff passwords are only taken over a secure connection.", status=403)
+    form, t = request.form, now()
+    device, address = _device()
+    username = form.get("username", "").strip()
+    expires = closing_time(t)
+    if expires <= t:
+        return _staff_form(
+            f"The centre's day is over (it closes at {config().portal.closing_time}).", username, 403
+        )
+    try:
+        user = staff.sign_in(store(), username, form.get("password", ""), address, t)
+    except SignInRefused as e:
+        audit.record(store(), t, None, username or "-", "portal-sign-in-refused", f"device:{device}", str(e))
+        return _staff_form(str(e), username, 401)
+    profile = config().portal.staff_profile
+    people.start_staff_session(
+        store(), user.id, profile, device, address, t, expires, config().portal.idle_minutes * 60.0
+    )
+    detail = f"profile {profile}, from {address}"
+    audit.record(store(), t, user.id, user.username, "portal-sign-in", f"device:{device}", detail)
+    return redirect(url_for("portal.index"))
+
+
 @bp.route("/portal/signin", methods=["POST"])
 def sign_in() -> Response | tuple[str, int]:
     form, t = request.form, now()
@@ -131,6 +206,10 @@ def sign_out() -> Response:
     session = people.session_on(store(), device, now())
     if session is not None:
         people.end_session(store(), session.id, "logout", now())
+        if session.staff is not None:
+            audit.record(
+                store(), now(), session.staff, session.display_name, "portal-sign-out", f"device:{device}", ""
+            )
     return redirect(url_for("portal.index", signed_out=1))
 
 

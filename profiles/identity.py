@@ -62,12 +62,15 @@ class Device:
 
 @dataclass(frozen=True)
 class Child:
-    """A child, under a pseudonymous id (logs never carry the display name)."""
+    """Who signed in at the portal: a child, under a pseudonymous id (logs never carry the display name),
+    or, with `staff`, a member of staff (`display_name` their user name), whose staff profile on a device
+    comes from that sign-in only."""
 
     id: str
     display_name: str
     profile: str
     pin_hash: str = field(default="", repr=False)
+    staff: bool = False
 
 
 class SessionEnd(StrEnum):
@@ -129,9 +132,10 @@ class Identity:
 
     @property
     def subject(self) -> str:
-        """A pseudonymous label for logs: the child's id, else the device's name, else `guest`."""
+        """A label for logs: the child's pseudonymous id (or, for staff signed in at the portal, their user
+        name), else the device's name, else `guest`."""
         if self.child is not None:
-            return f"child:{self.child.id}"
+            return f"staff:{self.child.display_name}" if self.child.staff else f"child:{self.child.id}"
         if self.device is not None:
             return f"device:{self.device.name}"
         return GUEST

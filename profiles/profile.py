@@ -54,6 +54,46 @@ class PhraseRule:
     action: Action = Action.BLOCK
 
 
+# Ports that never go straight out, whatever a profile says: DNS is answered by the appliance, web traffic
+# goes through the proxy, DNS over TLS/QUIC and QUIC are refused (the router's rules do all of these first).
+RESERVED_PORTS = {"tcp": (53, 80, 443, 853), "udp": (53, 443, 853)}
+
+
+@dataclass(frozen=True)
+class DirectPort:
+    """A port (or range) a profile's named devices may reach on the Internet directly, not through the
+    proxy: `tcp/5222`, `udp/3478`, `tcp/6000-6010`. Undecided and unlogged by the filter: only for
+    services the centre has approved (a video-call app, a game the centre runs)."""
+
+    protocol: str  # tcp or udp
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        ports = str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+        return f"{self.protocol}/{ports}"
+
+    @classmethod
+    def parse(cls, text: str) -> DirectPort:
+        """`tcp/5222`, `udp/3478` or `tcp/6000-6010`; ValueError saying what is wrong otherwise."""
+        protocol, slash, ports = text.strip().lower().partition("/")
+        if protocol not in RESERVED_PORTS or not slash:
+            raise ValueError(f"{text!r} is not like tcp/5222, udp/3478 or tcp/6000-6010")
+        first, dash, last = ports.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"{text!r} is not like tcp/5222, udp/3478 or tcp/6000-6010")
+        low, high = int(first), int(last) if dash else int(first)
+        if not 1 <= low <= high <= 65535:
+            raise ValueError(f"{text!r}: ports are 1 to 65535, the lower first")
+        reserved = [p for p in RESERVED_PORTS[protocol] if low <= p <= high]
+        if reserved:
+            raise ValueError(
+                f"{text!r}: {protocol}/{reserved[0]} never goes out directly (DNS is answered by the "
+                "appliance, web traffic goes through the proxy, DNS over TLS and QUIC are refused)"
+            )
+        return cls(protocol, low, high)
+
+
 @dataclass(frozen=True)
 class Profile:
     """One profile. Category names refer to the category map; `allow` and `block` are the profile's own
@@ -61,7 +101,10 @@ class Profile:
 
     `bypass` profiles skip every check but help services (a technician's device); `log_allowed` says
     whether allowed requests are kept as events or only counted; `blocked_answer` how DNS answers a block;
-    `on_error` whether the proxy fails closed (block) or open (allow) when deciding fails.
+    `on_error` whether the proxy fails closed (block) or open (allow) when deciding fails;
+    `direct_ports` what the devices the configuration names with this profile may reach on the Internet
+    without the proxy (router mode; everything else from the children's network that the proxy does not
+    carry is dropped).
     """
 
     name: str
@@ -84,3 +127,4 @@ class Profile:
     log_allowed: LogDetail = LogDetail.COUNT
     blocked_answer: BlockedAnswer = BlockedAnswer.BLOCK_PAGE
     on_error: OnError = OnError.BLOCK
+    direct_ports: tuple[DirectPort, ...] = ()

@@ -48,6 +48,7 @@ class SessionRecord:
     idle_s: float
     ended: float | None
     end_reason: str
+    staff: int | None = None  # a member of staff signed in at the portal (child is staff.<id>)
 
 
 def check_pin(pin: str) -> None:
@@ -212,6 +213,45 @@ def start_session(
     return cur.lastrowid
 
 
+STAFF_PREFIX = "staff."  # a staff session's `child`: staff.<staff id> (a child's id never has a dot)
+
+
+def staff_key(staff_id: int) -> str:
+    return f"{STAFF_PREFIX}{staff_id}"
+
+
+def start_staff_session(
+    db: sqlite3.Connection,
+    staff_id: int,
+    profile: str,
+    device: str,
+    client: str,
+    now: float,
+    expires: float,
+    idle_s: float,
+) -> int:
+    """Sign the member of staff `staff_id` in on `device` under `profile` until `expires`, as a child's
+    session is (ended the same ways); any earlier session on that device, or theirs elsewhere, ends."""
+    key = staff_key(staff_id)
+    with transaction(db):
+        _end_sessions(db, "(device = ? OR child = ?)", (device, key), "replaced", now)
+        cur = db.execute(
+            "INSERT INTO sessions (child, staff, profile, device, client, started, expires, idle_s,"
+            " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, staff_id, profile, device, client, now, expires, idle_s, now),
+        )
+        bump_bindings(db)
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def end_staff_sessions(db: sqlite3.Connection, staff_id: int, reason: str, now: float) -> None:
+    """End every portal session of the member of staff `staff_id` (disabled, a new role or password)."""
+    with transaction(db):
+        _end_sessions(db, "staff = ?", (staff_id,), reason, now)
+        bump_bindings(db)
+
+
 def end_session(db: sqlite3.Connection, session_id: int, reason: str, now: float) -> None:
     with transaction(db):
         _end_sessions(db, "id = ?", (session_id,), reason, now)
@@ -226,16 +266,21 @@ def _end_sessions(
     )
 
 
+# A child's session shows the child's name and current profile; a member of staff's, their user name and
+# the profile given at sign-in (and none once their account is disabled).
 _SESSION_SQL = (
-    "SELECT s.id, s.child, c.display_name, c.profile, s.device, s.client, s.started, s.expires, s.last_seen,"
-    " s.idle_s, s.ended, coalesce(s.end_reason, '') FROM sessions s JOIN children c ON c.id = s.child"
+    "SELECT s.id, s.child, coalesce(c.display_name, u.username), coalesce(s.profile, c.profile), s.device,"
+    " s.client, s.started, s.expires, s.last_seen, s.idle_s, s.ended, coalesce(s.end_reason, ''), s.staff"
+    " FROM sessions s LEFT JOIN children c ON c.id = s.child AND s.staff IS NULL"
+    " LEFT JOIN staff u ON u.id = s.staff"
+    " WHERE (c.id IS NOT NULL OR (u.id IS NOT NULL AND NOT u.disabled))"
 )
 
 
 def open_sessions(db: sqlite3.Connection, now: float) -> list[SessionRecord]:
     """Sessions not ended, past their closing time, or idle at `now` (newest first)."""
     rows = db.execute(
-        f"{_SESSION_SQL} WHERE s.ended IS NULL AND s.expires > ?1 AND s.last_seen + s.idle_s > ?1"
+        f"{_SESSION_SQL} AND s.ended IS NULL AND s.expires > ?1 AND s.last_seen + s.idle_s > ?1"
         " ORDER BY s.started DESC",
         (now,),
     )
@@ -275,7 +320,7 @@ def as_sessions(records: list[SessionRecord], zone: tzinfo) -> list[Session]:
 
     return [
         Session(
-            Child(r.child, r.display_name, r.profile),
+            Child(r.child, r.display_name, r.profile, staff=r.staff is not None),
             r.device,
             at(r.started),
             at(r.expires),

@@ -240,7 +240,37 @@ CREATE TABLE notable_days (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4))
+# Version 5: staff signed in at the portal on a device (router mode: the staff profile on a device of
+# the children's network comes from a staff sign-in, never from its MAC) are sessions too, so the idle
+# clock, sign-out and closing time work as for a child. Their `child` is `staff.<staff id>` (a child's id
+# never has a dot), with `staff` and the `profile` given set; a child's session must still name a child.
+_V5 = """
+CREATE TABLE sessions_v5 (
+    id         INTEGER PRIMARY KEY,
+    child      TEXT    NOT NULL,  -- a child's id (children.id), or staff.<staff id>
+    staff      INTEGER REFERENCES staff (id),  -- a member of staff signed in at the portal
+    profile    TEXT,              -- their session's profile (portal.staff_profile); a child's is theirs
+    device     TEXT    NOT NULL,  -- the MAC where known, else the address
+    client     TEXT    NOT NULL,  -- the address signed in from
+    started    REAL    NOT NULL,
+    expires    REAL    NOT NULL,  -- closing time
+    idle_s     REAL    NOT NULL,
+    last_seen  REAL    NOT NULL,  -- moved on by the event writers while the device is in use
+    ended      REAL,
+    end_reason TEXT,
+    CHECK ((staff IS NULL) = (profile IS NULL) AND (staff IS NULL) = (child NOT LIKE 'staff.%'))
+);
+INSERT INTO sessions_v5 (id, child, device, client, started, expires, idle_s, last_seen, ended, end_reason)
+    SELECT id, child, device, client, started, expires, idle_s, last_seen, ended, end_reason FROM sessions;
+DROP TABLE sessions;
+ALTER TABLE sessions_v5 RENAME TO sessions;
+CREATE INDEX sessions_open ON sessions (child) WHERE ended IS NULL;
+CREATE TRIGGER sessions_name_a_child BEFORE INSERT ON sessions
+    WHEN NEW.staff IS NULL AND NOT EXISTS (SELECT 1 FROM children WHERE id = NEW.child)
+    BEGIN SELECT RAISE(ABORT, 'a session names a child that does not exist'); END;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -94,7 +94,33 @@ net.ipv4.ip_forward = 1
 net.ipv6.conf.all.forwarding = 0
 SYSCTL
 
-say "DHCP for the children's network (kept if present)"
+say "The children's and the staff network's interfaces (systemd-networkd; kept if present)"
+# The LAN port with the children's gateway address, and the staff network's own interface: VLAN 60 on the
+# same cable (eth1.60) in the shipped files, or a second port. systemd-networkd (part of Debian's systemd)
+# manages only these links; the WAN port stays with the system's own network set-up (ifupdown on Debian,
+# NetworkManager on Raspberry Pi OS, told here to leave these two alone).
+install -d -m 0755 /etc/systemd/network
+for file in "$here"/network/*; do
+    [ -f "/etc/systemd/network/$(basename "$file")" ] || install -m 0644 "$file" /etc/systemd/network/
+done
+interfaces=$("$prefix/venv/bin/python" -c '
+import sys
+from pathlib import Path
+from appliance.config import load_config
+router = load_config(Path(sys.argv[1])).router
+print(router.lan_interface, router.staff_interface or "")' /etc/appliance/appliance.yaml)
+if [ -d /etc/NetworkManager ]; then
+    install -d -m 0755 /etc/NetworkManager/conf.d
+    unmanaged=""
+    for name in $interfaces; do unmanaged="${unmanaged:+$unmanaged;}interface-name:$name"; done
+    cat > /etc/NetworkManager/conf.d/90-appliance.conf <<NM
+# The appliance's LAN interfaces belong to systemd-networkd (install.sh wrote this).
+[keyfile]
+unmanaged-devices=$unmanaged
+NM
+fi
+
+say "DHCP for the children's and the staff network (kept if present)"
 install -d -m 0755 /etc/dnsmasq.d
 [ -f /etc/dnsmasq.d/appliance.conf ] || cp "$here/dnsmasq-appliance.conf" /etc/dnsmasq.d/appliance.conf
 
@@ -107,14 +133,19 @@ runuser -u appliance -- env APPLIANCE_CONFIG=/etc/appliance/appliance.yaml "$app
 
 say "Enabled at boot"
 # systemctl enable only makes links, so it works in a chroot or an image too.
-systemctl enable --quiet nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-lists.timer \
-    appliance-sync.timer
+systemctl enable --quiet systemd-networkd nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard \
+    appliance-lists.timer appliance-sync.timer
+# networkd's wait-online would wait for the LAN links (no cable yet is fine): the WAN's own manager says
+# when the machine is online.
+systemctl disable --quiet systemd-networkd-wait-online.service 2>/dev/null || true
 
 if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
     say "Starting"
     systemctl daemon-reload
     sysctl -q --system
     # Restarted, not only started: a second run is an upgrade, and the running ones have the old program.
+    systemctl restart systemd-networkd
+    systemctl reload NetworkManager 2>/dev/null || true
     systemctl restart nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard
     systemctl start appliance-lists.timer appliance-sync.timer
 fi
@@ -123,10 +154,11 @@ say "Done"
 cat <<NEXT
 Next:
   1. Edit /etc/appliance/appliance.yaml: the LAN address (dns.block_page_addresses), the staff network
-     (dashboard.admin_networks, router.staff_networks), the interfaces (router:), the centre's name.
-     Edit /etc/dnsmasq.d/appliance.conf to match, then: systemctl restart appliance-dns dnsmasq
+     (router.staff_interface, router.staff_networks, dashboard.admin_networks), the interfaces (router:),
+     the centre's name. Edit /etc/systemd/network/*appliance* and /etc/dnsmasq.d/appliance.conf to match,
+     then run install.sh again. The switch carries the staff VLAN (60) on the staff ports only.
   2. Make the first administrator: runuser -u appliance -- $app users add NAME --role admin
-  3. Open the dashboard from the staff network: http://<the appliance's staff address>:8081/
-  4. Install the appliance's certificate on the centre's own PCs: http://appliance.lan/ca
+  3. Install the appliance's certificate on the centre's own PCs: http://appliance.lan/ca
+  4. Open the dashboard from the staff network: https://<the appliance's staff address>:8081/
 Guide: $prefix/docs/raspberry-pi.md
 NEXT

@@ -53,6 +53,19 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(installed: Inst
     rules = root / "etc" / "nftables.d" / "appliance.nft"
     checked = run("nft", "-c", "-f", str(rules))
     assert checked.returncode == 0, checked.stderr
+    # The staff network on its own interface (VLAN 60 on the children's cable), which the rules key on.
+    assert 'iifname "eth1.60" tcp dport 8081 accept' in rules.read_text()
+    network = root / "etc" / "systemd" / "network"
+    assert {p.name for p in network.iterdir()} >= {
+        "10-appliance-children.network",
+        "20-appliance-staff.netdev",
+        "20-appliance-staff.network",
+    }
+    assert "Address=192.168.60.1/24" in (network / "20-appliance-staff.network").read_text()
+    assert "systemd-networkd.service" in enabled
+    assert not any(link.name == "systemd-networkd-wait-online.service" for link in units.rglob("*"))
+    dhcp = (root / "etc" / "dnsmasq.d" / "appliance.conf").read_text()
+    assert "interface=eth1.60" in dhcp and "dhcp-range=set:staff,192.168.60.100" in dhcp
     assert 'include "/etc/nftables.d/appliance.nft"' in (root / "etc" / "nftables.conf").read_text()
     verified = run(
         "systemd-analyze",

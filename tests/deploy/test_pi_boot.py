@@ -1,14 +1,19 @@
 """The installed appliance, booted. The Debian 12 root that install.sh set up (tests/deploy/conftest.py)
 boots with systemd as its PID 1 inside the gateway's network namespace, with the units, the nftables
-rules, dnsmasq and the configuration exactly as install.sh left them: the shipped LAN (192.168.50.0/24 on
-eth1, the WAN on eth0). Two devices on the children's network get their addresses from its DHCP: a tablet
-the centre named by its MAC with the under-10 profile, and a visitor's phone nobody named (the guest
-profile). An "internet" host gives the upstream DNS and a web server.
+rules, dnsmasq, systemd-networkd's files and the configuration as install.sh left them: the shipped LAN
+(192.168.50.0/24 on eth1, the WAN on eth0). The staff network is the shipped one (192.168.60.0/24) on a
+second port, eth2, as the guide describes for a Pi with a second adapter: this kernel has no 802.1Q VLANs
+for the shipped eth1.60 (the rules only see the interface's name). Two devices on the children's network
+get their addresses from its DHCP: a tablet the centre named by its MAC with the under-10 profile, and a
+visitor's phone nobody named (the guest profile); a staff laptop gets its address on the staff network.
+An "internet" host gives the upstream DNS and a web server.
 
 Proven from the devices: the DHCP lease names the appliance as gateway and DNS and the appliance knows the
-tablet by its MAC from the lease; filtering follows each device's profile; and a service killed
-(SIGKILL) is restarted by systemd while the gateway keeps filtering, never letting a query out unfiltered
-in the meantime. Every namespace, process and control group is removed afterwards, even on failure."""
+tablet by its MAC from the lease; filtering follows each device's profile; the staff laptop reaches the
+staff pages over HTTPS (the appliance's own certificate) and the children's devices cannot; and a
+service killed (SIGKILL) is restarted by systemd while the gateway keeps filtering, never letting a query
+out unfiltered in the meantime. Every namespace, process and control group is removed afterwards, even
+on failure."""
 
 from __future__ import annotations
 
@@ -27,8 +32,8 @@ import pytest
 
 from appliance.bundles.build import build
 from appliance.bundles.repository import Repository
-from tests.deploy.conftest import Installed
-from tests.deploy.test_router_netns import _CONNECT, _ECHO, in_netns, sh, veth
+from tests.deploy.conftest import Installed, run
+from tests.deploy.test_router_netns import _CONNECT, _ECHO, echoed, in_netns, sh, veth
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("busybox") or not shutil.which("nsenter"),
@@ -38,11 +43,14 @@ pytestmark = pytest.mark.skipif(
 GW = "192.168.50.1"  # the LAN address in the shipped appliance-pi.yaml and dnsmasq-appliance.conf
 WAN, NET = "10.77.3.1", "10.77.3.2"
 OUTSIDE_RESOLVER = "203.0.113.53"  # the internet host answers there too, unfiltered
-TABLET_MAC, PHONE_MAC = "02:00:00:00:50:03", "02:00:00:00:50:04"
+TABLET_MAC, PHONE_MAC, LAPTOP_MAC = "02:00:00:00:50:03", "02:00:00:00:50:04", "02:00:00:00:60:05"
+STAFF_GW = "192.168.60.1"  # the staff network's address in the shipped files
 SERVICES = ("nftables", "dnsmasq", "appliance-dns", "appliance-proxy", "appliance-dashboard")
 
 # Run as the new PID and mount namespace's first process: make the installed root "/" (pivot_root: the
 # units' own mount namespaces need a real root mount, which chroot does not give) and hand over to systemd.
+# /sys read-only, as container managers give it: udev does not run in a container, and systemd-networkd
+# then configures the links without waiting for it.
 _BOOT = """
 set -e
 mount --make-rprivate /
@@ -51,6 +59,7 @@ cd "$1"
 mkdir -p .oldroot
 pivot_root . .oldroot
 mount -t proc proc /proc
+mount -t sysfs -o ro sysfs /sys
 umount -l /.oldroot
 exec /usr/bin/env -i container=appliance-test /lib/systemd/systemd
 """
@@ -109,6 +118,7 @@ class Pi:
         tag = uuid.uuid4().hex[:6]
         self.root, self.folder = root, folder
         self.tablet, self.phone, self.gw, self.net = f"tab{tag}", f"pho{tag}", f"pi{tag}", f"inet{tag}"
+        self.laptop = f"lap{tag}"
         self.groups = [
             group / f"appliance-boot-{tag}"
             for group in [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").iterdir()]
@@ -118,7 +128,7 @@ class Pi:
         self.boot: subprocess.Popen[bytes] | None = None
 
     def build(self) -> None:
-        for ns in (self.tablet, self.phone, self.gw, self.net):
+        for ns in (self.tablet, self.phone, self.laptop, self.gw, self.net):
             sh("ip", "netns", "add", ns)
             sh("ip", "link", "set", "lo", "up", netns=ns)
         # The LAN: a bridge named as the shipped configuration names the Pi's LAN port, two devices on it.
@@ -130,6 +140,9 @@ class Pi:
             sh("ip", "link", "set", "eth0", "up", netns=ns)
         sh("ip", "addr", "add", f"{GW}/24", "dev", "eth1", netns=self.gw)  # the Pi's static LAN address
         sh("ip", "link", "set", "eth1", "up", netns=self.gw)
+        # The staff network's port: its address comes from systemd-networkd at boot, as install.sh set up.
+        veth(self.laptop, "eth0", self.gw, "eth2", LAPTOP_MAC)
+        sh("ip", "link", "set", "eth0", "up", netns=self.laptop)
         veth(self.gw, "eth0", self.net, "n0")
         sh("ip", "addr", "add", f"{WAN}/24", "dev", "eth0", netns=self.gw)
         sh("ip", "link", "set", "eth0", "up", netns=self.gw)
@@ -194,7 +207,7 @@ class Pi:
         for process in self.processes:
             process.kill()
             process.wait(10)
-        for ns in (self.tablet, self.phone, self.gw, self.net):
+        for ns in (self.tablet, self.phone, self.laptop, self.gw, self.net):
             sh("ip", "netns", "del", ns, check=False)
         for group in self.groups:
             _remove_group(group)
@@ -223,7 +236,21 @@ def pi(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     folder = tmp_path_factory.mktemp("boot")
     config = root / "etc" / "appliance" / "appliance.yaml"
     resolv = root / "etc" / "resolv.conf"
-    kept = {path: path.read_bytes() for path in (config, resolv)}
+    network = root / "etc" / "systemd" / "network"
+    children, vlan, staff_net = (
+        network / "10-appliance-children.network",
+        network / "20-appliance-staff.netdev",
+        network / "20-appliance-staff.network",
+    )
+    leases_conf = root / "etc" / "dnsmasq.d" / "appliance.conf"
+    rules = root / "etc" / "nftables.d" / "appliance.nft"
+    changed = (config, resolv, children, vlan, staff_net, leases_conf, rules)
+    kept = {path: path.read_bytes() for path in changed}
+    # The staff network on a second port (eth2) instead of VLAN 60: what the guide says to change.
+    children.write_text("\n".join(x for x in children.read_text().splitlines() if not x.startswith("VLAN=")))
+    vlan.unlink()
+    staff_net.write_text(staff_net.read_text().replace("Name=eth1.60", "Name=eth2"))
+    leases_conf.write_text(leases_conf.read_text().replace("interface=eth1.60", "interface=eth2"))
     # What the centre's technician would add: the tablet by its MAC; and the WAN's resolver, which on a
     # Pi the broadband router's DHCP would give.
     # And head office: its root installed, its address in a sync section (replacing one install.sh
@@ -234,11 +261,18 @@ def pi(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     shutil.copyfile(repo / "metadata" / "1.root.json", hq_root)
     hq_root.chmod(0o644)
     own = config.read_text().split("\nsync:\n")[0]
+    own = own.replace("staff_interface: eth1.60", "staff_interface: eth2")
     config.write_text(
-        own + f'\ndevices:\n  - {{name: tablet-3, mac: "{TABLET_MAC}", profile: under-10}}\n'
+        own + f'\n  - {{name: tablet-3, mac: "{TABLET_MAC}", profile: under-10}}\n'  # after the staff network
         f"sync:\n  url: http://{NET}:8000\n"
     )
     resolv.write_text(f"nameserver {NET}\n")
+    rendered = run(
+        "chroot", str(root), "/opt/appliance/venv/bin/appliance", "router", "rules", "--config",
+        "/etc/appliance/appliance.yaml",
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    rules.write_text(rendered.stdout)
     built = Pi(root, folder)
     try:
         built.build()
@@ -309,7 +343,7 @@ def test_the_installed_appliance_boots_with_every_service_running(pi: Pi) -> Non
     assert sh("sysctl", "-n", "net.ipv4.ip_forward", netns=pi.gw).stdout.strip() == "1"  # from sysctl.d
     # No administrator ships: the first start logs a one-time set-up link for the system journal.
     deadline = time.monotonic() + 30
-    while "No administrator yet. Open http://<the appliance's address>:8081/setup/" not in (
+    while "No administrator yet. Open https://<the appliance's address>:8081/setup/" not in (
         started := pi.inside("journalctl", "--no-pager", "-u", "appliance-dashboard").stdout
     ):
         assert time.monotonic() < deadline, started
@@ -336,9 +370,42 @@ def test_devices_get_their_address_from_dhcp_and_their_profile_by_mac(pi: Pi) ->
     assert in_netns(pi.phone, _CONNECT.format(host=GW, port=80)) == "connected"
     # Web traffic goes through the proxy, which knows the devices the same way.
     status, body = get(pi, pi.phone, "en.wikipedia.org", "/wiki/Rainbow")
-    assert status == 200 and body.startswith("GET /wiki/Rainbow")
+    assert status == 200 and echoed(body)[1].startswith("GET /wiki/Rainbow")
     status, body = get(pi, pi.tablet, "www.pornhub.com", "/video")
     assert status == 403 and "This page is blocked" in body
+
+
+_STAFF_GET = """
+import http.client, ssl
+context = ssl.create_default_context(cafile={ca!r})
+c = http.client.HTTPSConnection({host!r}, 8081, timeout=10, context=context)
+c.request("GET", "/signin")
+r = c.getresponse()
+print(r.status, "Sign in" in r.read().decode())
+"""
+
+
+def test_the_staff_network_gets_its_own_addresses_and_the_staff_pages_over_https(pi: Pi) -> None:
+    try:
+        address, router, dns = dhcp(pi, pi.laptop, "staff-laptop")
+    except AssertionError as e:
+        links = sh("ip", "-d", "addr", netns=pi.gw).stdout
+        units = pi.inside("journalctl", "--no-pager", "-u", "systemd-networkd", "-u", "dnsmasq").stdout
+        raise AssertionError(links + units + pi.inside("networkctl", "--no-pager").stdout) from e
+    assert address.startswith("192.168.60.") and (router, dns) == (STAFF_GW, STAFF_GW)
+    ca = pi.root / "var" / "lib" / "appliance" / "ca" / "mitmproxy-ca-cert.pem"
+    deadline = time.monotonic() + 60  # HTTPS starts once the proxy has made the CA
+    while (answer := in_netns(pi.laptop, _CONNECT.format(host=STAFF_GW, port=8081))) != "connected":
+        assert time.monotonic() < deadline, answer + pi.journal()
+        time.sleep(0.5)
+    assert in_netns(pi.laptop, _STAFF_GET.format(ca=str(ca), host=STAFF_GW)) == "200 True"
+    # A device on the staff network is staff (the shipped staff-network entry): an adult site is flagged,
+    # not blocked; it goes out directly, not through the proxy.
+    assert ask(pi, pi.laptop, "www.pornhub.com", server=STAFF_GW) == f"NOERROR {NET}"
+    # The children's devices reach neither address's staff port.
+    addressed(pi, pi.phone, "visitors-phone")
+    for host in (GW, STAFF_GW):
+        assert in_netns(pi.phone, _CONNECT.format(host=host, port=8081)).startswith("TimeoutError")
 
 
 def _killed(pi: Pi, unit: str) -> str:
