@@ -283,6 +283,11 @@ def _wait_for(netns: str, host: str, port: int) -> None:
 _ECHO = """
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Echo(BaseHTTPRequestHandler):
+    def setup(self):
+        super().setup()
+        # As real web servers do (RFC 9112 2.2): blank lines before a request are skipped.
+        while self.rfile.peek(2)[:2] == b"\\r\\n":
+            self.rfile.read(2)
     def do_GET(self):
         served = "served-by " + self.connection.getsockname()[0] + "\\n"
         body = (served + "GET " + self.path + "\\n" + str(self.headers)).encode()
@@ -360,8 +365,8 @@ print(data.decode("utf-8", "replace"))
 """
 
 
-def get_tls(lab: Lab, source: str, name: str, ca: Path) -> str:
-    return in_netns(lab.child, _GET_TLS.format(ca=str(ca), host=NET, source=source, name=name))
+def get_tls(lab: Lab, source: str, name: str, ca: Path, host: str = NET) -> str:
+    return in_netns(lab.child, _GET_TLS.format(ca=str(ca), host=host, source=source, name=name))
 
 
 _GET = """
@@ -757,3 +762,71 @@ def test_https_of_a_childs_own_device_passes_on_its_name_or_is_cut(lab: Lab) -> 
 def test_a_centre_pc_trusting_the_appliance_gets_the_block_page_over_https(lab: Lab) -> None:
     blocked = get_tls(lab, CENTRE_PC, "www.pornhub.com", lab.appliance_ca)
     assert blocked.startswith("Childsafe appliance CA") and "This page is blocked" in blocked
+
+
+# ---- the transparent proxy: decided on what is connected to, nothing relayed undecided ----
+
+_RAW = """
+import socket, ssl
+s = socket.create_connection(({host!r}, {port}), timeout=5, source_address=({source!r}, 0))
+if {tls!r}:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        s = context.wrap_socket(s)  # no server_hostname: a hello that names no site
+    except (ssl.SSLError, OSError) as e:
+        print(repr(b"cut"))
+        raise SystemExit(0)
+s.sendall({data!r})
+s.settimeout(4)
+got = b""
+try:
+    while chunk := s.recv(65536):
+        got += chunk
+except OSError:
+    pass
+print(repr(got))
+"""
+
+
+def raw(lab: Lab, host: str, port: int, data: bytes, *, tls: bool = False) -> bytes:
+    """What the child host gets back for `data` sent to host:port (and read until closed)."""
+    out = in_netns(lab.child, _RAW.format(host=host, port=port, source=CHILD, data=data, tls=tls))
+    answer = eval(out)  # the repr of bytes, printed by the child host's script
+    assert isinstance(answer, bytes)
+    return answer
+
+
+def test_a_host_header_sent_to_a_blocked_sites_address_reaches_the_named_site(lab: Lab) -> None:
+    """The address a device connected to is not what the proxy decides on, nor where it connects."""
+    status, body = get(lab, NET_BLOCKED, "en.wikipedia.org", "/wiki/Rainbow")
+    assert status == 200 and echoed(body) == (NET, echoed(body)[1])  # served by the named site
+    status, body = get(lab, NET, "www.pornhub.com", "/video")
+    assert status == 403 and "served-by" not in body
+
+
+def test_a_tls_name_sent_to_a_blocked_sites_address_reaches_the_named_site(lab: Lab) -> None:
+    out = get_tls(lab, CHILD, "en.wikipedia.org", lab.origin_ca, host=NET_BLOCKED)
+    issuer, _, body = out.partition("\n")
+    assert issuer == "Test Origin CA"  # passed through, undecrypted...
+    assert f"served-by {NET}\n" in body and NET_BLOCKED not in body  # ...to the named site
+
+
+def test_tls_without_a_name_and_a_request_without_a_host_are_refused_for_children(lab: Lab) -> None:
+    assert raw(lab, NET_BLOCKED, 443, b"GET / HTTP/1.1\r\n\r\n", tls=True) in (b"cut", b"")
+    answer = raw(lab, NET_BLOCKED, 80, b"GET /video HTTP/1.0\r\n\r\n")
+    assert b"served-by" not in answer and b" 403 " in answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("port", "data"),
+    [
+        (80, b"SSH-2.0-OpenSSH_9.2\r\n"),
+        (443, b"SSH-2.0-OpenSSH_9.2\r\n"),
+        (80, b"\r\nGET /video HTTP/1.1\r\nHost: www.pornhub.com\r\nConnection: close\r\n\r\n"),
+    ],
+    ids=["ssh-on-80", "ssh-on-443", "request-behind-a-blank-line"],
+)
+def test_anything_but_web_traffic_on_the_web_ports_is_refused(lab: Lab, port: int, data: bytes) -> None:
+    """Relayed raw, the echo server would answer (its own 400 for SSH, the page for the hidden request)."""
+    assert raw(lab, NET_BLOCKED, port, data) == b""
