@@ -117,7 +117,6 @@ class Seen:
         "score",
         "sent",
         "started",
-        "url",
         "verdict",
         "who",
     )
@@ -127,7 +126,6 @@ class Seen:
         self.identity = identity
         self.started = started
         self.host = ""  # the host decided on (and connected to)
-        self.url = ""  # the URL decided on
         self.verdict: Verdict | None = None
         self.ours = False  # the response is ours (block page, report, certificate)
         self.inspect = False  # the request body is read for personal information
@@ -525,14 +523,14 @@ class Monitor:
             if not target.decided:
                 verdict = undecidable(policy, identity, "a web request that names no usable site")
                 seen.verdict = verdict
-                seen.host, seen.url = "", request.url
+                seen.host = ""
                 if verdict.action is Action.BLOCK:
                     self._block(flow, seen, verdict)
                 return
             host = seen.host = target.decided
             request.data.host = host  # connected to the decided name (resolved in server_connect)
             path = request.path
-            url = seen.url = _url(request.scheme, host, request.port, path)
+            url = _url(request.scheme, host, request.port, path)
             if self._to_appliance(host):
                 headers[CLIENT_HEADER] = stamp(self.forwarding, who.client, time.time())
             if self._own_pages(flow, seen, path):
@@ -548,7 +546,7 @@ class Monitor:
                     Request.web(sent_url, source_url=source, request_type=kind), policy, identity, self._now()
                 )
                 if _help(verdict) and other.action is Action.BLOCK:
-                    seen.host, seen.url = target.sent, sent_url  # a help service is never named in a log
+                    seen.host = target.sent  # a help service is never named in a log
                 verdict = named_and_sent(verdict, other, named_host=host, sent_host=target.sent)
             seen.verdict = verdict
             if verdict.action is Action.BLOCK:
@@ -790,13 +788,20 @@ class Monitor:
 
     def _block(self, flow: http.HTTPFlow, seen: Seen, verdict: Verdict, *, streaming: bool = False) -> None:
         settings = self.live.config.proxy
-        host = seen.host or "this site"
-        blocked = Blocked(host, blocked_summary(verdict), time.time(), seen.who.client)
-        token = make_token(self.authority.report_key, blocked)
-        form = ReportForm(_url(flow.request.scheme, host, flow.request.port, REPORT_PATH), token)
+        host = seen.host
+        form: ReportForm | None = None
+        if host:  # a request that named no site has nowhere to post a report to
+            blocked = Blocked(host, blocked_summary(verdict), time.time(), seen.who.client)
+            token = make_token(self.authority.report_key, blocked)
+            form = ReportForm(_url(flow.request.scheme, host, flow.request.port, REPORT_PATH), token)
         categories = self.live.policy.categories.categories
         page = block_page(
-            verdict, categories, host, report=form, helpline=settings.helpline, centre=settings.centre
+            verdict,
+            categories,
+            host or "this site",
+            report=form,
+            helpline=settings.helpline,
+            centre=settings.centre,
         )
         self._replace(flow, seen, 403, page, streaming)
 
