@@ -122,10 +122,15 @@ class _Watch:
             raise self.out_of_time()
 
     def out_of_time(self) -> _OutOfTime:
+        local = self.doing.startswith(("compiling", "checking"))
+        why = (
+            "this appliance is too busy or short of memory"
+            if local
+            else "head office's server, or the line to it, is too slow or stalled"
+        )
         return _OutOfTime(
-            f"gave up after {self.seconds:g} s (sync.deadline_s) while {self.doing}: head office's "
-            "server is too slow or stalled, or the bundle too big for this appliance; nothing in force "
-            "changed"
+            f"gave up after {self.seconds:g} s (sync.deadline_s) while {self.doing}: {why}; nothing in "
+            "force changed"
         )
 
 
