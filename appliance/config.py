@@ -290,7 +290,8 @@ def _set_in_force(
 
 
 def _parse_sync(raw: Any, path: Path, data: _Mapping) -> SyncSettings | None:
-    keys = {"url", "trusted_root", "ring", "jitter_minutes", "timeout_s", "health_timeout_s", "check_dns"}
+    keys = {"url", "trusted_root", "ring", "jitter_minutes", "timeout_s", "deadline_s"}
+    keys |= {"health_timeout_s", "check_dns"}
     node = _section(raw, path, data, "sync", keys)
     if node is None:
         return None
@@ -309,6 +310,7 @@ def _parse_sync(raw: Any, path: Path, data: _Mapping) -> SyncSettings | None:
         ring=ring,
         jitter_minutes=_number(node, "jitter_minutes", path, 60, 0, 24 * 60, "sync"),
         timeout_s=_number(node, "timeout_s", path, 60, 1, 3600, "sync"),
+        deadline_s=_number(node, "deadline_s", path, 900, 1, 24 * 3600, "sync"),
         health_timeout_s=_number(node, "health_timeout_s", path, 30, 1, 600, "sync"),
         check_dns=_flag(node, "check_dns", path, "sync", True),
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 from datetime import datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
@@ -26,10 +27,12 @@ from werkzeug.wrappers import Response
 
 from appliance.dns.settings import split_host_port
 from appliance.store import audit, people, staff, throttle
+from appliance.store.secrets import PepperError
 from appliance.store.staff import MAX_FAILURES, SignInRefused
 from dashboard.database import config, identity_of, mac_of, now, store
 from dashboard.security import client_address
 
+log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__)
 NAME_PIN_FAILURES = 10  # wrong PINs for one name, from any devices, within FAILURE_WINDOW_S
 EARLIEST_OPENING = 6  # o'clock: a closing time before this belongs to the night after the day
@@ -180,9 +183,17 @@ def sign_in() -> Response | tuple[str, int]:
     counted = throttle.attempt(store(), limits, t)
     if counted is None:
         return _form("Too many tries. Please ask a member of staff to help you.", name, 429)
-    match = next(
-        (c for c in people.find_child(store(), name) if people.pin_matches(store(), c.id, pin)), None
-    )
+    match, unverifiable = None, None
+    for child in people.find_child(store(), name):
+        try:
+            if people.pin_matches(store(), child.id, pin):
+                match = child
+                break
+        except PepperError as e:  # neither right nor wrong: the PIN cannot be checked at all
+            unverifiable = e
+    if match is None and unverifiable is not None:
+        log.error("portal: sign-in refused: %s", unverifiable)
+        return _form("Signing in is not working just now. Please ask a member of staff.", name, 503)
     if match is None:
         return _form("That name and PIN do not match. Try again, or ask a member of staff.", name, 401)
     throttle.succeeded(store(), counted, t)

@@ -154,7 +154,8 @@ def describe(state: SyncState, now: datetime) -> str:
             f"swapped in {state.installed}"
         )
     lines.append(f"last success: {state.last_success or 'never'}")
-    lines.append(f"last attempt: {state.last_attempt or 'never'}")
+    unfinished = " (no outcome: still running, or stopped from outside)" if state.unfinished else ""
+    lines.append(f"last attempt: {state.last_attempt or 'never'}{unfinished}")
     if state.last_error:
         lines.append(f"last error ({state.last_error_at}): {state.last_error}")
     for version, why in sorted((state.refused or {}).items()):

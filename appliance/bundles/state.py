@@ -35,6 +35,8 @@ class SyncState:
     refused: dict[str, str] | None = None  # version -> why it is refused (not tried again)
     rolled_back: dict[str, int] | None = None  # version -> how often it was swapped in and rolled back
 
+    unfinished: bool = False  # the last attempt has no outcome yet: running now, or killed from outside
+
 
 def state_path(data_dir: Path) -> Path:
     return data_dir / "sync" / "state.json"

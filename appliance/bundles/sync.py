@@ -18,11 +18,14 @@ import logging
 import os
 import shutil
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from tuf.api import exceptions as tuf_errors
@@ -67,25 +70,90 @@ class Outcome:
 
 def sync(config: Config, now: datetime) -> Outcome:
     """One sync. Raises BundleError (recorded as the last error) when a bundle is refused or rolled
-    back, or head office cannot be reached; what was in force stays in force."""
+    back, head office cannot be reached, or it took longer than `sync.deadline_s`; what was in force
+    stays in force."""
     settings = _settings(config)
     with _only_one(config.data_dir):
         config = load_config(Path(config.origin))  # the set in force now, read under the lock
-        state = replace(read_state(config.data_dir), last_attempt=iso(now))
+        state = replace(read_state(config.data_dir), last_attempt=iso(now), unfinished=True)
+        save_state(config.data_dir, state)  # a sync killed from outside (its unit's time limit) shows
         try:
             state = _recover(config, state)
-            outcome, state = _sync(config, settings, state, now)
+            with _watchdog(settings.deadline_s) as watch:
+                prepared = _prepare(config, settings, state, now, watch)
+            if isinstance(prepared, _Made):
+                outcome, state = _swap(config, state, prepared, now)
+            else:
+                outcome = prepared
+        except _OutOfTime as e:
+            error = str(e)
         except _Stop as e:
             state, error = e.state, str(e)
         except BundleError as e:
             error = str(e)
         else:
-            save_state(
-                config.data_dir, replace(state, last_success=iso(now), last_error=None, last_error_at=None)
+            done = replace(
+                state, last_success=iso(now), last_error=None, last_error_at=None, unfinished=False
             )
+            save_state(config.data_dir, done)
             return outcome
-        save_state(config.data_dir, replace(state, last_error=error, last_error_at=iso(now)))
+        save_state(
+            config.data_dir, replace(state, last_error=error, last_error_at=iso(now), unfinished=False)
+        )
         raise BundleError(error)
+
+
+class _OutOfTime(BaseException):
+    """The watchdog's alarm, raised wherever the sync is. A BaseException (as KeyboardInterrupt is), so
+    that no `except Exception` or `except OSError` on the way (python-tuf has several) swallows it."""
+
+
+@dataclass
+class _Watch:
+    """The whole-sync deadline, and what the sync is doing (for the message when it is hit)."""
+
+    seconds: float
+    ends: float  # time.monotonic()
+    doing: str = "reaching head office"
+
+    def check(self) -> None:
+        """Raise _OutOfTime if the deadline has passed (between steps, where no alarm can reach)."""
+        if time.monotonic() >= self.ends:
+            raise self.out_of_time()
+
+    def out_of_time(self) -> _OutOfTime:
+        local = self.doing.startswith(("compiling", "checking"))
+        why = (
+            "this appliance is too busy or short of memory"
+            if local
+            else "head office's server, or the line to it, is too slow or stalled"
+        )
+        return _OutOfTime(
+            f"gave up after {self.seconds:g} s (sync.deadline_s) while {self.doing}: {why}; nothing in "
+            "force changed"
+        )
+
+
+@contextmanager
+def _watchdog(seconds: float) -> Iterator[_Watch]:
+    """Bound the body by `seconds` of wall time: SIGALRM interrupts even a read that is waiting on a
+    trickling socket. Signals reach only the main thread (where `appliance sync` runs); elsewhere the
+    deadline is checked between steps only."""
+    watch = _Watch(seconds, time.monotonic() + seconds)
+    if threading.current_thread() is not threading.main_thread():
+        yield watch
+        return
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise watch.out_of_time()
+
+    before = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield watch
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
 
 
 class _Refusal(BundleError):
@@ -134,11 +202,13 @@ def _recover(config: Config, state: SyncState) -> SyncState:
     return _check_or_roll_back(config, state, state.checking)
 
 
-def _sync(
-    config: Config, settings: SyncSettings, state: SyncState, now: datetime
-) -> tuple[Outcome, SyncState]:
+def _prepare(
+    config: Config, settings: SyncSettings, state: SyncState, now: datetime, watch: _Watch
+) -> Outcome | _Made:
+    """What head office offers: an Outcome when there is nothing to swap, else the new set, made and
+    checked in its partial folder."""
     updater = _updater(config, settings)
-    rings = _json(_fetch(updater, RINGS, config.data_dir / "sync" / "rings.json"), RINGS)
+    rings = _json(_fetch(updater, RINGS, config.data_dir / "sync" / "rings.json", watch), RINGS)
     named = rings.get("rings")
     offered = (named if isinstance(named, dict) else {}).get(settings.ring, rings.get("default"))
     if isinstance(offered, bool) or not isinstance(offered, int) or not 0 < offered <= MAX_VERSION:
@@ -147,21 +217,20 @@ def _sync(
     in_force = version_of(config.set_dir) if config.set_dir else None
     if in_force is not None and offered < in_force:
         message = f"head office offers bundle {offered}, older than {in_force} in force: kept {in_force}"
-        return Outcome(in_force, False, message), state
+        return Outcome(in_force, False, message)
     if in_force is not None and offered == in_force:
         if config.set_note:  # `current` names a damaged set; the whole one running is what head office offers
             point(config.data_dir, "current", config.set_dir)
-            return Outcome(in_force, True, f"repaired: {config.set_note}; bundle {in_force} in force"), state
-        return Outcome(in_force, False, f"up to date: bundle {in_force} is in force"), state
+            return Outcome(in_force, True, f"repaired: {config.set_note}; bundle {in_force} in force")
+        return Outcome(in_force, False, f"up to date: bundle {in_force} is in force")
     if state.refused and str(offered) in state.refused:
         raise BundleError(
             f"bundle {offered} was refused before ({state.refused[str(offered)]}); waiting for a newer one"
         )
     try:
-        made = _make_set(config, updater, offered, now)
+        return _make_set(config, updater, offered, now, watch)
     except _Refusal as e:
         raise _Stop(str(e), replace(state, refused={**(state.refused or {}), str(offered): str(e)})) from e
-    return _swap(config, state, made, now)
 
 
 def _updater(config: Config, settings: SyncSettings) -> Updater:
@@ -201,8 +270,10 @@ def _updater(config: Config, settings: SyncSettings) -> Updater:
     return updater
 
 
-def _fetch(updater: Updater, path: str, destination: Path) -> bytes:
+def _fetch(updater: Updater, path: str, destination: Path, watch: _Watch) -> bytes:
     """Download one target (checked against its signed length and hash) to `destination`."""
+    watch.check()
+    watch.doing = f"downloading {path}"
     try:
         info = updater.get_targetinfo(path)
         if info is None:
@@ -251,12 +322,12 @@ class _Made:
     folder: Path  # the partial folder, whole and checked
 
 
-def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> _Made:
+def _make_set(config: Config, updater: Updater, version: int, now: datetime, watch: _Watch) -> _Made:
     """Download, compile and check bundle `version` in its partial folder. Raises BundleError."""
     partial = sets_dir(config.data_dir) / f"{set_name(version)}{PARTIAL}"
     shutil.rmtree(partial, ignore_errors=True)
     bundle = partial / "bundle"
-    manifest = _json(_fetch(updater, f"bundles/{version}/{MANIFEST}", bundle / MANIFEST), MANIFEST)
+    manifest = _json(_fetch(updater, f"bundles/{version}/{MANIFEST}", bundle / MANIFEST, watch), MANIFEST)
     if manifest.get("version") != version:
         raise _Refusal(f"bundle {version}'s bundle.json says version {manifest.get('version')!r}")
     try:
@@ -273,10 +344,12 @@ def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> 
     for relative, entry in files.items():
         if not isinstance(relative, str) or relative.startswith("/") or ".." in Path(relative).parts:
             raise _Refusal(f"bundle {version} names a file outside itself: {relative!r}")
-        data = _fetch(updater, f"bundles/{version}/{relative}", bundle / relative)
+        data = _fetch(updater, f"bundles/{version}/{relative}", bundle / relative, watch)
         if entry != manifest_entry(data):
             raise _Refusal(f"bundle {version}: {relative} differs from what its bundle.json says")
     _step("downloaded")
+    watch.check()
+    watch.doing = f"compiling bundle {version}"
     try:
         spec = read_spec(bundle, prefix=HEAD_OFFICE_PREFIX)
         new = load_config(Path(config.origin), set_dir=partial)
@@ -290,6 +363,8 @@ def _make_set(config: Config, updater: Updater, version: int, now: datetime) -> 
     if not any(r.entries and not r.rejected for r in ours):
         why = "; ".join(f"{r.source}: {r.rejected or 'no entries'}" for r in ours)
         raise _Refusal(f"bundle {version}: every list failed to parse ({why})")
+    watch.check()
+    watch.doing = f"checking bundle {version} before its swap"
     problems = decision_problems(new, spec.blocked, spec.allowed)
     if problems:
         raise _Refusal(f"bundle {version} failed its check before the swap: {'; '.join(problems)}")

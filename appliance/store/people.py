@@ -2,17 +2,24 @@
 
 The DNS filter and the proxy read the active sessions and the devices (`Bindings`) and notice a change
 through the `bindings` counter, bumped by every sign-in, sign-out and device change.
+
+PINs are hashed with the centre's pepper (appliance/store/secrets.py), kept in `pin-pepper.key` in the
+store's folder: a copy of the store file alone does not give them up.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
 
 from appliance.store.schema import StoreError, transaction
-from appliance.store.secrets import hash_secret, new_token, verify_secret
+from appliance.store.secrets import PEPPER_FILE, PepperError, hash_pin, is_peppered, new_token, verify_pin
 from profiles.identity import Child, Device, Session, normalise_mac
+
+log = logging.getLogger(__name__)
 
 PIN_DIGITS = (4, 8)
 
@@ -56,6 +63,28 @@ def check_pin(pin: str) -> None:
         raise StoreError(f"a PIN is {PIN_DIGITS[0]} to {PIN_DIGITS[1]} digits")
 
 
+def pepper_file(db: sqlite3.Connection) -> Path:
+    """The PIN pepper file of the store `db` is open on: beside the store file, never inside it."""
+    files = {row[1]: row[2] for row in db.execute("PRAGMA database_list")}
+    if not files.get("main"):
+        raise StoreError("the store is not a file: PINs need a pepper file beside it")
+    return Path(files["main"]).parent / PEPPER_FILE
+
+
+def _pin_hash(db: sqlite3.Connection, pin: str) -> str:
+    path = pepper_file(db)
+    if not path.exists():
+        (lost,) = db.execute("SELECT count(*) FROM children WHERE pin LIKE '$scrypt-p$%'").fetchone()
+        if lost:
+            log.warning(
+                "%s was missing and is made again: the PINs of %d children were made with the old one "
+                "(put it back from the backup, or set them new PINs)",
+                path,
+                lost,
+            )
+    return hash_pin(pin, path)
+
+
 def bump_bindings(db: sqlite3.Connection) -> None:
     """Tell the DNS filter and the proxy that sessions or devices changed (inside the change's
     transaction)."""
@@ -76,7 +105,7 @@ def add_child(db: sqlite3.Connection, display_name: str, profile: str, pin: str,
     with transaction(db):
         db.execute(
             "INSERT INTO children (id, display_name, profile, pin, created) VALUES (?, ?, ?, ?, ?)",
-            (child_id, name, profile, hash_secret(pin), now),
+            (child_id, name, profile, _pin_hash(db, pin), now),
         )
     return ChildRecord(child_id, name, profile, False)
 
@@ -94,7 +123,7 @@ def update_child(db: sqlite3.Connection, child_id: str, profile: str, *, archive
 def reset_pin(db: sqlite3.Connection, child_id: str, pin: str) -> None:
     check_pin(pin)
     with transaction(db):
-        db.execute("UPDATE children SET pin = ? WHERE id = ?", (hash_secret(pin), child_id))
+        db.execute("UPDATE children SET pin = ? WHERE id = ?", (_pin_hash(db, pin), child_id))
 
 
 def children(db: sqlite3.Connection, *, archived: bool = False) -> list[ChildRecord]:
@@ -123,8 +152,20 @@ def find_child(db: sqlite3.Connection, display_name: str) -> list[ChildRecord]:
 
 
 def pin_matches(db: sqlite3.Connection, child_id: str, pin: str) -> bool:
+    """Is `pin` the PIN of child `child_id` (not archived)? A PIN hashed before the pepper is hashed
+    again with it now. Raises PepperError if the child's PIN was made with a pepper the pepper file
+    does not hold (missing, or another): neither a match nor a wrong PIN."""
     row = db.execute("SELECT pin FROM children WHERE id = ? AND NOT archived", (child_id,)).fetchone()
-    return row is not None and verify_secret(pin, row[0])
+    if row is None or not verify_pin(pin, row[0], pepper_file(db)):
+        return False
+    if not is_peppered(row[0]):
+        try:
+            db.execute(
+                "UPDATE children SET pin = ? WHERE id = ? AND pin = ?", (_pin_hash(db, pin), child_id, row[0])
+            )
+        except (PepperError, sqlite3.Error) as e:  # the sign-in stands; the next one tries again
+            log.warning("child %s: the PIN could not be hashed again with the pepper: %s", child_id, e)
+    return True
 
 
 def save_device(db: sqlite3.Connection, device: DeviceRecord, now: float) -> None:

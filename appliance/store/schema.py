@@ -8,6 +8,8 @@ never sees a half-made schema and a power cut mid-migration leaves the previous 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -274,11 +276,19 @@ MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+# The store holds children's names, their browsing and the staff's accounts: its owner only. On the Pi one
+# user (`appliance`) runs every service and each of them writes the file (in WAL mode even a reader
+# writes the -shm), so a group could be given nothing useful; root (backups) reads it anyway.
+STORE_MODE = 0o600
+
+
 def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
     """A connection to the store at `path` (made and migrated if needed), in autocommit mode: callers
-    open their own transactions. Raises StoreError naming the file."""
+    open their own transactions. The file and its -wal and -shm are STORE_MODE. Raises StoreError
+    naming the file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(path)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=timeout)
         _wal(db, timeout)
         # FULL: each commit (a writer's batch, four a second) is on the disk before the next, so a power
@@ -287,9 +297,20 @@ def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
         _migrate(db, path)
-    except sqlite3.Error as e:
+    except (sqlite3.Error, OSError) as e:
         raise StoreError(f"{path}: cannot open the event store: {e}") from e
     return db
+
+
+def _owner_only(path: Path) -> None:
+    """Make the store file STORE_MODE before SQLite makes it with the umask's mode (SQLite gives the -wal
+    and -shm it makes the store file's mode); narrow a file an older appliance left readable by all."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_MODE))
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # not ours to change: left as it is
+            if os.stat(file).st_mode & 0o077:
+                os.chmod(file, STORE_MODE)
 
 
 def _wal(db: sqlite3.Connection, timeout: float) -> None:

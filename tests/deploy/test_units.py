@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.sync_settings import SyncSettings
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "raspberry-pi"
 SERVICES = ("appliance-dns", "appliance-proxy", "appliance-dashboard", "appliance-lists", "appliance-sync")
 
@@ -62,3 +64,33 @@ def test_capabilities_only_where_a_low_port_is_bound(units: Path, service: str) 
     assert "CAP_NET_ADMIN" not in text and "User=appliance" in text
     if service not in ("appliance-lists", "appliance-sync"):  # oneshots run by their timers
         assert "Restart=on-failure" in text
+
+
+def _megabytes(text: str, key: str) -> int:
+    found = re.search(rf"^{key}=(\d+)M$", text, re.M)
+    assert found, f"no {key}=<n>M"
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_a_memory_limit_that_fits_a_1gb_pi(units: Path, service: str) -> None:
+    text = (units / f"{service}.service").read_text()
+    high, most = _megabytes(text, "MemoryHigh"), _megabytes(text, "MemoryMax")
+    assert 0 < high < most <= 640  # the kernel slows a unit before it kills it; no unit may take the Pi
+
+
+def test_the_long_running_services_fit_a_1gb_pi_together(units: Path) -> None:
+    """The DNS filter and the dashboard at their limits still leave the proxy its measured working set
+    (about 300 MB, the comment in appliance-proxy.service), on the 900 MB a 1 GB Pi has for programs."""
+    limits = {s: _megabytes((units / f"{s}.service").read_text(), "MemoryMax") for s in SERVICES}
+    assert limits["appliance-dns"] + limits["appliance-dashboard"] + 300 <= 900
+
+
+def test_a_stuck_sync_is_stopped_only_after_its_own_deadline_and_check(units: Path) -> None:
+    """`appliance sync` gives up by itself at sync.deadline_s and records it; the unit's limit is the
+    backstop above that and the swap's health check, never the first to fire."""
+    text = (units / "appliance-sync.service").read_text()
+    found = re.search(r"^TimeoutStartSec=(\d+)min$", text, re.M)
+    assert found
+    defaults = SyncSettings(url="https://head-office.example")
+    assert defaults.deadline_s + defaults.health_timeout_s < int(found.group(1)) * 60

@@ -1,11 +1,13 @@
 """Head office and a centre, both real: a repository made and signed by the `appliance bundle` code,
 served as static files by an HTTP server on loopback (which a test may make misbehave: answer a path
-with an HTML page, cut a file short, or serve an old copy), and a centre configuration syncing from it."""
+with an HTML page, cut a file short, serve an old copy, or trickle files a byte at a time like a slow
+mirror), and a centre configuration syncing from it."""
 
 from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,9 +35,13 @@ health:
 
 @dataclass
 class Misbehaving:
-    """What the web server does instead of serving a file: path -> (status, body)."""
+    """What the web server does instead of serving a file: path -> (status, body); and, if `trickle_s`
+    is set, every file whose path contains `trickle_only` is sent one byte per `trickle_s` seconds (each
+    byte well within any read timeout: a slow mirror, not a dead one)."""
 
     answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    trickle_s: float = 0
+    trickle_only: str = ""
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -44,6 +50,10 @@ class _Handler(SimpleHTTPRequestHandler):
     def do_GET(self) -> None:
         found = self.misbehaving.answers.get(self.path)
         if found is None:
+            file = Path(self.translate_path(self.path))
+            if self.misbehaving.trickle_s and self.misbehaving.trickle_only in self.path and file.is_file():
+                self._trickle(file.read_bytes())
+                return
             super().do_GET()
             return
         status, body = found
@@ -52,6 +62,18 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _trickle(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(self.misbehaving.trickle_s)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the centre gave up
 
     def log_message(self, *args: object) -> None:
         pass

@@ -79,5 +79,5 @@ def test_a_pin_is_four_to_eight_digits(db, pin):
 def test_a_pin_is_stored_hashed_and_checked(db):
     child = people.add_child(db, "Amira", "10-12", "4826", T)
     (stored,) = db.execute("SELECT pin FROM children").fetchone()
-    assert "4826" not in stored and stored.startswith("$scrypt$")
+    assert "4826" not in stored and stored.startswith("$scrypt-p$")  # with the pepper (test_pin_pepper.py)
     assert people.pin_matches(db, child.id, "4826") and not people.pin_matches(db, child.id, "4827")

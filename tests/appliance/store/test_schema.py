@@ -4,6 +4,7 @@ refused; processes opening a fresh file at once all get a whole one."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -140,3 +141,35 @@ def test_a_fresh_file_opened_while_another_process_holds_its_write_lock(tmp_path
     assert second.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     second.close()
     first.close()
+
+
+def _modes(path: Path) -> dict[str, str]:
+    return {p.name: oct(p.stat().st_mode & 0o777) for p in sorted(path.parent.iterdir())}
+
+
+def test_a_fresh_store_and_its_wal_and_shm_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "appliance.sqlite"
+    mask = os.umask(0o022)  # a shell's usual umask, with which SQLite would make them 0644
+    try:
+        db = connect(path)
+        db.execute("INSERT INTO settings (key, value) VALUES ('written', '1')")  # the WAL in use
+        assert _modes(path) == {
+            "appliance.sqlite": "0o600",
+            "appliance.sqlite-shm": "0o600",
+            "appliance.sqlite-wal": "0o600",
+        }
+        db.close()
+    finally:
+        os.umask(mask)
+
+
+def test_a_store_an_older_appliance_left_readable_by_all_is_narrowed_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "appliance.sqlite"
+    running = connect(path)  # a service holding it open: the -wal and -shm stay
+    running.execute("INSERT INTO settings (key, value) VALUES ('written', '1')")
+    for file in tmp_path.iterdir():
+        file.chmod(0o644)
+    assert len(_modes(path)) == 3
+    connect(path).close()
+    assert set(_modes(path).values()) == {"0o600"}
+    running.close()
