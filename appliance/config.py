@@ -845,7 +845,8 @@ def device_problems(config: Config, profiles: Mapping[str, Profile]) -> list[str
         problem = staff_device_problem(d, profiles[d.profile], config)
         if problem:
             out.append(f"{where}: {problem}")
-    if profiles and config.portal.staff_profile not in profiles:
+    named = config.portal.staff_profile != PortalSettings().staff_profile  # the default may be absent
+    if profiles and named and config.portal.staff_profile not in profiles:
         out.append(
             f"{config.origin}: portal.staff_profile: no profile {config.portal.staff_profile!r} "
             f"(profiles: {', '.join(sorted(profiles))})"

@@ -29,7 +29,7 @@ from appliance.dns.settings import split_host_port
 from appliance.store import audit, people, staff, throttle
 from appliance.store.secrets import PepperError
 from appliance.store.staff import MAX_FAILURES, SignInRefused
-from dashboard.database import config, identity_of, mac_of, now, store
+from dashboard.database import config, identity_of, mac_of, now, policy_files, store
 from dashboard.security import client_address
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,8 @@ def staff_sign_in() -> Response | tuple[str, int]:
         return _staff_form(
             f"The centre's day is over (it closes at {config().portal.closing_time}).", username, 403
         )
+    if config().portal.staff_profile not in policy_files().profiles:
+        return _staff_form("Staff sign-in is not set up on this appliance (no staff profile).", username, 404)
     try:
         user = staff.sign_in(store(), username, form.get("password", ""), address, t)
     except SignInRefused as e:

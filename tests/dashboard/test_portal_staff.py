@@ -166,3 +166,15 @@ def test_a_version_4_store_keeps_its_sessions_and_still_refuses_a_session_of_nob
             "INSERT INTO sessions (child, device, client, started, expires, idle_s, last_seen)"
             " VALUES ('nobody', 'd', 'c', 1, 2, 3, 4)"
         )
+
+
+def test_staff_sign_in_at_the_portal_is_refused_where_there_is_no_staff_profile(
+    app: Any, browse: Callable[..., Browser], accounts: dict[Role, StaffUser], db: Any
+) -> None:
+    from dataclasses import replace
+
+    config = app.config["APPLIANCE"]
+    app.config["APPLIANCE"] = replace(config, portal=replace(config.portal, staff_profile="no-such-profile"))
+    response = _staff_sign_in(browse(CHILD_IP))
+    assert response.status_code == 404 and "not set up" in response.get_data(as_text=True)
+    assert people.open_sessions(db, time.time()) == []  # no device bound to a profile nobody has

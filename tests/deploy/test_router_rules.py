@@ -216,3 +216,13 @@ def test_appliance_check_warns_of_plain_http_staff_pages_and_a_router_without_a_
     assert "over plain HTTP" in plain and "staff_tls" in plain
     (lost,) = warnings(pi + "proxy:\n  mode: transparent\n")
     assert "without router.staff_interface" in lost and "open to no network" in lost
+
+
+def test_a_centre_without_a_staff_profile_is_valid_unless_it_names_one(tmp_path: Path) -> None:
+    """`portal.staff_profile` defaults to `staff`: a centre whose profiles have none simply has no staff
+    sign-in at the portal; a staff profile the configuration names must exist."""
+    (tmp_path / "profiles.yaml").write_text(_CALLS.replace("  staff: {description: Staff}\n", ""))
+    policy = f"policy:\n  profiles: {tmp_path / 'profiles.yaml'}\n"
+    assert _problems(tmp_path, policy) == []
+    (problem,) = _problems(tmp_path, policy + "portal:\n  staff_profile: technicians\n")
+    assert "portal.staff_profile: no profile 'technicians'" in problem
