@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from appliance.bindings import Bound
 from appliance.bundles.sets import pointer_path
-from appliance.config import Config, ConfigError, device_problems, load_config
+from appliance.config import Config, ConfigError, device_problems, load_config, staff_device_problem
 from appliance.events import What, Who
 from appliance.policy_files import load_policy
 from appliance.storage import open_index
@@ -118,7 +118,17 @@ class Live:
     def bind(self, bound: Bound) -> None:
         """Swap in the portal's sessions and the staff-named devices; every address is identified again
         at its next question."""
-        self.sessions, self.devices = bound.sessions, bound.devices(self.config.devices)
+        named = []
+        for device in bound.named:
+            profile = self.policy.profiles.get(device.profile)
+            problem = staff_device_problem(device, profile, self.config) if profile is not None else None
+            if problem:
+                # Named in the dashboard before such names were refused: never staff by a claim.
+                log.warning("device %r left out: %s", device.name, problem)
+                continue
+            named.append(device)
+        self.sessions = bound.sessions
+        self.devices = Bound(bound.sessions, tuple(named)).devices(self.config.devices)
         self.clients.clear()
 
     def client(self, ip: str, mac: str | None, now: float, before: Client | None = None) -> Client:
