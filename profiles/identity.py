@@ -83,8 +83,10 @@ class SessionEnd(StrEnum):
 
 @dataclass(frozen=True)
 class Session:
-    """A child signed in on a device (named by MAC, or by IP where the MAC is unknown).
+    """A child signed in on a device (named by MAC, or by IP where the MAC is unknown), from `address`.
 
+    A session named by MAC holds only at the address it was signed in from: any device on the children's
+    network can copy a MAC it has seen, and a copy at another address must not take over the session.
     Over at `expires` (closing time), after `idle` without traffic since `last_seen`, or at `ended`.
     """
 
@@ -95,6 +97,7 @@ class Session:
     last_seen: datetime
     idle: timedelta = timedelta(minutes=20)
     ended: datetime | None = None
+    address: str = ""  # where it was signed in from ("" for sessions made before addresses were kept)
 
     def end_reason(self, now: datetime) -> SessionEnd | None:
         """None while the session is active at `now`, else why it is over."""
@@ -210,7 +213,10 @@ def identify(
     key = (_MAC_CACHE.get(mac) or mac_key(mac)) if mac else None  # once per request, remembered
     signed_in = sessions._by_device
     if signed_in:
-        session = (signed_in.get(key) if key else None) or signed_in.get(client_ip)
+        session = signed_in.get(key) if key else None
+        if session is not None and session.address and session.address != client_ip:
+            session = None  # the MAC at another address: a copied MAC is never the signed-in device
+        session = session or signed_in.get(client_ip)
         if session is not None and session.end_reason(now) is None:
             device = (devices._by_mac.get(key) if key else None) or devices.by_ip(client_ip)
             return Identity(

@@ -367,6 +367,7 @@ def as_sessions(records: list[SessionRecord], zone: tzinfo) -> list[Session]:
             at(r.expires),
             at(r.last_seen),
             idle=timedelta(seconds=r.idle_s),
+            address=r.client,
         )
         for r in records
     ]

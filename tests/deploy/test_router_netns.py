@@ -742,6 +742,23 @@ def test_staff_signed_in_at_the_portal_make_a_childrens_device_staff_until_they_
     (entry,) = [e for e in audit.entries(db, username="maria") if e.action == "portal-sign-in"]
     assert entry.subject == f"device:{STAFF_MAC}"  # the device, known by its MAC
     try:
+        # A child's device copies that MAC (anyone on the children's network can see it): still a child.
+        sh("ip", "link", "set", "c0", "address", STAFF_MAC, netns=lab.child)
+        sh("ip", "neigh", "flush", "dev", "lan0", netns=lab.gw)
+        deadline = time.monotonic() + 10
+        while STAFF_MAC not in sh("ip", "neigh", "show", CHILD, netns=lab.gw).stdout:
+            ask(lab, GW_LAN, "www.pornhub.com")  # traffic, so the gateway learns the (copied) MAC
+            assert time.monotonic() < deadline, "the gateway never saw the copied MAC"
+            time.sleep(0.3)
+        time.sleep(2.5)  # the appliance reads its neighbour table every two seconds
+        for _ in range(3):
+            assert ask(lab, GW_LAN, "www.pornhub.com") == f"NOERROR {GW_LAN}"
+            assert get(lab, NET, "www.pornhub.com", "/video")[0] == 403
+            time.sleep(0.5)
+    finally:
+        sh("ip", "link", "set", "c0", "address", CHILD_MAC, netns=lab.child)
+        sh("ip", "neigh", "flush", "dev", "lan0", netns=lab.gw)
+    try:
         assert in_netns(lab.child2, _SIGN_OUT.format(gw=GW_LAN)) == "200"
         deadline = time.monotonic() + 10
         while (found := answer()) != f"NOERROR {GW_LAN}":

@@ -76,6 +76,21 @@ def test_a_signed_in_child_uses_their_own_profile_on_a_shared_pc() -> None:
     assert identity.subject == "child:c-7f3a"  # pseudonymous: never the display name
 
 
+@pytest.mark.parametrize(
+    ("ip", "mac", "via"),
+    [
+        ("10.0.0.50", "aa:bb:cc:00:00:07", Via.SESSION),  # the device she signed in on
+        ("10.0.0.51", "aa:bb:cc:00:00:07", Via.IP),  # her device's MAC, copied by a device at another address
+        ("10.0.0.50", "aa:bb:cc:00:00:08", Via.IP),  # her address with another MAC: not her device either
+    ],
+)
+def test_a_session_holds_for_its_mac_at_its_address_only(ip: str, mac: str, via: Via) -> None:
+    """Any device on the children's network can copy a MAC it has seen: a session (a child's, or staff's
+    from a portal sign-in) is never taken over by a copy at another address."""
+    sessions = Sessions([session("aa:bb:cc:00:00:07", address="10.0.0.50")])
+    assert identify(ip, mac, DEVICES, sessions, NOW).via is via
+
+
 def test_a_session_by_ip_where_the_mac_is_unknown() -> None:
     sessions = Sessions([session("10.0.0.99")])
     assert identify("10.0.0.99", None, DEVICES, sessions, NOW).via is Via.SESSION
