@@ -409,6 +409,7 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
 
 
 _RAW_SERVICES = "proxy.raw_services must be a list of host:port (e.g. mail.example.org:143)"
+_REACHABLE = "proxy.reachable_networks must be a list of networks (e.g. 192.168.50.20/32)"
 
 
 def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
@@ -418,7 +419,7 @@ def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
         raise ConfigError(f"{_where(path, data, 'proxy')}: proxy must be a mapping (listen, mode, ...)")
     keys = {"listen", "mode", "workers", "page_limit_kb", "upload_limit_kb", "ca_dir", "centre", "helpline"}
     keys |= {"upstream_trusted_ca", "reachable_local_ports", "connections_per_device", "head_timeout_s"}
-    keys |= {"raw_services"}
+    keys |= {"raw_services", "reachable_networks"}
     _unknown_keys(path, raw, keys, "proxy")
     d = ProxySettings()
     listen = raw.get("listen", d.listen)
@@ -481,7 +482,17 @@ def _parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
         if not 0 < port < 65536:
             raise ConfigError(f"{path}:{line[0]}: {_RAW_SERVICES}: {text!r} has no port")
         raw_services.append((host, port))
+    networks = raw.get("reachable_networks", [])
+    if not isinstance(networks, list):
+        raise ConfigError(f"{_where(path, raw, 'reachable_networks')}: {_REACHABLE}")
+    for i, text in enumerate(networks):
+        line = getattr(networks, "item_lines", [])[i : i + 1] or [raw.line_of("reachable_networks")]
+        try:
+            ipaddress.ip_network(str(text), strict=False)
+        except ValueError as e:
+            raise ConfigError(f"{path}:{line[0]}: {_REACHABLE}: {text!r}: {e}") from e
     return ProxySettings(
+        reachable_networks=tuple(str(n) for n in networks),
         reachable_local_ports=tuple(ports),
         connections_per_device=int(
             _number(raw, "connections_per_device", path, d.connections_per_device, 1, 100_000, "proxy")

@@ -84,3 +84,21 @@ def undecidable(policy: Policy, identity: Identity, what: str) -> Verdict:
         return rules.bypass
     reason = Reason(Step.BYPASS_ATTEMPT, Action.BLOCK, f"refused: {what}", severity=ATTEMPT_SEVERITY)
     return Verdict(Action.BLOCK, rules.name, (reason,), ATTEMPT_SEVERITY, log=LogDetail.EVENT)
+
+
+# An address may be named outright by the lists (a list entry for it) or by the profile (its own allow
+# entry, an allowlist category): then it is a site like any other.
+_ALLOWED_BY_NAME = frozenset(
+    {Step.ALLOWLIST, Step.OVERRIDE, Step.STAFF_BYPASS, Step.HELP_SERVICE, Step.PORTAL}
+)
+
+
+def named_by_address(verdict: Verdict, policy: Policy, identity: Identity, address: str) -> Verdict:
+    """A site named only by its IP address (a URL, Host header or TLS name that is an address, in any
+    spelling): no list can say what is there, so for children it is refused as a way round the filter
+    unless a list or the profile allows that address outright. `verdict` is the address's own."""
+    if verdict.action is Action.BLOCK:
+        return verdict
+    if any(r.effect is Action.ALLOW and r.step in _ALLOWED_BY_NAME for r in verdict.reasons):
+        return verdict
+    return undecidable(policy, identity, f"a site named only by its address ({address})")

@@ -64,11 +64,11 @@ from appliance.proxy.report import (
 )
 from appliance.proxy.resource import request_type, source_url
 from appliance.proxy.settings import ProxySettings
-from appliance.proxy.target import request_target, usable_host
+from appliance.proxy.target import local_and_unlisted, request_target, usable_host
 from filters.errors import ApplianceError
 from filters.names import is_address
 from filters.urls import canonical_host
-from profiles.connection import named_and_sent, undecidable
+from profiles.connection import named_and_sent, named_by_address, undecidable
 from profiles.decide import child_report, decide, judge_text, may_intercept, with_page
 from profiles.identity import Identity, identify
 from profiles.policy import Special
@@ -331,12 +331,24 @@ class Monitor:
                     return
                 candidates = resolved.addresses
                 portal = bool(resolved.verdict.reasons) and resolved.verdict.reasons[0].step is Step.PORTAL
-            if any(is_own_address(a) for a in candidates) and not self._may_reach_self(
-                port, by_name=portal or is_address(host)
-            ):
-                data.server.error = f"{host}:{port} is the appliance itself: not reachable through its proxy"
-                log.warning(
-                    "refused a connection to the appliance itself (%s:%d) for %s", host, port, who.client
+            if any(is_own_address(a) for a in candidates):
+                if not self._may_reach_self(port, by_name=portal or is_address(host)):
+                    data.server.error = (
+                        f"{host}:{port} is the appliance itself: not reachable through its proxy"
+                    )
+                    log.warning(
+                        "refused a connection to the appliance itself (%s:%d) for %s", host, port, who.client
+                    )
+                    return
+            elif self._local_refused(candidates[0], identity):
+                # The centre's own networks (staff PCs, the Internet router's admin page) are not the web.
+                data.server.error = (
+                    f"{host}:{port} is on the centre's own network: not reachable for children"
+                )
+                what = f"an address on the centre's own network ({candidates[0]})"
+                verdict = undecidable(self.live.policy, identity, what)
+                self._log(
+                    who, verdict, host, "connect", time.monotonic(), "CONNECT", f"{host}:{port}", 0, 0, ""
                 )
                 return
             data.server.address = (candidates[0], port)
@@ -355,6 +367,12 @@ class Monitor:
         with contextlib.suppress(ValueError):
             return by_name and port == split_host_port(config.dashboard.listen, 80)[1]
         return False
+
+    def _local_refused(self, address: str, identity: Identity) -> bool:
+        """Is `address` a local network's (not listed in proxy.reachable_networks) and the asker no staff?"""
+        if not local_and_unlisted(address, self.live.config.proxy.reachable_networks):
+            return False
+        return self.live.policy.rules_for(identity.profile).bypass is None
 
     def _to_appliance(self, host: str) -> bool:
         """Is `host` the appliance's own pages (a portal name, or one of its own addresses)?"""
@@ -474,6 +492,8 @@ class Monitor:
                 if intercepted and not mismatch:
                     return  # decrypted: every request inside is decided on its own
                 verdict = decide(Request(host, None, Channel.TLS), policy, identity, self._now())
+                if is_address(host):
+                    verdict = named_by_address(verdict, policy, identity, host)
                 if mismatch:
                     other = decide(Request(sent, None, Channel.TLS), policy, identity, self._now())
                     if _help(verdict) and other.action is Action.BLOCK:
@@ -540,6 +560,8 @@ class Monitor:
             verdict = decide(
                 Request.web(url, source_url=source, request_type=kind), policy, identity, self._now()
             )
+            if is_address(host) and not self._to_appliance(host):
+                verdict = named_by_address(verdict, policy, identity, host)
             if target.sent:
                 sent_url = _url(request.scheme, target.sent, request.port, path)
                 other = decide(

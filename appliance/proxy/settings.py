@@ -40,6 +40,9 @@ class ProxySettings:
     reachable_local_ports: tuple[int, ...] = ()
     # Limits per device (its address), per proxy worker: open connections at once, and the seconds a new
     # connection has to send its first request head or TLS hello.
+    # Local networks (the centre's, its Internet router's) children may reach through the proxy: a local
+    # server of the centre's. Every other local address is refused (appliance/proxy/target.py).
+    reachable_networks: tuple[str, ...] = ()
     connections_per_device: int = 64
     head_timeout_s: float = 15.0
     # Services that are neither web nor TLS a centre has approved (`mail.example.org:143`): relayed for

@@ -1,5 +1,6 @@
 """Which site a web request is decided on and sent to: the name it names, never an address the client
-chose. Pure.
+chose; and which addresses the proxy never connects a child to (the networks of the centre and of its
+Internet router). Pure.
 
 A request carries up to two names: the host it is addressed to (the URL's host in a proxy request, the
 CONNECT target, the TLS name of an intercepted connection) and the one it names in its Host header (or
@@ -11,6 +12,8 @@ to the named one.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from filters.names import BadName, is_address, normalise_host
@@ -62,3 +65,34 @@ def request_target(*, address: str, host_header: str | None, address_is_chosen: 
     if named is None:
         return Target("")
     return Target(named, sent if sent and sent != named else "")
+
+
+# Networks that are never the Internet: the centre's own (children's and staff's), the Internet router's
+# (its admin page), carrier-grade NAT, link-local and unique-local addresses. A child reaches them through
+# the proxy only where the centre lists them (`proxy.reachable_networks`: a local learning server).
+LOCAL_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "0.0.0.0/8",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
+def local_and_unlisted(address: str, reachable: Sequence[str]) -> bool:
+    """Is `address` on a local network (LOCAL_NETWORKS) that `reachable` (networks) does not list?"""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not any(ip in net for net in LOCAL_NETWORKS if net.version == ip.version):
+        return False
+    return not any(ip in ipaddress.ip_network(n, strict=False) for n in reachable)

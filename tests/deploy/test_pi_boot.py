@@ -262,6 +262,9 @@ def pi(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     hq_root.chmod(0o644)
     own = config.read_text().split("\nsync:\n")[0]
     own = own.replace("staff_interface: eth1.60", "staff_interface: eth2")
+    # The test's "internet" sits on a private range, which children are otherwise never let reach.
+    own = own.replace("  mode: transparent\n", f"  mode: transparent\n  reachable_networks: [{NET}/24]\n", 1)
+    assert "reachable_networks" in own
     config.write_text(
         own + f'\n  - {{name: tablet-3, mac: "{TABLET_MAC}", profile: under-10}}\n'  # after the staff network
         f"sync:\n  url: http://{NET}:8000\n"

@@ -53,6 +53,7 @@ SPOOFED = "10.77.9.66"  # a staff-range address a child sets on the children's p
 CHILD_MAC, STAFF_MAC = "02:00:00:77:01:02", "02:00:00:77:09:05"
 OUTSIDE_RESOLVER = "203.0.113.53"  # nobody answers there: only the redirect can
 DOH_RESOLVER = "9.9.9.9"  # on the refused list; the internet host has it too
+LOCAL_NAMES = {"printer.example": STAFF_PC}  # a public name whose answer is on the centre's own network
 BLOCKED_DEMO_NAMES = ("www.pornhub.com", "pornhub.com", "www.xvideos.com", "bet365.com", "www.bet365.com")
 
 
@@ -195,6 +196,7 @@ proxy:
   workers: 1
   centre: Riverside Youth Centre
   upstream_trusted_ca: {origin_ca}
+  reachable_networks: [10.77.2.0/24]  # the lab's "internet" sits on the WAN's private range
 dashboard:
   listen: 0.0.0.0:80
   staff_listen: 0.0.0.0:8081
@@ -338,7 +340,7 @@ while True:
     question = query.question[0]
     if question.rdtype == dns.rdatatype.A:
         name = question.name.to_text(omit_final_dot=True).lower()
-        address = {NET_BLOCKED!r} if name in blocked else {NET!r}
+        address = {NET_BLOCKED!r} if name in blocked else {LOCAL_NAMES!r}.get(name, {NET!r})
         answer.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", address))
     s.sendto(answer.to_wire(), peer)
 """
@@ -847,3 +849,20 @@ def test_tls_without_a_name_and_a_request_without_a_host_are_refused_for_childre
 def test_anything_but_web_traffic_on_the_web_ports_is_refused(lab: Lab, port: int, data: bytes) -> None:
     """Relayed raw, the echo server would answer (its own 400 for SSH, the page for the hidden request)."""
     assert raw(lab, NET_BLOCKED, port, data) == b""
+
+
+def test_a_site_named_by_its_address_is_refused_for_children(lab: Lab) -> None:
+    """No list can say what is at an address: a child's request naming one (Host header, TLS name, in any
+    spelling) is refused, and never reaches it."""
+    status, body = get(lab, NET, NET_BLOCKED, "/video")
+    assert status == 403 and "served-by" not in body
+    for spelling in (f"{NET_BLOCKED}.", "0x0a.77.2.3", "167576067"):
+        assert get_tls(lab, CHILD, spelling, lab.origin_ca).startswith("cut"), spelling
+
+
+def test_a_name_that_leads_to_the_centres_own_network_is_refused_for_children(lab: Lab) -> None:
+    """The staff PC's pages (or the Internet router's) are not the web, whatever name points there."""
+    lab.start(sys.executable, "-c", _ECHO, netns=lab.staff)
+    _wait_for(lab.staff, STAFF_PC, 80)
+    status, body = get(lab, NET, "printer.example", "/admin")
+    assert status != 200 and "served-by" not in body

@@ -140,6 +140,19 @@ def test_a_tls_name_of_an_allowed_site_in_a_tunnel_to_a_blocked_sites_address_go
     assert rows and BLOCKED_SITE in rows[-1]["reasons"]
 
 
+def test_a_tunnel_to_an_address_whose_tls_names_no_site_is_refused(proxy: Proxy, sites: Sites) -> None:
+    """No list can say what is at an address: TLS that names no site, to an address, is refused for a
+    child on the open web too (it reached the blocked site before)."""
+    before = _counts(sites)
+    with pytest.raises((AssertionError, OSError, ssl.SSLError)):
+        with tunnel(proxy, PHONE, sites.https_port, BLOCKED_SITE, _unverified(), target=BLOCKED_SITE) as tls:
+            tls.sendall(b"GET /secret HTTP/1.1\r\nHost: live.pornhub.com\r\nConnection: close\r\n\r\n")
+            assert tls.recv(65536)
+    assert _reached(sites, before) == set()
+    rows = _events(proxy, "client = ? AND reasons LIKE '%named only by its address%'", PHONE)
+    assert rows and rows[-1]["action"] == "block"
+
+
 def test_an_allowlist_only_device_cannot_tunnel_to_an_address(proxy: Proxy, sites: Sites) -> None:
     with pytest.raises(AssertionError, match="403"):
         tunnel(proxy, YOUNG, sites.https_port, "kiddle.co", _unverified(), target=BLOCKED_SITE)
