@@ -144,10 +144,12 @@ def test_a_tunnel_to_an_address_whose_tls_names_no_site_is_refused(proxy: Proxy,
     """No list can say what is at an address: TLS that names no site, to an address, is refused for a
     child on the open web too (it reached the blocked site before)."""
     before = _counts(sites)
-    with pytest.raises((AssertionError, OSError, ssl.SSLError)):
-        with tunnel(proxy, PHONE, sites.https_port, BLOCKED_SITE, _unverified(), target=BLOCKED_SITE) as tls:
-            tls.sendall(b"GET /secret HTTP/1.1\r\nHost: live.pornhub.com\r\nConnection: close\r\n\r\n")
-            assert tls.recv(65536)
+    with (
+        pytest.raises((AssertionError, OSError, ssl.SSLError)),
+        tunnel(proxy, PHONE, sites.https_port, BLOCKED_SITE, _unverified(), target=BLOCKED_SITE) as tls,
+    ):
+        tls.sendall(b"GET /secret HTTP/1.1\r\nHost: live.pornhub.com\r\nConnection: close\r\n\r\n")
+        assert tls.recv(65536)
     assert _reached(sites, before) == set()
     rows = _events(proxy, "client = ? AND reasons LIKE '%named only by its address%'", PHONE)
     assert rows and rows[-1]["action"] == "block"
