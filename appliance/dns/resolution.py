@@ -97,8 +97,10 @@ class Resolver:
             for qtype in (TYPE_A, TYPE_AAAA):
                 records, _stale = await self.upstreams.resolve(lookup, qtype)
                 answer, _ = records.aged(time.monotonic())
-                if lookup == host:
-                    # Safe search's own CNAME is ours; the engine's chain beyond it is the engine's.
+                help_service = any(r.step is Step.HELP_SERVICE for r in verdict.reasons)
+                if lookup == host and not help_service:
+                    # Safe search's own CNAME is ours; the engine's chain beyond it is the engine's. A
+                    # help service is never blocked, whatever its answer leads to.
                     hidden = cloaked(answer, judge)
                     if hidden is not None:
                         return Resolved(verdict, blocked=hidden)

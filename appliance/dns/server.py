@@ -487,7 +487,9 @@ class DnsServer:
         if safe is not None:
             answer = answers.rewritten(q, safe.host, records.rcode, answer_rrs, authority)
         else:
-            blocked = self._cloaked(answer_rrs, asking.client, live)
+            # A help service is never blocked, whatever its answer leads to (nor named in a log).
+            help_service = any(r.step is Step.HELP_SERVICE for r in plan.verdict.reasons)
+            blocked = None if help_service else self._cloaked(answer_rrs, asking.client, live)
             if blocked is not None:
                 what = What.of("dns", q.host or "", qtype_name(q.qtype), blocked)
                 rules = live.policy.rules_for(blocked.profile)

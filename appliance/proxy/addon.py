@@ -374,6 +374,9 @@ class Monitor:
             return False
         return self.live.policy.rules_for(identity.profile).bypass is None
 
+    def _help_service(self, host: str) -> bool:
+        return bool(host) and self.live.policy.host_facts(host).special is Special.HELP
+
     def _to_appliance(self, host: str) -> bool:
         """Is `host` the appliance's own pages (a portal name, or one of its own addresses)?"""
         if is_address(host):
@@ -442,6 +445,8 @@ class Monitor:
             return
         if verdict.action is Action.BLOCK:
             nextlayer.layer = Cut(context)
+        if self._help_service(host):
+            return  # refused all the same, and never named in a log
         self._log(
             who,
             verdict,
@@ -516,6 +521,8 @@ class Monitor:
         else:
             nextlayer.layer = layers.TCPLayer(context, ignore=True)
             status = 200
+        if self._help_service(host) and verdict.action is Action.BLOCK:
+            return  # (broken TLS to a help service) refused, never named in a log
         self._log(who, verdict, host, "tls", now, "CONNECT", f"https://{host or 'unnamed'}/", status, 0, "")
 
     # ---- web requests ----

@@ -356,3 +356,23 @@ def test_the_portal_name_is_the_appliances_own_address_for_every_device(make_dns
         ("appliance.lan", "AAAA", "fd00::1")
     ]
     assert answers(running.query("appliance.lan", "MX", source=device)) == []
+
+
+def test_a_help_service_is_answered_whatever_its_answer_leads_to_and_never_logged(
+    make_dns, upstream: FakeUpstream, tmp_path
+):
+    """A help service behind a CDN name that a list happens to block, or one off an allowlist, stays
+    reachable (and unlogged): a child looking for help must get it."""
+    upstream.cname["chat.childline.org.uk"] = "www.pornhub.com"
+    upstream.add("www.pornhub.com", "A", "198.51.100.66")
+    running = make_dns()
+    for device in (KIDS, STRICT, GUEST):
+        reply = running.query("chat.childline.org.uk", source=device)
+        assert ("www.pornhub.com", "A", "198.51.100.66") in answers(reply)
+    running.server.events.hand_over()
+    import time as clock
+
+    clock.sleep(0.5)
+    with sqlite3.connect(tmp_path / "var" / "appliance.sqlite") as db:
+        hosts = [row[0] for row in db.execute("SELECT host FROM answers")]
+    assert not any("childline" in host for host in hosts)

@@ -36,6 +36,7 @@ from tests.appliance.proxy.conftest import (
     SITE_NAMES,
     TEENS,
     YOUNG,
+    Internet,
     Proxy,
     Sites,
     fetch,
@@ -322,3 +323,21 @@ def test_a_child_cannot_name_itself_staff_to_the_dashboard_through_the_proxy(
             while chunk := sock.recv(65536):
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 403")
+
+
+def test_a_help_service_is_reached_whatever_its_answer_leads_to_and_never_logged(
+    proxy: Proxy, sites: Sites, internet: Internet
+) -> None:
+    internet.cname["chat.childline.org.uk"] = "cdn.pornhub.com"  # behind a name a list blocks
+    internet.add("cdn.pornhub.com", "A", HELP_SITE)
+    before = _counts(sites)
+    status, _, _ = fetch(proxy, YOUNG, f"http://chat.childline.org.uk:{sites.http_port}/talk")
+    assert status == 200 and _reached(sites, before) == {HELP_SITE}
+    # Something that is not web traffic to a help service is refused all the same, and not named either.
+    target = f"www.childline.org.uk:{sites.raw.port}"
+    _exchange(proxy, TEENS, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode(), b"SSH-2.0-OpenSSH_9.2\r\n", wait=1)
+    time.sleep(0.6)  # the writer hands events over four times a second
+    rows = _events(
+        proxy, "host LIKE '%childline%' OR url LIKE '%childline%' OR reasons LIKE '%childline%'", want=0
+    )
+    assert rows == []
