@@ -652,6 +652,13 @@ class Monitor:
         try:
             rules = self.live.policy.rules_for(seen.identity.profile)
             headers = response.headers
+            if response.status_code == 101 and rules.bypass is None and not _websocket(flow.request.headers):
+                # A switch to a protocol other than websockets: mitmproxy would relay it raw, undecided.
+                upgrade = flow.request.headers.get("upgrade", "")[:40] or "an unnamed protocol"
+                what = f"a switch from the web to another protocol ({upgrade})"
+                seen.verdict = undecidable(self.live.policy, seen.identity, what)
+                flow.kill()
+                return
             disposition = headers.get("content-disposition")
             if disposition and rules.downloads:
                 blocked = self._download(flow, seen, disposition)
@@ -934,6 +941,10 @@ class Monitor:
         self.events.add_request(
             time.time(), who, what, time.monotonic() - started, method, url, status, size, terms
         )
+
+
+def _websocket(headers: http.Headers) -> bool:
+    return "websocket" in headers.get("upgrade", "").lower()
 
 
 def _help(verdict: Verdict) -> bool:

@@ -274,6 +274,12 @@ def sites(tmp_path_factory: pytest.TempPathFactory, internet: Internet) -> Itera
             with contextlib.suppress(OSError):
                 while chunk := self.request.recv(4096):
                     data += chunk
+                    if data.startswith(b"GET /upgrade") and b"\r\n\r\n" in data and b"101" not in data:
+                        # A server that switches to whatever protocol it is asked for (then records it).
+                        self.request.sendall(
+                            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ssh\r\nConnection: Upgrade\r\n\r\n"
+                        )
+                        data += b"[101]"
             raw.received.append((self.request.getsockname()[0], data))
 
     def tcp(address: str, port: int) -> socketserver.ThreadingTCPServer:

@@ -341,3 +341,21 @@ def test_a_help_service_is_reached_whatever_its_answer_leads_to_and_never_logged
         proxy, "host LIKE '%childline%' OR url LIKE '%childline%' OR reasons LIKE '%childline%'", want=0
     )
     assert rows == []
+
+
+def test_a_switch_from_the_web_to_another_protocol_is_refused(proxy: Proxy, sites: Sites) -> None:
+    """An answer 101 to `Upgrade: ssh` would make mitmproxy relay whatever follows, raw and undecided."""
+    before = len(sites.raw.received)
+    site = f"kiddle.co:{sites.raw.port}"
+    upgrade = f"GET /upgrade HTTP/1.1\r\nHost: {site}\r\nConnection: Upgrade\r\nUpgrade: ssh\r\n\r\n"
+    answer = _exchange(
+        proxy,
+        TEENS,
+        f"GET http://{site}/upgrade HTTP/1.1\r\n".encode() + upgrade.split("\r\n", 1)[1].encode(),
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+    )
+    assert not answer.startswith(b"HTTP/1.1 101")
+    time.sleep(3.5)  # the listener records a connection once it closes
+    assert all(b"SSH-2.0" not in data for _, data in sites.raw.received[before:])
+    rows = _events(proxy, "client = ? AND reasons LIKE '%another protocol%'", TEENS)
+    assert rows and rows[-1]["action"] == "block"
