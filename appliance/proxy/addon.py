@@ -720,6 +720,8 @@ class Monitor:
         seen = flow.metadata.get(KEY)
         if seen is None or flow.websocket is None:
             return
+        # mitmproxy keeps every message of the conversation on the flow: only this one is needed.
+        del flow.websocket.messages[:-1]
         message = flow.websocket.messages[-1]
         if not message.from_client:
             return

@@ -1,6 +1,7 @@
 """What keeps one device from starving the centre through the proxy: a cap on its open connections, a
-deadline for a new connection's first request head (or TLS hello), a cap on a request head's size, the
-open-file limit raised to what the system allows, and memory given back to the system after bursts.
+deadline for a new connection's first request head (or TLS hello), caps on a request or response head's
+size and on a websocket message's, the open-file limit raised to what the system allows, and memory given
+back to the system after bursts.
 
 mitmproxy has none of these (a request head is read without bound: its own "FIXME: protect against header
 size DoS"; an idle client is closed only after ten minutes), so they sit around it: the connection caps
@@ -27,6 +28,7 @@ from appliance.forwarding import plain_ip
 log = logging.getLogger("appliance.proxy")
 
 MAX_HEAD_BYTES = 64 * 1024  # nginx allows 4 x 8 KiB of header lines; browsers send a few KiB
+MAX_WEBSOCKET_MESSAGE = 16 * 1024 * 1024  # a chat message is a few KiB; a game's state a few hundred
 WARN_EVERY_S = 60.0
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -106,33 +108,73 @@ class Admission:
 
 
 def limit_request_heads(max_bytes: int = MAX_HEAD_BYTES) -> None:
-    """Answer 431 and close a connection whose request head grows past `max_bytes` unfinished.
+    """Answer 431 and close a connection whose request head grows past `max_bytes` unfinished, and close
+    an upstream connection whose response head does (the child gets mitmproxy's 502).
 
-    Wraps mitmproxy's HTTP/1 server head reader (its connection buffer `buf`, its `read_headers` state);
-    idempotent."""
+    Wraps mitmproxy's HTTP/1 head readers (the connection buffer `buf`, the `read_headers` state of its
+    server and client sides); idempotent."""
     from mitmproxy.proxy import commands, events
     from mitmproxy.proxy.layers.http import _http1
+    from mitmproxy.proxy.layers.http._base import ReceiveHttp
+    from mitmproxy.proxy.layers.http._events import ResponseProtocolError
 
-    server = _http1.Http1Server
-    if getattr(server.read_headers, "_head_limit", None) == max_bytes:
+    for side in (_http1.Http1Server, _http1.Http1Client):
+        if getattr(side.read_headers, "_head_limit", None) == max_bytes:
+            continue
+        original = getattr(side.read_headers, "_original", side.read_headers)
+        answer = side is _http1.Http1Server
+
+        def read_headers(
+            self: Any, event: events.ConnectionEvent, original: Any = original, answer: bool = answer
+        ) -> Any:
+            if isinstance(event, events.DataReceived) and len(self.buf) > max_bytes:
+                head = bytes(self.buf)[: max_bytes + 4]
+                if b"\r\n\r\n" not in head and b"\n\n" not in head:
+                    if answer:
+                        yield commands.SendData(
+                            self.conn, _http1.make_error_response(431, "Request header fields too large")
+                        )
+                    yield commands.CloseConnection(self.conn)
+                    if not answer and self.stream_id is not None:  # the child waits: tell the stream
+                        yield ReceiveHttp(ResponseProtocolError(self.stream_id, "response head too large"))
+                    self.buf.maybe_extract_at_most(len(self.buf))  # let go of it now
+                    self.state = self.done
+                    return
+            yield from original(self, event)
+
+        read_headers._head_limit = max_bytes  # type: ignore[attr-defined]
+        read_headers._original = original  # type: ignore[attr-defined]
+        side.read_headers = read_headers  # type: ignore[method-assign]
+
+
+def limit_websocket_messages(max_bytes: int = MAX_WEBSOCKET_MESSAGE) -> None:
+    """Close a websocket whose message being received grows past `max_bytes` unfinished (mitmproxy holds
+    every message whole until its last frame, to show it to the addons).
+
+    Wraps mitmproxy's websocket layer's relay state (`relay_messages`, the `frame_buf` of each side);
+    idempotent."""
+    from mitmproxy.proxy import commands
+    from mitmproxy.proxy.layers import websocket
+
+    layer = websocket.WebsocketLayer
+    if getattr(layer.relay_messages, "_message_limit", None) == max_bytes:
         return
-    original = getattr(server.read_headers, "_original", server.read_headers)
+    original = getattr(layer.relay_messages, "_original", layer.relay_messages)
 
-    def read_headers(self: Any, event: events.ConnectionEvent) -> Any:
-        if isinstance(event, events.DataReceived) and len(self.buf) > max_bytes:
-            head = bytes(self.buf)[: max_bytes + 4]
-            if b"\r\n\r\n" not in head and b"\n\n" not in head:
-                yield commands.SendData(
-                    self.conn, _http1.make_error_response(431, "Request header fields too large")
-                )
-                yield commands.CloseConnection(self.conn)
-                self.state = self.done
-                return
+    def relay_messages(self: Any, event: Any) -> Any:
         yield from original(self, event)
+        for side in (self.client_ws, self.server_ws):
+            if sum(len(part) for part in side.frame_buf) > max_bytes:
+                side.frame_buf = [b""]
+                log.warning("closed a websocket whose message passed %d bytes", max_bytes)
+                yield commands.CloseConnection(self.context.client)
+                yield commands.CloseConnection(self.context.server)
+                self._handle_event = self.done
+                return
 
-    read_headers._head_limit = max_bytes  # type: ignore[attr-defined]
-    read_headers._original = original  # type: ignore[attr-defined]
-    server.read_headers = read_headers  # type: ignore[method-assign]
+    relay_messages._message_limit = max_bytes  # type: ignore[attr-defined]
+    relay_messages._original = original  # type: ignore[attr-defined]
+    layer.relay_messages = relay_messages  # type: ignore[method-assign]
 
 
 def raise_open_files() -> int:

@@ -25,7 +25,13 @@ from appliance.dns.settings import split_host_port
 from appliance.event_log import EventLog
 from appliance.proxy.addon import Monitor, addon_options
 from appliance.proxy.ca import TRUST_BUNDLE, ensure_authority
-from appliance.proxy.limits import Admission, give_memory_back, limit_request_heads, raise_open_files
+from appliance.proxy.limits import (
+    Admission,
+    give_memory_back,
+    limit_request_heads,
+    limit_websocket_messages,
+    raise_open_files,
+)
 
 log = logging.getLogger("appliance.proxy")
 
@@ -56,6 +62,7 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     admission = Admission(settings.connections_per_device, settings.head_timeout_s)
     _share_the_port(admission)
     limit_request_heads()
+    limit_websocket_messages()
     raise_open_files()
     monitor = Monitor(live, authority, events, config_path, admission=admission)
     # Only the addons a filtering proxy needs: every addon is asked about every hook of every flow.
