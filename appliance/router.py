@@ -18,8 +18,9 @@ address, and a source that does not belong to the interface it arrived on is dro
 - TCP 80 and 443 from the children's interface redirected to the proxy (the staff interface is not);
 - DNS over TLS/QUIC (853) and QUIC (UDP 443) rejected at once, so browsers fall back to what we see, and
   the known DNS-over-HTTPS resolvers' addresses rejected (both LAN interfaces);
-- forward from the children's interface: nothing but ICMP echo and each named device's `direct_ports`
-  (every other TCP/UDP that the proxy does not carry is dropped, undecided traffic never leaves); the staff
+- forward from the children's interface: nothing but small ICMP echoes (too small to carry a tunnel) and
+  each named device's `direct_ports` (every other TCP/UDP that the proxy does not carry is dropped,
+  undecided traffic never leaves); the staff
   interface is forwarded to the WAN; NAT to the WAN;
 - input: drop, but for DHCP, DNS, the proxy and the web server of the portal and the block pages (and the
   portal's HTTPS port) from the children's interface, the staff pages' own port (`dashboard.staff_listen`)
@@ -73,6 +74,12 @@ def direct_rules(config: Config, profiles: Mapping[str, Profile]) -> list[str]:
     return rules
 
 
+# Ping as a connectivity check, not a carrier: at most 100 bytes of payload (an ICMP tunnel needs
+# full-size packets) and 20 a second from the whole children's network.
+_SMALL_PINGS = "ip length <= 128 limit rate 20/second burst 40 packets"  # big ones: dropped before
+# conntrack's "established" would let them through on the id of an earlier small one (both ways)
+
+
 def ruleset(config: Config, profiles: Mapping[str, Profile] | None = None) -> str:
     """The `table inet appliance` ruleset for `config` (load with `nft -f`; replaces itself). `profiles`:
     the policy's (for `direct_ports`), read from the configuration's policy files if not given."""
@@ -96,6 +103,7 @@ def ruleset(config: Config, profiles: Mapping[str, Profile] | None = None) -> st
         return str(numbers[0]) if len(numbers) == 1 else f"{{ {', '.join(map(str, numbers))} }}"
 
     staff_forward = staff_input = ""
+    small_pings = _SMALL_PINGS
     if staff:
         staff_forward = f'\n        iifname "{staff}" oifname "{wan}" accept'
         staff_input = f'\n        iifname "{staff}" tcp dport {ports(web_ports)} accept'
@@ -130,12 +138,14 @@ table inet appliance {{
 
     chain forward {{
         type filter hook forward priority filter; policy drop;
+        iifname "{lan}" icmp type echo-request ip length > 128 drop
+        oifname "{lan}" icmp type echo-reply ip length > 128 drop
         ct state established,related accept
         meta nfproto ipv6 drop
         iifname {lans} ip daddr @resolvers_v4 reject with icmpx admin-prohibited
         iifname {lans} meta l4proto {{ tcp, udp }} th dport 853 reject with icmpx port-unreachable
         iifname {lans} udp dport 443 reject with icmpx port-unreachable{direct}
-        iifname "{lan}" oifname "{wan}" icmp type echo-request accept{staff_forward}
+        iifname "{lan}" oifname "{wan}" icmp type echo-request {small_pings} accept{staff_forward}
     }}
 
     chain input {{

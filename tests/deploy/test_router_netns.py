@@ -466,7 +466,7 @@ _PING = """
 import os, socket, struct, time
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 s.settimeout(3)
-body = struct.pack("!BBHHH", 8, 0, 0, 77, 1) + b"are you there?"  # an even length: 16-bit words
+body = struct.pack("!BBHHH", 8, 0, 0, 77, 1) + b"are you there?" * {times}  # an even length: 16-bit words
 total = sum(struct.unpack("!%dH" % (len(body) // 2), body))
 total = (total >> 16) + (total & 0xFFFF)
 checksum = ~(total + (total >> 16)) & 0xFFFF
@@ -510,7 +510,9 @@ def test_nothing_but_the_proxys_traffic_and_ping_leaves_the_childrens_network(
     assert connect(lab, NET, 22).startswith("TimeoutError")
     assert udp(lab, NET, 5000) == "TimeoutError"
     # Ping still works (and is masqueraded: the internet host sees the gateway).
-    assert in_netns(lab.child, _PING.format(host=NET)) == "pong"
+    assert in_netns(lab.child, _PING.format(host=NET, times=1)) == "pong"
+    # But a ping big enough to carry a tunnel (an ICMP tunnel's packets are full size) is not.
+    assert in_netns(lab.child, _PING.format(host=NET, times=100)) == "TimeoutError"
     # The staff network is forwarded as before.
     assert connect(lab, NET, 8000, netns=lab.staff) == "connected"
     assert udp(lab, NET, 5000, netns=lab.staff) == "answered"

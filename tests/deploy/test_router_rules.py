@@ -84,7 +84,10 @@ def test_the_rules_follow_the_configuration(tmp_path: Path) -> None:
     # that would let other TCP or UDP out undecided.
     forward = text.split("chain forward")[1].split("chain input")[0]
     kids = [line.strip() for line in forward.splitlines() if '"br-kids"' in line and "accept" in line]
-    assert kids == ['iifname "br-kids" oifname "eth0" icmp type echo-request accept']
+    assert kids == [
+        'iifname "br-kids" oifname "eth0" icmp type echo-request ip length <= 128'
+        " limit rate 20/second burst 40 packets accept"  # small pings only: no ICMP tunnel
+    ]
     # Exemptions are keyed on the staff interface, never on a source address.
     assert "saddr @staff" not in text and "192.168.60.0/24" not in text
     assert "8081" not in text  # the staff pages share the portal's port unless they have their own
