@@ -86,6 +86,7 @@ _CHANNELS = {"tls": "tls", "connect": "tls", "raw": "tcp"}
 IDENTITY_TTL_S = 10.0  # an address is identified again after this (a new lease, a sign-in)
 HAND_OVER_S = 0.25
 WATCH_S = 2.0
+OWN_ADDRESSES_EVERY = 30  # watch ticks between fresh looks at the appliance's own addresses
 REPORT_MAX_BYTES = 16 * 1024  # a report form: a token and a note of at most 500 characters
 _HTML = re.compile(r"^\s*(text/html|application/xhtml\+xml)", re.IGNORECASE)
 _FILENAME = re.compile(r"""filename\*?\s*=\s*(?:UTF-8'[^']*')?"?([^";]+)""", re.IGNORECASE)
@@ -221,9 +222,13 @@ class Monitor:
             self._clients.clear()
 
     async def _watch(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(WATCH_S)
+            ticks += 1
             try:
+                if ticks % OWN_ADDRESSES_EVERY == 0:
+                    is_own_address.cache_clear()  # the WAN address may change (a new DHCP lease)
                 if self.neighbours.refresh():
                     self._clients.clear()
                 if changed(self.live):
@@ -575,7 +580,9 @@ class Monitor:
                     Request.web(sent_url, source_url=source, request_type=kind), policy, identity, self._now()
                 )
                 if _help(verdict) and other.action is Action.BLOCK:
-                    seen.host = target.sent  # a help service is never named in a log
+                    # A help service is never named in a log, nor what was asked of it.
+                    seen.host = target.sent
+                    flow.metadata["childsafe_url"] = _url(request.scheme, target.sent, request.port, "/")
                 verdict = named_and_sent(verdict, other, named_host=host, sent_host=target.sent)
             seen.verdict = verdict
             if verdict.action is Action.BLOCK:
@@ -901,7 +908,7 @@ class Monitor:
             else:
                 size = seen.sent
             host = flow.metadata.get("childsafe_host") or seen.host
-            url = self._url_now(flow, seen)
+            url = flow.metadata.get("childsafe_url") or self._url_now(flow, seen)
             terms = ""
             if verdict.flagged and any(r.step is Step.WATCH_LIST for r in verdict.reasons):
                 search = extract_search(url)

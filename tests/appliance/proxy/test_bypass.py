@@ -119,11 +119,15 @@ def test_a_help_service_named_in_the_host_header_goes_to_the_help_service_not_th
     assert status == 200 and _reached(sites, before) == {HELP_SITE}
     # Sent to a blocked site's name: blocked and logged, the help service never named in the log.
     status, _, _ = fetch(
-        proxy, TEENS, f"http://live.pornhub.com:{sites.http_port}/x", host="www.childline.org.uk"
+        proxy,
+        TEENS,
+        f"http://live.pornhub.com:{sites.http_port}/chat/i-feel-sad",
+        host="www.childline.org.uk",
     )
     assert status == 403 and _reached(sites, before) == {HELP_SITE}
     rows = _events(proxy, "host = 'live.pornhub.com' AND action = 'block' AND client = ?", TEENS)
     assert rows and all("childline" not in (r["reasons"] + r["url"]) for r in rows)
+    assert all("i-feel-sad" not in r["url"] for r in rows)  # nor what was asked of it
 
 
 def test_a_tls_name_of_an_allowed_site_in_a_tunnel_to_a_blocked_sites_address_goes_to_the_named_site(
