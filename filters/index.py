@@ -23,7 +23,15 @@ from filters.names import BadName, normalise_host
 from filters.network_index import NetworkIndex, NetworkMatch
 from filters.phrase_index import PhraseIndex, PhraseScore
 from filters.regex import LinearRegex
-from filters.urls import canonical_host, canonical_url, url_host
+from filters.urls import (
+    PathReadings,
+    canonical_host,
+    canonical_url,
+    path_allowed_by,
+    path_blocked_by,
+    read_path,
+    url_host,
+)
 
 MAGIC = b"CSFIDX\r\n"
 FORMAT_VERSION = 1
@@ -107,8 +115,14 @@ class Match:
 
 NO_MATCH = Match(())
 
-# whole-host hits, URL-prefix records (source id, flags, line, domain, prefix), Match of the first alone
-_HostAnswer = tuple[tuple[RawHit, ...], tuple[tuple[int, int, int, str, str], ...], Match]
+# A URL-prefix record: source id, flags, line, domain, prefix, the prefix's readings (`read_path`).
+_Prefixed = tuple[int, int, int, str, str, PathReadings]
+# A host's URL prefixes at a glance: the longest one's length, what the folded readings of a path
+# must start with for a block entry to meet it, what its exact reading must start with for an allow
+# entry to (`str.startswith` tries a whole tuple in one call).
+_Screen = tuple[int, tuple[str, ...], tuple[str, ...]]
+# whole-host hits, URL-prefix records, their screen, Match of the whole-host hits alone
+_HostAnswer = tuple[tuple[RawHit, ...], tuple[_Prefixed, ...], _Screen, Match]
 
 
 _ADDRESS_START = frozenset("0123456789[")  # how every IP literal begins (IPv6 bare begins with ":" too)
@@ -197,7 +211,7 @@ class FilterIndex:
         Case, a trailing dot and the spelling of an IP address do not matter (DNS queries come in mixed
         case; `2130706433` is `127.0.0.1`, see `filters.urls.canonical_host`).
         """
-        return self._host_answer(_name(host))[2]
+        return self._host_answer(_name(host))[3]
 
     def url_rules(self, host: str) -> Match:
         """The URL-prefix entries (UT1 `urls`) filed under `host` or a parent of it, whatever the path:
@@ -207,7 +221,7 @@ class FilterIndex:
             return NO_MATCH
         return Match(
             tuple(
-                ("url", sid, flags, line, domain + prefix) for sid, flags, line, domain, prefix in prefixed
+                ("url", sid, flags, line, domain + prefix) for sid, flags, line, domain, prefix, _ in prefixed
             ),
             self.sources,
         )
@@ -219,14 +233,26 @@ class FilterIndex:
         `request_type` is an adblock resource type (see `filters.network_index.REQUEST_TYPES`).
         The URL is matched in canonical form (`filters.urls.canonical_url`), as every entry was
         compiled: `/%61ds/`, `/x/../ads/` and `http://2130706433/` meet the entries for `/ads/` and
-        `127.0.0.1`.
+        `127.0.0.1`. A URL prefix also meets the path as servers read it (`filters.urls.read_path`):
+        a block entry for `/ads/` meets `//ads/`, `/ADS/` and `/x%2F..%2Fads/`; an allow entry for
+        `/bitesize` does not cover `/bitesize/..%2Fnews`.
         """
         url, host, path = canonical_url(url)
-        whole, prefixed, host_match = self._host_answer(host)
+        whole, prefixed, screen, host_match = self._host_answer(host)
         extra: list[RawHit] = []
-        for sid, flags, line, domain, prefix in prefixed:
-            if path.startswith(prefix):
-                extra.append(("url", sid, flags, line, domain + prefix))
+        if prefixed:
+            longest, blocking, allowing = screen
+            read = read_path(path, longest)
+            # Nearly always no entry of the host meets the path: find that out in one or two calls,
+            # then test each entry only if one may.
+            if (
+                read[2].startswith(blocking)
+                or (read[3] is not read[2] and read[3].startswith(blocking))
+                or read[0].startswith(allowing)
+            ):
+                for sid, flags, line, domain, prefix, entry in prefixed:
+                    if path_allowed_by(read, entry) if flags & ALLOW else path_blocked_by(read, entry):
+                        extra.append(("url", sid, flags, line, domain + prefix))
         if self._any_expression is not None:
             target = (host + path).encode("utf-8", "surrogateescape")
             if self._any_expression.search(target):
@@ -262,8 +288,8 @@ class FilterIndex:
         return self._phrases.score(text)
 
     def _host_answer(self, host: str) -> _HostAnswer:
-        """The whole-host hits of `host`, its URL-prefix records, and the Match of the whole-host hits
-        alone, memoised per host.
+        """The whole-host hits of `host`, its URL-prefix records and their screen (`_Screen`), and the
+        Match of the whole-host hits alone, memoised per host.
 
         A page's requests go to the same few hosts again and again; the table walk and the record
         decoding are done once per host, and only the cheap path test per request.
@@ -272,7 +298,7 @@ class FilterIndex:
         if cached is not None:
             return cached
         whole: list[RawHit] = []
-        prefixed: list[tuple[int, int, int, str, str]] = []
+        prefixed: list[_Prefixed] = []
         key = _host_key(host)
         entries = self._hosts.find_suffixes(key) if key else None
         if entries:
@@ -280,8 +306,18 @@ class FilterIndex:
                 if prefix is None:
                     whole.append(("domain", sid, flags, line, domain))
                 else:
-                    prefixed.append((sid, flags, line, domain, prefix))
-        answer = (tuple(whole), tuple(prefixed), Match(tuple(whole), self.sources) if whole else NO_MATCH)
+                    prefixed.append((sid, flags, line, domain, prefix, read_path(prefix)))
+        screen = (
+            max((len(prefix) for _, _, _, _, prefix, _ in prefixed), default=0),
+            tuple({f for _, flags, _, _, _, read in prefixed if not flags & ALLOW for f in read[2:]}),
+            tuple({read[0] for _, flags, _, _, _, read in prefixed if flags & ALLOW}),
+        )
+        answer = (
+            tuple(whole),
+            tuple(prefixed),
+            screen,
+            Match(tuple(whole), self.sources) if whole else NO_MATCH,
+        )
         if len(self._host_cache) >= HOST_CACHE_SIZE:
             self._host_cache.clear()
         self._host_cache[host] = answer

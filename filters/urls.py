@@ -22,8 +22,20 @@ Choices, and why:
   then serves `\\ads\\` as `/ads/`. Blocking `/ads\\x` with a rule for `/ads/` costs nothing.
 - Repeated slashes are kept: browsers keep them, servers differ (nginx merges them, most
   applications do not), and EasyList has rules that name `//` in a path, which merging would break.
-  A URL-prefix entry for `/ads/` therefore does not see `//ads/`; adblock rules, matched anywhere in
-  the URL, do.
+- A path whose dot segments servers resolve otherwise than RFC 3986 does keeps them: in
+  `/a//../b` the `..` takes the empty segment for RFC 3986 (`/a/b`) but `a` for a server that merges
+  slashes first (`/b`). No browser sends such a path (they resolve dot segments themselves); one that
+  comes is kept as sent, so that both readings can be held against an entry (`read_path`). Adblock
+  rules and expressions meet it as sent.
+
+**Prefix-style entries** (UT1 `urls`, a profile's `domain/path`) are held against more than the
+canonical path, because servers read paths more loosely than RFC 3986 (`read_path`, `path_blocked_by`,
+`path_allowed_by`): the server reading (`server_path`) also takes `%2F`, `%5C` and `\\` for `/`
+(nginx decodes `%2F` before it resolves `..`; IIS takes `\\` for `/`), merges repeated slashes (nginx),
+reads a segment `..;x` as `..` (Tomcat, Jetty and Spring drop `;` parameters), then removes dot
+segments again; some servers (IIS) ignore case. A block entry blocks a path if the canonical path or
+the server reading, capitals aside, starts with it; an allow entry allows a path only if both, capitals
+kept, do.
 """
 
 from __future__ import annotations
@@ -106,7 +118,10 @@ def canonical_path(path: str) -> str:
     if "\\" in head:
         head = head.replace("\\", "/")
     if "/." in head:
-        head = _remove_dot_segments(head)
+        resolved = _remove_dot_segments(head)
+        # Kept as sent when servers resolve its dot segments elsewhere (see the module docstring).
+        if resolved == head or _server_head(resolved) == _server_head(head):
+            head = resolved
     canonical = head + query
     return path if canonical == path else canonical  # callers tell "unchanged" by identity
 
@@ -148,19 +163,114 @@ _HEX_DIGITS = "0123456789abcdefABCDEF"
 _ESCAPES = {f"%{a}{b}": canonical_escape(a + b) for a in _HEX_DIGITS for b in _HEX_DIGITS}
 
 
-def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 5.2.4 on an absolute path: `.` segments go, `..` takes the segment before it."""
+def _remove_dot_segments(path: str, *, parameters: bool = False) -> str:
+    """RFC 3986 5.2.4 on an absolute path: `.` segments go, `..` takes the segment before it. With
+    `parameters`, a segment `..;x` or `.;x` is a dot segment too (servers that drop `;` parameters)."""
     segments = path.split("/")
     out: list[str] = []
+    segment = ""
     for segment in segments[1:]:
+        if parameters and ";" in segment and segment[:1] == ".":
+            segment = segment[: segment.find(";")]
         if segment == "..":
             if out:
                 out.pop()
         elif segment != ".":
             out.append(segment)
-    if segments[-1] in (".", ".."):
+    if segment in (".", ".."):
         out.append("")
     return "/" + "/".join(out)
+
+
+# --- how servers read a path: for prefix-style entries ------------------------------------------------
+
+_SEPARATOR_ESCAPE = re.compile(r"%(?:2[Ff]|5[Cc])")
+_REPEATED_SLASHES = re.compile(r"//+")
+
+
+def _server_head(head: str) -> str:
+    if "%" in head:
+        head = _SEPARATOR_ESCAPE.sub("/", head)
+    if "\\" in head:
+        head = head.replace("\\", "/")
+    if "//" in head:
+        head = _REPEATED_SLASHES.sub("/", head)
+    if "/." in head:
+        head = _remove_dot_segments(head, parameters=True)
+    return head
+
+
+def server_path(path: str) -> str:
+    """How common web servers read the canonical `path`: `%2F`, `%5C` (any case) and `\\` as `/`,
+    repeated slashes merged, then dot segments removed (a segment `..;x` counts as `..`); the query as
+    it is, capitals kept. Idempotent."""
+    cut = path.find("?")
+    if cut < 0:
+        return _server_head(path)
+    return _server_head(path[:cut]) + path[cut:]
+
+
+def exact_path(path: str) -> str:
+    """The canonical `path` with its dot segments resolved as RFC 3986 reads them: `path` itself but
+    for a path kept as sent (see the module docstring)."""
+    cut = path.find("?")
+    head = path if cut < 0 else path[:cut]
+    if "/." not in head:
+        return path
+    resolved = _remove_dot_segments(head)
+    return path if resolved == head else resolved + path[len(head) :]
+
+
+# The readings of a canonical path that prefix matching holds against each other (`read_path`):
+# (exact, server, exact in lower case, server in lower case). A plain tuple: the index unpacks it once
+# per request and tests it against each of a host's entries.
+PathReadings = tuple[str, str, str, str]
+
+
+def read_path(path: str, length: int = -1) -> PathReadings:
+    """The readings of the canonical `path` (which may carry its `?query`):
+
+    - exact: dot segments resolved as RFC 3986 and browsers resolve them (the path itself, but for
+      one kept as sent, see the module docstring);
+    - server: as common web servers read it (`server_path`), capitals kept;
+    - the two in lower case, cut to `length` characters if it is given (enough to test them against
+      prefixes no longer than that).
+
+    Cheap for an ordinary path: unless it has `//`, `%2F`, `%5C`, a backslash or a segment starting
+    with `.` before its query, both readings are the path itself.
+    """
+    end = path.find("?")
+    head = path if end < 0 else path[:end]
+    # What can make a reading differ from the path, capitals aside (`/.` finds the dot segments of a
+    # path kept as sent, and `..;`). A canonical path has neither a backslash nor lower-case hex;
+    # they are looked for all the same. Substring tests: a regular expression costs twice as much.
+    if not (
+        "//" in head
+        or "/." in head
+        or "\\" in head
+        or ("%" in head and ("%2F" in head or "%5C" in head or "%2f" in head or "%5c" in head))
+    ):
+        folded = (path if length < 0 else path[:length]).lower()
+        return path, path, folded, folded
+    exact = exact_path(path)
+    server = _server_head(head) + path[len(head) :]
+    if length >= 0:
+        return exact, server, exact[:length].lower(), server[:length].lower()
+    return exact, server, exact.lower(), server.lower()
+
+
+def path_blocked_by(path: PathReadings, entry: PathReadings) -> bool:
+    """Does a block entry for the path prefix `entry` meet the request path `path`? Yes if either
+    reading starts with the entry's, capitals ignored (blocking a spelling that no server reads as
+    the blocked page costs nothing)."""
+    return path[2].startswith(entry[2]) or path[3].startswith(entry[3])
+
+
+def path_allowed_by(path: PathReadings, entry: PathReadings) -> bool:
+    """Does an allow entry for the path prefix `entry` cover the request path `path`? Only if both
+    readings, capitals kept, start with the entry's: a path that a server reads as outside the
+    allowed part is not allowed by it."""
+    return path[0].startswith(entry[0]) and path[1].startswith(entry[1])
 
 
 def _authority(url: str) -> tuple[int, int, int]:

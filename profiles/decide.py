@@ -14,7 +14,7 @@ from datetime import datetime
 from filters.host_table import ALLOW
 from filters.index import RawHit
 from filters.phrase_index import PhraseHit
-from filters.urls import split_url
+from filters.urls import PathReadings, path_allowed_by, path_blocked_by, read_path, split_url
 from profiles.categories import Category, Severity
 from profiles.identity import Identity
 from profiles.pii import find_personal_info
@@ -274,14 +274,27 @@ def _partly_allowed(request: Request, policy: Policy, rules: ProfileRules, facts
 
 
 def _own_entry(facts: HostFacts, profile: str, path: str) -> Override | None:
-    """The profile's most specific own entry that applies (longest rule first; allow wins a tie)."""
+    """The profile's most specific own entry that applies to the canonical `path` ("" for a host-only
+    question), longest rule first, allow winning a tie. A path entry applies as `filters.urls`
+    holds prefixes against paths: a block entry if the path or the server reading of it starts with
+    the entry (capitals aside), an allow entry only if both do (capitals kept)."""
     entries = facts.overrides.get(profile)
     if not entries:
         return None
     best: Override | None = None
+    read: PathReadings | None = None
     for entry in entries:
-        if entry.prefix and not path.startswith(entry.prefix):
-            continue
+        if entry.path is not None:
+            if not path:
+                continue
+            if read is None:
+                read = read_path(path)
+            if not (
+                path_allowed_by(read, entry.path)
+                if entry.action is Action.ALLOW
+                else path_blocked_by(read, entry.path)
+            ):
+                continue
         if (
             best is None
             or entry.specificity > best.specificity

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import IntEnum
 
 from filters.index import FilterIndex, RawHit
-from filters.urls import canonical_host, canonical_path
+from filters.urls import PathReadings, canonical_host, canonical_path, read_path
 from profiles.categories import Category, CategoryMap, Kind
 from profiles.errors import PolicyError, UnknownProfile
 from profiles.identity import GUEST
@@ -56,11 +56,13 @@ class Effect(IntEnum):
 
 @dataclass(frozen=True)
 class Override:
-    """A profile's own allow or block entry that applies to a host: the whole domain, or a path prefix."""
+    """A profile's own allow or block entry that applies to a host: the whole domain (`prefix` empty),
+    or a path prefix, canonical, with its readings (`filters.urls.read_path`)."""
 
     action: Action
     prefix: str
     rule: str
+    path: PathReadings | None = None
 
     @property
     def specificity(self) -> int:
@@ -202,21 +204,21 @@ class Policy:
     # Read by `decide` directly: the prepared profiles, and the memo of host facts by host.
     rules: Mapping[str, ProfileRules] = field(init=False, repr=False, compare=False)
     facts: dict[str, HostFacts] = field(init=False, repr=False, compare=False)
-    _overrides: dict[str, list[tuple[str, Action, str, str]]] = field(init=False, repr=False, compare=False)
+    _overrides: dict[str, list[tuple[str, Override]]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check()
-        overrides: dict[str, list[tuple[str, Action, str, str]]] = {}
+        overrides: dict[str, list[tuple[str, Override]]] = {}
         for profile in self.profiles.values():
             for action, entries in ((Action.ALLOW, profile.allow), (Action.BLOCK, profile.block)):
                 for entry in entries:
-                    # Matched as requests are, in canonical form (`/%62itesize` is `/bitesize`); the
-                    # entry as written names the rule in reasons.
+                    # Matched as requests are, in canonical form (`/%62itesize` is `/bitesize`) and
+                    # as servers read paths (`decide._own_entry`); the entry as written names the
+                    # rule in reasons.
                     domain, slash, path = entry.partition("/")
                     prefix = canonical_path(slash + path) if slash else ""
-                    overrides.setdefault(canonical_host(domain), []).append(
-                        (profile.name, action, prefix, entry)
-                    )
+                    override = Override(action, prefix, entry, read_path(prefix) if prefix else None)
+                    overrides.setdefault(canonical_host(domain), []).append((profile.name, override))
         object.__setattr__(self, "_overrides", overrides)
         object.__setattr__(self, "facts", {})
         object.__setattr__(self, "rules", {name: ProfileRules(p, self) for name, p in self.profiles.items()})
@@ -275,8 +277,8 @@ class Policy:
                 special, special_rule = Special.HELP, suffix
             elif special is Special.NONE and suffix in self.portal_hosts:
                 special, special_rule = Special.PORTAL, suffix
-            for profile, action, prefix, rule in self._overrides.get(suffix, ()):
-                overrides.setdefault(profile, []).append(Override(action, prefix, rule))
+            for profile, override in self._overrides.get(suffix, ()):
+                overrides.setdefault(profile, []).append(override)
         engine = self.safe_search.engine_for(host)
         unsupported = self.safe_search.unsupported_domain(host_suffixes(host))
         search = is_search_host(host)

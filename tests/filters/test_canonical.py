@@ -14,7 +14,15 @@ from filters.host_table import ALLOW
 from filters.index import FilterIndex, SourceInfo
 from filters.names import BadName, normalise_host
 from filters.report import ReportBuilder
-from filters.urls import canonical_host, canonical_path, canonical_url, split_url
+from filters.urls import (
+    canonical_host,
+    canonical_path,
+    canonical_url,
+    read_path,
+    server_path,
+    split_url,
+)
+from tests.filters.path_spellings import served, spellings
 
 LOOPBACK_SPELLINGS = [
     "127.0.0.1",
@@ -103,6 +111,14 @@ def test_names_stay_names(name: str, host: str) -> None:
         ("/%zz", "/%25zz"),
         ("/%4%31", "/%2541"),  # decoding %31 does not make a new escape
         ("//ads/x", "//ads/x"),  # repeated slashes are kept
+        ("//a/../ads/x", "//ads/x"),
+        # ... and a path whose `..` servers that merge slashes resolve otherwise keeps its dot
+        # segments, so both readings stay known (no browser sends one)
+        ("/a//../ads/x", "/a//../ads/x"),
+        ("/a/%2f/../ads/x", "/a/%2F/../ads/x"),
+        ("/a/b/%2e%2e//../ads", "/a/b/..//../ads"),
+        ("/a/..//../ads", "/ads"),  # every reading is /ads
+        ("/x/..;/../ads", "/x/..;/../ads"),
         ("/.well-known/x", "/.well-known/x"),
         ("/BiteSize", "/BiteSize"),  # paths keep their case
         ("/x?q=%7e%2f", "/x?q=~%2F"),  # the query gets the same escapes
@@ -226,7 +242,9 @@ def index() -> FilterIndex:
     numbers = b.add_source(SourceInfo("numbers", "malware", "domains", "numbers"))
     b.add_hosts(numbers, parse_domains(lines("3232235777\n0xa.0.0.1"), "numbers", r))  # 192.168.1.1, 10.0.0.1
     urls = b.add_source(SourceInfo("ut1-adult", "adult", "ut1", "adult"))
-    b.add_url_prefixes(urls, parse_ut1_urls(lines("prefix.example/ads/"), "adult/urls", r))
+    b.add_url_prefixes(
+        urls, parse_ut1_urls(lines("prefix.example/ads/\nvideos.example/adult"), "adult/urls", r)
+    )
     allowed = b.add_source(SourceInfo("ut1-child", "child", "ut1", "child"))
     b.add_url_prefixes(allowed, parse_ut1_urls(lines("bbc.example/bitesize"), "child/urls", r, flags=ALLOW))
     ads = b.add_source(SourceInfo("easylist", "ads", "adblock", "easylist.txt"))
@@ -297,11 +315,117 @@ def rules(index: FilterIndex, url: str) -> list[str]:
 
 
 @pytest.mark.parametrize("path", ["/x%2Fads/y", "/a%2F..%2Fads/x", "/%2Fads/x", "/x/%2E%2E%2Fads/y"])
-def test_an_encoded_slash_is_not_a_slash(index: FilterIndex, path: str) -> None:
-    # `%2F` inside a segment is data (an id, a file name): decoding it would make a path no server
-    # serves.
-    assert sources(index, f"https://prefix.example{path}") == set()
+def test_an_encoded_slash_is_not_a_slash_to_an_adblock_rule(index: FilterIndex, path: str) -> None:
+    # `%2F` inside a segment is data (an id, a file name) in the canonical form, which adblock rules
+    # are matched against. (A URL prefix also meets the server reading: see below.)
     assert sources(index, f"https://anchored.example{path}") == set()
+
+
+# --- URL prefixes against paths as servers read them ----------------------------------------------
+
+# Entry `videos.example/adult` in a block list: each path, blocked or not.
+UT1_BLOCK_ENTRY = [
+    ("/adult/x", True),
+    ("/adult", True),
+    ("/adultery-in-literature", True),  # a prefix of the path, as UT1 entries always were
+    ("/%61dult/x", True),
+    ("/kids/../adult/x", True),
+    ("//adult/x", True),  # nginx merges repeated slashes
+    ("///adult/x", True),
+    ("/./adult//x", True),
+    ("/ADULT/x", True),  # IIS and many applications ignore case
+    ("/Adult", True),
+    ("/%41DULT/x", True),
+    ("/%2Fadult/x", True),  # nginx decodes %2F, then merges
+    ("/kids%2F..%2Fadult/x", True),  # ... and decodes %2F before it resolves `..`
+    ("/kids/..%2Fadult/x", True),
+    ("/kids/..%2fadult/x", True),
+    ("/kids/..%5Cadult/x", True),  # IIS reads a backslash, escaped or not, as a slash
+    ("/kids\\..\\adult/x", True),
+    ("/kids//../adult/x", True),  # servers that merge first: `..` takes `kids`
+    ("/kids/%2F/../adult/x", True),
+    ("/kids/..;/adult/x", True),  # Tomcat and Spring drop `;x` from a segment: `..;` is `..`
+    ("/kids/x", False),
+    ("/kids%2Fadult/x", False),  # read as /kids/adult/x: not under the entry
+    ("/adul", False),
+    ("/x/adult", False),
+    ("/kids/adult", False),
+    ("/kids/.adult", False),
+]
+
+
+@pytest.mark.parametrize(("path", "blocked"), UT1_BLOCK_ENTRY)
+def test_a_url_prefix_entry_blocks_every_path_a_server_reads_under_it(
+    index: FilterIndex, path: str, blocked: bool
+) -> None:
+    found = index.match_url(f"http://videos.example{path}").hits
+    assert [(h.source, h.listed, h.rule) for h in found] == (
+        [("ut1-adult", "block", "videos.example/adult")] if blocked else []
+    )
+
+
+# Entry `bbc.example/bitesize` in an allow list (a UT1 white category): each path, allowed or not.
+UT1_ALLOW_ENTRY = [
+    ("/bitesize", True),
+    ("/bitesize/maths", True),
+    ("/bitesizes", True),  # a prefix of the path, as UT1 entries always were
+    ("/%62itesize/maths", True),
+    ("/bitesize/a/../maths", True),
+    ("/bitesize/a%2Fb", True),  # read as /bitesize/a/b: still inside
+    ("/bitesize//maths", True),
+    ("/bitesize/..%2Fnews", False),  # nginx decodes %2F before it resolves `..`: /news
+    ("/bitesize/..%2fnews", False),
+    ("/bitesize/..%5Cnews", False),  # IIS reads a backslash as a slash: /news
+    ("/bitesize%2F..%2Fnews", False),
+    ("/bitesize/x/..%2F..%2Fnews", False),
+    ("/bitesize/x//../../news", False),  # /bitesize/news to RFC 3986, /news to nginx
+    ("/bitesize//..", False),
+    ("/bitesize/..;/news", False),  # Tomcat and Spring: /news
+    ("/bitesize/../news", False),
+    ("/BITESIZE/maths", False),  # another page to most servers: capitals count on the allow side
+    ("//bitesize/maths", False),  # not the entry's spelling: allow entries are strict
+    ("/news", False),
+]
+
+
+@pytest.mark.parametrize(("path", "allowed"), UT1_ALLOW_ENTRY)
+def test_a_url_prefix_allow_entry_allows_only_paths_every_reading_keeps_under_it(
+    index: FilterIndex, path: str, allowed: bool
+) -> None:
+    assert sources(index, f"https://www.bbc.example{path}") == (
+        {("ut1-child", "allow")} if allowed else set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "server"),
+    [
+        ("/ads/x", "/ads/x"),
+        ("/Ads/X", "/Ads/X"),  # capitals are kept: the block side compares them folded
+        ("//ads///x", "/ads/x"),
+        ("/a%2Fb", "/a/b"),
+        ("/a%2fb%5cc%5Cd", "/a/b/c/d"),
+        ("/a\\b", "/a/b"),
+        ("/a/..%2Fads", "/ads"),
+        ("/a%2F..%2F..%2Fads", "/ads"),
+        ("/a//../ads", "/ads"),
+        ("/a/..;jsessionid=1/ads", "/ads"),
+        ("/a/.;x/ads", "/a/ads"),
+        ("/a/..x/ads", "/a/..x/ads"),
+        ("/a/x;..", "/a/x;.."),
+        ("/a%252F..%252Fads", "/a%252F..%252Fads"),  # decoded once by the server: stays data
+        ("/a/..%2F?q=//x/..%2F", "/?q=//x/..%2F"),  # the query as it is
+    ],
+)
+def test_the_server_reading_of_a_path(path: str, server: str) -> None:
+    assert server_path(path) == server
+
+
+@pytest.mark.parametrize(
+    "path", ["/ads/x", "/ads/x?q=//a%2F..", "/Espa%C3%B1ol/", "/.well-known/x", "/a%252Fb", "/"]
+)
+def test_an_ordinary_path_is_read_as_itself(path: str) -> None:
+    assert read_path(path) == (path, path, path.lower(), path.lower())
 
 
 @pytest.mark.parametrize(
@@ -364,3 +488,26 @@ def test_a_url_is_its_canonical_host_and_path(host: str, port: str, path: str) -
     assert (found_host, found_path) == (canonical_host(host), expected_path)
     again = (url + "#")[:-1]  # another object with the same text: worked out afresh
     assert canonical_url(again) == (again, found_host, found_path)
+
+
+@settings(max_examples=500)
+@given(spellings)
+@example("/kids//../adult")
+@example("/kids/%2F/../adult")
+@example("/bitesize/x//../../news")
+def test_no_spelling_a_server_reads_under_a_blocked_prefix_gets_past_it(
+    index: FilterIndex, path: str
+) -> None:
+    if served(path).lower().startswith("/adult"):
+        assert ("ut1-adult", "block") in sources(index, f"http://videos.example{path}")
+
+
+@settings(max_examples=500)
+@given(spellings.map(lambda p: "/bitesize" + p))
+@example("/bitesize/x//../../news")
+@example("/bitesize/..;/news")
+def test_no_spelling_a_server_reads_outside_an_allowed_prefix_is_allowed_by_it(
+    index: FilterIndex, path: str
+) -> None:
+    if ("ut1-child", "allow") in sources(index, f"https://www.bbc.example{path}"):
+        assert served(path).startswith("/bitesize")

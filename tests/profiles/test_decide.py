@@ -319,7 +319,12 @@ def test_routine_blocks_are_counted_and_serious_ones_kept_as_events(policy: Poli
     assert adult.log is LogDetail.EVENT
 
 
-def test_profile_entries_keep_the_case_of_their_paths(policy: Policy) -> None:
-    # kid's entry is wiki.example/wiki/Scary: paths are case-sensitive, as web servers read them
+def test_profile_block_entries_ignore_capitals_and_allow_entries_keep_them(policy: Policy) -> None:
+    # kid blocks wiki.example/wiki/Scary: some servers (IIS) read /wiki/scary_story as the same page,
+    # and blocking a spelling costs nothing. kid allows video.example/kids: /Kids is another page on
+    # most servers, so it is not allowed by that entry.
     assert ask(policy, "kid", "https://wiki.example/wiki/Scary_story").action is B  # type: ignore[attr-defined]
-    assert ask(policy, "kid", "https://wiki.example/wiki/scary_story").action is A  # type: ignore[attr-defined]
+    assert ask(policy, "kid", "https://wiki.example/wiki/scary_story").action is B  # type: ignore[attr-defined]
+    assert ask(policy, "kid", "https://wiki.example/wiki/Cats").action is A  # type: ignore[attr-defined]
+    assert ask(policy, "kid", "https://video.example/kids/cartoons").action is A  # type: ignore[attr-defined]
+    assert ask(policy, "kid", "https://video.example/Kids/cartoons").action is B  # type: ignore[attr-defined]
