@@ -25,6 +25,9 @@ class Source:
     format: Format
     category: str
     location: str
+    # For an archive (.tar.gz, .tgz, .gz, .zip): the members to take, by path inside it; a path ending in
+    # "/" takes a folder (a UT1 category archive: "adult/"). Empty: the archive's one file.
+    members: tuple[str, ...] = ()
 
     @property
     def is_url(self) -> bool:
