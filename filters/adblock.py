@@ -96,6 +96,9 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
 _ADDRESS_START = frozenset("0123456789[")  # how an IP literal begins, in any spelling
 _HEX = frozenset("0123456789abcdefABCDEF")
 _WILDCARDS = frozenset("*^|")
+# One shared empty set: `frozenset(set())` makes a new 216-byte object each time, and most of
+# EasyList's 100,000 rules name no domain (45 MB of empty sets in a compile).
+_NO_DOMAINS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +255,8 @@ def _parse_network(line: str, lineno: int) -> NetworkRule:
         regex=regex,
         types=types,
         party=opts.party,
-        domains=frozenset(opts.domains),
-        not_domains=frozenset(opts.not_domains),
+        domains=frozenset(opts.domains) if opts.domains else _NO_DOMAINS,
+        not_domains=frozenset(opts.not_domains) if opts.not_domains else _NO_DOMAINS,
         important=opts.important,
         match_case=opts.match_case,
         badfilter=opts.badfilter,

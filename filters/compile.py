@@ -1,10 +1,18 @@
-"""Building the compiled index artefact from parsed sources (pure: the caller reads and writes files)."""
+"""Building the compiled index artefact from parsed sources (pure: the caller reads and writes files).
+
+Sized for the full centre set (six million entries) on a 1 GB Raspberry Pi: entries are taken lazily
+from the parsers and kept as numbers in arrays (`filters.host_table`), the adblock rules can be
+compiled as soon as the last of them is in (`finish_network_rules`, before the big domain lists are
+read), and the artefact is handed out as buffers to be written one after the other
+(`build_parts`), never joined into one copy.
+"""
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from zlib import crc32
 
@@ -26,6 +34,8 @@ class IndexBuilder:
         self._host_entries = 0
         self._expressions: list[tuple[str, int, int, int]] = []
         self._network: list[tuple[int, NetworkRule]] = []
+        self._network_rules = 0
+        self._network_blob: bytes | None = None
         self._phrases: list[Phrase] = []
 
     def add_source(self, info: SourceInfo) -> int:
@@ -36,59 +46,88 @@ class IndexBuilder:
         return len(self.sources) - 1
 
     def add_hosts(self, source_id: int, rules: Iterable[HostRule]) -> None:
-        add = self._hosts.add
-        for host, line, flags in rules:
-            add(host, source_id, line, flags)
-            self._host_entries += 1
+        """Take (domain, line, flags) entries, lazily: a parser's generator is never held whole."""
+        before = len(self._hosts)
+        self._hosts.add_hosts(source_id, rules)
+        self._host_entries += len(self._hosts) - before
 
     def add_url_prefixes(self, source_id: int, rules: Iterable[UrlRule]) -> None:
-        add = self._hosts.add
-        for host, path, line, flags in rules:
-            add(host, source_id, line, flags, path)
-            self._host_entries += 1
+        before = len(self._hosts)
+        self._hosts.add_prefixes(source_id, rules)
+        self._host_entries += len(self._hosts) - before
 
     def add_expressions(self, source_id: int, rules: Iterable[ExpressionRule]) -> None:
         self._expressions.extend((pattern, source_id, line, flags) for pattern, line, flags in rules)
 
     def add_network_rules(self, source_id: int, rules: Sequence[NetworkRule]) -> None:
+        if self._network_blob is not None:
+            raise ValueError("adblock rules added after finish_network_rules()")
         self._network.extend((source_id, rule) for rule in rules)
+
+    def finish_network_rules(self) -> None:
+        """Compile the adblock rules added so far into their section now, and let them go.
+
+        Optional (`build` does it otherwise): a compile that adds every adblock source first and then
+        calls this never holds the rule objects and the domain tables at once.
+        """
+        if self._network_blob is None:
+            self._network_rules = len(self._network)
+            self._network_blob = NetworkIndex.build_bytes(self._take_network_rules())
+
+    def _take_network_rules(self) -> Iterator[tuple[int, NetworkRule]]:
+        """The rules in order, each dropped from the builder as it is taken: the index compiler can
+        then let each go as soon as it has used it."""
+        rules, self._network = self._network, []
+        rules.reverse()
+        while rules:
+            yield rules.pop()
 
     def add_phrases(self, phrases: Iterable[Phrase]) -> None:
         self._phrases.extend(phrases)
 
     def build(self, *, created: str = "") -> bytes:
-        """The artefact bytes. `created` is a timestamp string supplied by the caller (no clock here).
+        """The artefact bytes (`build_parts` joined: for tests and small sets)."""
+        return b"".join(self.build_parts(created=created))
+
+    def build_parts(self, *, created: str = "") -> list[bytes | array[int]]:
+        """The artefact as buffers, to be written in order. `created` is a timestamp string supplied
+        by the caller (no clock here).
 
         Consumes what was collected: each section's input is released as soon as its bytes exist,
-        so a reload's peak memory is one section's input plus the finished sections, not all of it.
+        so the peak is one section's input plus the finished sections, not all of it.
         """
+        self.finish_network_rules()
         counts = {
             "host_entries": self._host_entries,
             "expressions": len(self._expressions),
-            "network_rules": len(self._network),
+            "network_rules": self._network_rules,
             "phrases": len(self._phrases),
         }
-        blobs: dict[str, bytes] = {}
-        blobs["hosts"] = self._hosts.build()
-        self._hosts = HostTableBuilder()
-        blobs["expressions"] = json.dumps(self._expressions).encode()
+        blobs: dict[str, list[bytes | array[int]]] = {}
+        blobs["network"] = [self._network_blob or b""]
+        self._network_blob = None
+        blobs["expressions"] = [json.dumps(self._expressions).encode()]
         self._expressions = []
-        blobs["network"] = NetworkIndex.build(self._network).to_bytes()
-        self._network = []
-        blobs["phrases"] = PhraseIndex.build(self._phrases).to_bytes()
+        blobs["phrases"] = [PhraseIndex.build(self._phrases).to_bytes()]
         self._phrases = []
+        blobs["hosts"] = self._hosts.build_parts()
+        self._hosts = HostTableBuilder()
 
         sections = {}
-        parts: list[bytes] = []
+        parts: list[bytes | array[int]] = []
         offset = 0
         crc = 0
         for name in SECTIONS:
-            blob = blobs[name]
-            sections[name] = (offset, len(blob))
-            pad = b"\0" * (-len(blob) % 8)
-            parts += (blob, pad)
-            crc = crc32(pad, crc32(blob, crc))
-            offset += len(blob) + len(pad)
+            length = 0
+            for blob in blobs.pop(name):
+                parts.append(blob)
+                crc = crc32(blob, crc)
+                length += len(blob) * (blob.itemsize if isinstance(blob, array) else 1)
+            sections[name] = (offset, length)
+            pad = b"\0" * (-length % 8)
+            parts.append(pad)
+            crc = crc32(pad, crc)
+            offset += length + len(pad)
         header = json.dumps(
             {
                 "version": FORMAT_VERSION,
@@ -102,4 +141,4 @@ class IndexBuilder:
             separators=(",", ":"),
         ).encode()
         head = MAGIC + struct.pack("<I", len(header)) + header
-        return b"".join((head, b"\0" * (-len(head) % 8), *parts))
+        return [head + b"\0" * (-len(head) % 8), *parts]

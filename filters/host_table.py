@@ -1,17 +1,38 @@
-"""A read-only host table that lives in a memory-mapped buffer: domain -> records, with no per-entry objects.
+"""A read-only host table that lives in a memory-mapped buffer: host name -> records (source, line,
+flags, URL-path prefix), sized for the full centre set (six million names, UT1 `adult` included) on a
+1 GB Raspberry Pi.
 
-Layout (all little-endian uint32 arrays, each 4-byte aligned), built by `build_host_table`:
+Names are not stored. Each is keyed by a 96-bit BLAKE2b digest of it: the first 64 bits (`hash`) order
+the table and are searched, the next 32 (`check`) tell apart names whose 64-bit hashes collide. The
+name a record answers for is the name asked about (or the parent domain of it that was looked up), so
+provenance (source, line, and the entry as written) is kept in full. Storing the names would cost
+about 20 bytes more per name (120 MB for the full set) for what 12 bytes of digest already say: two
+different listed names with the same 96 bits, or a name asked about that shares them with a listed
+one, is a chance of about one in 10^22 per look-up; BLAKE2b is a cryptographic hash, so nobody can
+make such a name on purpose (a linear hash such as crc32 would let a site owner craft one).
 
-    header   : magic, slot_count, entry_count, record_count, path_count, keys_len, paths_len
-    slots    : 2 * slot_count words: (crc32 of key, entry index + 1), 0 = empty; linear probing
-    entries  : 4 words each: key offset, key length, first record, record end
-    records  : 3 words each: source_id << 8 | flags, line, path index + 1 (0 = whole host)
-    paths    : 2 words each: offset, length into the path blob
-    keys     : the host names, ASCII, concatenated
-    paths    : URL path prefixes, UTF-8, concatenated
+Layout, built by `HostTableBuilder` (little-endian; every array starts 8-byte aligned):
 
-Why: 700k domains as Python dicts cost ~80 MB per process and seconds to rebuild; this costs one `mmap`,
-is shared by the DNS and proxy processes through the page cache, and a look-up is one crc32 and a probe.
+    header     : magic, directory bits, row count, prefix count, path count, path blob length
+    directory  : 2**bits + 1 uint32: the first row whose hash starts with each `bits`-bit value
+    hashes     : row count uint64, ascending (rows of one name in the order they were added)
+    checks     : row count uint32, ascending among rows of equal hash
+    metas      : row count uint32: source id << 8 | flags
+    values     : row count uint32: the line, or (flag URL_PREFIX) the number of the row's prefix
+    prefixes   : prefix count x (line, path number) uint32
+    paths      : path count x (offset, length) uint32 into the path blob
+    path blob  : the URL path prefixes, UTF-8, each once
+
+A row costs 20 bytes (the full set: about 125 MB, one file mapped read-only by every process and so
+shared through the page cache); a look-up is one digest, two directory reads and a binary search of a
+few rows (`bisect` over a memoryview, in C).
+
+Building takes rows one at a time into arrays of plain numbers, partitioned by the top bits of their
+hash (no object per row survives the add), then sorts one partition at a time, freeing it as the
+sorted rows are appended: peak memory is about the table's own size, never a Python object per name.
+Sorting in pure Python keeps the appliance free of compiled dependencies beyond those it already has
+(numpy would do the sort faster, but costs 30 MB in every process that imports it and a wheel more
+to ship; the sort is a few seconds of a nightly compile).
 """
 
 from __future__ import annotations
@@ -19,193 +40,282 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections.abc import Iterable
-from zlib import crc32
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from hashlib import blake2b
+from operator import itemgetter
 
 from filters.errors import IndexFormatError
 
-MAGIC = 0x48544231  # "HTB1"
-_HEADER = struct.Struct("<7I")
+MAGIC = 0x48544232  # "HTB2"
+_HEADER = struct.Struct("<6I8x")  # padded to 32 bytes: the arrays after it stay 8-byte aligned
 
 # record flags
 ALLOW = 1  # the source lists this as allowed (whitelist), not blocked
 IMPORTANT = 2  # adblock `$important`: wins over allow entries of other lists
 URL_PREFIX = 4  # the record applies only to URLs whose path starts with the record's path
 
+Digest = Callable[[bytes], tuple[int, int]]  # a name -> (64-bit hash, 32-bit check)
+
+_DIGEST = struct.Struct("<QI").unpack
+
+
+def name_digest(name: bytes) -> tuple[int, int]:
+    """The table's key for a normalised ASCII host name: (64-bit hash, 32-bit check), from BLAKE2b."""
+    return _DIGEST(blake2b(name, digest_size=12).digest())
+
+
+_PART_BITS = 6  # rows are gathered in 64 partitions by the top bits of their hash, sorted one by one
+_MAX_SOURCE = (1 << 24) - 1
+_MAX_U32 = 0xFFFFFFFF
+
+# (domain, source id, flags, line, path prefix or None): one record as `HostTable.collect` gives it
+Record = tuple[str, int, int, int, str | None]
+# (the name looked up, its first row, the row after its last)
+Found = tuple[bytes, int, int]
+
+
+def _aligned(buf: bytes | array[int]) -> list[bytes | array[int]]:
+    """`buf` followed by the zero bytes that make its length a multiple of 8."""
+    size = len(buf) * (buf.itemsize if isinstance(buf, array) else 1)
+    return [buf, bytes(-size % 8)] if size % 8 else [buf]
+
 
 class HostTableBuilder:
-    """Collects host records for `build`, compactly: a million-entry list must compile on a 1 GB Pi.
+    """Collects host records in arrays of numbers, then lays the table out with `build_parts`.
 
-    Each record is kept as one packed int (path id, source id, flags, line), and a domain with a
-    single record holds that int directly rather than a list.
+    `digest` is the key function (tests give one that collides on purpose); a table must be read with
+    the same one it was built with.
     """
 
-    def __init__(self) -> None:
-        self._by_domain: dict[str, int | list[int]] = {}
+    def __init__(self, digest: Digest = name_digest) -> None:
+        self._digest = digest
+        parts = 1 << _PART_BITS
+        self._hashes = [array("Q") for _ in range(parts)]
+        self._checks = [array("I") for _ in range(parts)]
+        self._metas = [array("I") for _ in range(parts)]
+        self._values = [array("I") for _ in range(parts)]
+        self._prefixes = array("I")  # (line, path number) pairs
         self._path_ids: dict[str, int] = {}
+        self.rows = 0
 
     def add(self, domain: str, source_id: int, line: int, flags: int, path: str | None = None) -> None:
         """Record that `source_id` lists `domain` (normalised) at `line`; `path` makes it a URL prefix."""
-        path_ref = 0
         if path is not None:
-            path_ref = self._path_ids.setdefault(path, len(self._path_ids) + 1)
-            flags |= URL_PREFIX
-        record = (path_ref << 64) | (source_id << 40) | (flags << 32) | line
-        by_domain = self._by_domain
-        previous = by_domain.get(domain)
-        if previous is None:
-            by_domain[domain] = record
-        elif isinstance(previous, int):
-            by_domain[domain] = [previous, record]
+            self.add_prefixes(source_id, ((domain, path, line, flags),))
         else:
-            previous.append(record)
+            self.add_hosts(source_id, ((domain, line, flags),))
+
+    def add_hosts(self, source_id: int, rules: Iterable[tuple[str, int, int]]) -> None:
+        """Record (domain, line, flags) rows of one source; taken lazily, one at a time."""
+        if not 0 <= source_id <= _MAX_SOURCE:
+            raise ValueError("source id out of range")
+        digest = self._digest
+        shift = 64 - _PART_BITS
+        hashes, checks, metas, values = self._hashes, self._checks, self._metas, self._values
+        base = source_id << 8
+        added = 0
+        for domain, line, flags in rules:
+            h, c = digest(domain.encode("ascii"))
+            part = h >> shift
+            hashes[part].append(h)
+            checks[part].append(c)
+            metas[part].append(base | flags)
+            values[part].append(line)
+            added += 1
+        self.rows += added
+
+    def add_prefixes(self, source_id: int, rules: Iterable[tuple[str, str, int, int]]) -> None:
+        """Record (domain, path prefix, line, flags) rows of one source."""
+        path_ids = self._path_ids
+        prefixes = self._prefixes
+
+        def rows() -> Iterable[tuple[str, int, int]]:
+            for domain, path, line, flags in rules:
+                number = len(prefixes) // 2
+                prefixes.extend((line, path_ids.setdefault(path, len(path_ids))))
+                yield domain, number, flags | URL_PREFIX
+
+        self.add_hosts(source_id, rows())
 
     def __len__(self) -> int:
-        return len(self._by_domain)
+        return self.rows
+
+    def build_parts(self) -> list[bytes | array[int]]:
+        """The table as buffers to be written one after the other (layout in the module docstring).
+
+        Consumes what was collected: each partition is freed once its rows are sorted into the table.
+        """
+        n = self.rows
+        if n > _MAX_U32:
+            raise ValueError("too many host records for one table")
+        bits = max(0, n.bit_length() - 3)  # about 4 to 8 rows per directory slot
+        shift = 64 - bits
+        counts = array("I", bytes(4 * ((1 << bits) + 1)))
+        hashes_out, checks_out = array("Q"), array("I")
+        metas_out, values_out = array("I"), array("I")
+        for part in range(len(self._hashes)):
+            hs, cs = self._hashes[part], self._checks[part]
+            ms, vs = self._metas[part], self._values[part]
+            self._hashes[part] = self._checks[part] = self._metas[part] = self._values[part] = array("I")
+            m = len(hs)
+            if not m:
+                continue
+            keys = [h << 32 | c for h, c in zip(hs, cs, strict=True)]
+            order = sorted(range(m), key=keys.__getitem__)  # stable: a name's rows keep their order
+            del keys
+            take = itemgetter(*order) if m > 1 else (lambda seq: (seq[0],))
+            sorted_hashes = take(hs)
+            hashes_out.extend(sorted_hashes)
+            checks_out.extend(take(cs))
+            metas_out.extend(take(ms))
+            values_out.extend(take(vs))
+            del hs, cs, ms, vs
+            if bits:
+                for h in sorted_hashes:
+                    counts[h >> shift] += 1
+            else:
+                counts[0] += m
+        directory = array("I", bytes(4 * len(counts)))
+        total = 0
+        for slot, count in enumerate(counts):  # counts[-1] stays 0: the last slot ends the table
+            directory[slot] = total
+            total += count
+        paths = array("I")
+        blob = bytearray()
+        for path in self._path_ids:  # numbered in insertion order, from 0
+            raw = path.encode("utf-8")
+            paths.extend((len(blob), len(raw)))
+            blob += raw
+        prefixes = self._prefixes
+        self._prefixes = array("I")
+        self._path_ids = {}
+        self.rows = 0
+        if sys.byteorder != "little":  # pragma: no cover - the Pi and x86 are little-endian
+            for table in (directory, hashes_out, checks_out, metas_out, values_out, prefixes, paths):
+                table.byteswap()
+        header = _HEADER.pack(MAGIC, bits, n, len(prefixes) // 2, len(paths) // 2, len(blob))
+        out: list[bytes | array[int]] = [header]
+        for table in (directory, hashes_out, checks_out, metas_out, values_out, prefixes, paths):
+            out += _aligned(table)
+        out.append(bytes(blob))
+        return out
 
     def build(self) -> bytes:
         """The table's bytes (layout in the module docstring)."""
-        entry_count = len(self._by_domain)
-        slot_count = 8
-        while slot_count < entry_count * 2:
-            slot_count <<= 1
-        mask = slot_count - 1
-
-        slots = array("I", bytes(8 * slot_count))
-        entries = array("I")
-        records = array("I")
-        paths = array("I")
-        keys = bytearray()
-        path_blob = bytearray()
-        for path in self._path_ids:  # ids were handed out in insertion order, from 1
-            raw = path.encode("utf-8")
-            paths.extend((len(path_blob), len(raw)))
-            path_blob += raw
-
-        for index, (domain, recs) in enumerate(self._by_domain.items()):
-            key = domain.encode("ascii")
-            first = len(records) // 3
-            for record in (recs,) if isinstance(recs, int) else recs:
-                records.extend(((record >> 32) & 0xFFFFFFFF, record & 0xFFFFFFFF, record >> 64))
-            entries.extend((len(keys), len(key), first, len(records) // 3))
-            keys += key
-            h = crc32(key)
-            i = h & mask
-            while slots[2 * i + 1]:
-                i = (i + 1) & mask
-            slots[2 * i] = h
-            slots[2 * i + 1] = index + 1
-
-        if sys.byteorder != "little":  # pragma: no cover - the Pi and x86 are little-endian
-            for table in (slots, entries, records, paths):
-                table.byteswap()
-        keys += b"\0" * (-len(keys) % 4)
-        header = _HEADER.pack(
-            MAGIC, slot_count, entry_count, len(records) // 3, len(paths) // 2, len(keys), len(path_blob)
-        )
-        return b"".join(
-            (header, slots, entries, records, paths, keys, path_blob)  # joined from the buffers: no copies
-        )
+        return b"".join(self.build_parts())
 
 
-def build_host_table(rows: Iterable[tuple[str, int, int, int, str | None]]) -> bytes:
+def build_host_table(rows: Iterable[Record], digest: Digest = name_digest) -> bytes:
     """Build a table from (domain, source_id, line, flags, path_prefix_or_None) rows, in order."""
-    builder = HostTableBuilder()
+    builder = HostTableBuilder(digest)
     for domain, source_id, line, flags, path in rows:
         builder.add(domain, source_id, line, flags, path)
     return builder.build()
 
 
 class HostTable:
-    """Look-ups over a buffer made by `build_host_table`. Holds views into the buffer, never copies."""
+    """Look-ups over a buffer made by `HostTableBuilder`. Holds views into the buffer, never copies."""
 
-    __slots__ = ("_entries", "_keys", "_mask", "_path_blob", "_paths", "_records", "_slots", "size")
+    __slots__ = (
+        "_checks",
+        "_digest",
+        "_directory",
+        "_hashes",
+        "_metas",
+        "_path_blob",
+        "_paths",
+        "_prefixes",
+        "_shift",
+        "_values",
+        "rows",
+    )
 
-    def __init__(self, buf: memoryview) -> None:
+    def __init__(self, buf: memoryview, digest: Digest = name_digest) -> None:
         if len(buf) < _HEADER.size:
             raise IndexFormatError("host table truncated")
-        magic, slot_count, entry_count, record_count, path_count, keys_len, paths_len = _HEADER.unpack_from(
-            buf, 0
+        magic, bits, rows, prefix_count, path_count, blob_len = _HEADER.unpack_from(buf, 0)
+        if magic != MAGIC or bits > 32:
+            raise IndexFormatError("host table: bad magic or directory size")
+        sizes = (
+            4 * ((1 << bits) + 1),
+            8 * rows,
+            4 * rows,
+            4 * rows,
+            4 * rows,
+            8 * prefix_count,
+            8 * path_count,
         )
-        if magic != MAGIC or slot_count & (slot_count - 1):
-            raise IndexFormatError("host table: bad magic or slot count")
-        sizes = (8 * slot_count, 16 * entry_count, 12 * record_count, 8 * path_count, keys_len, paths_len)
-        if _HEADER.size + sum(sizes) != len(buf):
-            raise IndexFormatError("host table truncated or oversized")
         views = []
         pos = _HEADER.size
         for size in sizes:
             views.append(buf[pos : pos + size])
-            pos += size
-        self._slots = views[0].cast("I")
-        self._entries = views[1].cast("I")
-        self._records = views[2].cast("I")
-        self._paths = views[3].cast("I")
-        self._keys = views[4]
-        self._path_blob = views[5]
-        self._mask = slot_count - 1
-        self.size: int = entry_count
+            pos += size + (-size % 8)
+        if pos + blob_len != len(buf) or any(len(v) != size for v, size in zip(views, sizes, strict=True)):
+            raise IndexFormatError("host table truncated or oversized")
+        directory = views[0].cast("I")
+        if directory[0] != 0 or directory[-1] != rows:
+            raise IndexFormatError("host table: directory does not span the rows")
+        self._directory = directory
+        self._hashes = views[1].cast("Q")
+        self._checks = views[2].cast("I")
+        self._metas = views[3].cast("I")
+        self._values = views[4].cast("I")
+        self._prefixes = views[5].cast("I")
+        self._paths = views[6].cast("I")
+        self._path_blob = buf[pos:]
+        self._shift = 64 - bits
+        self._digest = digest
+        self.rows: int = rows
 
-    def find(self, key: bytes) -> int:
-        """Entry index of exactly `key` (a normalised ASCII host), or -1."""
-        h = crc32(key)
-        slots = self._slots
-        mask = self._mask
-        i = h & mask
-        while True:
-            e: int = slots[2 * i + 1]
-            if not e:
-                return -1
-            if slots[2 * i] == h:
-                ent = self._entries
-                off = ent[4 * e - 4]
-                if self._keys[off : off + ent[4 * e - 3]] == key:
-                    return e - 1
-            i = (i + 1) & mask
+    def find(self, key: bytes) -> range:
+        """The rows of exactly `key` (a normalised ASCII host): an empty range if it is not listed."""
+        h, c = self._digest(key)
+        directory = self._directory
+        slot = h >> self._shift
+        hashes = self._hashes
+        end = directory[slot + 1]
+        i = bisect_left(hashes, h, directory[slot], end)
+        if i == end or hashes[i] != h:
+            return range(i, i)
+        checks = self._checks
+        while i < end and hashes[i] == h and checks[i] < c:
+            i += 1
+        j = i
+        while j < end and hashes[j] == h and checks[j] == c:
+            j += 1
+        return range(i, j)
 
-    def find_suffixes(self, host: bytes) -> list[int]:
-        """Entry indexes for `host` and each parent domain of it, most specific first."""
-        # `find` inlined: this loop runs for every DNS query and every proxied request.
-        slots = self._slots
-        mask = self._mask
-        ent = self._entries
-        keys = self._keys
+    def find_suffixes(self, host: bytes) -> list[Found]:
+        """The listed names among `host` and each parent domain of it, most specific first."""
+        find = self.find
         found = []
         pos = 0
         while True:
             key = host[pos:] if pos else host
-            h = crc32(key)
-            i = h & mask
-            while True:
-                e: int = slots[2 * i + 1]
-                if not e:
-                    break
-                if slots[2 * i] == h:
-                    off = ent[4 * e - 4]
-                    if keys[off : off + ent[4 * e - 3]] == key:
-                        found.append(e - 1)
-                        break
-                i = (i + 1) & mask
+            rows = find(key)
+            if rows:
+                found.append((key, rows.start, rows.stop))
             pos = host.find(b".", pos) + 1
             if not pos:
                 return found
 
-    def collect(self, entries: list[int]) -> list[tuple[str, int, int, int, str | None]]:
-        """(domain, source_id, flags, line, path_prefix or None) of every record of `entries`, in order."""
-        ent = self._entries
-        rec = self._records
-        keys = self._keys
-        paths = self._paths
-        out = []
-        for entry in entries:
-            base = 4 * entry
-            domain = bytes(keys[ent[base] : ent[base] + ent[base + 1]]).decode("ascii")
-            for r in range(3 * ent[base + 2], 3 * ent[base + 3], 3):
-                meta = rec[r]
-                path_ref = rec[r + 2]
-                prefix = None
-                if path_ref:
-                    off = paths[2 * path_ref - 2]
-                    prefix = bytes(self._path_blob[off : off + paths[2 * path_ref - 1]]).decode("utf-8")
-                out.append((domain, meta >> 8, meta & 0xFF, rec[r + 1], prefix))
+    def collect(self, found: list[Found]) -> list[Record]:
+        """(domain, source_id, flags, line, path_prefix or None) of every row `found`, in order."""
+        metas, values = self._metas, self._values
+        out: list[Record] = []
+        for key, start, stop in found:
+            domain = key.decode("ascii")
+            for row in range(start, stop):
+                meta = metas[row]
+                flags = meta & 0xFF
+                if flags & URL_PREFIX:
+                    number = 2 * values[row]
+                    line = self._prefixes[number]
+                    path = 2 * self._prefixes[number + 1]
+                    off = self._paths[path]
+                    prefix = bytes(self._path_blob[off : off + self._paths[path + 1]]).decode("utf-8")
+                    out.append((domain, meta >> 8, flags, line, prefix))
+                else:
+                    out.append((domain, meta >> 8, flags, values[row], None))
         return out

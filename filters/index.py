@@ -34,7 +34,7 @@ from filters.urls import (
 )
 
 MAGIC = b"CSFIDX\r\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the host table keyed by digests (filters.host_table HTB2)
 _LEN = struct.Struct("<I")
 SECTIONS = ("hosts", "expressions", "network", "phrases")
 HOST_CACHE_SIZE = 4096  # hosts whose answers are remembered; then the memo starts afresh

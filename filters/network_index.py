@@ -684,10 +684,16 @@ class NetworkIndex:
 
     @classmethod
     def build(cls, rules: Iterable[tuple[int, NetworkRule]]) -> NetworkIndex:
-        """Compile rules, each with the id of the source it came from.
+        """Compile rules, each with the id of the source it came from (see `build_bytes`)."""
+        return cls.from_bytes(cls.build_bytes(rules))
+
+    @staticmethod
+    def build_bytes(rules: Iterable[tuple[int, NetworkRule]]) -> bytes:
+        """Compile rules, each with the id of the source it came from, into the serialised index.
 
         `$badfilter` rules cancel the rules they repeat (from any source) and are then dropped;
-        a rule listed twice is kept once (the first).
+        a rule listed twice is kept once (the first). What is only needed for a step is let go
+        after it: a compile on a 1 GB Pi holds this beside the domain tables.
         """
         listed = list(rules)
         cancelled = {rule.identity() for _, rule in listed if rule.badfilter}
@@ -702,13 +708,17 @@ class NetworkIndex:
                 continue
             seen.add(identity)
             (exceptions if rule.exception else block).append((sid, rule))
+        del listed, cancelled, seen
+        size = len(block) + len(exceptions)
         buckets: list[bytes] = []
         blocking = _TableBuilder(block)
+        del block
         tables = (
             blocking.emit(buckets),
             _TableBuilder(exceptions).emit(buckets),
             blocking.emit(buckets, important_only=True),
         )
+        del blocking, exceptions
         keys: dict[bytes, Any] = {}
         hosts: dict[bytes, tuple[int, int, int]] = {}
         for key in {**tables[0], **tables[1]}:
@@ -717,18 +727,21 @@ class NetworkIndex:
                 hosts[key[1:]] = tuple(_NONE if n is None else n for n in parts)  # type: ignore[assignment]
             else:
                 keys[key] = parts[0] if isinstance(parts[0], int) and parts[1:] == (None, None) else parts
-        directory = (keys, tuple(tables[1]), tuple(tables[2]), len(block) + len(exceptions))
+        directory = (keys, tuple(tables[1]), tuple(tables[2]), size)
+        del tables
         head = marshal.dumps(directory)
+        del directory, keys
         starts = [0]
         for bucket in buckets:
             starts.append(starts[-1] + len(bucket))
         offsets = struct.pack(f"<{len(starts)}I", *starts)
+        del starts
         host_table = _host_table(hosts)
-        payload = b"".join(buckets)
+        del hosts
         header = _HEADER.pack(
-            _MAGIC, _VERSION, len(head), len(host_table), len(offsets), len(payload), crc32(head)
+            _MAGIC, _VERSION, len(head), len(host_table), len(offsets), sum(map(len, buckets)), crc32(head)
         )
-        return cls.from_bytes(header + head + host_table + offsets + payload)
+        return b"".join((header, head, host_table, offsets, *buckets))
 
     def to_bytes(self) -> bytes:
         """The index as bytes for `from_bytes` (exactly the buffer it was built or loaded from)."""

@@ -147,6 +147,13 @@ def test_damaged_artefacts_are_refused(artefact: bytes) -> None:
     flipped[-50] ^= 0xFF
     with pytest.raises(IndexFormatError, match="checksum"):
         FilterIndex(bytes(flipped), verify=True)
-    newer = artefact.replace(b'"version":1', b'"version":9', 1)
+    newer = artefact.replace(b'"version":2', b'"version":9', 1)
     with pytest.raises(IndexFormatError, match="compile again"):
         FilterIndex(newer)
+
+
+def test_an_index_of_the_old_format_is_refused_with_a_plain_reason(artefact: bytes) -> None:
+    """Format 1 (host names in a crc32 slot table) is refused, not misread: compile again."""
+    old = artefact.replace(b'"version":2', b'"version":1', 1)
+    with pytest.raises(IndexFormatError, match=r"compiled index format 1 is not 2: compile again"):
+        FilterIndex(old)
