@@ -46,21 +46,26 @@ async def _serve(config_path: Path | None, listen_args: list[str] | None) -> int
     except ValueError as e:
         raise ApplianceError(f"--listen: {e} (write HOST:PORT, e.g. 127.0.0.1:5353)") from e
     server = make_server(live, listen, config_path)
+    # From here on the server's `live` is the one in force: a reference kept here would keep the
+    # start-up index mapped after every reload, beside the new one.
+    del live
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await server.start(listen)
-    if live.config.sync:
-        report_loaded(live.config.data_dir, "dns", live.config.set_dir)
+    config = server.live.config
+    if config.sync:
+        report_loaded(config.data_dir, "dns", config.set_dir)
     shown = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
     upstream = ", ".join(str(s) for s in server.upstreams.settings.servers)
     log.info(
         "DNS filter answering on %s (UDP and TCP); upstream %s; query log %s",
         shown,
         upstream,
-        live.config.events_path,
+        config.events_path,
     )
+    del config
     try:
         await stop.wait()
     finally:

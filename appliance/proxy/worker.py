@@ -65,6 +65,9 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     limit_websocket_messages()
     raise_open_files()
     monitor = Monitor(live, authority, events, config_path, admission=admission)
+    # From here on the monitor's `live` is the one in force: a reference kept here would keep the
+    # start-up index mapped after every reload, beside the new one.
+    del live
     # Only the addons a filtering proxy needs: every addon is asked about every hook of every flow.
     master.addons.add(
         core.Core(),
