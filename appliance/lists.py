@@ -7,12 +7,13 @@ compiled instead, so a broken download never empties a category.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from filters.index import SourceInfo
 from filters.phrases import parse_phrase_list
 from filters.report import ReportBuilder, SkippedLine, SourceReport
 from filters.sources import Format, Source
-from filters.text import decode_list
+from filters.text import decode_lines, decode_list
 
 UT1_FILES = ("domains", "urls", "expressions")
 REPORT_NAME = "report.json"  # beside the compiled index: what the last compile found, for the dashboard
@@ -118,7 +119,7 @@ class _SourceReader:
 
 
 def _parse_lines(
-    source: Source, sid: int, builder: IndexBuilder, lines: list[str], report: ReportBuilder
+    source: Source, sid: int, builder: IndexBuilder, lines: Iterable[str], report: ReportBuilder
 ) -> None:
     origin = Path(source.location).name if not source.is_url else source.location
     if source.format is Format.HOSTS:
@@ -132,7 +133,7 @@ def _parse_lines(
     elif source.format is Format.PHRASES:
         builder.add_phrases(
             parse_phrase_list(
-                lines, origin, report, category=source.category, include=_include_reader(source)
+                list(lines), origin, report, category=source.category, include=_include_reader(source)
             )
         )
 
@@ -150,7 +151,7 @@ def _parse_source(
         return None
     try:
         data = reader.read(source)
-        lines = decode_list(source.name, data)
+        lines = decode_lines(source.name, io.BytesIO(data))  # lazily: no list of the lines
     except SourceRejected as e:
         problem = e.reason
     else:
@@ -166,7 +167,8 @@ def _parse_source(
     if not reader.has_last_good(source):
         raise SourceRejected(source.name, problem)
     report.warn(f"{source.name}: {problem}; compiled its last good copy instead")
-    _parse_lines(source, sid, builder, decode_list(source.name, reader.last_good(source)), report)
+    last_good = io.BytesIO(reader.last_good(source))
+    _parse_lines(source, sid, builder, decode_lines(source.name, last_good), report)
     return problem
 
 
@@ -201,14 +203,20 @@ def _parse_ut1(source: Source, sid: int, builder: IndexBuilder, report: ReportBu
     if not present:
         raise SourceRejected(source.name, f"{folder} has none of {', '.join(UT1_FILES)}")
     for name in present:
-        lines = decode_list(f"{source.name}/{name}", _read_file(folder / name, source.name))
         origin = f"{label}/{name}"
-        if name == "domains":
-            builder.add_hosts(sid, parse_domains(lines, origin, report, flags=flags))
-        elif name == "urls":
-            builder.add_url_prefixes(sid, parse_ut1_urls(lines, origin, report, flags=flags))
-        else:
-            builder.add_expressions(sid, parse_expressions(lines, origin, report, flags=flags))
+        path = folder / name
+        # Read as a stream, a line at a time: `adult/domains` alone is 4.6 million lines.
+        try:
+            with open(path, "rb") as f:
+                lines = decode_lines(f"{source.name}/{name}", f)
+                if name == "domains":
+                    builder.add_hosts(sid, parse_domains(lines, origin, report, flags=flags))
+                elif name == "urls":
+                    builder.add_url_prefixes(sid, parse_ut1_urls(lines, origin, report, flags=flags))
+                else:
+                    builder.add_expressions(sid, parse_expressions(lines, origin, report, flags=flags))
+        except OSError as e:
+            raise SourceRejected(source.name, f"cannot read {path}: {e.strerror}") from e
 
 
 def compile_lists(config: Config, *, now: datetime) -> CompileResult:
@@ -220,24 +228,33 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
     started = time.perf_counter()
     builder = IndexBuilder()
     reader = _SourceReader(config)
-    reports: list[SourceReport] = []
     for source in config.sources:
-        report = ReportBuilder(source.name)
-        sid = builder.add_source(
-            SourceInfo(source.name, source.category, source.format.value, source.location)
-        )
-        try:
-            stale = _parse_source(source, sid, builder, reader, report)
-        except FilterError as e:
-            reason = e.reason if isinstance(e, SourceRejected) else str(e)
-            reports.append(report.freeze(rejected=reason))
-            continue
-        reports.append(report.freeze(rejected=stale) if stale else report.freeze())
+        builder.add_source(SourceInfo(source.name, source.category, source.format.value, source.location))
+    found: dict[int, SourceReport] = {}
+    # Adblock lists first, compiled at once and let go, then the domain lists (millions of entries):
+    # the two are never in memory together (a 1 GB Pi, docs/raspberry-pi.md).
+    adblock = [i for i, s in enumerate(config.sources) if s.format is Format.ADBLOCK]
+    others = [i for i, s in enumerate(config.sources) if s.format is not Format.ADBLOCK]
+    for group in (adblock, others):
+        for sid in group:
+            source = config.sources[sid]
+            report = ReportBuilder(source.name)
+            try:
+                stale = _parse_source(source, sid, builder, reader, report)
+            except FilterError as e:
+                reason = e.reason if isinstance(e, SourceRejected) else str(e)
+                found[sid] = report.freeze(rejected=reason)
+                continue
+            found[sid] = report.freeze(rejected=stale) if stale else report.freeze()
+        builder.finish_network_rules()
+    reports = [found[sid] for sid in range(len(config.sources))]
     if config.sources and not any(r.entries for r in reports):
         raise CompileError("no source gave a single entry: the index in force was left unchanged")
-    blob = builder.build(created=now.isoformat(timespec="seconds"))
-    write_atomically(config.index_path, blob)
-    result = CompileResult(tuple(reports), config.index_path, len(blob), time.perf_counter() - started)
+    parts = builder.build_parts(created=now.isoformat(timespec="seconds"))
+    size = sum(memoryview(part).nbytes for part in parts)
+    write_atomically(config.index_path, parts)
+    del parts
+    result = CompileResult(tuple(reports), config.index_path, size, time.perf_counter() - started)
     _write_report(config, result, now, reader)
     return result
 

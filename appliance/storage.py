@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import mmap
 import os
+from array import array
+from collections.abc import Sequence
 from pathlib import Path
 
 from filters.errors import IndexFormatError
@@ -19,8 +21,9 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves either the old or the new file, never a mix.
+def write_atomically(path: Path, data: bytes | Sequence[bytes | array[int]]) -> None:
+    """Replace `path` with `data` (or its parts, written in order: a compiled index is never joined
+    into one copy) so that a crash leaves either the old or the new file, never a mix.
     A file replaced keeps its permission bits (a profiles file edited in the dashboard stays readable by
     the DNS filter and the proxy)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +34,8 @@ def write_atomically(path: Path, data: bytes) -> None:
         mode = None
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for part in (data,) if isinstance(data, bytes) else data:
+                f.write(part)
             f.flush()
             if mode is not None:
                 os.fchmod(f.fileno(), mode)

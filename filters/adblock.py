@@ -13,7 +13,7 @@ regular expression even when it could be a path, one leading and one trailing `*
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import idna
@@ -137,7 +137,7 @@ class _Skip(Exception):
     """A line is not a usable network rule; the message is the report's reason."""
 
 
-def parse_adblock(lines: Sequence[str], origin: str, report: ReportBuilder) -> list[NetworkRule]:
+def parse_adblock(lines: Iterable[str], origin: str, report: ReportBuilder) -> list[NetworkRule]:
     """Parse adblock-syntax lines into network rules.
 
     Every line that is neither blank nor a comment either becomes a rule (`report.entries` counts it)

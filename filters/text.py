@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from itertools import chain
 
 from filters.errors import SourceRejected
 
@@ -12,13 +14,34 @@ MAX_LINE = 8192  # longer lines are skipped: no real list entry is this long
 
 
 def decode_list(source: str, data: bytes) -> list[str]:
-    """Decode a list source into lines, or raise SourceRejected if it is HTML or binary.
+    """Decode a whole list source into lines (`decode_lines`), or raise SourceRejected."""
+    return list(decode_lines(source, data.splitlines(keepends=True)))
 
-    UTF-8 is expected; bytes that are not UTF-8 are decoded as Latin-1 (older UT1 files),
-    never silently dropped.
+
+def decode_lines(source: str, raw_lines: Iterable[bytes]) -> Iterator[str]:
+    """Decode a list source given as raw lines (a file opened in binary, `io.BytesIO(data)`, or any
+    pieces each ending at a newline) into its text lines, lazily: a list of millions of lines is never
+    held whole. Raises SourceRejected at once, before the first line, if it is HTML or binary.
+
+    UTF-8 is expected; a line that is not UTF-8 is decoded as Latin-1 (older UT1 files), never
+    silently dropped. Only newlines (LF, CR LF, or a lone CR) end a line: str.splitlines() would also
+    split on NEL (0x85), form feeds and Unicode separators, which occur inside Latin-1 and Shift-JIS
+    list entries.
     """
-    head = data[:_SNIFF]
-    if data.startswith(b"\x1f\x8b") or data.startswith(b"PK\x03\x04"):
+    pieces = iter(raw_lines)
+    head: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        head.append(piece)
+        size += len(piece)
+        if size >= _SNIFF:
+            break
+    _sniff(source, b"".join(head)[:_SNIFF])
+    return _lines(chain(head, pieces))
+
+
+def _sniff(source: str, head: bytes) -> None:
+    if head.startswith(b"\x1f\x8b") or head.startswith(b"PK\x03\x04"):
         raise SourceRejected(source, "compressed archive, not a text list (unpack it first)")
     if b"\x00" in head:
         raise SourceRejected(source, "binary data, not a text list")
@@ -27,13 +50,20 @@ def decode_list(source: str, data: bytes) -> list[str]:
     controls = sum(1 for b in head if b < 9 or 13 < b < 32)
     if head and controls > len(head) // 100:
         raise SourceRejected(source, "binary data, not a text list")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    # Only newlines end a line: str.splitlines() would also split on NEL (0x85), form feeds and
-    # Unicode separators, which occur inside Latin-1 and Shift-JIS list entries.
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines and not lines[-1]:
-        lines.pop()
-    return lines
+
+
+def _lines(pieces: Iterable[bytes]) -> Iterator[str]:
+    first = True
+    for piece in pieces:
+        if piece.endswith(b"\n"):
+            piece = piece[:-1]
+        if piece.endswith(b"\r"):
+            piece = piece[:-1]
+        if first:
+            first = False
+            piece = piece.removeprefix(b"\xef\xbb\xbf")
+        for raw in piece.split(b"\r") if b"\r" in piece else (piece,):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield raw.decode("latin-1")

@@ -18,7 +18,7 @@ from filters.report import ReportBuilder
 
 def run(parser, text: str, **kw):  # type: ignore[no-untyped-def]
     report = ReportBuilder("src")
-    rules = parser(text.splitlines(), "list.txt", report, **kw)
+    rules = list(parser(text.splitlines(), "list.txt", report, **kw))
     return rules, report.freeze()
 
 
