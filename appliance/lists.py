@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from appliance.config import HEAD_OFFICE_PREFIX, Config, FetchSettings
+from appliance.memory import give_freed_memory_back
 from appliance.storage import write_atomically
 from filters.adblock import parse_adblock
 from filters.compile import IndexBuilder
@@ -247,6 +248,7 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
                 continue
             found[sid] = report.freeze(rejected=stale) if stale else report.freeze()
         builder.finish_network_rules()
+        give_freed_memory_back()  # what the adblock compile, then the parsing, used and let go
     reports = [found[sid] for sid in range(len(config.sources))]
     if config.sources and not any(r.entries for r in reports):
         raise CompileError("no source gave a single entry: the index in force was left unchanged")
