@@ -5,8 +5,9 @@ from __future__ import annotations
 import mmap
 import os
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from filters.errors import IndexFormatError
 from filters.index import FilterIndex
@@ -47,18 +48,39 @@ def write_atomically(path: Path, data: bytes | Sequence[bytes | array[int]]) -> 
 
 
 def open_index(path: Path, *, verify: bool = False) -> FilterIndex:
-    """Memory-map a compiled index read-only. Raises IndexFormatError naming the file if unusable."""
+    """Memory-map a compiled index read-only, and keep the file open for the host table, which is
+    read with `pread` (filters/host_table.py says why). Raises IndexFormatError naming the file if
+    unusable."""
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
-                raise IndexFormatError(f"{path}: empty file")
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        f = open(path, "rb")  # noqa: SIM115 - open as long as the index is in use (its reader holds it)
     except FileNotFoundError as e:
         raise IndexFormatError(f"{path}: no compiled index yet: run `appliance lists compile`") from e
     except OSError as e:
         raise IndexFormatError(f"{path}: cannot open the compiled index: {e.strerror}") from e
     try:
-        return FilterIndex(memoryview(mapped), verify=verify)
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise IndexFormatError(f"{path}: empty file")
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        f.close()
+        raise IndexFormatError(f"{path}: cannot open the compiled index: {e.strerror}") from e
+    except IndexFormatError:
+        f.close()
+        raise
+    try:
+        return FilterIndex(memoryview(mapped), verify=verify, read=_reader(f))
     except IndexFormatError as e:
+        f.close()
         raise IndexFormatError(f"{path}: {e}") from e
+
+
+def _reader(f: BinaryIO) -> Callable[[int, int], bytes]:
+    """`pread` on `f`'s file, which stays open as long as the reader is referenced."""
+    fd = f.fileno()
+    pread = os.pread
+
+    def read(offset: int, length: int, _file: BinaryIO = f) -> bytes:
+        return pread(fd, length, offset)
+
+    return read

@@ -1,6 +1,5 @@
-"""A read-only host table that lives in a memory-mapped buffer: host name -> records (source, line,
-flags, URL-path prefix), sized for the full centre set (six million names, UT1 `adult` included) on a
-1 GB Raspberry Pi.
+"""The host table: host name -> records (source, line, flags, URL-path prefix), sized for the full
+centre set (six million names, UT1 `adult` included) on a 1 GB Raspberry Pi.
 
 Names are not stored. Each is keyed by a 96-bit BLAKE2b digest of it: the first 64 bits (`hash`) order
 the table and are searched, the next 32 (`check`) tell apart names whose 64-bit hashes collide. The
@@ -23,13 +22,21 @@ Layout, built by `HostTableBuilder` (little-endian; every array starts 8-byte al
     paths      : path count x (offset, length) uint32 into the path blob
     path blob  : the URL path prefixes, UTF-8, each once
 
-A row costs 20 bytes (the full set: about 125 MB, one file mapped read-only by every process and so
-shared through the page cache); a look-up is one digest, two directory reads and a binary search of a
-few rows (`bisect` over a memoryview, in C).
+A row costs 20 bytes: the full set's table is about 125 MB.
+
+Reading: the directory (at most 2**16 slots, 256 kB) is copied into each process at load; a look-up
+is one digest and one read of the slot's hashes (about 100 of them, under 1 kB), searched with
+`bisect` in C; the other columns are read only for names that are listed. The rows are read with
+`read(offset, length)` (the caller's `os.pread` on the file, or slices of a buffer), not through a
+memory map: a look-up touches a few bytes at a random place, and a mapping would bring 64 kB around
+each touch into the process (the kernel's fault-around), so after a few thousand DNS questions the
+whole table sat in every process's resident memory. Read this way, the table lives once, in the page
+cache, which the kernel may trim under pressure; a reading process holds only its directory. A file
+truncated under a reader gives short reads (IndexFormatError), never a SIGBUS.
 
 Building takes rows one at a time into arrays of plain numbers, partitioned by the top bits of their
-hash (no object per row survives the add), then sorts one partition at a time, freeing it as the
-sorted rows are appended: peak memory is about the table's own size, never a Python object per name.
+hash (no object per row survives the add), then sorts one partition at a time, freeing it as its
+sorted rows are made: peak memory is about the table's own size, never a Python object per name.
 Sorting in pure Python keeps the appliance free of compiled dependencies beyond those it already has
 (numpy would do the sort faster, but costs 30 MB in every process that imports it and a wheel more
 to ship; the sort is a few seconds of a nightly compile).
@@ -56,6 +63,7 @@ IMPORTANT = 2  # adblock `$important`: wins over allow entries of other lists
 URL_PREFIX = 4  # the record applies only to URLs whose path starts with the record's path
 
 Digest = Callable[[bytes], tuple[int, int]]  # a name -> (64-bit hash, 32-bit check)
+Reader = Callable[[int, int], bytes]  # (offset, length) -> the table's bytes there (fewer at its end)
 
 _DIGEST = struct.Struct("<QI").unpack
 
@@ -66,6 +74,9 @@ def name_digest(name: bytes) -> tuple[int, int]:
 
 
 _PART_BITS = 6  # rows are gathered in 64 partitions by the top bits of their hash, sorted one by one
+_MAX_DIRECTORY_BITS = 16  # 256 kB of directory in each process; a slot then spans ~100 of 6 M rows
+_PAIR = struct.Struct("<II")
+PARENT_MEMO = 8192  # parent domains whose rows a table remembers (about 1 MB)
 _MAX_SOURCE = (1 << 24) - 1
 _MAX_U32 = 0xFFFFFFFF
 
@@ -75,10 +86,10 @@ Record = tuple[str, int, int, int, str | None]
 Found = tuple[bytes, int, int]
 
 
-def _aligned(buf: bytes | array[int]) -> list[bytes | array[int]]:
-    """`buf` followed by the zero bytes that make its length a multiple of 8."""
-    size = len(buf) * (buf.itemsize if isinstance(buf, array) else 1)
-    return [buf, bytes(-size % 8)] if size % 8 else [buf]
+def _aligned(bufs: list[array[int]]) -> list[bytes | array[int]]:
+    """`bufs` followed by the zero bytes that make their length a multiple of 8."""
+    size = sum(len(buf) * buf.itemsize for buf in bufs)
+    return [*bufs, bytes(-size % 8)] if size % 8 else [*bufs]
 
 
 class HostTableBuilder:
@@ -144,16 +155,20 @@ class HostTableBuilder:
     def build_parts(self) -> list[bytes | array[int]]:
         """The table as buffers to be written one after the other (layout in the module docstring).
 
-        Consumes what was collected: each partition is freed once its rows are sorted into the table.
+        Consumes what was collected: each partition is freed once its rows are sorted, and its sorted
+        rows are arrays of exactly its size (the sections are these arrays one after the other), so
+        they take the place the partition leaves, and the peak stays near the rows' own size.
         """
         n = self.rows
         if n > _MAX_U32:
             raise ValueError("too many host records for one table")
-        bits = max(0, n.bit_length() - 3)  # about 4 to 8 rows per directory slot
+        bits = min(_MAX_DIRECTORY_BITS, max(0, n.bit_length() - 6))  # 32 to 64 rows a slot, or ~100
         shift = 64 - bits
         counts = array("I", bytes(4 * ((1 << bits) + 1)))
-        hashes_out, checks_out = array("Q"), array("I")
-        metas_out, values_out = array("I"), array("I")
+        hashes_out: list[array[int]] = []
+        checks_out: list[array[int]] = []
+        metas_out: list[array[int]] = []
+        values_out: list[array[int]] = []
         for part in range(len(self._hashes)):
             hs, cs = self._hashes[part], self._checks[part]
             ms, vs = self._metas[part], self._values[part]
@@ -166,16 +181,20 @@ class HostTableBuilder:
             del keys
             take = itemgetter(*order) if m > 1 else (lambda seq: (seq[0],))
             sorted_hashes = take(hs)
-            hashes_out.extend(sorted_hashes)
-            checks_out.extend(take(cs))
-            metas_out.extend(take(ms))
-            values_out.extend(take(vs))
-            del hs, cs, ms, vs
+            del hs
+            hashes_out.append(array("Q", sorted_hashes))
+            checks_out.append(array("I", take(cs)))
+            del cs
+            metas_out.append(array("I", take(ms)))
+            del ms
+            values_out.append(array("I", take(vs)))
+            del vs, take, order
             if bits:
                 for h in sorted_hashes:
                     counts[h >> shift] += 1
             else:
                 counts[0] += m
+            del sorted_hashes
         directory = array("I", bytes(4 * len(counts)))
         total = 0
         for slot, count in enumerate(counts):  # counts[-1] stays 0: the last slot ends the table
@@ -191,13 +210,15 @@ class HostTableBuilder:
         self._prefixes = array("I")
         self._path_ids = {}
         self.rows = 0
+        sections = [[directory], hashes_out, checks_out, metas_out, values_out, [prefixes], [paths]]
         if sys.byteorder != "little":  # pragma: no cover - the Pi and x86 are little-endian
-            for table in (directory, hashes_out, checks_out, metas_out, values_out, prefixes, paths):
-                table.byteswap()
+            for section in sections:
+                for table in section:
+                    table.byteswap()
         header = _HEADER.pack(MAGIC, bits, n, len(prefixes) // 2, len(paths) // 2, len(blob))
         out: list[bytes | array[int]] = [header]
-        for table in (directory, hashes_out, checks_out, metas_out, values_out, prefixes, paths):
-            out += _aligned(table)
+        for section in sections:
+            out += _aligned(section)
         out.append(bytes(blob))
         return out
 
@@ -215,27 +236,53 @@ def build_host_table(rows: Iterable[Record], digest: Digest = name_digest) -> by
 
 
 class HostTable:
-    """Look-ups over a buffer made by `HostTableBuilder`. Holds views into the buffer, never copies."""
+    """Look-ups in a table made by `HostTableBuilder`, read through `read(offset, length)` (see the
+    module docstring: the directory is copied into memory at load, rows are read per look-up).
+
+    `source` is the table's bytes (tests, small tables) or a reader of a file, where the table is
+    `size` bytes from `base`.
+
+    Parent domains come back question after question (`google.com` under `www.`, `fonts.`, `mail.`):
+    their answers are memoised (PARENT_MEMO names, then the memo starts afresh).
+    """
 
     __slots__ = (
+        "_blob",
         "_checks",
         "_digest",
         "_directory",
         "_hashes",
+        "_memo",
         "_metas",
-        "_path_blob",
         "_paths",
         "_prefixes",
+        "_read",
         "_shift",
         "_values",
         "rows",
     )
 
-    def __init__(self, buf: memoryview, digest: Digest = name_digest) -> None:
-        if len(buf) < _HEADER.size:
+    def __init__(
+        self,
+        source: bytes | memoryview | Reader,
+        *,
+        base: int = 0,
+        size: int | None = None,
+        digest: Digest = name_digest,
+    ) -> None:
+        if isinstance(source, bytes | memoryview):
+            view = memoryview(source)
+            size = view.nbytes
+            read: Reader = lambda offset, length: bytes(view[offset : offset + length])  # noqa: E731
+        elif size is None:
+            raise ValueError("a reader needs the table's size")
+        else:
+            read = source
+        head = read(base, _HEADER.size)
+        if len(head) < _HEADER.size:
             raise IndexFormatError("host table truncated")
-        magic, bits, rows, prefix_count, path_count, blob_len = _HEADER.unpack_from(buf, 0)
-        if magic != MAGIC or bits > 32:
+        magic, bits, rows, prefix_count, path_count, blob_len = _HEADER.unpack(head)
+        if magic != MAGIC or bits > _MAX_DIRECTORY_BITS:
             raise IndexFormatError("host table: bad magic or directory size")
         sizes = (
             4 * ((1 << bits) + 1),
@@ -246,26 +293,25 @@ class HostTable:
             8 * prefix_count,
             8 * path_count,
         )
-        views = []
-        pos = _HEADER.size
-        for size in sizes:
-            views.append(buf[pos : pos + size])
-            pos += size + (-size % 8)
-        if pos + blob_len != len(buf) or any(len(v) != size for v, size in zip(views, sizes, strict=True)):
+        offsets = []
+        pos = base + _HEADER.size
+        for length in sizes:
+            offsets.append(pos)
+            pos += length + (-length % 8)
+        if pos + blob_len != base + size:
             raise IndexFormatError("host table truncated or oversized")
-        directory = views[0].cast("I")
+        directory = array("I", _exactly(read, offsets[0], sizes[0]))
+        if sys.byteorder != "little":  # pragma: no cover - the Pi and x86 are little-endian
+            directory.byteswap()
         if directory[0] != 0 or directory[-1] != rows:
             raise IndexFormatError("host table: directory does not span the rows")
         self._directory = directory
-        self._hashes = views[1].cast("Q")
-        self._checks = views[2].cast("I")
-        self._metas = views[3].cast("I")
-        self._values = views[4].cast("I")
-        self._prefixes = views[5].cast("I")
-        self._paths = views[6].cast("I")
-        self._path_blob = buf[pos:]
+        self._hashes, self._checks, self._metas, self._values, self._prefixes, self._paths = offsets[1:]
+        self._blob = pos
+        self._read = read
         self._shift = 64 - bits
         self._digest = digest
+        self._memo: dict[bytes, range] = {}
         self.rows: int = rows
 
     def find(self, key: bytes) -> range:
@@ -273,49 +319,74 @@ class HostTable:
         h, c = self._digest(key)
         directory = self._directory
         slot = h >> self._shift
-        hashes = self._hashes
-        end = directory[slot + 1]
-        i = bisect_left(hashes, h, directory[slot], end)
-        if i == end or hashes[i] != h:
-            return range(i, i)
-        checks = self._checks
-        while i < end and hashes[i] == h and checks[i] < c:
-            i += 1
-        j = i
-        while j < end and hashes[j] == h and checks[j] == c:
+        lo = directory[slot]
+        n = directory[slot + 1] - lo
+        if not n:
+            return range(lo, lo)
+        raw = self._read(self._hashes + 8 * lo, 8 * n)
+        if len(raw) != 8 * n:
+            raise IndexFormatError(_SHORT)
+        hashes = memoryview(raw).cast("Q")
+        i = bisect_left(hashes, h)
+        if i == n or hashes[i] != h:
+            return range(lo + i, lo + i)
+        j = i + 1
+        while j < n and hashes[j] == h:
             j += 1
-        return range(i, j)
+        first = lo + i
+        checks = memoryview(_exactly(self._read, self._checks + 4 * first, 4 * (j - i))).cast("I")
+        k = bisect_left(checks, c)
+        m = k
+        while m < len(checks) and checks[m] == c:
+            m += 1
+        return range(first + k, first + m)
 
     def find_suffixes(self, host: bytes) -> list[Found]:
         """The listed names among `host` and each parent domain of it, most specific first."""
         find = self.find
-        found = []
-        pos = 0
-        while True:
-            key = host[pos:] if pos else host
-            rows = find(key)
+        rows = find(host)
+        found = [(host, rows.start, rows.stop)] if rows else []
+        memo = self._memo
+        pos = host.find(b".") + 1
+        while pos:
+            key = host[pos:]
+            rows = memo.get(key)  # type: ignore[assignment]
+            if rows is None:
+                rows = find(key)
+                if len(memo) >= PARENT_MEMO:
+                    memo.clear()
+                memo[key] = rows
             if rows:
                 found.append((key, rows.start, rows.stop))
             pos = host.find(b".", pos) + 1
-            if not pos:
-                return found
+        return found
 
     def collect(self, found: list[Found]) -> list[Record]:
         """(domain, source_id, flags, line, path_prefix or None) of every row `found`, in order."""
-        metas, values = self._metas, self._values
+        read = self._read
         out: list[Record] = []
         for key, start, stop in found:
             domain = key.decode("ascii")
-            for row in range(start, stop):
-                meta = metas[row]
+            n = stop - start
+            metas = memoryview(_exactly(read, self._metas + 4 * start, 4 * n)).cast("I")
+            values = memoryview(_exactly(read, self._values + 4 * start, 4 * n)).cast("I")
+            for meta, value in zip(metas, values, strict=True):
                 flags = meta & 0xFF
                 if flags & URL_PREFIX:
-                    number = 2 * values[row]
-                    line = self._prefixes[number]
-                    path = 2 * self._prefixes[number + 1]
-                    off = self._paths[path]
-                    prefix = bytes(self._path_blob[off : off + self._paths[path + 1]]).decode("utf-8")
+                    line, path = _PAIR.unpack(_exactly(read, self._prefixes + 8 * value, 8))
+                    offset, length = _PAIR.unpack(_exactly(read, self._paths + 8 * path, 8))
+                    prefix = _exactly(read, self._blob + offset, length).decode("utf-8")
                     out.append((domain, meta >> 8, flags, line, prefix))
                 else:
-                    out.append((domain, meta >> 8, flags, values[row], None))
+                    out.append((domain, meta >> 8, flags, value, None))
         return out
+
+
+_SHORT = "compiled index truncated (changed on disk since it was opened?)"
+
+
+def _exactly(read: Reader, offset: int, length: int) -> bytes:
+    data = read(offset, length)
+    if len(data) != length:
+        raise IndexFormatError(_SHORT)
+    return data

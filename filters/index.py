@@ -18,7 +18,7 @@ from typing import Any
 from zlib import crc32
 
 from filters.errors import IndexFormatError
-from filters.host_table import ALLOW, IMPORTANT, HostTable
+from filters.host_table import ALLOW, IMPORTANT, HostTable, Reader
 from filters.names import BadName, normalise_host
 from filters.network_index import NetworkIndex, NetworkMatch
 from filters.phrase_index import PhraseIndex, PhraseScore
@@ -149,11 +149,14 @@ def _host_key(host: str) -> bytes:
 class FilterIndex:
     """A loaded compiled index. Immutable; safe to share between threads."""
 
-    def __init__(self, buf: bytes | memoryview, *, verify: bool = False) -> None:
+    def __init__(self, buf: bytes | memoryview, *, verify: bool = False, read: Reader | None = None) -> None:
         """Open an artefact made by `filters.compile.IndexBuilder`.
 
         Raises IndexFormatError if it is not one, is of another version, or is truncated. With
         `verify`, the body's CRC is checked too (reads every page: for `lists verify`, not start-up).
+        `read(offset, length)` reads the artefact's bytes without touching `buf` (the caller's `pread`
+        on its file): the host table is read through it (see `filters.host_table`); without it, from
+        `buf`.
         """
         view = memoryview(buf)
         if view.nbytes < len(MAGIC) + 4 or bytes(view[: len(MAGIC)]) != MAGIC:
@@ -183,7 +186,11 @@ class FilterIndex:
 
         self.header: Mapping[str, Any] = header
         self.sources = tuple(SourceInfo(**s) for s in header["sources"])
-        self._hosts = HostTable(section("hosts"))
+        hosts_offset, hosts_length = header["sections"]["hosts"]
+        if read is None:
+            self._hosts = HostTable(section("hosts"))
+        else:
+            self._hosts = HostTable(read, base=body + hosts_offset, size=hosts_length)
         self._network = NetworkIndex.from_bytes(section("network"))
         self._phrases = PhraseIndex.from_bytes(section("phrases"))
         expressions = json.loads(bytes(section("expressions")))

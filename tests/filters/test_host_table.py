@@ -47,7 +47,7 @@ def test_agrees_with_a_plain_suffix_walk(
     digest: Digest, entries: list[tuple[str, int, int]], queries: list[str]
 ) -> None:
     rows: list[tuple[str, int, int, int, str | None]] = [(d, s, line, 0, None) for d, s, line in entries]
-    table = HostTable(memoryview(build_host_table(rows, digest)), digest)
+    table = HostTable(memoryview(build_host_table(rows, digest)), digest=digest)
     for host in queries:
         got = [(d, sid, line) for d, sid, _, line, _ in table.collect(table.find_suffixes(host.encode()))]
         assert got == reference(rows, host)
@@ -60,7 +60,7 @@ def test_names_whose_hashes_collide_keep_their_own_records() -> None:
         ("porn.example", 3, 30, 0, "/videos/"),
         ("news.example", 1, 40, 0, None),
     ]
-    table = HostTable(memoryview(build_host_table(rows, colliding)), colliding)
+    table = HostTable(memoryview(build_host_table(rows, colliding)), digest=colliding)
     assert table.collect(table.find_suffixes(b"www.porn.example")) == [
         ("porn.example", 1, 0, 10, None),
         ("porn.example", 3, URL_PREFIX, 30, "/videos/"),
@@ -76,7 +76,7 @@ def test_names_with_the_same_digest_cannot_be_told_apart() -> None:
     def same(name: bytes) -> tuple[int, int]:
         return 1, 1
 
-    table = HostTable(memoryview(build_host_table([("a.example", 0, 1, 0, None)], same)), same)
+    table = HostTable(memoryview(build_host_table([("a.example", 0, 1, 0, None)], same)), digest=same)
     assert table.find(b"b.example") == table.find(b"a.example") == range(0, 1)
 
 

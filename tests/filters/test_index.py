@@ -157,3 +157,28 @@ def test_an_index_of_the_old_format_is_refused_with_a_plain_reason(artefact: byt
     old = artefact.replace(b'"version":2', b'"version":1', 1)
     with pytest.raises(IndexFormatError, match=r"compiled index format 1 is not 2: compile again"):
         FilterIndex(old)
+
+
+def test_the_host_table_read_through_a_reader_answers_the_same(artefact: bytes, index: FilterIndex) -> None:
+    """What `open_index` does: the host table read with `read(offset, length)`, not from the buffer."""
+    reads: list[tuple[int, int]] = []
+
+    def read(offset: int, length: int) -> bytes:
+        reads.append((offset, length))
+        return artefact[offset : offset + length]
+
+    through = FilterIndex(artefact, read=read)
+    for subject in ("www.porn.example", "school.example", "bücher.example", "nothing.example"):
+        assert through.match_host(subject) == index.match_host(subject)
+    url = "https://www.video.example/adult/clip"
+    assert through.match_url(url) == index.match_url(url)
+    assert reads  # the rows came through the reader
+
+
+def test_a_table_cut_short_under_a_reader_is_an_error_not_a_crash(artefact: bytes) -> None:
+    """A file truncated after it was opened: the read comes back short (a memory map would SIGBUS)."""
+    cut = len(artefact)
+    through = FilterIndex(artefact, read=lambda offset, length: artefact[offset : min(offset + length, cut)])
+    cut = 0
+    with pytest.raises(IndexFormatError, match="truncated"):
+        through.match_host("www.porn.example")
