@@ -7,15 +7,18 @@ import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from appliance.bundles.build import build
 from appliance.bundles.errors import BundleError
-from appliance.bundles.repository import Repository
 from appliance.bundles.sets import MAX_VERSION
-from appliance.bundles.state import SyncState, bundle_age, read_state
-from appliance.bundles.sync import sync
 from appliance.config import load_config
+
+if TYPE_CHECKING:
+    from appliance.bundles.state import SyncState
+
+# The signing and syncing machinery (TUF, its cryptography) is imported by the commands that use it,
+# not by every `appliance` command: the DNS filter, the dashboard and the nightly compile run through
+# the same console script on a 1 GB Pi.
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -77,6 +80,8 @@ def _now() -> datetime:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from appliance.bundles.repository import Repository
+
     Repository.create(args.repo, args.keys, _now())
     root = args.repo / "metadata" / "1.root.json"
     print(f"Keys in {args.keys} (keep root.pem offline). Repository in {args.repo}.")
@@ -85,6 +90,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from appliance.bundles.build import build
+
     now = _now()
     version = args.version if args.version is not None else int(now.strftime("%Y%m%d%H%M"))
     if not 0 < version <= MAX_VERSION:
@@ -103,6 +110,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    from appliance.bundles.repository import Repository
+
     repo = Repository(args.repo, args.keys)
     version = repo.publish(args.built, args.ring, _now())
     print(f"bundle {version} signed for {', '.join(args.ring) or 'every ring'}; rings now {repo.rings()}")
@@ -110,6 +119,8 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from appliance.bundles.repository import Repository
+
     repo = Repository(args.repo, args.keys)
     repo.promote(args.version, args.ring, _now())
     print(f"rings now {repo.rings()}")
@@ -117,12 +128,16 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
+    from appliance.bundles.repository import Repository
+
     for line in Repository(args.repo, args.keys).refresh(_now()):
         print(line)
     return 0
 
 
 def _rotate(args: argparse.Namespace) -> int:
+    from appliance.bundles.repository import Repository
+
     retired = Repository(args.repo, args.keys).rotate(args.role, _now())
     print(
         f"new {args.role} key in force; the old one is {retired}: destroy it once the repository is published"
@@ -131,6 +146,9 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    from appliance.bundles.state import read_state
+    from appliance.bundles.sync import sync
+
     config = load_config(args.config)
     if args.status:
         print(describe(read_state(config.data_dir), _now()))
@@ -143,6 +161,8 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def describe(state: SyncState, now: datetime) -> str:
+    from appliance.bundles.state import bundle_age
+
     """The state in plain lines, for staff."""
     lines = []
     if state.in_force is None:

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from appliance.bundles.sets import report_loaded
-from appliance.dns.live import load_live
-from appliance.dns.server import make_server, parse_listen
 from filters.errors import ApplianceError
 
 log = logging.getLogger("appliance.dns")
@@ -40,6 +38,10 @@ def run_dns(args: argparse.Namespace) -> int:
 
 
 async def _serve(config_path: Path | None, listen_args: list[str] | None) -> int:
+    # Imported here, not for every `appliance` command (the nightly compile runs the same script).
+    from appliance.dns.live import load_live
+    from appliance.dns.server import make_server, parse_listen
+
     live = load_live(config_path)
     try:
         listen = parse_listen(listen_args or list(live.config.dns.listen))
