@@ -182,3 +182,18 @@ def test_a_table_cut_short_under_a_reader_is_an_error_not_a_crash(artefact: byte
     cut = 0
     with pytest.raises(IndexFormatError, match="truncated"):
         through.match_host("www.porn.example")
+
+
+def test_a_damaged_file_fails_its_check_when_read_through_the_file(artefact: bytes, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`open_index(verify=True)` checks the body read from the file (not through the memory map)."""
+    from appliance.storage import open_index, write_atomically
+
+    hosts, _ = FilterIndex(artefact).header["sections"]["hosts"]
+    body = len(artefact) - FilterIndex(artefact).header["body_length"]
+    flipped = bytearray(artefact)
+    flipped[body + hosts + 40] ^= 0xFF  # in the host table's hashes: nothing else looks there at load
+    path = tmp_path / "filters.idx"
+    write_atomically(path, bytes(flipped))
+    open_index(path)  # the header alone is fine
+    with pytest.raises(IndexFormatError, match="checksum"):
+        open_index(path, verify=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import io
 
 import pytest
 
 from filters.errors import SourceRejected
 from filters.names import BadName, normalise_host
-from filters.text import decode_list
+from filters.text import decode_lines, decode_list
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,26 @@ def test_only_newlines_end_a_line() -> None:
     ]
     assert decode_list("s", b"a.com\n\nb.com") == ["a.com", "", "b.com"]
     assert decode_list("s", b"") == []
+
+
+def test_a_list_read_line_by_line_decodes_as_when_read_whole() -> None:
+    """The compile reads big lists a line at a time from the file: the same lines, the same numbers."""
+    data = b"\xef\xbb\xbfa.com\r\nb.fr\rc.fr\r\n\nd.com\ne.com"
+    assert list(decode_lines("s", io.BytesIO(data))) == decode_list("s", data)
+    assert decode_list("s", data) == ["a.com", "b.fr", "c.fr", "", "d.com", "e.com"]
+
+
+def test_one_latin1_line_does_not_turn_a_utf8_list_into_latin1() -> None:
+    """Each line falls back to Latin-1 on its own: the UTF-8 names around it stay as written."""
+    assert decode_list("s", "bücher.de\n".encode() + b"caf\xe9.fr\n") == [
+        "bücher.de",
+        "café.fr",
+    ]
+
+
+def test_html_is_refused_before_the_first_line_is_taken() -> None:
+    with pytest.raises(SourceRejected, match="HTML"):
+        decode_lines("s", io.BytesIO(b"<!DOCTYPE html>\n<html>"))
 
 
 @pytest.mark.parametrize(
