@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +41,8 @@ def _print_report(report: SourceReport) -> None:
             print(f"      {count:>9,} x {reason}")
     for warning in report.warnings:
         print(f"      warning: {warning}")
+    if report.fetch is not None:
+        print(f"      download: {report.fetch}")
 
 
 def _lists_compile(args: argparse.Namespace) -> int:
@@ -47,7 +51,14 @@ def _lists_compile(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                [r.__dict__ | {"first_skipped": [str(s) for s in r.first_skipped]} for r in result.reports]
+                [
+                    r.__dict__
+                    | {
+                        "first_skipped": [str(s) for s in r.first_skipped],
+                        "fetch": None if r.fetch is None else dataclasses.asdict(r.fetch),
+                    }
+                    for r in result.reports
+                ]
             )
         )
     else:
@@ -57,6 +68,12 @@ def _lists_compile(args: argparse.Namespace) -> int:
         size = result.index_bytes
         shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
         print(f"Index: {result.index_path} ({shown}) in {result.seconds:.1f} s")
+        fetched = [r.fetch for r in result.reports if r.fetch is not None]
+        if fetched:
+            total = sum(f.bytes_fetched for f in fetched)
+            counts = Counter(f.outcome.value for f in fetched)
+            tally = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            print(f"Downloads: {total:,} bytes over the link for {len(fetched)} sources ({tally})")
     return 1 if any(r.rejected and not r.entries for r in result.reports) else 0
 
 

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from appliance.archives import member_path
 from appliance.bundles.sets import named, pointed
 from appliance.dashboard_settings import Contact, DashboardSettings, PortalSettings
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
@@ -42,10 +43,16 @@ class ConfigError(ApplianceError):
 
 @dataclass(frozen=True)
 class FetchSettings:
-    """How URL sources are downloaded."""
+    """How URL sources are downloaded and archives unpacked (`lists.fetch`; docs/lists.md)."""
 
-    timeout_s: float = 30.0
-    max_bytes: int = 200 * 1024 * 1024
+    timeout_s: float = 30.0  # the longest wait for more bytes of a download
+    max_bytes: int = 200 * 1024 * 1024  # a download's content
+    connect_timeout_s: float = 10.0
+    attempts: int = 3  # tries of the source's own URL (the mirror gets one)
+    backoff_s: float = 2.0  # the pause before the second try; doubled before each next one
+    mirror: str | None = None  # a base URL tried first: <mirror>/<source name><archive suffix>
+    max_unpacked_bytes: int = 1024 * 1024 * 1024  # what one archive may unpack to
+    max_ratio: int = 200  # ... and at most this many times its own size
 
 
 DEFAULT_HELP_SERVICES = (
@@ -182,19 +189,7 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
         raise ConfigError(f"{_where(path, data, 'lists')}: lists must be a mapping with a sources key")
     _unknown_keys(path, lists, {"sources", "fetch"}, "lists")
 
-    fetch = FetchSettings()
-    raw_fetch = lists.get("fetch")
-    if raw_fetch is not None:
-        if not isinstance(raw_fetch, _Mapping):
-            raise ConfigError(f"{_where(path, lists, 'fetch')}: lists.fetch must be a mapping")
-        _unknown_keys(path, raw_fetch, {"timeout_s", "max_mb"}, "lists.fetch")
-        timeout = raw_fetch.get("timeout_s", fetch.timeout_s)
-        max_mb = raw_fetch.get("max_mb", fetch.max_bytes // (1024 * 1024))
-        if not isinstance(timeout, int | float) or not 0 < timeout <= 600:
-            raise ConfigError(f"{_where(path, raw_fetch, 'timeout_s')}: timeout_s must be 0 < seconds <= 600")
-        if not isinstance(max_mb, int) or not 0 < max_mb <= 4096:
-            raise ConfigError(f"{_where(path, raw_fetch, 'max_mb')}: max_mb must be a whole number 1..4096")
-        fetch = FetchSettings(float(timeout), max_mb * 1024 * 1024)
+    fetch = _parse_fetch(lists.get("fetch"), path, lists)
 
     raw_sources = lists.get("sources", [])
     if not isinstance(raw_sources, list):
@@ -801,21 +796,62 @@ def _parse_policy(raw: Any, path: Path, data: _Mapping) -> PolicySettings:
     return replace(settings, **changes)
 
 
+_MB = 1024 * 1024
+
+
+def _parse_fetch(raw: Any, path: Path, lists: _Mapping) -> FetchSettings:
+    """`lists.fetch`: how downloads spare the link, and how far an archive may unpack."""
+    d = FetchSettings()
+    keys = {"timeout_s", "connect_timeout_s", "max_mb", "attempts", "backoff_s", "mirror"}
+    keys |= {"max_unpacked_mb", "max_ratio"}
+    node = _section(raw, path, lists, "lists.fetch", keys)
+    if node is None:
+        return d
+
+    def whole(key: str, default: int, low: int, high: int) -> int:
+        value = node.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"{_where(path, node, key)}: lists.fetch.{key} must be a whole number from {low} to {high}"
+            )
+        return value
+
+    mirror = node.get("mirror")
+    if mirror is not None and (not isinstance(mirror, str) or not mirror.startswith(("http://", "https://"))):
+        raise ConfigError(
+            f"{_where(path, node, 'mirror')}: lists.fetch.mirror must be an http:// or https:// base URL"
+        )
+    return FetchSettings(
+        timeout_s=float(_number(node, "timeout_s", path, d.timeout_s, 0.1, 600, "lists.fetch")),
+        connect_timeout_s=float(
+            _number(node, "connect_timeout_s", path, d.connect_timeout_s, 0.1, 600, "lists.fetch")
+        ),
+        max_bytes=whole("max_mb", d.max_bytes // _MB, 1, 4096) * _MB,
+        attempts=whole("attempts", d.attempts, 1, 10),
+        backoff_s=float(_number(node, "backoff_s", path, d.backoff_s, 0, 300, "lists.fetch")),
+        mirror=mirror.rstrip("/") if mirror else None,
+        max_unpacked_bytes=whole("max_unpacked_mb", d.max_unpacked_bytes // _MB, 1, 16384) * _MB,
+        max_ratio=whole("max_ratio", d.max_ratio, 2, 100_000),
+    )
+
+
 def parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:
     """One list source of a `sources:` list (paths relative to `base`). Raises ConfigError with file:line."""
     if not isinstance(item, _Mapping):
         raise ConfigError(
             f"{_where(path, parent, 'sources')}: each source must be a mapping (name, format, ...)"
         )
-    _unknown_keys(path, item, {"name", "format", "category", "path", "url"}, "a source")
+    _unknown_keys(path, item, {"name", "format", "category", "path", "url", "members"}, "a source")
     for key in ("name", "format", "category"):
         value = item.get(key)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{_where(path, item)}: source is missing {key!r} (a non-empty text)")
     name = item["name"].strip()
-    if not all(c.isalnum() or c in "-_." for c in name):
+    # Not starting with ".": the name is a file name under data_dir/lists, beside hidden working files.
+    if not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
         raise ConfigError(
-            f"{_where(path, item, 'name')}: source name {name!r}: use letters, digits, - _ . only"
+            f"{_where(path, item, 'name')}: source name {name!r}: use letters, digits, - _ . only "
+            "(not first: .)"
         )
     try:
         fmt = Format(item["format"])
@@ -831,17 +867,59 @@ def parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:
         url = item["url"]
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"{_where(path, item, 'url')}: source {name!r}: url must start with http(s)://")
-        if fmt is Format.UT1:
-            raise ConfigError(
-                f"{_where(path, item, 'url')}: source {name!r}: ut1 sources are folders: use path"
-            )
         location = url
     else:
         raw = item["path"]
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{_where(path, item, 'path')}: source {name!r}: path must be a file or folder")
         location = str((base / os.path.expanduser(raw)).resolve())
-    return Source(name=name, format=fmt, category=item["category"].strip(), location=location)
+    source = Source(name=name, format=fmt, category=item["category"].strip(), location=location)
+    if fmt is Format.UT1 and source.archive in (None, ".gz") and has_url:
+        raise ConfigError(
+            f"{_where(path, item, 'url')}: source {name!r}: ut1 sources are folders (use path) or "
+            "category archives (a url ending .tar.gz, .tgz or .zip)"
+        )
+    if fmt is Format.UT1 and source.archive == ".gz":
+        raise ConfigError(
+            f"{_where(path, item, 'path')}: source {name!r}: a .gz holds one file, not a ut1 category "
+            "folder: use its .tar.gz, .tgz or .zip"
+        )
+    return replace(source, members=_members(item, path, source))
+
+
+def _members(item: _Mapping, path: Path, source: Source) -> tuple[str, ...]:
+    """A source's `members:` (the files, or for ut1 the folders, of an archive to take), normalised."""
+    raw = item.get("members")
+    if raw is None:
+        return ()
+    where = f"{_where(path, item, 'members')}: source {source.name!r}"
+    if source.archive not in (".tar.gz", ".tgz", ".zip"):
+        raise ConfigError(f"{where}: members are for .tar.gz, .tgz and .zip archives only")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(m, str) and m.strip() for m in raw):
+        raise ConfigError(f"{where}: members must be a list of paths inside the archive")
+    out = []
+    for entry in raw:
+        try:
+            member = member_path(entry.strip())
+        except ValueError as e:
+            raise ConfigError(f"{where}: member {e}") from e
+        if not member:
+            raise ConfigError(f"{where}: member {entry!r} names no file")
+        folder = member.endswith("/")
+        if source.format is Format.UT1 and not folder:
+            raise ConfigError(
+                f"{where}: member {entry!r}: a ut1 source takes category folders: write {member + '/'!r}"
+            )
+        if source.format is not Format.UT1 and folder:
+            raise ConfigError(
+                f"{where}: member {entry!r} is a folder: folders are for ut1 sources; name the list's file"
+            )
+        if member in out:
+            raise ConfigError(f"{where}: member {entry!r} is named twice")
+        out.append(member)
+    return tuple(out)
 
 
 def device_problems(config: Config, profiles: Mapping[str, Profile]) -> list[str]:
