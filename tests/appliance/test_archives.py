@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.bundles.build import build
+from appliance.bundles.spec import read_spec
 from appliance.cli import main
 from appliance.config import ConfigError, load_config
 from appliance.lists import CompileResult, compile_lists
@@ -485,3 +487,20 @@ def test_tar_members_of_unknown_kinds_are_refused(tmp_path: Path) -> None:
     )
     report = report_of(compile_with_another_source(config), "a")
     assert report.rejected == "member 'pipe' is a fifo: refused whole"
+
+
+def test_a_head_office_bundle_carries_a_ut1_category_archive_with_its_members(tmp_path: Path) -> None:
+    source = tmp_path / "hq"
+    (source / "lists").mkdir(parents=True)
+    (source / "lists" / "blacklists.tar.gz").write_bytes(
+        tar_gz({**UT1_ADULT, "gambling/domains": b"casino.example\n", "gambling/usage": b"black\n"})
+    )
+    (source / "bundle.yaml").write_text(
+        "sources:\n"
+        "  - {name: adult, format: ut1, category: adult, path: lists/blacklists.tar.gz, members: [adult/]}\n"
+        "health:\n  blocked: [porn.example]\n"
+    )
+    built = build(source, tmp_path / "out", 1, datetime(2026, 11, 25, tzinfo=UTC))
+    assert (built.folder / "lists" / "blacklists.tar.gz").exists()  # the archive travels in the bundle
+    (spec_source,) = read_spec(built.folder, prefix="hq.").sources
+    assert (spec_source.name, spec_source.members) == ("hq.adult", ("adult/",))
