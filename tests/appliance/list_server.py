@@ -41,6 +41,7 @@ class ListServer:
     cuts: dict[str, int] = field(default_factory=dict)  # path -> how many times to cut the body short
     no_etag: set[str] = field(default_factory=set)  # paths served without an ETag
     compressing: set[str] = field(default_factory=set)  # paths sent gzip-encoded to a client that asks
+    moved: dict[str, str] = field(default_factory=dict)  # path -> where it moved to (a 302)
     seen: list[Seen] = field(default_factory=list)
 
     def url(self, path: str) -> str:
@@ -71,6 +72,9 @@ def list_server() -> Iterator[ListServer]:
                 if cut:
                     state.cuts[self.path] = cut - 1
             body = state.bodies.get(self.path)
+            if self.path in state.moved:
+                self._answer(seen, 302, b"", {"Location": state.moved[self.path]})
+                return
             if failure is not None:
                 self._answer(seen, failure, b"try again later\n")
                 return

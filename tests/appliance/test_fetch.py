@@ -238,6 +238,20 @@ def test_a_list_over_the_cap_is_refused_before_its_body(tmp_path: Path, server: 
     assert not list((tmp_path / "state" / "lists" / ".fetch").glob("*.part"))
 
 
+def test_a_list_that_moved_is_followed_and_asked_for_where_it_was(tmp_path: Path, server: ListServer) -> None:
+    server.bodies["/new/hosts"] = HOSTS
+    server.moved["/hosts"] = server.url("/new/hosts")
+    config = centre(tmp_path, server)
+    assert fetch_of(compile_(config)).outcome is FetchOutcome.UPDATED
+    assert fetch_of(compile_(config)).outcome is FetchOutcome.UNCHANGED
+    assert [(s.path, s.status) for s in server.seen] == [
+        ("/hosts", 302),
+        ("/new/hosts", 200),
+        ("/hosts", 302),
+        ("/new/hosts", 304),
+    ]
+
+
 def test_text_lists_travel_compressed(tmp_path: Path, server: ListServer) -> None:
     server.bodies["/hosts"] = HOSTS
     server.bodies["/hosts.tar.gz"] = tar_gz({"hosts": HOSTS})
