@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from appliance.config import HEAD_OFFICE_PREFIX, Config, FetchSettings
-from appliance.storage import write_atomically
+from appliance.storage import install_index, write_atomically
 from filters.adblock import parse_adblock
 from filters.compile import IndexBuilder
 from filters.errors import ApplianceError, FilterError, SourceRejected
@@ -236,7 +236,7 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
     if config.sources and not any(r.entries for r in reports):
         raise CompileError("no source gave a single entry: the index in force was left unchanged")
     blob = builder.build(created=now.isoformat(timespec="seconds"))
-    write_atomically(config.index_path, blob)
+    install_index(config.index_path, blob)  # (the previous good one kept; DiskFull if no room)
     result = CompileResult(tuple(reports), config.index_path, len(blob), time.perf_counter() - started)
     _write_report(config, result, now, reader)
     return result
