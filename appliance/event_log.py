@@ -387,7 +387,7 @@ class Backlog:
 
     def _refused(self, error: Exception, now: float) -> None:
         self._retry_at = now + RETRY_S
-        trouble = "disk full" if disk_full(error) else str(error)
+        trouble = "disk full" if disk_full(error, self.path.parent) else str(error)
         if trouble == self.trouble:
             return
         self.trouble = trouble

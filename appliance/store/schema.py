@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -403,16 +404,31 @@ def rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
-def disk_full(error: BaseException) -> bool:
-    """Whether `error` (or what caused it) is a full disk: SQLite's SQLITE_FULL, or ENOSPC/EDQUOT."""
+def disk_full(error: BaseException, where: Path | None = None) -> bool:
+    """Whether `error` (or what caused it) is a full disk: SQLite's SQLITE_FULL, ENOSPC or EDQUOT; or,
+    with `where` (the store's folder), an SQLite I/O error while that disk has no room left (SQLite
+    says "disk I/O error" when it cannot make its -wal or -shm file)."""
     seen: BaseException | None = error
     while seen is not None:
-        if (
-            isinstance(seen, sqlite3.Error)
-            and getattr(seen, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
-        ):
-            return True
+        if isinstance(seen, sqlite3.Error):
+            code = getattr(seen, "sqlite_errorcode", 0) & 0xFF
+            if code == sqlite3.SQLITE_FULL:
+                return True
+            if code == sqlite3.SQLITE_IOERR and where is not None and _room(where) < NO_ROOM_BYTES:
+                return True
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         seen = seen.__cause__
     return False
+
+
+NO_ROOM_BYTES = 64 * 1024  # less than this free: SQLite cannot grow its files
+
+
+def _room(folder: Path) -> int:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62

@@ -26,7 +26,7 @@ from appliance.storage import (
 from filters.compile import IndexBuilder
 from filters.errors import IndexFormatError
 from filters.index import SourceInfo
-from tests.appliance.conftest import SmallDisk
+from tests.conftest import SmallDisk
 
 
 def artefact(*hosts: str, created: str = "2026-01-01T00:00:00+00:00") -> bytes:
@@ -144,28 +144,60 @@ def test_an_index_installed_on_a_full_disk_leaves_the_index_in_force_untouched(s
     assert listed(path, "after.example")
 
 
-def test_the_compile_command_on_a_full_disk_says_so_without_a_traceback(
-    tmp_path: Path, small_disk: SmallDisk
-):
+def demo_config(tmp_path: Path, data_dir: Path) -> Path:
+    """The shipped demo configuration with its data in `data_dir`, compiled."""
     from importlib import resources
 
     shipped = resources.files("appliance") / "defaults"
     text = (shipped / "appliance.yaml").read_text(encoding="utf-8")
     text = text.replace("path: lists/", f"path: {shipped / 'lists'}/")
     config = tmp_path / "appliance.yaml"
-    config.write_text(text + f"\ndata_dir: {small_disk.path}\n", encoding="utf-8")
+    config.write_text(text + f"\ndata_dir: {data_dir}\n", encoding="utf-8")
     compile_lists(load_config(config), now=datetime.now(UTC))
+    return config
+
+
+def appliance(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_compile_command_on_a_full_disk_says_so_without_a_traceback(
+    tmp_path: Path, small_disk: SmallDisk
+):
+    config = demo_config(tmp_path, small_disk.path)
     index = load_config(config).index_path
     before = index.read_bytes()
     small_disk.fill()
-    done = subprocess.run(
-        [sys.executable, "-m", "appliance.cli", "lists", "compile", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = appliance("lists", "compile", "--config", str(config))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"appliance: cannot write {index}: the disk is full (0 kB free there" in done.stderr
     assert "is unchanged: free some space and try again" in done.stderr
     assert index.read_bytes() == before
+
+
+def test_check_says_the_disk_is_full(tmp_path: Path, small_disk: SmallDisk):
+    config = demo_config(tmp_path, small_disk.path)
+    before = appliance("check", "--config", str(config)).stdout
+    assert "warning: disk nearly full: 1" in before  # 16 MB in all: less than a nightly compile may need
+    assert "warning: disk full" not in before
+    small_disk.fill()
+    done = appliance("check", "--config", str(config))
+    assert f"  warning: disk full: 0 kB free for {small_disk.path}. Filtering goes on" in done.stdout
+
+
+def test_check_names_a_damaged_index_and_what_is_served_instead(tmp_path: Path):
+    config = demo_config(tmp_path, tmp_path / "var")
+    compile_lists(load_config(config), now=datetime.now(UTC))  # a second: the first is kept
+    index = load_config(config).index_path
+    os.chmod(index, 0o644)
+    os.truncate(index, 0)
+    done = appliance("check", "--config", str(config))
+    assert done.returncode == 0 and "configuration ok" in done.stdout
+    assert (
+        f"  warning: the compiled lists are damaged: {index}: empty file: the DNS filter and the proxy"
+        " serve the previous good lists (filters.idx.previous, compiled "
+    ) in done.stdout
+    assert "no usable compiled index yet" not in done.stdout

@@ -22,8 +22,8 @@ import dns.rcode
 from appliance.config import load_config
 from appliance.lists import compile_lists
 from appliance.store.schema import connect
-from tests.appliance.conftest import SmallDisk
 from tests.appliance.dns.conftest import PROFILES, TEENS, FakeUpstream, config_text
+from tests.conftest import SmallDisk
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli"]
 

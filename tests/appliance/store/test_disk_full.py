@@ -20,7 +20,7 @@ from appliance.store.schema import connect
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
-from tests.appliance.conftest import SmallDisk
+from tests.conftest import SmallDisk
 
 T0 = float(int(time.time()))  # (older events would be purged by retention)
 
