@@ -248,8 +248,11 @@ def install_index(path: Path, blob: bytes) -> None:
             try:
                 os.link(path, link)  # a second name for the same file: no copy, no space
                 os.replace(link, previous)
-            except OSError as e:  # a file system without hard links: no previous index, said so
-                log.warning("%s: cannot keep the previous index: %s", previous, e.strerror)
+            except OSError:
+                # No hard link here (a file system without them; a file of another owner under
+                # protected_hardlinks): moved instead. Until the rename below there is no current index,
+                # and a service starting meanwhile serves this same one as the previous.
+                os.replace(path, previous)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -55,6 +55,20 @@ def test_installing_an_index_keeps_the_one_it_replaces_as_the_previous_good_one(
     assert sorted(p.name for p in path.parent.iterdir()) == ["filters.idx", "filters.idx.previous"]
 
 
+def test_without_hard_links_the_replaced_index_is_moved_to_the_previous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "filters.idx"
+    install_index(path, OLD)
+
+    def refused(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # protected_hardlinks, another owner's file
+
+    monkeypatch.setattr(os, "link", refused)
+    install_index(path, NEW)
+    assert (path.read_bytes(), previous_index(path).read_bytes()) == (NEW, OLD)
+
+
 def test_a_damaged_index_is_never_kept_as_the_previous_good_one(tmp_path: Path):
     path = tmp_path / "filters.idx"
     install_index(path, OLD)
