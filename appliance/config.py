@@ -360,7 +360,7 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
         if not isinstance(raw_cache, _Mapping):
             raise ConfigError(f"{_where(path, raw, 'cache')}: dns.cache must be a mapping")
         fields = {"min_ttl": 86_400, "max_ttl": 604_800, "negative_ttl": 86_400, "max_negative_ttl": 86_400}
-        fields |= {"serve_stale_s": 604_800, "entries": 10_000_000}
+        fields |= {"serve_stale_s": 604_800, "entries": 10_000_000, "failure_recheck_s": 3_600}
         _unknown_keys(path, raw_cache, set(fields), "dns.cache")
         names = {"serve_stale_s": "stale_s"}
         values = {

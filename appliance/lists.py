@@ -22,7 +22,7 @@ from pathlib import Path
 from appliance.archives import SNIFF, ArchiveLimits, CheckedArchive, check_archive, same_file
 from appliance.config import HEAD_OFFICE_PREFIX, Config
 from appliance.fetch import Downloader, Fetched, summary_with
-from appliance.storage import fsync_path, write_atomically
+from appliance.storage import fsync_path, install_index, write_atomically
 from filters.adblock import parse_adblock
 from filters.compile import IndexBuilder
 from filters.errors import ApplianceError, FilterError, SourceRejected
@@ -413,7 +413,7 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
     if config.sources and not any(r.entries for r in reports):
         raise CompileError("no source gave a single entry: the index in force was left unchanged")
     blob = builder.build(created=now.isoformat(timespec="seconds"))
-    write_atomically(config.index_path, blob)
+    install_index(config.index_path, blob)  # (the previous good one kept; DiskFull if no room)
     result = CompileResult(tuple(reports), config.index_path, len(blob), time.perf_counter() - started)
     _write_report(config, result, now, reader)
     return result

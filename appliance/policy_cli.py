@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 from appliance.config import Config, ConfigError, device_problems, load_config
 from appliance.dns.settings import split_host_port
+from appliance.health import health_problems
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files, unmapped_sources
 from appliance.proxy.settings import ProxyMode
-from appliance.storage import open_index
+from appliance.storage import index_problem, open_index
 from filters.errors import FilterError
 from filters.names import BadName, normalise_host
 from filters.sources import Format
@@ -95,11 +96,12 @@ def run_check(args: argparse.Namespace) -> int:
     if idle:
         # Not a mistake (a centre may not want every list), but a category with no list blocks nothing.
         print(f"  note: no configured list feeds these categories, so they match nothing: {', '.join(idle)}")
-    try:
-        files.bind(open_index(config.index_path))
-    except FilterError as e:
-        print(f"  note: no usable compiled index yet ({e}); run `appliance lists compile`")
-    for warning in [*dashboard_warnings(config), *sync_warnings(config)]:
+    if index_problem(config.index_path) is None:  # (a damaged one is among the machine's problems)
+        try:
+            files.bind(open_index(config.index_path))
+        except FilterError as e:
+            print(f"  note: no usable compiled index yet ({e}); run `appliance lists compile`")
+    for warning in [*health_problems(config), *dashboard_warnings(config), *sync_warnings(config)]:
         print(f"  warning: {warning}")
     return 0
 
