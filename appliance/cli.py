@@ -13,7 +13,9 @@ from appliance.bundles.cli import add_commands as add_bundle_commands
 from appliance.config import load_config
 from appliance.dns.command import add_commands as add_dns_commands
 from appliance.lists import compile_lists
-from appliance.policy_cli import add_commands
+from appliance.lists_cli import add_commands as add_lists_commands
+from appliance.lists_cli import with_bundled_fallback
+from appliance.policy_cli import MINIMAL, add_commands
 from appliance.proxy.command import add_commands as add_proxy_commands
 from appliance.router import add_commands as add_router_commands
 from appliance.storage import open_index
@@ -42,8 +44,15 @@ def _print_report(report: SourceReport) -> None:
 
 
 def _lists_compile(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config, fallback = with_bundled_fallback(load_config(args.config))
     result = compile_lists(config, now=datetime.now(UTC))
+    downloaded = {s.name for s in config.sources if s.is_url}
+    if fallback and not any(r.entries for r in result.reports if r.source in downloaded):
+        print(
+            f"{MINIMAL}: no list could be downloaded, so the bundled demo lists are compiled in their "
+            "place; the next compile (the nightly update, or this command) tries again",
+            file=sys.stderr,
+        )
     if args.json:
         print(
             json.dumps(
@@ -128,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     match_cmd.add_argument("--from", dest="source_url", help="URL of the page that made the request")
     match_cmd.add_argument("--json", action="store_true")
     match_cmd.set_defaults(run=_lists_match)
+    add_lists_commands(lists, common)
     add_commands(commands, common)
     add_dns_commands(commands, common)
     add_proxy_commands(commands, common)
