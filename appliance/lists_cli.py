@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
 from dataclasses import replace
@@ -187,7 +188,12 @@ def _preset(args: argparse.Namespace) -> int:
     finally:
         trial.unlink(missing_ok=True)
     if new != text:
+        before = path.stat()
         write_atomically(path, new.encode("utf-8"))
+        if (before.st_uid, before.st_gid) != ((after := path.stat()).st_uid, after.st_gid):
+            # install.sh runs this as root on /etc/appliance/appliance.yaml (root:appliance, 0640): the
+            # services must still read the file.
+            os.chown(path, before.st_uid, before.st_gid)
     chosen = config.catalogue
     total = catalogue.expected_entries(chosen.entries)
     print(f"lists.preset is {args.name} in {path}: {len(chosen.entries)} lists, about {total:,} entries")
