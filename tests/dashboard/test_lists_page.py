@@ -213,6 +213,16 @@ def test_switches_written_in_the_configuration_itself_are_changed_there(
     assert refused.status_code == 400 and path.read_text() == text
 
 
+class Fetched:
+    """A source's download as the compile reports it (`SourceReport.fetch`: outcome, bytes, text)."""
+
+    outcome = "updated"
+    bytes_fetched = 2_400_000
+
+    def __str__(self) -> str:
+        return "updated from the mirror, 2.4 MB fetched in 1 request"
+
+
 def test_a_sources_last_fetch_is_shown_when_the_compile_reports_it(
     browse: Callable[..., Any],
     accounts: dict[Role, StaffUser],
@@ -223,7 +233,7 @@ def test_a_sources_last_fetch_is_shown_when_the_compile_reports_it(
     report = read_compile_report(reported)
     assert report is not None
     fetched = [
-        SimpleNamespace(**vars(s), fetch=SimpleNamespace(result="updated", bytes=2_400_000))
+        SimpleNamespace(**{**vars(s), "report": SimpleNamespace(**vars(s.report), fetch=Fetched())})
         if s.report.source == "demo-adult"
         else s
         for s in report.sources
@@ -234,5 +244,5 @@ def test_a_sources_last_fetch_is_shown_when_the_compile_reports_it(
     )
     page = text_of(browse(as_user="staff").get("/policy/lists"))
     row = page.split("<td>demo-adult<br>")[1].split("</tr>")[0]
-    assert "updated, 2.4 MB" in row
+    assert "updated from the mirror, 2.4 MB fetched in 1 request" in row
     assert "—" in page.split("<td>demo-gambling<br>")[1].split("</tr>")[0]
