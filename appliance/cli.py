@@ -12,9 +12,8 @@ from pathlib import Path
 from appliance.bundles.cli import add_commands as add_bundle_commands
 from appliance.config import load_config
 from appliance.dns.command import add_commands as add_dns_commands
-from appliance.lists import compile_lists
 from appliance.lists_cli import add_commands as add_lists_commands
-from appliance.lists_cli import with_bundled_fallback
+from appliance.lists_cli import compile_with_fallback
 from appliance.policy_cli import MINIMAL, add_commands
 from appliance.proxy.command import add_commands as add_proxy_commands
 from appliance.router import add_commands as add_router_commands
@@ -44,10 +43,12 @@ def _print_report(report: SourceReport) -> None:
 
 
 def _lists_compile(args: argparse.Namespace) -> int:
-    config, fallback = with_bundled_fallback(load_config(args.config))
-    result = compile_lists(config, now=datetime.now(UTC))
-    downloaded = {s.name for s in config.sources if s.is_url}
-    if fallback and not any(r.entries for r in result.reports if r.source in downloaded):
+    compiled = compile_with_fallback(load_config(args.config), now=datetime.now(UTC))
+    config, result = compiled.config, compiled.result
+    if compiled.stood_in:
+        print(f"Not downloaded ({len(compiled.not_downloaded) or 'none of the'} lists):")
+        for report in compiled.not_downloaded:
+            _print_report(report)
         print(
             f"{MINIMAL}: no list could be downloaded, so the bundled demo lists are compiled in their "
             "place; the next compile (the nightly update, or this command) tries again",
@@ -66,7 +67,8 @@ def _lists_compile(args: argparse.Namespace) -> int:
         size = result.index_bytes
         shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
         print(f"Index: {result.index_path} ({shown}) in {result.seconds:.1f} s")
-    return 1 if any(r.rejected and not r.entries for r in result.reports) else 0
+    failed = compiled.stood_in or any(r.rejected and not r.entries for r in result.reports)
+    return 1 if failed else 0
 
 
 def _describe(match: Match, subject: str) -> list[str]:

@@ -1,8 +1,9 @@
 """`appliance lists catalogue` and `appliance lists preset`: the list catalogue, and choosing a preset.
 
-Also the bundled fallback of `appliance lists compile`: until a first index exists, a configuration
-that downloads its lists compiles the bundled demo lists beside them, so an appliance installed without
-a working connection still starts filtering (and says protection is minimal until a download succeeds).
+Also the bundled stand-in of `appliance lists compile`: when the first compile of a configuration that
+downloads its lists gets none of them, the bundled demo lists are compiled in their place, so an
+appliance installed without a working connection still starts filtering (and says protection is minimal
+until a download succeeds).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import json
 import os
 import re
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +26,51 @@ from appliance.catalogue import (
     mirror_url,
 )
 from appliance.config import Config, ConfigError, default_config_path, load_config
+from appliance.lists import CompileError, CompileResult, compile_lists, read_compile_report
 from appliance.storage import write_atomically
 from appliance.yaml_lines import Mapping, YamlError, load_yaml
+from filters.report import SourceReport
 
 
-def with_bundled_fallback(config: Config) -> tuple[Config, bool]:
-    """`config` with the demo preset's bundled lists added when no index has been compiled yet and some
-    list is to be downloaded: if every download fails, the services still get an index. True if added."""
-    if config.index_path.exists() or not any(s.is_url for s in config.sources):
-        return config, False
+@dataclass(frozen=True)
+class Compiled:
+    """What `compile_with_fallback` did: the compile in force; whether the bundled lists stood in for
+    lists that could not be downloaded, and those downloads' reports (when the first compile gave any)."""
+
+    config: Config
+    result: CompileResult
+    stood_in: bool = False
+    not_downloaded: tuple[SourceReport, ...] = ()
+
+
+def compile_with_fallback(config: Config, *, now: datetime) -> Compiled:
+    """Compile the configured lists. When none of the lists to download gives an entry, and none did in
+    the compile that made the index in force (or there is none: no connection at install), compile again
+    with the demo preset's bundled lists in their place, from files alone (nothing is downloaded twice),
+    so the services filter with something; `appliance check` says protection is minimal until a compile
+    brings the lists in. Once they have come in, a failed download keeps its last good copy instead."""
+    downloaded = {s.name for s in config.sources if s.is_url}
+    # Still on the bundled lists (or nothing yet): no index, or none of the downloads in the last compile.
+    before = read_compile_report(config) if config.index_path.exists() else None
+    first = before is None or not any(
+        s.report.entries for s in before.sources if s.report.source in downloaded
+    )
+    try:
+        result: CompileResult | None = compile_lists(config, now=now)
+    except CompileError:
+        if not (first and downloaded):
+            raise
+        result = None  # nothing at all gave an entry
+    came_in = result is not None and any(r.entries for r in result.reports if r.source in downloaded)
+    if result is not None and (not first or not downloaded or came_in):
+        return Compiled(config, result)
     catalogue = load_catalogue()
-    have = {s.name for s in config.sources}
-    extra = tuple(catalogue.source(n) for n in catalogue.presets[DEMO].entries if n not in have)
-    return replace(config, sources=(*config.sources, *extra)), True
+    local = [s for s in config.sources if not s.is_url]
+    have = {s.name for s in local}
+    bundled = [catalogue.source(n) for n in catalogue.presets[DEMO].entries if n not in have]
+    stand_in = replace(config, sources=(*local, *bundled))
+    failed = tuple(r for r in (result.reports if result else ()) if r.source in downloaded)
+    return Compiled(stand_in, compile_lists(stand_in, now=now), True, failed)
 
 
 # ---- appliance lists catalogue ----

@@ -293,6 +293,9 @@ class SourceRow:
 def _source_rows(cfg: Config, report: CompileReport | None, catalogue: Catalogue | None) -> list[SourceRow]:
     chosen = cfg.catalogue
     compiled = {s.report.source: s for s in report.sources} if report else {}
+    downloaded = [s.name for s in cfg.sources if s.is_url]
+    # The bundled lists stand in while none of the lists to download has come in (lists_cli).
+    stand_in = bool(downloaded) and not any(compiled[n].report.entries for n in downloaded if n in compiled)
     now_ts = now()
     rows = []
     configured = {s.name: s for s in cfg.sources}
@@ -304,24 +307,22 @@ def _source_rows(cfg: Config, report: CompileReport | None, catalogue: Catalogue
         else:
             origin = "the centre's own"
         found = compiled.get(name)
+        if found is not None:
+            pending = ""
+        elif source.is_url and stand_in:
+            pending = "not downloaded yet: the bundled lists stand in"
+        else:
+            pending = "added: compiled at the next list update"
         rows.append(
             SourceRow(
-                name,
-                origin,
-                source.category,
-                found,
-                _age(found.updated if found else None, now_ts),
-                "" if found else "added: compiled at the next list update",
+                name, origin, source.category, found, _age(found.updated if found else None, now_ts), pending
             )
         )
     demo = set(catalogue.presets["demo"].entries) if catalogue else set()
-    downloaded = [s.name for s in cfg.sources if s.is_url]
-    # The demo lists stand in while none of the lists to download has come in (lists_cli).
-    fallback = bool(downloaded) and not any(compiled[n].report.entries for n in downloaded if n in compiled)
     for name, found in compiled.items():
         if name in configured:
             continue
-        if name in demo and fallback:
+        if name in demo and stand_in:
             origin, pending = "bundled, until the lists are downloaded", ""
         else:
             origin, pending = "no longer configured", "switched off: in force until the next list update"
