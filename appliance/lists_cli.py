@@ -50,10 +50,11 @@ def compile_with_fallback(config: Config, *, now: datetime) -> Compiled:
     so the services filter with something; `appliance check` says protection is minimal until a compile
     brings the lists in. Once they have come in, a failed download keeps its last good copy instead."""
     downloaded = {s.name for s in config.sources if s.is_url}
-    # Still on the bundled lists (or nothing yet): no index, or none of the downloads in the last compile.
+    # Still on the bundled lists (or nothing yet): no index, or one that no download went into. An index
+    # made from downloads stays in force when every download fails (and their last good copies with it).
     before = read_compile_report(config) if config.index_path.exists() else None
     first = before is None or not any(
-        s.report.entries for s in before.sources if s.report.source in downloaded
+        s.report.entries for s in before.sources if s.location.startswith(("http://", "https://"))
     )
     try:
         result: CompileResult | None = compile_lists(config, now=now)

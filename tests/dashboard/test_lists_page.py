@@ -236,7 +236,7 @@ def test_a_sources_last_fetch_is_shown_when_the_compile_reports_it(
     report = read_compile_report(reported)
     assert report is not None
     fetched = [
-        SimpleNamespace(**{**vars(s), "report": SimpleNamespace(**vars(s.report), fetch=Fetched())})
+        SimpleNamespace(**{**vars(s), "report": SimpleNamespace(**{**vars(s.report), "fetch": Fetched()})})
         if s.report.source == "demo-adult"
         else s
         for s in report.sources
