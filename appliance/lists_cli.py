@@ -1,9 +1,9 @@
 """`appliance lists catalogue` and `appliance lists preset`: the list catalogue, and choosing a preset.
 
-Also the bundled stand-in of `appliance lists compile`: when the first compile of a configuration that
-downloads its lists gets none of them, the bundled demo lists are compiled in their place, so an
-appliance installed without a working connection still starts filtering (and says protection is minimal
-until a download succeeds).
+Also the bundled stand-in of `appliance lists compile`: when a compile gets none of the lists to download
+and the index in force has none of them either (none yet: no connection at install), the bundled demo
+lists are compiled in their place, so the appliance still starts filtering (and says protection is
+minimal until a download succeeds).
 """
 
 from __future__ import annotations

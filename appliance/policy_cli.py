@@ -143,7 +143,12 @@ def protection_warnings(config: Config, files: PolicyFiles, report: CompileRepor
     out = []
     downloaded = [s.name for s in config.sources if s.is_url]
     compiled = {s.report.source: s.report for s in report.sources} if report else {}
-    minimal = bool(downloaded) and not any(compiled[n].entries for n in downloaded if n in compiled)
+    # As compile_with_fallback sees it: lists to download, and none went into the index in force.
+    minimal = bool(downloaded) and not any(
+        s.report.entries
+        for s in (report.sources if report else ())
+        if s.location.startswith(("http://", "https://"))
+    )
     if minimal:
         what = "the bundled demo lists are in force" if report else "nothing is compiled yet"
         out.append(
