@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -43,7 +44,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     its address, and which entries are the real lists."""
     root = tmp_path_factory.mktemp("mirror")
     catalogue = load_catalogue()
-    real = build_mirror(root, catalogue, catalogue.presets[RECOMMENDED].entries)
+    real = build_mirror(root / "lists", catalogue, catalogue.presets[RECOMMENDED].entries)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/lists", real
@@ -150,6 +151,13 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(
     made = Repository.create(root / "tmp" / "hq", root / "tmp" / "hq-keys", datetime.now(UTC))
     root_json = "/tmp/hq/metadata/1.root.json"
     address, real = mirror
+    # The lists' own servers are this machine's closed port 443 inside the root: were the mirror to miss
+    # a file, the download would fail at once rather than leave for the Internet.
+    hosts = root / "etc" / "hosts"
+    kept_hosts = hosts.read_text() if hosts.exists() else ""
+    catalogue = load_catalogue()
+    upstream = sorted({urlsplit(e.url).hostname or "" for e in catalogue.entries.values() if e.url})
+    hosts.write_text(kept_hosts + "".join(f"127.0.0.1 {host}\n" for host in upstream))
     second = install(
         root, "--head-office-url", "https://hq.example/lists", "--head-office-root", root_json,
         "--preset", RECOMMENDED, "--lists-mirror", address,
@@ -162,7 +170,6 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(
     assert now == lists_lines + "\nsync:\n  url: https://hq.example/lists\n  ring: stable\n"
     assert oct(config.stat().st_mode & 0o777) == "0o640" and config.stat().st_gid == etc.stat().st_gid
     # Every list of the recommended preset came from the mirror and was compiled.
-    catalogue = load_catalogue()
     report_file = var / "index" / "report.json"
     compiled = {s["source"]: s for s in json.loads(report_file.read_text())["sources"]}
     assert sorted(compiled) == sorted(catalogue.presets[RECOMMENDED].entries)
@@ -195,3 +202,4 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(
     assert config.read_text() == before.replace(f"  preset: {RECOMMENDED}\n", "  preset: demo\n", 1)
     compiled = {s["source"] for s in json.loads(report_file.read_text())["sources"]}
     assert compiled == set(catalogue.presets["demo"].entries)
+    hosts.write_text(kept_hosts)
