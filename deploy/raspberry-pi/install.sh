@@ -159,7 +159,10 @@ print(load_config(Path(sys.argv[1])).index_path)' /etc/appliance/appliance.yaml)
         echo "install.sh: no list could be compiled, not even the bundled ones: see above" >&2
         exit 1
     }
-    if grep -q "protection is minimal" "$log"; then
+    if grep -q "^Traceback" "$log"; then
+        echo "The list compile stopped with an error (a fault in the appliance: please report it, with $log);"
+        echo "the lists compiled before stay in force."
+    elif grep -q "protection is minimal" "$log"; then
         echo "protection is minimal: lists not downloaded yet. The appliance starts on the bundled demo lists;"
         echo "the nightly update (or: runuser -u appliance -- $app lists compile) fetches the lists once the"
         echo "connection works. What failed: $log"
