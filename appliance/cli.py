@@ -14,8 +14,9 @@ from pathlib import Path
 from appliance.bundles.cli import add_commands as add_bundle_commands
 from appliance.config import load_config
 from appliance.dns.command import add_commands as add_dns_commands
-from appliance.lists import compile_lists
-from appliance.policy_cli import add_commands
+from appliance.lists_cli import add_commands as add_lists_commands
+from appliance.lists_cli import compile_with_fallback
+from appliance.policy_cli import MINIMAL, add_commands
 from appliance.proxy.command import add_commands as add_proxy_commands
 from appliance.router import add_commands as add_router_commands
 from appliance.storage import open_index
@@ -46,8 +47,17 @@ def _print_report(report: SourceReport) -> None:
 
 
 def _lists_compile(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    result = compile_lists(config, now=datetime.now(UTC))
+    compiled = compile_with_fallback(load_config(args.config), now=datetime.now(UTC))
+    config, result = compiled.config, compiled.result
+    if compiled.stood_in:
+        print(f"Not downloaded ({len(compiled.not_downloaded) or 'none of the'} lists):")
+        for report in compiled.not_downloaded:
+            _print_report(report)
+        print(
+            f"{MINIMAL}: no list could be downloaded, so the bundled demo lists are compiled in their "
+            "place; the next compile (the nightly update, or this command) tries again",
+            file=sys.stderr,
+        )
     if args.json:
         print(
             json.dumps(
@@ -74,7 +84,8 @@ def _lists_compile(args: argparse.Namespace) -> int:
             counts = Counter(f.outcome.value for f in fetched)
             tally = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
             print(f"Downloads: {total:,} bytes over the link for {len(fetched)} sources ({tally})")
-    return 1 if any(r.rejected and not r.entries for r in result.reports) else 0
+    failed = compiled.stood_in or any(r.rejected and not r.entries for r in result.reports)
+    return 1 if failed else 0
 
 
 def _describe(match: Match, subject: str) -> list[str]:
@@ -145,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     match_cmd.add_argument("--from", dest="source_url", help="URL of the page that made the request")
     match_cmd.add_argument("--json", action="store_true")
     match_cmd.set_defaults(run=_lists_match)
+    add_lists_commands(lists, common)
     add_commands(commands, common)
     add_dns_commands(commands, common)
     add_proxy_commands(commands, common)

@@ -16,6 +16,8 @@ from typing import Any
 
 from appliance.archives import member_path
 from appliance.bundles.sets import named, pointed
+from appliance.catalogue import Catalogue, CatalogueError, Selection, load_catalogue, select, switches_of
+from appliance.catalogue import read_switches as _read_switches
 from appliance.dashboard_settings import Contact, DashboardSettings, PortalSettings
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
 from appliance.proxy.pages import Helpline
@@ -110,6 +112,7 @@ class Config:
     set_dir: Path | None = None  # the head-office set in force (its bundle and index), if any yet
     set_note: str | None = None  # why that is not the set `current` names (it is damaged), if so
     own_sources: tuple[Source, ...] = ()  # this file's own sources (with a set, `sources` adds its lists)
+    catalogue: Selection = field(default_factory=Selection)  # what `lists.preset`/`lists.catalogue` take
 
     @property
     def index_path(self) -> Path:
@@ -187,11 +190,11 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
         lists = empty_mapping(data.line)
     if not isinstance(lists, _Mapping):
         raise ConfigError(f"{_where(path, data, 'lists')}: lists must be a mapping with a sources key")
-    _unknown_keys(path, lists, {"sources", "fetch"}, "lists")
+    _unknown_keys(path, lists, {"sources", "fetch", "preset", "catalogue"}, "lists")
 
     fetch = _parse_fetch(lists.get("fetch"), path, lists)
 
-    raw_sources = lists.get("sources", [])
+    raw_sources = lists.get("sources") or []  # `sources:` with only comments under it is none
     if not isinstance(raw_sources, list):
         raise ConfigError(f"{_where(path, lists, 'sources')}: lists.sources must be a list of sources")
     sources: list[Source] = []
@@ -204,10 +207,18 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
             )
         names.add(source.name)
         sources.append(source)
+    selection, chosen = _parse_catalogue(lists, path)
+    for item, source in zip(raw_sources, sources, strict=True):
+        if source.name in selection.entries:
+            raise ConfigError(
+                f"{_where(path, item, 'name')}: source {source.name!r} has the name of a catalogue entry in "
+                f"force ({selection.why(source.name)}): rename it, or switch the entry off (lists.catalogue)"
+            )
+    sources = [*chosen, *sources]
     policy = _parse_policy(data.get("policy"), path, data)
     devices, device_lines = _parse_devices(data.get("devices"), path, data)
     sync = _parse_sync(data.get("sync"), path, data)
-    for item, source in zip(raw_sources, sources, strict=True):
+    for item, source in zip(raw_sources, sources[len(chosen) :], strict=True):
         if sync is not None and source.name.startswith(HEAD_OFFICE_PREFIX):
             raise ConfigError(
                 f"{_where(path, item, 'name')}: source {source.name!r}: names starting "
@@ -231,6 +242,7 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
         set_dir=set_dir,
         set_note=set_note,
         own_sources=tuple(sources),
+        catalogue=selection,
         dns=_parse_dns(data.get("dns"), path, data),
         proxy=_parse_proxy(data.get("proxy"), path, data),
         store=_parse_store(data.get("store"), path, data),
@@ -243,6 +255,68 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
 
 
 HEAD_OFFICE_PREFIX = "hq."  # a head-office list's source name: hq.<its name in the bundle>
+
+
+def _parse_catalogue(lists: _Mapping, path: Path) -> tuple[Selection, list[Source]]:
+    """`lists.preset` and `lists.catalogue`: the catalogue entries in force, as sources.
+
+    `catalogue` switches entries on or off over the preset: a mapping (`{ut1-adult: off}`), a list of
+    entries to switch on, or the path of a file holding such a mapping (the dashboard writes that one).
+    """
+    if "preset" not in lists and "catalogue" not in lists:
+        return Selection(), []
+    try:
+        catalogue = load_catalogue()
+    except CatalogueError as e:
+        raise ConfigError(str(e)) from e
+    preset = lists.get("preset")
+    if preset is not None and (not isinstance(preset, str) or preset not in catalogue.presets):
+        known = ", ".join(catalogue.presets)
+        raise ConfigError(
+            f"{_where(path, lists, 'preset')}: lists.preset {preset!r} is not a preset ({known})"
+        )
+    raw = lists.get("catalogue")
+    switches: dict[str, bool] = {}
+    unknown: tuple[str, ...] = ()
+    switches_file = None
+    try:
+        if isinstance(raw, _Mapping):
+            switches, unknown = switches_of(raw, path, catalogue)
+        elif isinstance(raw, list):
+            switches, unknown = _listed(raw, path, lists, catalogue)
+        elif isinstance(raw, str) and raw.strip():
+            switches_file = (path.parent / os.path.expanduser(raw.strip())).resolve()
+            switches, unknown = _read_switches(switches_file, catalogue)
+        elif raw is not None:
+            raise ConfigError(
+                f"{_where(path, lists, 'catalogue')}: lists.catalogue is a mapping of entries to on or off "
+                "({ut1-adult: off}), a list of entries to switch on, or the path of a file of such lines"
+            )
+    except CatalogueError as e:
+        raise ConfigError(str(e)) from e
+    selection = select(
+        catalogue,
+        preset,
+        switches,
+        switches_file=switches_file,
+        inline=isinstance(raw, _Mapping | list),
+        unknown=unknown,
+    )
+    return selection, [catalogue.source(name) for name in selection.entries]
+
+
+def _listed(
+    raw: list[Any], path: Path, lists: _Mapping, catalogue: Catalogue
+) -> tuple[dict[str, bool], tuple[str, ...]]:
+    """`catalogue: [a, b]`: these entries switched on."""
+    lines = getattr(raw, "item_lines", [lists.line_of("catalogue")] * len(raw))
+    mapping = empty_mapping(lists.line_of("catalogue"))
+    for name, line in zip(raw, lines, strict=True):
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{path}:{line}: lists.catalogue: {name!r} is not a catalogue entry name")
+        mapping[name.strip()] = "on"
+        mapping.key_lines[name.strip()] = line
+    return switches_of(mapping, path, catalogue)
 
 
 def _usable_set(

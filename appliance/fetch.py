@@ -138,7 +138,7 @@ class Downloader:
     def mirror_url(self, source: Source) -> str | None:
         if not self.settings.mirror:
             return None
-        return f"{self.settings.mirror}/{source.name}{source.archive or ''}"
+        return f"{self.settings.mirror.rstrip('/')}/{source.mirror_path}"
 
     def validators(self, source: Source) -> Validators | None:
         """The validators of the source's last good copy, if they still describe it."""

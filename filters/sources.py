@@ -44,3 +44,9 @@ class Source:
             path = path.split("#", 1)[0].split("?", 1)[0]
         lowered = path.lower()
         return next((suffix for suffix in ARCHIVE_SUFFIXES if lowered.endswith(suffix)), None)
+
+    @property
+    def mirror_path(self) -> str:
+        """Where a mirror (head office, a local cache) keeps this source, below its base URL: the source's
+        name and its archive suffix (`ut1-adult.tar.gz`, `stevenblack-porn`). The one place that says so."""
+        return f"{self.name}{self.archive or ''}"
