@@ -26,6 +26,7 @@ from appliance.config import load_config
 from appliance.lists import compile_lists
 from appliance.storage import previous_index
 from tests.appliance.dns.conftest import KIDS, PROFILES, FakeUpstream, answers, config_text
+from tests.own_list import with_own_list
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli"]
 NEW = "newly-listed.example"
@@ -42,7 +43,7 @@ def _two_compiles(tmp_path: Path, upstream: FakeUpstream) -> Path:
     profiles.write_text(PROFILES, encoding="utf-8")
     config = tmp_path / "appliance.yaml"
     text = config_text(tmp_path / "var", profiles, [upstream.address])
-    config.write_text(text.replace(f"path: {shipped}", f"path: {adult}"), encoding="utf-8")
+    config.write_text(with_own_list(text, adult), encoding="utf-8")
     compile_lists(load_config(config), now=datetime(2026, 1, 1, tzinfo=UTC))
     with adult.open("a", encoding="utf-8") as f:
         f.write(f"0.0.0.0 {NEW}\n")

@@ -35,6 +35,7 @@ from tests.appliance.proxy.conftest import (
     fetch,
     write_config,
 )
+from tests.own_list import with_own_list
 
 NEW = "newly-listed.example"
 
@@ -86,7 +87,7 @@ def running(tmp_path: Path, origin: Origin, internet: Internet, sites: Sites) ->
     port = _free_port()
     config_path = write_config(tmp_path, origin, port, internet.address, sites=sites)
     text = config_path.read_text(encoding="utf-8")
-    config_path.write_text(text.replace(f"path: {shipped}", f"path: {adult}"), encoding="utf-8")
+    config_path.write_text(with_own_list(text, adult), encoding="utf-8")
     config = load_config(config_path)
     compile_lists(config, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     with adult.open("a", encoding="utf-8") as f:
