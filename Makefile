@@ -1,8 +1,11 @@
 # Every target makes and uses .venv itself: a fresh clone needs only `make run` or `make test`.
+# `make run` installs what the appliance needs and nothing else; the test and lint tools (pytest, mypy,
+# ruff, selenium: the `dev` extra) and the headless browser come with `make test` (or `make setup`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-dev
+RUN_STAMP   := $(VENV)/.installed-run
+STAMP       := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 TEST_STAMP  := $(VENV)/.installed-test
 
@@ -13,10 +16,14 @@ setup: $(STAMP)
 system-packages:
 	sh deploy/system-packages.sh
 
-$(STAMP): pyproject.toml deploy/system-packages.sh
+$(RUN_STAMP): pyproject.toml deploy/system-packages.sh
 	sh deploy/system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -33,7 +40,7 @@ $(BENCH_STAMP): $(STAMP)
 # The appliance on its embedded demo configuration: compile the bundled lists, look some names up, then
 # run the DNS filter on 127.0.0.1:5353 and [::1]:5353, the web proxy on 127.0.0.1:8080 and the dashboard
 # with the children's portal on 127.0.0.1:8000 until Ctrl-C.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/appliance check
 	$(BIN)/appliance lists compile
 	$(BIN)/appliance lists match www.pornhub.com

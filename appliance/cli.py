@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +14,9 @@ from pathlib import Path
 from appliance.bundles.cli import add_commands as add_bundle_commands
 from appliance.config import load_config
 from appliance.dns.command import add_commands as add_dns_commands
-from appliance.lists import compile_lists
-from appliance.policy_cli import add_commands
+from appliance.lists_cli import add_commands as add_lists_commands
+from appliance.lists_cli import compile_with_fallback
+from appliance.policy_cli import MINIMAL, add_commands
 from appliance.proxy.command import add_commands as add_proxy_commands
 from appliance.router import add_commands as add_router_commands
 from appliance.storage import open_index
@@ -39,15 +42,33 @@ def _print_report(report: SourceReport) -> None:
             print(f"      {count:>9,} x {reason}")
     for warning in report.warnings:
         print(f"      warning: {warning}")
+    if report.fetch is not None:
+        print(f"      download: {report.fetch}")
 
 
 def _lists_compile(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    result = compile_lists(config, now=datetime.now(UTC))
+    compiled = compile_with_fallback(load_config(args.config), now=datetime.now(UTC))
+    config, result = compiled.config, compiled.result
+    if compiled.stood_in:
+        print(f"Not downloaded ({len(compiled.not_downloaded) or 'none of the'} lists):")
+        for report in compiled.not_downloaded:
+            _print_report(report)
+        print(
+            f"{MINIMAL}: no list could be downloaded, so the bundled demo lists are compiled in their "
+            "place; the next compile (the nightly update, or this command) tries again",
+            file=sys.stderr,
+        )
     if args.json:
         print(
             json.dumps(
-                [r.__dict__ | {"first_skipped": [str(s) for s in r.first_skipped]} for r in result.reports]
+                [
+                    r.__dict__
+                    | {
+                        "first_skipped": [str(s) for s in r.first_skipped],
+                        "fetch": None if r.fetch is None else dataclasses.asdict(r.fetch),
+                    }
+                    for r in result.reports
+                ]
             )
         )
     else:
@@ -57,7 +78,14 @@ def _lists_compile(args: argparse.Namespace) -> int:
         size = result.index_bytes
         shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
         print(f"Index: {result.index_path} ({shown}) in {result.seconds:.1f} s")
-    return 1 if any(r.rejected and not r.entries for r in result.reports) else 0
+        fetched = [r.fetch for r in result.reports if r.fetch is not None]
+        if fetched:
+            total = sum(f.bytes_fetched for f in fetched)
+            counts = Counter(f.outcome.value for f in fetched)
+            tally = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            print(f"Downloads: {total:,} bytes over the link for {len(fetched)} sources ({tally})")
+    failed = compiled.stood_in or any(r.rejected and not r.entries for r in result.reports)
+    return 1 if failed else 0
 
 
 def _describe(match: Match, subject: str) -> list[str]:
@@ -128,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     match_cmd.add_argument("--from", dest="source_url", help="URL of the page that made the request")
     match_cmd.add_argument("--json", action="store_true")
     match_cmd.set_defaults(run=_lists_match)
+    add_lists_commands(lists, common)
     add_commands(commands, common)
     add_dns_commands(commands, common)
     add_proxy_commands(commands, common)

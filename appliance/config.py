@@ -14,7 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from appliance.archives import member_path
 from appliance.bundles.sets import named, pointed
+from appliance.catalogue import Catalogue, CatalogueError, Selection, load_catalogue, select, switches_of
+from appliance.catalogue import read_switches as _read_switches
 from appliance.dashboard_settings import Contact, DashboardSettings, PortalSettings
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
 from appliance.proxy.pages import Helpline
@@ -42,10 +45,16 @@ class ConfigError(ApplianceError):
 
 @dataclass(frozen=True)
 class FetchSettings:
-    """How URL sources are downloaded."""
+    """How URL sources are downloaded and archives unpacked (`lists.fetch`; docs/lists.md)."""
 
-    timeout_s: float = 30.0
-    max_bytes: int = 200 * 1024 * 1024
+    timeout_s: float = 30.0  # the longest wait for more bytes of a download
+    max_bytes: int = 200 * 1024 * 1024  # a download's content
+    connect_timeout_s: float = 10.0
+    attempts: int = 3  # tries of the source's own URL (the mirror gets one)
+    backoff_s: float = 2.0  # the pause before the second try; doubled before each next one
+    mirror: str | None = None  # a base URL tried first: <mirror>/<source name><archive suffix>
+    max_unpacked_bytes: int = 1024 * 1024 * 1024  # what one archive may unpack to
+    max_ratio: int = 200  # ... and at most this many times its own size
 
 
 DEFAULT_HELP_SERVICES = (
@@ -103,6 +112,7 @@ class Config:
     set_dir: Path | None = None  # the head-office set in force (its bundle and index), if any yet
     set_note: str | None = None  # why that is not the set `current` names (it is damaged), if so
     own_sources: tuple[Source, ...] = ()  # this file's own sources (with a set, `sources` adds its lists)
+    catalogue: Selection = field(default_factory=Selection)  # what `lists.preset`/`lists.catalogue` take
 
     @property
     def index_path(self) -> Path:
@@ -180,23 +190,11 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
         lists = empty_mapping(data.line)
     if not isinstance(lists, _Mapping):
         raise ConfigError(f"{_where(path, data, 'lists')}: lists must be a mapping with a sources key")
-    _unknown_keys(path, lists, {"sources", "fetch"}, "lists")
+    _unknown_keys(path, lists, {"sources", "fetch", "preset", "catalogue"}, "lists")
 
-    fetch = FetchSettings()
-    raw_fetch = lists.get("fetch")
-    if raw_fetch is not None:
-        if not isinstance(raw_fetch, _Mapping):
-            raise ConfigError(f"{_where(path, lists, 'fetch')}: lists.fetch must be a mapping")
-        _unknown_keys(path, raw_fetch, {"timeout_s", "max_mb"}, "lists.fetch")
-        timeout = raw_fetch.get("timeout_s", fetch.timeout_s)
-        max_mb = raw_fetch.get("max_mb", fetch.max_bytes // (1024 * 1024))
-        if not isinstance(timeout, int | float) or not 0 < timeout <= 600:
-            raise ConfigError(f"{_where(path, raw_fetch, 'timeout_s')}: timeout_s must be 0 < seconds <= 600")
-        if not isinstance(max_mb, int) or not 0 < max_mb <= 4096:
-            raise ConfigError(f"{_where(path, raw_fetch, 'max_mb')}: max_mb must be a whole number 1..4096")
-        fetch = FetchSettings(float(timeout), max_mb * 1024 * 1024)
+    fetch = _parse_fetch(lists.get("fetch"), path, lists)
 
-    raw_sources = lists.get("sources", [])
+    raw_sources = lists.get("sources") or []  # `sources:` with only comments under it is none
     if not isinstance(raw_sources, list):
         raise ConfigError(f"{_where(path, lists, 'sources')}: lists.sources must be a list of sources")
     sources: list[Source] = []
@@ -209,10 +207,18 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
             )
         names.add(source.name)
         sources.append(source)
+    selection, chosen = _parse_catalogue(lists, path)
+    for item, source in zip(raw_sources, sources, strict=True):
+        if source.name in selection.entries:
+            raise ConfigError(
+                f"{_where(path, item, 'name')}: source {source.name!r} has the name of a catalogue entry in "
+                f"force ({selection.why(source.name)}): rename it, or switch the entry off (lists.catalogue)"
+            )
+    sources = [*chosen, *sources]
     policy = _parse_policy(data.get("policy"), path, data)
     devices, device_lines = _parse_devices(data.get("devices"), path, data)
     sync = _parse_sync(data.get("sync"), path, data)
-    for item, source in zip(raw_sources, sources, strict=True):
+    for item, source in zip(raw_sources, sources[len(chosen) :], strict=True):
         if sync is not None and source.name.startswith(HEAD_OFFICE_PREFIX):
             raise ConfigError(
                 f"{_where(path, item, 'name')}: source {source.name!r}: names starting "
@@ -236,6 +242,7 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
         set_dir=set_dir,
         set_note=set_note,
         own_sources=tuple(sources),
+        catalogue=selection,
         dns=_parse_dns(data.get("dns"), path, data),
         proxy=_parse_proxy(data.get("proxy"), path, data),
         store=_parse_store(data.get("store"), path, data),
@@ -248,6 +255,68 @@ def _parse(data: _Mapping, path: Path, set_override: Path | None = None) -> Conf
 
 
 HEAD_OFFICE_PREFIX = "hq."  # a head-office list's source name: hq.<its name in the bundle>
+
+
+def _parse_catalogue(lists: _Mapping, path: Path) -> tuple[Selection, list[Source]]:
+    """`lists.preset` and `lists.catalogue`: the catalogue entries in force, as sources.
+
+    `catalogue` switches entries on or off over the preset: a mapping (`{ut1-adult: off}`), a list of
+    entries to switch on, or the path of a file holding such a mapping (the dashboard writes that one).
+    """
+    if "preset" not in lists and "catalogue" not in lists:
+        return Selection(), []
+    try:
+        catalogue = load_catalogue()
+    except CatalogueError as e:
+        raise ConfigError(str(e)) from e
+    preset = lists.get("preset")
+    if preset is not None and (not isinstance(preset, str) or preset not in catalogue.presets):
+        known = ", ".join(catalogue.presets)
+        raise ConfigError(
+            f"{_where(path, lists, 'preset')}: lists.preset {preset!r} is not a preset ({known})"
+        )
+    raw = lists.get("catalogue")
+    switches: dict[str, bool] = {}
+    unknown: tuple[str, ...] = ()
+    switches_file = None
+    try:
+        if isinstance(raw, _Mapping):
+            switches, unknown = switches_of(raw, path, catalogue)
+        elif isinstance(raw, list):
+            switches, unknown = _listed(raw, path, lists, catalogue)
+        elif isinstance(raw, str) and raw.strip():
+            switches_file = (path.parent / os.path.expanduser(raw.strip())).resolve()
+            switches, unknown = _read_switches(switches_file, catalogue)
+        elif raw is not None:
+            raise ConfigError(
+                f"{_where(path, lists, 'catalogue')}: lists.catalogue is a mapping of entries to on or off "
+                "({ut1-adult: off}), a list of entries to switch on, or the path of a file of such lines"
+            )
+    except CatalogueError as e:
+        raise ConfigError(str(e)) from e
+    selection = select(
+        catalogue,
+        preset,
+        switches,
+        switches_file=switches_file,
+        inline=isinstance(raw, _Mapping | list),
+        unknown=unknown,
+    )
+    return selection, [catalogue.source(name) for name in selection.entries]
+
+
+def _listed(
+    raw: list[Any], path: Path, lists: _Mapping, catalogue: Catalogue
+) -> tuple[dict[str, bool], tuple[str, ...]]:
+    """`catalogue: [a, b]`: these entries switched on."""
+    lines = getattr(raw, "item_lines", [lists.line_of("catalogue")] * len(raw))
+    mapping = empty_mapping(lists.line_of("catalogue"))
+    for name, line in zip(raw, lines, strict=True):
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{path}:{line}: lists.catalogue: {name!r} is not a catalogue entry name")
+        mapping[name.strip()] = "on"
+        mapping.key_lines[name.strip()] = line
+    return switches_of(mapping, path, catalogue)
 
 
 def _usable_set(
@@ -365,7 +434,7 @@ def _parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
         if not isinstance(raw_cache, _Mapping):
             raise ConfigError(f"{_where(path, raw, 'cache')}: dns.cache must be a mapping")
         fields = {"min_ttl": 86_400, "max_ttl": 604_800, "negative_ttl": 86_400, "max_negative_ttl": 86_400}
-        fields |= {"serve_stale_s": 604_800, "entries": 10_000_000}
+        fields |= {"serve_stale_s": 604_800, "entries": 10_000_000, "failure_recheck_s": 3_600}
         _unknown_keys(path, raw_cache, set(fields), "dns.cache")
         names = {"serve_stale_s": "stale_s"}
         values = {
@@ -801,21 +870,62 @@ def _parse_policy(raw: Any, path: Path, data: _Mapping) -> PolicySettings:
     return replace(settings, **changes)
 
 
+_MB = 1024 * 1024
+
+
+def _parse_fetch(raw: Any, path: Path, lists: _Mapping) -> FetchSettings:
+    """`lists.fetch`: how downloads spare the link, and how far an archive may unpack."""
+    d = FetchSettings()
+    keys = {"timeout_s", "connect_timeout_s", "max_mb", "attempts", "backoff_s", "mirror"}
+    keys |= {"max_unpacked_mb", "max_ratio"}
+    node = _section(raw, path, lists, "lists.fetch", keys)
+    if node is None:
+        return d
+
+    def whole(key: str, default: int, low: int, high: int) -> int:
+        value = node.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"{_where(path, node, key)}: lists.fetch.{key} must be a whole number from {low} to {high}"
+            )
+        return value
+
+    mirror = node.get("mirror")
+    if mirror is not None and (not isinstance(mirror, str) or not mirror.startswith(("http://", "https://"))):
+        raise ConfigError(
+            f"{_where(path, node, 'mirror')}: lists.fetch.mirror must be an http:// or https:// base URL"
+        )
+    return FetchSettings(
+        timeout_s=float(_number(node, "timeout_s", path, d.timeout_s, 0.1, 600, "lists.fetch")),
+        connect_timeout_s=float(
+            _number(node, "connect_timeout_s", path, d.connect_timeout_s, 0.1, 600, "lists.fetch")
+        ),
+        max_bytes=whole("max_mb", d.max_bytes // _MB, 1, 4096) * _MB,
+        attempts=whole("attempts", d.attempts, 1, 10),
+        backoff_s=float(_number(node, "backoff_s", path, d.backoff_s, 0, 300, "lists.fetch")),
+        mirror=mirror.rstrip("/") if mirror else None,
+        max_unpacked_bytes=whole("max_unpacked_mb", d.max_unpacked_bytes // _MB, 1, 16384) * _MB,
+        max_ratio=whole("max_ratio", d.max_ratio, 2, 100_000),
+    )
+
+
 def parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:
     """One list source of a `sources:` list (paths relative to `base`). Raises ConfigError with file:line."""
     if not isinstance(item, _Mapping):
         raise ConfigError(
             f"{_where(path, parent, 'sources')}: each source must be a mapping (name, format, ...)"
         )
-    _unknown_keys(path, item, {"name", "format", "category", "path", "url"}, "a source")
+    _unknown_keys(path, item, {"name", "format", "category", "path", "url", "members"}, "a source")
     for key in ("name", "format", "category"):
         value = item.get(key)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{_where(path, item)}: source is missing {key!r} (a non-empty text)")
     name = item["name"].strip()
-    if not all(c.isalnum() or c in "-_." for c in name):
+    # Not starting with ".": the name is a file name under data_dir/lists, beside hidden working files.
+    if not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
         raise ConfigError(
-            f"{_where(path, item, 'name')}: source name {name!r}: use letters, digits, - _ . only"
+            f"{_where(path, item, 'name')}: source name {name!r}: use letters, digits, - _ . only "
+            "(not first: .)"
         )
     try:
         fmt = Format(item["format"])
@@ -831,17 +941,59 @@ def parse_source(item: Any, path: Path, base: Path, parent: _Mapping) -> Source:
         url = item["url"]
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"{_where(path, item, 'url')}: source {name!r}: url must start with http(s)://")
-        if fmt is Format.UT1:
-            raise ConfigError(
-                f"{_where(path, item, 'url')}: source {name!r}: ut1 sources are folders: use path"
-            )
         location = url
     else:
         raw = item["path"]
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{_where(path, item, 'path')}: source {name!r}: path must be a file or folder")
         location = str((base / os.path.expanduser(raw)).resolve())
-    return Source(name=name, format=fmt, category=item["category"].strip(), location=location)
+    source = Source(name=name, format=fmt, category=item["category"].strip(), location=location)
+    if fmt is Format.UT1 and source.archive in (None, ".gz") and has_url:
+        raise ConfigError(
+            f"{_where(path, item, 'url')}: source {name!r}: ut1 sources are folders (use path) or "
+            "category archives (a url ending .tar.gz, .tgz or .zip)"
+        )
+    if fmt is Format.UT1 and source.archive == ".gz":
+        raise ConfigError(
+            f"{_where(path, item, 'path')}: source {name!r}: a .gz holds one file, not a ut1 category "
+            "folder: use its .tar.gz, .tgz or .zip"
+        )
+    return replace(source, members=_members(item, path, source))
+
+
+def _members(item: _Mapping, path: Path, source: Source) -> tuple[str, ...]:
+    """A source's `members:` (the files, or for ut1 the folders, of an archive to take), normalised."""
+    raw = item.get("members")
+    if raw is None:
+        return ()
+    where = f"{_where(path, item, 'members')}: source {source.name!r}"
+    if source.archive not in (".tar.gz", ".tgz", ".zip"):
+        raise ConfigError(f"{where}: members are for .tar.gz, .tgz and .zip archives only")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(m, str) and m.strip() for m in raw):
+        raise ConfigError(f"{where}: members must be a list of paths inside the archive")
+    out = []
+    for entry in raw:
+        try:
+            member = member_path(entry.strip())
+        except ValueError as e:
+            raise ConfigError(f"{where}: member {e}") from e
+        if not member:
+            raise ConfigError(f"{where}: member {entry!r} names no file")
+        folder = member.endswith("/")
+        if source.format is Format.UT1 and not folder:
+            raise ConfigError(
+                f"{where}: member {entry!r}: a ut1 source takes category folders: write {member + '/'!r}"
+            )
+        if source.format is not Format.UT1 and folder:
+            raise ConfigError(
+                f"{where}: member {entry!r} is a folder: folders are for ut1 sources; name the list's file"
+            )
+        if member in out:
+            raise ConfigError(f"{where}: member {entry!r} is named twice")
+        out.append(member)
+    return tuple(out)
 
 
 def device_problems(config: Config, profiles: Mapping[str, Profile]) -> list[str]:

@@ -12,19 +12,23 @@ writer thread would share the interpreter lock and halve the answering rate unde
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import pickle
 import queue
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import weakref
 from array import array
-from dataclasses import asdict
+from collections import deque
+from dataclasses import asdict, dataclass, replace
 from datetime import tzinfo
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -33,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 from appliance.events import RequestRow, StoreWriter, What, Who
 from appliance.store.retention import Schedule, settings_from_json
+from appliance.store.schema import StoreError, disk_full
 from appliance.store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,10 @@ log = logging.getLogger(__name__)
 RESTART_S = 5.0
 MAX_WAITING_BATCHES = 200  # about fifty seconds of full load: beyond, batches are dropped and logged
 MAX_WINDOWS = 10_000  # (device, blocked domain) pairs remembered for putting names together
+# The writer process's batches the store refuses for now (a full disk): tried again this often, and
+# kept up to this much memory (some minutes of a busy centre's events), then the oldest events go.
+RETRY_S = 2.0
+MAX_HELD_BYTES = 8 << 20
 
 
 class EventLog:
@@ -248,6 +257,181 @@ class EventLog:
         self._receive.close()
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One hand-over as the writer process takes it: definitions, DNS events (when, who's key, what's
+    key, seconds taken), keys only counted, its wall-clock time, keys forgotten, web rows, sessions seen."""
+
+    defs: list[tuple[int, Who | What]]
+    events: tuple[array[float], array[int], array[int], array[float]]
+    counted: array[int]
+    when: float
+    dead: list[int]
+    requests: list[RequestRow]
+    seen: set[tuple[str, str]]
+
+    @property
+    def size(self) -> int:
+        """Events and web rows in it."""
+        return len(self.events[0]) + len(self.requests)
+
+    @property
+    def cost(self) -> int:
+        """Roughly the bytes it holds in memory."""
+        urls = sum(len(row[5]) for row in self.requests)
+        return (
+            28 * len(self.events[0])
+            + 8 * len(self.counted)
+            + 250 * len(self.requests)
+            + urls
+            + 500 * len(self.defs)
+        )
+
+
+class Backlog:
+    """The writer process's batches not yet in the store, oldest first, and the store they go to.
+
+    A batch the store refuses for a reason that passes (the disk is full, the file is locked or cannot
+    be opened) is kept, with every batch after it, and written again in order every RETRY_S (and at each
+    flush): its definitions are never lost, so no later event names an asker or answer that is not
+    there. The trouble is logged once when it starts and once when it ends. Past MAX_HELD_BYTES the
+    oldest batches' events go (counted and logged), their definitions going on with the next batch. A
+    batch refused for any other reason (a bug) is dropped whole and logged, as one bad batch must not
+    stop the log."""
+
+    def __init__(self, path: Path, zone: tzinfo) -> None:
+        self.path, self.zone = path, zone
+        self.store: StoreWriter | None = None
+        self.held: deque[Batch] = deque()
+        self.held_bytes = 0
+        self.dropped = 0  # events and web rows dropped in the current trouble (memory full)
+        self.trouble = ""  # what is wrong now ("" when nothing): said once
+        self._retry_at = 0.0
+        self._written_in_trouble = 0
+
+    @property
+    def written(self) -> int:
+        return self.store.written if self.store is not None else 0
+
+    @property
+    def counted(self) -> int:
+        return self.store.counted if self.store is not None else 0
+
+    def wait(self, now: float) -> float | None:
+        """Seconds until the held batches are tried again; None when none are held."""
+        return max(0.0, self._retry_at - now) if self.held else None
+
+    def add(self, batch: Batch) -> None:
+        self.held.append(batch)
+        self.held_bytes += batch.cost
+        while self.held_bytes > MAX_HELD_BYTES and len(self.held) > 1:
+            oldest = self.held.popleft()
+            self.held_bytes -= oldest.cost
+            nxt = self.held.popleft()
+            self.held_bytes -= nxt.cost
+            # Its events go; what it defined and forgot, and the sessions it saw, go on with the next.
+            merged = replace(
+                nxt, defs=oldest.defs + nxt.defs, dead=oldest.dead + nxt.dead, seen=oldest.seen | nxt.seen
+            )
+            self.held.appendleft(merged)
+            self.held_bytes += merged.cost
+            if not self.dropped:
+                log.error(
+                    "event log %s: %d MB of events waiting for the store: the oldest are dropped from now on",
+                    self.path,
+                    MAX_HELD_BYTES >> 20,
+                )
+            self.dropped += oldest.size
+
+    def write(self, now: float, *, now_or_never: bool = False) -> None:
+        """Write what is held, oldest first, until all is written or the store refuses a batch. Between
+        refusals, only every RETRY_S (at once with `now_or_never`)."""
+        if not self.held or (now < self._retry_at and not now_or_never):
+            return
+        store = self.open(now)
+        if store is None:
+            return
+        while self.held:
+            batch = self.held[0]
+            try:
+                store.write(batch.defs, batch.events, batch.counted, batch.when, batch.requests, batch.seen)
+            except sqlite3.OperationalError as e:  # full, locked, an I/O error: it passes; keep the batch
+                self._refused(e, now)
+                return
+            except Exception as e:  # one bad batch must not stop the log
+                log.error("event log %s: a batch of events could not be written: %s", self.path, e)
+            self.held.popleft()
+            self.held_bytes -= batch.cost
+            store.forget(batch.dead)
+            if self.trouble:
+                self._written_in_trouble += batch.size
+        if self.trouble:
+            lost = f", {self.dropped} dropped for want of memory" if self.dropped else ""
+            log.warning(
+                "event log %s: writing again: %d events kept while it could not were written%s",
+                self.path,
+                self._written_in_trouble,
+                lost,
+            )
+            self.trouble, self.dropped, self._written_in_trouble = "", 0, 0
+        self._retry_at = 0.0
+
+    def open(self, now: float) -> StoreWriter | None:
+        """The store, opened if it is not yet; None (and the trouble said) when it cannot be now."""
+        if self.store is None:
+            try:
+                self.store = StoreWriter(self.path, self.zone)
+            except StoreError as e:  # a full disk cannot even reserve ids: tried again later
+                self._refused(e, now)
+        return self.store
+
+    def _refused(self, error: Exception, now: float) -> None:
+        self._retry_at = now + RETRY_S
+        trouble = "disk full" if disk_full(error, self.path.parent) else str(error)
+        if trouble == self.trouble:
+            return
+        self.trouble = trouble
+        if trouble == "disk full":
+            log.error(
+                "event log %s: the disk is full (%s free): events are kept in memory (up to %d MB) and"
+                " written when there is room again; free some space (docs/raspberry-pi.md#troubleshooting)",
+                self.path,
+                _free(self.path),
+                MAX_HELD_BYTES >> 20,
+            )
+        else:
+            log.error(
+                "event log %s: the store refuses writes (%s): events are kept in memory (up to %d MB) and"
+                " tried again every %.0f s",
+                self.path,
+                error,
+                MAX_HELD_BYTES >> 20,
+                RETRY_S,
+            )
+
+    def close(self) -> None:
+        if self.held:
+            log.error(
+                "event log %s: stopping with %d events the store would not take (%s): they are lost",
+                self.path,
+                sum(b.size for b in self.held),
+                self.trouble or "refused",
+            )
+        if self.store is not None:
+            self.store.close()
+
+
+def _free(path: Path) -> str:
+    """The free space on the disk of `path` (or of its nearest parent there is), in words."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        n = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown space"
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
 def _writer_main(path: str, zone_name: str, settings: str = "") -> None:
     """The writer process: batches in on stdin, rows out, until told to stop or the pipe closes; and the
     store's retention, by `settings` (the `store:` section as JSON, from
@@ -258,32 +442,43 @@ def _writer_main(path: str, zone_name: str, settings: str = "") -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     receive, conn = Connection(0, writable=False), Connection(1, readable=False)
-    store = StoreWriter(Path(path), ZoneInfo(zone_name))
-    retention = Schedule(Path(path), settings_from_json(settings), ZoneInfo(zone_name))
+    zone = ZoneInfo(zone_name)
+    backlog = Backlog(Path(path), zone)
+    backlog.open(time.monotonic())
+    retention: Schedule | None = None
     try:
-        retention.run()
         while True:
+            if retention is None and backlog.store is not None:
+                with contextlib.suppress(StoreError):  # (tried again with the next batch)
+                    retention = Schedule(Path(path), settings_from_json(settings), zone)
+                    retention.run()
+            wait = backlog.wait(time.monotonic())
+            if wait is not None and not receive.poll(wait):
+                backlog.write(time.monotonic())  # held batches, tried again
+                continue
             try:
                 message = pickle.loads(receive.recv_bytes())
             except EOFError:
+                backlog.write(time.monotonic(), now_or_never=True)
                 return
             kind = message[0]
             if kind == "flush":
-                conn.send_bytes(pickle.dumps(("flushed", store.written, store.counted)))
+                backlog.write(time.monotonic(), now_or_never=True)
+                conn.send_bytes(pickle.dumps(("flushed", backlog.written, backlog.counted)))
             elif kind == "stop":
+                backlog.write(time.monotonic(), now_or_never=True)
                 return
             else:
                 _, defs, ts, who, what, took, counted, when, dead, requests, seen = message
                 events = (_array("d", ts), _array("Q", who), _array("Q", what), _array("f", took))
-                try:
-                    store.write(defs, events, _array("Q", counted), when, requests, seen)
-                except Exception as e:  # one bad batch must not stop the log
-                    log.error("event log %s: a batch of events could not be written: %s", path, e)
-                store.forget(dead)
-                retention.run()
+                backlog.add(Batch(defs, events, _array("Q", counted), when, dead, requests, seen))
+                backlog.write(time.monotonic())
+                if retention is not None and not backlog.held:
+                    retention.run()
     finally:
-        retention.close()
-        store.close()
+        if retention is not None:
+            retention.close()
+        backlog.close()
 
 
 def _array(kind: str, data: bytes) -> array[Any]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from appliance.store.schema import StoreError, connect
+from appliance.store.schema import StoreError, connect, rollback
 from profiles.identity import Identity
 from profiles.verdict import Action, LogDetail, Verdict
 
@@ -158,6 +158,7 @@ class StoreWriter:
     """
 
     def __init__(self, path: Path, zone: tzinfo) -> None:
+        """Raises StoreError (a full disk included) when the store cannot be opened or ids reserved."""
         self.path = path
         self.zone = zone
         self.written = 0
@@ -167,7 +168,11 @@ class StoreWriter:
         # inserts at many places at once; with their pages kept, each batch costs a third less.
         self._db.execute("PRAGMA cache_size = -16384")
         self._day: tuple[float, float, str] = (0.0, 0.0, "")
-        base = self._claim_keys()
+        try:
+            base = self._claim_keys()
+        except StoreError:
+            self._db.close()
+            raise
         # An int from SQLite, so safe to write into the statements.
         self._asker_sql = f"INSERT INTO askers (id, client, subject, via) VALUES (? + {base}, ?, ?, ?)"
         self._answer_sql = (
@@ -194,7 +199,6 @@ class StoreWriter:
         # Blocks of names under a blocked domain (`What.under`): the event log may only count them (one
         # device asking random names under it), so their answer rows wait until an event names them.
         self._waiting: dict[int, What] = {}
-        self._unwritten: list[tuple[int, Who | What]] = []
 
     def _claim_keys(self) -> int:
         """Reserve KEY_RANGE ids above everything in the file and every other writer's range."""
@@ -212,7 +216,7 @@ class StoreWriter:
             )
             db.execute("COMMIT")
         except sqlite3.Error as e:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise StoreError(f"{self.path}: cannot reserve ids in the event log: {e}") from e
         return int(base)
 
@@ -254,11 +258,10 @@ class StoreWriter:
         """Define `defs`, write `events` (parallel sequences: when, who's key, what's key, seconds taken)
         and `requests` (web rows), add `counted` (what's keys, one per answer) to the totals of the day of
         `when`, and mark the sessions of `seen` (child id, address) in use at `when`. Raises sqlite3.Error,
-        and nothing of the batch is written."""
+        and nothing of the batch is written: the caller keeps it and writes it again, definitions
+        included (the answering side sends each once, and later events name it: appliance/event_log.py
+        holds the batches the store refused, in order)."""
         db = self._db
-        # Definitions of a batch that could not be written come again with the next: the answering side
-        # sends each once, and its later events name them.
-        defs = [*self._unwritten, *defs]
         db.execute("BEGIN")
         named: set[int] = set()
         try:
@@ -287,12 +290,10 @@ class StoreWriter:
                 db.executemany(self._seen_sql, [(when, child) for child in {child for child, _ in seen}])
             db.execute("COMMIT")
         except sqlite3.Error:
-            db.execute("ROLLBACK")
-            self._unwritten = defs
+            rollback(db)
             raise
         for key in named:
             del self._waiting[key]
-        self._unwritten = []
         self.written += len(events[0]) + len(requests)
         self.counted += sum(totals.values())
 

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from appliance.catalogue import DEMO
 from appliance.config import Config, ConfigError, device_problems, load_config
 from appliance.dns.settings import split_host_port
+from appliance.health import health_problems
+from appliance.lists import CompileReport, read_compile_report
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files, unmapped_sources
 from appliance.proxy.settings import ProxyMode
-from appliance.storage import open_index
+from appliance.storage import index_problem, open_index
 from filters.errors import FilterError
 from filters.names import BadName, normalise_host
 from filters.sources import Format
@@ -81,27 +84,108 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"{len(errors)} problem{'s' if len(errors) != 1 else ''} found; nothing was changed")
         return 1
     assert files is not None
-    print(f"configuration ok: {config.origin}")
+    gaps = protection_warnings(config, files, read_compile_report(config))
+    if gaps:
+        count = f"{len(gaps)} warning{'s' if len(gaps) != 1 else ''}"
+        print(f"configuration valid, but protection has gaps ({count} below): {config.origin}")
+    else:
+        print(f"configuration ok: {config.origin}")
+    chosen = config.catalogue
+    preset = f"preset {chosen.preset}, " if chosen.preset else ""
     print(
-        f"  {len(config.sources)} list sources, {len(files.categories.categories)} categories, "
-        f"{len(files.watch_lists)} watch lists, time zone {files.zone.key}"
+        f"  {len(config.sources)} list sources ({preset}{len(chosen.entries)} from the catalogue), "
+        f"{len(files.categories.categories)} categories, {len(files.watch_lists)} watch lists, "
+        f"time zone {files.zone.key}"
     )
     print(f"  profiles: {', '.join(files.profiles)}")
+    for warning in gaps:
+        print(f"  warning: {warning}")
     fed = {c.name for s in config.sources if (c := files.categories.for_source(s.name, s.category))}
     fed |= {w.category for w in files.watch_lists.values()}
     idle = sorted(
-        c.name for c in files.categories.values() if c.name not in fed and c.name != "personal-info"
+        c.name
+        for c in files.categories.values()
+        if c.name not in fed and c.name != "personal-info" and c.name not in blocked_categories(files)
     )
     if idle:
-        # Not a mistake (a centre may not want every list), but a category with no list blocks nothing.
+        # Not a mistake (no profile blocks them), but a category with no list matches nothing.
         print(f"  note: no configured list feeds these categories, so they match nothing: {', '.join(idle)}")
-    try:
-        files.bind(open_index(config.index_path))
-    except FilterError as e:
-        print(f"  note: no usable compiled index yet ({e}); run `appliance lists compile`")
-    for warning in [*dashboard_warnings(config), *sync_warnings(config)]:
+    if index_problem(config.index_path) is None:  # (a damaged one is among the machine's problems)
+        try:
+            files.bind(open_index(config.index_path))
+        except FilterError as e:
+            print(f"  note: no usable compiled index yet ({e}); run `appliance lists compile`")
+    for warning in [*health_problems(config), *dashboard_warnings(config), *sync_warnings(config)]:
         print(f"  warning: {warning}")
     return 0
+
+
+MINIMAL = "protection is minimal: lists not downloaded yet"
+
+
+def blocked_categories(files: PolicyFiles) -> dict[str, list[str]]:
+    """Each category some profile blocks (always-blocked ones included), with the profiles that do."""
+    out: dict[str, list[str]] = {}
+    filtering = [p for p in files.profiles.values() if not p.bypass]
+    for category in files.categories.values():
+        if category.always_blocked:
+            out[category.name] = [p.name for p in filtering]
+    for profile in filtering:
+        for name in sorted(profile.blocked_categories):
+            if profile.name not in out.setdefault(name, []):
+                out[name].append(profile.name)
+    return out
+
+
+def protection_warnings(config: Config, files: PolicyFiles, report: CompileReport | None) -> list[str]:
+    """What leaves children less protected than the configuration promises, for `appliance check` and
+    the dashboard's Lists page: the downloaded lists have never come in (MINIMAL), a category some
+    profile blocks has no list at all, or none of its lists gave an entry in the last compile; and
+    catalogue switches naming entries the catalogue no longer has."""
+    out = []
+    downloaded = [s.name for s in config.sources if s.is_url]
+    compiled = {s.report.source: s.report for s in report.sources} if report else {}
+    # As compile_with_fallback sees it: lists to download, and none went into the index in force.
+    minimal = bool(downloaded) and not any(
+        s.report.entries
+        for s in (report.sources if report else ())
+        if s.location.startswith(("http://", "https://"))
+    )
+    if minimal:
+        what = "the bundled demo lists are in force" if report else "nothing is compiled yet"
+        out.append(
+            f"{MINIMAL} ({what}; none of the {len(downloaded)} lists to download has come in: "
+            "`appliance lists compile` fetches them, the nightly update tries again)"
+        )
+    elif config.catalogue.preset == DEMO and not downloaded:
+        out.append(
+            "protection is minimal: only the bundled demo lists (lists.preset: demo), a dozen names a "
+            "category; a centre runs the recommended preset (docs/lists.md)"
+        )
+    everyone = sorted(p.name for p in files.profiles.values() if not p.bypass)
+    for name, profiles in blocked_categories(files).items():
+        category = files.categories.categories.get(name)
+        if category is None or name == "personal-info":
+            continue
+        if sorted(profiles) == everyone:
+            who = "every profile blocks"
+        elif len(profiles) == 1:
+            who = f"profile {profiles[0]} blocks"
+        else:
+            who = f"profiles {', '.join(profiles)} block"
+        feeding = [
+            s.name for s in config.sources if files.categories.for_source(s.name, s.category) == category
+        ]
+        if not feeding:
+            out.append(f"no list feeds category {name!r} ({category.title}), which {who}: it blocks nothing")
+        elif not minimal and all(n in compiled and not compiled[n].entries for n in feeding):
+            why = "; ".join(f"{n}: {compiled[n].rejected or 'no entries'}" for n in feeding)
+            out.append(
+                f"category {name!r} ({category.title}), which {who}: none of its lists gave an entry in "
+                f"the last compile ({why})"
+            )
+    out += [f"{line}: switched in lists.catalogue" for line in config.catalogue.unknown]
+    return out
 
 
 def sync_warnings(config: Config) -> list[str]:

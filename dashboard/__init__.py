@@ -58,6 +58,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     from dashboard import (
         audit_views,
         auth,
+        health,
         incidents,
         people,
         policy_views,
@@ -86,6 +87,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
         app.config.update(overrides)
     app.session_interface = PerSchemeSessions()
     security.install(app)
+    health.install(app)
     app.teardown_appcontext(close_store)
     for module in (auth, review, incidents, people, policy_views, reports, audit_views, portal):
         app.register_blueprint(module.bp)

@@ -1,5 +1,6 @@
 """Profiles and lists: the profiles in force in plain words, "why is this blocked?", the list sources
-as the last compile found them, and the e-safety lead's profile editor.
+as the last compile found them with what leaves protection short, the e-safety lead's switches for
+the list catalogue's entries, and the lead's profile editor.
 
 The editor judges a new profiles file with the same code as `appliance check` (written to a file beside
 the real one, read with the rest of the policy), and replaces the real file atomically only if it has
@@ -19,13 +20,21 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from appliance.bundles.state import bundle_age, read_state
-from appliance.config import ConfigError
-from appliance.lists import read_compile_report
-from appliance.policy_cli import Explanation, explain, policy_problems
+from appliance.catalogue import (
+    Catalogue,
+    CatalogueError,
+    load_catalogue,
+    read_switches,
+    select,
+    switches_text,
+)
+from appliance.config import Config, ConfigError, load_config
+from appliance.lists import CompiledSource, CompileReport, read_compile_report
+from appliance.policy_cli import Explanation, explain, policy_problems, protection_warnings
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files
 from appliance.storage import write_atomically
 from appliance.store import people
@@ -245,16 +254,127 @@ def why() -> tuple[str, int]:
 # ---- the list sources ----
 
 
+def _fresh_config() -> Config:
+    """The configuration as its file says now (the lead's switches change it while the dashboard runs)."""
+    cfg = config()
+    try:
+        return load_config(Path(cfg.origin))
+    except ConfigError:
+        return cfg
+
+
+def _age(iso: str | None, now_ts: float) -> str:
+    """`3 h`, `2 days`: how long ago an ISO time was; `never` for none."""
+    if not iso:
+        return "never"
+    try:
+        seconds = now_ts - datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return "?"
+    if seconds < 3600:
+        return f"{max(int(seconds // 60), 0)} min"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 86400)} days"
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One list source as the Lists page shows it: where it comes from, and its last compile."""
+
+    name: str
+    origin: str  # `preset recommended`, `switched on`, `the centre's own`, `bundled fallback` ...
+    category: str
+    compiled: CompiledSource | None  # as the last compile found it, if it took this source
+    age: str
+    pending: str  # what changes at the next list update, if anything
+
+
+def _source_rows(cfg: Config, report: CompileReport | None, catalogue: Catalogue | None) -> list[SourceRow]:
+    chosen = cfg.catalogue
+    compiled = {s.report.source: s for s in report.sources} if report else {}
+    downloaded = [s.name for s in cfg.sources if s.is_url]
+    # The bundled lists stand in while none of the lists to download has come in (lists_cli).
+    stand_in = bool(downloaded) and not any(compiled[n].report.entries for n in downloaded if n in compiled)
+    now_ts = now()
+    rows = []
+    configured = {s.name: s for s in cfg.sources}
+    for name, source in configured.items():
+        if name in chosen.entries:
+            origin = chosen.why(name)
+        elif source.name.startswith("hq."):
+            origin = "head office"
+        else:
+            origin = "the centre's own"
+        found = compiled.get(name)
+        if found is not None:
+            pending = ""
+        elif source.is_url and stand_in:
+            pending = "not downloaded yet: the bundled lists stand in"
+        else:
+            pending = "added: compiled at the next list update"
+        rows.append(
+            SourceRow(
+                name, origin, source.category, found, _age(found.updated if found else None, now_ts), pending
+            )
+        )
+    demo = set(catalogue.presets["demo"].entries) if catalogue else set()
+    for name, found in compiled.items():
+        if name in configured:
+            continue
+        if name in demo and stand_in:
+            origin, pending = "bundled, until the lists are downloaded", ""
+        else:
+            origin, pending = "no longer configured", "switched off: in force until the next list update"
+        rows.append(SourceRow(name, origin, found.category, found, _age(found.updated, now_ts), pending))
+    return rows
+
+
+def _switches_refusal(cfg: Config) -> str:
+    """Why the lead cannot switch catalogue entries here, if so."""
+    chosen = cfg.catalogue
+    if chosen.inline:
+        return (
+            f"The catalogue switches are written in {cfg.origin} itself (lists.catalogue), which the "
+            "dashboard does not edit: change them there, or move them to a file of their own "
+            "(lists.catalogue: a path, as the Raspberry Pi's install does) for the dashboard to switch them."
+        )
+    if chosen.switches_file is None:
+        return (
+            "This configuration keeps no file of catalogue switches, so they are not changed here: set "
+            "lists.catalogue in appliance.yaml to a file the dashboard may write (the Raspberry Pi's install "
+            "uses /var/lib/appliance/catalogue.yaml), then restart the dashboard."
+        )
+    path = chosen.switches_file
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"The dashboard may not write {path}: its owner must let the dashboard's user write it."
+    return ""
+
+
+def _switches_digest(cfg: Config) -> str:
+    path = cfg.catalogue.switches_file
+    try:
+        return _digest(path.read_bytes()) if path else ""
+    except FileNotFoundError:
+        return _digest(b"")
+
+
 @bp.route("/policy/lists")
 @requires(Role.STAFF)
 def lists() -> str:
-    cfg = config()
+    cfg = _fresh_config()
     report = read_compile_report(cfg)
     try:
         modified = os.stat(cfg.index_path).st_mtime
     except OSError:
         modified = None
     synced = read_state(cfg.data_dir) if cfg.sync else None
+    files, policy_errors = _policy()
+    warnings = protection_warnings(cfg, files, report) if files else []
+    try:
+        catalogue: Catalogue | None = load_catalogue()
+    except CatalogueError:
+        catalogue = None
     return render_template(
         "policy/lists.html",
         report=report,
@@ -262,7 +382,75 @@ def lists() -> str:
         sync=cfg.sync,
         synced=synced,
         age=bundle_age(synced.created, datetime.now(UTC)) if synced and synced.created else None,
+        minimal=[w for w in warnings if w.startswith("protection is minimal")],
+        warnings=[w for w in warnings if not w.startswith("protection is minimal")],
+        policy_errors=policy_errors,
+        rows=_source_rows(cfg, report, catalogue),
+        catalogue=catalogue,
+        chosen=cfg.catalogue,
+        may_switch=_may_edit(),
+        refusal=_switches_refusal(cfg),
+        base=_switches_digest(cfg),
     )
+
+
+@bp.route("/policy/lists/catalogue", methods=["POST"])
+@requires(Role.LEAD)
+def switch_entry() -> Response:
+    """Switch one catalogue entry on or off: checked as every policy change is, written atomically to
+    the switches file the configuration names, and audited. Takes effect at the next list update."""
+    cfg = _fresh_config()
+    name, state = request.form.get("entry", ""), request.form.get("state", "")
+    catalogue = load_catalogue()
+    chosen = cfg.catalogue
+    path = chosen.switches_file
+    if name not in catalogue.entries or state not in ("on", "off"):
+        abort(400, f"No catalogue entry {name!r} to switch {state!r}.")
+    refusal = _switches_refusal(cfg)
+    if refusal or path is None:
+        abort(400, refusal)
+    if request.form.get("base", "") != _switches_digest(cfg):
+        abort(
+            409,
+            "Someone changed the catalogue switches since you opened the page: nothing was saved. Reload "
+            "the Lists page and switch it again.",
+        )
+    try:
+        switches, _ = read_switches(path, catalogue)
+    except CatalogueError as e:
+        abort(400, f"The switches file cannot be read, so nothing was changed: {e}")
+    on = state == "on"
+    in_preset = bool(chosen.preset) and name in catalogue.presets[chosen.preset or ""].entries
+    if (name in chosen.entries) == on:
+        flash(f"{name} is already {state}.")
+        return redirect(url_for("policy_views.lists") + "#catalogue")
+    switches.pop(name, None)
+    if on != in_preset:
+        switches[name] = on  # only what differs from the preset is written: switching back restores it
+    # Checked as `appliance check` would check the configuration with this change, before it is written.
+    new_choice = select(catalogue, chosen.preset, switches, switches_file=path)
+    own = [s for s in cfg.sources if s.name not in chosen.entries]
+    clash = [s.name for s in own if s.name in new_choice.entries]
+    changed = dataclasses.replace(
+        cfg, sources=(*(catalogue.source(n) for n in new_choice.entries), *own), catalogue=new_choice
+    )
+    files, errors = policy_problems(changed)
+    errors += [f"a list of the centre's own is already named {n!r}: rename it first" for n in clash]
+    if errors or files is None:
+        abort(400, "Not switched: " + "; ".join(errors))
+    write_atomically(path, switches_text(switches).encode("utf-8"))
+    was = "on" if name in chosen.entries else "off"
+    log_action("switch-list", f"catalogue:{name}", f"{state} (was {was}; preset {chosen.preset or 'none'})")
+    report = read_compile_report(cfg)
+    before = set(protection_warnings(cfg, files, report))
+    new = [
+        w for w in protection_warnings(changed, files, report) if w not in before and "last compile" not in w
+    ]
+    flash(
+        f"{name} switched {state}. It takes effect at the next list update (tonight's, or "
+        "`appliance lists compile` on the appliance)." + "".join(f" Warning: {w}." for w in new)
+    )
+    return redirect(url_for("policy_views.lists") + "#catalogue")
 
 
 # ---- editing the profiles file ----

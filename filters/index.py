@@ -163,6 +163,37 @@ def _body_crc(view: memoryview, body: int, read: Reader | None) -> int:
     return crc
 
 
+PREFIX_BYTES = len(MAGIC) + _LEN.size  # what `header_end` reads
+
+
+def header_end(prefix: bytes | memoryview) -> int:
+    """Where the JSON header of an artefact ends, from its first PREFIX_BYTES bytes. Raises
+    IndexFormatError if they are not an artefact's."""
+    view = memoryview(prefix)
+    if view.nbytes < PREFIX_BYTES or bytes(view[: len(MAGIC)]) != MAGIC:
+        raise IndexFormatError("not a compiled filter index (bad magic)")
+    return PREFIX_BYTES + int(_LEN.unpack_from(view, len(MAGIC))[0])
+
+
+def read_header(buf: bytes | memoryview) -> tuple[dict[str, Any], int]:
+    """The JSON header of an artefact (format version, sources, sections, `body_length`, `body_crc32`)
+    and the offset of its body. `buf` holds the artefact, or at least its first `header_end` bytes.
+    Raises IndexFormatError if it is not an artefact of FORMAT_VERSION."""
+    view = memoryview(buf)
+    end = header_end(view)
+    if view.nbytes < end:
+        raise IndexFormatError(f"compiled index truncated: {view.nbytes} bytes, its header alone is {end}")
+    try:
+        header = json.loads(bytes(view[PREFIX_BYTES:end]))
+    except ValueError as e:
+        raise IndexFormatError("compiled index header is damaged") from e
+    if not isinstance(header, dict) or header.get("version") != FORMAT_VERSION:
+        found = header.get("version") if isinstance(header, dict) else None
+        raise IndexFormatError(f"compiled index format {found} is not {FORMAT_VERSION}: compile again")
+    body = end + (-end % 8)
+    return header, body
+
+
 class FilterIndex:
     """A loaded compiled index. Immutable; safe to share between threads."""
 
@@ -176,20 +207,7 @@ class FilterIndex:
         `buf`.
         """
         view = memoryview(buf)
-        if view.nbytes < len(MAGIC) + 4 or bytes(view[: len(MAGIC)]) != MAGIC:
-            raise IndexFormatError("not a compiled filter index (bad magic)")
-        (header_len,) = _LEN.unpack_from(view, len(MAGIC))
-        start = len(MAGIC) + 4
-        try:
-            header: dict[str, Any] = json.loads(bytes(view[start : start + header_len]))
-        except ValueError as e:
-            raise IndexFormatError("compiled index header is damaged") from e
-        if header.get("version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"compiled index format {header.get('version')} is not {FORMAT_VERSION}: compile again"
-            )
-        body = start + header_len
-        body += -body % 8
+        header, body = read_header(view)
         if view.nbytes != body + header["body_length"]:
             raise IndexFormatError(
                 f"compiled index truncated: {view.nbytes} bytes, expected {body + header['body_length']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 FIRST_REASONS = 5  # how many skipped lines a report names; the rest are only counted
 
@@ -19,6 +20,48 @@ class SkippedLine:
         return f"{self.origin}:{self.line}: {self.reason}"
 
 
+class FetchOutcome(StrEnum):
+    """What downloading a URL source gave."""
+
+    UNCHANGED = "unchanged"  # not modified since the last good copy (a 304), or the same bytes again
+    UPDATED = "updated"  # new bytes, taken as the last good copy
+    FAILED = "failed"  # no usable download: the last good copy stood in, if there is one
+
+
+@dataclass(frozen=True)
+class FetchSummary:
+    """One URL source's download, as a compile report gives it: what it gave and what it cost the link."""
+
+    outcome: FetchOutcome
+    url: str  # where the copy came from (the mirror or the source's own URL); the last tried, on failure
+    from_mirror: bool
+    bytes_fetched: int  # bytes received over the link, every try counted (compressed, as sent)
+    attempts: int  # requests made, the mirror's included
+    reason: str | None = None  # why it failed
+    mirror_problem: str | None = None  # why the mirror was passed over for the source's own URL
+
+    def __str__(self) -> str:
+        where = "from the mirror" if self.from_mirror else "from its own URL"
+        cost = f"{_size(self.bytes_fetched)} fetched in {self.attempts} request{'s' * (self.attempts != 1)}"
+        if self.outcome is FetchOutcome.FAILED:
+            text = f"failed ({self.reason}), {cost}"
+        elif self.outcome is FetchOutcome.UNCHANGED:
+            text = f"unchanged {where}, {cost}"
+        else:
+            text = f"updated {where}, {cost}"
+        if self.mirror_problem:
+            text += f"; mirror passed over: {self.mirror_problem}"
+        return text
+
+
+def _size(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f} MB"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n} bytes"
+
+
 @dataclass(frozen=True)
 class SourceReport:
     """The outcome of reading one source. `rejected` is set when the whole source was refused."""
@@ -30,6 +73,7 @@ class SourceReport:
     warnings: tuple[str, ...]
     rejected: str | None = None
     skipped_by_reason: tuple[tuple[str, int], ...] = ()  # most frequent first
+    fetch: FetchSummary | None = None  # a URL source's download; None for files read where they are
 
     @property
     def ok(self) -> bool:
@@ -68,7 +112,7 @@ class ReportBuilder:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
-    def freeze(self, rejected: str | None = None) -> SourceReport:
+    def freeze(self, rejected: str | None = None, fetch: FetchSummary | None = None) -> SourceReport:
         warnings = list(self.warnings)
         if rejected is None and self.entries == 0:
             warnings.append(f"{self.source}: no entries (empty source?)")
@@ -80,4 +124,5 @@ class ReportBuilder:
             warnings=tuple(warnings),
             rejected=rejected,
             skipped_by_reason=tuple(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+            fetch=fetch,
         )

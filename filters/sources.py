@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".gz")  # ".gz" last: ".tar.gz" ends with it too
+
 
 class Format(StrEnum):
     """The list formats the appliance reads (see docs/configuration.md for what each accepts)."""
@@ -26,9 +28,25 @@ class Source:
     category: str
     location: str
     # For an archive (.tar.gz, .tgz, .gz, .zip): the members to take, by path inside it; a path ending in
-    # "/" takes a folder (a UT1 category archive: "adult/"). Empty: the archive's one file.
+    # "/" takes a folder (a UT1 category archive: "adult/"). Empty: the archive's one file (for a ut1
+    # source, its one folder).
     members: tuple[str, ...] = ()
 
     @property
     def is_url(self) -> bool:
         return self.location.startswith(("http://", "https://"))
+
+    @property
+    def archive(self) -> str | None:
+        """The archive kind (".tar.gz", ".tgz", ".zip", ".gz") its file or URL names, if it is one."""
+        path = self.location
+        if self.is_url:
+            path = path.split("#", 1)[0].split("?", 1)[0]
+        lowered = path.lower()
+        return next((suffix for suffix in ARCHIVE_SUFFIXES if lowered.endswith(suffix)), None)
+
+    @property
+    def mirror_path(self) -> str:
+        """Where a mirror (head office, a local cache) keeps this source, below its base URL: the source's
+        name and its archive suffix (`ut1-adult.tar.gz`, `stevenblack-porn`). The one place that says so."""
+        return f"{self.name}{self.archive or ''}"

@@ -111,7 +111,7 @@ def _files(spec: BundleSpec) -> list[str]:
     found = {SPEC_NAME}
     for source in spec.sources:
         location = Path(source.location)
-        if source.format is Format.UT1:
+        if source.format is Format.UT1 and source.archive is None:  # a folder (an archive is one file)
             members = [location / n for n in (*UT1_FILES, "usage") if (location / n).exists()]
         elif source.format is Format.PHRASES:
             members = _with_includes(location, spec.folder)

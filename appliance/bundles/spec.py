@@ -13,7 +13,7 @@ Head office edits it; `appliance bundle build` and every centre read it with the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def read_spec(folder: Path, *, prefix: str = "") -> BundleSpec:
             raise ConfigError(f"{path}:{line}: source {source.name!r}: a bundle's lists are files inside it")
         if any(s.name == prefix + source.name for s in sources):
             raise ConfigError(f"{path}:{line}: a second source named {source.name!r}")
-        sources.append(Source(prefix + source.name, source.format, source.category, source.location))
+        sources.append(replace(source, name=prefix + source.name))
     health = data.get("health")
     blocked = _names(health, "blocked", path, data)
     allowed = _names(health, "allowed", path, data)

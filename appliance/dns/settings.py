@@ -11,7 +11,8 @@ RESOLV_CONF = Path("/etc/resolv.conf")
 
 @dataclass(frozen=True)
 class CacheSettings:
-    """The upstream answer cache: TTL floor and ceiling, negative answers, serve-stale window, size."""
+    """The upstream answer cache: TTL floor and ceiling, negative answers, serve-stale window and failure
+    recheck (RFC 8767), size."""
 
     min_ttl: int = 10
     max_ttl: int = 86_400
@@ -19,6 +20,9 @@ class CacheSettings:
     max_negative_ttl: int = 3_600
     stale_s: int = 3_600
     entries: int = 100_000
+    # After a failed refresh of a name (or every upstream silent on a question), expired names with a
+    # stale answer get it at once, and are asked upstream again in the background at most this often.
+    failure_recheck_s: int = 30
 
 
 @dataclass(frozen=True)

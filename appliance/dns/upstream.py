@@ -1,5 +1,7 @@
 """Asking the upstream resolvers: failover across several, a timeout per try and a deadline per
-question, UDP with a TCP retry when the answer is truncated, EDNS0, and one question in flight per name.
+question, UDP with a TCP retry when the answer is truncated, EDNS0, one question in flight per name, and
+RFC 8767's failure recheck: after a failed refresh, an expired name is answered stale at once while the
+upstream is asked again in the background, rather than every question waiting out the deadline first.
 
 Each UDP try uses a fresh connected socket: the kernel picks a random source port and drops packets from
 any other address, and the id is random, so an off-path forger must guess both.
@@ -26,6 +28,8 @@ from appliance.dns.settings import split_host_port
 from appliance.dns.wire import OUR_UDP, Rcode
 
 log = logging.getLogger(__name__)
+
+NOT_YET = float("inf")  # a name's retry time while its background refresh is in flight
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,19 @@ class Upstreams:
         self._preferred = 0
         self._in_flight: dict[tuple[str, int], asyncio.Future[Records]] = {}
         self.failures = 0
+        # RFC 8767's failure recheck. Names whose last upstream question failed, with when they may be
+        # asked again; and until when every upstream counts as silent (a question none of them answered
+        # at all: a black-holed line), which answers every expired name stale at once.
+        self._failing: dict[tuple[str, int], float] = {}
+        self._silent_until = 0.0
+        self.background = 0  # refreshes started behind a stale answer
 
     async def resolve(self, name: str, qtype: int) -> tuple[Records, bool]:
         """The records for (name, qtype) and whether they are stale (every upstream failed).
 
+        A name whose last upstream question failed less than `cache.failure_recheck_s` ago, or any name
+        while every upstream is silent, is answered stale at once if it has a stale answer; the upstream
+        is asked again in the background (one question per name, at most once per recheck period).
         Raises UpstreamFailed when nothing answered before the deadline and nothing stale is kept.
         """
         now = time.monotonic()
@@ -84,17 +97,58 @@ class Upstreams:
         if fresh is not None:
             return fresh, False
         key = (name, qtype)
+        retry_at = self._failing.get(key)
+        if retry_at is not None or now < self._silent_until:
+            stale = self.cache.stale(name, qtype, now)
+            if stale is not None:
+                if retry_at is None or now >= retry_at:
+                    self._refresh(key)
+                return stale, True
         pending = self._in_flight.get(key)
         if pending is None:
             if len(self._in_flight) >= self.settings.max_in_flight:
                 return self._stale_or_fail(name, qtype, "too many questions in flight")
-            pending = asyncio.ensure_future(self._ask(name, qtype))
-            self._in_flight[key] = pending
-            pending.add_done_callback(lambda _f: self._in_flight.pop(key, None))
+            pending = self._start(key)
         try:
             return await asyncio.shield(pending), False
         except UpstreamFailed as e:
             return self._stale_or_fail(name, qtype, str(e))
+
+    def _start(self, key: tuple[str, int]) -> asyncio.Future[Records]:
+        pending = asyncio.ensure_future(self._ask(*key))
+        self._in_flight[key] = pending
+        pending.add_done_callback(lambda _f: self._in_flight.pop(key, None))
+        return pending
+
+    def _refresh(self, key: tuple[str, int]) -> None:
+        """Ask for `key` in the background (a stale answer went out), unless it is already asked."""
+        if key in self._in_flight or len(self._in_flight) >= self.settings.max_in_flight:
+            return
+        # Until this question ends, the next ones for the name wait for no one: no retry before then.
+        self._failing[key] = NOT_YET
+        self.background += 1
+
+        def done(future: asyncio.Future[Records]) -> None:
+            if self._failing.get(key) == NOT_YET:  # ended neither way (cancelled, a bug): ask anew next time
+                del self._failing[key]
+            if not future.cancelled():
+                future.exception()  # its outcome is in the cache or the failure recheck: no one awaits it
+
+        self._start(key).add_done_callback(done)
+
+    def _failed(self, key: tuple[str, int], now: float, *, silent: bool) -> None:
+        recheck = self.cache.settings.failure_recheck_s
+        failing = self._failing
+        if not recheck:  # (turned off: every question asks again, and waits)
+            failing.pop(key, None)
+            return
+        if key not in failing and len(failing) >= self.cache.settings.entries:
+            for old in list(failing)[: len(failing) // 10 or 1]:  # the oldest tenth (insertion order)
+                del failing[old]
+        failing.pop(key, None)
+        failing[key] = now + recheck
+        if silent:
+            self._silent_until = now + recheck
 
     def _stale_or_fail(self, name: str, qtype: int, why: str) -> tuple[Records, bool]:
         stale = self.cache.stale(name, qtype, time.monotonic())
@@ -132,8 +186,12 @@ class Upstreams:
                 refused.add(index)
                 continue
             self._preferred = index
+            self._failing.pop((name, qtype), None)
+            self._silent_until = 0.0
             return self.cache.store(name, qtype, rcode, answer, authority, time.monotonic())
         self.failures += 1
+        # Silent: every try timed out; a refusal or an error answer is a server that is there.
+        self._failed((name, qtype), time.monotonic(), silent=not refused and bool(servers))
         if not servers:
             raise UpstreamFailed("no upstream resolver is configured (dns.upstreams)")
         self._preferred = (self._preferred + 1) % len(servers)

@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,38 @@ from appliance.proxy.settings import ProxyMode
 from filters.errors import ApplianceError
 
 log = logging.getLogger("appliance.proxy")
-RESTART_S = 1.0
+RESTART_S = 1.0  # the wait before a worker that ended is replaced, the first time
+RESTART_MAX_S = 60.0  # the longest wait, for a worker that cannot start (a damaged file, a full disk)
+STEADY_S = 60.0  # a worker that served this long before it ended is replaced after RESTART_S again
+
+
+def restart_delay(last_delay: float, ran_s: float) -> float:
+    """How long to wait before replacing a worker that ended after running `ran_s` seconds, when the
+    wait before it started was `last_delay` (0 for a worker of the first start): RESTART_S after one that
+    served a while (STEADY_S), else twice the last wait, at most RESTART_MAX_S. A worker that dies as it
+    starts is tried less and less often, never in a loop."""
+    if ran_s >= STEADY_S or last_delay <= 0:
+        return RESTART_S
+    return min(RESTART_MAX_S, last_delay * 2)
+
+
+@dataclass
+class _Slot:
+    """One worker's place: its process, when it started, the wait before it, and when to replace it."""
+
+    process: Worker
+    started: float
+    delay: float = 0.0
+    due: float | None = None  # (ended: when the next one starts)
+
+
+def _ending(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -70,7 +102,7 @@ def run_proxy(args: argparse.Namespace) -> int:
     gc.collect()
     give_freed_memory_back()
     gc.freeze()  # what the workers share is never written by a collection in them
-    workers = [Worker.fork(worker_main, argv) for _ in range(count)]
+    slots = [_Slot(Worker.fork(worker_main, argv), time.monotonic()) for _ in range(count)]
     log.info(
         "proxy (%s) on %s with %d workers; CA %s (SHA-256 %s)",
         mode,
@@ -86,9 +118,9 @@ def run_proxy(args: argparse.Namespace) -> int:
         stopping = True
 
     def reload(signum: int, frame: object) -> None:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGHUP)
+        for slot in slots:
+            if slot.process.poll() is None:
+                slot.process.send_signal(signal.SIGHUP)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -96,22 +128,36 @@ def run_proxy(args: argparse.Namespace) -> int:
     try:
         while not stopping:
             time.sleep(0.2)
-            for i, worker in enumerate(workers):
-                code = worker.poll()
-                if code is not None and not stopping:
+            now = time.monotonic()
+            for slot in slots:
+                if stopping:
+                    break
+                if slot.due is None:
+                    code = slot.process.poll()
+                    if code is None:
+                        continue
                     # A worker that died (out of memory, a crash) is replaced; the others keep serving.
-                    log.error("proxy worker %d ended (%s); starting another", worker.pid, code)
-                    time.sleep(RESTART_S)
-                    workers[i] = Worker.fork(worker_main, argv)
+                    ran = now - slot.started
+                    slot.delay = restart_delay(slot.delay, ran)
+                    slot.due = now + slot.delay
+                    log.error(
+                        "proxy worker %d ended (%s) after %.0f s; starting another in %.0f s",
+                        slot.process.pid,
+                        _ending(code),
+                        ran,
+                        slot.delay,
+                    )
+                elif now >= slot.due:
+                    slot.process, slot.started, slot.due = Worker.fork(worker_main, argv), now, None
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-        for worker in workers:
+        for slot in slots:
+            if slot.process.poll() is None:
+                slot.process.terminate()
+        for slot in slots:
             try:
-                worker.wait(30)
+                slot.process.wait(30)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                slot.process.kill()
     log.info("proxy stopped")
     return 0
 

@@ -32,6 +32,7 @@ from appliance.proxy.limits import (
     limit_websocket_messages,
     raise_open_files,
 )
+from filters.errors import ApplianceError
 
 log = logging.getLogger("appliance.proxy")
 
@@ -98,7 +99,11 @@ def main(argv: list[str]) -> int:
     # mitmproxy says "client connect" at INFO for every connection: a busy centre's log would be nothing else.
     logging.getLogger("mitmproxy").setLevel(logging.WARNING)
     config, listen, mode = argv
-    return asyncio.run(serve(None if config == "-" else Path(config), listen, mode))
+    try:
+        return asyncio.run(serve(None if config == "-" else Path(config), listen, mode))
+    except ApplianceError as e:  # (`appliance proxy` says when it starts another)
+        log.error("proxy worker cannot start: %s", e)
+        return 2
 
 
 if __name__ == "__main__":

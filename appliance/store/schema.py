@@ -9,7 +9,9 @@ never sees a half-made schema and a power cut mid-migration leaves the previous 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -348,7 +350,7 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
                 db.execute(f"PRAGMA user_version = {target}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         version = target
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'event_log'").fetchone() is None:
@@ -388,7 +390,45 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         raise
-    db.execute("COMMIT")
+
+
+def rollback(db: sqlite3.Connection) -> None:
+    """End the failed transaction on `db`, if SQLite has not already: on a full disk (SQLITE_FULL) or an
+    I/O error it may roll back by itself, and a ROLLBACK then would raise ("cannot rollback - no
+    transaction is active") instead of the real error."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def disk_full(error: BaseException, where: Path | None = None) -> bool:
+    """Whether `error` (or what caused it) is a full disk: SQLite's SQLITE_FULL, ENOSPC or EDQUOT; or,
+    with `where` (the store's folder), an SQLite I/O error while that disk has no room left (SQLite
+    says "disk I/O error" when it cannot make its -wal or -shm file)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlite3.Error):
+            code = getattr(seen, "sqlite_errorcode", 0) & 0xFF
+            if code == sqlite3.SQLITE_FULL:
+                return True
+            if code == sqlite3.SQLITE_IOERR and where is not None and _room(where) < NO_ROOM_BYTES:
+                return True
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+NO_ROOM_BYTES = 64 * 1024  # less than this free: SQLite cannot grow its files
+
+
+def _room(folder: Path) -> int:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62

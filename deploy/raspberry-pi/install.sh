@@ -2,7 +2,7 @@
 # Install or upgrade the appliance on Raspberry Pi OS Bookworm or Debian 12, as root:
 #
 #   sudo sh deploy/raspberry-pi/install.sh [--prefix /opt/appliance] [--wheels DIR] [--no-start]
-#        [--head-office-url URL --head-office-root FILE]
+#        [--preset NAME | --offline] [--lists-mirror URL] [--head-office-url URL --head-office-root FILE]
 #
 # Idempotent: a second run upgrades the program in place and keeps /etc/appliance and /var/lib/appliance.
 # --wheels DIR installs the Python packages from a folder of wheels (`pip wheel . -w DIR` on a connected
@@ -11,6 +11,13 @@
 # prepared): the first boot comes up as the centre's router.
 # --head-office-url and --head-office-root: where head office publishes its signed bundles and its root
 # (1.root.json, the only trust anchor a centre has); the sync timer then takes every new bundle.
+# The filter lists: a first install fetches and compiles the list catalogue's `recommended` preset
+# (docs/lists.md); --preset NAME picks another (`minimal` for a 1 GB board on a slow link), --offline keeps
+# the bundled demo lists (preset `demo`), --lists-mirror URL fetches from head office's or a local copy
+# first (`<URL>/<list name>/<file>`). On a second run these change the kept configuration's lines for them
+# and nothing else. When the download fails, the appliance still starts, on the bundled lists, and says
+# "protection is minimal: lists not downloaded yet" until the nightly update (or `appliance lists
+# compile`) brings the lists in.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -19,6 +26,8 @@ wheels=""
 start=yes
 hq_url=""
 hq_root=""
+preset=""
+mirror=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix=$2; shift 2 ;;
@@ -26,6 +35,9 @@ while [ $# -gt 0 ]; do
         --no-start) start=no; shift ;;
         --head-office-url) hq_url=$2; shift 2 ;;
         --head-office-root) hq_root=$2; shift 2 ;;
+        --preset) preset=$2; shift 2 ;;
+        --offline) preset=demo; shift ;;
+        --lists-mirror) mirror=$2; shift 2 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -61,14 +73,20 @@ else
 fi
 cp "$repo"/docs/*.md "$prefix/docs/"
 app="$prefix/venv/bin/appliance"
-shipped=$("$prefix/venv/bin/python" -c 'from importlib import resources; print(resources.files("appliance") / "defaults")')
 
 say "Configuration (kept if present)"
 if [ ! -f /etc/appliance/appliance.yaml ]; then
-    cp -r "$shipped/lists" /etc/appliance/lists
-    { sed '/^policy:/,$d' "$shipped/appliance.yaml"; cat "$here/appliance-pi.yaml"; } > /etc/appliance/appliance.yaml
-    chown -R root:appliance /etc/appliance
-    chmod 0640 /etc/appliance/appliance.yaml
+    install -m 0640 -o root -g appliance "$here/appliance-pi.yaml" /etc/appliance/appliance.yaml
+    [ -n "$preset" ] || preset=recommended
+fi
+if [ -n "$preset" ] || [ -n "$mirror" ]; then
+    # Only lists.preset (and lists.fetch.mirror) change: the rest of a kept file stays as the centre has it.
+    [ -n "$preset" ] || preset=$("$prefix/venv/bin/python" -c '
+import sys
+from pathlib import Path
+from appliance.config import load_config
+print(load_config(Path(sys.argv[1])).catalogue.preset or "recommended")' /etc/appliance/appliance.yaml)
+    "$app" lists preset "$preset" ${mirror:+--mirror "$mirror"} --config /etc/appliance/appliance.yaml
 fi
 if [ -n "$hq_url" ]; then
     say "Head office's bundles"
@@ -128,8 +146,32 @@ say "SD card care: the system journal in memory"
 install -d -m 0755 /etc/systemd/journald.conf.d
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' > /etc/systemd/journald.conf.d/appliance.conf
 
-say "The filter lists"
-runuser -u appliance -- env APPLIANCE_CONFIG=/etc/appliance/appliance.yaml "$app" lists compile >/dev/null
+say "The filter lists (downloaded and compiled: a few minutes for the recommended preset)"
+log=/var/lib/appliance/install-compile.log
+if ! runuser -u appliance -- env APPLIANCE_CONFIG=/etc/appliance/appliance.yaml "$app" lists compile >"$log" 2>&1; then
+    index=$("$prefix/venv/bin/python" -c '
+import sys
+from pathlib import Path
+from appliance.config import load_config
+print(load_config(Path(sys.argv[1])).index_path)' /etc/appliance/appliance.yaml)
+    [ -s "$index" ] || {
+        cat "$log" >&2
+        echo "install.sh: no list could be compiled, not even the bundled ones: see above" >&2
+        exit 1
+    }
+    if grep -q "^Traceback" "$log"; then
+        echo "The list compile stopped with an error (a fault in the appliance: please report it, with $log);"
+        echo "the lists compiled before stay in force."
+    elif grep -q "protection is minimal" "$log"; then
+        echo "protection is minimal: lists not downloaded yet. The appliance starts on the bundled demo lists;"
+        echo "the nightly update (or: runuser -u appliance -- $app lists compile) fetches the lists once the"
+        echo "connection works. What failed: $log"
+    else
+        echo "Some lists could not be fetched or read; the others are in force (details: $log):"
+        grep -E "REJECTED|rejected:" "$log" || true
+    fi
+fi
+grep -E "^(Compiled|Index:)" "$log" || true
 
 say "Enabled at boot"
 # systemctl enable only makes links, so it works in a chroot or an image too.

@@ -141,13 +141,20 @@ def test_explain_an_unknown_profile(config: Path, capsys: pytest.CaptureFixture[
     assert "no profile 'teens'" in capsys.readouterr().err
 
 
-def test_check_passes_on_the_shipped_files(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "--config", str(config)]) == 0
+def test_check_passes_on_the_shipped_files_and_warns_of_the_demo_lists_gaps(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--config", str(config)]) == 0  # valid: the demo runs
     out = capsys.readouterr().out
-    assert "configuration ok" in out and "under-10" in out
-    # The demo lists feed only some categories: the check says which match nothing (weapons has no demo list).
+    assert "configuration ok" not in out and "protection has gaps" in out and "under-10" in out
+    assert "warning: protection is minimal: only the bundled demo lists" in out
+    # The demo lists feed only some categories: each one a profile blocks with no list is a warning
+    # (weapons has no demo list); one no profile blocks is only a note (shopping).
+    assert "warning: no list feeds category 'weapons'" in out
+    assert "warning: no list feeds category 'phishing' (Phishing), which every profile blocks" in out
+    assert "category 'adult'" not in out
     idle = out.split("so they match nothing:")[1].replace(",", " ").split()
-    assert "weapons" in idle and "adult" not in idle
+    assert "shopping" in idle and "weapons" not in idle and "adult" not in idle
 
 
 def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
-"""A Debian 12 root made by debootstrap (minbase) with install.sh run in it once: shared by the install
-test (which upgrades it) and the boot test (which boots it). Made once per test run, removed afterwards."""
+"""A Debian 12 root made by debootstrap (minbase) with install.sh run in it once (`--offline`: the bundled
+lists): shared by the install test (which upgrades it) and the boot test (which boots it). Made once per
+test run, removed afterwards."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     shutil.copy("/etc/resolv.conf", target / "etc" / "resolv.conf")
     subprocess.run(["mount", "-t", "proc", "proc", str(target / "proc")], check=True)
     try:
-        yield Installed(target, install(target))
+        # The bundled lists: the boot test needs nothing downloaded (the install test takes the recommended
+        # set from its own mirror on its second run).
+        yield Installed(target, install(target, "--offline"))
     finally:
         subprocess.run(["umount", "-l", str(target / "proc")], check=False)
         shutil.rmtree(base, ignore_errors=True)

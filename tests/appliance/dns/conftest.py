@@ -61,9 +61,15 @@ profiles:
 
 
 def config_text(
-    data_dir: Path, profiles: Path, upstreams: list[str], extra: str = "", rate_limit: str = ""
+    data_dir: Path,
+    profiles: Path,
+    upstreams: list[str],
+    extra: str = "",
+    rate_limit: str = "",
+    cache: str = "",
 ) -> str:
-    """The demo configuration with absolute list paths, our test profiles, devices and upstreams."""
+    """The demo configuration with absolute list paths, our test profiles, devices and upstreams;
+    `cache` adds keys to `dns.cache` (`", failure_recheck_s: 2"`)."""
     shipped = resources.files("appliance") / "defaults"
     text = (shipped / "appliance.yaml").read_text(encoding="utf-8")
     text = text.replace("path: lists/", f"path: {shipped / 'lists'}/").split("\npolicy:")[0]
@@ -83,7 +89,7 @@ dns:
   upstreams: [{ups}]
   upstream_timeout_s: 0.6
   servfail_after_s: 1.8
-  cache: {{min_ttl: 0, serve_stale_s: 600}}
+  cache: {{min_ttl: 0, serve_stale_s: 600{cache}}}
   block_page_addresses: ["192.168.50.1", "fd00::1"]
   rate_limit: {rate_limit or "{per_second: 100000, burst: 100000}"}
 {extra}"""
@@ -281,13 +287,19 @@ def make_dns(tmp_path: Path, upstream: FakeUpstream) -> Iterator[Callable[..., R
     started: list[Running] = []
 
     def start(
-        extra: str = "", upstreams: list[str] | None = None, rate_limit: str = "", *, batched: bool = True
+        extra: str = "",
+        upstreams: list[str] | None = None,
+        rate_limit: str = "",
+        *,
+        batched: bool = True,
+        cache: str = "",
     ) -> Running:
         profiles = tmp_path / "profiles.yaml"
         profiles.write_text(PROFILES, encoding="utf-8")
         config = tmp_path / "appliance.yaml"
         ups = upstreams if upstreams is not None else [upstream.address]
-        config.write_text(config_text(tmp_path / "var", profiles, ups, extra, rate_limit), encoding="utf-8")
+        text = config_text(tmp_path / "var", profiles, ups, extra, rate_limit, cache)
+        config.write_text(text, encoding="utf-8")
         compile_lists(load_config(config), now=datetime.now(UTC))
         running = Running(config, batched=batched)
         started.append(running)

@@ -93,9 +93,12 @@ def test_one_device_asking_for_hundreds_of_new_names_leaves_upstream_room_for_th
     assert codes.count(dns.rcode.SERVFAIL) == 72  # 128 of them were asked upstream, the rest refused at once
 
 
-def test_a_batch_the_disk_refused_does_not_hide_the_devices_later_events(make_dns, tmp_path):
-    """The log file is locked by someone else for longer than the writer waits: that batch is lost, but
-    the device and answer it introduced are written with the next, so later events still show."""
+def test_a_batch_refused_while_the_store_is_locked_is_kept_and_written_with_the_later_ones(
+    make_dns, tmp_path
+):
+    """The log file is locked by someone else for longer than the writer waits: the writer keeps the
+    batch (and the device and answer it introduced) and writes it when the lock is gone, before the next;
+    nothing is lost and the later event names what the kept batch defined."""
     running = make_dns()
     db_path = tmp_path / "var" / "appliance.sqlite"
     running.flush_log()
@@ -110,7 +113,7 @@ def test_a_batch_the_disk_refused_does_not_hide_the_devices_later_events(make_dn
     running.flush_log()
     with sqlite3.connect(db_path) as db:
         rows = db.execute("SELECT subject, host, action FROM event_log").fetchall()
-    assert rows == [("device:strict-pc", "www.pornhub.com", "block")]
+    assert rows == [("device:strict-pc", "www.pornhub.com", "block")] * 2
 
 
 async def _hand_over(running) -> None:

@@ -123,3 +123,43 @@ def test_a_question_in_flight_is_asked_upstream_once(make_dns, upstream: FakeUps
     sock.close()
     assert got == {q.id for q in queries}
     assert upstream.asked.count(("popular.example", "A", "udp")) == 1
+
+
+def test_a_black_holed_upstream_costs_each_expired_name_one_wait_not_one_per_question(
+    make_dns, upstream: FakeUpstream
+):
+    """RFC 8767's failure recheck: once the upstream has failed to answer, expired names that have a
+    stale answer get it at once, while one background question per name (at most every
+    `failure_recheck_s`) looks for the upstream's return; fresh answers come back when it does."""
+    names = [f"n{i}.example" for i in range(5)]
+    address = {name: f"198.51.100.{20 + i}" for i, name in enumerate(names)}
+    for name in names:
+        upstream.add(name, "A", address[name], ttl=1)
+    running = make_dns(cache=", failure_recheck_s: 2")
+    for name in names:
+        assert rcode(running.query(name, source=KIDS)) == "NOERROR"
+    time.sleep(1.2)  # every one expired
+    upstream.down = True  # black-holed: questions go unanswered, nothing refuses
+
+    first = running.query(names[0], source=KIDS)  # the one question that waits out servfail_after_s
+    assert answers(first) == [(names[0], "A", address[names[0]])]
+    asked_before = len(upstream.asked)
+    started = time.monotonic()
+    replies = [running.query(name, source=KIDS) for _ in range(4) for name in names]
+    took = time.monotonic() - started
+    # Twenty questions, each answered from the stale answer at once (a wait each would be 20 x 1.8 s).
+    assert [answers(r) for r in replies] == [[(n, "A", address[n])] for n in names] * 4
+    assert {r.answer[0].ttl for r in replies} == {30}
+    # The upstream was asked at most once per name meanwhile (the background refresh and its retries
+    # within the one question's deadline), never once per question.
+    asked = upstream.asked[asked_before:]
+    assert len(asked) <= 3 * len(names), asked
+    assert running.server.counters.stale == 21
+    assert took < 10.0
+
+    upstream.down = False
+    upstream.add(names[0], "A", "198.51.100.99", ttl=300)
+    deadline = time.monotonic() + 10
+    while answers(running.query(names[0], source=KIDS)) != [(names[0], "A", "198.51.100.99")]:
+        assert time.monotonic() < deadline, "no fresh answer after the upstream came back"
+        time.sleep(0.2)
