@@ -18,7 +18,8 @@ use (UT1's per-category `.tar.gz`, zipped hosts files, gzipped lists), stream th
 `zipfile` already stops each member at its declared size and checks its CRC. What makes an archive
 hostile is decided by the checks above, which would be ours to write around any unpacker; a third-party
 one (libarchive bindings and the like) would add a compiled dependency for formats no list uses.
-`tarfile.data_filter` (Python's own extraction guard) is applied to every tar member as a second check.
+`tarfile.data_filter` (Python's own extraction guard) is applied to every tar member as a second check
+where Python has it (3.11.4 and later; Debian 12's 3.11.2 does not: our own checks are the whole guard).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ MAX_MEMBERS = 10_000  # UT1's whole blacklist archive has a few hundred
 RATIO_FLOOR = 1024 * 1024
 _CHUNK = 1 << 16
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")  # Python 3.11.4 and later
 
 
 @dataclass(frozen=True)
@@ -297,11 +299,12 @@ def _check_tar(path: Path, budget: _Budget, wanted: Callable[[str], bool]) -> di
                     raise SourceRejected(label, f"more than {MAX_MEMBERS:,} members: not a list archive")
                 name = _named(label, info.name)
                 _check_tar_type(label, info)
-                try:
-                    # Python's own extraction guard, as a second opinion (nothing is extracted).
-                    tarfile.data_filter(info, "/nonexistent-destination")
-                except tarfile.FilterError as e:
-                    raise SourceRejected(label, f"member {info.name!r}: {e}: refused whole") from e
+                if _HAS_DATA_FILTER:
+                    try:
+                        # Python's own extraction guard, as a second opinion (nothing is extracted).
+                        tarfile.data_filter(info, "/nonexistent-destination")
+                    except tarfile.FilterError as e:
+                        raise SourceRejected(label, f"member {info.name!r}: {e}: refused whole") from e
                 if info.isdir():
                     continue
                 head = b""
