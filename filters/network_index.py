@@ -26,6 +26,14 @@ when the requesting page is unknown, `$third-party`/`$first-party` and `$domain=
 except that a rule adblock-rust files only under its domains (exactly one `$domain=`, or no token and no
 `~domain`) does not apply.
 
+Which rule answers names the list, hence the category staff see ("tracking" for EasyPrivacy, "ads" for
+EasyList), so it is chosen by a fixed order, never by the order a set of tokens happens to iterate in
+(which changes with the hash seed): among the matching rules of the kind that decides (important, then
+exception, then blocking), the rules naming the request's host answer first, the most specific host
+first (`||analytics.example^` before `||example^`, and both before `/analytics.`); among rules naming the
+same host, and among the rest, the one first in the configuration: lowest source id, then line (then
+text, should an included file repeat a line number).
+
 Serialised form (little-endian): a header; a marshalled directory (the token, domain and type keys,
 about 3,000 for EasyList and EasyPrivacy); an open-addressing hash table of the host names (100,000)
 read in place; the bucket offsets; the marshalled buckets. Loading decodes only the directory; a host
@@ -692,10 +700,11 @@ class NetworkIndex:
         """Compile rules, each with the id of the source it came from, into the serialised index.
 
         `$badfilter` rules cancel the rules they repeat (from any source) and are then dropped;
-        a rule listed twice is kept once (the first). What is only needed for a step is let go
-        after it: a compile on a 1 GB Pi holds this beside the domain tables.
+        a rule listed twice is kept once (the first: lowest source id, then line). What is only needed
+        for a step is let go after it: a compile on a 1 GB Pi holds this beside the domain tables.
         """
-        listed = list(rules)
+        # Every bucket then holds its rules in the order that decides between them (see `_scan`).
+        listed = sorted(rules, key=lambda item: (item[0], item[1].line))
         cancelled = {rule.identity() for _, rule in listed if rule.badfilter}
         seen: set[NetworkRule] = set()
         block: list[tuple[int, NetworkRule]] = []
@@ -869,8 +878,7 @@ class NetworkIndex:
         source = self._hosts.get(source_host) or self._learn(source_host) if source_host else None
         parents = source[2] if source is not None else None
         tbit = info[0]
-        # Host rules first: they decide most blocked requests at once.
-        hit = self._scan(0, known[0], tbit, lurl, url, host, parents) if known[0] else None
+        hosts = known[0]
         hits = self._key_view & tokens
         if source is not None:
             if source[1]:
@@ -880,22 +888,20 @@ class NetworkIndex:
         always = self._type_keys.get(tbit)
         if always is not None:
             hits.update(always)
+        if not hits and not hosts:
+            return None
+        hit = self._first(0, hosts, hits, tbit, lurl, url, host, parents)
         if hit is None:
-            if not hits:
-                return None
-            hit = self._scan(0, hits, tbit, lurl, url, host, parents)
-            if hit is None:
-                return None
+            return None
         if not hit[1] & _F_IMPORTANT:
-            hits.update(known[0])
-            important = self._important_keys.intersection(hits)
-            better = self._scan(2, important, tbit, lurl, url, host, parents) if important else None
+            keys = self._important_keys
+            better = self._first(2, hosts, keys.intersection(hits), tbit, lurl, url, host, parents, keys)
             if better is None:
                 if tbit == DOCUMENT:
                     tbit = _ANY_TYPE  # any exception allows a page, whatever types it names
                     hits.update(self._type_keys.get(_ANY_TYPE, ()))
-                exceptions = self._exception_keys.intersection(hits)
-                better = self._scan(1, exceptions, tbit, lurl, url, host, parents)
+                keys = self._exception_keys
+                better = self._first(1, hosts, keys.intersection(hits), tbit, lurl, url, host, parents, keys)
             if better is not None:
                 hit = better
         found: NetworkMatch | None = hit[_MATCH]
@@ -925,6 +931,28 @@ class NetworkIndex:
         self._hosts[host] = known
         return known
 
+    def _first(
+        self,
+        table: int,
+        hosts: tuple[bytes, ...],
+        hits: Iterable[bytes],
+        tbit: int,
+        lurl: str,
+        url: str,
+        host: str,
+        parents: tuple[str, ...] | None,
+        filed: frozenset[bytes] | None = None,
+    ) -> list[Any] | None:
+        """The record of a table that decides the request (see the module's docstring): from the
+        buckets of the most specific of `hosts` (the request host's keys, most specific first; only
+        those in `filed`, if given) that has a match, else from the buckets of `hits`."""
+        for key in hosts:
+            if filed is None or key in filed:
+                found = self._scan(table, (key,), tbit, lurl, url, host, parents)
+                if found is not None:
+                    return found
+        return self._scan(table, hits, tbit, lurl, url, host, parents) if hits else None
+
     def _scan(
         self,
         table: int,
@@ -935,18 +963,24 @@ class NetworkIndex:
         host: str,
         parents: tuple[str, ...] | None,
     ) -> list[Any] | None:
-        """The first record in the buckets of `hits` that matches the request, or None.
+        """The record in the buckets of `hits` that matches the request and comes first in the
+        configuration (lowest source id, line, text), or None: the same whatever order `hits` iterates in.
 
         `parents` is the source host and its parent domains, None when the source is unknown.
         """
         buckets = self._buckets[table]
         third: bool | None = None
+        best: list[Any] | None = None
         for key in hits:
             bucket = buckets.get(key)
             if bucket is None:
                 bucket = self._fetch(table, key)
+            # A bucket holds its records in that order (`build` sorts them), so its first match is its
+            # best; a narrowed bucket's pieces, put together, are not in order.
+            in_order = True
             if bucket.__class__ is dict:
                 bucket = _narrowed(bucket, key, lurl, host)
+                in_order = False
             for r in bucket:
                 if not r[0] & tbit:
                     continue
@@ -984,8 +1018,11 @@ class NetworkIndex:
                             continue
                 if kind >= 5 and not _slow(kind, r, lurl, url, host):
                     continue
-                return r
-        return None
+                if best is None or (r[11], r[12], r[10]) < (best[11], best[12], best[10]):
+                    best = r
+                if in_order:
+                    break
+        return best
 
 
 def _slow(kind: int, r: list[Any], lurl: str, url: str, host: str) -> bool:

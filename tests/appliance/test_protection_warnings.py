@@ -123,3 +123,55 @@ def test_check_warns_of_a_blocked_category_whose_lists_all_gave_nothing(
     # And the categories no list feeds at all (this centre has no drugs list, say).
     assert "warning: no list feeds category 'drugs' (Drugs and vaping)" in out
     assert "category 'adult'" not in out and "category 'phishing'" not in out
+
+
+# Each category the one profile blocks, with the list that feeds it (phishing, malware and filter-bypass
+# are blocked for every profile).
+FED = {"adult": "cams.example", "phishing": "login-verify.phish.example", "malware": "dropper.example",
+       "filter-bypass": "vpn.example", "weapons": "guns.example"}  # fmt: skip
+
+
+def one_profile_centre(tmp_path: Path, categories: list[str]) -> Path:
+    """A centre whose one profile blocks adult and weapons, with a list for each of `categories`."""
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(
+        "profiles:\n  kids:\n    description: Children.\n    blocked_categories: [adult, weapons]\n"
+    )
+    sources = ""
+    for category in categories:
+        (tmp_path / f"{category}.domains").write_text(FED[category] + "\n")
+        sources += f"    - {{name: {category}-list, format: domains, category: {category}, "
+        sources += f"path: {category}.domains}}\n"
+    config = tmp_path / "appliance.yaml"
+    config.write_text(
+        f"data_dir: state\npolicy:\n  profiles: {profiles}\n  guest_profile: kids\n"
+        f"lists:\n  sources:\n{sources}"
+    )
+    return config
+
+
+@pytest.mark.parametrize(
+    ("lists", "says"),
+    [
+        (list(FED), "configuration ok"),
+        (
+            [c for c in FED if c != "weapons"],
+            "warning: no list feeds category 'weapons' (Weapons and dangerous material), which every "
+            "profile blocks: it blocks nothing",
+        ),
+        (
+            [c for c in FED if c != "phishing"],
+            "warning: no list feeds category 'phishing' (Phishing), which every profile blocks",
+        ),
+    ],
+    ids=["every-category-fed", "no-weapons-list", "no-phishing-list"],
+)
+def test_check_is_ok_only_when_every_category_a_profile_blocks_has_a_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lists: list[str], says: str
+) -> None:
+    config = str(one_profile_centre(tmp_path, lists))
+    assert run(capsys, "lists", "compile", "--config", config)[0] == 0
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert code == 0 and says in out  # a gap is a warning, not an error: the appliance still runs
+    if len(lists) < len(FED):
+        assert "configuration ok" not in out and "protection has gaps (1 warning below)" in out

@@ -249,3 +249,37 @@ def test_a_sources_last_fetch_is_shown_when_the_compile_reports_it(
     row = page.split("<td>demo-adult<br>")[1].split("</tr>")[0]
     assert "updated from the mirror, 2.4 MB fetched in 1 request" in row
     assert "—" in page.split("<td>demo-gambling<br>")[1].split("</tr>")[0]
+
+
+@pytest.mark.parametrize("weapons_list", [True, False], ids=["weapons-fed", "no-weapons-list"])
+def test_the_page_warns_of_a_category_a_profile_blocks_that_no_list_feeds(
+    tmp_path: Path, weapons_list: bool
+) -> None:
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(
+        "profiles:\n  kids:\n    description: Children.\n    blocked_categories: [adult, weapons]\n"
+    )
+    fed = ["adult", "phishing", "malware", "filter-bypass"] + (["weapons"] if weapons_list else [])
+    sources = ""
+    for category in fed:
+        (tmp_path / f"{category}.domains").write_text(f"{category}.probe.example\n")
+        sources += f"    - {{name: {category}-list, format: domains, category: {category}, "
+        sources += f"path: {tmp_path / category}.domains}}\n"
+    path = tmp_path / "appliance.yaml"
+    path.write_text(
+        f"data_dir: {tmp_path / 'state'}\npolicy:\n  profiles: {profiles}\n  guest_profile: kids\n"
+        f"lists:\n  sources:\n{sources}"
+    )
+    assert main(["lists", "compile", "--config", str(path)]) == 0
+    _, staff_browser = lead_and_staff(load_config(path))
+    page = text_of(staff_browser.get("/policy/lists"))
+    if weapons_list:
+        assert 'id="gaps"' not in page and 'id="minimal"' not in page
+        return
+    gaps = page.split('id="gaps"')[1].split("</div>")[0]
+    assert "Protection has gaps." in gaps
+    assert (
+        "<li>no list feeds category 'weapons' (Weapons and dangerous material), which every profile blocks: "
+        "it blocks nothing</li>" in gaps
+    )
+    assert "category 'adult'" not in gaps

@@ -4,8 +4,13 @@ URLs the index agrees with a plain reference matcher that tries every rule as a 
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +27,8 @@ from filters.network_index import (
 )
 from filters.report import ReportBuilder
 from filters.urls import canonical_url, url_host
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def compile_rules(*texts: str) -> NetworkIndex:
@@ -310,6 +317,91 @@ def test_duplicates_are_kept_once_and_the_first_answers() -> None:
     assert index.size == 1
     found = index.match("https://x.com/banner/1", "x.com", None, "image")
     assert found is not None and found.source_id == 0
+
+
+# --- which rule answers ------------------------------------------------------------------------------
+# The rule that answers names the list, so the category staff see: a fixed order decides it.
+
+
+def answer(index: NetworkIndex, url: str, source: str | None = PAGE, kind: str = "script") -> str:
+    """'<block|allow> list<source id>:<line> <rule>', or '-'."""
+    url, host, _ = canonical_url(url)
+    found = index.match(url, host, url_host(source) if source else None, kind)
+    if found is None:
+        return "-"
+    return f"{'block' if found.blocked else 'allow'} list{found.source_id}:{found.line} {found.rule}"
+
+
+def test_the_rule_naming_the_host_most_precisely_answers_then_the_first_listed() -> None:
+    index = compile_rules(
+        "/pixel.\n||example.com^\n-track-\n@@/pixel.$image\n@@/ok/pixel.gif\n/boost.$important",
+        "track-pixel.\n||stats.example.com^\n@@/pixel.gif\n/boost.gif$important\n"
+        "||boost.example^$important\n/pixel.js\n@@||example.com/ok^",
+    )
+    # The most specific host a rule names answers, whatever the lists' order...
+    assert answer(index, "https://stats.example.com/pixel.js") == "block list1:2 ||stats.example.com^"
+    assert answer(index, "https://www.example.com/a-track-pixel.js") == "block list0:2 ||example.com^"
+    # ...and among the others, the first in the configuration: the first list, then the first line.
+    assert answer(index, "https://x.org/a-track-pixel.js") == "block list0:3 -track-"
+    assert answer(index, "https://x.org/img/pixel.js") == "block list0:1 /pixel."
+    assert answer(index, "https://x.org/a-track-/pixel.js") == "block list0:1 /pixel."
+    # Exceptions, and important rules, the same way.
+    assert answer(index, "https://x.org/pixel.gif", kind="image") == "allow list0:4 @@/pixel.$image"
+    assert answer(index, "https://x.org/pixel.gif", kind="script") == "allow list1:3 @@/pixel.gif"
+    assert answer(index, "https://www.example.com/ok/pixel.gif") == "allow list1:7 @@||example.com/ok^"
+    assert answer(index, "https://x.org/boost.gif") == "block list0:6 /boost.$important"
+    assert answer(index, "https://boost.example/boost.gif") == "block list1:5 ||boost.example^$important"
+
+
+# Many requests each matched by several rules filed under different tokens, in two lists, with
+# exceptions and important rules: the old matcher answered with whichever bucket a set of tokens gave
+# first, which changes with the hash seed.
+_SEED_SCRIPT = """
+import json, sys
+from filters.adblock import parse_adblock
+from filters.network_index import NetworkIndex
+from filters.report import ReportBuilder
+from filters.urls import canonical_url
+
+lists = json.loads(sys.argv[1])
+rules = []
+for sid, text in enumerate(lists):
+    rules += [(sid, r) for r in parse_adblock(text.splitlines(), f"list{sid}", ReportBuilder(f"list{sid}"))]
+index = NetworkIndex.build(rules)
+out = []
+for url in json.loads(sys.argv[2]):
+    u, host, _ = canonical_url(url)
+    found = index.match(u, host, "page.example", "image")
+    out.append(None if found is None else [found.blocked, found.source_id, found.line])
+print(json.dumps(out))
+"""
+
+
+def test_the_rule_that_answers_does_not_depend_on_the_hash_seed() -> None:
+    words = [f"w{i}x" for i in range(12)]
+    lists = [
+        "\n".join([*(f"/{w}a." for w in words), *(f"@@/{w}e." for w in words[:4]), "/imp1.$important"]),
+        "\n".join([*(f"/{w}b." for w in words), *(f"@@/{w}f." for w in words[:4]), "/imp2.$important"]),
+    ]
+    urls = [f"https://{w}.example/{w}b./{w}a.gif" for w in words]
+    urls += [f"https://{w}.example/{w}a./{w}f./{w}e.gif" for w in words[:4]]
+    urls += [f"https://{w}.example/{w}b./imp2./imp1.gif" for w in words[:4]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    seen = set()
+    for seed in range(6):
+        done = subprocess.run(
+            [sys.executable, "-c", _SEED_SCRIPT, json.dumps(lists), json.dumps(urls)],
+            env={**env, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seen.add(done.stdout)
+    assert len(seen) == 1, "the rule that answers changed with the hash seed"
+    found = json.loads(seen.pop())
+    assert found[0] == [True, 0, 1]  # /w0xa.: list 0 before list 1
+    assert found[12] == [False, 0, 13]  # @@/w0xe.
+    assert found[16] == [True, 0, 17]  # /imp1.$important
 
 
 def test_redirect_rules_block() -> None:
