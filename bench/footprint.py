@@ -2,14 +2,15 @@
 twice beside the services, and read what every process holds.
 
 - **Lists, the full-size centre set**: every list in ../shared/data a centre would run: all 70 UT1
-  categories (blacklists and the `child`/`liste_blanche` whitelists, by their `usage`), StevenBlack
-  with its four extensions, HaGeZi (nsfw, gambling, doh-vpn-proxy-bypass, fake, url shorteners,
-  anti-piracy, social, nosafesearch), the Block List Project (drugs, scam, ransomware, crypto, piracy,
-  torrent, vaping), EasyList and EasyPrivacy, and the e2guardian ukenglish weighted phrase lists. UT1
-  `adult/domains` (4.6 million names upstream) is not in ../shared/data: a deterministic stand-in of
-  the same size takes its place (`--adult N` names, seeded), each name shaped like a real adult domain
-  (its label count, label lengths and top-level domain drawn from one of HaGeZi nsfw's 96,000 names,
-  its letters drawn with their frequencies there), beside the real `adult/urls` and `expressions`.
+  categories, each read from a `<category>.tar.gz` as UT1 publishes them (blacklists and the
+  `child`/`liste_blanche` whitelists, by their `usage`), StevenBlack with its four extensions, HaGeZi (nsfw,
+  gambling, doh-vpn-proxy-bypass, fake, url shorteners, anti-piracy, social, nosafesearch), the Block List
+  Project (drugs, scam, ransomware, crypto, piracy, torrent, vaping), EasyList and EasyPrivacy, and the
+  e2guardian ukenglish weighted phrase lists. UT1 `adult/domains` (4.6 million names upstream) is not in
+  ../shared/data: a deterministic stand-in of the same size takes its place (`--adult N` names, seeded),
+  each name shaped like a real adult domain (its label count, label lengths and top-level domain drawn from
+  one of HaGeZi nsfw's 96,000 names, its letters drawn with their frequencies there), beside the real
+  `adult/urls` and `expressions`.
 - **Services**, with the Pi's settings: `appliance dns`, `appliance proxy --workers 4` (each worker and
   the DNS filter with its event writer process), `appliance dashboard` (portal on HTTP, staff pages and
   the portal's staff sign-in over HTTPS), on loopback, with a fake DNS upstream and an HTTP origin in
@@ -57,6 +58,7 @@ import socketserver
 import ssl
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -176,14 +178,31 @@ def stand_in(folder: Path, count: int) -> Path:
 # ---- the centre set and the configuration ----
 
 
-def centre_sources(adult: Path) -> list[tuple[str, str, str, Path]]:
-    """(name, format, category, path) of every source of the full-size centre set."""
+def ut1_archive(folder: Path, category: str, into: Path) -> Path:
+    """`folder` packed as UT1 publishes a category (`<category>.tar.gz` holding `<category>/...`), made
+    once per folder's files and kept in `into`: the compile reads UT1 as a centre downloads it."""
+    into.mkdir(parents=True, exist_ok=True)
+    target = into / f"{category}.tar.gz"
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    stamp = into / f".{category}.made"
+    wanted = "".join(f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}\n" for p in files)
+    if target.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return target
+    with tarfile.open(target, "w:gz", compresslevel=6) as tar:
+        for p in files:
+            tar.add(p, arcname=f"{category}/{p.name}")
+    stamp.write_text(wanted)
+    return target
+
+
+def centre_sources(adult: Path, archives: Path) -> list[tuple[str, str, str, Path]]:
+    """(name, format, category, path) of every source of the full-size centre set; UT1's categories as
+    the archives it publishes (the adult stand-in packed the same way)."""
     sources = []
     for folder in sorted((LISTS / "ut1").iterdir()):
         if folder.is_dir():
-            sources.append(
-                (f"ut1-{folder.name}", "ut1", folder.name, adult if folder.name == "adult" else folder)
-            )
+            packed = ut1_archive(adult if folder.name == "adult" else folder, folder.name, archives)
+            sources.append((f"ut1-{folder.name}", "ut1", folder.name, packed))
     sb = LISTS / "stevenblack" / "fakenews-gambling-porn-social.hosts"
     sources.append(("stevenblack-all", "hosts", "adult", sb))
     for name in HAGEZI:
@@ -214,9 +233,11 @@ def write_config(work: Path, adult: Path, ports: dict[str, int]) -> Path:
         "lists:",
         "  sources:",
     ]
-    for name, fmt, category, path in centre_sources(adult):
+    for name, fmt, category, path in centre_sources(adult, work / "ut1-archives"):
+        members = f", members: [{category}/]" if path.name.endswith(".tar.gz") else ""
         lines.append(
-            f"    - {{name: {name}, format: {fmt}, category: {category}, path: {json.dumps(str(path))}}}"
+            f"    - {{name: {name}, format: {fmt}, category: {category}, path: {json.dumps(str(path))}"
+            f"{members}}}"
         )
     lines += [
         "policy:",
