@@ -799,6 +799,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             table = process_table(roots)
             after = {f"{pid} {name}": pss_kb(pid) for pid, name in table.items()}
             services_kb = sum(after.values())
+            dns_kb = sum(pss_kb(pid) for pid in [dns.proc.pid, *descendants(dns.proc.pid)])
             answered, asked = traffic.answered_between(windows)
             for server in started:
                 server.check_alive()
@@ -807,6 +808,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     "compile_s": first["seconds"],
                     "compile_peak_mb": max(c["peak_rss_mb"] for c in [first, *compiles]),
                     "services_pss_mb": round(services_kb / 1024, 1),
+                    "ours_dns_pss_mb": round(dns_kb / 1024, 1),  # the DNS filter and its event writer
                     "peak_pss_during_compile_mb": round(sampler.peak_kb / 1024, 1),
                     "dns_answered_during_compile": round(answered / asked, 4) if asked else 0.0,
                     "lost": sum(1 for _, ok in traffic.dns if not ok)
@@ -837,7 +839,109 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         origin.shutdown()
     result["entries"] = first["entries"]
     result["index_mb"] = round(index_mb, 1)
+    if args.peer:
+        say("the peer: dnsmasq with the same blocked names")
+        peer = run_peer(work, adult, listed)
+        result["peer_dnsmasq"] = peer
+        ours_dns = result["ours_dns_pss_mb"]
+        if peer.get("pss_mb"):
+            result["dns_pss_ratio_vs_dnsmasq"] = round(ours_dns / peer["pss_mb"], 3)
     return result
+
+
+# ---- the peer: dnsmasq holding the same names ----
+
+
+def peer_hosts(work: Path, adult: Path) -> tuple[Path, int]:
+    """Every blocked domain name of the centre set (UT1's blacklists with the adult stand-in, StevenBlack,
+    HaGeZi, the Block List Project) once, as a hosts file (`0.0.0.0 name`): how Pi-hole before v5 and
+    most dnsmasq block-list set-ups hand a list to dnsmasq. Made once per stand-in; the file and its
+    names."""
+    target = work / "peer.hosts"
+    marker = work / ".peer.hosts.made"
+    wanted = (adult / ".stand-in").read_text()
+    if target.exists() and marker.exists() and marker.read_text().startswith(wanted):
+        return target, int(marker.read_text().split("\n")[1])
+    files: list[tuple[Path, str]] = []
+    for folder in sorted((LISTS / "ut1").iterdir()):
+        usage = folder / "usage"
+        white = usage.exists() and "white" in usage.read_text(errors="replace")
+        if folder.is_dir() and not white:
+            files.append(((adult if folder.name == "adult" else folder) / "domains", "domains"))
+    files.append((LISTS / "stevenblack" / "fakenews-gambling-porn-social.hosts", "hosts"))
+    files += [(LISTS / "hagezi" / f"{name}.txt", "adblock") for name in HAGEZI]
+    files += [(LISTS / "blocklistproject" / f"{name}.txt", "hosts") for name in BLP]
+    seen: set[str] = set()
+    with open(target, "w", encoding="ascii", errors="ignore") as out:
+        for path, kind in files:
+            if not path.exists():
+                continue
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    line = line.strip()
+                    if not line or line[0] in "#!":
+                        continue
+                    if kind == "hosts":
+                        parts = line.split()
+                        name = parts[1] if len(parts) >= 2 else ""
+                    elif kind == "adblock":
+                        name = line[2:-1] if line.startswith("||") and line.endswith("^") else ""
+                    else:
+                        name = line
+                    name = name.lower()
+                    if name and name.isascii() and name not in seen and _askable(name):
+                        seen.add(name)
+                        out.write(f"0.0.0.0 {name}\n")
+    count = len(seen)
+    marker.write_text(f"{wanted}{count}\n")
+    return target, count
+
+
+def run_peer(work: Path, adult: Path, listed: list[str]) -> dict[str, Any]:
+    """dnsmasq with the centre set's blocked names as a hosts file, cache as on a Pi-hole: its load time,
+    its PSS once it answers the listed names, and whether it blocks them."""
+    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    if not Path(dnsmasq).exists():
+        return {"skipped": "no dnsmasq"}
+    hosts, names = peer_hosts(work, adult)
+    port = _free_port()
+    upstream_port = _free_port()
+    upstream = start_upstream(upstream_port)
+    command = [
+        dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+        f"--listen-address={HOST}", "--bind-interfaces", f"--port={port}", "--user=root",
+        f"--server={HOST}#{upstream_port}", f"--addn-hosts={hosts}", "--cache-size=10000",
+        f"--pid-file={work / 'dnsmasq.pid'}",
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until("dnsmasq answers", lambda: _dns_answers(port), 600, [])
+        load_s = time.monotonic() - started
+        from dnslib import DNSRecord
+
+        blocked = 0
+        sample = [line for line in listed if "|" not in line][:200]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(2)
+            for name in sample:
+                try:
+                    sock.sendto(DNSRecord.question(name).pack(), (HOST, port))
+                    reply = DNSRecord.parse(sock.recv(4096))
+                except (OSError, ValueError):  # unanswered: counted as not blocked
+                    continue
+                if any(str(rr.rdata) == "0.0.0.0" for rr in reply.rr):
+                    blocked += 1
+        return {
+            "names": names,
+            "load_s": round(load_s, 1),
+            "pss_mb": round(pss_kb(proc.pid) / 1024, 1),
+            "blocked_share_of_listed": round(blocked / len(sample), 3) if sample else 0.0,
+        }
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        upstream.shutdown()
 
 
 def main() -> int:
@@ -849,6 +953,9 @@ def main() -> int:
     parser.add_argument("--work", help="work folder (kept; the stand-in is made once there)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     parser.add_argument("--cgroup", help="an existing cgroup folder for every appliance process")
+    parser.add_argument(
+        "--no-peer", dest="peer", action="store_false", help="leave out dnsmasq holding the same names"
+    )
     args = parser.parse_args()
     if not (LISTS.is_dir() and REQUESTS.is_dir()):
         print(f"bench/footprint.py: {DATA} is absent: nothing measured")

@@ -94,7 +94,6 @@ if [ -n "$hq_url" ]; then
     grep -q '^sync:' /etc/appliance/appliance.yaml || printf '\nsync:\n  url: %s\n  ring: stable\n' "$hq_url" \
         >> /etc/appliance/appliance.yaml
 fi
-"$app" check --config /etc/appliance/appliance.yaml
 
 say "Services (systemd units)"
 sh "$here/render-units.sh" /etc/systemd/system "$prefix"
@@ -172,6 +171,10 @@ print(load_config(Path(sys.argv[1])).index_path)' /etc/appliance/appliance.yaml)
     fi
 fi
 grep -E "^(Compiled|Index:)" "$log" || true
+
+say "The configuration, as the appliance will run it"
+# After the compile, so that what it says of the lists (minimal or not) is what the services will serve.
+"$app" check --config /etc/appliance/appliance.yaml
 
 say "Enabled at boot"
 # systemctl enable only makes links, so it works in a chroot or an image too.
