@@ -4,6 +4,10 @@ The order is design.md's: identity (given), help services and the portal, staff 
 always-blocked, safe search (it wins over the allowlist), the profile's own entries and allowlist, its
 blocked categories (allowlist-only mode: everything not allowed), downloads, flag-only categories,
 watch lists and personal information, then allow. Pure: no I/O; the clock is the `now` argument.
+
+Where several lists name the host, every one counts for what is blocked; their ranks (`Policy.ranks`)
+choose which of them a block is reported under, drop a flag a better list contradicts, and let an
+`exceptions` list take a name out of a category (docs/lists.md, "When lists disagree").
 """
 
 from __future__ import annotations
