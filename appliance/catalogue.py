@@ -19,7 +19,7 @@ from appliance.yaml_lines import Mapping as _Mapping
 from appliance.yaml_lines import Sequence as _Sequence
 from appliance.yaml_lines import YamlError, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
-from filters.sources import Format, Source
+from filters.sources import Format, Rank, Source
 
 COUNTED = ("data", "upstream", "bundled")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".gz", ".zip")
@@ -58,6 +58,7 @@ class Entry:
     changes: str
     licence: str
     note: str = ""
+    rank: Rank = Rank.SPECIFIC  # how far its word goes when lists disagree (docs/lists.md)
     line: int = 0
 
     @property
@@ -104,6 +105,10 @@ class Catalogue:
 
     def expected_entries(self, names: Iterable[str]) -> int:
         return sum(self.entries[n].entries for n in names)
+
+    def ranks(self) -> dict[str, Rank]:
+        """The entries whose rank is not `specific`, by name (what `profiles.policy.Policy` takes)."""
+        return {name: e.rank for name, e in self.entries.items() if e.rank is not Rank.SPECIFIC}
 
 
 def shipped_path() -> Path:
@@ -212,7 +217,7 @@ class _Reader:
     def entry(self, name: str, node: _Mapping, providers: Mapping[str, Provider]) -> Entry:
         what = f"entry {name!r}"
         required = {"provider", "category", "format", "entries", "counted", "changes"}
-        self.keys(node, required, {"url", "path", "members", "licence", "note"}, what)
+        self.keys(node, required, {"url", "path", "members", "licence", "note", "rank"}, what)
         provider = providers.get(node["provider"])
         if provider is None:
             raise self.fail(node, "provider", f"{what}: no provider {node['provider']!r}")
@@ -247,6 +252,19 @@ class _Reader:
         count = node["entries"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise self.fail(node, "entries", f"{what}: entries must be a whole number")
+        rank = Rank.SPECIFIC
+        if "rank" in node:
+            try:
+                rank = Rank.parse(self.text(node, "rank", what))
+            except ValueError as e:
+                known = ", ".join(str(r) for r in Rank)
+                raise self.fail(
+                    node, "rank", f"{what}: unknown rank {node['rank']!r} (known: {known})"
+                ) from e
+            if rank is Rank.EXCEPTIONS and (path is None or fmt is not Format.ADBLOCK_DNS):
+                raise self.fail(
+                    node, "rank", f"{what}: an exceptions list is a shipped adblock-dns file of @@ entries"
+                )
         counted = self.text(node, "counted", what)
         if counted not in COUNTED or (counted == "bundled") != (path is not None):
             raise self.fail(
@@ -267,6 +285,7 @@ class _Reader:
             changes=self.text(node, "changes", what),
             licence=self.text(node, "licence", what, provider.licence),
             note=self.text(node, "note", what) if "note" in node else "",
+            rank=rank,
             line=node.line,
         )
 
@@ -401,8 +420,8 @@ def catalogue_markdown(catalogue: Catalogue) -> str:
         out.append(f"| `{preset.name}` | {len(preset.entries)} | {total:,} | {_cell(preset.description)} |")
     out += [
         "",
-        "| entry | category | format | entries | changes | from | licence | presets |",
-        "|---|---|---|---|---|---|---|---|",
+        "| entry | category | rank | format | entries | changes | from | licence | presets |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for e in catalogue.entries.values():
         where = f"[`{e.name}`]({e.url})" if e.url else f"`{e.name}` (`{e.path}`)"
@@ -410,8 +429,8 @@ def catalogue_markdown(catalogue: Catalogue) -> str:
         size = {"data": f"{e.entries:,}", "upstream": f"≈{e.entries:,}", "bundled": f"{e.entries:,}"}
         presets = ", ".join(catalogue.presets_of(e.name)) or "—"
         out.append(
-            f"| {where} | {e.category} | {fmt} | {size[e.counted]} | {e.changes} | {_cell(e.provider.title)} "
-            f"| {_cell(e.licence)} | {presets} |"
+            f"| {where} | {e.category} | {e.rank} | {fmt} | {size[e.counted]} | {e.changes} "
+            f"| {_cell(e.provider.title)} | {_cell(e.licence)} | {presets} |"
         )
     out += ["", "Notes:", ""]
     out += [f"- `{e.name}`: {e.note}" for e in catalogue.entries.values() if e.note]

@@ -18,12 +18,18 @@ from appliance.config import Config, ConfigError, device_problems, load_config
 from appliance.dns.settings import split_host_port
 from appliance.health import health_problems
 from appliance.lists import CompileReport, read_compile_report
-from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files, unmapped_sources
+from appliance.policy_files import (
+    PolicyFileErrors,
+    PolicyFiles,
+    catalogue_ranks,
+    read_policy_files,
+    unmapped_sources,
+)
 from appliance.proxy.settings import ProxyMode
 from appliance.storage import index_problem, open_index
 from filters.errors import FilterError
 from filters.names import BadName, normalise_host
-from filters.sources import Format
+from filters.sources import Format, Rank
 from profiles.decide import decide
 from profiles.identity import GUEST, Identity, Via
 from profiles.policy import Policy
@@ -163,6 +169,8 @@ def protection_warnings(config: Config, files: PolicyFiles, report: CompileRepor
             "category; a centre runs the recommended preset (docs/lists.md)"
         )
     everyone = sorted(p.name for p in files.profiles.values() if not p.bypass)
+    # An exceptions list takes names out of a category: it feeds it nothing.
+    ranks = catalogue_ranks()
     for name, profiles in blocked_categories(files).items():
         category = files.categories.categories.get(name)
         if category is None or name == "personal-info":
@@ -174,7 +182,10 @@ def protection_warnings(config: Config, files: PolicyFiles, report: CompileRepor
         else:
             who = f"profiles {', '.join(profiles)} block"
         feeding = [
-            s.name for s in config.sources if files.categories.for_source(s.name, s.category) == category
+            s.name
+            for s in config.sources
+            if files.categories.for_source(s.name, s.category) == category
+            and ranks.get(s.name) is not Rank.EXCEPTIONS
         ]
         if not feeding:
             out.append(f"no list feeds category {name!r} ({category.title}), which {who}: it blocks nothing")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from appliance.catalogue import CatalogueError, load_catalogue
 from appliance.config import Config, PolicySettings
 from appliance.yaml_lines import (
     Mapping,
@@ -23,6 +24,7 @@ from appliance.yaml_lines import (
 )
 from filters.index import FilterIndex
 from filters.names import BadName, normalise_host
+from filters.sources import Rank
 from profiles.categories import Area, Category, CategoryMap, Kind, Risk, Severity
 from profiles.errors import PolicyError
 from profiles.pii import PiiKind
@@ -65,7 +67,7 @@ class PolicyFiles:
     settings: PolicySettings
 
     def bind(self, index: FilterIndex) -> Policy:
-        """The policy in force over `index`."""
+        """The policy in force over `index`, with the catalogue's ranks of its lists (`rank:`)."""
         s = self.settings
         return Policy(
             self.categories,
@@ -77,7 +79,18 @@ class PolicyFiles:
             frozenset(s.help_services),
             frozenset(s.portal_hosts),
             s.guest_profile,
+            catalogue_ranks(),
         )
+
+
+def catalogue_ranks() -> dict[str, Rank]:
+    """The catalogue's ranks by entry name (the entries not ranked `specific`). The shipped catalogue
+    is checked by every configuration that names a preset; should it not load, every list ranks
+    alike (filtering goes on)."""
+    try:
+        return load_catalogue().ranks()
+    except CatalogueError:
+        return {}
 
 
 class _Reader:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".gz")  # ".gz" last: ".tar.gz" ends with it too
 
@@ -17,6 +17,32 @@ class Format(StrEnum):
     ADBLOCK = "adblock"
     UT1 = "ut1"
     PHRASES = "e2guardian-phrases"
+
+
+class Rank(IntEnum):
+    """How far a list's word goes when several lists name the same host (docs/lists.md, "When lists
+    disagree"). Ordered: a higher rank names the host before a lower one.
+
+    `stale`: no longer kept up to date; `broad`: names many sites beyond its category; `specific`: a
+    list that names what it is about (the default); `exceptions`: the appliance's own reviewed names
+    another list gets wrong, whose allow entries (`@@||name^`) take the name out of that category.
+    """
+
+    STALE = 0
+    BROAD = 1
+    SPECIFIC = 2
+    EXCEPTIONS = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Rank:
+        """`stale`, `broad`, `specific` or `exceptions`; ValueError otherwise."""
+        try:
+            return cls[text.strip().upper()]
+        except KeyError as e:
+            raise ValueError(text) from e
+
+    def __str__(self) -> str:
+        return self.name.lower()
 
 
 @dataclass(frozen=True)

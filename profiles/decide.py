@@ -4,6 +4,10 @@ The order is design.md's: identity (given), help services and the portal, staff 
 always-blocked, safe search (it wins over the allowlist), the profile's own entries and allowlist, its
 blocked categories (allowlist-only mode: everything not allowed), downloads, flag-only categories,
 watch lists and personal information, then allow. Pure: no I/O; the clock is the `now` argument.
+
+Where several lists name the host, every one counts for what is blocked; their ranks (`Policy.ranks`)
+choose which of them a block is reported under, drop a flag a better list contradicts, and let an
+`exceptions` list take a name out of a category (docs/lists.md, "When lists disagree").
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from datetime import datetime
 from filters.host_table import ALLOW
 from filters.index import RawHit
 from filters.phrase_index import PhraseHit
+from filters.sources import Rank
 from filters.urls import PathReadings, path_allowed_by, path_blocked_by, read_path, split_url
-from profiles.categories import Category, Severity
+from profiles.categories import Category, Kind, Severity
 from profiles.identity import Identity
 from profiles.pii import find_personal_info
 from profiles.policy import NO_FACTS, Effect, HostFacts, Override, Policy, ProfileRules, Special
@@ -113,20 +118,38 @@ def _decide(
 ) -> Verdict:
     profile = rules.profile
     effects = rules.effects
+    ranks = policy.source_ranks
+    named: list[tuple[RawHit, Effect, Category]] = []
+    exceptions: _Bucket = []
+    for hit in raw:
+        effect, category = effects[2 * hit[1] + (1 if hit[2] & ALLOW else 0)]
+        if category is None:
+            continue
+        if effect is Effect.EXCEPTION:
+            exceptions.append((hit, category))
+        else:
+            named.append((hit, effect, category))
+    if exceptions:
+        named = [n for n in named if not _excepted(n[0], n[2], exceptions)]
+    # The best rank among the lists that name the host as a risk, whatever this profile does with it:
+    # a flag from a lower-ranked list is noise where a better list calls the host something else.
+    best = max(
+        (ranks[h[1]] for h, _, c in named if not h[2] & ALLOW and c.kind is Kind.RISK), default=Rank.STALE
+    )
     always: _Bucket = []
     blocked: _Bucket = []
     flagged: _Bucket = []
     allowlisted: _Bucket = []
-    for hit in raw:
-        effect, category = effects[2 * hit[1] + (1 if hit[2] & ALLOW else 0)]
-        if effect is Effect.IGNORE or category is None:
+    for hit, effect, category in named:
+        if effect is Effect.IGNORE:
             continue
         if effect is Effect.BLOCK:
             blocked.append((hit, category))
         elif effect is Effect.ALWAYS_BLOCK:
             always.append((hit, category))
         elif effect is Effect.FLAG:
-            flagged.append((hit, category))
+            if ranks[hit[1]] >= best:
+                flagged.append((hit, category))
         else:
             allowlisted.append((hit, category))
 
@@ -158,9 +181,10 @@ def _decide(
             )
 
     if always:
-        return _blocked(
-            rules, concerns, [_hit_reason(policy, Step.ALWAYS_BLOCKED, Action.BLOCK, h, c) for h, c in always]
-        )
+        found = [(Step.ALWAYS_BLOCKED, h, c) for h, c in always]
+        if own is None and not allowlisted:
+            found += [(Step.CATEGORY, h, c) for h, c in blocked]  # they block too: the best list names it
+        return _blocked(rules, concerns, _named(policy, found))
 
     # Safe search before the allowlist: an allowlisted search engine is still made safe.
     target: SafeTarget | None = None
@@ -208,9 +232,7 @@ def _decide(
         reasons += [_hit_reason(policy, Step.ALLOWLIST, Action.ALLOW, h, c) for h, c in allowlisted[:1]]
     if not allowed:
         if blocked:
-            return _blocked(
-                rules, concerns, [_hit_reason(policy, Step.CATEGORY, Action.BLOCK, h, c) for h, c in blocked]
-            )
+            return _blocked(rules, concerns, _named(policy, [(Step.CATEGORY, h, c) for h, c in blocked]))
         partly = (
             _partly_allowed(request, policy, rules, facts) if url is None and rules.allowlist_only else None
         )
@@ -323,6 +345,37 @@ def path_extension(path: str) -> str:
     return name[dot + 1 :].lower() if dot > 0 else ""
 
 
+def _excepted(hit: RawHit, category: Category, exceptions: _Bucket) -> bool:
+    """Whether an exception takes this block-list entry out: an exceptions list's entry of the same
+    category for the entry's domain, a subdomain of it, or the domain without its `www.` (lists name
+    both). A more specific entry (another subdomain the exception does not name, a page, an
+    expression, an adblock rule) still stands."""
+    if hit[0] != "domain" or hit[2] & ALLOW:
+        return False
+    domain = hit[4]
+    for exception, excepted in exceptions:
+        name = exception[4]
+        if excepted.name == category.name and (
+            name == domain or name.endswith("." + domain) or domain == "www." + name
+        ):
+            return True
+    return False
+
+
+def _named(policy: Policy, found: list[tuple[Step, RawHit, Category]]) -> list[Reason]:
+    """The reasons of a block by lists: the hits of the best-ranked lists among those that block (a
+    stale or broad list's word gives way to a specific list's), the most serious category first."""
+    ranks = policy.source_ranks
+    top = max(ranks[hit[1]] for _, hit, _ in found)
+    kept = sorted(
+        (entry for entry in found if ranks[entry[1][1]] == top), key=lambda entry: -entry[2].severity
+    )
+    return [_hit_reason(policy, step, Action.BLOCK, hit, category) for step, hit, category in kept]
+
+
+_RANK_NOTE = {Rank.STALE: " (by a list no longer kept up to date)", Rank.BROAD: " (by a broad list)"}
+
+
 def _hit_reason(
     policy: Policy,
     step: Step,
@@ -335,7 +388,7 @@ def _hit_reason(
     return Reason(
         step,
         effect,
-        f"{kind} listed under {category.title}",
+        f"{kind} listed under {category.title}{_RANK_NOTE.get(policy.source_ranks[sid], '')}",
         category.name,
         category.grid,
         category.severity if severity is None else severity,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import IntEnum
 
 from filters.index import FilterIndex, RawHit
+from filters.sources import Rank
 from filters.urls import PathReadings, canonical_host, canonical_path, read_path
 from profiles.categories import Category, CategoryMap, Kind
 from profiles.errors import PolicyError, UnknownProfile
@@ -52,6 +53,7 @@ class Effect(IntEnum):
     ALLOWLIST = 2
     BLOCK = 3
     FLAG = 4
+    EXCEPTION = 5  # an allow entry of an `exceptions` list: takes the name out of its category
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,10 @@ class ProfileRules:
         self.allowlist_only = profile.mode is Mode.ALLOWLIST_ONLY
         # Per source id, twice: a block-list entry at 2*sid, an allow entry (whitelist, exception) at 2*sid+1.
         effects: list[tuple[Effect, Category | None]] = []
-        for info in policy.index.sources:
+        for info, rank in zip(policy.index.sources, policy.source_ranks, strict=True):
             category = policy.categories.for_source(info.name, info.category)
             effects.append((self._effect(category, listed_allow=False), category))
-            effects.append((self._effect(category, listed_allow=True), category))
+            effects.append((self._effect(category, listed_allow=True, rank=rank), category))
         self.effects = tuple(effects)
         self.watch_lists = tuple(policy.watch_lists[name] for name in profile.watch)
         self.zone = policy.zone
@@ -146,9 +148,13 @@ class ProfileRules:
             self.memo.clear()
         self.memo[key] = verdict
 
-    def _effect(self, category: Category | None, *, listed_allow: bool) -> Effect:
+    def _effect(self, category: Category | None, *, listed_allow: bool, rank: Rank = Rank.SPECIFIC) -> Effect:
         if category is None:
             return Effect.IGNORE
+        if listed_allow and rank is Rank.EXCEPTIONS and category.kind is Kind.RISK:
+            # Our reviewed exceptions: the name is not what the other lists of this category say, for
+            # every profile alike (`decide` takes those entries out; it allows nothing else).
+            return Effect.EXCEPTION
         name, profile = category.name, self.profile
         if category.kind is Kind.ALLOWLIST or listed_allow:
             # A whitelist entry counts only for the categories the profile allows; an adblock exception
@@ -190,6 +196,7 @@ class Policy:
 
     `help_services` are domains never blocked and never logged (helplines); `portal_hosts` the
     appliance's own pages (sign-in, block page, certificate), reachable by everyone at any hour.
+    `ranks` gives the rank of list sources by name (the catalogue's `rank`); any other is `specific`.
     """
 
     categories: CategoryMap
@@ -201,8 +208,11 @@ class Policy:
     help_services: frozenset[str] = frozenset()
     portal_hosts: frozenset[str] = frozenset()
     guest: str = "guest"
-    # Read by `decide` directly: the prepared profiles, and the memo of host facts by host.
+    ranks: Mapping[str, Rank] = field(default_factory=dict)
+    # Read by `decide` directly: the prepared profiles, the memo of host facts by host, and the rank of
+    # each source of the index by its id.
     rules: Mapping[str, ProfileRules] = field(init=False, repr=False, compare=False)
+    source_ranks: tuple[Rank, ...] = field(init=False, repr=False, compare=False)
     facts: dict[str, HostFacts] = field(init=False, repr=False, compare=False)
     _overrides: dict[str, list[tuple[str, Override]]] = field(init=False, repr=False, compare=False)
 
@@ -221,6 +231,9 @@ class Policy:
                     overrides.setdefault(canonical_host(domain), []).append((profile.name, override))
         object.__setattr__(self, "_overrides", overrides)
         object.__setattr__(self, "facts", {})
+        object.__setattr__(
+            self, "source_ranks", tuple(self.ranks.get(s.name, Rank.SPECIFIC) for s in self.index.sources)
+        )
         object.__setattr__(self, "rules", {name: ProfileRules(p, self) for name, p in self.profiles.items()})
 
     def _check(self) -> None:

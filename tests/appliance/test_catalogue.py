@@ -423,7 +423,11 @@ def test_the_preset_command_changes_the_file_and_refuses_a_change_that_would_not
     path.chmod(0o640)
     assert main(["lists", "preset", "minimal", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "lists.preset is minimal" in out and "32 lists" in out and "appliance lists compile" in out
+    assert (
+        "lists.preset is minimal" in out
+        and f"{len(CATALOGUE.presets['minimal'].entries)} lists" in out
+        and "appliance lists compile" in out
+    )
     assert "preset: minimal   # install.sh --preset NAME" in path.read_text()
     assert oct(path.stat().st_mode & 0o777) == "0o640"
     if os.geteuid() == 0:  # as install.sh runs it: the file keeps its owner and group (root:appliance)

@@ -56,7 +56,7 @@ def probes(catalogue: Catalogue, real: dict[str, bool]) -> dict[str, str]:
     list where the mirror has it (its first domain), else the generated stand-in's name."""
     out = {}
     for name in ("ut1-phishing", "malware-filter-phishing", "ut1-malware", "hagezi-tif", "stevenblack-porn",
-                 "hagezi-nsfw", "blp-drugs", "ut1-gambling", "hagezi-doh-vpn-proxy-bypass"):  # fmt: skip
+                 "hagezi-nsfw", "ut1-drogue", "ut1-gambling", "hagezi-doh-vpn-proxy-bypass"):  # fmt: skip
         entry = catalogue.entries[name]
         copy = shared_copy(entry) if real.get(name) else None
         if copy is None:
