@@ -65,7 +65,7 @@ def test_there_is_an_exceptions_list_in_the_centre_presets_for_each_category_tha
 def test_every_exception_is_an_allow_entry_that_says_what_the_site_is(entry: Any) -> None:
     lines = _lines(entry.path)
     report = ReportBuilder(entry.name)
-    rules = parse_adblock_dns(lines, entry.path, report)
+    rules = list(parse_adblock_dns(lines, entry.path, report))  # (parsers yield lazily)
     assert rules and report.skipped == 0 and len(rules) == entry.entries
     assert all(flags & ALLOW for _, _, flags in rules), "an exceptions list only takes names out"
     for name, line, _ in rules:
