@@ -188,7 +188,7 @@ def ut1_archive(folder: Path, category: str, into: Path) -> Path:
     wanted = "".join(f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}\n" for p in files)
     if target.exists() and stamp.exists() and stamp.read_text() == wanted:
         return target
-    with tarfile.open(target, "w:gz", compresslevel=6) as tar:
+    with tarfile.open(target, "w:gz", compresslevel=1) as tar:  # (quick to make; read the same)
         for p in files:
             tar.add(p, arcname=f"{category}/{p.name}")
     stamp.write_text(wanted)

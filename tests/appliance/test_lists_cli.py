@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from appliance.cli import main
+from tests.appliance.list_server import ListServer, list_server
 
 
 @pytest.fixture
-def served() -> Iterator[dict[str, bytes]]:
-    """A list server on loopback; tests put bodies under paths."""
-    bodies: dict[str, bytes] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = bodies.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    bodies["base"] = f"http://127.0.0.1:{server.server_port}".encode()
-    yield bodies
-    server.shutdown()
+def served() -> Iterator[ListServer]:
+    """A list server on loopback; tests put bodies under paths (others get a 404)."""
+    with list_server() as server:
+        yield server
 
 
 def centre(tmp_path: Path, extra: str = "") -> Path:
@@ -79,36 +59,36 @@ def test_compile_reports_each_source_and_match_explains(
 
 
 def test_an_html_page_served_as_a_list_is_rejected_and_the_last_good_copy_stays(
-    tmp_path: Path, served: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, served: ListServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = served["base"].decode()
+    base = served.base
     config = centre(
         tmp_path, f"    - {{name: remote, format: domains, category: gambling, url: '{base}/list'}}\n"
     )
-    served["/list"] = b"casino.example\npoker.example\n"
+    served.bodies["/list"] = b"casino.example\npoker.example\n"
     assert main(["lists", "compile", "--config", str(config)]) == 0
     capsys.readouterr()
 
-    served["/list"] = b"<!DOCTYPE html><html><body>Please sign in</body></html>"
+    served.bodies["/list"] = b"<!DOCTYPE html><html><body>Please sign in</body></html>"
     assert main(["lists", "compile", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "STALE" in out and "an HTML page" in out and "last good copy" in out
     assert main(["lists", "match", "poker.example", "--config", str(config)]) == 0
     assert "block gambling" in capsys.readouterr().out
 
-    del served["/list"]
+    del served.bodies["/list"]
     assert main(["lists", "compile", "--config", str(config)]) == 0
     assert "HTTP 404" in capsys.readouterr().out
 
 
 def test_a_source_with_no_good_copy_is_rejected_and_the_rest_compiled(
-    tmp_path: Path, served: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, served: ListServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = served["base"].decode()
+    base = served.base
     config = centre(
         tmp_path, f"    - {{name: remote, format: domains, category: gambling, url: '{base}/bin'}}\n"
     )
-    served["/bin"] = b"\x00\x01\x02\x03" * 100
+    served.bodies["/bin"] = b"\x00\x01\x02\x03" * 100
     assert main(["lists", "compile", "--config", str(config)]) == 1
     out = capsys.readouterr().out
     assert "REJECTED" in out and "binary data" in out
@@ -172,15 +152,15 @@ def test_many_skipped_lines_are_summed_up_by_reason(
 
 
 def test_a_download_with_no_valid_entry_does_not_replace_the_last_good_copy(
-    tmp_path: Path, served: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, served: ListServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = served["base"].decode()
+    base = served.base
     config = centre(
         tmp_path, f"    - {{name: remote, format: hosts, category: gambling, url: '{base}/hosts'}}\n"
     )
-    served["/hosts"] = b"0.0.0.0 casino.example\n"
+    served.bodies["/hosts"] = b"0.0.0.0 casino.example\n"
     assert main(["lists", "compile", "--config", str(config)]) == 0
-    served["/hosts"] = b'{"error": "rate limited", "retry": 3600}\n'
+    served.bodies["/hosts"] = b'{"error": "rate limited", "retry": 3600}\n'
     for _ in range(2):  # and again: the good copy must survive repeated bad downloads
         assert main(["lists", "compile", "--config", str(config)]) == 0
         out = capsys.readouterr().out

@@ -5,8 +5,6 @@ feeds, or whose lists all gave nothing. Lists are served by a loopback server in
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,34 +13,16 @@ import pytest
 from appliance.cli import main
 from appliance.config import load_config
 from appliance.lists import read_compile_report
+from tests.appliance.list_server import ListServer, list_server
 
 MINIMAL = "protection is minimal: lists not downloaded yet"
 
 
 @pytest.fixture
-def served() -> Iterator[dict[str, bytes]]:
+def served() -> Iterator[ListServer]:
     """A list server on loopback; tests put bodies under paths (others get a 404)."""
-    bodies: dict[str, bytes] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = bodies.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    bodies["/base"] = f"http://127.0.0.1:{server.server_port}".encode()
-    yield bodies
-    server.shutdown()
+    with list_server() as server:
+        yield server
 
 
 def centre(tmp_path: Path, base: str, more: str = "") -> Path:
@@ -67,9 +47,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_without_a_download_the_appliance_filters_on_the_bundled_lists_and_says_so_until_one_succeeds(
-    tmp_path: Path, served: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, served: ListServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = str(centre(tmp_path, served["/base"].decode()))
+    config = str(centre(tmp_path, served.base))
     # Installed with no connection: nothing compiled yet.
     code, out, _ = run(capsys, "check", "--config", config)
     assert (
@@ -89,8 +69,8 @@ def test_without_a_download_the_appliance_filters_on_the_bundled_lists_and_says_
     assert MINIMAL in run(capsys, "check", "--config", config)[1]
 
     # The connection comes back: the lists are compiled, the demo lists drop out, the warning goes.
-    served["/phish.txt"] = b"login-verify.phish.example\n"
-    served["/porn.hosts"] = b"0.0.0.0 cams.example\n"
+    served.bodies["/phish.txt"] = b"login-verify.phish.example\n"
+    served.bodies["/porn.hosts"] = b"0.0.0.0 cams.example\n"
     code, out, err = run(capsys, "lists", "compile", "--config", config)
     assert code == 0 and not err and "demo-adult" not in out
     report = read_compile_report(load_config(Path(config)))
@@ -105,13 +85,13 @@ def test_without_a_download_the_appliance_filters_on_the_bundled_lists_and_says_
 
 
 def test_check_warns_of_a_blocked_category_whose_lists_all_gave_nothing(
-    tmp_path: Path, served: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, served: ListServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = served["/base"].decode()
+    base = served.base
     more = f"    - {{name: guns, format: domains, category: weapons, url: {base}/guns.txt}}\n"
     config = str(centre(tmp_path, base, more))
-    served["/phish.txt"] = b"login-verify.phish.example\n"
-    served["/porn.hosts"] = b"0.0.0.0 cams.example\n"
+    served.bodies["/phish.txt"] = b"login-verify.phish.example\n"
+    served.bodies["/porn.hosts"] = b"0.0.0.0 cams.example\n"
     code, out, err = run(capsys, "lists", "compile", "--config", config)
     assert code == 1 and MINIMAL not in err  # one list failed, the others came in
     code, out, _ = run(capsys, "check", "--config", config)
