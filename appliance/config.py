@@ -19,7 +19,8 @@ from appliance.bundles.sets import named, pointed
 from appliance.catalogue import Catalogue, CatalogueError, Selection, load_catalogue, select, switches_of
 from appliance.catalogue import read_switches as _read_switches
 from appliance.dashboard_settings import Contact, DashboardSettings, PortalSettings
-from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit, split_host_port
+from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit
+from appliance.net import split_host_port
 from appliance.proxy.pages import Helpline
 from appliance.proxy.settings import ProxyMode, ProxySettings
 from appliance.router_settings import RouterSettings

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.dns.neighbours import ARP_TABLE, read_arp, read_leases
+from appliance.net import ARP_TABLE, read_arp, read_leases
 from profiles.identity import mac_key
 
 LEASES = "dhcp"

@@ -11,47 +11,17 @@ appliance (the proxy stamps only requests it sends to the appliance itself).
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import hmac
-import ipaddress
 import os
 import secrets
-import socket
 from pathlib import Path
+
+from appliance.net import is_own_address, plain_ip
 
 CLIENT_HEADER = "X-Appliance-Client"
 KEY_NAME = "forwarding.key"
 STAMP_TTL_S = 120  # a stamp names the device for this long (the proxy stamps each request afresh)
-
-
-def plain_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """`address` as an IP address (an IPv4-mapped IPv6 address as the IPv4 one), None if it is not one."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-@functools.lru_cache(maxsize=1024)
-def is_own_address(address: str) -> bool:
-    """Is `address` one of this machine's own (loopback included)? Asked of the kernel: only an own
-    address can be bound to."""
-    ip = plain_ip(address)
-    if ip is None:
-        return False
-    if ip.is_loopback:
-        return True
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.bind((str(ip), 0))
-    except OSError:
-        return False
-    return True
 
 
 def forwarding_key(data_dir: Path) -> bytes:

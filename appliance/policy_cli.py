@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from appliance.catalogue import DEMO
 from appliance.config import Config, ConfigError, device_problems, load_config
-from appliance.dns.settings import split_host_port
 from appliance.health import health_problems
 from appliance.lists import CompileReport, read_compile_report
+from appliance.net import split_host_port
 from appliance.policy_files import (
     PolicyFileErrors,
     PolicyFiles,

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from appliance.config import Config, load_config
-from appliance.dns.settings import split_host_port
+from appliance.net import split_host_port
 from appliance.policy_files import read_policy_files
 from profiles.profile import DirectPort, Profile
 

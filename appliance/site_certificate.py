@@ -12,7 +12,6 @@ Only `cryptography`: the dashboard that serves these pages does not load mitmpro
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.config import Config
-from appliance.dns.settings import split_host_port
+from appliance.net import split_host_port
 from appliance.storage import fsync_path
 from filters.errors import ApplianceError
 
@@ -34,7 +33,6 @@ CA_CERT_FILE = "mitmproxy-ca-cert.pem"
 CERT_FILE, KEY_FILE = "site.pem", "site.key"  # under <data_dir>/tls: the certificate chain and its key
 VALID_DAYS = 180
 RENEW_DAYS = 30
-FIB_TRIE = Path("/proc/net/fib_trie")
 
 
 class CertificateError(ApplianceError):
@@ -54,21 +52,6 @@ class SiteCertificate:
     def due(self, names: Iterable[str], now: datetime) -> bool:
         """Must it be issued anew at `now` for `names` (ending soon, or a name it does not cover)?"""
         return self.not_after - now < timedelta(days=RENEW_DAYS) or not set(names) <= self.names
-
-
-def local_addresses(fib_trie: Path = FIB_TRIE) -> list[str]:
-    """The machine's own IPv4 addresses (its network namespace's), from the kernel's routing table."""
-    try:
-        lines = fib_trie.read_text(encoding="ascii").splitlines()
-    except OSError:
-        return []
-    found = []
-    for before, line in itertools.pairwise(lines):
-        if line.strip() == "/32 host LOCAL":
-            address = before.strip().removeprefix("|-- ").strip()
-            if address not in found:
-                found.append(address)
-    return found
 
 
 def site_names(config: Config, addresses: Iterable[str] = ()) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from flask import current_app, g
 from appliance.bindings import load_bound
 from appliance.bundles.sets import pointer_path
 from appliance.config import Config, load_config
-from appliance.dns.neighbours import Neighbours
+from appliance.net import Neighbours
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index
 from appliance.store.schema import connect

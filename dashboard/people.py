@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from appliance.config import staff_device_problem
 from appliance.devices_seen import SeenDevice, SweepError, arp_sweep, merge_seen, seen_devices, sweep_settings
-from appliance.dns.neighbours import ARP_TABLE
+from appliance.net import ARP_TABLE
 from appliance.policy_files import PolicyFileErrors, read_policy_files
 from appliance.store import people
 from appliance.store.people import DeviceRecord

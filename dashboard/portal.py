@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.dns.settings import split_host_port
+from appliance.net import split_host_port
 from appliance.store import audit, people, staff, throttle
 from appliance.store.secrets import PepperError
 from appliance.store.staff import MAX_FAILURES, SignInRefused

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from flask import Flask, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from appliance.dns.settings import split_host_port
-from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key, plain_ip
+from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key
+from appliance.net import plain_ip, split_host_port
 from appliance.proxy.pages import CHILD_CSS
 from appliance.store import audit, staff
 from appliance.store.staff import Role, StaffUser

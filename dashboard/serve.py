@@ -36,12 +36,11 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
 from appliance.config import Config, load_config
-from appliance.dns.settings import split_host_port
+from appliance.net import local_addresses, split_host_port
 from appliance.site_certificate import (
     CertificateError,
     SiteCertificate,
     ensure_site_certificate,
-    local_addresses,
     site_folder,
     site_names,
 )

@@ -34,9 +34,7 @@ from appliance.dns.batch import BatchSocket
 from appliance.dns.cache import RecordCache, Records
 from appliance.dns.errors import Malformed, UpstreamFailed
 from appliance.dns.live import FAST_ENTRIES, NEVER, Cached, Client, Live, changed, load_live, stamp_of
-from appliance.dns.neighbours import Neighbours
 from appliance.dns.resolution import cloaked
-from appliance.dns.settings import split_host_port, system_resolvers
 from appliance.dns.upstream import Server, Upstreams, UpstreamSettings, parse_servers
 from appliance.dns.wire import (
     MAX_QUERY,
@@ -52,6 +50,7 @@ from appliance.dns.wire import (
 )
 from appliance.event_log import EventLog
 from appliance.events import What
+from appliance.net import Neighbours, split_host_port, system_resolvers
 from filters.errors import ApplianceError
 from profiles.decide import decide
 from profiles.policy import Special

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-
-RESOLV_CONF = Path("/etc/resolv.conf")
 
 
 @dataclass(frozen=True)
@@ -55,39 +52,3 @@ class DnsSettings:
     tcp_per_device: int = 16  # TCP connections open at once from one address (256 in all)
     leases: Path | None = None
     events_path: Path | None = None  # default: <data_dir>/appliance.sqlite
-
-
-def system_resolvers(path: Path = RESOLV_CONF, exclude: frozenset[str] = frozenset()) -> tuple[str, ...]:
-    """The `nameserver` addresses of resolv.conf, less `exclude` (our own listening addresses, which
-    would send our questions back to us)."""
-    found = []
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ()
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            try:
-                address = ipaddress.ip_address(fields[1].split("%")[0])
-            except ValueError:
-                continue
-            if str(address) not in exclude:
-                found.append(str(address))
-    return tuple(found)
-
-
-def split_host_port(text: str, default_port: int) -> tuple[str, int]:
-    """`host:port`, `[v6]:port`, a bare IPv4 or IPv6 address; ValueError if the port is bad."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
-    elif text.count(":") == 1:
-        host, _, raw = text.partition(":")
-        port = int(raw)
-    else:
-        host, port = text, default_port
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} out of range")
-    return host, port

@@ -24,8 +24,8 @@ from dnslib.label import DNSLabelError
 
 from appliance.dns.cache import RecordCache, Records
 from appliance.dns.errors import UpstreamFailed
-from appliance.dns.settings import split_host_port
 from appliance.dns.wire import OUR_UDP, Rcode
+from appliance.net import split_host_port
 
 log = logging.getLogger(__name__)
 

@@ -43,13 +43,12 @@ from mitmproxy.proxy.mode_specs import TransparentMode
 from appliance.bindings import Bindings, Bound
 from appliance.dns.cache import RecordCache
 from appliance.dns.live import Live, changed, load_live, stamp_of
-from appliance.dns.neighbours import Neighbours
 from appliance.dns.resolution import Resolver
-from appliance.dns.settings import split_host_port
 from appliance.dns.upstream import Upstreams, UpstreamSettings
 from appliance.event_log import EventLog
 from appliance.events import What, Who
-from appliance.forwarding import CLIENT_HEADER, forwarding_key, is_own_address, stamp
+from appliance.forwarding import CLIENT_HEADER, forwarding_key, stamp
+from appliance.net import Neighbours, is_own_address, split_host_port
 from appliance.proxy.ca import Authority
 from appliance.proxy.limits import Admission
 from appliance.proxy.outbound import outbound_text, websocket_text

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.forwarding import plain_ip
+from appliance.net import plain_ip
 
 log = logging.getLogger("appliance.proxy")
 

@@ -16,6 +16,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from appliance.net import plain_ip
 from filters.names import BadName, is_address, normalise_host
 from filters.urls import canonical_host
 
@@ -87,12 +88,9 @@ LOCAL_NETWORKS = tuple(
 
 def local_and_unlisted(address: str, reachable: Sequence[str]) -> bool:
     """Is `address` on a local network (LOCAL_NETWORKS) that `reachable` (networks) does not list?"""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = plain_ip(address)
+    if ip is None:
         return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     if not any(ip in net for net in LOCAL_NETWORKS if net.version == ip.version):
         return False
     return not any(ip in ipaddress.ip_network(n, strict=False) for n in reachable)

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from appliance.events import What, Who
-from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key, is_own_address, stamp
+from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key, stamp
+from appliance.net import is_own_address
 from appliance.store import audit, people, reports, staff
 from appliance.store.retention import purge
 from appliance.store.settings import StoreSettings

@@ -23,14 +23,9 @@ import pytest
 from cryptography import x509
 
 from appliance.config import load_config
+from appliance.net import local_addresses
 from appliance.proxy.ca import ensure_authority
-from appliance.site_certificate import (
-    CertificateError,
-    ensure_site_certificate,
-    local_addresses,
-    read_certificate,
-    site_names,
-)
+from appliance.site_certificate import CertificateError, ensure_site_certificate, read_certificate, site_names
 from appliance.store import people, staff
 from appliance.store.schema import connect
 from tests.browser.conftest import free_port
