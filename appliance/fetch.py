@@ -50,7 +50,7 @@ from urllib3.exceptions import (
 
 from appliance.archives import same_file
 from appliance.config import FetchSettings
-from appliance.storage import fsync_path, write_atomically
+from appliance.files import fsync_path, write_atomically
 from filters.errors import SourceRejected
 from filters.report import FetchOutcome, FetchSummary
 from filters.sources import Source

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from appliance.config import Config
-from appliance.storage import free_bytes, index_problem
+from appliance.files import free_bytes
+from appliance.storage import index_problem
 
 DISK_FULL_BYTES = 1 << 20  # below this, the event writers and a compile fail: "full"
 DISK_LOW_BYTES = 64 << 20  # below this, a nightly compile may not fit: "nearly full"

@@ -23,8 +23,9 @@ from typing import IO
 from appliance.archives import SNIFF, ArchiveLimits, CheckedArchive, check_archive, same_file
 from appliance.config import HEAD_OFFICE_PREFIX, Config
 from appliance.fetch import Downloader, Fetched, summary_with
+from appliance.files import fsync_path, write_atomically
 from appliance.memory import give_freed_memory_back
-from appliance.storage import fsync_path, install_index, write_atomically
+from appliance.storage import install_index
 from filters.adblock import parse_adblock
 from filters.compile import IndexBuilder
 from filters.errors import ApplianceError, FilterError, SourceRejected

@@ -25,8 +25,8 @@ from appliance.catalogue import (
     load_catalogue,
 )
 from appliance.config import Config, ConfigError, default_config_path, load_config
+from appliance.files import write_atomically
 from appliance.lists import CompileError, CompileResult, compile_lists, read_compile_report
-from appliance.storage import write_atomically
 from appliance.yaml_lines import Mapping, YamlError, load_yaml
 from filters.report import SourceReport
 

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.config import Config
+from appliance.files import fsync_path
 from appliance.net import split_host_port
-from appliance.storage import fsync_path
 from filters.errors import ApplianceError
 
 CA_FILE = "mitmproxy-ca.pem"  # the authority's key and certificate, as appliance/proxy/ca.py writes them

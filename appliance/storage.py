@@ -1,5 +1,6 @@
-"""Files that must survive power cuts, full disks and careless hands: atomic replacement, the
-memory-mapped compiled index and the previous good one kept beside it, and the disk's free space.
+"""The compiled index on disk, which must survive power cuts, full disks and careless hands: the
+memory-mapped index, checked whole, and the previous good one kept beside it (atomic writes and a full
+disk are appliance/files.py's).
 
 The compiled index is mapped by every DNS, proxy and dashboard process. A mapped file cannot be changed
 in place safely: truncated, a process reading it gets SIGBUS and dies; overwritten, it reads another
@@ -11,18 +12,16 @@ it fails, serves the previous good index (`filters.idx.previous`) instead of fai
 
 from __future__ import annotations
 
-import errno
 import logging
 import mmap
 import os
-import shutil
-from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeAlias
+from typing import Any, BinaryIO
 from zlib import crc32
 
-from filters.errors import ApplianceError, IndexFormatError
+from appliance.files import Data, disk_full_error, fsync_path, is_disk_full, size_of, write_new
+from filters.errors import IndexFormatError
 from filters.index import PREFIX_BYTES, FilterIndex, header_end, read_header
 
 log = logging.getLogger(__name__)
@@ -30,83 +29,6 @@ log = logging.getLogger(__name__)
 INDEX_MODE = 0o444  # the served index: no one writes it in place, not even its owner by mistake
 PREVIOUS_SUFFIX = ".previous"
 _CHUNK = 1 << 20
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-class DiskFull(ApplianceError):
-    """A file could not be written because its disk (or the user's quota) is full: the file it was to
-    replace is unchanged."""
-
-
-def free_bytes(path: Path) -> int:
-    """Bytes an ordinary user (the services' `appliance` user) may still write on the disk of `path`
-    (or of its nearest existing parent)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
-
-
-def disk_full_error(path: Path, needed: int, e: OSError) -> DiskFull:
-    """The DiskFull for `path`, naming what was needed and what is free."""
-    return DiskFull(
-        f"cannot write {path}: the disk is full ({_size(free_bytes(path.parent))} free there,"
-        f" {_size(needed)} needed; {e.strerror}); {path} is unchanged: free some space and try again"
-    )
-
-
-def fsync_path(path: Path) -> None:
-    """Make `path` durable: a file's data, or a folder's entries (a rename, an unlink in it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-Data: TypeAlias = "bytes | Sequence[bytes | array[int]]"  # a file's bytes, or its parts in order
-
-
-def _nbytes(data: Data) -> int:
-    return len(data) if isinstance(data, bytes) else sum(memoryview(part).nbytes for part in data)
-
-
-def _write_new(tmp: Path, data: Data, mode: int | None) -> None:
-    """Write `data` (or its parts, in order: a compiled index is never joined into one copy) to the new
-    file `tmp` (with `mode`) and make it durable. Raises OSError."""
-    with open(tmp, "wb") as f:
-        for part in (data,) if isinstance(data, bytes) else data:
-            f.write(part)
-        f.flush()
-        if mode is not None:
-            os.fchmod(f.fileno(), mode)
-        os.fsync(f.fileno())
-
-
-def write_atomically(path: Path, data: Data) -> None:
-    """Replace `path` with `data` (bytes, or parts written in order) so that a crash leaves either the
-    old or the new file, never a mix. A file replaced keeps its permission bits (a profiles file edited in
-    the dashboard stays readable by the DNS filter and the proxy). Raises DiskFull (the old file
-    unchanged) when the disk is full."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = None
-    try:
-        _write_new(tmp, data, mode)
-        os.replace(tmp, path)
-    except OSError as e:
-        if e.errno in _FULL:
-            raise disk_full_error(path, _nbytes(data), e) from e
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_path(path.parent)
 
 
 # ---- the compiled index ----
@@ -262,10 +184,10 @@ def install_index(path: Path, blob: Data) -> None:
     link = previous.with_name(f".{previous.name}.{os.getpid()}.tmp")
     try:
         try:
-            _write_new(tmp, blob, INDEX_MODE)
+            write_new(tmp, blob, INDEX_MODE)
         except OSError as e:
-            if e.errno in _FULL:
-                raise disk_full_error(path, _nbytes(blob), e) from e
+            if is_disk_full(e):
+                raise disk_full_error(path, size_of(blob), e) from e
             raise
         keep = path.exists()
         if keep:

@@ -33,10 +33,10 @@ from appliance.catalogue import (
     switches_text,
 )
 from appliance.config import Config, ConfigError, load_config
+from appliance.files import write_atomically
 from appliance.lists import CompiledSource, CompileReport, read_compile_report
 from appliance.policy_cli import Explanation, explain, policy_problems, protection_warnings
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files
-from appliance.storage import write_atomically
 from appliance.store import people
 from appliance.store.staff import Role
 from dashboard.database import config, now, store

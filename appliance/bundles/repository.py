@@ -39,7 +39,7 @@ from tuf.api.serialization.json import JSONSerializer
 from appliance.bundles.errors import BundleError
 from appliance.bundles.sets import MAX_VERSION
 from appliance.bundles.state import MANIFEST, manifest_entry
-from appliance.storage import write_atomically
+from appliance.files import write_atomically
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
 LIFETIME = {  # how long each role's signature holds: the timestamp is short (a frozen mirror shows)

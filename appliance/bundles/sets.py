@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from appliance.storage import fsync_path, write_atomically
+from appliance.files import fsync_path, write_atomically
 
 PARTIAL = ".partial"
 _NAME = re.compile(r"v(\d{1,20})")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.bundles.sets import pointed, sets_dir, version_of
-from appliance.storage import write_atomically
+from appliance.files import write_atomically
 
 MANIFEST = "bundle.json"
 

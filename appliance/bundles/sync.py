@@ -46,8 +46,8 @@ from appliance.bundles.sets import (
 from appliance.bundles.spec import read_spec
 from appliance.bundles.state import MANIFEST, SyncState, iso, manifest_entry, read_state, save_state
 from appliance.config import HEAD_OFFICE_PREFIX, Config, ConfigError, load_config
+from appliance.files import fsync_path, write_atomically
 from appliance.lists import REPORT_NAME, CompileError, compile_lists
-from appliance.storage import fsync_path, write_atomically
 from appliance.sync_settings import SyncSettings
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.storage import fsync_path
+from appliance.files import fsync_path
 from appliance.store.schema import StoreError
 
 # scrypt N=2^14, r=8: 16 MiB and about 50 ms on a Raspberry Pi 4 per hash (OWASP's minimum is 2^17 with

@@ -13,16 +13,9 @@ from pathlib import Path
 import pytest
 
 from appliance.config import load_config
+from appliance.files import DiskFull
 from appliance.lists import compile_lists
-from appliance.storage import (
-    INDEX_MODE,
-    DiskFull,
-    index_problem,
-    install_index,
-    open_index,
-    previous_index,
-    write_atomically,
-)
+from appliance.storage import INDEX_MODE, index_problem, install_index, open_index, previous_index
 from filters.compile import IndexBuilder
 from filters.errors import IndexFormatError
 from filters.index import SourceInfo
@@ -131,16 +124,6 @@ def test_a_sound_index_and_one_never_compiled_are_no_problem(tmp_path: Path):
 
 
 # ---- a full disk ----
-
-
-def test_a_file_replaced_on_a_full_disk_is_refused_with_the_space_and_left_whole(small_disk: SmallDisk):
-    path = small_disk.path / "profiles.yaml"
-    write_atomically(path, b"profiles: {}\n")
-    small_disk.fill()
-    with pytest.raises(DiskFull, match=r"cannot write .*profiles.yaml: the disk is full \(0 kB free there"):
-        write_atomically(path, b"x" * 100_000)
-    assert path.read_bytes() == b"profiles: {}\n"
-    assert sorted(p.name for p in small_disk.path.iterdir()) == ["filler.bin", "profiles.yaml"]
 
 
 def test_an_index_installed_on_a_full_disk_leaves_the_index_in_force_untouched(small_disk: SmallDisk):

@@ -125,7 +125,8 @@ def test_phrases_are_scored(index: FilterIndex) -> None:
 
 
 def test_loaded_from_a_file_it_answers_the_same(artefact: bytes, index: FilterIndex, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from appliance.storage import open_index, write_atomically
+    from appliance.files import write_atomically
+    from appliance.storage import open_index
 
     path = tmp_path / "filters.idx"
     write_atomically(path, artefact)
@@ -186,7 +187,8 @@ def test_a_table_cut_short_under_a_reader_is_an_error_not_a_crash(artefact: byte
 
 def test_a_damaged_file_fails_its_check_when_read_through_the_file(artefact: bytes, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`open_index(verify=True)` checks the body read from the file (not through the memory map)."""
-    from appliance.storage import open_index, write_atomically
+    from appliance.files import write_atomically
+    from appliance.storage import open_index
 
     hosts, _ = FilterIndex(artefact).header["sections"]["hosts"]
     body = len(artefact) - FilterIndex(artefact).header["body_length"]
