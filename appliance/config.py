@@ -21,7 +21,7 @@ from appliance.catalogue import read_switches as _read_switches
 from appliance.dashboard_settings import Contact, DashboardSettings, PortalSettings
 from appliance.dns.settings import BlockSettings, CacheSettings, DnsSettings, RateLimit
 from appliance.net import split_host_port
-from appliance.proxy.pages import Helpline
+from appliance.pages import Helpline
 from appliance.proxy.settings import ProxyMode, ProxySettings
 from appliance.router_settings import RouterSettings
 from appliance.store.settings import StoreSettings

@@ -1,6 +1,6 @@
 """The block page for names the DNS filter answered with the appliance's address (`blocked_answer:
 block-page`): a browser that is not sent through the proxy then asks the dashboard's web server for the
-blocked site. It gets the proxy's block page (appliance/proxy/pages.py), with the reasons the policy gives
+blocked site. It gets the proxy's block page (appliance/pages.py), with the reasons the policy gives
 for that device now, instead of the dashboard."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import socket
 
 from flask import Response, request
 
-from appliance.proxy.pages import block_page
+from appliance.pages import block_page
 from dashboard.database import config, identity_of, local_time, now, policy
 from filters.errors import ApplianceError
 from filters.names import BadName, normalise_host

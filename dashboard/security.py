@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key
 from appliance.net import plain_ip, split_host_port
-from appliance.proxy.pages import CHILD_CSS
+from appliance.pages import CHILD_CSS
 from appliance.store import audit, staff
 from appliance.store.staff import Role, StaffUser
 from dashboard import blocked

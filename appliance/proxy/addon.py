@@ -49,10 +49,10 @@ from appliance.event_log import EventLog
 from appliance.events import What, Who
 from appliance.forwarding import CLIENT_HEADER, forwarding_key, stamp
 from appliance.net import Neighbours, is_own_address, split_host_port
+from appliance.pages import ReportForm, block_page, certificate_page, reported_page, unavailable_page
 from appliance.proxy.ca import Authority
 from appliance.proxy.limits import Admission
 from appliance.proxy.outbound import outbound_text, websocket_text
-from appliance.proxy.pages import ReportForm, block_page, certificate_page, reported_page, unavailable_page
 from appliance.proxy.report import (
     REPORT_PATH,
     Blocked,

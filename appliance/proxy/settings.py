@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from appliance.proxy.pages import Helpline
+from appliance.pages import Helpline
 
 # The UK's national helpline for children (the shipped time zone is London's); other centres set theirs.
 CHILDLINE = Helpline(

@@ -1,5 +1,7 @@
 """The pages the proxy shows in place of a site: the block page, "filtering is unavailable", the thanks
-after a report, and the staff page on installing the appliance's CA certificate.
+after a report, and the staff page on installing the appliance's CA certificate. The dashboard shows the
+same block page (to a browser the DNS filter sent to the appliance) and the same look (CHILD_CSS) on the
+children's portal, so they live beside both rather than in either.
 
 Pure functions from values to one self-contained HTML document each (UTF-8, inline CSS, no scripts, no
 external resources), readable on a phone and on a PC. Every value that does not come from this file goes

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from appliance.proxy.pages import (
+from appliance.pages import (
     REPORT_NOTE_FIELD,
     REPORT_NOTE_MAX,
     Helpline,
