@@ -11,6 +11,7 @@ it fails, serves the previous good index (`filters.idx.previous`) instead of fai
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import mmap
@@ -36,6 +37,32 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 class DiskFull(ApplianceError):
     """A file could not be written because its disk (or the user's quota) is full: the file it was to
     replace is unchanged."""
+
+
+class WriteFailed(ApplianceError):
+    """A file could not be written for another reason of the disk's (read-only, an I/O error): the file
+    it was to replace is unchanged."""
+
+
+def _remove(*paths: Path) -> None:
+    """Remove what a failed write left (on a disk gone read-only it stays: nothing more to do then)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def write_error(path: Path, needed: int, e: OSError) -> ApplianceError:
+    """What to raise when writing `path` (`needed` bytes) failed with `e`, in words for staff."""
+    if e.errno in _FULL:
+        return disk_full_error(path, needed, e)
+    hint = ""
+    if e.errno == errno.EROFS:
+        hint = (
+            ": the disk has become read-only (a failing SD card often does; the Pi guide's Troubleshooting)"
+        )
+    elif e.errno == errno.EIO:
+        hint = ": the disk could not write (a failing SD card or a loose USB disk?)"
+    return WriteFailed(f"cannot write {path}: {e.strerror}{hint}; {path} is unchanged")
 
 
 def free_bytes(path: Path) -> int:
@@ -101,11 +128,9 @@ def write_atomically(path: Path, data: Data) -> None:
         _write_new(tmp, data, mode)
         os.replace(tmp, path)
     except OSError as e:
-        if e.errno in _FULL:
-            raise disk_full_error(path, _nbytes(data), e) from e
-        raise
+        raise write_error(path, _nbytes(data), e) from e
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
     fsync_path(path.parent)
 
 
@@ -264,9 +289,7 @@ def install_index(path: Path, blob: Data) -> None:
         try:
             _write_new(tmp, blob, INDEX_MODE)
         except OSError as e:
-            if e.errno in _FULL:
-                raise disk_full_error(path, _nbytes(blob), e) from e
-            raise
+            raise write_error(path, _nbytes(blob), e) from e
         keep = path.exists()
         if keep:
             try:
@@ -286,6 +309,5 @@ def install_index(path: Path, blob: Data) -> None:
                 os.replace(path, previous)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
-        link.unlink(missing_ok=True)
+        _remove(tmp, link)
     fsync_path(path.parent)

@@ -17,6 +17,7 @@ from appliance.lists import compile_lists
 from appliance.storage import (
     INDEX_MODE,
     DiskFull,
+    WriteFailed,
     index_problem,
     install_index,
     open_index,
@@ -141,6 +142,25 @@ def test_a_file_replaced_on_a_full_disk_is_refused_with_the_space_and_left_whole
         write_atomically(path, b"x" * 100_000)
     assert path.read_bytes() == b"profiles: {}\n"
     assert sorted(p.name for p in small_disk.path.iterdir()) == ["filler.bin", "profiles.yaml"]
+
+
+def test_a_disk_gone_read_only_is_named_and_the_files_left_whole(small_disk: SmallDisk):
+    """An SD card the kernel stopped writing to (remounted read-only): a plain error naming it, for the
+    compile and the dashboard to show, not a traceback; the files in force stay."""
+    path = small_disk.path / "index" / "filters.idx"
+    install_index(path, OLD)
+    profiles = small_disk.path / "profiles.yaml"
+    write_atomically(profiles, b"profiles: {}\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk.path)], check=True)
+    try:
+        with pytest.raises(WriteFailed, match=r"cannot write .*filters.idx: .*the disk has become read-only"):
+            install_index(path, NEW)
+        with pytest.raises(WriteFailed, match=r"profiles.yaml: .*read-only.*profiles.yaml is unchanged"):
+            write_atomically(profiles, b"x")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk.path)], check=True)
+    assert listed(path, "old.example") and not listed(path, "new.example")
+    assert profiles.read_bytes() == b"profiles: {}\n"
 
 
 def test_an_index_installed_on_a_full_disk_leaves_the_index_in_force_untouched(small_disk: SmallDisk):
