@@ -39,6 +39,7 @@ from typing import Generic, TypeVar
 import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    DecodeError,
     HTTPError,
     MaxRetryError,
     NameResolutionError,
@@ -382,6 +383,11 @@ class Downloader:
         except SourceRejected:
             part.unlink(missing_ok=True)
             raise
+        except HTTPError as e:  # a body that cannot be decoded (gzip said, not sent), TLS failing mid-body
+            tally.bytes += response.tell() - counted
+            part.unlink(missing_ok=True)
+            response.close()
+            raise SourceRejected(source.name, f"download failed: {_why(e)}") from e
         except OSError as e:
             part.unlink(missing_ok=True)
             response.close()
@@ -418,6 +424,11 @@ def _why(error: BaseException) -> str:
         return "no answer to the connection (lists.fetch.connect_timeout_s)"
     if isinstance(error, ReadTimeoutError):
         return "the server stopped sending (lists.fetch.timeout_s)"
+    if isinstance(error, DecodeError):
+        return (
+            "the server said the list was compressed, but it could not be decompressed"
+            " (a misconfigured server or proxy?)"
+        )
     if isinstance(error, ProtocolError):
         return f"the connection was cut: {text}"
     if isinstance(error, SSLError):

@@ -1,11 +1,12 @@
-"""Files that must survive power cuts and full disks: atomic replacement (a crash leaves the old file or
-the new one, never a mix), durable renames, and a full disk said in words (what was needed, what is
-free) with the file it was to replace unchanged. Used by every writer of the data folder; the compiled
-index's own rules (read-only, the previous good one kept) are in appliance/storage.py.
+"""Files that must survive power cuts and full or failing disks: atomic replacement (a crash leaves the
+old file or the new one, never a mix), durable renames, and a full disk (what was needed, what is free)
+or a disk gone read-only said in words, with the file it was to replace unchanged. Used by every writer
+of the data folder; the compiled index's own rules (read-only, the previous good one kept) are in appliance/storage.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -44,9 +45,31 @@ def disk_full_error(path: Path, needed: int, e: OSError) -> DiskFull:
     )
 
 
-def is_disk_full(e: OSError) -> bool:
-    """Did `e` fail for want of space (the disk, or the user's quota)?"""
-    return e.errno in _FULL
+class WriteFailed(ApplianceError):
+    """A file could not be written for another reason of the disk's (read-only, an I/O error): the file
+    it was to replace is unchanged."""
+
+
+def write_error(path: Path, needed: int, e: OSError) -> ApplianceError:
+    """What to raise when writing `path` (`needed` bytes) failed with `e`, in words for staff: DiskFull
+    for want of space, else WriteFailed."""
+    if e.errno in _FULL:
+        return disk_full_error(path, needed, e)
+    hint = ""
+    if e.errno == errno.EROFS:
+        hint = (
+            ": the disk has become read-only (a failing SD card often does; the Pi guide's Troubleshooting)"
+        )
+    elif e.errno == errno.EIO:
+        hint = ": the disk could not write (a failing SD card or a loose USB disk?)"
+    return WriteFailed(f"cannot write {path}: {e.strerror}{hint}; {path} is unchanged")
+
+
+def remove_quietly(*paths: Path) -> None:
+    """Remove what a failed write left (on a disk gone read-only it stays: nothing more to do then)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def fsync_path(path: Path) -> None:
@@ -68,7 +91,7 @@ def size_of(data: Data) -> int:
 
 def write_new(tmp: Path, data: Data, mode: int | None) -> None:
     """Write `data` (or its parts, in order: a compiled index is never joined into one copy) to the new
-    file `tmp` (with `mode`) and make it durable. Raises OSError (`is_disk_full` tells a full disk)."""
+    file `tmp` (with `mode`) and make it durable. Raises OSError (`write_error` says it for staff)."""
     with open(tmp, "wb") as f:
         for part in (data,) if isinstance(data, bytes) else data:
             f.write(part)
@@ -81,8 +104,8 @@ def write_new(tmp: Path, data: Data, mode: int | None) -> None:
 def write_atomically(path: Path, data: Data) -> None:
     """Replace `path` with `data` (bytes, or parts written in order) so that a crash leaves either the
     old or the new file, never a mix. A file replaced keeps its permission bits (a profiles file edited in
-    the dashboard stays readable by the DNS filter and the proxy). Raises DiskFull (the old file
-    unchanged) when the disk is full."""
+    the dashboard stays readable by the DNS filter and the proxy). Raises DiskFull when the disk is full,
+    WriteFailed when it cannot be written (the old file unchanged either way)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -93,9 +116,7 @@ def write_atomically(path: Path, data: Data) -> None:
         write_new(tmp, data, mode)
         os.replace(tmp, path)
     except OSError as e:
-        if is_disk_full(e):
-            raise disk_full_error(path, size_of(data), e) from e
-        raise
+        raise write_error(path, size_of(data), e) from e
     finally:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
     fsync_path(path.parent)

@@ -9,12 +9,17 @@ download never empties a category. Downloads are `appliance.fetch`'s; archives `
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
+import tarfile
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +75,32 @@ def _read_file(path: Path, name: str) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise SourceRejected(name, f"cannot read {path}: {e.strerror}") from e
+
+
+MAX_LINE = 64 * 1024  # bytes: far longer than any entry; a longer line is never held whole
+
+
+def _read_lines(
+    stream: IO[bytes], source_name: str, where: str, report: ReportBuilder, origin: str
+) -> Iterator[bytes]:
+    """The lines of `stream`, each at most MAX_LINE bytes: a longer one is read past, never held whole,
+    and counted as skipped (an empty line in its place keeps the line numbers). A read that fails (a
+    disk error, an archive damaged since its check) is SourceRejected, so the source's last good copy
+    is compiled instead."""
+    number = 0
+    try:
+        while line := stream.readline(MAX_LINE):
+            number += 1
+            if len(line) == MAX_LINE and not line.endswith(b"\n"):
+                length = len(line)
+                while (more := stream.readline(MAX_LINE)) and not more.endswith(b"\n"):
+                    length += len(more)
+                length += len(more)
+                report.skip(origin, number, f"a line of {length:,} bytes: too long to be an entry")
+                line = b"\n"
+            yield line
+    except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as e:
+        raise SourceRejected(source_name, f"cannot read {where}: {e}") from e
 
 
 def _opened(folder: Path, names: Iterable[str], source_name: str) -> Iterator[tuple[str, IO[bytes]]]:
@@ -264,7 +295,9 @@ def _load(source: Source, sid: int, copy: _Copy, builder: IndexBuilder, report: 
         _parse_ut1_folder(source, sid, copy.path, builder, report)
     elif archive is None:
         for _, stream in _opened(copy.path.parent, [copy.path.name], source.name):
-            _parse_lines(source, sid, builder, decode_lines(source.name, stream), report, _origin(source))
+            origin = _origin(source)
+            raw = _read_lines(stream, source.name, str(copy.path), report, origin)
+            _parse_lines(source, sid, builder, decode_lines(source.name, raw), report, origin)
     elif source.format is Format.UT1:
         for folder in copy.picked:
             files = archive.folder(folder)
@@ -281,8 +314,8 @@ def _load(source: Source, sid: int, copy: _Copy, builder: IndexBuilder, report: 
             _parse_ut1(source, sid, builder, report, label=label, where=where, usage=usage, contents=contents)
     else:
         for name, stream in archive.streams(copy.picked):
-            lines = decode_lines(f"{source.name}/{name}", stream)
-            _parse_lines(source, sid, builder, lines, report, name)
+            raw = _read_lines(stream, source.name, f"{name} in {copy.path.name}", report, name)
+            _parse_lines(source, sid, builder, decode_lines(f"{source.name}/{name}", raw), report, name)
 
 
 def _parse_source(
@@ -300,6 +333,7 @@ def _parse_source(
         return _Outcome(None, None)
     fetched: Fetched[_Copy] | None = None
     summary: FetchSummary | None = None
+    mark = builder.mark()
     try:
         if source.is_url:
             fetched = reader.downloader.fetch(source, lambda path: reader.check(source, path))
@@ -316,8 +350,12 @@ def _parse_source(
             if probe.entries:
                 try:
                     reader.keep(source, copy, fetched)
-                except OSError as e:  # the entries are compiled all the same; the old copy stays
-                    report.warn(f"{source.name}: could not keep it as the last good copy: {e.strerror}")
+                except (
+                    OSError,
+                    ApplianceError,
+                ) as e:  # the entries are compiled all the same; the old copy stays
+                    why = e.strerror if isinstance(e, OSError) else str(e)
+                    report.warn(f"{source.name}: could not keep it as the last good copy: {why}")
             return _Outcome(None, summary)
         first = f", first: {probe.first_skipped[0]}" if probe.first_skipped else ""
         problem = f"no valid entries ({probe.skipped:,} lines skipped{first})"
@@ -325,6 +363,7 @@ def _parse_source(
             summary = summary_with(summary, problem)
     except SourceRejected as e:
         problem = e.reason
+        builder.rollback(mark)  # what was read before the copy failed half-way is not kept
     finally:
         if fetched is not None:
             reader.downloader.discard(fetched)
@@ -391,8 +430,9 @@ def _parse_ut1(
         report.warn(f"{source.name}: no black/white usage file in {where}; taken as a blacklist")
     flags = ALLOW if white else 0
     for name, stream in contents:
-        lines = decode_lines(f"{source.name}/{name}", stream)
         origin = f"{label}/{name}"
+        raw = _read_lines(stream, source.name, f"{where}: {name}", report, origin)
+        lines = decode_lines(f"{source.name}/{name}", raw)
         if name == "domains":
             builder.add_hosts(sid, parse_domains(lines, origin, report, flags=flags))
         elif name == "urls":
@@ -405,8 +445,27 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
     """Compile every configured source into the index file, replacing it atomically.
 
     A rejected source is reported and left out (or its last good copy used); if no source yields a
-    single entry, CompileError is raised and the index in force is not touched.
+    single entry, CompileError is raised and the index in force is not touched. One compile at a time
+    per index: a second (the nightly timer meeting a sync, a compile by hand) waits for the first, so
+    the two never share a download's part file or the last good copies.
     """
+    with _compile_lock(config.index_path):
+        return _compile(config, now=now)
+
+
+@contextmanager
+def _compile_lock(index: Path) -> Iterator[None]:
+    index.parent.mkdir(parents=True, exist_ok=True)
+    with open(index.with_name(f".{index.name}.compile.lock"), "a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another list compile is running for %s: waiting for it to end", index)
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield  # (the lock ends with the file's closing)
+
+
+def _compile(config: Config, *, now: datetime) -> CompileResult:
     started = time.perf_counter()
     builder = IndexBuilder()
     reader = _SourceReader(config)
@@ -422,11 +481,13 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
             for sid in group:
                 source = config.sources[sid]
                 report = ReportBuilder(source.name)
+                mark = builder.mark()
                 try:
                     outcome = _parse_source(source, sid, builder, reader, report)
                 except FilterError as e:
+                    builder.rollback(mark)  # a source left out leaves no entries behind ...
                     reason = e.reason if isinstance(e, SourceRejected) else str(e)
-                    found[sid] = report.freeze(rejected=reason)
+                    found[sid] = ReportBuilder(source.name).freeze(rejected=reason)  # ... and counts none
                     continue
                 found[sid] = report.freeze(rejected=outcome.problem, fetch=outcome.fetch)
             builder.finish_network_rules()

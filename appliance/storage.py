@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from zlib import crc32
 
-from appliance.files import Data, disk_full_error, fsync_path, is_disk_full, size_of, write_new
+from appliance.files import Data, fsync_path, remove_quietly, size_of, write_error, write_new
 from filters.errors import IndexFormatError
 from filters.index import PREFIX_BYTES, FilterIndex, header_end, read_header
 
@@ -186,9 +186,7 @@ def install_index(path: Path, blob: Data) -> None:
         try:
             write_new(tmp, blob, INDEX_MODE)
         except OSError as e:
-            if is_disk_full(e):
-                raise disk_full_error(path, size_of(blob), e) from e
-            raise
+            raise write_error(path, size_of(blob), e) from e
         keep = path.exists()
         if keep:
             try:
@@ -208,6 +206,5 @@ def install_index(path: Path, blob: Data) -> None:
                 os.replace(path, previous)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
-        link.unlink(missing_ok=True)
+        remove_quietly(tmp, link)
     fsync_path(path.parent)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, render_template
 
+from appliance.files import DiskFull
 from appliance.health import health_problems
 from appliance.store.schema import StoreError, disk_full
 from dashboard.database import config
@@ -51,3 +52,4 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["machine_problems"] = problems
     app.register_error_handler(sqlite3.OperationalError, _store_refused)
     app.register_error_handler(StoreError, _store_refused)  # (cannot even open it)
+    app.register_error_handler(DiskFull, _store_refused)  # (a file the page writes: the lead's switches)

@@ -45,16 +45,39 @@ class IndexBuilder:
         self.sources.append(info)
         return len(self.sources) - 1
 
+    def mark(self) -> tuple[tuple[int, ...], int, int, int, int]:
+        """Where the collection stands now, for `rollback`."""
+        return (
+            self._hosts.mark(),
+            self._host_entries,
+            len(self._expressions),
+            len(self._network),
+            len(self._phrases),
+        )
+
+    def rollback(self, mark: tuple[tuple[int, ...], int, int, int, int]) -> None:
+        """Drop every entry added since `mark` (a source refused half-way through its copy leaves
+        nothing behind before its last good copy is read). Sources stay registered."""
+        hosts, self._host_entries, expressions, network, phrases = mark
+        self._hosts.rollback(hosts)
+        del self._expressions[expressions:]
+        del self._network[network:]
+        del self._phrases[phrases:]
+
     def add_hosts(self, source_id: int, rules: Iterable[HostRule]) -> None:
         """Take (domain, line, flags) entries, lazily: a parser's generator is never held whole."""
         before = len(self._hosts)
-        self._hosts.add_hosts(source_id, rules)
-        self._host_entries += len(self._hosts) - before
+        try:
+            self._hosts.add_hosts(source_id, rules)
+        finally:
+            self._host_entries += len(self._hosts) - before
 
     def add_url_prefixes(self, source_id: int, rules: Iterable[UrlRule]) -> None:
         before = len(self._hosts)
-        self._hosts.add_prefixes(source_id, rules)
-        self._host_entries += len(self._hosts) - before
+        try:
+            self._hosts.add_prefixes(source_id, rules)
+        finally:
+            self._host_entries += len(self._hosts) - before
 
     def add_expressions(self, source_id: int, rules: Iterable[ExpressionRule]) -> None:
         self._expressions.extend((pattern, source_id, line, flags) for pattern, line, flags in rules)

@@ -126,15 +126,30 @@ class HostTableBuilder:
         hashes, checks, metas, values = self._hashes, self._checks, self._metas, self._values
         base = source_id << 8
         added = 0
-        for domain, line, flags in rules:
-            h, c = digest(domain.encode("ascii"))
-            part = h >> shift
-            hashes[part].append(h)
-            checks[part].append(c)
-            metas[part].append(base | flags)
-            values[part].append(line)
-            added += 1
-        self.rows += added
+        try:
+            for domain, line, flags in rules:
+                h, c = digest(domain.encode("ascii"))
+                part = h >> shift
+                hashes[part].append(h)
+                checks[part].append(c)
+                metas[part].append(base | flags)
+                values[part].append(line)
+                added += 1
+        finally:  # rows in before a parser raised are in the arrays: counted (the caller may roll back)
+            self.rows += added
+
+    def mark(self) -> tuple[int, ...]:
+        """Where the table stands now, for `rollback`."""
+        return (self.rows, len(self._prefixes), *(len(hashes) for hashes in self._hashes))
+
+    def rollback(self, mark: tuple[int, ...]) -> None:
+        """Drop every row added since `mark`: a source refused half-way leaves nothing behind."""
+        rows, prefixes, *lengths = mark
+        for part, n in enumerate(lengths):
+            for arrays in (self._hashes, self._checks, self._metas, self._values):
+                del arrays[part][n:]
+        del self._prefixes[prefixes:]
+        self.rows = rows
 
     def add_prefixes(self, source_id: int, rules: Iterable[tuple[str, str, int, int]]) -> None:
         """Record (domain, path prefix, line, flags) rows of one source."""

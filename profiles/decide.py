@@ -181,10 +181,10 @@ def _decide(
             )
 
     if always:
-        found = [(Step.ALWAYS_BLOCKED, h, c) for h, c in always]
-        if own is None and not allowlisted:
-            found += [(Step.CATEGORY, h, c) for h, c in blocked]  # they block too: the best list names it
-        return _blocked(rules, concerns, _named(policy, found))
+        # What blocks it for everyone is what staff are told, whatever other lists call the host: a
+        # malware or phishing entry is never reported (and counted) as an advert. Ranks choose among
+        # the always-blocked lists only.
+        return _blocked(rules, concerns, _named(policy, [(Step.ALWAYS_BLOCKED, h, c) for h, c in always]))
 
     # Safe search before the allowlist: an allowlisted search engine is still made safe.
     target: SafeTarget | None = None

@@ -192,12 +192,19 @@ class Worker:
             code = main(argv)
         except KeyboardInterrupt:
             code = 0
+        except SystemExit as e:  # as the interpreter would end: the status, or the message and 1
+            if e.code is not None and not isinstance(e.code, int):
+                print(e.code, file=sys.stderr)
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException:
             traceback.print_exc()
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+            # Never past this point: the supervisor's own code must not run on in a worker.
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
 
     def poll(self) -> int | None:
         if self.returncode is None:

@@ -41,6 +41,7 @@ class ListServer:
     cuts: dict[str, int] = field(default_factory=dict)  # path -> how many times to cut the body short
     no_etag: set[str] = field(default_factory=set)  # paths served without an ETag
     compressing: set[str] = field(default_factory=set)  # paths sent gzip-encoded to a client that asks
+    false_gzip: set[str] = field(default_factory=set)  # paths said to be gzip-encoded, sent plain
     moved: dict[str, str] = field(default_factory=dict)  # path -> where it moved to (a 302)
     seen: list[Seen] = field(default_factory=list)
 
@@ -107,6 +108,8 @@ def list_server() -> Iterator[ListServer]:
             if self.path in state.compressing and "gzip" in seen.headers.get("accept-encoding", ""):
                 headers["Content-Encoding"] = "gzip"
                 body = gzip.compress(body, mtime=0)
+            if self.path in state.false_gzip:  # a misconfigured mirror or proxy
+                headers["Content-Encoding"] = "gzip"
             self._answer(seen, 200, body, headers)
 
         def _answer(self, seen: Seen, status: int, body: bytes, headers: Mapping[str, str] = {}) -> None:

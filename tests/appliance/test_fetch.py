@@ -405,3 +405,29 @@ def test_fetch_settings_are_read(tmp_path: Path) -> None:
         20.0,
     )
     assert (fetch.max_unpacked_bytes, fetch.max_ratio) == (2048 * 1024 * 1024, 500)
+
+
+def test_a_list_said_to_be_gzip_encoded_but_not_is_refused_and_the_other_sources_compile(
+    tmp_path: Path, server: ListServer
+) -> None:
+    """A mirror or proxy that labels a plain list `Content-Encoding: gzip`: that source fails (its last
+    good copy stands in), never the whole nightly compile, and no part file is left behind."""
+    server.bodies["/good.hosts"] = b"0.0.0.0 casino.example\n"
+    server.bodies["/broken.hosts"] = b"0.0.0.0 poker.example\n" * 50
+    config = tmp_path / "appliance.yaml"
+    config.write_text(
+        "data_dir: state\nlists:\n  fetch: {backoff_s: 0.01, attempts: 1}\n  sources:\n"
+        f"    - {{name: broken, format: hosts, category: gambling, url: '{server.url('/broken.hosts')}'}}\n"
+        f"    - {{name: good, format: hosts, category: gambling, url: '{server.url('/good.hosts')}'}}\n"
+    )
+    compile_lists(load_config(config), now=datetime.now(UTC))  # the broken one's last good copy
+    server.false_gzip.add("/broken.hosts")
+    server.bodies["/broken.hosts"] += b"0.0.0.0 changed.example\n"  # (so it is fetched again)
+    result = compile_lists(load_config(config), now=datetime.now(UTC))
+    reports = {r.source: r for r in result.reports}
+    assert reports["good"].entries == 1 and reports["broken"].entries == 50  # its last good copy
+    assert reports["broken"].rejected == (
+        "download failed: the server said the list was compressed, but it could not be decompressed"
+        " (a misconfigured server or proxy?)"
+    )
+    assert not list((tmp_path / "state").rglob("*.part"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from appliance.config import load_config
-from appliance.files import DiskFull
+from appliance.files import DiskFull, WriteFailed, write_atomically
 from appliance.lists import compile_lists
 from appliance.storage import INDEX_MODE, index_problem, install_index, open_index, previous_index
 from filters.compile import IndexBuilder
@@ -124,6 +124,25 @@ def test_a_sound_index_and_one_never_compiled_are_no_problem(tmp_path: Path):
 
 
 # ---- a full disk ----
+
+
+def test_a_disk_gone_read_only_is_named_and_the_files_left_whole(small_disk: SmallDisk):
+    """An SD card the kernel stopped writing to (remounted read-only): a plain error naming it, for the
+    compile and the dashboard to show, not a traceback; the files in force stay."""
+    path = small_disk.path / "index" / "filters.idx"
+    install_index(path, OLD)
+    profiles = small_disk.path / "profiles.yaml"
+    write_atomically(profiles, b"profiles: {}\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk.path)], check=True)
+    try:
+        with pytest.raises(WriteFailed, match=r"cannot write .*filters.idx: .*the disk has become read-only"):
+            install_index(path, NEW)
+        with pytest.raises(WriteFailed, match=r"profiles.yaml: .*read-only.*profiles.yaml is unchanged"):
+            write_atomically(profiles, b"x")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk.path)], check=True)
+    assert listed(path, "old.example") and not listed(path, "new.example")
+    assert profiles.read_bytes() == b"profiles: {}\n"
 
 
 def test_an_index_installed_on_a_full_disk_leaves_the_index_in_force_untouched(small_disk: SmallDisk):
