@@ -1,7 +1,8 @@
 """Files that must survive power cuts and full or failing disks: atomic replacement (a crash leaves the
 old file or the new one, never a mix), durable renames, and a full disk (what was needed, what is free)
 or a disk gone read-only said in words, with the file it was to replace unchanged. Used by every writer
-of the data folder; the compiled index's own rules (read-only, the previous good one kept) are in appliance/storage.py.
+of the data folder; the compiled index's own rules (read-only, the previous good one kept) are in
+appliance/storage.py.
 """
 
 from __future__ import annotations
