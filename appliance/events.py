@@ -87,21 +87,7 @@ class What:
     @classmethod
     def of(cls, channel: str, host: str, detail: str, verdict: Verdict) -> What:
         category = next((r.category for r in verdict.reasons if r.category), "")
-        reasons = json.dumps(
-            [
-                {
-                    "step": str(r.step),
-                    "effect": str(r.effect),
-                    "detail": r.detail,
-                    "category": r.category,
-                    "severity": str(r.severity),
-                    "source": r.source,
-                    "line": r.line,
-                    "rule": r.rule,
-                }
-                for r in verdict.reasons
-            ]
-        )
+        reasons = json.dumps([r.as_json(grid=False) for r in verdict.reasons])
         return cls(
             channel,
             verdict.profile,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from enum import Enum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -255,26 +253,6 @@ def parse_time(text: str | None, zone: tzinfo) -> datetime:
     return when
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def verdict_json(verdict: Verdict) -> dict[str, Any]:
-    """A verdict as plain JSON-ready values."""
-    out: dict[str, Any] = _plain(dataclasses.asdict(verdict))
-    out["severity"] = str(verdict.severity)
-    for reason, raw in zip(out["reasons"], verdict.reasons, strict=True):
-        reason["severity"] = str(raw.severity)
-    out["flagged"] = verdict.flagged
-    return out
-
-
 @dataclass(frozen=True)
 class Explanation:
     """The verdict on one host or URL for one profile at one time, as `appliance explain` shows it."""
@@ -366,7 +344,7 @@ def run_explain(args: argparse.Namespace) -> int:
         out: dict[str, Any] = {
             "subject": found.subject,
             "at": found.at.isoformat(),
-            "verdict": verdict_json(verdict),
+            "verdict": verdict.as_json(),
         }
         out["intercept_tls_on_managed_devices"] = found.intercept_tls
         print(json.dumps(out))

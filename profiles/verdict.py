@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from profiles.categories import Severity
 
@@ -81,6 +82,24 @@ class Reason:
             text += f" ({self.source + ': ' if self.source else ''}{self.rule})"
         return text
 
+    def as_json(self, *, grid: bool = True) -> dict[str, Any]:
+        """The reason as JSON-ready values (enums as their words), its fields in order. `grid=False`
+        leaves the grid out, as the event log keeps it: the category says it."""
+        out: dict[str, Any] = {
+            "step": str(self.step),
+            "effect": str(self.effect),
+            "detail": self.detail,
+            "category": self.category,
+            "grid": self.grid,
+            "severity": str(self.severity),
+            "source": self.source,
+            "line": self.line,
+            "rule": self.rule,
+        }
+        if not grid:
+            del out["grid"]
+        return out
+
 
 @dataclass(frozen=True)
 class SafeTarget:
@@ -91,6 +110,11 @@ class SafeTarget:
     host: str
     params: tuple[tuple[str, str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The target as JSON-ready values (its pairs as lists)."""
+        params, headers = [list(p) for p in self.params], [list(h) for h in self.headers]
+        return {"engine": self.engine, "host": self.host, "params": params, "headers": headers}
 
 
 @dataclass(frozen=True)
@@ -109,3 +133,15 @@ class Verdict:
         """Something staff should look at rides along: a flag category, a watch-list word, personal
         information (on an allowed, rewritten or blocked request alike)."""
         return any(r.effect is Action.FLAG for r in self.reasons)
+
+    def as_json(self) -> dict[str, Any]:
+        """The verdict as JSON-ready values, as `appliance explain --json` prints it; `flagged` last."""
+        return {
+            "action": str(self.action),
+            "profile": self.profile,
+            "reasons": [r.as_json() for r in self.reasons],
+            "severity": str(self.severity),
+            "safe_search": None if self.safe_search is None else self.safe_search.as_json(),
+            "log": str(self.log),
+            "flagged": self.flagged,
+        }
