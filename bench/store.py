@@ -1,8 +1,8 @@
 """The event store: ingest through the real writer, then the staff's flagged feed over the result.
 
 - **Store**: a fresh SQLite file in a temporary directory (appliance.store.schema, current schema).
-- **Ingest**: through `appliance.event_log.EventLog`, as the DNS filter does: a writer *process*
-  (`python -m appliance.event_log`) gets batches of arrays (when, who's key, what's key, seconds taken)
+- **Ingest**: through `appliance.events.recording.EventLog`, as the DNS filter does: a writer *process*
+  (`python -m appliance.events.writer`) gets batches of arrays (when, who's key, what's key, seconds taken)
   handed over every 5,000 events (a quarter second at the bar's 20,000 events/s); web requests (about
   10%) go as `add_request` rows in the same batches. `flush` every 8 batches keeps the bench from
   outrunning the writer (beyond 200 waiting batches the log would drop some); the writer idles only while
@@ -49,8 +49,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from appliance.event_log import EventLog  # noqa: E402  (the repository root is on the path)
-from appliance.events import What, Who  # noqa: E402
+from appliance.events.recording import EventLog  # noqa: E402  (the repository root is on the path)
+from appliance.events.values import Answer, Asker  # noqa: E402
 from appliance.store.feed import FeedFilter, feed  # noqa: E402
 from appliance.store.schema import connect  # noqa: E402
 from profiles.categories import Severity  # noqa: E402
@@ -84,13 +84,13 @@ CATEGORIES: dict[str, tuple[int, float, Severity, str]] = {
 class World:
     """The centre's askers and answers, with the weights events are drawn by."""
 
-    dns_who: list[Who] = field(default_factory=list)
+    dns_who: list[Asker] = field(default_factory=list)
     who_weights: list[float] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
     devices: list[tuple[str, str]] = field(default_factory=list)  # (name, address)
-    dns_what: list[What] = field(default_factory=list)
+    dns_what: list[Answer] = field(default_factory=list)
     dns_weights: list[float] = field(default_factory=list)
-    web_what: list[What] = field(default_factory=list)
+    web_what: list[Answer] = field(default_factory=list)
     web_weights: list[float] = field(default_factory=list)
 
 
@@ -128,7 +128,7 @@ def build_world(rng: random.Random) -> World:
         activity = rng.paretovariate(1.2)  # a few children do most of the asking
         for d in range(rng.randint(1, 3)):
             address = f"10.0.{d + 1}.{(i * 7 + d) % 250 + 2}"
-            w.dns_who.append(Who.of(address, Identity(profile, Via.SESSION, child=child)))
+            w.dns_who.append(Asker.of(address, Identity(profile, Via.SESSION, child=child)))
             w.who_weights.append(activity)
         w.children.append(child_id)
     for i in range(100):
@@ -136,11 +136,11 @@ def build_world(rng: random.Random) -> World:
         profile = rng.choice(PROFILES)
         device = Device(name, profile, mac=f"02:00:00:00:09:{i:02x}")
         via = Via.MAC if i % 3 else Via.IP
-        w.dns_who.append(Who.of(address, Identity(profile, via, device=device)))
+        w.dns_who.append(Asker.of(address, Identity(profile, via, device=device)))
         w.who_weights.append(rng.paretovariate(1.2))
         w.devices.append((name, address))
     for i in range(20):
-        w.dns_who.append(Who.of(f"10.0.20.{i + 2}", Identity("guest", Via.GUEST)))
+        w.dns_who.append(Asker.of(f"10.0.20.{i + 2}", Identity("guest", Via.GUEST)))
         w.who_weights.append(0.5)
     for category, (hosts, share, severity, kind) in CATEGORIES.items():
         slug = category or "site"
@@ -150,9 +150,9 @@ def build_world(rng: random.Random) -> World:
             for profile in rng.sample(PROFILES, rng.randint(1, 2)):
                 v = _verdict(_action(kind, profile, rng), category, severity, profile, host)
                 for qtype, part in (("A", 0.6), ("AAAA", 0.25), ("HTTPS", 0.15)):
-                    w.dns_what.append(What.of("dns", host, qtype, v))
+                    w.dns_what.append(Answer.of("dns", host, qtype, v))
                     w.dns_weights.append(popularity * part)
-                w.web_what.append(What.of("http", host, "GET", v))
+                w.web_what.append(Answer.of("http", host, "GET", v))
                 w.web_weights.append(popularity)
     return w
 
@@ -161,7 +161,7 @@ def ingest(path: Path, events: int, world: World, rng: random.Random) -> tuple[f
     """Write `events` events through EventLog: (seconds, DNS events, web requests)."""
     log = EventLog(path, ZoneInfo("Europe/London"))
     try:
-        things: list[Who | What] = [*world.dns_who, *world.dns_what, *world.web_what]
+        things: list[Asker | Answer] = [*world.dns_who, *world.dns_what, *world.web_what]
         for thing in things:
             log.define(thing)
         dns_who = array("Q", [who.key for who in world.dns_who])

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from appliance.bindings import Bound
 from appliance.bundles.sets import pointer_path
 from appliance.config import Config, ConfigError, device_problems, load_config, staff_device_problem
-from appliance.events import What, Who
+from appliance.events.values import Answer, Asker
 from appliance.policy_files import load_policy
 from appliance.storage import open_index
 from profiles.identity import Devices, Identity, Sessions, identify
@@ -53,7 +53,7 @@ class Cached:
         self,
         answer: bytes,
         expires: float,
-        what: What | None,
+        what: Answer | None,
         now: float,
         offsets: tuple[int, ...] = (),
     ) -> None:
@@ -88,7 +88,7 @@ class Client:
     def __init__(
         self,
         identity: Identity,
-        who: Who,
+        who: Asker,
         fast: dict[bytes, Cached],
         until: float,
         tokens: float,
@@ -142,7 +142,7 @@ class Live:
         burst = float(self.config.dns.rate_limit.burst)
         tokens, last = (before.tokens, before.last) if before is not None else (burst, now)
         # The same asker as before while nothing changed: one row in the log per device, not per minute.
-        who = before.who if before is not None and before.identity == identity else Who.of(ip, identity)
+        who = before.who if before is not None and before.identity == identity else Asker.of(ip, identity)
         client = Client(identity, who, fast, now + IDENTITY_TTL, tokens, last)
         if len(self.clients) >= 65_536:
             self.clients.clear()

@@ -48,8 +48,8 @@ from appliance.dns.wire import (
     truncated,
     ttl_offsets,
 )
-from appliance.event_log import EventLog
-from appliance.events import What
+from appliance.events.recording import EventLog
+from appliance.events.values import Answer
 from appliance.net import Neighbours, split_host_port, system_resolvers
 from filters.errors import ApplianceError
 from profiles.decide import decide
@@ -103,7 +103,7 @@ class _Plan:
     """What the slow path does with a question once decided: an answer now, or a look-up first."""
 
     verdict: Verdict
-    what: What | None
+    what: Answer | None
     answer: bytes | None = None
     lookup: str | None = None  # the name to ask upstream (the asked name, or the safe-search target)
     until: float = NEVER  # how long the verdict holds (a scheduled profile: to the next minute)
@@ -435,7 +435,9 @@ class DnsServer:
         assert host is not None
         verdict = decide(Request(host), policy, asking.client.identity, datetime.now(live.zone))
         what = (
-            What.of("dns", host, qtype_name(q.qtype), verdict) if verdict.log is not LogDetail.NONE else None
+            Answer.of("dns", host, qtype_name(q.qtype), verdict)
+            if verdict.log is not LogDetail.NONE
+            else None
         )
         rules = policy.rules_for(verdict.profile)
         until = now + (60.0 - time.time() % 60.0) if rules.scheduled else NEVER
@@ -490,7 +492,7 @@ class DnsServer:
             help_service = any(r.step is Step.HELP_SERVICE for r in plan.verdict.reasons)
             blocked = None if help_service else self._cloaked(answer_rrs, asking.client, live)
             if blocked is not None:
-                what = What.of("dns", q.host or "", qtype_name(q.qtype), blocked)
+                what = Answer.of("dns", q.host or "", qtype_name(q.qtype), blocked)
                 rules = live.policy.rules_for(blocked.profile)
                 answer = answers.blocked(q, rules.profile.blocked_answer, live.config.dns.block)
                 plan = _Plan(blocked, what, until=plan.until)
@@ -530,7 +532,7 @@ class DnsServer:
         asking.reply(answer)
         return answer
 
-    def _log(self, asking: _Asking, what: What | None) -> None:
+    def _log(self, asking: _Asking, what: Answer | None) -> None:
         if what is not None:
             took = time.monotonic() - asking.now
             self.events.add(time.time(), asking.client.who, what, took)

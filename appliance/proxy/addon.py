@@ -45,8 +45,8 @@ from appliance.dns.cache import RecordCache
 from appliance.dns.live import Live, changed, load_live, stamp_of
 from appliance.dns.resolution import Resolver
 from appliance.dns.upstream import Upstreams, UpstreamSettings
-from appliance.event_log import EventLog
-from appliance.events import What, Who
+from appliance.events.recording import EventLog
+from appliance.events.values import Answer, Asker
 from appliance.forwarding import CLIENT_HEADER, forwarding_key, stamp
 from appliance.net import Neighbours, is_own_address, split_host_port
 from appliance.pages import ReportForm, block_page, certificate_page, reported_page, unavailable_page
@@ -121,7 +121,7 @@ class Seen:
         "who",
     )
 
-    def __init__(self, who: Who, identity: Identity, started: float) -> None:
+    def __init__(self, who: Asker, identity: Identity, started: float) -> None:
         self.who = who
         self.identity = identity
         self.started = started
@@ -182,8 +182,8 @@ class Monitor:
         self.admission = admission
         self.forwarding = forwarding_key(live.config.data_dir)
         self.spent = SpentTokens(live.config.data_dir / "reports-spent")
-        self._clients: dict[str, tuple[float, Identity, Who]] = {}
-        self._whats: dict[tuple[int, str, str], tuple[Verdict, What]] = {}
+        self._clients: dict[str, tuple[float, Identity, Asker]] = {}
+        self._whats: dict[tuple[int, str, str], tuple[Verdict, Answer]] = {}
         self.errors = 0
         self.reloads = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -256,7 +256,7 @@ class Monitor:
 
     # ---- who ----
 
-    def _who(self, client: Client, now: float) -> tuple[Identity, Who]:
+    def _who(self, client: Client, now: float) -> tuple[Identity, Asker]:
         ip = client.peername[0] if client.peername else ""
         if ip.startswith("::ffff:"):
             ip = ip[7:]
@@ -267,7 +267,7 @@ class Monitor:
             return known[1], known[2]
         live = self.live
         identity = identify(ip, self.neighbours.mac_of(ip), live.devices, live.sessions, self._now())
-        who = known[2] if known is not None and known[1] == identity else Who.of(ip, identity)
+        who = known[2] if known is not None and known[1] == identity else Asker.of(ip, identity)
         if len(self._clients) >= 65_536:
             self._clients.clear()
         self._clients[ip] = (now + IDENTITY_TTL_S, identity, who)
@@ -921,7 +921,7 @@ class Monitor:
 
     def _log(
         self,
-        who: Who,
+        who: Asker,
         verdict: Verdict,
         host: str,
         detail: str,
@@ -940,7 +940,7 @@ class Monitor:
             what = known[1]
         else:
             channel = _CHANNELS.get(detail, "http")
-            what = What.of(channel, host, detail, verdict)
+            what = Answer.of(channel, host, detail, verdict)
             if len(self._whats) >= 50_000:
                 self._whats.clear()
             self._whats[key] = (verdict, what)

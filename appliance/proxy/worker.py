@@ -21,7 +21,7 @@ from mitmproxy.addons import block, core, disable_h2c, errorcheck, next_layer, p
 from mitmproxy.master import Master
 
 from appliance.dns.live import load_live
-from appliance.event_log import EventLog
+from appliance.events.recording import EventLog
 from appliance.net import split_host_port
 from appliance.proxy.addon import Monitor, addon_options
 from appliance.proxy.ca import TRUST_BUNDLE, ensure_authority

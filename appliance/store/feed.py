@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.events.values import ANSWER_COLUMNS, ASKER_COLUMNS
+
 SEVERITIES = ("none", "low", "medium", "high", "critical")
 WALK = 3_000  # notable rows walked by time before a filter counts as selective
 GROWTH = 4  # each window of step 2 this many times longer than the one before
@@ -73,37 +75,34 @@ class FeedEvent:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+# Its asker's and answer's columns as the event log's values name them (appliance/events/values.py).
 _COLUMNS = (
-    "{t}.rowid, {t}.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host, w.detail, w.action,"
-    " w.severity, w.category, w.flagged, w.reasons, {extra}"
+    "{t}.rowid, {t}.ts, "
+    + ", ".join([*(f"a.{c}" for c in ASKER_COLUMNS), *(f"w.{c}" for c in ANSWER_COLUMNS)])
+    + ", {extra}"
 )
 _EXTRA = {"events": "'', '', 0, ''", "requests": "r.method, r.url, r.status, r.terms"}
 _ALIAS = {"events": "e", "requests": "r"}
 _PREFIX = {"events": "dns", "requests": "web"}
+_ANSWER_AT = 2 + len(ASKER_COLUMNS)
+_EXTRA_AT = _ANSWER_AT + len(ANSWER_COLUMNS)
 
 
 def _event(table: str, row: tuple[Any, ...]) -> FeedEvent:
-    rowid, ts, channel, client, subject, via, profile, host, detail, action, severity, category = row[:12]
-    flagged, reasons, method, url, status, terms = row[12:]
+    asker = dict(zip(ASKER_COLUMNS, row[2:_ANSWER_AT], strict=True))
+    answer = dict(zip(ANSWER_COLUMNS, row[_ANSWER_AT:_EXTRA_AT], strict=True))
+    answer["flagged"] = bool(answer["flagged"])
+    answer["reasons"] = json.loads(answer["reasons"])
+    method, url, status, terms = row[_EXTRA_AT:]
     return FeedEvent(
-        f"{_PREFIX[table]}:{rowid}",
-        ts,
-        channel,
-        client,
-        subject,
-        via,
-        profile,
-        host,
-        detail,
-        action,
-        severity,
-        category,
-        bool(flagged),
-        json.loads(reasons),
-        method,
-        url,
-        status,
-        terms,
+        id=f"{_PREFIX[table]}:{row[0]}",
+        ts=row[1],
+        **asker,
+        **answer,
+        method=method,
+        url=url,
+        status=status,
+        terms=terms,
     )
 
 

@@ -7,7 +7,7 @@ failures older than a day and expired set-up links. Large deletions go in chunks
 transaction each, so that the event writers wait at most one chunk for the write lock.
 
 Who asked and what was answered (`askers`, `answers`) are written once by a writer process and named by
-its later events under keys of its own range (`key_ranges`, appliance/events.py). A row no event names
+its later events under keys of its own range (`key_ranges`, appliance/events/values.py). A row no event names
 any more is deleted only when the writer process that owns its range is gone: a live writer may name it
 again at any moment without writing it anew. Liveness is asked of the kernel by pid, so purge must run
 on the machine (and in the pid namespace) of the writers, as the writer processes themselves do.
@@ -27,7 +27,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from appliance.events import KEY_RANGE
+from appliance.events.values import KEY_RANGE
 from appliance.store.schema import connect, transaction
 from appliance.store.settings import StoreSettings
 
@@ -273,7 +273,7 @@ def _purge_orphans(db: sqlite3.Connection) -> tuple[int, int, int]:
 
 
 class Schedule:
-    """`purge` as an event writer process runs it (appliance/event_log.py): `run` between batches purges
+    """`purge` as an event writer process runs it (appliance/events/writer.py): `run` between batches purges
     at the first call, then at most once every PURGE_EVERY_S, PURGE_SLICE_S at a time: after weeks
     switched off there may be millions of rows to delete, and the batches must not wait (and be dropped)
     meanwhile. No purge at all when `settings` is None. Failures are logged, never raised."""

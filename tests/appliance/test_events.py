@@ -15,16 +15,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance.event_log import EventLog
-from appliance.events import What, Who, blocked_under
+from appliance.events.recording import EventLog
+from appliance.events.values import Answer, Asker, blocked_under
 from appliance.store.settings import StoreSettings
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
 
 NOW = 1_790_000_000.0
-TABLET = Who.of("10.0.0.11", Identity("kids", Via.SESSION, child=Child("c1", "x", "kids")))
-LAPTOP = Who.of("10.0.0.12", Identity("kids", Via.SESSION, child=Child("c2", "y", "kids")))
+TABLET = Asker.of("10.0.0.11", Identity("kids", Via.SESSION, child=Child("c1", "x", "kids")))
+LAPTOP = Asker.of("10.0.0.12", Identity("kids", Via.SESSION, child=Child("c2", "y", "kids")))
 
 
 def block(rule: str, *, flag: bool = False, step: Step = Step.CATEGORY) -> Verdict:
@@ -99,7 +99,7 @@ def written(log: EventLog, path: Path) -> tuple[list[tuple[str, str, int]], int]
 )
 def test_a_block_is_of_a_name_under_a_blocked_domain_when_its_rule_is_a_parent(host, verdict, under):
     assert blocked_under(host, verdict) == under
-    assert What.of("dns", host, "A", verdict).under == under
+    assert Answer.of("dns", host, "A", verdict).under == under
 
 
 # ---- putting them together ----
@@ -108,7 +108,7 @@ def test_a_block_is_of_a_name_under_a_blocked_domain_when_its_rule_is_a_parent(h
 def test_fifty_random_names_under_a_blocked_domain_from_one_device_are_one_event_and_49_counted(store):
     log, path = store
     for i, name in enumerate(random_names("pornhub.com", 50)):
-        log.add(NOW + i, TABLET, What.of("dns", name, "A", block("pornhub.com")), 0.001)
+        log.add(NOW + i, TABLET, Answer.of("dns", name, "A", block("pornhub.com")), 0.001)
     events, counted = written(log, path)
     assert events == [("child:c1", random_names("pornhub.com", 1)[0], 1)]
     assert counted == 49
@@ -120,7 +120,7 @@ def test_fifty_random_names_under_a_blocked_domain_from_one_device_are_one_event
 def test_two_devices_each_get_their_event(store):
     log, path = store
     for i, name in enumerate(random_names("pornhub.com", 50)):
-        log.add(NOW + i, (TABLET, LAPTOP)[i % 2], What.of("dns", name, "A", block("pornhub.com")), 0.001)
+        log.add(NOW + i, (TABLET, LAPTOP)[i % 2], Answer.of("dns", name, "A", block("pornhub.com")), 0.001)
     events, counted = written(log, path)
     assert [subject for subject, _, _ in events] == ["child:c1", "child:c2"]
     assert counted == 48
@@ -131,7 +131,7 @@ def test_names_under_two_blocked_domains_are_two_events(store):
     names = random_names("pornhub.com", 25) + random_names("xvideos.com", 25, seed=2)
     for i, name in enumerate(names):
         rule = "pornhub.com" if name.endswith("pornhub.com") else "xvideos.com"
-        log.add(NOW + i, TABLET, What.of("dns", name, "A", block(rule)), 0.001)
+        log.add(NOW + i, TABLET, Answer.of("dns", name, "A", block(rule)), 0.001)
     events, counted = written(log, path)
     assert [host.split(".", 1)[1] for _, host, _ in events] == ["pornhub.com", "xvideos.com"]
     assert counted == 48
@@ -141,9 +141,9 @@ def test_an_exact_blocked_name_repeated_is_an_event_each_time(store):
     """Unchanged: the same blocked name asked again and again is one answer, named by an event each time
     (the kept name of a window is too; other names under its domain are counted)."""
     log, path = store
-    listed = What.of("dns", "www.pornhub.com", "A", block("www.pornhub.com"))
-    kept = What.of("dns", "a1.pornhub.com", "A", block("pornhub.com"))
-    other = What.of("dns", "b2.pornhub.com", "A", block("pornhub.com"))
+    listed = Answer.of("dns", "www.pornhub.com", "A", block("www.pornhub.com"))
+    kept = Answer.of("dns", "a1.pornhub.com", "A", block("pornhub.com"))
+    other = Answer.of("dns", "b2.pornhub.com", "A", block("pornhub.com"))
     for i in range(5):
         log.add(NOW + i, TABLET, listed, 0.001)
         log.add(NOW + i, TABLET, kept, 0.001)
@@ -161,7 +161,7 @@ def test_after_the_window_the_next_name_is_an_event_again(tmp_path: Path):
     try:
         names = random_names("pornhub.com", 4)
         for ts, name in zip((NOW, NOW + 60, NOW + 121, NOW + 150), names, strict=True):
-            log.add(ts, TABLET, What.of("dns", name, "A", block("pornhub.com")), 0.001)
+            log.add(ts, TABLET, Answer.of("dns", name, "A", block("pornhub.com")), 0.001)
         events, counted = written(log, path)
     finally:
         log.close()
@@ -172,7 +172,7 @@ def test_after_the_window_the_next_name_is_an_event_again(tmp_path: Path):
 def test_flagged_blocks_are_never_put_together(store):
     log, path = store
     for i, name in enumerate(random_names("pornhub.com", 10)):
-        log.add(NOW + i, TABLET, What.of("dns", name, "A", block("pornhub.com", flag=True)), 0.001)
+        log.add(NOW + i, TABLET, Answer.of("dns", name, "A", block("pornhub.com", flag=True)), 0.001)
     events, counted = written(log, path)
     assert len(events) == 10 and counted == 0
 
@@ -182,7 +182,7 @@ def test_web_requests_go_through_the_same_window_as_dns(store):
     names together: random subdomains over TLS are one request row, the rest counted."""
     log, path = store
     for i, name in enumerate(random_names("tracker.example", 30)):
-        what = What.of("tls", name, "tls", block("||tracker.example^"))
+        what = Answer.of("tls", name, "tls", block("||tracker.example^"))
         log.add_request(NOW + i, TABLET, what, 0.001, "CONNECT", f"https://{name}/", 403, 0)
     log.hand_over()
     log.flush()
@@ -198,7 +198,7 @@ def test_a_counted_name_asked_again_later_by_the_fast_path_is_written_whole(stor
     was only counted gets its answer row the first time an event names it."""
     log, path = store
     names = random_names("pornhub.com", 2)
-    first, second = (What.of("dns", name, "A", block("pornhub.com")) for name in names)
+    first, second = (Answer.of("dns", name, "A", block("pornhub.com")) for name in names)
     log.add(NOW, TABLET, first, 0.001)
     log.add(NOW + 1, TABLET, second, 0.001)  # counted
     assert written(log, path) == ([("child:c1", names[0], 1)], 1)

@@ -18,7 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.config import Config, load_config
-from appliance.events import StoreWriter, What, Who
+from appliance.events.values import Answer, Asker
+from appliance.events.writer import StoreWriter
 from appliance.lists import compile_lists
 from appliance.store import people, staff
 from appliance.store.schema import connect
@@ -178,18 +179,18 @@ class EventWriter:
         self.writer = StoreWriter(config.events_path, ZoneInfo(config.policy.timezone))
         self.defined: set[int] = set()
 
-    def _defs(self, *things: Who | What) -> list[tuple[int, Who | What]]:
+    def _defs(self, *things: Asker | Answer) -> list[tuple[int, Asker | Answer]]:
         out = [(t.key, t) for t in things if t.key not in self.defined]
         self.defined.update(t.key for t in things)
         return out
 
-    def dns(self, ts: float, who: Who, host: str, v: Verdict, qtype: str = "A") -> None:
-        what = What.of("dns", host, qtype, v)
+    def dns(self, ts: float, who: Asker, host: str, v: Verdict, qtype: str = "A") -> None:
+        what = Answer.of("dns", host, qtype, v)
         self.writer.write(self._defs(who, what), ([ts], [who.key], [what.key], [0.001]), [], ts)
 
-    def web(self, ts: float, who: Who, url: str, v: Verdict, *, terms: str = "", status: int = 403) -> None:
+    def web(self, ts: float, who: Asker, url: str, v: Verdict, *, terms: str = "", status: int = 403) -> None:
         host = url.split("/")[2]
-        what = What.of("http", host, "GET", v)
+        what = Answer.of("http", host, "GET", v)
         row = (ts, who.key, what.key, 0.01, "GET", url, status, 1200, terms)
         self.writer.write(self._defs(who, what), ([], [], [], []), [], ts, [row])
 
@@ -204,14 +205,14 @@ def events(config: Config, app: Flask) -> Iterator[EventWriter]:
     writer.close()
 
 
-def child_who(child_id: str, address: str = CHILD_IP, profile: str = "10-12") -> Who:
-    return Who.of(address, Identity(profile, Via.SESSION, child=Child(child_id, "x", profile)))
+def child_who(child_id: str, address: str = CHILD_IP, profile: str = "10-12") -> Asker:
+    return Asker.of(address, Identity(profile, Via.SESSION, child=Child(child_id, "x", profile)))
 
 
-def device_who(name: str, address: str = CHILD_IP, profile: str = "10-12") -> Who:
+def device_who(name: str, address: str = CHILD_IP, profile: str = "10-12") -> Asker:
     from profiles.identity import Device
 
-    return Who.of(address, Identity(profile, Via.IP, Device(name, profile, network=address)))
+    return Asker.of(address, Identity(profile, Via.IP, Device(name, profile, network=address)))
 
 
 def add_child(db: Any, name: str = "Amira", profile: str = "10-12", pin: str = "4826") -> people.ChildRecord:

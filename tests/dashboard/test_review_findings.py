@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance.events import What, Who
+from appliance.events.values import Answer, Asker
 from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key, stamp
 from appliance.net import is_own_address
 from appliance.store import audit, people, reports, staff
@@ -127,8 +127,8 @@ def test_a_session_in_use_from_a_renewed_address_does_not_idle_out(db, events):
     amira = add_child(db)
     t0 = time.time()
     people.start_session(db, amira.id, "aa:bb:cc:dd:ee:01", "192.168.50.20", t0, t0 + 8 * 3600, 1200.0)
-    who = Who.of("192.168.50.77", Identity("10-12", Via.SESSION, child=Child(amira.id, "x", "10-12")))
-    what = What.of("dns", "ok.example", "A", verdict(Action.ALLOW, "news"))
+    who = Asker.of("192.168.50.77", Identity("10-12", Via.SESSION, child=Child(amira.id, "x", "10-12")))
+    what = Answer.of("dns", "ok.example", "A", verdict(Action.ALLOW, "news"))
     for minute in (5, 10, 15):
         ts = t0 + minute * 60
         events.writer.write(

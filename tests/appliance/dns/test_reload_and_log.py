@@ -163,9 +163,9 @@ def test_a_killed_log_writer_is_started_again_and_the_file_stays_sound(make_dns,
     import os
     import signal
 
-    import appliance.event_log as event_log
+    from appliance.events import recording
 
-    monkeypatch.setattr(event_log, "RESTART_S", 0.5)
+    monkeypatch.setattr(recording, "RESTART_S", 0.5)
     running = make_dns()
     events = running.server.events
     first = events.pid

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance import event_log
-from appliance.event_log import EventLog
-from appliance.events import What, Who
+from appliance.events import recording
+from appliance.events.recording import EventLog
+from appliance.events.values import Answer, Asker
 from appliance.store.schema import connect
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
@@ -29,9 +29,9 @@ RUN_S = 8.0
 KILLS = 6
 
 
-def things(rng: random.Random, n: int) -> tuple[list[Who], list[What]]:
+def things(rng: random.Random, n: int) -> tuple[list[Asker], list[Answer]]:
     askers = [
-        Who.of(f"10.0.0.{i}", Identity("10-12", Via.SESSION, child=Child(f"c{i}", "x", "10-12")))
+        Asker.of(f"10.0.0.{i}", Identity("10-12", Via.SESSION, child=Child(f"c{i}", "x", "10-12")))
         for i in range(n)
     ]
     answers = []
@@ -39,14 +39,14 @@ def things(rng: random.Random, n: int) -> tuple[list[Who], list[What]]:
         action = rng.choice((Action.BLOCK, Action.ALLOW))
         reason = Reason(Step.CATEGORY, action, "category adult", "adult", "", Severity.HIGH)
         verdict = Verdict(action, "10-12", (reason,), Severity.HIGH, log=LogDetail.EVENT)
-        answers.append(What.of(rng.choice(("dns", "http")), f"host-{i}.example", "A", verdict))
+        answers.append(Answer.of(rng.choice(("dns", "http")), f"host-{i}.example", "A", verdict))
     return askers, answers
 
 
 def test_writers_killed_mid_batch_leave_a_whole_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(event_log, "RESTART_S", 0.2)  # start the killed writer again soon: more kills
+    monkeypatch.setattr(recording, "RESTART_S", 0.2)  # start the killed writer again soon: more kills
     path = tmp_path / "events.sqlite"
     rng = random.Random(11)
     logs = [EventLog(path, ZoneInfo("UTC")), EventLog(path, ZoneInfo("UTC"))]

@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance import event_log
-from appliance.event_log import Backlog, Batch, EventLog
-from appliance.events import What, Who
+from appliance.events import writer
+from appliance.events.recording import EventLog
+from appliance.events.values import Answer, Asker
+from appliance.events.writer import Backlog, Batch
 from appliance.store.schema import connect
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
@@ -25,14 +26,14 @@ from tests.conftest import SmallDisk
 T0 = float(int(time.time()))  # (older events would be purged by retention)
 
 
-def asker(i: int) -> Who:
-    return Who.of(f"10.0.0.{i}", Identity("10-12", Via.SESSION, child=Child(f"c{i}", "x", "10-12")))
+def asker(i: int) -> Asker:
+    return Asker.of(f"10.0.0.{i}", Identity("10-12", Via.SESSION, child=Child(f"c{i}", "x", "10-12")))
 
 
-def answer(i: int) -> What:
+def answer(i: int) -> Answer:
     reason = Reason(Step.CATEGORY, Action.BLOCK, "category adult", "adult", "", Severity.HIGH, "demo", i)
     verdict = Verdict(Action.BLOCK, "10-12", (reason,), Severity.HIGH, log=LogDetail.EVENT)
-    return What.of("dns", f"host-{i}.example", "A", verdict)
+    return Answer.of("dns", f"host-{i}.example", "A", verdict)
 
 
 def stored(path: Path) -> list[tuple[float, str, str]]:
@@ -106,18 +107,18 @@ def test_a_writer_started_on_a_full_disk_waits_for_room_instead_of_dying(
     assert "the disk is full" in capfd.readouterr().err
 
 
-def batch(ts: list[float], who: Who, what: What, *, define: bool) -> Batch:
+def batch(ts: list[float], who: Asker, what: Answer, *, define: bool) -> Batch:
     """A hand-over naming `who` and `what` (defining them, if `define`) in an event at each of `ts`."""
     n = len(ts)
     events = (array("d", ts), array("Q", [who.key] * n), array("Q", [what.key] * n), array("f", [0.001] * n))
-    defs: list[tuple[int, Who | What]] = [(who.key, who), (what.key, what)] if define else []
+    defs: list[tuple[int, Asker | Answer]] = [(who.key, who), (what.key, what)] if define else []
     return Batch(defs, events, array("Q"), ts[0], [], [], set())
 
 
 def test_past_its_memory_the_writer_drops_the_oldest_events_but_never_a_definition(
     small_disk: SmallDisk, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(event_log, "MAX_HELD_BYTES", 30_000)  # about half of what comes while full
+    monkeypatch.setattr(writer, "MAX_HELD_BYTES", 30_000)  # about half of what comes while full
     path = small_disk.path / "appliance.sqlite"
     backlog = Backlog(path, ZoneInfo("UTC"))
     things = [(asker(i), answer(i)) for i in range(40)]

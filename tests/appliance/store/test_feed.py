@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance.events import StoreWriter, What, Who
+from appliance.events.values import Answer, Asker
+from appliance.events.writer import StoreWriter
 from appliance.store import feed as feed_module
 from appliance.store.feed import SEVERITIES, FeedEvent, FeedFilter, feed, get_events
 from appliance.store.schema import connect
@@ -41,12 +42,12 @@ def verdict(action: str, category: str, severity: Severity) -> Verdict:
     )
 
 
-def child(child_id: str, address: str) -> Who:
-    return Who.of(address, Identity("10-12", Via.SESSION, child=Child(child_id, "x", "10-12")))
+def child(child_id: str, address: str) -> Asker:
+    return Asker.of(address, Identity("10-12", Via.SESSION, child=Child(child_id, "x", "10-12")))
 
 
-def device(name: str, address: str) -> Who:
-    return Who.of(address, Identity("10-12", Via.MAC, Device(name, "10-12", mac="02:00:00:00:00:01")))
+def device(name: str, address: str) -> Asker:
+    return Asker.of(address, Identity("10-12", Via.MAC, Device(name, "10-12", mac="02:00:00:00:00:01")))
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +58,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connecti
     rng = random.Random(5)
     askers = [child("busy", "10.0.0.2"), child("busy", "10.0.0.3"), child("quiet", "10.0.0.4")]
     askers += [device(f"pc-{i}", f"10.0.1.{i}") for i in range(4)]
-    answers: list[tuple[str, What]] = []
+    answers: list[tuple[str, Answer]] = []
     for category, severity in CATEGORIES.items():
         for action in ("block", "flag", "allow"):
             for h in range(3):
                 v = verdict(action, category, severity)
-                answers.append((category, What.of("dns", f"{category}-{h}.example", "A", v)))
-    web = [What.of("http", f"{c}.example", "GET", verdict("block", c, s)) for c, s in CATEGORIES.items()]
+                answers.append((category, Answer.of("dns", f"{category}-{h}.example", "A", v)))
+    web = [Answer.of("http", f"{c}.example", "GET", verdict("block", c, s)) for c, s in CATEGORIES.items()]
     writer = StoreWriter(path, ZoneInfo("UTC"))
-    things: list[Who | What] = [*askers, *web, *(w for _, w in answers)]
+    things: list[Asker | Answer] = [*askers, *web, *(w for _, w in answers)]
     defs = [(t.key, t) for t in things]
     times = sorted(rng.sample(range(int(NOW - 20 * 86400), int(NOW)), 2400))
     quiet_left = 3

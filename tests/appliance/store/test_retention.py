@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance.event_log import EventLog
-from appliance.events import StoreWriter, What, Who
+from appliance.events.recording import EventLog
+from appliance.events.values import Answer, Asker
+from appliance.events.writer import StoreWriter
 from appliance.store import retention
 from appliance.store.retention import PurgeReport, Schedule, purge, settings_from_json, writer_running
 from appliance.store.schema import connect
@@ -28,13 +29,13 @@ DAY = 86_400.0
 SETTINGS = StoreSettings()  # 30 days of events, 7 years of incidents and audit, 2 years of daily counts
 
 
-def who(child_id: str = "amira") -> Who:
-    return Who.of("10.0.0.9", Identity("10-12", Via.SESSION, child=Child(child_id, "x", "10-12")))
+def who(child_id: str = "amira") -> Asker:
+    return Asker.of("10.0.0.9", Identity("10-12", Via.SESSION, child=Child(child_id, "x", "10-12")))
 
 
-def what(host: str = "bad.example") -> What:
+def what(host: str = "bad.example") -> Answer:
     reason = Reason(Step.CATEGORY, Action.BLOCK, "category adult", "adult", "", Severity.HIGH)
-    return What.of(
+    return Answer.of(
         "dns", host, "A", Verdict(Action.BLOCK, "10-12", (reason,), Severity.HIGH, log=LogDetail.EVENT)
     )
 
@@ -42,10 +43,10 @@ def what(host: str = "bad.example") -> What:
 _DEFINED: set[int] = set()  # keys already written (each test's things are new: keys never repeat)
 
 
-def write(writer: StoreWriter, times: list[float], *things: Who | What, web: bool = False) -> None:
+def write(writer: StoreWriter, times: list[float], *things: Asker | Answer, web: bool = False) -> None:
     """Events at `times`, by the first Who and What of `things` (each defined with its first events)."""
-    asker = next(t for t in things if isinstance(t, Who))
-    answer = next(t for t in things if isinstance(t, What))
+    asker = next(t for t in things if isinstance(t, Asker))
+    answer = next(t for t in things if isinstance(t, Answer))
     defs = [(t.key, t) for t in things if t.key not in _DEFINED]
     _DEFINED.update(t.key for t in things)
     if web:

@@ -1,260 +1,223 @@
-"""Events from the answering process to the SQLite file, without costing the answering side anything
-but a few array appends per question.
+"""The writer process (`python -m appliance.events.writer PATH ZONE SETTINGS`): batches of events in on
+stdin from an answering process's EventLog (appliance/events/recording.py), rows out to the SQLite file,
+one transaction each; the batches the store refuses for now (a full disk) held and written again; and
+the store's retention run between batches.
 
-The answering process (the DNS filter's event loop) records each event as four numbers: when, the key of
-who asked, the key of what was answered, and the seconds taken, appended to arrays (no object per
-question is made or kept). Who and what are sent once each, when first made. Four times a second the
-arrays go, as bytes, to a writer *process* that turns them back into rows and writes them to SQLite: a
-writer thread would share the interpreter lock and halve the answering rate under load.
-
-`hand_over` runs on the answering side's thread; `flush` and `close` may block and run elsewhere.
+What is kept follows the verdict's privacy setting (`LogDetail`): `event` rows carry the pseudonymous
+subject, `count` only adds one to a daily total, `none` (help services) leaves no trace at all. The
+schema is in appliance/store/schema.py and documented in docs/store.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import pickle
-import queue
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
-import threading
 import time
-import weakref
 from array import array
-from collections import deque
-from dataclasses import asdict, dataclass, replace
-from datetime import tzinfo
+from collections import Counter, deque
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, tzinfo
 from multiprocessing.connection import Connection
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from appliance.events import RequestRow, StoreWriter, What, Who
+from appliance.events.values import ANSWER_COLUMNS, ASKER_COLUMNS, KEY_RANGE, Answer, Asker, RequestRow
 from appliance.store.retention import Schedule, settings_from_json
-from appliance.store.schema import StoreError, disk_full
-from appliance.store.settings import StoreSettings
+from appliance.store.schema import StoreError, connect, disk_full, rollback
+from profiles.verdict import LogDetail
 
 log = logging.getLogger(__name__)
 
-RESTART_S = 5.0
-MAX_WAITING_BATCHES = 200  # about fifty seconds of full load: beyond, batches are dropped and logged
-MAX_WINDOWS = 10_000  # (device, blocked domain) pairs remembered for putting names together
 # The writer process's batches the store refuses for now (a full disk): tried again this often, and
 # kept up to this much memory (some minutes of a busy centre's events), then the oldest events go.
 RETRY_S = 2.0
 MAX_HELD_BYTES = 8 << 20
+_COUNT = (
+    "INSERT INTO daily_counts (day, channel, profile, action, category, count) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (day, channel, profile, action, category) DO UPDATE SET count = count + excluded.count"
+)
 
 
-class EventLog:
-    """The answering side's end of the event log. Not thread-safe: one thread records and hands over."""
+_asker_row = attrgetter(*ASKER_COLUMNS)
+_answer_row = attrgetter(*ANSWER_COLUMNS)
 
-    def __init__(self, path: Path, zone: tzinfo, retention: StoreSettings | None = None) -> None:
-        """`retention`: the store's `store:` settings, by which the writer purges old rows (the
-        defaults when not given)."""
+
+def open_store(path: Path) -> sqlite3.Connection:
+    """The event store at `path`, made or migrated to the current schema (appliance/store/schema.py)."""
+    return connect(path)
+
+
+class StoreWriter:
+    """Writes batches of events to the SQLite file, one transaction each: an `events` row (four numbers)
+    for what is kept as an event, one added to the day's totals for what is only counted. Who asked and
+    what was answered are rows of their own (`askers`, `answers`), written once and named by every event:
+    the reasons are not repeated per question, and the SD card sees a fraction of the writes. Their ids
+    are the answering process's keys above the highest id in the file when this writer started, so an
+    event row is made without a look-up: SQLite takes the four arrays as they come.
+    Synchronous: the writer process below owns one.
+    """
+
+    def __init__(self, path: Path, zone: tzinfo) -> None:
+        """Raises StoreError (a full disk included) when the store cannot be opened or ids reserved."""
         self.path = path
-        settings = retention or StoreSettings()
-        self._retention = json.dumps(asdict(settings))
-        self.dropped_batches = 0
-        # Names under a blocked domain, put together per device: (client, subject, domain) -> until when
-        # and the name kept as an event; and how many were only counted so.
-        self._window_s = settings.aggregate_minutes * 60.0
-        self._windows: dict[tuple[str, str, str], tuple[float, str]] = {}
-        self.aggregated = 0
-        self.ts = array("d")
-        self.who = array("Q")
-        self.what = array("Q")
-        self.took = array("f")
-        self.counted = array("Q")  # what's key of each answer only counted
-        self.requests: list[RequestRow] = []  # web events (the proxy's), a few thousand a second at most
-        self.seen: set[tuple[str, str]] = set()  # signed-in (child id, address) in use since the last batch
         self.zone = zone
-        self.restarts = 0
-        self._defs: list[tuple[int, Who | What]] = []
-        self._dead: list[int] = []
-        self._known: set[int] = set()
-        self._alive: weakref.WeakValueDictionary[int, Who | What] = weakref.WeakValueDictionary()
-        self._started = 0.0
-        self._start()
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()  # one flush at a time reads the pipe
-        self._sender = threading.Thread(target=self._send_loop, name="event-sender", daemon=True)
-        self._sender.start()
-
-    def _start(self) -> None:
-        # A small process of its own (`python -m appliance.event_log`): it imports only what writing
-        # needs, not the answering side's lists and libraries.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "appliance.event_log", str(self.path), str(self.zone), self._retention],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert process.stdin is not None and process.stdout is not None
-        # The connections own duplicates of the pipe ends; the originals are closed at once.
-        self._send = Connection(os.dup(process.stdin.fileno()), readable=False)
-        self._receive = Connection(os.dup(process.stdout.fileno()), writable=False)
-        process.stdin.close()
-        process.stdout.close()
-        self._process = process
-        self._started = time.monotonic()
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    def _restart_if_gone(self) -> None:
-        """A writer that died (killed, out of memory) is started again, at most every RESTART_S seconds,
-        and told everything still in use: the events of the gap are lost, the log goes on."""
-        code = self._process.poll()
-        if code is None or time.monotonic() - self._started < RESTART_S:
-            return
-        log.error("event log %s: the writer process ended (%s); starting it again", self.path, code)
-        while True:  # batches waiting for the dead writer name keys the new one will not know
-            try:
-                if self._outbox.get_nowait() is not None:
-                    self.dropped_batches += 1
-            except queue.Empty:
-                break
-        self._send.close()
-        self._receive.close()
-        self._start()
-        self.restarts += 1
-        self._defs = list(self._alive.items())
-
-    def define(self, thing: Who | What) -> int:
-        """The key of `thing`, sent to the writer with the next batch if it is new."""
-        key = thing.key
-        if key not in self._known:
-            self._known.add(key)
-            self._defs.append((key, thing))
-            self._alive[key] = thing
-            # When the answering side forgets it, so may the writer (after the events that name it).
-            weakref.finalize(thing, self._forget, key)
-        return key
-
-    def _forget(self, key: int) -> None:
-        self._dead.append(key)
-
-    def _counted_instead(self, ts: float, who: Who, what: What) -> bool:
-        """Whether a block of a name under a blocked domain (`what.under`) only adds to the day's totals:
-        the device had another name under that domain kept as an event less than `aggregate_minutes`
-        before. (Its first is kept and opens the window; the kept name itself is kept each time.)"""
-        key = (who.client, who.subject, what.under)
-        window = self._windows.get(key)
-        if window is not None and ts < window[0]:
-            if what.host == window[1]:
-                return False
-            self.aggregated += 1
-            return True
-        if len(self._windows) >= MAX_WINDOWS:
-            self._windows = {k: w for k, w in self._windows.items() if ts < w[0]}
-            if len(self._windows) >= MAX_WINDOWS:
-                self._windows.clear()  # (too many at once: more events, never fewer)
-        self._windows[key] = (ts + self._window_s, what.host)
-        return False
-
-    def add(self, ts: float, who: Who, what: What, took: float) -> None:
-        """One answer (the hot path appends to the arrays directly, with keys already defined): an event
-        if `what` is kept, else one for the day's totals. Blocks of names under a blocked domain are put
-        together per device (`_counted_instead`): the hot path only repeats answers made here first."""
-        if what.kept and not (what.under and self._counted_instead(ts, who, what)):
-            self.ts.append(ts)
-            self.who.append(self.define(who))
-            self.what.append(self.define(what))
-            self.took.append(took)
-        else:
-            self.counted.append(self.define(what))
-
-    def add_request(
-        self,
-        ts: float,
-        who: Who,
-        what: What,
-        took: float,
-        method: str,
-        url: str,
-        status: int,
-        size: int,
-        terms: str = "",
-    ) -> None:
-        """One web request or passed-through TLS connection: a `requests` row if `what` is kept, else
-        one for the day's totals (and blocks of names under a blocked domain as `add` says)."""
-        if what.kept and not (what.under and self._counted_instead(ts, who, what)):
-            row = (ts, self.define(who), self.define(what), took, method, url, status, size, terms)
-            self.requests.append(row)
-        else:
-            self.counted.append(self.define(what))
-
-    def hand_over(self) -> None:
-        """Send what was recorded since the last hand-over to the writer (never blocks)."""
-        self._restart_if_gone()
-        if not (self.ts or self.counted or self.requests or self._dead or self._defs or self.seen):
-            return
-        dead, self._dead = self._dead, []
-        self._known.difference_update(dead)
-        message = (
-            "batch",
-            self._defs,
-            self.ts.tobytes(),
-            self.who.tobytes(),
-            self.what.tobytes(),
-            self.took.tobytes(),
-            self.counted.tobytes(),
-            time.time(),
-            dead,
-            self.requests,
-            self.seen,
-        )
-        self._defs = []
-        self.requests = []
-        self.seen = set()
-        # New arrays rather than cleared ones: the hot path holds bound appends for a whole drain.
-        self.ts, self.who, self.what, self.took = array("d"), array("Q"), array("Q"), array("f")
-        self.counted = array("Q")
-        if self._outbox.qsize() >= MAX_WAITING_BATCHES:
-            self.dropped_batches += 1
-            self._defs = list(message[1])  # its events are lost, but what they defined goes next time
-            log.warning("event log %s: the writer fell behind; a batch of events was dropped", self.path)
-            return
-        self._outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def _send_loop(self) -> None:
-        while True:
-            data = self._outbox.get()
-            if data is None:
-                return
-            try:
-                self._send.send_bytes(data)
-            except Exception:  # the writer is gone (or its pipe closed under us): `hand_over` starts another
-                self.dropped_batches += 1
-
-    def flush(self, timeout: float = 30.0) -> tuple[int, int]:
-        """Wait until everything handed over is written; (events written, events counted) so far.
-        Call `hand_over` first (on the answering thread) for the latest events."""
-        with self._lock:
-            self._outbox.put(pickle.dumps(("flush",)))
-            if not self._receive.poll(timeout):
-                raise TimeoutError(f"event log {self.path}: the writer did not answer in {timeout} s")
-            reply = pickle.loads(self._receive.recv_bytes())
-            return int(reply[1]), int(reply[2])
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Write what was handed over and stop the writer process."""
-        self._outbox.put(pickle.dumps(("stop",)))
-        self._outbox.put(None)
-        self._sender.join(timeout)
+        self.written = 0
+        self.counted = 0
+        self._db = open_store(path)
+        # 16 MiB of page cache (SQLite's default is 2): the feed's indexes by asker and by answer take
+        # inserts at many places at once; with their pages kept, each batch costs a third less.
+        self._db.execute("PRAGMA cache_size = -16384")
+        self._day: tuple[float, float, str] = (0.0, 0.0, "")
         try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.terminate()
-            self._process.wait()
-        self._send.close()
-        self._receive.close()
+            base = self._claim_keys()
+        except StoreError:
+            self._db.close()
+            raise
+        # An int from SQLite, so safe to write into the statements; the columns are the values' fields.
+        asker, answer = ", ".join(ASKER_COLUMNS), ", ".join(ANSWER_COLUMNS)
+        self._asker_sql = f"INSERT INTO askers (id, {asker}) VALUES (? + {base}{', ?' * len(ASKER_COLUMNS)})"
+        self._answer_sql = (
+            f"INSERT INTO answers (id, {answer}, notable) VALUES (? + {base}{', ?' * len(ANSWER_COLUMNS)}, ?)"
+        )
+        self._event_sql = (
+            "INSERT INTO events (ts, asker, answer, duration_us, notable)"
+            f" VALUES (?, ? + {base}, ? + {base}, CAST(? * 1000000 AS INTEGER), ?)"
+        )
+        self._request_sql = (
+            "INSERT INTO requests (ts, asker, answer, duration_us, method, url, status, bytes, terms,"
+            f" notable) VALUES (?, ? + {base}, ? + {base}, CAST(? * 1000000 AS INTEGER), ?, ?, ?, ?, ?, ?)"
+        )
+        # Keys of the answers blocked or flagged: their events are `notable` (the staff's feed). A set
+        # looked up from C per event costs far less than a sub-select per row in SQLite.
+        self._notable: set[int] = set()
+        self._seen_sql = (
+            # By child alone: a child has one open session, and its device may ask from a new address
+            # (a renewed lease, its IPv6 address) than the one it signed in from.
+            "UPDATE sessions SET last_seen = max(last_seen, ?1) WHERE ended IS NULL AND child = ?2"
+        )
+        self._count: dict[int, tuple[str, str, str, str]] = {}  # key of a counted Answer -> its total
+        # Blocks of names under a blocked domain (`Answer.under`): the event log may only count them (one
+        # device asking random names under it), so their answer rows wait until an event names them.
+        self._waiting: dict[int, Answer] = {}
+
+    def _claim_keys(self) -> int:
+        """Reserve KEY_RANGE ids above everything in the file and every other writer's range."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time claims
+        try:
+            (base,) = db.execute(
+                "SELECT max(coalesce((SELECT max(id) FROM askers), 0),"
+                " coalesce((SELECT max(id) FROM answers), 0),"
+                f" coalesce((SELECT max(base) + {KEY_RANGE} FROM key_ranges), 0))"
+            ).fetchone()
+            db.execute(
+                "INSERT INTO key_ranges (base, claimed, pid) VALUES (?, ?, ?)",
+                (int(base), time.time(), os.getpid()),
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            rollback(db)
+            raise StoreError(f"{self.path}: cannot reserve ids in the event log: {e}") from e
+        return int(base)
+
+    def define(self, defs: Iterable[tuple[int, Asker | Answer]]) -> None:
+        """Learn keys; writes the asker and answer rows (inside `write`'s transaction)."""
+        for key, thing in defs:
+            if isinstance(thing, Asker):
+                self._db.execute(self._asker_sql, (key, *_asker_row(thing)))
+            elif thing.kept and thing.under:
+                self._waiting[key] = thing
+                self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
+            elif thing.kept:
+                self._write_answer(key, thing)
+            elif thing.keep is LogDetail.COUNT:
+                self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
+
+    def _write_answer(self, key: int, thing: Answer) -> None:
+        notable = int(thing.flagged or thing.action == "block")
+        if notable:
+            self._notable.add(key)
+        self._db.execute(self._answer_sql, (key, *_answer_row(thing), notable))
+
+    def forget(self, keys: Iterable[int]) -> None:
+        for key in keys:
+            self._count.pop(key, None)
+            self._notable.discard(key)
+            self._waiting.pop(key, None)
+
+    def write(
+        self,
+        defs: Iterable[tuple[int, Asker | Answer]],
+        events: tuple[Sequence[float], Sequence[int], Sequence[int], Sequence[float]],
+        counted: Sequence[int],
+        when: float,
+        requests: Sequence[RequestRow] = (),
+        seen: Collection[tuple[str, str]] = (),
+    ) -> None:
+        """Define `defs`, write `events` (parallel sequences: when, who's key, what's key, seconds taken)
+        and `requests` (web rows), add `counted` (what's keys, one per answer) to the totals of the day of
+        `when`, and mark the sessions of `seen` (child id, address) in use at `when`. Raises sqlite3.Error,
+        and nothing of the batch is written: the caller keeps it and writes it again, definitions
+        included (the answering side sends each once, and later events name it: `Backlog`
+        holds the batches the store refused, in order)."""
+        db = self._db
+        db.execute("BEGIN")
+        named: set[int] = set()
+        try:
+            self.define(defs)
+            if self._waiting:
+                named = self._waiting.keys() & events[2]  # (a C loop over the batch's answer keys)
+                if requests:
+                    named |= self._waiting.keys() & [row[2] for row in requests]
+                for key in named:
+                    self._write_answer(key, self._waiting[key])
+            flags = map(self._notable.__contains__, events[2])
+            db.executemany(self._event_sql, zip(*events, flags, strict=True))
+            if requests:
+                notable = self._notable
+                db.executemany(self._request_sql, [(*row, row[2] in notable) for row in requests])
+            totals: Counter[tuple[str, ...]] = Counter()
+            if counted:
+                day = self._day_of(when)
+                for key, n in Counter(counted).items():
+                    total = self._count.get(key)
+                    if total is not None:
+                        totals[(day, *total)] += n
+            db.executemany(_COUNT, [(*key, n) for key, n in totals.items()])
+            if seen:
+                # A signed-in device in use keeps its session from the idle time-out.
+                db.executemany(self._seen_sql, [(when, child) for child in {child for child, _ in seen}])
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            rollback(db)
+            raise
+        for key in named:
+            del self._waiting[key]
+        self.written += len(events[0]) + len(requests)
+        self.counted += sum(totals.values())
+
+    def _day_of(self, ts: float) -> str:
+        start, end, day = self._day
+        if start <= ts < end:
+            return day
+        local = datetime.fromtimestamp(ts, self.zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = midnight.date().isoformat()
+        # Recomputed at most a few times a day (and at the changes of hour, harmlessly).
+        self._day = (midnight.timestamp(), midnight.timestamp() + 3600, day)
+        return day
+
+    def close(self) -> None:
+        self._db.close()
 
 
 @dataclass(frozen=True)
@@ -262,7 +225,7 @@ class Batch:
     """One hand-over as the writer process takes it: definitions, DNS events (when, who's key, what's
     key, seconds taken), keys only counted, its wall-clock time, keys forgotten, web rows, sessions seen."""
 
-    defs: list[tuple[int, Who | What]]
+    defs: list[tuple[int, Asker | Answer]]
     events: tuple[array[float], array[int], array[int], array[float]]
     counted: array[int]
     when: float
