@@ -1,5 +1,5 @@
 """A disk of the test's own that can be filled: a small tmpfs mounted by the test (root only; skipped
-cleanly without), unmounted afterwards whatever happens."""
+cleanly without), unmounted afterwards whatever happens; and the check that an event store is whole."""
 
 from __future__ import annotations
 
@@ -13,7 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from appliance.store.schema import connect
+
 SMALL_DISK_MB = 16
+
+
+def assert_store_whole(path: Path) -> None:
+    """The event store at `path` passes SQLite's integrity and foreign-key checks."""
+    db = connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        db.close()
 
 
 @dataclass

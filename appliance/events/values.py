@@ -33,26 +33,19 @@ def _next_key() -> int:
 
 
 @dataclass(frozen=True)
-class Asker:
-    """The asking side of an event, made once per client: address, pseudonymous subject, how found.
-    `key` names it between the answering process and the writer (see appliance/events/recording.py)."""
+class AskerRow:
+    """The columns of an `askers` row but its id: address, pseudonymous subject, how found. Shared by
+    the log's `Asker` and the store's feed event (appliance/store/feed.py)."""
 
     client: str
     subject: str
     via: str
-    key: int = field(default_factory=_next_key, compare=False, metadata=_NOT_A_COLUMN)
-
-    @classmethod
-    def of(cls, client: str, identity: Identity) -> Asker:
-        return cls(client, identity.subject, str(identity.via))
 
 
 @dataclass(frozen=True)
-class Answer:
-    """The answered side of an event, made once per verdict and reused for every repeat of it.
-    `under`: for a block by a rule naming a parent domain of `host` (`pornhub.com` for `a1.pornhub.com`),
-    that domain, by which the event log puts together one device's names under it (`recording`); ''
-    for anything else, a flagged block included (staff must see each of those)."""
+class AnswerRow:
+    """The columns of an `answers` row but its id, `reasons` (JSON text in the table, a list once read)
+    and `notable` (the writer's): shared by the log's `Answer` and the store's feed event."""
 
     channel: str
     profile: str
@@ -62,7 +55,28 @@ class Answer:
     severity: str
     category: str
     flagged: bool
-    reasons: str
+
+
+@dataclass(frozen=True)
+class Asker(AskerRow):
+    """The asking side of an event, made once per client: address, pseudonymous subject, how found.
+    `key` names it between the answering process and the writer (see appliance/events/recording.py)."""
+
+    key: int = field(default_factory=_next_key, compare=False, metadata=_NOT_A_COLUMN)
+
+    @classmethod
+    def of(cls, client: str, identity: Identity) -> Asker:
+        return cls(client, identity.subject, str(identity.via))
+
+
+@dataclass(frozen=True)
+class Answer(AnswerRow):
+    """The answered side of an event, made once per verdict and reused for every repeat of it.
+    `under`: for a block by a rule naming a parent domain of `host` (`pornhub.com` for `a1.pornhub.com`),
+    that domain, by which the event log puts together one device's names under it (`recording`); ''
+    for anything else, a flagged block included (staff must see each of those)."""
+
+    reasons: str  # the verdict's, as JSON
     keep: LogDetail = field(metadata=_NOT_A_COLUMN)
     under: str = field(default="", metadata=_NOT_A_COLUMN)
     key: int = field(default_factory=_next_key, compare=False, metadata=_NOT_A_COLUMN)

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.events.values import ANSWER_COLUMNS, ASKER_COLUMNS
+from appliance.events.values import ANSWER_COLUMNS, ASKER_COLUMNS, AnswerRow, AskerRow
 
 SEVERITIES = ("none", "low", "medium", "high", "critical")
 WALK = 3_000  # notable rows walked by time before a filter counts as selective
@@ -45,20 +45,12 @@ class FeedFilter:
 
 
 @dataclass(frozen=True)
-class FeedEvent:
+class FeedEvent(AskerRow, AnswerRow):
+    """One event of the feed: its asker's and answer's columns (the event log's rows), with its id and
+    time, the reasons read, and for a web request its method, URL, status and search terms."""
+
     id: str  # dns:N or web:N
     ts: float
-    channel: str
-    client: str
-    subject: str
-    via: str
-    profile: str
-    host: str
-    detail: str
-    action: str
-    severity: str
-    category: str
-    flagged: bool
     reasons: list[dict[str, Any]] = field(hash=False)
     method: str = ""
     url: str = ""
@@ -72,7 +64,7 @@ class FeedEvent:
 
     def record(self) -> dict[str, Any]:
         """The event as a plain mapping (kept with an incident, exported as CSV)."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: getattr(self, k) for k in _RECORD}
 
 
 # Its asker's and answer's columns as the event log's values name them (appliance/events/values.py).
@@ -86,6 +78,9 @@ _ALIAS = {"events": "e", "requests": "r"}
 _PREFIX = {"events": "dns", "requests": "web"}
 _ANSWER_AT = 2 + len(ASKER_COLUMNS)
 _EXTRA_AT = _ANSWER_AT + len(ANSWER_COLUMNS)
+_WEB = ("method", "url", "status", "terms")
+# A record's fields in the order incidents have always kept them.
+_RECORD = ("id", "ts", ANSWER_COLUMNS[0], *ASKER_COLUMNS, *ANSWER_COLUMNS[1:], *_WEB)
 
 
 def _event(table: str, row: tuple[Any, ...]) -> FeedEvent:
@@ -93,17 +88,8 @@ def _event(table: str, row: tuple[Any, ...]) -> FeedEvent:
     answer = dict(zip(ANSWER_COLUMNS, row[_ANSWER_AT:_EXTRA_AT], strict=True))
     answer["flagged"] = bool(answer["flagged"])
     answer["reasons"] = json.loads(answer["reasons"])
-    method, url, status, terms = row[_EXTRA_AT:]
-    return FeedEvent(
-        id=f"{_PREFIX[table]}:{row[0]}",
-        ts=row[1],
-        **asker,
-        **answer,
-        method=method,
-        url=url,
-        status=status,
-        terms=terms,
-    )
+    web = dict(zip(_WEB, row[_EXTRA_AT:], strict=True))
+    return FeedEvent(id=f"{_PREFIX[table]}:{row[0]}", ts=row[1], **asker, **answer, **web)
 
 
 @dataclass(frozen=True)

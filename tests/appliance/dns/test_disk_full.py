@@ -21,9 +21,8 @@ import dns.rcode
 
 from appliance.config import load_config
 from appliance.lists import compile_lists
-from appliance.store.schema import connect
 from tests.appliance.dns.conftest import PROFILES, TEENS, FakeUpstream, config_text
-from tests.conftest import SmallDisk
+from tests.conftest import SmallDisk, assert_store_whole
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli"]
 
@@ -99,12 +98,7 @@ def test_the_dns_filter_on_a_full_disk_answers_and_its_log_catches_up_when_there
         process.wait(30)
     assert found == names[:5] + names[5:10] * 2 + names[5:]
     assert len(_events(store)) == 25
-    db = connect(store)
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-    finally:
-        db.close()
+    assert_store_whole(store)
     text = log.read_text()
     assert text.count("the disk is full") == 1, text
     assert "writing again" in text

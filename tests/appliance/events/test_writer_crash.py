@@ -22,6 +22,7 @@ from appliance.store.schema import connect
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
+from tests.conftest import assert_store_whole
 
 BATCH = 1_500  # events per batch: a few tens of milliseconds of writing, so that kills land inside one
 REQUESTS = 20  # web requests per batch
@@ -113,10 +114,9 @@ def test_writers_killed_mid_batch_leave_a_whole_store(
         for log in logs:
             log.close()
 
+    assert_store_whole(path)
     db = connect(path)
     try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
         for table in ("events", "requests"):
             missing = db.execute(
                 f"SELECT count(*) FROM {table} t LEFT JOIN askers a ON a.id = t.asker"

@@ -21,7 +21,7 @@ from appliance.store.schema import connect
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
-from tests.conftest import SmallDisk
+from tests.conftest import SmallDisk, assert_store_whole
 
 T0 = float(int(time.time()))  # (older events would be purged by retention)
 
@@ -73,12 +73,7 @@ def test_batches_refused_by_a_full_disk_are_kept_and_written_when_there_is_room(
     assert {(subject, host) for _, subject, host in rows} == {
         (f"child:c{i}", f"host-{i}.example") for i in range(30)
     }
-    db = connect(path)
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-    finally:
-        db.close()
+    assert_store_whole(path)
     err = capfd.readouterr().err
     assert err.count("the disk is full") == 1, err  # once for the whole episode
     # The twenty of the full disk, and the 25 after it that waited behind them until the flush.

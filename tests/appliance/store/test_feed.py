@@ -175,6 +175,12 @@ def test_events_read_whole_and_by_id(store: sqlite3.Connection) -> None:
     assert again == [page[0], web]
     assert page[0].reasons[0]["category"] == "malware" and page[0].severity == "critical"
     assert isinstance(page[0], FeedEvent) and page[0].record()["id"] == page[0].id
+    # An incident keeps each event's record as JSON, its fields in this order.
+    assert list(web.record()) == [
+        *("id", "ts", "channel", "client", "subject", "via", "profile", "host", "detail", "action"),
+        *("severity", "category", "flagged", "reasons", "method", "url", "status", "terms"),
+    ]
+    assert web.record()["flagged"] is False and web.record()["reasons"] == web.reasons
 
 
 def test_no_statement_reads_a_whole_table(store: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
