@@ -13,6 +13,7 @@ import pytest
 from appliance.pages import (
     REPORT_NOTE_FIELD,
     REPORT_NOTE_MAX,
+    REPORT_TOKEN_FIELD,
     Helpline,
     ReportForm,
     block_page,
@@ -203,6 +204,8 @@ def test_the_report_form_posts_the_token_and_an_optional_short_note() -> None:
     (form,) = doc.find("form")
     assert form == {"method": "post", "action": "/__appliance/report"}
     inputs = {i.get("name"): i for i in doc.find("input")}
+    # The fields the template writes are the ones the proxy's receiver reads.
+    assert REPORT_TOKEN_FIELD == "token"
     assert inputs["token"] == {"type": "hidden", "name": "token", "value": "signed.token-value_123"}
     note = inputs[REPORT_NOTE_FIELD]
     assert note.get("type") == "text"
@@ -590,3 +593,4 @@ def test_the_certificate_page_escapes_its_values() -> None:
     assert "<script" not in page
     assert evil in text_of(page)
     assert sum(a.get("href") == evil for a in doc.find("a")) == 2
+
