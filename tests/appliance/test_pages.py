@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from appliance import pages
 from appliance.pages import (
     REPORT_NOTE_FIELD,
     REPORT_NOTE_MAX,
@@ -18,9 +19,11 @@ from appliance.pages import (
     ReportForm,
     block_page,
     certificate_page,
+    compile_pages,
     reported_page,
     unavailable_page,
 )
+from filters.errors import ApplianceError
 from profiles.categories import Area, Category, Kind, Risk, Severity
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
 
@@ -594,3 +597,11 @@ def test_the_certificate_page_escapes_its_values() -> None:
     assert evil in text_of(page)
     assert sum(a.get("href") == evil for a in doc.find("a")) == 2
 
+
+def test_an_install_missing_a_page_fails_at_start_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy compiles every page when it starts (`compile_pages`): a template missing from the
+    install stops it there with a clear error, never on a child's first blocked page."""
+    compile_pages()  # the shipped ones are all there
+    monkeypatch.setattr(pages, "_PAGES", ("block.html", "lost.html"))
+    with pytest.raises(ApplianceError, match=r"lost\.html.*not installed whole"):
+        compile_pages()
