@@ -15,8 +15,10 @@ from typing import Any
 
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
+from jinja2 import ChoiceLoader, FileSystemLoader
 
 from appliance.config import Config, load_config
+from appliance.pages import template_loader
 
 SECRET_KEY_FILE = "dashboard.key"
 TLS_COOKIE_PREFIX = "__Host-"  # browsers take it only over HTTPS, for this host, never from plain HTTP
@@ -71,6 +73,8 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
 
     config = config or load_config()
     app = Flask(__name__)
+    # The children's pages' skeleton (children/base.html), shared with the proxy's block page.
+    app.jinja_loader = ChoiceLoader([FileSystemLoader(Path(app.root_path, "templates")), template_loader()])
     settings = config.dashboard
     app.config.update(
         APPLIANCE=config,

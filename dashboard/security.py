@@ -22,7 +22,6 @@ from werkzeug.exceptions import HTTPException
 
 from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key
 from appliance.net import plain_ip, split_host_port
-from appliance.pages import CHILD_CSS
 from appliance.store import audit, staff
 from appliance.store.staff import Role, StaffUser
 from dashboard import blocked
@@ -40,7 +39,7 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = current_user
     app.register_error_handler(HTTPException, _error_page)
-    app.context_processor(lambda: {"child_css": CHILD_CSS, "centre": config().proxy.centre})
+    app.context_processor(lambda: {"centre": config().proxy.centre})
 
 
 def is_open(endpoint: str | None) -> bool:

@@ -23,6 +23,7 @@ from mitmproxy.master import Master
 from appliance.dns.live import load_live
 from appliance.events.recording import EventLog
 from appliance.net import split_host_port
+from appliance.pages import compile_pages
 from appliance.proxy.addon import Monitor, addon_options
 from appliance.proxy.ca import TRUST_BUNDLE, ensure_authority
 from appliance.proxy.limits import (
@@ -54,6 +55,7 @@ def _share_the_port(admission: Admission) -> None:
 async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     """Run one worker until SIGTERM or SIGINT; SIGHUP reloads the policy."""
     live = load_live(config_path)
+    compile_pages()  # an install without the children's pages fails here, not on a child's first block
     settings = live.config.proxy
     authority = ensure_authority(live.config.ca_dir, settings.centre)
     host, port = split_host_port(listen, 8080)

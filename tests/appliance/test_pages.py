@@ -10,16 +10,20 @@ from html.parser import HTMLParser
 
 import pytest
 
+from appliance import pages
 from appliance.pages import (
     REPORT_NOTE_FIELD,
     REPORT_NOTE_MAX,
+    REPORT_TOKEN_FIELD,
     Helpline,
     ReportForm,
     block_page,
     certificate_page,
+    compile_pages,
     reported_page,
     unavailable_page,
 )
+from filters.errors import ApplianceError
 from profiles.categories import Area, Category, Kind, Risk, Severity
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
 
@@ -203,6 +207,8 @@ def test_the_report_form_posts_the_token_and_an_optional_short_note() -> None:
     (form,) = doc.find("form")
     assert form == {"method": "post", "action": "/__appliance/report"}
     inputs = {i.get("name"): i for i in doc.find("input")}
+    # The fields the template writes are the ones the proxy's receiver reads.
+    assert REPORT_TOKEN_FIELD == "token"
     assert inputs["token"] == {"type": "hidden", "name": "token", "value": "signed.token-value_123"}
     note = inputs[REPORT_NOTE_FIELD]
     assert note.get("type") == "text"
@@ -590,3 +596,12 @@ def test_the_certificate_page_escapes_its_values() -> None:
     assert "<script" not in page
     assert evil in text_of(page)
     assert sum(a.get("href") == evil for a in doc.find("a")) == 2
+
+
+def test_an_install_missing_a_page_fails_at_start_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy compiles every page when it starts (`compile_pages`): a template missing from the
+    install stops it there with a clear error, never on a child's first blocked page."""
+    compile_pages()  # the shipped ones are all there
+    monkeypatch.setattr(pages, "_PAGES", ("block.html", "lost.html"))
+    with pytest.raises(ApplianceError, match=r"lost\.html.*not installed whole"):
+        compile_pages()

@@ -114,3 +114,24 @@ def test_a_name_the_dns_filter_sent_here_gets_the_block_page_not_the_dashboard(b
         assert (
             b.client.get("/portal", base_url=own, environ_base={"REMOTE_ADDR": CHILD_IP}).status_code == 200
         )
+
+
+def test_the_portal_and_the_block_page_are_one_look(browse):
+    """A child moving between the portal and a block page sees one design: the same document head and
+    the same style sheet (the portal adds a few rules of its own after it)."""
+    b = browse(CHILD_IP)
+    portal = b.get("/portal").get_data(as_text=True)
+    blocked = b.client.get("/", base_url="http://www.pornhub.com", environ_base={"REMOTE_ADDR": CHILD_IP})
+    page = blocked.get_data(as_text=True)
+
+    def head(html: str) -> str:
+        return html.split("<title>", 1)[0]
+
+    def style(html: str) -> str:
+        return html.split("<style>", 1)[1].split("</style>", 1)[0]
+
+    assert head(portal) == head(page)
+    assert style(portal).startswith(style(page))
+    assert ".names{" in style(portal) and ".names{" not in style(page)
+    footer = "<footer>This connection is filtered and monitored to keep everyone safe.</footer>"
+    assert footer in portal and footer in page
