@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, g
 
-from appliance.bindings import load_bound
 from appliance.bundles.sets import pointer_path
 from appliance.config import Config, load_config
+from appliance.in_force.bindings import load_bound
 from appliance.net import Neighbours
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index

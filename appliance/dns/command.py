@@ -9,7 +9,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from appliance.bundles.sets import report_loaded
 from filters.errors import ApplianceError
 
 log = logging.getLogger("appliance.dns")
@@ -39,8 +38,8 @@ def run_dns(args: argparse.Namespace) -> int:
 
 async def _serve(config_path: Path | None, listen_args: list[str] | None) -> int:
     # Imported here, not for every `appliance` command (the nightly compile runs the same script).
-    from appliance.dns.live import load_live
     from appliance.dns.server import make_server, parse_listen
+    from appliance.in_force.live import load_live
 
     live = load_live(config_path)
     try:
@@ -56,9 +55,8 @@ async def _serve(config_path: Path | None, listen_args: list[str] | None) -> int
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await server.start(listen)
+    server.follower.report()  # where head office's sets arrive: which one the DNS filter runs
     config = server.live.config
-    if config.sync:
-        report_loaded(config.data_dir, "dns", config.set_dir)
     shown = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
     upstream = ", ".join(str(s) for s in server.upstreams.settings.servers)
     log.info(

@@ -18,9 +18,9 @@ from dnslib import RR
 
 from appliance.dns.answers import cname_targets
 from appliance.dns.errors import UpstreamFailed
-from appliance.dns.live import Live
 from appliance.dns.upstream import Upstreams
 from appliance.dns.wire import TYPE_A, TYPE_AAAA
+from appliance.in_force.live import Live
 from profiles.decide import decide
 from profiles.identity import Identity
 from profiles.request import Request

@@ -27,13 +27,10 @@ from typing import Any
 
 from dnslib import RR
 
-from appliance.bindings import Bindings, Bound
-from appliance.bundles.sets import report_loaded
 from appliance.dns import answers
 from appliance.dns.batch import BatchSocket
 from appliance.dns.cache import RecordCache, Records
 from appliance.dns.errors import Malformed, UpstreamFailed
-from appliance.dns.live import FAST_ENTRIES, NEVER, Cached, Client, Live, changed, load_live, stamp_of
 from appliance.dns.resolution import cloaked
 from appliance.dns.upstream import Server, Upstreams, UpstreamSettings, parse_servers
 from appliance.dns.wire import (
@@ -50,6 +47,8 @@ from appliance.dns.wire import (
 )
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer
+from appliance.in_force.follower import HAND_OVER_S, WATCH_S, Follower
+from appliance.in_force.live import FAST_ENTRIES, NEVER, Cached, Client, Live
 from appliance.net import Neighbours, split_host_port, system_resolvers
 from filters.errors import ApplianceError
 from profiles.decide import decide
@@ -70,8 +69,6 @@ TCP_WRITE_HIGH = 64 * 1024  # answers a client has not read yet; past it, it is 
 TCP_WRITE_MAX = 512 * 1024  # the answers still in flight then may add to that; past this, it is closed
 PER_DEVICE_IN_FLIGHT = 128  # of the upstream set's 512: a quarter
 RECV_BUFFER = 4 * 1024 * 1024
-WATCH_EVERY_S = 2.0
-HAND_OVER_S = 0.25
 
 
 @dataclass
@@ -141,18 +138,17 @@ class DnsServer:
         config_path: Path | None = None,
         neighbours: Neighbours | None = None,
     ) -> None:
-        self.live = live
+        self.follower = Follower(live, role="dns", config_path=config_path, events=events, log=log)
         self.upstreams = upstreams
         self.events = events
         self.config_path = config_path
         self.neighbours = neighbours or Neighbours(live.config.dns.leases)
         self.counters = Counters()
-        self.bindings = Bindings(live.config.events_path, live.zone)
-        self.bound: Bound | None = None
+        self.counters.reload_errors = self.follower.reload_errors  # one record, the follower's
         self._seen_mark = 0.0
         rate = live.config.dns.rate_limit
         self._rate, self._burst = rate.per_second, float(rate.burst)
-        self._handover: asyncio.TimerHandle | None = None
+        self._handover: asyncio.Task[None] | None = None
         self._ip_names: dict[object, str] = {}  # raw sender address -> its text (batched reads)
         self.batched = True  # recvmmsg/sendmmsg where the C library has them
         self._tasks: set[asyncio.Future[None]] = set()
@@ -213,8 +209,9 @@ class DnsServer:
         if not self.addresses:
             raise ApplianceError("no address to listen on")
         if self._watcher is None:
-            self._watcher = asyncio.ensure_future(self._watch())
-            self._hand_over_events()
+            self._watcher = asyncio.ensure_future(self.follower.watch(WATCH_S, self._tick, self._reloaded))
+            self.follower.hand_over(time.time())
+            self._handover = asyncio.ensure_future(self.follower.hand_over_every(HAND_OVER_S, _ignore))
             _settle_garbage()
         # Not in the main thread (tests), there are no signals: reloads come from the file watch.
         with contextlib.suppress(RuntimeError, ValueError):
@@ -228,7 +225,7 @@ class DnsServer:
             self._handover.cancel()
             self._handover = None
         self.events.hand_over()
-        self.bindings.close()
+        self.follower.close()
         for udp in self._sockets:
             loop.remove_reader(udp.fileno())
             udp.close()
@@ -360,17 +357,6 @@ class DnsServer:
         client = live.client(ip, self.neighbours.mac_of(ip), now, before)
         self.events.define(client.who)
         return client
-
-    def _hand_over_events(self) -> None:
-        """Every quarter second: the events gathered so far go to the writer as one batch, and a change
-        of sign-ins or devices in the store is taken in."""
-        self.events.hand_over()
-        live = self.live
-        bound = self.bindings.poll(time.time())
-        if bound is not None:
-            self.bound = bound
-            live.bind(bound)
-        self._handover = asyncio.get_running_loop().call_later(HAND_OVER_S, self._hand_over_events)
 
     def _spend(self, client: Client, now: float) -> bool:
         """Take a token from the device's bucket (the slow-path twin of the check in `_drain`);
@@ -555,23 +541,21 @@ class DnsServer:
 
     # ---- reloads ----
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(WATCH_EVERY_S)
-            # Answers remembered since the last tick are long-lived: collect the young generations'
-            # garbage (cycles from failed look-ups included: cheap, they are young), then put the rest
-            # out of the collector's sight, so no full collection ever walks the remembered answers.
-            gc.collect(1)
-            gc.freeze()
-            try:
-                if self.neighbours.refresh():
-                    self.live.clients.clear()  # an address has a new device: identify again
-                live = self.live
-                self._report_signed_in(live)
-                if changed(live):
-                    await self.reload()
-            except Exception:  # the watch must outlive any one bad reload
-                log.exception("watching for changes failed")
+    @property
+    def live(self) -> Live:
+        """The policy in force (the follower swaps it whole on reload)."""
+        return self.follower.live
+
+    def _tick(self) -> None:
+        """Every WATCH_S, before the follower looks at the files."""
+        # Answers remembered since the last tick are long-lived: collect the young generations'
+        # garbage (cycles from failed look-ups included: cheap, they are young), then put the rest
+        # out of the collector's sight, so no full collection ever walks the remembered answers.
+        gc.collect(1)
+        gc.freeze()
+        if self.neighbours.refresh():
+            self.live.clients.clear()  # an address has a new device: identify again
+        self._report_signed_in(self.live)
 
     def _report_signed_in(self, live: Live) -> None:
         """Signed-in devices that asked since the last look keep their sessions from the idle time-out."""
@@ -583,25 +567,21 @@ class DnsServer:
 
     async def reload(self) -> bool:
         """Load the configuration, lists and policy anew and swap them in; on any error keep the
-        running policy, log why, and return False."""
-        loop = asyncio.get_running_loop()
-        try:
-            new = await loop.run_in_executor(None, load_live, self.config_path)
-        except ApplianceError as e:
-            log.error("reload refused, the running policy stays: %s", e)
-            self.counters.reload_errors.append(str(e))
-            # Do not retry the same broken files every few seconds: wait for their next change.
-            self.live.stamp = stamp_of(self.live.config)
+        running policy, log why (in `counters.reload_errors`), and return False."""
+        new = await self.follower.reload()
+        if new is None:
             return False
-        if self.bound is not None:
-            new.bind(self.bound)
-        self.live = new
-        _settle_garbage()
-        self.counters.reloads += 1
-        if new.config.sync:
-            report_loaded(new.config.data_dir, "dns", new.config.set_dir)
-        log.info("reloaded: %d profiles, lists from %s", len(new.policy.profiles), new.config.index_path)
+        self._reloaded(new)
         return True
+
+    def _reloaded(self, new: Live) -> None:
+        _settle_garbage()
+        self.counters.reloads = self.follower.reloads
+        log.info("reloaded: %d profiles, lists from %s", len(new.policy.profiles), new.config.index_path)
+
+
+def _ignore(_: object) -> None:
+    pass
 
 
 def _settle_garbage() -> None:

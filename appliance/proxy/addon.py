@@ -40,14 +40,14 @@ from mitmproxy.proxy.layer import Layer
 from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.proxy.mode_specs import TransparentMode
 
-from appliance.bindings import Bindings, Bound
 from appliance.dns.cache import RecordCache
-from appliance.dns.live import Live, changed, load_live, stamp_of
 from appliance.dns.resolution import Resolver
 from appliance.dns.upstream import Upstreams, UpstreamSettings
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer, Asker
 from appliance.forwarding import CLIENT_HEADER, forwarding_key, stamp
+from appliance.in_force.follower import HAND_OVER_S, WATCH_S, Follower
+from appliance.in_force.live import IDENTITY_TTL, Live, asker_of
 from appliance.net import Neighbours, is_own_address, split_host_port
 from appliance.pages import ReportForm, block_page, certificate_page, reported_page, unavailable_page
 from appliance.proxy.ca import Authority
@@ -64,12 +64,11 @@ from appliance.proxy.report import (
 from appliance.proxy.resource import request_type, source_url
 from appliance.proxy.settings import ProxySettings
 from appliance.proxy.target import local_and_unlisted, request_target, usable_host
-from filters.errors import ApplianceError
 from filters.names import is_address
 from filters.urls import canonical_host
 from profiles.connection import named_and_sent, named_by_address, undecidable
 from profiles.decide import child_report, decide, judge_text, may_intercept, with_page
-from profiles.identity import Identity, identify
+from profiles.identity import Identity
 from profiles.policy import Special
 from profiles.profile import OnError
 from profiles.request import Channel, Request
@@ -82,9 +81,6 @@ KEY = "childsafe"  # our state in flow.metadata
 _PORTAL = Special.PORTAL
 # The event's channel by what the addon logged: a tunnel's decision is a TLS one; raw traffic is "tcp".
 _CHANNELS = {"tls": "tls", "connect": "tls", "raw": "tcp"}
-IDENTITY_TTL_S = 10.0  # an address is identified again after this (a new lease, a sign-in)
-HAND_OVER_S = 0.25
-WATCH_S = 2.0
 OWN_ADDRESSES_EVERY = 30  # watch ticks between fresh looks at the appliance's own addresses
 REPORT_MAX_BYTES = 16 * 1024  # a report form: a token and a note of at most 500 characters
 _HTML = re.compile(r"^\s*(text/html|application/xhtml\+xml)", re.IGNORECASE)
@@ -172,7 +168,7 @@ class Monitor:
         resolver: Resolver | None = None,
         admission: Admission | None = None,
     ) -> None:
-        self.live = live
+        self.follower = Follower(live, role="proxy", config_path=config_path, events=events_log, log=log)
         self.authority = authority
         self.events = events_log
         self.config_path = config_path
@@ -185,74 +181,65 @@ class Monitor:
         self._clients: dict[str, tuple[float, Identity, Asker]] = {}
         self._whats: dict[tuple[int, str, str], tuple[Verdict, Answer]] = {}
         self.errors = 0
-        self.reloads = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self.bindings = Bindings(live.config.events_path, live.zone)
-        self.bound: Bound | None = None
+        self._ticks = 0
 
     # ---- lifetime ----
 
+    @property
+    def live(self) -> Live:
+        """The policy in force (the follower swaps it whole on reload)."""
+        return self.follower.live
+
+    @property
+    def reloads(self) -> int:
+        return self.follower.reloads
+
     def running(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._hand_over()))
-        self._tasks.append(loop.create_task(self._watch()))
+        self._tasks.append(loop.create_task(self.follower.hand_over_every(HAND_OVER_S, self._bound)))
+        self._tasks.append(loop.create_task(self.follower.watch(WATCH_S, self._tick, self._reloaded)))
 
     def done(self) -> None:
         for task in self._tasks:
             task.cancel()
-        self.bindings.close()
+        self.follower.close()
         if self.events is not None:
             self.events.hand_over()
             self.events.close()
 
-    async def _hand_over(self) -> None:
-        while True:
-            await asyncio.sleep(HAND_OVER_S)
-            if self.events is not None:
-                self.events.hand_over()
-            self.follow_bindings()
-
     def follow_bindings(self) -> None:
-        """Take in a sign-in, sign-out or device change from the store (polled every HAND_OVER_S)."""
-        bound = self.bindings.poll(time.time())
+        """Hand the events over and take in a sign-in, sign-out or device change from the store (as the
+        follower does every HAND_OVER_S)."""
+        bound = self.follower.hand_over(time.time())
         if bound is not None:
-            self.bound = bound
-            self.live.bind(bound)
+            self._bound(bound)
+
+    def _bound(self, _: object) -> None:
+        self._clients.clear()
+
+    def _tick(self) -> None:
+        """Every WATCH_S, before the follower looks at the files."""
+        self._ticks += 1
+        if self._ticks % OWN_ADDRESSES_EVERY == 0:
+            is_own_address.cache_clear()  # the WAN address may change (a new DHCP lease)
+        if self.neighbours.refresh():
             self._clients.clear()
 
-    async def _watch(self) -> None:
-        ticks = 0
-        while True:
-            await asyncio.sleep(WATCH_S)
-            ticks += 1
-            try:
-                if ticks % OWN_ADDRESSES_EVERY == 0:
-                    is_own_address.cache_clear()  # the WAN address may change (a new DHCP lease)
-                if self.neighbours.refresh():
-                    self._clients.clear()
-                if changed(self.live):
-                    await self.reload()
-            except Exception:  # the watch must outlive any one bad reload
-                log.exception("watching for changes failed")
-
     async def reload(self) -> bool:
-        """Load configuration, lists and policy anew and swap them in; on error keep the running ones."""
-        loop = asyncio.get_running_loop()
-        try:
-            new = await loop.run_in_executor(None, load_live, self.config_path)
-        except ApplianceError as e:
-            log.error("reload refused, the running policy stays: %s", e)
-            self.live.stamp = stamp_of(self.live.config)
+        """Load configuration, lists and policy anew and swap them in; on error keep the running ones
+        (and record why, in `follower.reload_errors`)."""
+        new = await self.follower.reload()
+        if new is None:
             return False
-        if self.bound is not None:
-            new.bind(self.bound)
-        self.live = new
+        self._reloaded(new)
+        return True
+
+    def _reloaded(self, new: Live) -> None:
         self.resolver = make_resolver(new)
         self._clients.clear()
         self._whats.clear()
-        self.reloads += 1
         log.info("reloaded: %d profiles", len(new.policy.profiles))
-        return True
 
     # ---- who ----
 
@@ -265,12 +252,11 @@ class Monitor:
             if known[1].child is not None and self.events is not None:
                 self.events.seen.add((known[1].child.id, ip))  # in use: the session is not idle
             return known[1], known[2]
-        live = self.live
-        identity = identify(ip, self.neighbours.mac_of(ip), live.devices, live.sessions, self._now())
-        who = known[2] if known is not None and known[1] == identity else Asker.of(ip, identity)
+        identity = self.live.identify(ip, self.neighbours.mac_of(ip))
+        who = asker_of(ip, identity, known[1:] if known is not None else None)
         if len(self._clients) >= 65_536:
             self._clients.clear()
-        self._clients[ip] = (now + IDENTITY_TTL_S, identity, who)
+        self._clients[ip] = (now + IDENTITY_TTL, identity, who)
         return identity, who
 
     def _now(self) -> datetime:

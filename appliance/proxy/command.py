@@ -77,7 +77,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run_proxy(args: argparse.Namespace) -> int:
     # Imported here, not for every `appliance` command (the nightly compile runs the same script).
-    from appliance.dns.live import load_live
+    from appliance.in_force.live import load_live
     from appliance.proxy.ca import ensure_authority, write_trust_bundle
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -20,8 +20,8 @@ from mitmproxy import options
 from mitmproxy.addons import block, core, disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
-from appliance.dns.live import load_live
 from appliance.events.recording import EventLog
+from appliance.in_force.live import load_live
 from appliance.net import split_host_port
 from appliance.pages import compile_pages
 from appliance.proxy.addon import Monitor, addon_options
@@ -68,6 +68,7 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     limit_websocket_messages()
     raise_open_files()
     monitor = Monitor(live, authority, events, config_path, admission=admission)
+    monitor.follower.report()  # where head office's sets arrive: which one this worker runs
     # From here on the monitor's `live` is the one in force: a reference kept here would keep the
     # start-up index mapped after every reload, beside the new one.
     del live

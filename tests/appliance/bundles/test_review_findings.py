@@ -21,7 +21,7 @@ from appliance.bundles.sets import pointed, sets_dir
 from appliance.bundles.sync import sync
 from appliance.cli import main
 from appliance.config import Config, ConfigError, load_config
-from appliance.dns.live import load_live
+from appliance.in_force.live import load_live
 from appliance.storage import open_index
 from tests.appliance.bundles.conftest import HeadOffice
 

@@ -25,8 +25,8 @@ import dns.rrset
 import pytest
 
 from appliance.config import load_config
-from appliance.dns.live import load_live
 from appliance.dns.server import DnsServer, make_server
+from appliance.in_force.live import load_live
 from appliance.lists import compile_lists
 
 KIDS, TEENS, STRICT, STAFF, LIMITED = "127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14", "127.0.0.15"

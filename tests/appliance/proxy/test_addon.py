@@ -12,8 +12,8 @@ from mitmproxy.test import tflow, tutils
 
 import appliance.proxy.addon as addon
 from appliance.config import load_config
-from appliance.dns.live import load_live
 from appliance.forwarding import forwarded_client, forwarding_key
+from appliance.in_force.live import load_live
 from appliance.lists import compile_lists
 from appliance.proxy.addon import Monitor
 from appliance.proxy.ca import ensure_authority

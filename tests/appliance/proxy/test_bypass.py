@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance.dns.live import load_live
+from appliance.in_force.live import load_live
 from profiles.decide import decide
 from profiles.identity import identify
 from profiles.request import Request

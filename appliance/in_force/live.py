@@ -14,10 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from appliance.bindings import Bound
 from appliance.bundles.sets import pointer_path
 from appliance.config import Config, ConfigError, device_problems, load_config, staff_device_problem
 from appliance.events.values import Answer, Asker
+from appliance.in_force.bindings import Bound
 from appliance.policy_files import load_policy
 from appliance.storage import open_index
 from profiles.identity import Devices, Identity, Sessions, identify
@@ -98,7 +98,9 @@ class Client:
         self.tokens, self.last = tokens, last
 
 
-IDENTITY_TTL = 10.0  # seconds before an address is identified again (a new DHCP lease, a sign-in)
+IDENTITY_TTL = (
+    10.0  # seconds before an address is identified again (a new DHCP lease, a sign-in)
+)
 FAST_ENTRIES = 200_000  # remembered answers in all, shared by the profiles; past it the oldest go
 
 
@@ -131,23 +133,36 @@ class Live:
         self.devices = Bound(bound.sessions, tuple(named)).devices(self.config.devices)
         self.clients.clear()
 
+    def identify(self, ip: str, mac: str | None) -> Identity:
+        """Who the device at `ip` (hardware address `mac`, if seen) is now: a signed-in child, else a
+        configured or staff-named device, else a guest. The one identification the DNS filter and the
+        proxy make."""
+        return identify(ip, mac, self.devices, self.sessions, datetime.now(self.zone))
+
     def client(self, ip: str, mac: str | None, now: float, before: Client | None = None) -> Client:
         """The client at `ip`, identified now and remembered for IDENTITY_TTL seconds (keeping the rate
         limit's bucket of `before`, the same address's last identification)."""
-        identity = identify(ip, mac, self.devices, self.sessions, datetime.now(self.zone))
+        identity = self.identify(ip, mac)
         profile = self.policy.rules_for(identity.profile).name
         fast = self.fast.get(profile)
         if fast is None:
             fast = self.fast[profile] = {}
         burst = float(self.config.dns.rate_limit.burst)
         tokens, last = (before.tokens, before.last) if before is not None else (burst, now)
-        # The same asker as before while nothing changed: one row in the log per device, not per minute.
-        who = before.who if before is not None and before.identity == identity else Asker.of(ip, identity)
+        who = asker_of(ip, identity, (before.identity, before.who) if before is not None else None)
         client = Client(identity, who, fast, now + IDENTITY_TTL, tokens, last)
         if len(self.clients) >= 65_536:
             self.clients.clear()
         self.clients[ip] = client
         return client
+
+
+def asker_of(ip: str, identity: Identity, before: tuple[Identity, Asker] | None) -> Asker:
+    """The asker to log for `ip` identified as `identity`: the one before (`before`, the same address's
+    last identity and asker) while nothing changed, so the log holds one row per device, not per minute."""
+    if before is not None and before[0] == identity:
+        return before[1]
+    return Asker.of(ip, identity)
 
 
 def stamp_of(config: Config) -> tuple[tuple[str, int, int], ...]:

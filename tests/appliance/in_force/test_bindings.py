@@ -8,9 +8,9 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from appliance.bindings import Bindings
 from appliance.config import load_config
-from appliance.dns.live import load_live
+from appliance.in_force.bindings import Bindings
+from appliance.in_force.live import load_live
 from appliance.lists import compile_lists
 from appliance.store import people
 from appliance.store.schema import connect
