@@ -98,9 +98,7 @@ class Client:
         self.tokens, self.last = tokens, last
 
 
-IDENTITY_TTL = (
-    10.0  # seconds before an address is identified again (a new DHCP lease, a sign-in)
-)
+IDENTITY_TTL = 10.0  # seconds before an address is identified again (a new DHCP lease, a sign-in)
 FAST_ENTRIES = 200_000  # remembered answers in all, shared by the profiles; past it the oldest go
 
 
