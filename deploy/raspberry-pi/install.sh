@@ -12,7 +12,7 @@
 # --head-office-url and --head-office-root: where head office publishes its signed bundles and its root
 # (1.root.json, the only trust anchor a centre has); the sync timer then takes every new bundle.
 # The filter lists: a first install fetches and compiles the list catalogue's `recommended` preset
-# (docs/lists.md); --preset NAME picks another (`minimal` for a 1 GB board on a slow link), --offline keeps
+# (docs/lists.md); --preset NAME picks another (`minimal` for a slow or metered link), --offline keeps
 # the bundled demo lists (preset `demo`), --lists-mirror URL fetches from head office's or a local copy
 # first (`<URL>/<list name>/<file>`). On a second run these change the kept configuration's lines for them
 # and nothing else. When the download fails, the appliance still starts, on the bundled lists, and says
