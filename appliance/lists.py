@@ -456,7 +456,13 @@ def compile_lists(config: Config, *, now: datetime) -> CompileResult:
 @contextmanager
 def _compile_lock(index: Path) -> Iterator[None]:
     index.parent.mkdir(parents=True, exist_ok=True)
-    with open(index.with_name(f".{index.name}.compile.lock"), "a+b") as lock:
+    path = index.with_name(f".{index.name}.compile.lock")
+    lock: IO[bytes]
+    try:
+        lock = open(path, "a+b")  # noqa: SIM115 - closed below
+    except PermissionError:
+        lock = open(path, "rb")  # noqa: SIM115 - made by another user (a compile run as root): locks as well
+    with lock:
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

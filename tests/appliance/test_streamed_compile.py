@@ -191,3 +191,29 @@ def test_a_line_longer_than_any_entry_is_skipped_and_counted_never_held_whole(tm
         (2, f"a line of {5 * MAX_LINE + 1:,} bytes: too long to be an entry"),
         (4, f"a line of {MAX_LINE:,} bytes: too long to be an entry"),
     ]
+
+
+def test_a_second_compile_waits_for_the_first_and_then_compiles(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The nightly timer meeting a sync or a compile by hand: one at a time, never two writing the same
+    part files and last good copies."""
+    import fcntl
+    import threading
+
+    config = load_config(_archived_centre(tmp_path))
+    config.index_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = config.index_path.with_name(f".{config.index_path.name}.compile.lock")
+    results: list[object] = []
+    with open(lock_path, "a+b") as held:  # as the first compile holds it
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        second = threading.Thread(target=lambda: results.append(compile_lists(config, now=datetime.now(UTC))))
+        second.start()
+        for _ in range(300):  # until it says it waits
+            if "another list compile is running" in caplog.text:
+                break
+            second.join(0.1)
+        assert "another list compile is running" in caplog.text
+        assert second.is_alive() and not results  # waiting, nothing written
+    second.join(60)
+    assert results and open_index(config.index_path, fallback=False).match_host("own.example").blocking
