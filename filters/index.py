@@ -146,23 +146,6 @@ def _host_key(host: str) -> bytes:
         return b""
 
 
-_CRC_CHUNK = 1 << 20
-
-
-def _body_crc(view: memoryview, body: int, read: Reader | None) -> int:
-    """The CRC of the body: through `read` when there is one, so that checking an index does not
-    bring every page of it into the checking process's memory map (and resident set) for good."""
-    if read is None:
-        return crc32(view[body:])
-    crc = 0
-    for offset in range(body, view.nbytes, _CRC_CHUNK):
-        chunk = read(offset, min(_CRC_CHUNK, view.nbytes - offset))
-        if not chunk:
-            raise IndexFormatError("compiled index truncated (changed on disk since it was opened?)")
-        crc = crc32(chunk, crc)
-    return crc
-
-
 PREFIX_BYTES = len(MAGIC) + _LEN.size  # what `header_end` reads
 
 
@@ -201,7 +184,8 @@ class FilterIndex:
         """Open an artefact made by `filters.compile.IndexBuilder`.
 
         Raises IndexFormatError if it is not one, is of another version, or is truncated. With
-        `verify`, the body's CRC is checked too (reads every page: for `lists verify`, not start-up).
+        `verify`, the body's CRC is checked too, through `buf` (a file is checked without mapping it by
+        `appliance.storage.check_index`, which services run before they map an index).
         `read(offset, length)` reads the artefact's bytes without touching `buf` (the caller's `pread`
         on its file): the host table is read through it (see `filters.host_table`); without it, from
         `buf`.
@@ -212,7 +196,7 @@ class FilterIndex:
             raise IndexFormatError(
                 f"compiled index truncated: {view.nbytes} bytes, expected {body + header['body_length']}"
             )
-        if verify and _body_crc(view, body, read) != header["body_crc32"]:
+        if verify and crc32(view[body:]) != header["body_crc32"]:
             raise IndexFormatError("compiled index damaged: body checksum mismatch")
 
         def section(name: str) -> memoryview:
