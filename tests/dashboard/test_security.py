@@ -64,6 +64,24 @@ def test_each_role_is_refused_the_pages_of_higher_roles(app, browse, accounts, r
     assert checked > 0
 
 
+def test_every_staff_page_forbids_referrers_and_indexing(app, browse, accounts):
+    """A link followed from a staff page must not hand the page's address (a child's name, an incident
+    number) to the next site, and no staff page may be indexed."""
+    b = browse(as_user="admin")
+    checked = 0
+    for endpoint, method, url in _routes(app):
+        if is_open(endpoint) or method != "GET":
+            continue
+        response = b.get(url)
+        if response.status_code != 200 or response.mimetype != "text/html":
+            continue
+        page = response.get_data(as_text=True)
+        assert '<meta name="referrer" content="no-referrer">' in page, endpoint
+        assert '<meta name="robots" content="noindex, nofollow">' in page, endpoint
+        checked += 1
+    assert checked > 10
+
+
 def test_the_portal_answers_every_device_without_sign_in(browse):
     for address in (CHILD_IP, "127.0.0.1"):
         page = browse(address).get("/portal")
