@@ -121,9 +121,7 @@ def test_a_device_is_known_by_its_mac_from_the_dhcp_leases(make_dns, tmp_path: P
         assert rows.fetchall() == [("127.0.0.21", "device:room1-pc1", "device-mac", "kids")]
 
 
-def test_a_help_service_is_answered_and_kept_out_of_the_query_log(
-    make_dns, upstream: FakeUpstream, tmp_path
-):
+def test_a_help_service_is_answered_and_kept_out_of_the_query_log(make_dns, upstream: FakeUpstream, tmp_path):
     """A help service behind a CDN name that a list happens to block, or one off an allowlist, stays
     reachable (and unlogged): a child looking for help must get it."""
     upstream.cname["chat.childline.org.uk"] = "www.pornhub.com"
