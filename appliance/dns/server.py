@@ -292,8 +292,7 @@ class DnsServer:
         if done is None:
             return
         if isinstance(done, Reply):
-            reply(done.answer)
-            self._log(client, now, done.what)
+            self._send(client, now, reply, done)
             return
         records = self.upstreams.cache.fresh(done.name, done.qtype, now)
         if records is not None:
@@ -315,12 +314,12 @@ class DnsServer:
         try:
             records, stale = await self.upstreams.resolve(resolution.name, resolution.qtype)
             answered = resolution.answered(records, now=time.monotonic(), wall=time.time(), stale=stale)
+            self._send(client, now, reply, answered)
         except UpstreamFailed as e:
             log.warning("SERVFAIL for %s: %s", shown, str(e).replace(resolution.name, shown))
         except Exception:  # an upstream answer dnslib reads but cannot write back, say
             log.exception("answering %s failed", shown)
         else:
-            self._send(client, now, reply, answered)
             return
         finally:
             left = self._looking_up.get(ip, 1) - 1
@@ -331,6 +330,7 @@ class DnsServer:
         self._send(client, now, reply, resolution.failed())
 
     def _send(self, client: Client, now: float, reply: Send, done: Reply) -> None:
+        """Send the core's reply and log its event (the time taken: since the question came, `now`)."""
         reply(done.answer)
         self._log(client, now, done.what)
 
