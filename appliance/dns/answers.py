@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dnslib import AAAA, CNAME, RR, A
 
 from appliance.dns.settings import BlockSettings
-from appliance.dns.wire import TYPE_A, TYPE_AAAA, TYPE_CNAME, Question, Rcode, asked_name, build
+from appliance.dns.wire import Question, asked_name, build
+from appliance.resolver.protocol import TYPE_A, TYPE_AAAA, TYPE_CNAME, Rcode
 from profiles.profile import BlockedAnswer
 
 
@@ -43,8 +44,3 @@ def rewritten(q: Question, target: str, rcode: int, answer: Sequence[RR], author
 def forwarded(q: Question, rcode: int, answer: Sequence[RR], authority: Sequence[RR]) -> bytes:
     """An allowed name: the upstream's answer under the client's question."""
     return build(q, rcode, answer, authority)
-
-
-def cname_targets(answer: Sequence[RR]) -> list[str]:
-    """The names an answer's CNAME chain leads to (lower case, no trailing dot)."""
-    return [str(rr.rdata.label).rstrip(".").lower() for rr in answer if rr.rtype == TYPE_CNAME]

@@ -38,8 +38,9 @@ def run_dns(args: argparse.Namespace) -> int:
 
 async def _serve(config_path: Path | None, listen_args: list[str] | None) -> int:
     # Imported here, not for every `appliance` command (the nightly compile runs the same script).
-    from appliance.dns.server import make_server, parse_listen
+    from appliance.dns.server import make_server
     from appliance.in_force.live import load_live
+    from appliance.resolver.upstream import parse_listen
 
     live = load_live(config_path)
     try:

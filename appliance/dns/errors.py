@@ -18,7 +18,3 @@ class Malformed(DnsError):
         self.rcode = rcode
         self.question = question
         self.edns = edns  # the query had an OPT record: so must the answer
-
-
-class UpstreamFailed(DnsError):
-    """No upstream answered in time, and nothing stale was there to serve."""

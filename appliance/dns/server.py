@@ -1,10 +1,11 @@
 """The DNS filter's server: UDP and TCP on asyncio, a per-device rate limit, the fast path of remembered
-answers, and the slow path that identifies, decides, acts and logs.
+answers, and the slow path's I/O around the sans-I/O core (core.py).
 
 The fast path answers a query whose exact bytes (after the id) this profile has answered before and whose
 answer is still valid: one dict look-up, the id patched in, one send, one event handed over. Everything
-else goes the slow path: read the question strictly, `decide`, then answer from the verdict and, where the
-name is allowed or rewritten, from the upstream records.
+else goes the slow path: the core reads the question strictly, `decide`s, and answers from the verdict
+or asks for upstream records; the server looks them up (the record cache, else the upstreams) and hands
+them back to the core for the answer.
 """
 
 from __future__ import annotations
@@ -20,42 +21,22 @@ import struct
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dnslib import RR
-
-from appliance.dns import answers
 from appliance.dns.batch import BatchSocket
-from appliance.dns.cache import RecordCache, Records
-from appliance.dns.errors import Malformed, UpstreamFailed
-from appliance.dns.resolution import cloaked
-from appliance.dns.upstream import Server, Upstreams, UpstreamSettings, parse_servers
-from appliance.dns.wire import (
-    MAX_QUERY,
-    TYPE_ANY,
-    Question,
-    Rcode,
-    build,
-    error_answer,
-    qtype_name,
-    read_question,
-    truncated,
-    ttl_offsets,
-)
+from appliance.dns.core import Counters, RateLimiter, Reply, Resolution, resolve
+from appliance.dns.wire import MAX_QUERY, error_answer
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer
 from appliance.in_force.follower import HAND_OVER_S, WATCH_S, Follower
-from appliance.in_force.live import FAST_ENTRIES, NEVER, Cached, Client, Live
-from appliance.net import Neighbours, split_host_port, system_resolvers
+from appliance.in_force.live import Client, Live
+from appliance.net import Neighbours
+from appliance.resolver.cache import RecordCache
+from appliance.resolver.errors import UpstreamFailed
+from appliance.resolver.protocol import Rcode
+from appliance.resolver.upstream import Upstreams, UpstreamSettings, upstream_servers
 from filters.errors import ApplianceError
-from profiles.decide import decide
-from profiles.policy import Special
-from profiles.profile import BlockedAnswer
-from profiles.request import Request
-from profiles.verdict import Action, LogDetail, Step, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -71,56 +52,7 @@ PER_DEVICE_IN_FLIGHT = 128  # of the upstream set's 512: a quarter
 RECV_BUFFER = 4 * 1024 * 1024
 
 
-@dataclass
-class Counters:
-    """What the server has done since it started (for tests, logs and the dashboard)."""
-
-    queries: int = 0
-    fast: int = 0
-    malformed: int = 0
-    limited: int = 0
-    servfail: int = 0
-    stale: int = 0
-    reloads: int = 0
-    reload_errors: list[str] = field(default_factory=list)
-    # DNS over TCP: connections refused (the device's slots or all of them taken), connections closed
-    # (idle, a question too slow to arrive whole, a frame of an impossible length, too many answers
-    # unread), and how often a connection stopped being read (answers unread, or too many questions).
-    tcp_refused_device: int = 0
-    tcp_refused_full: int = 0
-    tcp_closed_idle: int = 0
-    tcp_closed_slow: int = 0
-    tcp_closed_bad_frame: int = 0
-    tcp_closed_unread: int = 0
-    tcp_paused: int = 0
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What the slow path does with a question once decided: an answer now, or a look-up first."""
-
-    verdict: Verdict
-    what: Answer | None
-    answer: bytes | None = None
-    lookup: str | None = None  # the name to ask upstream (the asked name, or the safe-search target)
-    until: float = NEVER  # how long the verdict holds (a scheduled profile: to the next minute)
-
-
 Send = Callable[[bytes], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Asking:
-    """One question on the slow path: what was asked, by whom, under which policy, when, and how to
-    answer (over UDP, answers are cut to the client's size and remembered for the fast path)."""
-
-    q: Question
-    data: bytes
-    client: Client
-    live: Live
-    now: float
-    reply: Send
-    udp: bool
 
 
 PORT_TRIES = 20  # for port 0: ports tried until one is free for both UDP and TCP
@@ -147,7 +79,7 @@ class DnsServer:
         self.counters.reload_errors = self.follower.reload_errors  # one record, the follower's
         self._seen_mark = 0.0
         rate = live.config.dns.rate_limit
-        self._rate, self._burst = rate.per_second, float(rate.burst)
+        self.limiter = RateLimiter(rate.per_second, rate.burst)
         self._handover: asyncio.Task[None] | None = None
         self._ip_names: dict[object, str] = {}  # raw sender address -> its text (batched reads)
         self.batched = True  # recvmmsg/sendmmsg where the C library has them
@@ -269,7 +201,7 @@ class DnsServer:
         live = self.live
         clients = live.clients
         ip_names = self._ip_names
-        rate, burst = self._rate, self._burst
+        spend = self.limiter.spend if self.limiter.on else None
         events = self.events
         log_ts, log_who, log_what, log_took, log_count = (
             events.ts.append,
@@ -303,18 +235,12 @@ class DnsServer:
                     client = clients.get(ip)
                     if client is None or now >= client.until:
                         client = self._identify(live, ip, now, client)
-                if rate:
-                    # A token bucket per device: `rate` a second, up to `burst` saved up.
-                    tokens = client.tokens + (now - client.last) * rate
-                    client.last = now
-                    if tokens < 1.0:
-                        client.tokens = tokens
-                        self.counters.limited += 1
-                        reply = error_answer(data, Rcode.REFUSED)
-                        if reply is not None:
-                            _send_quietly(send, reply, self._address(batch, source))
-                        continue
-                    client.tokens = (burst if tokens > burst else tokens) - 1.0
+                if spend is not None and not spend(client, now):
+                    self.counters.limited += 1
+                    reply = error_answer(data, Rcode.REFUSED)
+                    if reply is not None:
+                        _send_quietly(send, reply, self._address(batch, source))
+                    continue
                 entry = client.fast.get(data[2:])
                 if entry is not None and now < entry.expires:
                     if now >= entry.refresh_at:
@@ -358,101 +284,39 @@ class DnsServer:
         self.events.define(client.who)
         return client
 
-    def _spend(self, client: Client, now: float) -> bool:
-        """Take a token from the device's bucket (the slow-path twin of the check in `_drain`);
-        False when it has none left."""
-        if not self._rate:
-            return True
-        tokens = client.tokens + (now - client.last) * self._rate
-        client.last = now
-        if tokens < 1.0:
-            client.tokens = tokens
-            self.counters.limited += 1
-            return False
-        client.tokens = min(self._burst, tokens) - 1.0
-        return True
-
     # ---- the slow path ----
 
     def _slow(self, data: bytes, client: Client, now: float, reply: Send, *, udp: bool) -> None:
-        try:
-            q = read_question(data)
-        except Malformed as e:
-            self.counters.malformed += 1
-            if e.rcode is not None:
-                answer = error_answer(data, e.rcode, e.question, edns=e.edns)
-                if answer is not None:
-                    reply(answer)
+        """Answer through the core: at once, from the record cache, or after an upstream look-up."""
+        done = resolve(data, client, self.live, now=now, wall=time.time(), udp=udp, counters=self.counters)
+        if done is None:
             return
-        if q.host is None or q.qtype == TYPE_ANY:
-            # A name no list can judge is refused; ANY gets NOTIMP (RFC 8482 allows it).
-            reply(build(q, Rcode.REFUSED if q.host is None else Rcode.NOTIMP))
+        if isinstance(done, Reply):
+            self._send(client, now, reply, done)
             return
-        asking = _Asking(q, data, client, self.live, now, reply, udp)
-        try:
-            plan = self._plan(asking)
-        except Exception:
-            log.exception("deciding %s for %s failed", q.host, client.who.client)
-            self.counters.servfail += 1
-            reply(build(q, Rcode.SERVFAIL))
-            return
-        if plan.answer is not None:
-            self._finish(asking, plan, plan.answer, plan.until)
-            return
-        assert plan.lookup is not None
-        records = self.upstreams.cache.fresh(plan.lookup, q.qtype, now)
+        records = self.upstreams.cache.fresh(done.name, done.qtype, now)
         if records is not None:
-            self._answer_records(asking, plan, records, stale=False)
+            self._send(client, now, reply, done.answered(records, now=time.monotonic(), wall=time.time()))
             return
         ip = client.who.client
         if self._looking_up.get(ip, 0) >= PER_DEVICE_IN_FLIGHT:
             # One device asking for hundreds of new names at once gets SERVFAIL for the excess, so
             # that the centre's share of upstream questions stays free for everyone else.
-            self.counters.servfail += 1
-            reply(build(q, Rcode.SERVFAIL))
+            reply(done.turned_away().answer)
             return
         self._looking_up[ip] = self._looking_up.get(ip, 0) + 1
-        self._spawn(self._look_up(asking, plan))
+        self._spawn(self._look_up(done, client, now, reply))
 
-    def _plan(self, asking: _Asking) -> _Plan:
-        q, live, now = asking.q, asking.live, asking.now
-        policy = live.policy
-        host = q.host
-        assert host is not None
-        verdict = decide(Request(host), policy, asking.client.identity, datetime.now(live.zone))
-        what = (
-            Answer.of("dns", host, qtype_name(q.qtype), verdict)
-            if verdict.log is not LogDetail.NONE
-            else None
-        )
-        rules = policy.rules_for(verdict.profile)
-        until = now + (60.0 - time.time() % 60.0) if rules.scheduled else NEVER
-        if verdict.action is Action.BLOCK:
-            special = policy.host_facts(host).special
-            if special in (Special.CANARY_NXDOMAIN, Special.CANARY_NODATA):
-                answer = answers.canary(q, nxdomain=special is Special.CANARY_NXDOMAIN)
-            else:
-                answer = answers.blocked(q, rules.profile.blocked_answer, live.config.dns.block)
-            return _Plan(verdict, what, answer=answer, until=until)
-        if verdict.reasons and verdict.reasons[0].step is Step.PORTAL:
-            # The centre's own pages (appliance.lan): the appliance's addresses, as for a block page.
-            answer = answers.blocked(q, BlockedAnswer.BLOCK_PAGE, live.config.dns.block)
-            return _Plan(verdict, what, answer=answer, until=until)
-        if verdict.action is Action.REWRITE and verdict.safe_search is not None:
-            return _Plan(verdict, what, lookup=verdict.safe_search.host, until=until)
-        return _Plan(verdict, what, lookup=host, until=until)
-
-    async def _look_up(self, asking: _Asking, plan: _Plan) -> None:
-        assert plan.lookup is not None
-        q = asking.q
+    async def _look_up(self, resolution: Resolution, client: Client, now: float, reply: Send) -> None:
         # Help services are never named in any log, the system's included.
-        shown = (q.host or "") if plan.what is not None else "a help service"
-        ip = asking.client.who.client
+        shown = resolution.asked if resolution.what is not None else "a help service"
+        ip = client.who.client
         try:
-            records, stale = await self.upstreams.resolve(plan.lookup, q.qtype)
-            self._answer_records(asking, plan, records, stale=stale)
+            records, stale = await self.upstreams.resolve(resolution.name, resolution.qtype)
+            answered = resolution.answered(records, now=time.monotonic(), wall=time.time(), stale=stale)
+            self._send(client, now, reply, answered)
         except UpstreamFailed as e:
-            log.warning("SERVFAIL for %s: %s", shown, str(e).replace(plan.lookup, shown))
+            log.warning("SERVFAIL for %s: %s", shown, str(e).replace(resolution.name, shown))
         except Exception:  # an upstream answer dnslib reads but cannot write back, say
             log.exception("answering %s failed", shown)
         else:
@@ -463,65 +327,16 @@ class DnsServer:
                 self._looking_up[ip] = left
             else:
                 self._looking_up.pop(ip, None)
-        self.counters.servfail += 1
-        asking.reply(build(q, Rcode.SERVFAIL))
-        self._log(asking, plan.what)
+        self._send(client, now, reply, resolution.failed())
 
-    def _answer_records(self, asking: _Asking, plan: _Plan, records: Records, *, stale: bool) -> None:
-        q, live = asking.q, asking.live
-        answer_rrs, authority = records.aged(time.monotonic(), stale=stale)
-        safe = plan.verdict.safe_search if plan.verdict.action is Action.REWRITE else None
-        if safe is not None:
-            answer = answers.rewritten(q, safe.host, records.rcode, answer_rrs, authority)
-        else:
-            # A help service is never blocked, whatever its answer leads to (nor named in a log).
-            help_service = any(r.step is Step.HELP_SERVICE for r in plan.verdict.reasons)
-            blocked = None if help_service else self._cloaked(answer_rrs, asking.client, live)
-            if blocked is not None:
-                what = Answer.of("dns", q.host or "", qtype_name(q.qtype), blocked)
-                rules = live.policy.rules_for(blocked.profile)
-                answer = answers.blocked(q, rules.profile.blocked_answer, live.config.dns.block)
-                plan = _Plan(blocked, what, until=plan.until)
-            else:
-                answer = answers.forwarded(q, records.rcode, answer_rrs, authority)
-        if stale:
-            self.counters.stale += 1
-            self._reply(asking, answer)
-            self._log(asking, plan.what)
-            return
-        self._finish(asking, plan, answer, min(plan.until, records.expires))
+    def _send(self, client: Client, now: float, reply: Send, done: Reply) -> None:
+        """Send the core's reply and log its event (the time taken: since the question came, `now`)."""
+        reply(done.answer)
+        self._log(client, now, done.what)
 
-    def _cloaked(self, answer_rrs: list[RR], client: Client, live: Live) -> Verdict | None:
-        """A CNAME in an allowed name's answer that leads to a blocked name blocks the answer too."""
-        zone = live.zone
-        return cloaked(
-            answer_rrs, lambda name: decide(Request(name), live.policy, client.identity, datetime.now(zone))
-        )
-
-    def _finish(self, asking: _Asking, plan: _Plan, answer: bytes, until: float) -> None:
-        """Send the answer, remember it for the fast path while it holds (UDP only), log the event."""
-        sent = self._reply(asking, answer)
-        if asking.udp and asking.q.plain and until > asking.now:
-            fast = asking.client.fast
-            # One budget for the whole appliance, shared by the profiles.
-            cap = FAST_ENTRIES // max(1, len(asking.live.policy.profiles))
-            if len(fast) >= cap:
-                for key in list(fast)[: cap // 10 or 1]:
-                    del fast[key]
-            offsets = ttl_offsets(sent) if plan.lookup is not None else ()
-            fast[asking.data[2:]] = Cached(sent, until, plan.what, asking.now, offsets)
-        self._log(asking, plan.what)
-
-    def _reply(self, asking: _Asking, answer: bytes) -> bytes:
-        if asking.udp and len(answer) > asking.q.udp_size:
-            answer = truncated(answer)
-        asking.reply(answer)
-        return answer
-
-    def _log(self, asking: _Asking, what: Answer | None) -> None:
+    def _log(self, client: Client, now: float, what: Answer | None) -> None:
         if what is not None:
-            took = time.monotonic() - asking.now
-            self.events.add(time.time(), asking.client.who, what, took)
+            self.events.add(time.time(), client.who, what, time.monotonic() - now)
 
     # ---- TCP ----
 
@@ -532,7 +347,8 @@ class DnsServer:
         client = live.clients.get(ip)
         if client is None or now >= client.until:
             client = self._identify(live, ip, now, client)
-        if not self._spend(client, now):
+        if not self.limiter.spend(client, now):
+            self.counters.limited += 1
             answer = error_answer(data, Rcode.REFUSED)
             if answer is not None:
                 reply(answer)
@@ -803,23 +619,6 @@ class _TcpReply:
             queries.answered(self, answer)
 
 
-def upstream_servers(live: Live, listening: list[tuple[str, int]]) -> tuple[Server, ...]:
-    """The configured upstreams, else the machine's resolvers less our own addresses."""
-    configured = live.config.dns.upstreams
-    if configured:
-        return parse_servers(configured)
-    ours = frozenset(host for host, port in listening if port == 53)
-    found = system_resolvers(exclude=ours)
-    if not found:
-        # Blocks, safe-search rewrites of cached names and bypass checks still work; the rest is SERVFAIL.
-        log.warning(
-            "%s: no upstream resolver (none in /etc/resolv.conf): allowed names get SERVFAIL until "
-            "dns.upstreams is set, for example [9.9.9.9, 149.112.112.112]",
-            live.config.origin,
-        )
-    return parse_servers(found)
-
-
 def make_server(live: Live, listen: list[tuple[str, int]], config_path: Path | None) -> DnsServer:
     """A server over `live` with its upstreams, cache and event writer (not yet listening)."""
     dns = live.config.dns
@@ -827,7 +626,3 @@ def make_server(live: Live, listen: list[tuple[str, int]], config_path: Path | N
     upstreams = Upstreams(settings, RecordCache(dns.cache))
     events = EventLog(live.config.events_path, live.zone, live.config.store)
     return DnsServer(live, upstreams, events, config_path=config_path)
-
-
-def parse_listen(texts: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
-    return [split_host_port(t, 53) for t in texts]

@@ -10,30 +10,20 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 
 from dnslib import CLASS, QTYPE, RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 from dnslib.dns import EDNS0
 
 from appliance.dns.errors import Malformed
+from appliance.resolver.protocol import OUR_UDP, Rcode
 
 HEADER = struct.Struct("!HHHHHH")
 MAX_QUERY = 4096  # a question with EDNS options fits in a few hundred bytes: anything bigger is refused
 PLAIN_UDP = 512
-OUR_UDP = 1232  # the DNS Flag Day 2020 size: no IP fragmentation on any ordinary path
-TYPE_A, TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_AAAA, TYPE_OPT, TYPE_HTTPS, TYPE_ANY = 1, 2, 5, 6, 28, 41, 65, 255
+TYPE_NS, TYPE_OPT, TYPE_HTTPS, TYPE_ANY = 2, 41, 65, 255
 
 
 BADVERS = 16  # an extended rcode (RFC 6891): carried partly in the OPT record
-
-
-class Rcode(IntEnum):
-    NOERROR = 0
-    FORMERR = 1
-    SERVFAIL = 2
-    NXDOMAIN = 3
-    NOTIMP = 4
-    REFUSED = 5
 
 
 _NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*")

@@ -40,9 +40,6 @@ from mitmproxy.proxy.layer import Layer
 from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.proxy.mode_specs import TransparentMode
 
-from appliance.dns.cache import RecordCache
-from appliance.dns.resolution import Resolver
-from appliance.dns.upstream import Upstreams, UpstreamSettings
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer, Asker
 from appliance.forwarding import CLIENT_HEADER, forwarding_key, stamp
@@ -64,6 +61,9 @@ from appliance.proxy.report import (
 from appliance.proxy.resource import request_type, source_url
 from appliance.proxy.settings import ProxySettings
 from appliance.proxy.target import local_and_unlisted, request_target, usable_host
+from appliance.resolver.cache import RecordCache
+from appliance.resolver.resolution import Resolver
+from appliance.resolver.upstream import Upstreams, UpstreamSettings
 from filters.names import is_address
 from filters.urls import canonical_host
 from profiles.connection import named_and_sent, named_by_address, undecidable
@@ -140,7 +140,7 @@ class Cut(Layer):
 
 def make_resolver(live: Live) -> Resolver:
     """Filtered resolution over the DNS filter's upstreams (dns.upstreams, else the machine's own)."""
-    from appliance.dns.server import parse_listen, upstream_servers  # the DNS filter's own choice
+    from appliance.resolver.upstream import parse_listen, upstream_servers  # the DNS filter's own choice
 
     dns = live.config.dns
     servers = upstream_servers(live, parse_listen(dns.listen))

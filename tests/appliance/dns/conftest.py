@@ -1,6 +1,8 @@
-"""The DNS filter's test bench: a fake upstream resolver on loopback (dnspython, UDP and TCP), the real
-server running on its own event loop in a thread, and a client that asks from a chosen loopback address
-(the devices in the test configuration are told apart by their 127.0.0.x address)."""
+"""The DNS filter's test bench: the sans-I/O core asked with a question's bytes (`Answering`: no socket,
+upstream records handed to it from a `Zone`); and, end to end, a fake upstream resolver on loopback
+(dnspython, UDP and TCP), the real server running on its own event loop in a thread, and a client that
+asks from a chosen loopback address (the devices in the test configuration are told apart by their
+127.0.0.x address)."""
 
 from __future__ import annotations
 
@@ -23,11 +25,14 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
+from dnslib import DNSRecord
 
 from appliance.config import load_config
+from appliance.dns.core import Counters, Reply, Resolution, resolve
 from appliance.dns.server import DnsServer, make_server
-from appliance.in_force.live import load_live
+from appliance.in_force.live import Client, Live, load_live
 from appliance.lists import compile_lists
+from appliance.resolver.cache import RecordCache
 
 KIDS, TEENS, STRICT, STAFF, LIMITED = "127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14", "127.0.0.15"
 GUEST = "127.0.0.99"
@@ -95,17 +100,145 @@ dns:
 {extra}"""
 
 
-# ---- the fake upstream ----
+# ---- upstream records ----
 
 
-class FakeUpstream:
-    """An upstream resolver with fixed records: `records[(name, type)] = (ttl, [rdata text])`. Names it
-    does not know get NXDOMAIN with an SOA. `truncate` names answer TC over UDP (full over TCP);
-    `down` makes it drop every question; `cname[name] = target` answers a CNAME chain."""
+class Zone:
+    """An upstream's fixed records: `records[(name, type)] = (ttl, [rdata text])`; names it does not
+    know get NXDOMAIN with an SOA; `cname[name] = target` answers a CNAME chain."""
 
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], tuple[int, list[str]]] = {}
         self.cname: dict[str, str] = {}
+
+    def add(self, name: str, rtype: str, *rdata: str, ttl: int = 300) -> None:
+        self.records[(name, rtype)] = (ttl, list(rdata))
+
+    def reply(self, query: dns.message.Message) -> dns.message.Message:
+        """The upstream's reply to `query`."""
+        q = query.question[0]
+        name = q.name.to_text().rstrip(".").lower()
+        rtype = dns.rdatatype.to_text(q.rdtype)
+        reply = dns.message.make_response(query)
+        owner = name
+        if name in self.cname:
+            owner = self.cname[name]
+            reply.answer.append(dns.rrset.from_text(name + ".", 300, "IN", "CNAME", owner + "."))
+        found = self.records.get((owner, rtype))
+        if found is not None:
+            ttl, rdata = found
+            reply.answer.append(dns.rrset.from_text(owner + ".", ttl, "IN", rtype, *rdata))
+        elif not any(n == owner for n, _ in self.records) and name not in self.cname:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+            reply.authority.append(
+                dns.rrset.from_text("test.", 300, "IN", "SOA", "ns.test. admin.test. 1 3600 600 86400 120")
+            )
+        return reply
+
+
+def add_standard_records(zone: Zone) -> None:
+    """The records every test's upstream has: an encyclopaedia, and the search engines' safe names."""
+    zone.add("en.wikipedia.org", "A", "198.51.100.10")
+    zone.add("en.wikipedia.org", "AAAA", "2001:db8::10")
+    zone.add("forcesafesearch.google.com", "A", "216.239.38.120")  # only IPv4, as the real one
+    zone.add("forcesafesearch.google.com", "HTTPS", '1 . alpn="h2,h3"')
+    zone.add("www.google.com", "A", "142.250.1.1")
+    zone.add("www.google.com", "HTTPS", '1 . alpn="h2,h3" ipv4hint="142.250.1.1"')
+    for safe in ("restrict.youtube.com", "restrictmoderate.youtube.com", "strict.bing.com"):
+        zone.add(safe, "A", "216.239.38.119")
+        zone.add(safe, "AAAA", "2001:4860:4802:32::78")
+    for safe in ("safe.duckduckgo.com", "strict-safe-search.ecosia.org", "safesearch.pixabay.com"):
+        zone.add(safe, "A", "203.0.113.30")
+    zone.add("familysearch.yandex.ru", "A", "213.180.193.56")
+
+
+# ---- the sans-I/O core ----
+
+
+class Answering:
+    """The DNS filter's core over a compiled world, asked with a question's bytes: no socket, no event
+    loop. Where the core asks for upstream records, `zone`'s are handed to it (through the record cache,
+    as the upstream code stores them); `looked_up` lists those (name, type) look-ups."""
+
+    def __init__(self, live: Live, zone: Zone) -> None:
+        self.live, self.zone = live, zone
+        self.counters = Counters()
+        self.looked_up: list[tuple[str, str]] = []
+
+    def client(self, source: str) -> Client:
+        known = self.live.clients.get(source)
+        return known if known is not None else self.live.client(source, None, time.monotonic())
+
+    def ask_bytes(self, data: bytes, *, source: str = GUEST, tcp: bool = False) -> Reply | None:
+        """The core's reply to `data` from `source`: at once, or after `zone`'s records (None: dropped)."""
+        now = time.monotonic()
+        client = self.client(source)
+        done = resolve(
+            data, client, self.live, now=now, wall=time.time(), udp=not tcp, counters=self.counters
+        )
+        if isinstance(done, Resolution):
+            self.looked_up.append((done.name, dns.rdatatype.to_text(done.qtype)))
+            query = dns.message.make_query(done.name, done.qtype)
+            reply = DNSRecord.parse(self.zone.reply(query).to_wire(max_size=65535))
+            cache = RecordCache(self.live.config.dns.cache)
+            records = cache.store(done.name, done.qtype, reply.header.rcode, reply.rr, reply.auth, now)
+            done = done.answered(records, now=time.monotonic(), wall=time.time())
+        return done
+
+    def ask(
+        self,
+        name: str,
+        rtype: str = "A",
+        *,
+        source: str = GUEST,
+        tcp: bool = False,
+        edns: bool = False,
+        payload: int = 1232,
+    ) -> dns.message.Message:
+        """The reply to a question for (`name`, `rtype`) from `source`, as the device reads it."""
+        q = dns.message.make_query(name, rtype, use_edns=0 if edns else False, payload=payload)
+        done = self.ask_bytes(q.to_wire(), source=source, tcp=tcp)
+        assert done is not None
+        return dns.message.from_wire(done.answer)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Live:
+    """The policy in force over the demo lists, the test profiles and devices (compiled once a module)."""
+    folder = tmp_path_factory.mktemp("world")
+    profiles = folder / "profiles.yaml"
+    profiles.write_text(PROFILES, encoding="utf-8")
+    config = folder / "appliance.yaml"
+    config.write_text(config_text(folder / "var", profiles, ["127.0.0.1:9"]), encoding="utf-8")
+    compile_lists(load_config(config), now=datetime.now(UTC))
+    return load_live(config)
+
+
+@pytest.fixture
+def zone() -> Zone:
+    zone = Zone()
+    add_standard_records(zone)
+    return zone
+
+
+@pytest.fixture
+def core(world: Live, zone: Zone) -> Answering:
+    """The core over `world` (each test's devices identified afresh, nothing remembered) and `zone`."""
+    world.clients.clear()
+    for fast in world.fast.values():
+        fast.clear()
+    return Answering(world, zone)
+
+
+# ---- the fake upstream ----
+
+
+class FakeUpstream(Zone):
+    """An upstream resolver on loopback serving a `Zone`'s records. `truncate` names answer TC over UDP
+    (full over TCP); `down` makes it drop every question."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.truncate: set[str] = set()
         self.down = False
         self.slow_suffix, self.slow_s = "", 0.0  # names ending so are answered only after slow_s
@@ -127,9 +260,6 @@ class FakeUpstream:
             server.daemon_threads = True
             threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    def add(self, name: str, rtype: str, *rdata: str, ttl: int = 300) -> None:
-        self.records[(name, rtype)] = (ttl, list(rdata))
-
     def answer(self, wire: bytes, transport: str) -> bytes | None:
         query = dns.message.from_wire(wire)
         q = query.question[0]
@@ -140,23 +270,11 @@ class FakeUpstream:
             return None
         if self.slow_suffix and name.endswith(self.slow_suffix):
             time.sleep(self.slow_s)
-        reply = dns.message.make_response(query)
         if transport == "udp" and name in self.truncate:
+            reply = dns.message.make_response(query)
             reply.flags |= dns.flags.TC
             return reply.to_wire()
-        owner = name
-        if name in self.cname:
-            owner = self.cname[name]
-            reply.answer.append(dns.rrset.from_text(name + ".", 300, "IN", "CNAME", owner + "."))
-        found = self.records.get((owner, rtype))
-        if found is not None:
-            ttl, rdata = found
-            reply.answer.append(dns.rrset.from_text(owner + ".", ttl, "IN", rtype, *rdata))
-        elif not any(n == owner for n, _ in self.records) and name not in self.cname:
-            reply.set_rcode(dns.rcode.NXDOMAIN)
-            reply.authority.append(
-                dns.rrset.from_text("test.", 300, "IN", "SOA", "ns.test. admin.test. 1 3600 600 86400 120")
-            )
+        reply = self.reply(query)
         # Over TCP any size goes (dnspython would hold a reply to the EDNS size the question offered).
         return reply.to_wire(max_size=65535 if transport == "tcp" else 0)
 
@@ -264,18 +382,7 @@ def rcode(reply: dns.message.Message) -> str:
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     fake = FakeUpstream()
-    fake.add("en.wikipedia.org", "A", "198.51.100.10")
-    fake.add("en.wikipedia.org", "AAAA", "2001:db8::10")
-    fake.add("forcesafesearch.google.com", "A", "216.239.38.120")  # only IPv4, as the real one
-    fake.add("forcesafesearch.google.com", "HTTPS", '1 . alpn="h2,h3"')
-    fake.add("www.google.com", "A", "142.250.1.1")
-    fake.add("www.google.com", "HTTPS", '1 . alpn="h2,h3" ipv4hint="142.250.1.1"')
-    for safe in ("restrict.youtube.com", "restrictmoderate.youtube.com", "strict.bing.com"):
-        fake.add(safe, "A", "216.239.38.119")
-        fake.add(safe, "AAAA", "2001:4860:4802:32::78")
-    for safe in ("safe.duckduckgo.com", "strict-safe-search.ecosia.org", "safesearch.pixabay.com"):
-        fake.add(safe, "A", "203.0.113.30")
-    fake.add("familysearch.yandex.ru", "A", "213.180.193.56")
+    add_standard_records(fake)
     yield fake
     fake.close()
 

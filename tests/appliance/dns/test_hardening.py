@@ -1,6 +1,6 @@
 """One device must not be able to cost the others their answers or the appliance its memory: batched
 sends that skip an unsendable answer, queries with unique bytes not remembered, a share of the upstream
-questions per device, and truncated answers that keep their EDNS record."""
+questions per device (truncated answers keeping their EDNS record: test_core.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import dns.query
 import dns.rcode
 
 from appliance.dns.batch import BatchSocket
-from tests.appliance.dns.conftest import KIDS, LIMITED, STRICT, TEENS, FakeUpstream, answers
+from tests.appliance.dns.conftest import KIDS, LIMITED, STRICT, FakeUpstream, answers
 
 
 def test_an_answer_the_kernel_refuses_does_not_stop_the_rest_of_the_batch():
@@ -56,23 +56,6 @@ def test_queries_with_unique_bytes_are_answered_but_not_remembered(make_dns):
     for _ in range(3):  # the same question without options is remembered after the first time
         running.query("www.pornhub.com", source=KIDS)
     assert running.server.counters.fast == 2
-
-
-def test_a_truncated_answer_keeps_its_edns_record(make_dns, upstream: FakeUpstream):
-    upstream.add("big.example", "A", *[f"198.51.100.{i}" for i in range(1, 61)])
-    running = make_dns()
-    q = dns.message.make_query("big.example", "A", use_edns=0, payload=512)
-    reply = dns.query.udp(q, "127.0.0.1", port=running.port, source=TEENS, timeout=5)
-    assert reply.flags & dns.flags.TC and not reply.answer
-    assert reply.edns == 0  # RFC 6891 6.1.1: an EDNS query gets an OPT record back, truncated or not
-
-
-def test_the_checking_disabled_bit_is_echoed(make_dns):
-    running = make_dns()
-    q = dns.message.make_query("en.wikipedia.org", "A")
-    q.flags |= dns.flags.CD
-    reply = dns.query.udp(q, "127.0.0.1", port=running.port, source=KIDS, timeout=5)
-    assert reply.flags & dns.flags.CD
 
 
 def test_one_device_asking_for_hundreds_of_new_names_leaves_upstream_room_for_the_others(

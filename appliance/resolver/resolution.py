@@ -16,15 +16,19 @@ from datetime import datetime
 
 from dnslib import RR
 
-from appliance.dns.answers import cname_targets
-from appliance.dns.errors import UpstreamFailed
-from appliance.dns.upstream import Upstreams
-from appliance.dns.wire import TYPE_A, TYPE_AAAA
 from appliance.in_force.live import Live
+from appliance.resolver.errors import UpstreamFailed
+from appliance.resolver.protocol import TYPE_A, TYPE_AAAA, TYPE_CNAME
+from appliance.resolver.upstream import Upstreams
 from profiles.decide import decide
 from profiles.identity import Identity
 from profiles.request import Request
 from profiles.verdict import Action, Reason, Step, Verdict
+
+
+def cname_targets(answer: Sequence[RR]) -> list[str]:
+    """The names an answer's CNAME chain leads to (lower case, no trailing dot)."""
+    return [str(rr.rdata.label).rstrip(".").lower() for rr in answer if rr.rtype == TYPE_CNAME]
 
 
 def cloaked(answer: Sequence[RR], judge: Callable[[str], Verdict]) -> Verdict | None:

@@ -22,10 +22,11 @@ from dnslib import QTYPE, RR, DNSRecord
 from dnslib.dns import EDNS0, DNSError
 from dnslib.label import DNSLabelError
 
-from appliance.dns.cache import RecordCache, Records
-from appliance.dns.errors import UpstreamFailed
-from appliance.dns.wire import OUR_UDP, Rcode
-from appliance.net import split_host_port
+from appliance.in_force.live import Live
+from appliance.net import split_host_port, system_resolvers
+from appliance.resolver.cache import RecordCache, Records
+from appliance.resolver.errors import UpstreamFailed
+from appliance.resolver.protocol import OUR_UDP, Rcode
 
 log = logging.getLogger(__name__)
 
@@ -260,3 +261,25 @@ def parse_servers(texts: Sequence[str]) -> tuple[Server, ...]:
         ipaddress.ip_address(host)
         servers.append(Server(host, port))
     return tuple(servers)
+
+
+def upstream_servers(live: Live, listening: list[tuple[str, int]]) -> tuple[Server, ...]:
+    """The configured upstreams, else the machine's resolvers less our own addresses."""
+    configured = live.config.dns.upstreams
+    if configured:
+        return parse_servers(configured)
+    ours = frozenset(host for host, port in listening if port == 53)
+    found = system_resolvers(exclude=ours)
+    if not found:
+        # Blocks, safe-search rewrites of cached names and bypass checks still work; the rest is SERVFAIL.
+        log.warning(
+            "%s: no upstream resolver (none in /etc/resolv.conf): allowed names get SERVFAIL until "
+            "dns.upstreams is set, for example [9.9.9.9, 149.112.112.112]",
+            live.config.origin,
+        )
+    return parse_servers(found)
+
+
+def parse_listen(texts: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
+    """The DNS filter's listening addresses (`dns.listen`, port 53 unless given)."""
+    return [split_host_port(t, 53) for t in texts]
