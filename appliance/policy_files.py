@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from appliance.catalogue import CatalogueError, load_catalogue
 from appliance.config import Config, PolicySettings
-from appliance.yaml_lines import (
+from appliance.config.catalogue import CatalogueError, load_catalogue
+from appliance.config.reader import (
     Mapping,
     Sequence,
     YamlError,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import ConfigError, parse_source
-from appliance.yaml_lines import Mapping, YamlError, load_yaml, unknown_key_message
+from appliance.config.reader import Mapping, YamlError, load_yaml, unknown_key_message
 from filters.names import BadName, normalise_host
 from filters.sources import Source
 

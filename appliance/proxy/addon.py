@@ -40,6 +40,7 @@ from mitmproxy.proxy.layer import Layer
 from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.proxy.mode_specs import TransparentMode
 
+from appliance.config.proxy import ProxySettings
 from appliance.dns.cache import RecordCache
 from appliance.dns.resolution import Resolver
 from appliance.dns.upstream import Upstreams, UpstreamSettings
@@ -62,7 +63,6 @@ from appliance.proxy.report import (
     read_token,
 )
 from appliance.proxy.resource import request_type, source_url
-from appliance.proxy.settings import ProxySettings
 from appliance.proxy.target import local_and_unlisted, request_target, usable_host
 from filters.names import is_address
 from filters.urls import canonical_host

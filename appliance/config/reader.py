@@ -1,4 +1,5 @@
-"""YAML read for people: every mapping and list remembers its lines, for `file:line` errors.
+"""The one checked-YAML reader for every file (appliance.yaml, the policy files, the catalogue, a bundle's
+description): every mapping and list remembers its lines, for `file:line: what, hint` errors.
 
 Scalars follow YAML 1.2 rather than PyYAML's 1.1: `15:30` is text (not the number 930), `no` and `off`
 are text (not false), so times of day and answers like `youtube: off` read as written.
@@ -7,12 +8,15 @@ are text (not false), so times of day and answers like `youtube: off` read as wr
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from filters.errors import ApplianceError
 
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -105,3 +109,68 @@ def unknown_key_message(key: str, allowed: Iterable[str], what: str) -> str:
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown key {key!r} in {what}: {hint}(known: {', '.join(allowed)})"
+
+
+class ConfigError(ApplianceError):
+    """The configuration file is wrong; the message starts with `file:line:` and says how to fix it."""
+
+
+# The checks of appliance.yaml's sections (and a bundle's sources): the first mistake raises ConfigError.
+
+
+def place(path: Path, mapping: Mapping, key: str | None = None) -> str:
+    line = mapping.key_lines.get(key, mapping.line) if key else mapping.line
+    return f"{path}:{line}"
+
+
+def unknown_keys(path: Path, mapping: Mapping, allowed: set[str], what: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(f"{place(path, mapping, key)}: {unknown_key_message(key, allowed, what)}")
+
+
+def section(raw: Any, path: Path, data: Mapping, name: str, keys: set[str]) -> Mapping | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{place(path, data, name)}: {name} must be a mapping ({', '.join(sorted(keys))})")
+    unknown_keys(path, raw, keys, name)
+    return raw
+
+
+def number(node: Mapping, key: str, path: Path, default: float, low: float, high: float, what: str) -> float:
+    value = node.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be a number from {low} to {high}")
+    return value
+
+
+def text_setting(node: Mapping, key: str, path: Path, what: str, default: str) -> str:
+    value = node.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be text")
+    return value
+
+
+def flag_setting(node: Mapping, key: str, path: Path, what: str, default: bool) -> bool:
+    value = node.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be true or false")
+    return value
+
+
+def network_list(node: Mapping, key: str, path: Path, what: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = node.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be a list of networks")
+    out = []
+    for item in value:
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as e:
+            raise ConfigError(
+                f"{place(path, node, key)}: {what}.{key}: {item!r} is not a network like 192.168.10.0/24"
+            ) from e
+    return tuple(out)

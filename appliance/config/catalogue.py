@@ -2,7 +2,7 @@
 categories, and the presets a centre picks from (`recommended`, `minimal`, `demo`).
 
 A configuration names a preset and may switch single entries on or off (`lists.preset`,
-`lists.catalogue`, read by appliance/config.py); the entries in force become `Source` values the
+`lists.catalogue`, read by appliance/config/lists.py); the entries in force become `Source` values the
 compile reads, beside the centre's own `lists.sources`. docs/lists.md shows the catalogue as a table
 made by `catalogue_markdown` (a test checks the checked-in table agrees with the file).
 """
@@ -15,9 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from appliance.yaml_lines import Mapping as _Mapping
-from appliance.yaml_lines import Sequence as _Sequence
-from appliance.yaml_lines import YamlError, load_yaml, unknown_key_message
+from appliance.config.reader import Mapping as _Mapping
+from appliance.config.reader import Sequence as _Sequence
+from appliance.config.reader import YamlError, load_yaml, unknown_key_message
 from filters.errors import ApplianceError
 from filters.sources import Format, Rank, Source
 
