@@ -11,13 +11,7 @@ from typing import Any
 
 from appliance.config.reader import (
     ConfigError,
-    flag_setting,
-    network_list,
-    number,
-    place,
-    section,
-    text_setting,
-    unknown_keys,
+    Reader,
 )
 from appliance.config.reader import Mapping as _Mapping
 from appliance.net import split_host_port
@@ -66,24 +60,24 @@ class PortalSettings:
     staff_profile: str = "staff"
 
 
-def parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
+def parse_dashboard(raw: Any, r: Reader, data: _Mapping) -> DashboardSettings:
     d = DashboardSettings()
     keys = {"listen", "admin_networks", "secure_cookies", "idle_minutes", "session_hours", "escalation"}
     keys |= {"arp_sweep", "staff_listen", "staff_tls", "portal_tls_listen", "tls_names"}
-    node = section(raw, path, data, "dashboard", keys)
+    node = r.section(raw, data, "dashboard", keys)
     if node is None:
         return d
     addresses = {}
     for key in ("listen", "staff_listen", "portal_tls_listen"):
         if key not in node and key != "listen":
             continue
-        addresses[key] = value = text_setting(node, key, path, "dashboard", d.listen)
+        addresses[key] = value = r.setting_text(node, key, "dashboard", d.listen)
         try:
             host, _ = split_host_port(value, 8000)
             ipaddress.ip_address(host)
         except ValueError as e:
             raise ConfigError(
-                f"{place(path, node, key)}: dashboard.{key}: {value!r} is not an address like 0.0.0.0:80"
+                f"{r.where(node, key)}: dashboard.{key}: {value!r} is not an address like 0.0.0.0:80"
             ) from e
     listen = addresses.get("listen", d.listen)
     staff_listen = addresses.get("staff_listen")
@@ -95,41 +89,36 @@ def parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
         port = split_host_port(given, 8000)[1]
         if port in ports.values():
             raise ConfigError(
-                f"{place(path, node, key)}: dashboard.{key} needs a port of its own (not "
+                f"{r.where(node, key)}: dashboard.{key} needs a port of its own (not "
                 f"dashboard.{next(k for k, p in ports.items() if p == port)}'s)"
             )
         ports[key] = port
-    staff_tls = flag_setting(node, "staff_tls", path, "dashboard", staff_listen is not None)
+    staff_tls = r.setting_flag(node, "staff_tls", "dashboard", staff_listen is not None)
     if staff_tls and staff_listen is None:
         raise ConfigError(
-            f"{place(path, node, 'staff_tls')}: dashboard.staff_tls needs dashboard.staff_listen (the staff "
+            f"{r.where(node, 'staff_tls')}: dashboard.staff_tls needs dashboard.staff_listen (the staff "
             "pages' own port): the children's port stays plain HTTP, for devices that do not trust the "
             "appliance's certificate"
         )
     tls_names = node.get("tls_names", [])
     if not isinstance(tls_names, list) or not all(isinstance(n, str) and n.strip() for n in tls_names):
         raise ConfigError(
-            f"{place(path, node, 'tls_names')}: dashboard.tls_names must be a list of names or addresses"
+            f"{r.where(node, 'tls_names')}: dashboard.tls_names must be a list of names or addresses"
         )
     contacts = []
     raw_contacts = node.get("escalation", [])
     if not isinstance(raw_contacts, list):
-        raise ConfigError(
-            f"{place(path, node, 'escalation')}: dashboard.escalation must be a list of contacts"
-        )
+        raise ConfigError(f"{r.where(node, 'escalation')}: dashboard.escalation must be a list of contacts")
     for item in raw_contacts:
         if not isinstance(item, _Mapping) or not isinstance(item.get("name"), str):
             raise ConfigError(
-                f"{place(path, node, 'escalation')}: each escalation contact is a mapping with a name"
+                f"{r.where(node, 'escalation')}: each escalation contact is a mapping with a name"
                 " (and role, phone, email)"
             )
-        unknown_keys(path, item, {"name", "role", "phone", "email"}, "an escalation contact")
+        r.keys(item, {"name", "role", "phone", "email"}, "an escalation contact")
         contacts.append(
             Contact(
-                **{
-                    k: text_setting(item, k, path, "escalation", "")
-                    for k in ("name", "role", "phone", "email")
-                }
+                **{k: r.setting_text(item, k, "escalation", "") for k in ("name", "role", "phone", "email")}
             )
         )
     sweep = None
@@ -137,58 +126,58 @@ def parse_dashboard(raw: Any, path: Path, data: _Mapping) -> DashboardSettings:
     if raw_sweep is not None:
         if not isinstance(raw_sweep, _Mapping):
             raise ConfigError(
-                f"{place(path, node, 'arp_sweep')}: dashboard.arp_sweep is a mapping: interface, network"
+                f"{r.where(node, 'arp_sweep')}: dashboard.arp_sweep is a mapping: interface, network"
             )
-        unknown_keys(path, raw_sweep, {"interface", "network"}, "dashboard.arp_sweep")
-        interface = text_setting(raw_sweep, "interface", path, "dashboard.arp_sweep", "")
-        network = text_setting(raw_sweep, "network", path, "dashboard.arp_sweep", "")
+        r.keys(raw_sweep, {"interface", "network"}, "dashboard.arp_sweep")
+        interface = r.setting_text(raw_sweep, "interface", "dashboard.arp_sweep", "")
+        network = r.setting_text(raw_sweep, "network", "dashboard.arp_sweep", "")
         try:
             network = str(ipaddress.ip_network(network, strict=False))
         except ValueError as e:
             raise ConfigError(
-                f"{place(path, raw_sweep, 'network')}: dashboard.arp_sweep.network: {network!r} is not a"
+                f"{r.where(raw_sweep, 'network')}: dashboard.arp_sweep.network: {network!r} is not a"
                 " network like 192.168.50.0/24"
             ) from e
         if not interface:
-            raise ConfigError(f"{place(path, raw_sweep)}: dashboard.arp_sweep needs an interface (like eth1)")
+            raise ConfigError(f"{r.where(raw_sweep)}: dashboard.arp_sweep needs an interface (like eth1)")
         sweep = (interface, network)
     return DashboardSettings(
         arp_sweep=sweep,
         listen=listen,
         staff_listen=staff_listen,
-        admin_networks=network_list(node, "admin_networks", path, "dashboard", d.admin_networks),
+        admin_networks=r.networks(node, "admin_networks", "dashboard", d.admin_networks),
         staff_tls=staff_tls,
         portal_tls_listen=portal_tls,
         tls_names=tuple(n.strip() for n in tls_names),
-        secure_cookies=flag_setting(node, "secure_cookies", path, "dashboard", d.secure_cookies),
-        idle_minutes=int(number(node, "idle_minutes", path, d.idle_minutes, 1, 24 * 60, "dashboard")),
-        session_hours=int(number(node, "session_hours", path, d.session_hours, 1, 24, "dashboard")),
+        secure_cookies=r.setting_flag(node, "secure_cookies", "dashboard", d.secure_cookies),
+        idle_minutes=int(r.number(node, "idle_minutes", d.idle_minutes, 1, 24 * 60, "dashboard")),
+        session_hours=int(r.number(node, "session_hours", d.session_hours, 1, 24, "dashboard")),
         escalation=tuple(contacts),
     )
 
 
-def parse_portal(raw: Any, path: Path, data: _Mapping) -> PortalSettings:
+def parse_portal(raw: Any, r: Reader, data: _Mapping) -> PortalSettings:
     d = PortalSettings()
     keys = {"closing_time", "idle_minutes", "rules", "show_names", "staff_profile"}
-    node = section(raw, path, data, "portal", keys)
+    node = r.section(raw, data, "portal", keys)
     if node is None:
         return d
-    closing = text_setting(node, "closing_time", path, "portal", d.closing_time)
+    closing = r.setting_text(node, "closing_time", "portal", d.closing_time)
     hour, _, minute = closing.partition(":")
     valid = hour.isdigit() and minute.isdigit() and len(minute) == 2 and int(minute) < 60
     if not (valid and (int(hour) < 24 or (int(hour) == 24 and int(minute) == 0))):
         raise ConfigError(
-            f"{place(path, node, 'closing_time')}: portal.closing_time must be a time like 19:30"
+            f"{r.where(node, 'closing_time')}: portal.closing_time must be a time like 19:30"
             " (24:00 is midnight)"
         )
     rules = node.get("rules")
     if rules is not None and (not isinstance(rules, str) or not rules.strip()):
-        raise ConfigError(f"{place(path, node, 'rules')}: portal.rules must be a text file path")
+        raise ConfigError(f"{r.where(node, 'rules')}: portal.rules must be a text file path")
     return PortalSettings(
         closing_time=closing,
-        idle_minutes=int(number(node, "idle_minutes", path, d.idle_minutes, 1, 24 * 60, "portal")),
-        rules=(path.parent / os.path.expanduser(rules)).resolve() if rules else None,
-        show_names=flag_setting(node, "show_names", path, "portal", d.show_names),
-        staff_profile=text_setting(node, "staff_profile", path, "portal", d.staff_profile).strip()
+        idle_minutes=int(r.number(node, "idle_minutes", d.idle_minutes, 1, 24 * 60, "portal")),
+        rules=(r.path.parent / os.path.expanduser(rules)).resolve() if rules else None,
+        show_names=r.setting_flag(node, "show_names", "portal", d.show_names),
+        staff_profile=r.setting_text(node, "staff_profile", "portal", d.staff_profile).strip()
         or d.staff_profile,
     )

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.config.dashboard import PortalSettings
 from appliance.config.proxy import ProxyMode
-from appliance.config.reader import ConfigError, place, unknown_keys
+from appliance.config.reader import ConfigError, Reader
 from appliance.config.reader import Mapping as _Mapping
 from profiles.identity import Device, normalise_mac
 from profiles.profile import Profile
@@ -19,18 +18,18 @@ if TYPE_CHECKING:
     from appliance.config.file import Config
 
 
-def parse_devices(raw: Any, path: Path, data: _Mapping) -> tuple[tuple[Device, ...], dict[str, int]]:
+def parse_devices(raw: Any, r: Reader, data: _Mapping) -> tuple[tuple[Device, ...], dict[str, int]]:
     if raw is None:
         return (), {}
     if not isinstance(raw, list):
-        raise ConfigError(f"{place(path, data, 'devices')}: devices must be a list of devices")
+        raise ConfigError(f"{r.where(data, 'devices')}: devices must be a list of devices")
     devices, lines = [], {}
     for item in raw:
         if not isinstance(item, _Mapping):
             raise ConfigError(
-                f"{place(path, data, 'devices')}: each device must be a mapping (name, profile, ...)"
+                f"{r.where(data, 'devices')}: each device must be a mapping (name, profile, ...)"
             )
-        unknown_keys(path, item, {"name", "profile", "mac", "network", "managed"}, "a device")
+        r.keys(item, {"name", "profile", "mac", "network", "managed"}, "a device")
         name, profile = item.get("name"), item.get("profile")
         if (
             not isinstance(name, str)
@@ -38,29 +37,29 @@ def parse_devices(raw: Any, path: Path, data: _Mapping) -> tuple[tuple[Device, .
             or not isinstance(profile, str)
             or not profile.strip()
         ):
-            raise ConfigError(f"{place(path, item)}: a device needs a name and a profile")
+            raise ConfigError(f"{r.where(item)}: a device needs a name and a profile")
         name = name.strip()
         if name in lines:
-            raise ConfigError(f"{place(path, item, 'name')}: a second device named {name!r}")
+            raise ConfigError(f"{r.where(item, 'name')}: a second device named {name!r}")
         lines[name] = item.line
         mac, network, managed = item.get("mac"), item.get("network"), item.get("managed", False)
         if (mac is None) == (network is None):
-            raise ConfigError(f"{place(path, item)}: device {name!r}: give exactly one of mac or network")
+            raise ConfigError(f"{r.where(item)}: device {name!r}: give exactly one of mac or network")
         if mac is not None:
             try:
                 mac = normalise_mac(str(mac))
             except ValueError as e:
-                raise ConfigError(f"{place(path, item, 'mac')}: device {name!r}: {e}") from e
+                raise ConfigError(f"{r.where(item, 'mac')}: device {name!r}: {e}") from e
         if network is not None:
             try:
                 network = str(ipaddress.ip_network(str(network), strict=False))
             except ValueError as e:
                 raise ConfigError(
-                    f"{place(path, item, 'network')}: device {name!r}: {network!r} is not an address or "
+                    f"{r.where(item, 'network')}: device {name!r}: {network!r} is not an address or "
                     "network (like 192.168.1.20 or 192.168.1.0/28)"
                 ) from e
         if not isinstance(managed, bool):
-            raise ConfigError(f"{place(path, item, 'managed')}: device {name!r}: managed is true or false")
+            raise ConfigError(f"{r.where(item, 'managed')}: device {name!r}: managed is true or false")
         devices.append(Device(name, profile.strip(), mac, network, managed))
     return tuple(devices), lines
 

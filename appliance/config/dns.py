@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.config.reader import ConfigError, number, place, unknown_keys
+from appliance.config.reader import ConfigError, Reader
 from appliance.config.reader import Mapping as _Mapping
 from appliance.net import split_host_port
 
@@ -61,37 +61,35 @@ class DnsSettings:
     events_path: Path | None = None  # default: <data_dir>/appliance.sqlite
 
 
-def address_list(node: _Mapping, key: str, path: Path, what: str, *, ports: bool) -> tuple[str, ...] | None:
+def address_list(node: _Mapping, key: str, r: Reader, what: str, *, ports: bool) -> tuple[str, ...] | None:
     value = node.get(key)
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be a list of addresses")
+        raise ConfigError(f"{r.where(node, key)}: {what}.{key} must be a list of addresses")
     for item in value:
         try:
             host, _ = split_host_port(item, 53) if ports else (item, 53)
             ipaddress.ip_address(host)
         except ValueError as e:
             form = "like 192.168.1.1:53 or [fd00::1]:53" if ports else "like 192.168.1.1 or fd00::1"
-            raise ConfigError(
-                f"{place(path, node, key)}: {what}.{key}: {item!r} is not an address {form}"
-            ) from e
+            raise ConfigError(f"{r.where(node, key)}: {what}.{key}: {item!r} is not an address {form}") from e
     return tuple(value)
 
 
-def parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
+def parse_dns(raw: Any, r: Reader, data: _Mapping) -> DnsSettings:
     if raw is None:
         return DnsSettings()
     if not isinstance(raw, _Mapping):
-        raise ConfigError(f"{place(path, data, 'dns')}: dns must be a mapping (listen, upstreams, ...)")
+        raise ConfigError(f"{r.where(data, 'dns')}: dns must be a mapping (listen, upstreams, ...)")
     keys = {"listen", "upstreams", "upstream_timeout_s", "servfail_after_s", "cache", "blocked_ttl"}
     keys |= {"block_page_addresses", "rate_limit", "dhcp_leases", "events_path", "tcp_connections_per_device"}
-    unknown_keys(path, raw, keys, "dns")
+    r.keys(raw, keys, "dns")
     d = DnsSettings()
-    listen = address_list(raw, "listen", path, "dns", ports=True) or d.listen
-    upstreams = address_list(raw, "upstreams", path, "dns", ports=True) or d.upstreams
-    page = address_list(raw, "block_page_addresses", path, "dns", ports=False)
-    block = BlockSettings(ttl=int(number(raw, "blocked_ttl", path, d.block.ttl, 0, 3600, "dns")))
+    listen = address_list(raw, "listen", r, "dns", ports=True) or d.listen
+    upstreams = address_list(raw, "upstreams", r, "dns", ports=True) or d.upstreams
+    page = address_list(raw, "block_page_addresses", r, "dns", ports=False)
+    block = BlockSettings(ttl=int(r.number(raw, "blocked_ttl", d.block.ttl, 0, 3600, "dns")))
     if page is not None:
         v4 = tuple(a for a in page if ":" not in a)
         block = BlockSettings(block.ttl, v4, tuple(a for a in page if ":" in a))
@@ -99,15 +97,13 @@ def parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
     raw_cache = raw.get("cache")
     if raw_cache is not None:
         if not isinstance(raw_cache, _Mapping):
-            raise ConfigError(f"{place(path, raw, 'cache')}: dns.cache must be a mapping")
+            raise ConfigError(f"{r.where(raw, 'cache')}: dns.cache must be a mapping")
         fields = {"min_ttl": 86_400, "max_ttl": 604_800, "negative_ttl": 86_400, "max_negative_ttl": 86_400}
         fields |= {"serve_stale_s": 604_800, "entries": 10_000_000, "failure_recheck_s": 3_600}
-        unknown_keys(path, raw_cache, set(fields), "dns.cache")
+        r.keys(raw_cache, set(fields), "dns.cache")
         names = {"serve_stale_s": "stale_s"}
         values = {
-            names.get(k, k): int(
-                number(raw_cache, k, path, getattr(cache, names.get(k, k)), 0, top, "dns.cache")
-            )
+            names.get(k, k): int(r.number(raw_cache, k, getattr(cache, names.get(k, k)), 0, top, "dns.cache"))
             for k, top in fields.items()
         }
         cache = CacheSettings(**values)
@@ -115,30 +111,28 @@ def parse_dns(raw: Any, path: Path, data: _Mapping) -> DnsSettings:
     raw_rate = raw.get("rate_limit")
     if raw_rate is not None:
         if not isinstance(raw_rate, _Mapping):
-            raise ConfigError(f"{place(path, raw, 'rate_limit')}: dns.rate_limit must be a mapping")
-        unknown_keys(path, raw_rate, {"per_second", "burst"}, "dns.rate_limit")
+            raise ConfigError(f"{r.where(raw, 'rate_limit')}: dns.rate_limit must be a mapping")
+        r.keys(raw_rate, {"per_second", "burst"}, "dns.rate_limit")
         rate = RateLimit(
-            number(raw_rate, "per_second", path, rate.per_second, 0, 1e9, "dns.rate_limit"),
-            int(number(raw_rate, "burst", path, rate.burst, 1, 1e9, "dns.rate_limit")),
+            r.number(raw_rate, "per_second", rate.per_second, 0, 1e9, "dns.rate_limit"),
+            int(r.number(raw_rate, "burst", rate.burst, 1, 1e9, "dns.rate_limit")),
         )
     files = {}
     for key in ("dhcp_leases", "events_path"):
         value = raw.get(key)
         if value is not None:
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{place(path, raw, key)}: dns.{key} must be a file path")
-            files[key] = (path.parent / os.path.expanduser(value)).resolve()
+                raise ConfigError(f"{r.where(raw, key)}: dns.{key} must be a file path")
+            files[key] = (r.path.parent / os.path.expanduser(value)).resolve()
     return DnsSettings(
         listen=listen,
         upstreams=upstreams,
-        try_timeout_s=number(raw, "upstream_timeout_s", path, d.try_timeout_s, 0.05, 10, "dns"),
-        servfail_after_s=number(raw, "servfail_after_s", path, d.servfail_after_s, 0.1, 10, "dns"),
+        try_timeout_s=r.number(raw, "upstream_timeout_s", d.try_timeout_s, 0.05, 10, "dns"),
+        servfail_after_s=r.number(raw, "servfail_after_s", d.servfail_after_s, 0.1, 10, "dns"),
         cache=cache,
         block=block,
         rate_limit=rate,
-        tcp_per_device=int(
-            number(raw, "tcp_connections_per_device", path, d.tcp_per_device, 1, 65535, "dns")
-        ),
+        tcp_per_device=int(r.number(raw, "tcp_connections_per_device", d.tcp_per_device, 1, 65535, "dns")),
         leases=files.get("dhcp_leases"),
         events_path=files.get("events_path"),
     )

@@ -25,7 +25,7 @@ from appliance.config.lists import (
 )
 from appliance.config.policy import PolicySettings, parse_policy
 from appliance.config.proxy import ProxySettings, parse_proxy
-from appliance.config.reader import ConfigError, YamlError, empty_mapping, load_yaml, place, unknown_keys
+from appliance.config.reader import ConfigError, Reader, empty_mapping
 from appliance.config.reader import Mapping as _Mapping
 from appliance.config.router import RouterSettings, parse_router
 from appliance.config.store import StoreSettings, parse_store
@@ -106,75 +106,67 @@ def default_config_path() -> Path:
 def load_config(path: Path | None = None) -> Config:
     """Read and validate a configuration file, the file alone: head office's set in force (with `sync:`)
     is added by `appliance.in_force.head_office`. Raises ConfigError naming file:line on any mistake."""
-    path = (path or default_config_path()).resolve()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the configuration: {e.strerror}") from e
-    try:
-        data = load_yaml(path, text)
-    except YamlError as e:
-        raise ConfigError(str(e)) from e
-    if not isinstance(data, _Mapping):
-        raise ConfigError(f"{path}:1: the configuration must be a mapping of keys (data_dir, lists, ...)")
-    return _parse(data, path)
+    r = Reader((path or default_config_path()).resolve())
+    data = r.load(
+        "the configuration", top="the configuration must be a mapping of keys (data_dir, lists, ...)"
+    )
+    assert data is not None  # a Reader without `errors` raises instead
+    return _parse(data, r)
 
 
-def _parse(data: _Mapping, path: Path) -> Config:
+def _parse(data: _Mapping, r: Reader) -> Config:
     sections = {"data_dir", "lists", "policy", "dns", "proxy", "store", "dashboard", "portal", "router"}
     sections |= {"devices", "sync"}
-    unknown_keys(path, data, sections, "the configuration")
-    base = path.parent
+    r.keys(data, sections, "the configuration")
+    base = r.path.parent
     raw_dir = data.get("data_dir")
     if raw_dir is None:
         data_dir = Path(os.environ.get(ENV_DATA_DIR, "var")).resolve()
     elif isinstance(raw_dir, str) and raw_dir:
         data_dir = (base / os.path.expanduser(raw_dir)).resolve()
     else:
-        raise ConfigError(f"{place(path, data, 'data_dir')}: data_dir must be a folder path")
+        raise ConfigError(f"{r.where(data, 'data_dir')}: data_dir must be a folder path")
 
     lists = data.get("lists")
     if lists is None:
         lists = empty_mapping(data.line)
     if not isinstance(lists, _Mapping):
-        raise ConfigError(f"{place(path, data, 'lists')}: lists must be a mapping with a sources key")
-    unknown_keys(path, lists, {"sources", "fetch", "preset", "catalogue"}, "lists")
+        raise ConfigError(f"{r.where(data, 'lists')}: lists must be a mapping with a sources key")
+    r.keys(lists, {"sources", "fetch", "preset", "catalogue"}, "lists")
 
-    fetch = parse_fetch(lists.get("fetch"), path, lists)
+    fetch = parse_fetch(lists.get("fetch"), r, lists)
 
     raw_sources = lists.get("sources") or []  # `sources:` with only comments under it is none
     if not isinstance(raw_sources, list):
-        raise ConfigError(f"{place(path, lists, 'sources')}: lists.sources must be a list of sources")
+        raise ConfigError(f"{r.where(lists, 'sources')}: lists.sources must be a list of sources")
     sources: list[Source] = []
     names: set[str] = set()
     for item in raw_sources:
-        source = parse_source(item, path, base, lists)
+        source = parse_source(item, r, base, lists)
         if source.name in names:
-            raise ConfigError(
-                f"{place(path, item)}: a second source named {source.name!r}: names must be unique"
-            )
+            raise ConfigError(f"{r.where(item)}: a second source named {source.name!r}: names must be unique")
         names.add(source.name)
         sources.append(source)
-    selection, chosen = parse_catalogue(lists, path)
+    selection, chosen = parse_catalogue(lists, r)
     for item, source in zip(raw_sources, sources, strict=True):
         if source.name in selection.entries:
             raise ConfigError(
-                f"{place(path, item, 'name')}: source {source.name!r} has the name of a catalogue entry in "
+                f"{r.where(item, 'name')}: source {source.name!r} has the name of a catalogue entry in "
                 f"force ({selection.why(source.name)}): rename it, or switch the entry off (lists.catalogue)"
             )
     sources = [*chosen, *sources]
-    policy = parse_policy(data.get("policy"), path, data)
-    devices, device_lines = parse_devices(data.get("devices"), path, data)
-    sync = parse_sync(data.get("sync"), path, data)
+    policy = parse_policy(data.get("policy"), r, data)
+    devices, device_lines = parse_devices(data.get("devices"), r, data)
+    sync = parse_sync(data.get("sync"), r, data)
     for item, source in zip(raw_sources, sources[len(chosen) :], strict=True):
         if sync is not None and source.name.startswith(HEAD_OFFICE_PREFIX):
             raise ConfigError(
-                f"{place(path, item, 'name')}: source {source.name!r}: names starting "
+                f"{r.where(item, 'name')}: source {source.name!r}: names starting "
                 f"{HEAD_OFFICE_PREFIX} are head office's lists"
             )
     raw_policy = data.get("policy")
     return Config(
-        origin=str(path),
+        origin=str(r.path),
         data_dir=data_dir,
         sources=tuple(sources),
         fetch=fetch,
@@ -183,12 +175,12 @@ def _parse(data: _Mapping, path: Path) -> Config:
         sync=sync,
         own_sources=tuple(sources),
         catalogue=selection,
-        dns=parse_dns(data.get("dns"), path, data),
-        proxy=parse_proxy(data.get("proxy"), path, data),
-        store=parse_store(data.get("store"), path, data),
-        dashboard=parse_dashboard(data.get("dashboard"), path, data),
-        portal=parse_portal(data.get("portal"), path, data),
-        router=parse_router(data.get("router"), path, data),
+        dns=parse_dns(data.get("dns"), r, data),
+        proxy=parse_proxy(data.get("proxy"), r, data),
+        store=parse_store(data.get("store"), r, data),
+        dashboard=parse_dashboard(data.get("dashboard"), r, data),
+        portal=parse_portal(data.get("portal"), r, data),
+        router=parse_router(data.get("router"), r, data),
         devices=devices,
         device_lines=device_lines,
     )

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from appliance.config.reader import ConfigError, place, unknown_keys
+from appliance.config.reader import ConfigError, Reader
 from appliance.config.reader import Mapping as _Mapping
 from filters.names import BadName, normalise_host
 
@@ -47,37 +47,37 @@ class PolicySettings:
     portal_hosts: tuple[str, ...] = ("appliance.lan",)
 
 
-def _host_list(value: Any, path: Path, parent: _Mapping, key: str) -> tuple[str, ...]:
+def _host_list(value: Any, r: Reader, parent: _Mapping, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(f"{place(path, parent, key)}: policy.{key} must be a list of domain names")
+        raise ConfigError(f"{r.where(parent, key)}: policy.{key} must be a list of domain names")
     hosts = []
     for item in value:
         try:
             hosts.append(normalise_host(item.strip()))
         except BadName as e:
             raise ConfigError(
-                f"{place(path, parent, key)}: policy.{key}: {item!r} is not a domain name "
+                f"{r.where(parent, key)}: policy.{key}: {item!r} is not a domain name "
                 "(write the name alone, like example.org: no https:// and no path)"
             ) from e
     return tuple(hosts)
 
 
-def parse_policy(raw: Any, path: Path, data: _Mapping) -> PolicySettings:
+def parse_policy(raw: Any, r: Reader, data: _Mapping) -> PolicySettings:
     if raw is None:
         return PolicySettings()
     if not isinstance(raw, _Mapping):
-        raise ConfigError(f"{place(path, data, 'policy')}: policy must be a mapping (timezone, ...)")
+        raise ConfigError(f"{r.where(data, 'policy')}: policy must be a mapping (timezone, ...)")
     files = ("categories", "profiles", "safe_search", "watch_lists")
-    unknown_keys(path, raw, {"timezone", "guest_profile", "help_services", "portal_hosts", *files}, "policy")
+    r.keys(raw, {"timezone", "guest_profile", "help_services", "portal_hosts", *files}, "policy")
     settings = PolicySettings()
     changes: dict[str, Any] = {}
     for key in ("timezone", "guest_profile", *files):
         if key in raw:
             value = raw[key]
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{place(path, raw, key)}: policy.{key} must be a non-empty text")
-            changes[key] = (path.parent / os.path.expanduser(value)).resolve() if key in files else value
+                raise ConfigError(f"{r.where(raw, key)}: policy.{key} must be a non-empty text")
+            changes[key] = (r.path.parent / os.path.expanduser(value)).resolve() if key in files else value
     for key in ("help_services", "portal_hosts"):
         if key in raw:
-            changes[key] = _host_list(raw[key], path, raw, key)
+            changes[key] = _host_list(raw[key], r, raw, key)
     return replace(settings, **changes)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from appliance.config.reader import ConfigError, number, place, unknown_keys
+from appliance.config.reader import ConfigError, Reader
 from appliance.config.reader import Mapping as _Mapping
 from appliance.net import split_host_port
 from filters.names import BadName, is_address, normalise_host
@@ -74,15 +74,15 @@ _RAW_SERVICES = "proxy.raw_services must be a list of host:port (e.g. mail.examp
 _REACHABLE = "proxy.reachable_networks must be a list of networks (e.g. 192.168.50.20/32)"
 
 
-def parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
+def parse_proxy(raw: Any, r: Reader, data: _Mapping) -> ProxySettings:
     if raw is None:
         return ProxySettings()
     if not isinstance(raw, _Mapping):
-        raise ConfigError(f"{place(path, data, 'proxy')}: proxy must be a mapping (listen, mode, ...)")
+        raise ConfigError(f"{r.where(data, 'proxy')}: proxy must be a mapping (listen, mode, ...)")
     keys = {"listen", "mode", "workers", "page_limit_kb", "upload_limit_kb", "ca_dir", "centre", "helpline"}
     keys |= {"upstream_trusted_ca", "reachable_local_ports", "connections_per_device", "head_timeout_s"}
     keys |= {"raw_services", "reachable_networks"}
-    unknown_keys(path, raw, keys, "proxy")
+    r.keys(raw, keys, "proxy")
     d = ProxySettings()
     listen = raw.get("listen", d.listen)
     try:
@@ -90,49 +90,49 @@ def parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
         ipaddress.ip_address(host)
     except ValueError as e:
         raise ConfigError(
-            f"{place(path, raw, 'listen')}: proxy.listen: {listen!r} is not an address like 127.0.0.1:8080"
+            f"{r.where(raw, 'listen')}: proxy.listen: {listen!r} is not an address like 127.0.0.1:8080"
         ) from e
     mode = raw.get("mode", str(d.mode))
     if mode not in {str(m) for m in ProxyMode}:
-        raise ConfigError(f"{place(path, raw, 'mode')}: proxy.mode must be regular or transparent")
+        raise ConfigError(f"{r.where(raw, 'mode')}: proxy.mode must be regular or transparent")
     ca_dir = raw.get("ca_dir")
     if ca_dir is not None and (not isinstance(ca_dir, str) or not ca_dir.strip()):
-        raise ConfigError(f"{place(path, raw, 'ca_dir')}: proxy.ca_dir must be a folder path")
+        raise ConfigError(f"{r.where(raw, 'ca_dir')}: proxy.ca_dir must be a folder path")
     trusted = raw.get("upstream_trusted_ca")
     if trusted is not None and (not isinstance(trusted, str) or not trusted.strip()):
         raise ConfigError(
-            f"{place(path, raw, 'upstream_trusted_ca')}: proxy.upstream_trusted_ca must be a PEM file path"
+            f"{r.where(raw, 'upstream_trusted_ca')}: proxy.upstream_trusted_ca must be a PEM file path"
         )
     centre = raw.get("centre", d.centre)
     if not isinstance(centre, str):
-        raise ConfigError(f"{place(path, raw, 'centre')}: proxy.centre must be the centre's name")
+        raise ConfigError(f"{r.where(raw, 'centre')}: proxy.centre must be the centre's name")
     helpline = d.helpline
     raw_help = raw.get("helpline")
     if raw_help is not None:
         if not isinstance(raw_help, _Mapping) or not isinstance(raw_help.get("name"), str):
             raise ConfigError(
-                f"{place(path, raw, 'helpline')}: proxy.helpline must be a mapping with a name"
+                f"{r.where(raw, 'helpline')}: proxy.helpline must be a mapping with a name"
                 " (and phone, url, text)"
             )
-        unknown_keys(path, raw_help, {"name", "phone", "url", "text"}, "proxy.helpline")
+        r.keys(raw_help, {"name", "phone", "url", "text"}, "proxy.helpline")
         parts = {k: raw_help.get(k, "") for k in ("name", "phone", "url", "text")}
         for k, v in parts.items():
             if not isinstance(v, str):
-                raise ConfigError(f"{place(path, raw_help, k)}: proxy.helpline.{k} must be text")
+                raise ConfigError(f"{r.where(raw_help, k)}: proxy.helpline.{k} must be text")
         if parts["url"] and not str(parts["url"]).startswith(("https://", "http://")):
-            raise ConfigError(f"{place(path, raw_help, 'url')}: proxy.helpline.url must start with https://")
+            raise ConfigError(f"{r.where(raw_help, 'url')}: proxy.helpline.url must start with https://")
         helpline = Helpline(**parts)
     ports = raw.get("reachable_local_ports", [])
     if not isinstance(ports, list) or not all(
         isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports
     ):
         raise ConfigError(
-            f"{place(path, raw, 'reachable_local_ports')}: proxy.reachable_local_ports must be a list of"
+            f"{r.where(raw, 'reachable_local_ports')}: proxy.reachable_local_ports must be a list of"
             " port numbers"
         )
     services = raw.get("raw_services", [])
     if not isinstance(services, list):
-        raise ConfigError(f"{place(path, raw, 'raw_services')}: {_RAW_SERVICES}")
+        raise ConfigError(f"{r.where(raw, 'raw_services')}: {_RAW_SERVICES}")
     raw_services: list[tuple[str, int]] = []
     for i, text in enumerate(services):
         line = getattr(services, "item_lines", [])[i : i + 1] or [raw.line_of("raw_services")]
@@ -140,34 +140,34 @@ def parse_proxy(raw: Any, path: Path, data: _Mapping) -> ProxySettings:
             host, port = split_host_port(text, 0) if isinstance(text, str) else ("", 0)
             host = host if is_address(host) else normalise_host(host)
         except (ValueError, BadName) as e:
-            raise ConfigError(f"{path}:{line[0]}: {_RAW_SERVICES}: {text!r}: {e}") from e
+            raise ConfigError(f"{r.path}:{line[0]}: {_RAW_SERVICES}: {text!r}: {e}") from e
         if not 0 < port < 65536:
-            raise ConfigError(f"{path}:{line[0]}: {_RAW_SERVICES}: {text!r} has no port")
+            raise ConfigError(f"{r.path}:{line[0]}: {_RAW_SERVICES}: {text!r} has no port")
         raw_services.append((host, port))
     networks = raw.get("reachable_networks", [])
     if not isinstance(networks, list):
-        raise ConfigError(f"{place(path, raw, 'reachable_networks')}: {_REACHABLE}")
+        raise ConfigError(f"{r.where(raw, 'reachable_networks')}: {_REACHABLE}")
     for i, text in enumerate(networks):
         line = getattr(networks, "item_lines", [])[i : i + 1] or [raw.line_of("reachable_networks")]
         try:
             ipaddress.ip_network(str(text), strict=False)
         except ValueError as e:
-            raise ConfigError(f"{path}:{line[0]}: {_REACHABLE}: {text!r}: {e}") from e
+            raise ConfigError(f"{r.path}:{line[0]}: {_REACHABLE}: {text!r}: {e}") from e
     return ProxySettings(
         reachable_networks=tuple(str(n) for n in networks),
         reachable_local_ports=tuple(ports),
         connections_per_device=int(
-            number(raw, "connections_per_device", path, d.connections_per_device, 1, 100_000, "proxy")
+            r.number(raw, "connections_per_device", d.connections_per_device, 1, 100_000, "proxy")
         ),
-        head_timeout_s=float(number(raw, "head_timeout_s", path, d.head_timeout_s, 1, 3600, "proxy")),
+        head_timeout_s=float(r.number(raw, "head_timeout_s", d.head_timeout_s, 1, 3600, "proxy")),
         raw_services=tuple(raw_services),
         listen=listen,
         mode=ProxyMode(mode),
-        workers=int(number(raw, "workers", path, d.workers, 0, 64, "proxy")),
-        page_limit_kb=int(number(raw, "page_limit_kb", path, d.page_limit_kb, 0, 65_536, "proxy")),
-        upload_limit_kb=int(number(raw, "upload_limit_kb", path, d.upload_limit_kb, 0, 65_536, "proxy")),
-        ca_dir=(path.parent / os.path.expanduser(ca_dir)).resolve() if ca_dir else None,
+        workers=int(r.number(raw, "workers", d.workers, 0, 64, "proxy")),
+        page_limit_kb=int(r.number(raw, "page_limit_kb", d.page_limit_kb, 0, 65_536, "proxy")),
+        upload_limit_kb=int(r.number(raw, "upload_limit_kb", d.upload_limit_kb, 0, 65_536, "proxy")),
+        ca_dir=(r.path.parent / os.path.expanduser(ca_dir)).resolve() if ca_dir else None,
         centre=centre,
         helpline=helpline,
-        upstream_trusted_ca=(path.parent / os.path.expanduser(trusted)).resolve() if trusted else None,
+        upstream_trusted_ca=(r.path.parent / os.path.expanduser(trusted)).resolve() if trusted else None,
     )

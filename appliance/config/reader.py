@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -115,62 +115,191 @@ class ConfigError(ApplianceError):
     """The configuration file is wrong; the message starts with `file:line:` and says how to fix it."""
 
 
-# The checks of appliance.yaml's sections (and a bundle's sources): the first mistake raises ConfigError.
+E = TypeVar("E")
 
 
-def place(path: Path, mapping: Mapping, key: str | None = None) -> str:
-    line = mapping.key_lines.get(key, mapping.line) if key else mapping.line
-    return f"{path}:{line}"
+class Reader:
+    """One YAML file read for people, each mistake as `file:line: what, hint`. Without `errors`, the first
+    mistake raises ConfigError (appliance.yaml, a bundle's description); given a list, every mistake is
+    collected there instead and reading goes on (the policy files report them all at once)."""
 
+    def __init__(self, path: Path, errors: list[str] | None = None) -> None:
+        self.path = path
+        self.errors = errors
 
-def unknown_keys(path: Path, mapping: Mapping, allowed: set[str], what: str) -> None:
-    for key in mapping:
-        if key not in allowed:
-            raise ConfigError(f"{place(path, mapping, key)}: {unknown_key_message(key, allowed, what)}")
+    def report(self, message: str) -> None:
+        """A mistake, already `file:line: ...`: raised, or collected."""
+        if self.errors is None:
+            raise ConfigError(message)
+        self.errors.append(message)
 
-
-def section(raw: Any, path: Path, data: Mapping, name: str, keys: set[str]) -> Mapping | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{place(path, data, name)}: {name} must be a mapping ({', '.join(sorted(keys))})")
-    unknown_keys(path, raw, keys, name)
-    return raw
-
-
-def number(node: Mapping, key: str, path: Path, default: float, low: float, high: float, what: str) -> float:
-    value = node.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be a number from {low} to {high}")
-    return value
-
-
-def text_setting(node: Mapping, key: str, path: Path, what: str, default: str) -> str:
-    value = node.get(key, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be text")
-    return value
-
-
-def flag_setting(node: Mapping, key: str, path: Path, what: str, default: bool) -> bool:
-    value = node.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be true or false")
-    return value
-
-
-def network_list(node: Mapping, key: str, path: Path, what: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    value = node.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{place(path, node, key)}: {what}.{key} must be a list of networks")
-    out = []
-    for item in value:
+    def load(
+        self, what: str = "", top: str = "expected a mapping of keys at the top of the file"
+    ) -> Mapping | None:
+        """The file's top mapping; None (mistakes collected) if it cannot be read, is not YAML or is not a
+        mapping. `what` names the file in a read error (`cannot read the configuration: ...`), `top` says
+        what the top must be."""
         try:
-            out.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError as e:
-            raise ConfigError(
-                f"{place(path, node, key)}: {what}.{key}: {item!r} is not a network like 192.168.10.0/24"
-            ) from e
-    return tuple(out)
+            data = load_yaml(self.path, self.path.read_text(encoding="utf-8"))
+        except OSError as e:
+            self.report(f"{self.path}: cannot read{' ' + what if what else ''}: {e.strerror}")
+            return None
+        except YamlError as e:
+            self.report(str(e))
+            return None
+        if not isinstance(data, Mapping):
+            self.report(f"{self.path}:1: {top}")
+            return None
+        return data
+
+    def line(self, node: Mapping | Sequence, key: str | int | None = None) -> int:
+        """The line of `key` in `node` (an item's, for a list), else of `node` itself."""
+        if isinstance(node, Sequence):
+            return node.item_lines[key] if isinstance(key, int) and key < len(node.item_lines) else node.line
+        return node.line_of(key if isinstance(key, str) else None)
+
+    def where(self, node: Mapping | Sequence, key: str | int | None = None) -> str:
+        """`file:line` of `key` in `node`."""
+        return f"{self.path}:{self.line(node, key)}"
+
+    def error(self, node: Mapping | Sequence, key: str | int | None, message: str) -> None:
+        self.report(f"{self.where(node, key)}: {message}")
+
+    # appliance.yaml's settings: `section.key must be ...`
+
+    def section(self, raw: Any, parent: Mapping, name: str, keys: set[str]) -> Mapping | None:
+        """An optional section `name` of `parent`, with only `keys`; None if absent."""
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            self.error(parent, name, f"{name} must be a mapping ({', '.join(sorted(keys))})")
+            return None
+        self.keys(raw, keys, name)
+        return raw
+
+    def number(self, node: Mapping, key: str, default: float, low: float, high: float, what: str) -> float:
+        value = node.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            self.error(node, key, f"{what}.{key} must be a number from {low} to {high}")
+            return default
+        return value
+
+    def setting_text(self, node: Mapping, key: str, what: str, default: str) -> str:
+        value = node.get(key, default)
+        if not isinstance(value, str):
+            self.error(node, key, f"{what}.{key} must be text")
+            return default
+        return value
+
+    def setting_flag(self, node: Mapping, key: str, what: str, default: bool) -> bool:
+        value = node.get(key, default)
+        if not isinstance(value, bool):
+            self.error(node, key, f"{what}.{key} must be true or false")
+            return default
+        return value
+
+    def networks(self, node: Mapping, key: str, what: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = node.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.error(node, key, f"{what}.{key} must be a list of networks")
+            return default
+        out = []
+        for item in value:
+            try:
+                out.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                self.error(node, key, f"{what}.{key}: {item!r} is not a network like 192.168.10.0/24")
+        return tuple(out)
+
+    # The policy files' entries: `what: 'key' must be ...`
+
+    def keys(self, node: Mapping, allowed: set[str], what: str) -> None:
+        for key in node:
+            if key not in allowed:
+                self.error(node, key, unknown_key_message(key, allowed, what))
+
+    def entries(
+        self, data: Mapping, key: str, label: str, allowed: set[str]
+    ) -> Iterator[tuple[str, Mapping, str]]:
+        """The named entries of a top-level section (`categories:`, `profiles:` ...), each a mapping
+        with only `allowed` keys; yields (name, entry, "label 'name'") and reports the rest."""
+        table = self.mapping(data, key, f"the {label} file", required=True)
+        if table is None:
+            return
+        for name, node in table.items():
+            what = f"{label} {name!r}"
+            if not isinstance(node, Mapping):
+                self.error(table, name, f"{what} must be a mapping ({', '.join(sorted(allowed))})")
+                continue
+            self.keys(node, allowed, what)
+            yield name, node, what
+
+    def references(self, node: Mapping, key: str, what: str, known: dict[str, E], kind: str) -> list[E]:
+        """The items of a list of names (`watch: [...]`), each looked up in `known`; unknown ones reported."""
+        found = []
+        for name, line in self.names(node, key, what):
+            if name in known:
+                found.append(known[name])
+            else:
+                names = ", ".join(sorted(known)) or "none defined"
+                self.report(f"{self.path}:{line}: {what}: unknown {kind} {name!r} (known: {names})")
+        return found
+
+    def mapping(self, node: Mapping, key: str, what: str, required: bool = False) -> Mapping | None:
+        value = node.get(key)
+        if value is None:
+            if required:
+                self.error(node, None, f"{what} needs {key!r}")
+            return None
+        if not isinstance(value, Mapping):
+            self.error(node, key, f"{what}: {key!r} must be a mapping (key: value lines)")
+            return None
+        return value
+
+    def text(self, node: Mapping, key: str, what: str, required: bool = False, default: str = "") -> str:
+        value = node.get(key)
+        if value is None:
+            if required:
+                self.error(node, None, f"{what} needs {key!r} (a text)")
+            return default
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            self.error(node, key, f"{what}: {key!r} must be a text")
+            return default
+        return str(value).strip()
+
+    def flag(self, node: Mapping, key: str, what: str, default: bool = False) -> bool:
+        value = node.get(key, default)
+        if not isinstance(value, bool):
+            self.error(node, key, f"{what}: {key!r} must be true or false")
+            return default
+        return value
+
+    def choice(
+        self, node: Mapping, key: str, what: str, parse: Callable[[str], E], default: E, known: str
+    ) -> E:
+        value = node.get(key)
+        if value is None:
+            return default
+        try:
+            return parse(str(value).strip().lower())
+        except (ValueError, KeyError):
+            self.error(node, key, f"{what}: {key!r} is {value!r}; use one of: {known}")
+            return default
+
+    def names(self, node: Mapping, key: str, what: str) -> list[tuple[str, int]]:
+        """A list of texts, each with its line."""
+        value = node.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, Sequence):
+            self.error(node, key, f"{what}: {key!r} must be a list like [a, b]")
+            return []
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str | int) or isinstance(item, bool) or not str(item).strip():
+                self.error(value, i, f"{what}: {key!r}: item {item!r} must be a text")
+                continue
+            out.append((str(item).strip(), value.item_lines[i]))
+        return out

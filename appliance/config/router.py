@@ -4,10 +4,9 @@ appliance/router.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from appliance.config.reader import ConfigError, network_list, place, section, text_setting
+from appliance.config.reader import ConfigError, Reader
 from appliance.config.reader import Mapping as _Mapping
 
 # DNS-over-HTTPS resolvers browsers and apps use on their own: refused at the router, so a device falls
@@ -44,35 +43,35 @@ class RouterSettings:
     blocked_resolvers: tuple[str, ...] = KNOWN_RESOLVERS
 
 
-def parse_router(raw: Any, path: Path, data: _Mapping) -> RouterSettings:
+def parse_router(raw: Any, r: Reader, data: _Mapping) -> RouterSettings:
     d = RouterSettings()
     keys = {"lan_interface", "wan_interface", "staff_interface", "staff_networks", "blocked_resolvers"}
-    node = section(raw, path, data, "router", keys)
+    node = r.section(raw, data, "router", keys)
     if node is None:
         return d
     interfaces: dict[str, str] = {}
     for key in ("lan_interface", "wan_interface", "staff_interface"):
         if key == "staff_interface" and node.get(key) is None:
             continue
-        name = text_setting(node, key, path, "router", getattr(d, key))
+        name = r.setting_text(node, key, "router", getattr(d, key))
         if not name or len(name) > 15 or not all(c.isalnum() or c in "-_." for c in name):
-            raise ConfigError(f"{place(path, node, key)}: router.{key}: {name!r} is not an interface name")
+            raise ConfigError(f"{r.where(node, key)}: router.{key}: {name!r} is not an interface name")
         if name in interfaces.values():
             raise ConfigError(
-                f"{place(path, node, key)}: router.{key}: {name!r} is already the "
+                f"{r.where(node, key)}: router.{key}: {name!r} is already the "
                 f"{next(k for k, v in interfaces.items() if v == name)}: each network needs its own "
                 "interface (a VLAN like eth1.60 on the same cable will do)"
             )
         interfaces[key] = name
-    staff_networks = network_list(node, "staff_networks", path, "router", d.staff_networks)
+    staff_networks = r.networks(node, "staff_networks", "router", d.staff_networks)
     if staff_networks and "staff_interface" not in interfaces:
         raise ConfigError(
-            f"{place(path, node, 'staff_networks')}: router.staff_networks needs router.staff_interface: "
+            f"{r.where(node, 'staff_networks')}: router.staff_networks needs router.staff_interface: "
             "the staff network's own interface (a VLAN like eth1.60, or a second port). On the children's "
             "interface an address tells nothing: any device can set a staff-range one"
         )
     return RouterSettings(
         staff_networks=staff_networks,
-        blocked_resolvers=network_list(node, "blocked_resolvers", path, "router", d.blocked_resolvers),
+        blocked_resolvers=r.networks(node, "blocked_resolvers", "router", d.blocked_resolvers),
         **interfaces,
     )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from appliance.config.reader import Mapping as _Mapping
-from appliance.config.reader import number, section
+from appliance.config.reader import Reader
 
 
 @dataclass(frozen=True)
@@ -21,10 +20,10 @@ class StoreSettings:
     aggregate_minutes: int = 10
 
 
-def parse_store(raw: Any, path: Path, data: _Mapping) -> StoreSettings:
+def parse_store(raw: Any, r: Reader, data: _Mapping) -> StoreSettings:
     d = StoreSettings()
-    node = section(raw, path, data, "store", set(d.__dict__))
+    node = r.section(raw, data, "store", set(d.__dict__))
     if node is None:
         return d
-    values = {k: int(number(node, k, path, v, 1, 36_500, "store")) for k, v in d.__dict__.items()}
+    values = {k: int(r.number(node, k, v, 1, 36_500, "store")) for k, v in d.__dict__.items()}
     return StoreSettings(**values)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.config.reader import ConfigError, flag_setting, number, place, section, text_setting
+from appliance.config.reader import ConfigError, Reader
 from appliance.config.reader import Mapping as _Mapping
 
 DEFAULT_TRUSTED_ROOT = Path("/etc/appliance/head-office-root.json")
@@ -26,28 +26,28 @@ class SyncSettings:
     check_dns: bool = True  # after a swap, ask the running DNS filter (off only where none runs)
 
 
-def parse_sync(raw: Any, path: Path, data: _Mapping) -> SyncSettings | None:
+def parse_sync(raw: Any, r: Reader, data: _Mapping) -> SyncSettings | None:
     keys = {"url", "trusted_root", "ring", "jitter_minutes", "timeout_s", "deadline_s"}
     keys |= {"health_timeout_s", "check_dns"}
-    node = section(raw, path, data, "sync", keys)
+    node = r.section(raw, data, "sync", keys)
     if node is None:
         return None
     url = node.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{place(path, node, 'url')}: sync.url must be head office's http(s):// address")
-    ring = text_setting(node, "ring", path, "sync", "stable")
+        raise ConfigError(f"{r.where(node, 'url')}: sync.url must be head office's http(s):// address")
+    ring = r.setting_text(node, "ring", "sync", "stable")
     if not ring or not all(c.isalnum() or c in "-_" for c in ring):
-        raise ConfigError(f"{place(path, node, 'ring')}: sync.ring: use letters, digits, - and _")
+        raise ConfigError(f"{r.where(node, 'ring')}: sync.ring: use letters, digits, - and _")
     root = node.get("trusted_root", str(DEFAULT_TRUSTED_ROOT))
     if not isinstance(root, str) or not root:
-        raise ConfigError(f"{place(path, node, 'trusted_root')}: sync.trusted_root must be a file path")
+        raise ConfigError(f"{r.where(node, 'trusted_root')}: sync.trusted_root must be a file path")
     return SyncSettings(
         url=url.rstrip("/"),
-        trusted_root=(path.parent / os.path.expanduser(root)).resolve(),
+        trusted_root=(r.path.parent / os.path.expanduser(root)).resolve(),
         ring=ring,
-        jitter_minutes=number(node, "jitter_minutes", path, 60, 0, 24 * 60, "sync"),
-        timeout_s=number(node, "timeout_s", path, 60, 1, 3600, "sync"),
-        deadline_s=number(node, "deadline_s", path, 900, 1, 24 * 3600, "sync"),
-        health_timeout_s=number(node, "health_timeout_s", path, 30, 1, 600, "sync"),
-        check_dns=flag_setting(node, "check_dns", path, "sync", True),
+        jitter_minutes=r.number(node, "jitter_minutes", 60, 0, 24 * 60, "sync"),
+        timeout_s=r.number(node, "timeout_s", 60, 1, 3600, "sync"),
+        deadline_s=r.number(node, "deadline_s", 900, 1, 24 * 3600, "sync"),
+        health_timeout_s=r.number(node, "health_timeout_s", 30, 1, 600, "sync"),
+        check_dns=r.setting_flag(node, "check_dns", "sync", True),
     )
