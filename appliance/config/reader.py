@@ -120,18 +120,26 @@ E = TypeVar("E")
 
 class Reader:
     """One YAML file read for people, each mistake as `file:line: what, hint`. Without `errors`, the first
-    mistake raises ConfigError (appliance.yaml, a bundle's description); given a list, every mistake is
-    collected there instead and reading goes on (the policy files report them all at once)."""
+    mistake raises `error` (ConfigError: appliance.yaml, a bundle's description; the catalogue has its
+    own); given a list, every mistake is collected there instead and reading goes on (the policy files
+    report them all at once)."""
 
-    def __init__(self, path: Path, errors: list[str] | None = None) -> None:
+    def __init__(
+        self, path: Path, errors: list[str] | None = None, *, error: Callable[[str], Exception] = ConfigError
+    ) -> None:
         self.path = path
         self.errors = errors
+        self.error_type = error
 
     def report(self, message: str) -> None:
         """A mistake, already `file:line: ...`: raised, or collected."""
         if self.errors is None:
-            raise ConfigError(message)
+            raise self.error_type(message)
         self.errors.append(message)
+
+    def fail(self, node: Mapping | Sequence, key: str | int | None, message: str) -> Exception:
+        """The error for a mistake at `key` in `node`, for the caller to raise (`from` its cause)."""
+        return self.error_type(f"{self.where(node, key)}: {message}")
 
     def load(
         self, what: str = "", top: str = "expected a mapping of keys at the top of the file"
