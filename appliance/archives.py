@@ -27,7 +27,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import re
 import stat
 import tarfile
 import zipfile
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from appliance.config.lists import member_path
 from filters.errors import SourceRejected
 from filters.text import decode_list
 
@@ -45,7 +45,6 @@ SNIFF = 4096  # bytes of each member kept from the check, to tell a list from an
 MAX_MEMBERS = 10_000  # UT1's whole blacklist archive has a few hundred
 RATIO_FLOOR = 1024 * 1024
 _CHUNK = 1 << 16
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")  # Python 3.11.4 and later
 
 
@@ -81,20 +80,6 @@ def same_file(a: Path, b: Path) -> bool:
                     return True
     except FileNotFoundError:
         return False
-
-
-def member_path(raw: str) -> str:
-    """A member's path as written in an archive, normalised (`./a//b` is `a/b`; a folder keeps one
-    trailing `/`). Raises ValueError saying why for a path out of the archive."""
-    if raw.startswith(("/", "\\")) or _DRIVE.match(raw):
-        raise ValueError(f"{raw!r} is an absolute path")
-    parts = [p for p in re.split(r"[/\\]", raw) if p not in ("", ".")]
-    if ".." in parts:
-        raise ValueError(f"{raw!r} leads out of the archive (..)")
-    if "\x00" in raw:
-        raise ValueError(f"{raw!r} has a NUL character")
-    name = "/".join(parts)
-    return f"{name}/" if name and raw.endswith(("/", "\\")) else name
 
 
 class CheckedArchive:

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.bundles.cli import add_commands as add_bundle_commands
-from appliance.config import load_config
 from appliance.dns.command import add_commands as add_dns_commands
+from appliance.in_force.head_office import load_config_in_force as load_config
 from appliance.lists_cli import add_commands as add_lists_commands
 from appliance.lists_cli import compile_with_fallback
 from appliance.policy_cli import MINIMAL, add_commands

@@ -18,16 +18,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from appliance.catalogue import (
+from appliance.config import Config, ConfigError, default_config_path
+from appliance.config.catalogue import (
     DEMO,
     Catalogue,
     catalogue_markdown,
     load_catalogue,
 )
-from appliance.config import Config, ConfigError, default_config_path, load_config
+from appliance.config.reader import Mapping, YamlError, load_yaml
 from appliance.files import write_atomically
+from appliance.in_force.head_office import load_config_in_force as load_config
 from appliance.lists import CompileError, CompileResult, compile_lists, read_compile_report
-from appliance.yaml_lines import Mapping, YamlError, load_yaml
 from filters.report import SourceReport
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
 
+from appliance.config.proxy import Helpline
 from filters.errors import ApplianceError
 from profiles.categories import Category
 from profiles.verdict import Action, Reason, Step, Verdict
@@ -38,7 +39,6 @@ __all__ = [
     "REPORT_NOTE_FIELD",
     "REPORT_NOTE_MAX",
     "REPORT_TOKEN_FIELD",
-    "Helpline",
     "ReportForm",
     "block_page",
     "certificate_page",
@@ -53,16 +53,6 @@ __all__ = [
 REPORT_TOKEN_FIELD = "token"
 REPORT_NOTE_FIELD = "note"  # optional, "What were you trying to do?"
 REPORT_NOTE_MAX = 500  # the input's maxlength; the receiver must still cut or refuse longer text
-
-
-@dataclass(frozen=True)
-class Helpline:
-    """The national helpline the block page links (from the configuration)."""
-
-    name: str  # "Childline"
-    phone: str = ""  # "0800 1111"
-    url: str = ""  # "https://www.childline.org.uk/"
-    text: str = ""  # one short line, e.g. "Free, private and confidential, any time."
 
 
 @dataclass(frozen=True)

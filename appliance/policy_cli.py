@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from appliance.catalogue import DEMO
-from appliance.config import Config, ConfigError, device_problems, load_config
+from appliance.config import Config, ConfigError, device_problems
+from appliance.config.catalogue import DEMO
+from appliance.config.proxy import ProxyMode
 from appliance.health import health_problems
+from appliance.in_force.head_office import load_config_in_force as load_config
 from appliance.lists import CompileReport, read_compile_report
 from appliance.net import split_host_port
 from appliance.policy_files import (
@@ -23,7 +25,6 @@ from appliance.policy_files import (
     read_policy_files,
     unmapped_sources,
 )
-from appliance.proxy.settings import ProxyMode
 from appliance.storage import index_problem, open_index
 from filters.errors import FilterError
 from filters.names import BadName, normalise_host

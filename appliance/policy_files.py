@@ -6,21 +6,19 @@ mistake is refused whole: the running policy stays.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from appliance.catalogue import CatalogueError, load_catalogue
 from appliance.config import Config, PolicySettings
-from appliance.yaml_lines import (
+from appliance.config.catalogue import CatalogueError, load_catalogue
+from appliance.config.reader import (
     Mapping,
+    Reader,
     Sequence,
-    YamlError,
     empty_mapping,
-    load_yaml,
-    unknown_key_message,
 )
 from filters.index import FilterIndex
 from filters.names import BadName, normalise_host
@@ -93,124 +91,6 @@ def catalogue_ranks() -> dict[str, Rank]:
         return {}
 
 
-class _Reader:
-    """Reads one YAML file, collecting every error instead of stopping at the first."""
-
-    def __init__(self, path: Path, errors: list[str]) -> None:
-        self.path = path
-        self.errors = errors
-
-    def load(self) -> Mapping | None:
-        try:
-            data = load_yaml(self.path, self.path.read_text(encoding="utf-8"))
-        except OSError as e:
-            self.errors.append(f"{self.path}: cannot read: {e.strerror}")
-            return None
-        except YamlError as e:
-            self.errors.append(str(e))
-            return None
-        if not isinstance(data, Mapping):
-            self.errors.append(f"{self.path}:1: expected a mapping of keys at the top of the file")
-            return None
-        return data
-
-    def error(self, node: Mapping | Sequence, key: str | int | None, message: str) -> None:
-        if isinstance(node, Sequence):
-            line = node.item_lines[key] if isinstance(key, int) and key < len(node.item_lines) else node.line
-        else:
-            line = node.line_of(key if isinstance(key, str) else None)
-        self.errors.append(f"{self.path}:{line}: {message}")
-
-    def keys(self, node: Mapping, allowed: set[str], what: str) -> None:
-        for key in node:
-            if key not in allowed:
-                self.error(node, key, unknown_key_message(key, allowed, what))
-
-    def entries(
-        self, data: Mapping, key: str, label: str, allowed: set[str]
-    ) -> Iterator[tuple[str, Mapping, str]]:
-        """The named entries of a top-level section (`categories:`, `profiles:` ...), each a mapping
-        with only `allowed` keys; yields (name, entry, "label 'name'") and reports the rest."""
-        table = self.mapping(data, key, f"the {label} file", required=True)
-        if table is None:
-            return
-        for name, node in table.items():
-            what = f"{label} {name!r}"
-            if not isinstance(node, Mapping):
-                self.error(table, name, f"{what} must be a mapping ({', '.join(sorted(allowed))})")
-                continue
-            self.keys(node, allowed, what)
-            yield name, node, what
-
-    def references(self, node: Mapping, key: str, what: str, known: dict[str, E], kind: str) -> list[E]:
-        """The items of a list of names (`watch: [...]`), each looked up in `known`; unknown ones reported."""
-        found = []
-        for name, line in self.names(node, key, what):
-            if name in known:
-                found.append(known[name])
-            else:
-                names = ", ".join(sorted(known)) or "none defined"
-                self.errors.append(f"{self.path}:{line}: {what}: unknown {kind} {name!r} (known: {names})")
-        return found
-
-    def mapping(self, node: Mapping, key: str, what: str, required: bool = False) -> Mapping | None:
-        value = node.get(key)
-        if value is None:
-            if required:
-                self.error(node, None, f"{what} needs {key!r}")
-            return None
-        if not isinstance(value, Mapping):
-            self.error(node, key, f"{what}: {key!r} must be a mapping (key: value lines)")
-            return None
-        return value
-
-    def text(self, node: Mapping, key: str, what: str, required: bool = False, default: str = "") -> str:
-        value = node.get(key)
-        if value is None:
-            if required:
-                self.error(node, None, f"{what} needs {key!r} (a text)")
-            return default
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            self.error(node, key, f"{what}: {key!r} must be a text")
-            return default
-        return str(value).strip()
-
-    def flag(self, node: Mapping, key: str, what: str, default: bool = False) -> bool:
-        value = node.get(key, default)
-        if not isinstance(value, bool):
-            self.error(node, key, f"{what}: {key!r} must be true or false")
-            return default
-        return value
-
-    def choice(
-        self, node: Mapping, key: str, what: str, parse: Callable[[str], E], default: E, known: str
-    ) -> E:
-        value = node.get(key)
-        if value is None:
-            return default
-        try:
-            return parse(str(value).strip().lower())
-        except (ValueError, KeyError):
-            self.error(node, key, f"{what}: {key!r} is {value!r}; use one of: {known}")
-            return default
-
-    def names(self, node: Mapping, key: str, what: str) -> list[tuple[str, int]]:
-        """A list of texts, each with its line."""
-        value = node.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, Sequence):
-            self.error(node, key, f"{what}: {key!r} must be a list like [a, b]")
-            return []
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str | int) or isinstance(item, bool) or not str(item).strip():
-                self.error(value, i, f"{what}: {key!r}: item {item!r} must be a text")
-                continue
-            out.append((str(item).strip(), value.item_lines[i]))
-        return out
-
-
 def _enum_parser(enum: type[E]) -> Callable[[str], E]:
     return enum  # StrEnum(value) raises ValueError for an unknown value
 
@@ -235,7 +115,7 @@ _CATEGORY_KEYS = {
 
 
 def _read_categories(path: Path, errors: list[str]) -> CategoryMap:
-    r = _Reader(path, errors)
+    r = Reader(path, errors)
     data = r.load()
     categories: dict[str, Category] = {}
     if data is None:
@@ -277,7 +157,7 @@ def _read_categories(path: Path, errors: list[str]) -> CategoryMap:
     return CategoryMap(categories)
 
 
-def _check_unique_feeds(r: _Reader, table: Mapping | None, categories: dict[str, Category]) -> None:
+def _check_unique_feeds(r: Reader, table: Mapping | None, categories: dict[str, Category]) -> None:
     seen: dict[str, str] = {}
     for category in categories.values():
         feeds = [(s, "sources") for s in category.sources]
@@ -297,7 +177,7 @@ def _check_unique_feeds(r: _Reader, table: Mapping | None, categories: dict[str,
 
 
 def _read_safe_search(path: Path, errors: list[str]) -> SafeSearchRules:
-    r = _Reader(path, errors)
+    r = Reader(path, errors)
     data = r.load()
     if data is None:
         return SafeSearchRules()
@@ -320,7 +200,7 @@ def _read_safe_search(path: Path, errors: list[str]) -> SafeSearchRules:
     return SafeSearchRules(tuple(engines), unsupported - {""})
 
 
-def _safe_target(r: _Reader, node: Mapping, engine: str, what: str) -> SafeTarget:
+def _safe_target(r: Reader, node: Mapping, engine: str, what: str) -> SafeTarget:
     if moderate := node.get("moderate"):
         r.keys(moderate, {"target", "params", "headers"}, f"{what} moderate")
     pairs = {}
@@ -333,16 +213,16 @@ def _safe_target(r: _Reader, node: Mapping, engine: str, what: str) -> SafeTarge
     return SafeTarget(engine, target, pairs["params"], pairs["headers"])
 
 
-def _host(r: _Reader, node: Mapping, key: str, text: str, line: int, what: str) -> str:
+def _host(r: Reader, node: Mapping, key: str, text: str, line: int, what: str) -> str:
     try:
         return normalise_host(text)
     except BadName as e:
-        r.errors.append(f"{r.path}:{line}: {what}: {key!r}: {text!r} is not a host name ({e})")
+        r.report(f"{r.path}:{line}: {what}: {key!r}: {text!r} is not a host name ({e})")
         return ""
 
 
 def _read_watch_lists(path: Path, errors: list[str], categories: CategoryMap) -> dict[str, WatchList]:
-    r = _Reader(path, errors)
+    r = Reader(path, errors)
     data = r.load()
     out: dict[str, WatchList] = {}
     if data is None:
@@ -400,7 +280,7 @@ _PROFILE_KEYS = {
 def _read_profiles(
     path: Path, errors: list[str], categories: CategoryMap, watch_lists: dict[str, WatchList]
 ) -> dict[str, Profile]:
-    r = _Reader(path, errors)
+    r = Reader(path, errors)
     data = r.load()
     profiles: dict[str, Profile] = {}
     if data is None:
@@ -412,7 +292,7 @@ def _read_profiles(
     return profiles
 
 
-def _read_schedules(r: _Reader, node: Mapping | None) -> dict[str, Schedule]:
+def _read_schedules(r: Reader, node: Mapping | None) -> dict[str, Schedule]:
     out: dict[str, Schedule] = {}
     if node is None:
         return out
@@ -447,7 +327,7 @@ def _read_schedules(r: _Reader, node: Mapping | None) -> dict[str, Schedule]:
 
 
 def _read_profile(
-    r: _Reader,
+    r: Reader,
     name: str,
     node: Mapping,
     categories: CategoryMap,
@@ -462,9 +342,9 @@ def _read_profile(
             if category not in categories:
                 close = [c.name for c in categories.values() if c.name.startswith(category[:3])][:3]
                 hint = f" (did you mean {', '.join(close)}?)" if close else " (see the categories file)"
-                r.errors.append(f"{r.path}:{line}: {what}: unknown category {category!r}{hint}")
+                r.report(f"{r.path}:{line}: {what}: unknown category {category!r}{hint}")
             elif categories[category].kind not in kinds:
-                r.errors.append(
+                r.report(
                     f"{r.path}:{line}: {what}: {key}: {category!r} is a {categories[category].kind} category"
                 )
             else:
@@ -477,16 +357,12 @@ def _read_profile(
         for category, severity in raw_flagged.items():
             line = raw_flagged.line_of(category)
             if category not in categories:
-                r.errors.append(
-                    f"{r.path}:{line}: {what}: unknown category {category!r} (see the categories file)"
-                )
+                r.report(f"{r.path}:{line}: {what}: unknown category {category!r} (see the categories file)")
                 continue
             try:
                 flagged[category] = Severity.parse(str(severity))
             except ValueError:
-                r.errors.append(
-                    f"{r.path}:{line}: {what}: severity {severity!r}: use low, medium, high, critical"
-                )
+                r.report(f"{r.path}:{line}: {what}: severity {severity!r}: use low, medium, high, critical")
     else:
         for category in category_names("flagged_categories", (Kind.RISK,)):
             flagged[category] = categories[category].severity
@@ -536,13 +412,13 @@ def _read_profile(
     )
 
 
-def _direct_ports(r: _Reader, node: Mapping, what: str) -> tuple[DirectPort, ...]:
+def _direct_ports(r: Reader, node: Mapping, what: str) -> tuple[DirectPort, ...]:
     out = []
     for text, line in r.names(node, "direct_ports", what):
         try:
             out.append(DirectPort.parse(text))
         except ValueError as e:
-            r.errors.append(f"{r.path}:{line}: {what}: direct_ports: {e}")
+            r.report(f"{r.path}:{line}: {what}: direct_ports: {e}")
     return tuple(out)
 
 
@@ -553,7 +429,7 @@ def _log_detail(text: str) -> LogDetail:
     return detail
 
 
-def _entries(r: _Reader, node: Mapping, key: str, what: str) -> tuple[str, ...]:
+def _entries(r: Reader, node: Mapping, key: str, what: str) -> tuple[str, ...]:
     out = []
     for entry, line in r.names(node, key, what):
         text = entry.removeprefix("http://").removeprefix("https://")
@@ -561,11 +437,11 @@ def _entries(r: _Reader, node: Mapping, key: str, what: str) -> tuple[str, ...]:
         try:
             out.append(normalise_host(domain) + slash + path)
         except BadName as e:
-            r.errors.append(f"{r.path}:{line}: {what}: {key}: {entry!r} is not a domain or domain/path ({e})")
+            r.report(f"{r.path}:{line}: {what}: {key}: {entry!r} is not a domain or domain/path ({e})")
     return tuple(out)
 
 
-def _read_safe_setting(r: _Reader, node: Mapping, what: str) -> SafeSearchSetting:
+def _read_safe_setting(r: Reader, node: Mapping, what: str) -> SafeSearchSetting:
     value = node.get("safe_search")
     if value is None:
         return SafeSearchSetting()
@@ -586,7 +462,7 @@ def _read_safe_setting(r: _Reader, node: Mapping, what: str) -> SafeSearchSettin
 
 
 def _read_schedule_rule(
-    r: _Reader, node: Mapping, what: str, schedules: dict[str, Schedule]
+    r: Reader, node: Mapping, what: str, schedules: dict[str, Schedule]
 ) -> ScheduleRule | None:
     value = r.mapping(node, "schedule", what)
     if value is None:
@@ -599,7 +475,7 @@ def _read_schedule_rule(
     return ScheduleRule(tuple(chosen), outside)
 
 
-def _read_phrases(r: _Reader, node: Mapping, what: str, categories: CategoryMap) -> PhraseRule:
+def _read_phrases(r: Reader, node: Mapping, what: str, categories: CategoryMap) -> PhraseRule:
     value = r.mapping(node, "phrases", what)
     if value is None:
         return PhraseRule()
@@ -609,9 +485,9 @@ def _read_phrases(r: _Reader, node: Mapping, what: str, categories: CategoryMap)
     for category, limit in table.items():
         line = table.line_of(category)
         if category not in categories:
-            r.errors.append(f"{r.path}:{line}: {what}: phrases: unknown category {category!r}")
+            r.report(f"{r.path}:{line}: {what}: phrases: unknown category {category!r}")
         elif not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-            r.errors.append(
+            r.report(
                 f"{r.path}:{line}: {what}: phrases: the limit for {category!r} must be a whole number > 0"
             )
         else:
@@ -620,7 +496,7 @@ def _read_phrases(r: _Reader, node: Mapping, what: str, categories: CategoryMap)
     return PhraseRule(limits, action)
 
 
-def _read_personal_info(r: _Reader, node: Mapping, what: str) -> PersonalInfoRule:
+def _read_personal_info(r: Reader, node: Mapping, what: str) -> PersonalInfoRule:
     value = r.mapping(node, "personal_info", what)
     if value is None:
         return PersonalInfoRule()
@@ -631,9 +507,7 @@ def _read_personal_info(r: _Reader, node: Mapping, what: str) -> PersonalInfoRul
         try:
             kinds.add(PiiKind(kind.lower()))
         except ValueError:
-            r.errors.append(
-                f"{r.path}:{line}: {what}: personal_info: {kind!r} is not one of {_known(PiiKind)}"
-            )
+            r.report(f"{r.path}:{line}: {what}: personal_info: {kind!r} is not one of {_known(PiiKind)}")
     return PersonalInfoRule(action, frozenset(kinds) if "kinds" in value else frozenset(PiiKind))
 
 

@@ -35,7 +35,8 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from appliance.config import Config, load_config
+from appliance.config import Config
+from appliance.in_force.head_office import load_config_in_force as load_config
 from appliance.net import split_host_port
 from appliance.policy_files import read_policy_files
 from profiles.profile import DirectPort, Profile

@@ -128,7 +128,7 @@ class Indexes:
 
 
 def _sources(names: Iterable[str], missing: list[str]) -> Iterator[Any]:
-    from appliance.catalogue import load_catalogue
+    from appliance.config.catalogue import load_catalogue
     from filters.sources import Format, Source
     from tests.catalogue_mirror import shared_copy
 
@@ -149,8 +149,8 @@ def _sources(names: Iterable[str], missing: list[str]) -> Iterator[Any]:
 
 def compile_indexes(preset: str, work: Path) -> Indexes:
     """Compile the preset's lists and the reference lists under `work`, from ../shared/data."""
-    from appliance.catalogue import load_catalogue
     from appliance.config import Config, FetchSettings
+    from appliance.config.catalogue import load_catalogue
     from appliance.lists import compile_lists
     from appliance.storage import open_index
     from filters.sources import Format, Source

@@ -17,7 +17,8 @@ from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from appliance.config import Config, load_config
+from appliance.config import Config
+from appliance.in_force.head_office import load_config_in_force
 from appliance.pages import template_loader
 
 SECRET_KEY_FILE = "dashboard.key"
@@ -71,7 +72,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     )
     from dashboard.database import close_store
 
-    config = config or load_config()
+    config = config or load_config_in_force()
     app = Flask(__name__)
     # The children's pages' skeleton (children/base.html), shared with the proxy's block page.
     app.jinja_loader = ChoiceLoader([FileSystemLoader(Path(app.root_path, "templates")), template_loader()])

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 from flask import current_app, g
 
 from appliance.bundles.sets import pointer_path
-from appliance.config import Config, load_config
+from appliance.config import Config
 from appliance.in_force.bindings import load_bound
+from appliance.in_force.head_office import load_config_in_force
 from appliance.net import Neighbours
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index
@@ -43,7 +44,7 @@ def config() -> Config:
     cached = current_app.config.get("APPLIANCE_IN_FORCE")
     if cached is None or cached[0] != stamp:
         try:
-            cached = (stamp, load_config(Path(found.origin)))
+            cached = (stamp, load_config_in_force(Path(found.origin)))
         except ApplianceError:
             cached = (stamp, cached[1] if cached else found)  # a broken set: keep showing the last good
         current_app.config["APPLIANCE_IN_FORCE"] = cached

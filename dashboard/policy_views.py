@@ -24,7 +24,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from werkzeug.wrappers import Response
 
 from appliance.bundles.state import bundle_age, read_state
-from appliance.catalogue import (
+from appliance.config import Config, ConfigError
+from appliance.config.catalogue import (
     Catalogue,
     CatalogueError,
     load_catalogue,
@@ -32,8 +33,8 @@ from appliance.catalogue import (
     select,
     switches_text,
 )
-from appliance.config import Config, ConfigError, load_config
 from appliance.files import write_atomically
+from appliance.in_force.head_office import load_config_in_force
 from appliance.lists import CompiledSource, CompileReport, read_compile_report
 from appliance.policy_cli import Explanation, explain, policy_problems, protection_warnings
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files
@@ -258,7 +259,7 @@ def _fresh_config() -> Config:
     """The configuration as its file says now (the lead's switches change it while the dashboard runs)."""
     cfg = config()
     try:
-        return load_config(Path(cfg.origin))
+        return load_config_in_force(Path(cfg.origin))
     except ConfigError:
         return cfg
 

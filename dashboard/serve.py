@@ -35,7 +35,8 @@ from cheroot.makefile import StreamReader, StreamWriter
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
-from appliance.config import Config, load_config
+from appliance.config import Config
+from appliance.in_force.head_office import load_config_in_force
 from appliance.net import local_addresses, split_host_port
 from appliance.site_certificate import (
     CertificateError,
@@ -76,7 +77,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    config = load_config(args.config)
+    config = load_config_in_force(args.config)
     app = create_app(config)
     host, port = split_host_port(args.listen or config.dashboard.listen, 8000)
     shown = site_address(host, port)

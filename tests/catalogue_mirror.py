@@ -13,7 +13,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from appliance.catalogue import Catalogue, Entry
+from appliance.config.catalogue import Catalogue, Entry
 from filters.sources import Format
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import ConfigError, parse_source
-from appliance.yaml_lines import Mapping, YamlError, load_yaml, unknown_key_message
+from appliance.config.reader import Mapping, Reader
 from filters.names import BadName, normalise_host
 from filters.sources import Source
 
@@ -42,29 +42,21 @@ class BundleSpec:
 def read_spec(folder: Path, *, prefix: str = "") -> BundleSpec:
     """Read `folder/bundle.yaml`; source names get `prefix`. Raises ConfigError naming file:line."""
     path = folder / SPEC_NAME
+    r = Reader(path)
     try:
-        data = load_yaml(path, path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the bundle's description: {e.strerror}") from e
+        data = r.load("the bundle's description", top="bundle.yaml must be a mapping (sources, health, ...)")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from e
     except RecursionError as e:
         raise ConfigError(f"{path}: nested too deeply to be a bundle's description") from e
-    except YamlError as e:
-        raise ConfigError(str(e)) from e
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}:1: bundle.yaml must be a mapping (sources, health, ...)")
-    allowed_keys = {"sources", "health", "categories", "profiles", "expires_days"}
-    for key in data:
-        if key not in allowed_keys:
-            line = data.key_lines.get(key, data.line)
-            raise ConfigError(f"{path}:{line}: {unknown_key_message(key, allowed_keys, 'bundle.yaml')}")
+    assert data is not None  # a Reader without `errors` raises instead
+    r.keys(data, {"sources", "health", "categories", "profiles", "expires_days"}, "bundle.yaml")
     raw = data.get("sources")
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{path}:{data.key_lines.get('sources', 1)}: sources must list the bundle's lists")
     sources: list[Source] = []
     for item in raw:
-        source = parse_source(item, path, folder, data)
+        source = parse_source(item, r, folder, data)
         line = getattr(item, "line", data.line)
         if source.is_url or not _inside(Path(source.location), folder):
             raise ConfigError(f"{path}:{line}: source {source.name!r}: a bundle's lists are files inside it")

@@ -45,10 +45,11 @@ from appliance.bundles.sets import (
 )
 from appliance.bundles.spec import read_spec
 from appliance.bundles.state import MANIFEST, SyncState, iso, manifest_entry, read_state, save_state
-from appliance.config import HEAD_OFFICE_PREFIX, Config, ConfigError, load_config
+from appliance.config import HEAD_OFFICE_PREFIX, Config, ConfigError
+from appliance.config.sync import SyncSettings
 from appliance.files import fsync_path, write_atomically
+from appliance.in_force.head_office import load_config_in_force
 from appliance.lists import REPORT_NAME, CompileError, compile_lists
-from appliance.sync_settings import SyncSettings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def sync(config: Config, now: datetime) -> Outcome:
     stays in force."""
     settings = _settings(config)
     with _only_one(config.data_dir):
-        config = load_config(Path(config.origin))  # the set in force now, read under the lock
+        config = load_config_in_force(Path(config.origin))  # the set in force now, read under the lock
         state = replace(read_state(config.data_dir), last_attempt=iso(now), unfinished=True)
         save_state(config.data_dir, state)  # a sync killed from outside (its unit's time limit) shows
         try:
@@ -352,7 +353,7 @@ def _make_set(config: Config, updater: Updater, version: int, now: datetime, wat
     watch.doing = f"compiling bundle {version}"
     try:
         spec = read_spec(bundle, prefix=HEAD_OFFICE_PREFIX)
-        new = load_config(Path(config.origin), set_dir=partial)
+        new = load_config_in_force(Path(config.origin), set_dir=partial)
     except ConfigError as e:
         raise _Refusal(f"bundle {version}: {e}") from e
     try:
@@ -409,7 +410,7 @@ def _check_or_roll_back(config: Config, state: SyncState, version: int) -> SyncS
     """Check the set in force (version `version`) through the running DNS filter; on a problem put the
     previous set back and raise BundleError."""
     settings = _settings(config)
-    now_config = load_config(Path(config.origin))
+    now_config = load_config_in_force(Path(config.origin))
     problems: list[str] = []
     if now_config.set_dir is None or version_of(now_config.set_dir) != version:
         problems = [f"set v{version} does not load ({now_config.set_note})"]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from dnslib import AAAA, CNAME, RR, A
 
-from appliance.dns.settings import BlockSettings
+from appliance.config.dns import BlockSettings
 from appliance.dns.wire import Question, asked_name, build
 from appliance.resolver.protocol import TYPE_A, TYPE_AAAA, TYPE_CNAME, Rcode
 from profiles.profile import BlockedAnswer

@@ -29,8 +29,8 @@ from datetime import tzinfo
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from appliance.config.store import StoreSettings
 from appliance.events.values import Answer, Asker, RequestRow
-from appliance.store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
 

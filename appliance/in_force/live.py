@@ -15,9 +15,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from appliance.bundles.sets import pointer_path
-from appliance.config import Config, ConfigError, device_problems, load_config, staff_device_problem
+from appliance.config import Config, ConfigError, device_problems, staff_device_problem
 from appliance.events.values import Answer, Asker
 from appliance.in_force.bindings import Bound
+from appliance.in_force.head_office import load_config_in_force
 from appliance.policy_files import load_policy
 from appliance.storage import open_index
 from profiles.identity import Devices, Identity, Sessions, identify
@@ -188,10 +189,10 @@ def load_live(config_path: Path | None) -> Live:
     """Load the configuration, the compiled lists and the policy. Raises ApplianceError (with file:line
     where there is one) if any of them is wrong; nothing running is touched."""
     for _ in range(5):
-        config = load_config(config_path)
+        config = load_config_in_force(config_path)
         stamp = stamp_of(config)
         # A swap between reading the configuration and taking the stamps would go unnoticed: read again.
-        if not config.sync or load_config(config_path).set_dir == config.set_dir:
+        if not config.sync or load_config_in_force(config_path).set_dir == config.set_dir:
             break
     if config.set_note:
         log.warning("head office's set: %s; running %s", config.set_note, config.set_dir or "the own lists")

@@ -40,6 +40,7 @@ from mitmproxy.proxy.layer import Layer
 from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.proxy.mode_specs import TransparentMode
 
+from appliance.config.proxy import ProxySettings
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer, Asker
 from appliance.forwarding import CLIENT_HEADER, forwarding_key, stamp
@@ -59,7 +60,6 @@ from appliance.proxy.report import (
     read_token,
 )
 from appliance.proxy.resource import request_type, source_url
-from appliance.proxy.settings import ProxySettings
 from appliance.proxy.target import local_and_unlisted, request_target, usable_host
 from appliance.resolver.cache import RecordCache
 from appliance.resolver.resolution import Resolver

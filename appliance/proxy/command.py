@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.config.proxy import ProxyMode
 from appliance.memory import give_freed_memory_back
 from appliance.net import split_host_port
-from appliance.proxy.settings import ProxyMode
 from filters.errors import ApplianceError
 
 log = logging.getLogger("appliance.proxy")

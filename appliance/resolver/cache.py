@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from dnslib import RR
 
-from appliance.dns.settings import CacheSettings
+from appliance.config.dns import CacheSettings
 from appliance.resolver.protocol import TYPE_SOA, Rcode
 
 STALE_TTL = 30  # RFC 8767: a stale answer goes out with a short TTL

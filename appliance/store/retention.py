@@ -27,9 +27,9 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from appliance.config.store import StoreSettings
 from appliance.events.values import KEY_RANGE
 from appliance.store.schema import connect, transaction
-from appliance.store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
 

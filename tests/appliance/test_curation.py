@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from appliance.catalogue import load_catalogue
 from appliance.config import Config, FetchSettings, PolicySettings, load_config
+from appliance.config.catalogue import load_catalogue
 from appliance.lists import compile_lists
 from appliance.policy_cli import protection_warnings
 from appliance.policy_files import read_policy_files
@@ -76,7 +76,7 @@ def test_every_exception_is_an_allow_entry_that_says_what_the_site_is(entry: Any
 
 
 def test_a_mistake_in_a_rank_is_refused(tmp_path: Path) -> None:
-    from appliance.catalogue import CatalogueError, shipped_path
+    from appliance.config.catalogue import CatalogueError, shipped_path
 
     text = shipped_path().read_text(encoding="utf-8")
     (tmp_path / "lists").symlink_to(shipped_path().parent / "lists")

@@ -11,11 +11,11 @@ from html.parser import HTMLParser
 import pytest
 
 from appliance import pages
+from appliance.config.proxy import Helpline
 from appliance.pages import (
     REPORT_NOTE_FIELD,
     REPORT_NOTE_MAX,
     REPORT_TOKEN_FIELD,
-    Helpline,
     ReportForm,
     block_page,
     certificate_page,

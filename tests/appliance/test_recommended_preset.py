@@ -37,9 +37,9 @@ import dns.message
 import dns.query
 import pytest
 
-from appliance.catalogue import Catalogue, load_catalogue
 from appliance.cli import main
 from appliance.config import load_config
+from appliance.config.catalogue import Catalogue, load_catalogue
 from appliance.lists import read_compile_report
 from appliance.policy_cli import explain
 from appliance.policy_files import PolicyFiles, read_policy_files

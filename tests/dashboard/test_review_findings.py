@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from appliance.config.store import StoreSettings
 from appliance.events.values import Answer, Asker
 from appliance.forwarding import CLIENT_HEADER, forwarded_client, forwarding_key, stamp
 from appliance.net import is_own_address
 from appliance.store import audit, people, reports, staff
 from appliance.store.retention import purge
-from appliance.store.settings import StoreSettings
 from profiles.identity import Child, Identity, Via
 from profiles.verdict import Action
 from tests.dashboard.conftest import CHILD_IP, PASSWORD, Browser, add_child, child_who, verdict

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from appliance.bundles.repository import Repository
-from appliance.catalogue import Catalogue, load_catalogue
+from appliance.config.catalogue import Catalogue, load_catalogue
 from filters.sources import Format
 from tests.catalogue_mirror import build_mirror, probe_name, shared_copy
 from tests.deploy.conftest import Installed, install, run

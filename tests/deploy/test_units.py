@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.sync_settings import SyncSettings
+from appliance.config.sync import SyncSettings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "raspberry-pi"
 SERVICES = ("appliance-dns", "appliance-proxy", "appliance-dashboard", "appliance-lists", "appliance-sync")

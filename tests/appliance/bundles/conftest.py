@@ -20,7 +20,8 @@ import pytest
 
 from appliance.bundles.build import build
 from appliance.bundles.repository import Repository
-from appliance.config import Config, load_config
+from appliance.config import Config
+from appliance.in_force.head_office import load_config_in_force
 
 SHIPPED = Path(str(resources.files("appliance") / "defaults" / "lists"))
 
@@ -162,6 +163,6 @@ sync:
 {extra}""",
             encoding="utf-8",
         )
-        return load_config(path)
+        return load_config_in_force(path)
 
     return make

@@ -20,14 +20,15 @@ from appliance.bundles.repository import Repository
 from appliance.bundles.sets import pointed, sets_dir
 from appliance.bundles.sync import sync
 from appliance.cli import main
-from appliance.config import Config, ConfigError, load_config
+from appliance.config import Config, ConfigError
+from appliance.in_force.head_office import load_config_in_force
 from appliance.in_force.live import load_live
 from appliance.storage import open_index
 from tests.appliance.bundles.conftest import HeadOffice
 
 
 def names(config: Config, host: str) -> bool:
-    return bool(open_index(load_config(Path(config.origin)).index_path).match_host(host).raw)
+    return bool(open_index(load_config_in_force(Path(config.origin)).index_path).match_host(host).raw)
 
 
 def test_the_signed_list_keeps_only_recent_bundles_and_those_rings_point_at(head_office: HeadOffice) -> None:
@@ -73,7 +74,7 @@ def test_a_damaged_set_never_stops_the_dns_filter_and_the_next_sync_repairs_it(
     assert live.config.set_dir == sets_dir(config.data_dir) / "v1" and "v2" in (live.config.set_note or "")
     assert sync(config, datetime.now(UTC)).version == 2  # made again from head office
     assert pointed(config.data_dir, "current") == sets_dir(config.data_dir) / "v2"
-    assert load_config(Path(config.origin)).set_note is None
+    assert load_config_in_force(Path(config.origin)).set_note is None
 
 
 def test_sign_refuses_files_outside_the_bundle_or_changed_since_build(
@@ -183,7 +184,7 @@ def test_a_new_root_installed_at_the_centre_is_trusted_from_then_on(
     installed.write_bytes(config.sync.trusted_root.read_bytes())
     path = Path(config.origin)
     path.write_text(path.read_text().replace(str(config.sync.trusted_root), str(installed)))
-    config = load_config(path)
+    config = load_config_in_force(path)
     head_office.publish(1)
     sync(config, datetime.now(UTC))
     # Head office starts again (keys lost): a new repository; the centre's administrator installs its root.

@@ -25,7 +25,8 @@ from appliance.bundles.errors import BundleError
 from appliance.bundles.sets import PARTIAL, loaded_by, pointed, sets_dir
 from appliance.bundles.state import read_state
 from appliance.bundles.sync import CRASH_AT, sync
-from appliance.config import Config, load_config
+from appliance.config import Config
+from appliance.in_force.head_office import load_config_in_force
 from appliance.storage import open_index
 from tests.appliance.bundles.conftest import HeadOffice
 from tests.appliance.dns.conftest import FakeUpstream
@@ -36,7 +37,7 @@ APPLIANCE = str(Path(sys.executable).parent / "appliance")
 
 def whole_set_in_force(config: Config) -> str:
     """The set in force, checked whole: its bundle's lists load and its index opens."""
-    fresh = load_config(Path(config.origin))
+    fresh = load_config_in_force(Path(config.origin))
     assert fresh.set_dir is not None and not fresh.set_dir.name.endswith(PARTIAL)
     open_index(fresh.index_path)
     return fresh.set_dir.name

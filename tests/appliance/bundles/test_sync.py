@@ -19,14 +19,15 @@ from appliance.bundles.sets import pointed, sets_dir
 from appliance.bundles.state import read_state
 from appliance.bundles.sync import sync
 from appliance.cli import main
-from appliance.config import Config, load_config
+from appliance.config import Config
+from appliance.in_force.head_office import load_config_in_force
 from appliance.storage import open_index
 from tests.appliance.bundles.conftest import HeadOffice
 
 
 def verdict(config: Config, host: str) -> bool:
     """Do the lists in force name `host`?"""
-    fresh = load_config(Path(config.origin))
+    fresh = load_config_in_force(Path(config.origin))
     return bool(open_index(fresh.index_path).match_host(host).raw)
 
 

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from appliance.config.store import StoreSettings
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer, Asker, blocked_under
-from appliance.store.settings import StoreSettings
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict

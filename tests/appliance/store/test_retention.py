@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from appliance.config.store import StoreSettings
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer, Asker
 from appliance.events.writer import StoreWriter
 from appliance.store import retention
 from appliance.store.retention import PurgeReport, Schedule, purge, settings_from_json, writer_running
 from appliance.store.schema import connect
-from appliance.store.settings import StoreSettings
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
 from profiles.verdict import Action, LogDetail, Reason, Step, Verdict

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from appliance.config.reader import Mapping as _Mapping
+from appliance.config.reader import Reader
 
 
 @dataclass(frozen=True)
@@ -14,3 +18,12 @@ class StoreSettings:
     # One device's blocked names under one blocked domain (`a1.pornhub.com`, `b2.pornhub.com`, ...): the
     # first is an event, the others for this long after it only add to the day's totals.
     aggregate_minutes: int = 10
+
+
+def parse_store(raw: Any, r: Reader, data: _Mapping) -> StoreSettings:
+    d = StoreSettings()
+    node = r.section(raw, data, "store", set(d.__dict__))
+    if node is None:
+        return d
+    values = {k: int(r.number(node, k, v, 1, 36_500, "store")) for k, v in d.__dict__.items()}
+    return StoreSettings(**values)

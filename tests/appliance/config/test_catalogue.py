@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.catalogue import (
+from appliance.cli import main
+from appliance.config import ConfigError, PolicySettings, load_config
+from appliance.config.catalogue import (
     MARK_END,
     MARK_START,
     CatalogueError,
@@ -16,8 +18,6 @@ from appliance.catalogue import (
     load_catalogue,
     shipped_path,
 )
-from appliance.cli import main
-from appliance.config import ConfigError, PolicySettings, load_config
 from appliance.lists_cli import with_preset
 from appliance.policy_cli import blocked_categories, protection_warnings
 from appliance.policy_files import read_policy_files

@@ -2,7 +2,7 @@
 categories, and the presets a centre picks from (`recommended`, `minimal`, `demo`).
 
 A configuration names a preset and may switch single entries on or off (`lists.preset`,
-`lists.catalogue`, read by appliance/config.py); the entries in force become `Source` values the
+`lists.catalogue`, read by appliance/config/lists.py); the entries in force become `Source` values the
 compile reads, beside the centre's own `lists.sources`. docs/lists.md shows the catalogue as a table
 made by `catalogue_markdown` (a test checks the checked-in table agrees with the file).
 """
@@ -15,9 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from appliance.yaml_lines import Mapping as _Mapping
-from appliance.yaml_lines import Sequence as _Sequence
-from appliance.yaml_lines import YamlError, load_yaml, unknown_key_message
+from appliance.config.reader import Mapping as _Mapping
+from appliance.config.reader import Reader, YamlError, load_yaml
+from appliance.config.reader import Sequence as _Sequence
 from filters.errors import ApplianceError
 from filters.sources import Format, Rank, Source
 
@@ -139,29 +139,26 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
     return catalogue
 
 
-class _Reader:
+class _Reader(Reader):
+    """The catalogue's own look-ups (required and optional keys, texts with their spaces folded); the
+    first mistake raises CatalogueError."""
+
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path, error=CatalogueError)
 
-    def fail(self, node: _Mapping | _Sequence, key: str | None, message: str) -> CatalogueError:
-        line = node.line_of(key) if isinstance(node, _Mapping) else node.line
-        return CatalogueError(f"{self.path}:{line}: {message}")
-
-    def mapping(self, node: _Mapping, key: str, what: str) -> _Mapping:
+    def table(self, node: _Mapping, key: str, what: str) -> _Mapping:
         value = node.get(key)
         if not isinstance(value, _Mapping):
             raise self.fail(node, key if key in node else None, f"{what} needs {key!r}: a mapping")
         return value
 
-    def keys(self, node: _Mapping, required: set[str], optional: set[str], what: str) -> None:
-        for key in node:
-            if key not in required | optional:
-                raise self.fail(node, key, unknown_key_message(key, required | optional, what))
+    def fields(self, node: _Mapping, required: set[str], optional: set[str], what: str) -> None:
+        self.keys(node, required | optional, what)
         for key in sorted(required):
             if key not in node:
                 raise self.fail(node, None, f"{what} needs {key!r}")
 
-    def text(self, node: _Mapping, key: str, what: str, default: str | None = None) -> str:
+    def folded(self, node: _Mapping, key: str, what: str, default: str | None = None) -> str:
         value = node.get(key, default)
         if not isinstance(value, str) or not value.strip():
             raise self.fail(node, key, f"{what}: {key!r} must be a text")
@@ -172,19 +169,19 @@ class _Reader:
             raise CatalogueError(
                 f"{self.path}:1: the catalogue must be a mapping (providers, presets, entries)"
             )
-        self.keys(data, {"providers", "presets", "entries"}, set(), "the catalogue")
+        self.fields(data, {"providers", "presets", "entries"}, set(), "the catalogue")
         providers = {}
-        for key, node in self.mapping(data, "providers", "the catalogue").items():
+        for key, node in self.table(data, "providers", "the catalogue").items():
             what = f"provider {key!r}"
             if not isinstance(node, _Mapping):
                 raise self.fail(data["providers"], key, f"{what} must be a mapping")
-            self.keys(node, {"title", "homepage", "licence", "attribution"}, set(), what)
+            self.fields(node, {"title", "homepage", "licence", "attribution"}, set(), what)
             title, homepage, licence, attribution = (
-                self.text(node, k, what) for k in ("title", "homepage", "licence", "attribution")
+                self.folded(node, k, what) for k in ("title", "homepage", "licence", "attribution")
             )
             providers[key] = Provider(key, title, homepage, licence, attribution)
         entries = {}
-        table = self.mapping(data, "entries", "the catalogue")
+        table = self.table(data, "entries", "the catalogue")
         for name, node in table.items():
             if not isinstance(node, _Mapping):
                 raise self.fail(table, name, f"entry {name!r} must be a mapping")
@@ -192,12 +189,12 @@ class _Reader:
                 raise self.fail(table, name, f"entry name {name!r}: use letters, digits, - _ . only")
             entries[name] = self.entry(name, node, providers)
         presets = {}
-        section = self.mapping(data, "presets", "the catalogue")
+        section = self.table(data, "presets", "the catalogue")
         for name, node in section.items():
             what = f"preset {name!r}"
             if not isinstance(node, _Mapping):
                 raise self.fail(section, name, f"{what} must be a mapping")
-            self.keys(node, {"description", "entries"}, set(), what)
+            self.fields(node, {"description", "entries"}, set(), what)
             names = node["entries"]
             if not isinstance(names, _Sequence) or not all(isinstance(n, str) for n in names):
                 raise self.fail(node, "entries", f"{what}: entries must be a list of entry names")
@@ -209,7 +206,7 @@ class _Reader:
                     )
             if len(set(names)) != len(names):
                 raise self.fail(node, "entries", f"{what}: an entry is named twice")
-            presets[name] = Preset(name, self.text(node, "description", what), tuple(names))
+            presets[name] = Preset(name, self.folded(node, "description", what), tuple(names))
         if DEMO not in presets or any(entries[n].downloaded for n in presets[DEMO].entries):
             raise self.fail(section, None, f"preset {DEMO!r} must exist and take shipped entries only")
         return Catalogue(self.path, providers, entries, presets)
@@ -217,7 +214,7 @@ class _Reader:
     def entry(self, name: str, node: _Mapping, providers: Mapping[str, Provider]) -> Entry:
         what = f"entry {name!r}"
         required = {"provider", "category", "format", "entries", "counted", "changes"}
-        self.keys(node, required, {"url", "path", "members", "licence", "note", "rank"}, what)
+        self.fields(node, required, {"url", "path", "members", "licence", "note", "rank"}, what)
         provider = providers.get(node["provider"])
         if provider is None:
             raise self.fail(node, "provider", f"{what}: no provider {node['provider']!r}")
@@ -232,11 +229,11 @@ class _Reader:
             raise self.fail(node, None, f"{what}: give exactly one of url and path")
         url = path = None
         if "url" in node:
-            url = self.text(node, "url", what)
+            url = self.folded(node, "url", what)
             if not url.startswith(("https://", "http://")):
                 raise self.fail(node, "url", f"{what}: url must start with https://")
         else:
-            path = self.text(node, "path", what)
+            path = self.folded(node, "path", what)
             if not (self.path.parent / path).exists():
                 raise self.fail(node, "path", f"{what}: {path} is not shipped beside the catalogue")
         members: tuple[str, ...] = ()
@@ -255,7 +252,7 @@ class _Reader:
         rank = Rank.SPECIFIC
         if "rank" in node:
             try:
-                rank = Rank.parse(self.text(node, "rank", what))
+                rank = Rank.parse(self.folded(node, "rank", what))
             except ValueError as e:
                 known = ", ".join(str(r) for r in Rank)
                 raise self.fail(
@@ -265,7 +262,7 @@ class _Reader:
                 raise self.fail(
                     node, "rank", f"{what}: an exceptions list is a shipped adblock-dns file of @@ entries"
                 )
-        counted = self.text(node, "counted", what)
+        counted = self.folded(node, "counted", what)
         if counted not in COUNTED or (counted == "bundled") != (path is not None):
             raise self.fail(
                 node,
@@ -275,16 +272,16 @@ class _Reader:
         return Entry(
             name=name,
             provider=provider,
-            category=self.text(node, "category", what),
+            category=self.folded(node, "category", what),
             format=fmt,
             url=url,
             path=path,
             members=members,
             entries=count,
             counted=counted,
-            changes=self.text(node, "changes", what),
-            licence=self.text(node, "licence", what, provider.licence),
-            note=self.text(node, "note", what) if "note" in node else "",
+            changes=self.folded(node, "changes", what),
+            licence=self.folded(node, "licence", what, provider.licence),
+            note=self.folded(node, "note", what) if "note" in node else "",
             rank=rank,
             line=node.line,
         )
