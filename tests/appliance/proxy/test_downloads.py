@@ -23,7 +23,8 @@ def world(tmp_path: Path) -> Shared:
     ("client", "disposition", "blocked"),
     [
         (CHILD, 'attachment; filename="setup.exe"', True),
-        (CHILD, "attachment; filename*=UTF-8''games%2Fsetup.exe", True),
+        (CHILD, "attachment; filename*=UTF-8''setup.exe", True),
+        (CHILD, 'attachment; filename="games/setup.exe"', True),  # judged by the name, not its folder
         (CHILD, 'attachment; filename="homework.pdf"', False),
         (CHILD, "inline", False),  # no name: nothing to judge
         (STAFF, 'attachment; filename="setup.exe"', False),  # not a blocked type for staff

@@ -11,6 +11,7 @@ import pytest
 from mitmproxy.test import tutils
 
 import appliance.proxy.enforce as enforce
+import appliance.proxy.identify as identify
 from appliance.proxy.enforce import Enforce
 from appliance.proxy.identify import Identify
 from appliance.proxy.own_pages import OwnPages
@@ -105,6 +106,18 @@ def test_a_staff_request_fails_open_when_deciding_raises(
     f = through(_addons(world), "requestheaders", f=flow(STAFF, "http://wiki.example/wiki/Rainbow"))
     assert f.response is None  # let through: staff are not stopped by our fault
     assert world.errors == 1
+
+
+@pytest.mark.parametrize(("client", "status"), [(CHILD, 503), (STAFF, 0)])
+def test_a_step_that_fails_leaves_the_later_steps_nothing_to_do(
+    world: Shared, monkeypatch: pytest.MonkeyPatch, client: str, status: int
+) -> None:
+    """Picking the site raises: a child gets the unavailable page, staff are let through, and either way
+    the request is not decided on as if it named no site."""
+    monkeypatch.setattr(identify, "request_target", _broken)
+    f = through(_addons(world), "requestheaders", f=flow(client, "http://wiki.example/"))
+    assert _status(f) == status
+    assert seen(f).verdict is None
 
 
 def test_an_upload_too_big_to_read_is_streamed_not_held(world: Shared) -> None:

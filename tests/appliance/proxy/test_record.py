@@ -57,10 +57,12 @@ def test_each_block_and_flag_is_recorded_once_with_what_staff_must_see(
     world, events = logged
     _answered(world, CHILD, "http://adult.example/videos?q=secret")
     _answered(world, TEEN, "http://social.example/chat?with=sam")
-    _answered(world, CHILD, "http://wiki.example/wiki/Rainbow?from=home")  # counted only (log_allowed: count)
+    _answered(world, CHILD, "http://wiki.example/wiki/Rainbow?from=home")  # log_allowed: event
+    _answered(world, TEEN, "http://wiki.example/wiki/Rainbow?from=home")  # log_allowed: count
     rows = [(method, url, status) for _, _, _, _, method, url, status, _, _ in events.requests]
     assert rows == [
         ("GET", "http://adult.example/videos?q=secret", 403),
         ("GET", "http://social.example/chat?with=sam", 200),
+        ("GET", "http://wiki.example/wiki/Rainbow", 200),  # allowed: kept without its query
     ]
     assert len(events.counted) == 1

@@ -19,7 +19,7 @@ from appliance.proxy.shared import KEY, Seen, Shared
 from profiles.identity import Devices
 from profiles.policy import Policy
 from profiles.profile import OnError, PersonalInfoRule, PhraseRule
-from profiles.verdict import Action
+from profiles.verdict import Action, LogDetail
 from tests.profiles.sample_policy import (
     CATEGORIES,
     LONDON,
@@ -36,8 +36,8 @@ PORTAL = "appliance.lan"
 
 
 def policy() -> Policy:
-    """The sample policy, with a child's profile that scores pages and checks what is sent, and a staff
-    profile that fails open."""
+    """The sample policy, with a child's profile that scores pages, checks what is sent and logs every
+    request, and a staff profile that fails open."""
     profiles = dict(PROFILES)
     profiles["child"] = profile(
         "child",
@@ -46,6 +46,7 @@ def policy() -> Policy:
         phrases=PhraseRule({"adult": 5}),
         blocked_downloads=frozenset({"exe"}),
         intercept_tls=True,
+        log_allowed=LogDetail.EVENT,
     )
     profiles["staff"] = replace(PROFILES["staff"], on_error=OnError.ALLOW)
     return Policy(
