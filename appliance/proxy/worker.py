@@ -30,6 +30,7 @@ from appliance.proxy.downloads import Downloads
 from appliance.proxy.enforce import Enforce
 from appliance.proxy.follow import Follow
 from appliance.proxy.identify import Identify
+from appliance.proxy.in_order import InOrder
 from appliance.proxy.limits import (
     Admission,
     give_memory_back,
@@ -50,8 +51,8 @@ log = logging.getLogger("appliance.proxy")
 
 
 def monitoring_addons(shared: Shared) -> list[Any]:
-    """The appliance's addons, in the order mitmproxy calls them for each hook; they share the worker's
-    state (`shared`) and each request's (`flow.metadata`, appliance/proxy/shared.py `Seen`)."""
+    """The appliance's addons, in the order each hook calls them (as one mitmproxy addon, `InOrder`);
+    they share the worker's state (`shared`) and each request's (`flow.metadata`, proxy/shared.py `Seen`)."""
     return [
         Follow(shared),  # the policy in force: hand-over, watch, reload (SIGHUP); devices identified anew
         Identify(shared),  # who asks and which site: each request's `Seen`; the forged client header dropped
@@ -121,7 +122,7 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
         tlsconfig.TlsConfig(),
         disable_h2c.DisableH2C(),
         errorcheck.ErrorCheck(),
-        *ours,
+        InOrder(*ours),
     )
     opts.update(**addon_options(settings))
     if settings.upstream_trusted_ca is not None:
