@@ -1,4 +1,4 @@
-"""One proxy worker: mitmproxy run in this process with the monitoring addon, until SIGTERM.
+"""One proxy worker: mitmproxy run in this process with the monitoring addons, until SIGTERM.
 
 Several workers listen on the same address with SO_REUSEPORT, and the kernel spreads connections
 across them (in router mode nftables redirects to that port, and the same holds). Each loads the
@@ -20,12 +20,18 @@ from mitmproxy import options
 from mitmproxy.addons import block, core, disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
+from appliance.config.proxy import ProxySettings
 from appliance.events.recording import EventLog
 from appliance.in_force.live import load_live
 from appliance.net import split_host_port
 from appliance.pages import compile_pages
-from appliance.proxy.addon import Monitor, addon_options
 from appliance.proxy.ca import TRUST_BUNDLE, ensure_authority
+from appliance.proxy.connections import Connections
+from appliance.proxy.downloads import Downloads
+from appliance.proxy.enforce import Enforce
+from appliance.proxy.follow import Follow
+from appliance.proxy.identify import Identify
+from appliance.proxy.in_order import InOrder
 from appliance.proxy.limits import (
     Admission,
     give_memory_back,
@@ -33,9 +39,42 @@ from appliance.proxy.limits import (
     limit_websocket_messages,
     raise_open_files,
 )
+from appliance.proxy.own_pages import OwnPages
+from appliance.proxy.page_scores import PageScores
+from appliance.proxy.record import Record
+from appliance.proxy.route import Route
+from appliance.proxy.shared import Shared
+from appliance.proxy.websockets import Websockets
 from filters.errors import ApplianceError
 
 log = logging.getLogger("appliance.proxy")
+
+
+def monitoring_addons(shared: Shared) -> list[Any]:
+    """The appliance's addons, in the order each hook calls them (as one mitmproxy addon, `InOrder`);
+    they share the worker's state (`shared`) and each request's (`flow.metadata`, proxy/shared.py `Seen`)."""
+    return [
+        Follow(shared),  # the policy in force: hand-over, watch, reload (SIGHUP); devices identified anew
+        Identify(shared),  # who asks and which site: each request's `Seen`; the forged client header dropped
+        OwnPages(shared),  # the appliance's own pages: its client header, the CA pages, report forms
+        Connections(shared),  # CONNECT targets, TLS names (ClientHello), traffic that is neither web nor TLS
+        Route(shared),  # where a connection goes: the decided name as resolved for the device, checked
+        Enforce(shared),  # web request verdicts: safe search, block pages, bodies sent, protocol switches
+        Downloads(shared),  # files to save, judged by their names
+        PageScores(shared),  # HTML pages held and scored against phrase limits; all else streamed, counted
+        Websockets(shared),  # websocket messages a child sends, checked for personal information
+        Record(shared),  # each request in the event log, with the verdict the others left
+    ]
+
+
+def addon_options(settings: ProxySettings) -> dict[str, Any]:
+    """The mitmproxy options the addons rely on."""
+    return {
+        # Upstream connections are opened only when needed: a blocked name is never contacted.
+        "connection_strategy": "lazy",
+        # An HTML page is held for scoring up to the limit; past it, mitmproxy streams the rest.
+        "stream_large_bodies": f"{max(1, settings.page_limit_kb)}k",
+    }
 
 
 def _share_the_port(admission: Admission) -> None:
@@ -67,11 +106,13 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     limit_request_heads()
     limit_websocket_messages()
     raise_open_files()
-    monitor = Monitor(live, authority, events, config_path, admission=admission)
-    monitor.follower.report()  # where head office's sets arrive: which one this worker runs
-    # From here on the monitor's `live` is the one in force: a reference kept here would keep the
+    shared = Shared(live, authority, events, config_path, admission=admission)
+    shared.follower.report()  # where head office's sets arrive: which one this worker runs
+    # From here on the follower's `live` is the one in force: a reference kept here would keep the
     # start-up index mapped after every reload, beside the new one.
     del live
+    ours = monitoring_addons(shared)
+    follow = next(addon for addon in ours if isinstance(addon, Follow))
     # Only the addons a filtering proxy needs: every addon is asked about every hook of every flow.
     master.addons.add(
         core.Core(),
@@ -81,7 +122,7 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
         tlsconfig.TlsConfig(),
         disable_h2c.DisableH2C(),
         errorcheck.ErrorCheck(),
-        monitor,
+        InOrder(*ours),
     )
     opts.update(**addon_options(settings))
     if settings.upstream_trusted_ca is not None:
@@ -90,7 +131,7 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(monitor.reload()))
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(follow.reload()))
     trimming = loop.create_task(give_memory_back())
     await master.run()
     trimming.cancel()

@@ -1,6 +1,6 @@
 """The filtered resolution of a name for one device: the addresses the DNS filter would give that device.
 
-The proxy connects upstream only to these (appliance/proxy/addon.py `server_connect`): never to an address
+The proxy connects upstream only to these (appliance/proxy/route.py `server_connect`): never to an address
 the client chose, so a request that names an allowed site cannot be sent to a blocked site's address. The
 answer follows the DNS filter's own rules: a blocked name has no addresses, safe search resolves the
 engine's safe name, an allowed name whose CNAME chain leads to a blocked name is blocked (cloaking), and

@@ -14,8 +14,9 @@ from appliance.config import load_config
 from appliance.in_force.follower import Follower
 from appliance.in_force.live import Live, changed, load_live
 from appliance.lists import compile_lists
-from appliance.proxy.addon import Monitor
 from appliance.proxy.ca import ensure_authority
+from appliance.proxy.follow import Follow
+from appliance.proxy.shared import Shared
 from tests.appliance.proxy.conftest import Origin, write_config
 
 log = logging.getLogger("test")
@@ -75,13 +76,14 @@ def test_a_changed_file_is_reloaded_by_the_watch_and_swapped_in_whole(config_pat
 
 
 def test_the_proxy_records_a_refused_reload_as_the_dns_filter_does(config_path: Path, tmp_path: Path) -> None:
-    m = Monitor(load_live(config_path), ensure_authority(tmp_path / "ca"), None, config_path)
-    running = m.live
+    shared = Shared(load_live(config_path), ensure_authority(tmp_path / "ca"), None, config_path)
+    follow = Follow(shared)
+    running = shared.live
     profiles = config_path.parent / "profiles.yaml"
     _edit(profiles, *TYPO)
 
-    assert asyncio.run(m.reload()) is False
+    assert asyncio.run(follow.reload()) is False
 
-    assert m.live is running and m.reloads == 0
-    [error] = m.follower.reload_errors
+    assert shared.live is running and follow.reloads == 0
+    [error] = shared.follower.reload_errors
     assert str(profiles) in error and "adlt" in error
