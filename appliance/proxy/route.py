@@ -1,5 +1,5 @@
 """The addon that says where a connection goes: to the decided name as the appliance resolves it for
-that device (appliance/dns/resolution.py), never to an address the device chose, never to a blocked name
+that device (appliance/resolver/resolution.py), never to an address the device chose, never to a blocked name
 or one whose answer leads to a blocked name; never to the appliance itself but on its open ports, nor to
 the centre's own networks for a child."""
 
