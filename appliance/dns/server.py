@@ -32,10 +32,9 @@ from appliance.events.values import Answer
 from appliance.in_force.follower import HAND_OVER_S, WATCH_S, Follower
 from appliance.in_force.live import Client, Live
 from appliance.net import Neighbours
-from appliance.resolver.cache import RecordCache
 from appliance.resolver.errors import UpstreamFailed
 from appliance.resolver.protocol import Rcode
-from appliance.resolver.upstream import Upstreams, UpstreamSettings, upstream_servers
+from appliance.resolver.upstream import Upstreams, upstreams_for
 from filters.errors import ApplianceError
 
 log = logging.getLogger(__name__)
@@ -621,8 +620,5 @@ class _TcpReply:
 
 def make_server(live: Live, listen: list[tuple[str, int]], config_path: Path | None) -> DnsServer:
     """A server over `live` with its upstreams, cache and event writer (not yet listening)."""
-    dns = live.config.dns
-    settings = UpstreamSettings(upstream_servers(live, listen), dns.try_timeout_s, dns.servfail_after_s)
-    upstreams = Upstreams(settings, RecordCache(dns.cache))
     events = EventLog(live.config.events_path, live.zone, live.config.store)
-    return DnsServer(live, upstreams, events, config_path=config_path)
+    return DnsServer(live, upstreams_for(live, listen), events, config_path=config_path)

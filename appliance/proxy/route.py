@@ -14,9 +14,8 @@ from appliance.in_force.live import Live
 from appliance.net import is_own_address, split_host_port
 from appliance.proxy.shared import Shared, log
 from appliance.proxy.target import local_and_unlisted
-from appliance.resolver.cache import RecordCache
 from appliance.resolver.resolution import Resolver
-from appliance.resolver.upstream import Upstreams, UpstreamSettings
+from appliance.resolver.upstream import parse_listen, upstreams_for
 from filters.names import is_address
 from filters.urls import canonical_host
 from profiles.connection import undecidable
@@ -26,12 +25,7 @@ from profiles.verdict import Step
 
 def make_resolver(live: Live) -> Resolver:
     """Filtered resolution over the DNS filter's upstreams (dns.upstreams, else the machine's own)."""
-    from appliance.resolver.upstream import parse_listen, upstream_servers  # the DNS filter's own choice
-
-    dns = live.config.dns
-    servers = upstream_servers(live, parse_listen(dns.listen))
-    settings = UpstreamSettings(servers, dns.try_timeout_s, dns.servfail_after_s)
-    return Resolver(Upstreams(settings, RecordCache(dns.cache)))
+    return Resolver(upstreams_for(live, parse_listen(live.config.dns.listen)))  # the DNS filter's own choice
 
 
 class Route:

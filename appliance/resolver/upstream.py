@@ -280,6 +280,14 @@ def upstream_servers(live: Live, listening: list[tuple[str, int]]) -> tuple[Serv
     return parse_servers(found)
 
 
+def upstreams_for(live: Live, listening: list[tuple[str, int]]) -> Upstreams:
+    """The upstreams the DNS filter asks, and the proxy with it: `upstream_servers`, the per-try and give-up
+    deadlines of `dns`, and a record cache of `dns.cache`'s size."""
+    dns = live.config.dns
+    settings = UpstreamSettings(upstream_servers(live, listening), dns.try_timeout_s, dns.servfail_after_s)
+    return Upstreams(settings, RecordCache(dns.cache))
+
+
 def parse_listen(texts: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
     """The DNS filter's listening addresses (`dns.listen`, port 53 unless given)."""
     return [split_host_port(t, 53) for t in texts]
