@@ -32,10 +32,11 @@ from appliance.catalogue import (
     select,
     switches_text,
 )
+from appliance.checks import policy_problems, protection_warnings
 from appliance.config import Config, ConfigError, load_config
+from appliance.explain import Explanation, explain
 from appliance.files import write_atomically
 from appliance.lists import CompiledSource, CompileReport, read_compile_report
-from appliance.policy_cli import Explanation, explain, policy_problems, protection_warnings
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files
 from appliance.store import people
 from appliance.store.staff import Role
@@ -294,7 +295,7 @@ def _source_rows(cfg: Config, report: CompileReport | None, catalogue: Catalogue
     chosen = cfg.catalogue
     compiled = {s.report.source: s for s in report.sources} if report else {}
     downloaded = [s.name for s in cfg.sources if s.is_url]
-    # The bundled lists stand in while none of the lists to download has come in (lists_cli).
+    # The bundled lists stand in while none of the lists to download has come in (appliance.stand_in).
     stand_in = bool(downloaded) and not any(compiled[n].report.entries for n in downloaded if n in compiled)
     now_ts = now()
     rows = []

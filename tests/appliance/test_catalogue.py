@@ -18,8 +18,8 @@ from appliance.catalogue import (
 )
 from appliance.cli import main
 from appliance.config import ConfigError, PolicySettings, load_config
-from appliance.lists_cli import with_preset
-from appliance.policy_cli import blocked_categories, protection_warnings
+from appliance.presets import with_preset
+from appliance.checks import blocked_categories, protection_warnings
 from appliance.policy_files import read_policy_files
 from filters.adblock import parse_adblock
 from filters.formats import parse_adblock_dns, parse_domains, parse_expressions, parse_hosts, parse_ut1_urls

@@ -41,7 +41,7 @@ from appliance.catalogue import Catalogue, load_catalogue
 from appliance.cli import main
 from appliance.config import load_config
 from appliance.lists import read_compile_report
-from appliance.policy_cli import explain
+from appliance.explain import explain
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index
 from filters.sources import Format
