@@ -16,11 +16,11 @@ from appliance.catalogue import (
     load_catalogue,
     shipped_path,
 )
+from appliance.checks import blocked_categories, protection_warnings
 from appliance.cli import main
 from appliance.config import ConfigError, PolicySettings, load_config
-from appliance.presets import with_preset
-from appliance.checks import blocked_categories, protection_warnings
 from appliance.policy_files import read_policy_files
+from appliance.presets import with_preset
 from filters.adblock import parse_adblock
 from filters.formats import parse_adblock_dns, parse_domains, parse_expressions, parse_hosts, parse_ut1_urls
 from filters.phrases import parse_phrase_list
