@@ -30,13 +30,10 @@ IPv6 is not routed: the LAN gets no router advertisements, and v6 forwarding is 
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 from collections.abc import Mapping
-from typing import Any
 
 from appliance.config import Config
-from appliance.in_force.head_office import load_config_in_force as load_config
 from appliance.net import split_host_port
 from appliance.policy_files import read_policy_files
 from profiles.profile import DirectPort, Profile
@@ -162,18 +159,3 @@ table inet appliance {{
     }}
 }}
 """
-
-
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    router = commands.add_parser("router", help="router mode: the gateway's rules").add_subparsers(
-        dest="router_command", required=True
-    )
-    rules = router.add_parser(
-        "rules", parents=[common], help="print the nftables ruleset for this configuration (nft -f FILE)"
-    )
-    rules.set_defaults(run=_print_rules)
-
-
-def _print_rules(args: argparse.Namespace) -> int:
-    print(ruleset(load_config(args.config)), end="")
-    return 0

@@ -14,6 +14,7 @@ from appliance.bundles.sets import pointer_path
 from appliance.config import Config
 from appliance.in_force.bindings import load_bound
 from appliance.in_force.head_office import load_config_in_force
+from appliance.in_force.live import admitted
 from appliance.net import Neighbours
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index
@@ -99,7 +100,8 @@ def identity_of(address: str) -> Identity:
     """Who the device at `address` is now, as the DNS filter and the proxy see it: a signed-in child,
     else a configured or staff-named device, else a guest."""
     zone = ZoneInfo(config().policy.timezone)
-    bound = load_bound(store(), now(), zone)
+    # What the services take in (a device named staff by its MAC left out), not the store as it is.
+    bound, _ = admitted(load_bound(store(), now(), zone), config(), policy_files().profiles)
     devices = bound.devices(config().devices)
     return identify(address, mac_of(address), devices, bound.sessions, local_time(now()))
 

@@ -24,6 +24,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from werkzeug.wrappers import Response
 
 from appliance.bundles.state import bundle_age, read_state
+from appliance.checks import policy_problems, protection_warnings
 from appliance.config import Config, ConfigError
 from appliance.config.catalogue import (
     Catalogue,
@@ -33,10 +34,10 @@ from appliance.config.catalogue import (
     select,
     switches_text,
 )
+from appliance.explain import Explanation, explain
 from appliance.files import write_atomically
 from appliance.in_force.head_office import load_config_in_force
 from appliance.lists import CompiledSource, CompileReport, read_compile_report
-from appliance.policy_cli import Explanation, explain, policy_problems, protection_warnings
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files
 from appliance.store import people
 from appliance.store.staff import Role
@@ -295,7 +296,7 @@ def _source_rows(cfg: Config, report: CompileReport | None, catalogue: Catalogue
     chosen = cfg.catalogue
     compiled = {s.report.source: s for s in report.sources} if report else {}
     downloaded = [s.name for s in cfg.sources if s.is_url]
-    # The bundled lists stand in while none of the lists to download has come in (lists_cli).
+    # The bundled lists stand in while none of the lists to download has come in (appliance.stand_in).
     stand_in = bool(downloaded) and not any(compiled[n].report.entries for n in downloaded if n in compiled)
     now_ts = now()
     rows = []

@@ -10,8 +10,8 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from appliance.bundles.sets import loaded_by
 from appliance.config import Config
+from appliance.explain import explain
 from appliance.net import split_host_port
-from appliance.policy_cli import explain
 from appliance.policy_files import read_policy_files
 from appliance.storage import open_index
 from filters.errors import ApplianceError

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +22,9 @@ from appliance.in_force.bindings import Bound
 from appliance.in_force.head_office import load_config_in_force
 from appliance.policy_files import load_policy
 from appliance.storage import open_index
-from profiles.identity import Devices, Identity, Sessions, identify
+from profiles.identity import Device, Devices, Identity, Sessions, identify
 from profiles.policy import Policy
+from profiles.profile import Profile
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +121,11 @@ class Live:
     def bind(self, bound: Bound) -> None:
         """Swap in the portal's sessions and the staff-named devices; every address is identified again
         at its next question."""
-        named = []
-        for device in bound.named:
-            profile = self.policy.profiles.get(device.profile)
-            problem = staff_device_problem(device, profile, self.config) if profile is not None else None
-            if problem:
-                # Named in the dashboard before such names were refused: never staff by a claim.
-                log.warning("device %r left out: %s", device.name, problem)
-                continue
-            named.append(device)
-        self.sessions = bound.sessions
-        self.devices = Bound(bound.sessions, tuple(named)).devices(self.config.devices)
+        kept, left_out = admitted(bound, self.config, self.policy.profiles)
+        for device, problem in left_out:
+            log.warning("device %r left out: %s", device.name, problem)
+        self.sessions = kept.sessions
+        self.devices = kept.devices(self.config.devices)
         self.clients.clear()
 
     def identify(self, ip: str, mac: str | None) -> Identity:
@@ -154,6 +150,25 @@ class Live:
             self.clients.clear()
         self.clients[ip] = client
         return client
+
+
+def admitted(
+    bound: Bound, config: Config, profiles: Mapping[str, Profile]
+) -> tuple[Bound, list[tuple[Device, str]]]:
+    """`bound` without the staff-named devices that may not have their profile (`staff_device_problem`),
+    and those left out with why. The DNS filter, the proxy and the dashboard identify clients by what
+    this keeps, so a device is the same person to all three."""
+    named = []
+    left_out = []
+    for device in bound.named:
+        profile = profiles.get(device.profile)
+        problem = staff_device_problem(device, profile, config) if profile is not None else None
+        if problem:
+            # Named in the dashboard before such names were refused: never staff by a claim.
+            left_out.append((device, problem))
+            continue
+        named.append(device)
+    return Bound(bound.sessions, tuple(named)), left_out
 
 
 def asker_of(ip: str, identity: Identity, before: tuple[Identity, Asker] | None) -> Asker:

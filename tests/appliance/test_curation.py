@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from appliance.checks import protection_warnings
 from appliance.config import Config, FetchSettings, PolicySettings, load_config
 from appliance.config.catalogue import load_catalogue
 from appliance.lists import compile_lists
-from appliance.policy_cli import protection_warnings
 from appliance.policy_files import read_policy_files
 from appliance.storage import open_index
 from filters.formats import parse_adblock_dns

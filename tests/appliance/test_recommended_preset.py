@@ -40,8 +40,8 @@ import pytest
 from appliance.cli import main
 from appliance.config import load_config
 from appliance.config.catalogue import Catalogue, load_catalogue
+from appliance.explain import explain
 from appliance.lists import read_compile_report
-from appliance.policy_cli import explain
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index
 from filters.sources import Format

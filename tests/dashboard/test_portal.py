@@ -1,12 +1,21 @@
 """The children's portal as HTTP conversations: sign in with a name and PIN after accepting the rules,
-see the monitoring notice, sign out; wrong PINs are throttled; everything is recorded in the store."""
+see the monitoring notice, sign out; wrong PINs are throttled, per child from any number of devices; a
+sign-in lasts to closing time (after midnight too) and while in use from a renewed address; everything is
+recorded in the store."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+import pytest
+
+from appliance.events.values import Answer, Asker
 from appliance.store import people
-from tests.dashboard.conftest import CHILD_IP, add_child
+from profiles.identity import Child, Identity, Via
+from profiles.verdict import Action
+from tests.dashboard.conftest import CHILD_IP, Browser, add_child, verdict
 
 
 def _sign_in(b, name="Amira", pin="4826", accept=True):
@@ -135,3 +144,47 @@ def test_the_portal_and_the_block_page_are_one_look(browse):
     assert ".names{" in style(portal) and ".names{" not in style(page)
     footer = "<footer>This connection is filtered and monitored to keep everyone safe.</footer>"
     assert footer in portal and footer in page
+
+
+def test_pin_guesses_against_one_child_are_limited_from_any_number_of_devices(browse, db):
+    add_child(db, "Amira", pin="4826")
+    refused = 0
+    for n in range(8):
+        b = browse(f"127.0.1.{n}")
+        for guess in range(3):
+            b.get("/portal")
+            response = b.post("/portal/signin", {"name": "Amira", "pin": f"{n}{guess:03d}", "accept": "yes"})
+            refused += response.status_code == 429
+    assert refused == 8 * 3 - 10  # ten wrong PINs for one name, then every device is told to ask staff
+
+
+def test_a_session_in_use_from_a_renewed_address_does_not_idle_out(db, events):
+    amira = add_child(db)
+    t0 = time.time()
+    people.start_session(db, amira.id, "aa:bb:cc:dd:ee:01", "192.168.50.20", t0, t0 + 8 * 3600, 1200.0)
+    who = Asker.of("192.168.50.77", Identity("10-12", Via.SESSION, child=Child(amira.id, "x", "10-12")))
+    what = Answer.of("dns", "ok.example", "A", verdict(Action.ALLOW, "news"))
+    for minute in (5, 10, 15):
+        ts = t0 + minute * 60
+        events.writer.write(
+            events._defs(who, what),
+            ([ts], [who.key], [what.key], [0.001]),
+            [],
+            ts,
+            seen={(amira.id, who.client)},
+        )
+    assert people.open_sessions(db, t0 + 21 * 60)
+
+
+def test_a_club_closing_after_midnight_lets_children_sign_in_in_the_evening(make_config, db):
+    from dashboard import create_app
+
+    config = make_config('portal:\n  closing_time: "01:00"\n')
+    evening = datetime.now(ZoneInfo(config.policy.timezone)).replace(hour=21, minute=0).timestamp()
+    app = create_app(config, {"TESTING": True, "NOW": evening})
+    add_child(db, "Amira")
+    b = Browser(app.test_client(), CHILD_IP)
+    b.get("/portal")
+    assert b.post("/portal/signin", {"name": "Amira", "pin": "4826", "accept": "yes"}).status_code == 302
+    (session,) = people.open_sessions(db, evening)
+    assert session.expires - evening == pytest.approx(4 * 3600, abs=3600)  # 01:00 (a DST night: 3 or 5 h)

@@ -1,10 +1,12 @@
-"""The reports, as the e-safety lead uses them: the month's and the year's summary, printable, and CSV."""
+"""The reports, as the e-safety lead uses them: the month's and the year's summary (counted past the
+events' retention), printable, and CSV."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -14,13 +16,22 @@ import pytest
 from flask import Flask
 
 from appliance.config import Config
-from appliance.store import audit
+from appliance.config.store import StoreSettings
+from appliance.store import audit, reports
 from appliance.store.reports import Tally
+from appliance.store.retention import purge
 from appliance.store.staff import Role
 from dashboard.charts import bar_chart, column_chart, grid_table
 from profiles.categories import Severity
 from profiles.verdict import Action
-from tests.dashboard.conftest import Browser, EventWriter, child_who, device_who, verdict
+from tests.dashboard.conftest import (
+    Browser,
+    EventWriter,
+    add_child,
+    child_who,
+    device_who,
+    verdict,
+)
 
 Browse = Callable[..., Browser]
 
@@ -236,3 +247,17 @@ def test_a_highlight_tells_flagged_blocked_and_incidents_together() -> None:
         == "unsorted: 1 flagged attempt to reach sites in no category"
     )
     assert highlight(Tally("odd", 0, 0, 0, 1), categories) == "no three-Cs place: 1 incident opened about odd"
+
+
+def test_the_yearly_report_keeps_counting_events_past_retention(db, events, config):
+    zone = ZoneInfo(config.policy.timezone)
+    amira = add_child(db)
+    old = time.time() - 60 * 86400
+    events.dns(old, child_who(amira.id), "www.pornhub.com", verdict(Action.BLOCK, "adult"))
+    period = reports.parse_period(str(datetime.fromtimestamp(old, zone).year), zone)
+    before = reports.summary(db, period, {})
+    assert purge(db, StoreSettings(), time.time(), zone=zone).events == 1
+    after = reports.summary(db, period, {})
+    assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert (after.total.events, after.total.blocked, after.children) == (1, 1, 1)
+    assert (before.total.events, before.children) == (after.total.events, after.children)

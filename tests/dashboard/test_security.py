@@ -1,5 +1,8 @@
 """Who reaches what: every route needs the right role, children's devices never reach staff pages, the
-portal and block pages need no sign-in, forms need their CSRF token, sign-in is throttled."""
+portal and block pages need no sign-in (a child's request through the appliance's own proxy is still a
+child's), forms need their CSRF token, sign-in is throttled without locking staff out for others' guesses;
+signing out and a new password end sign-ins; after sign-in the browser stays on the site; a set-up link
+survives a mistake in its form."""
 
 from __future__ import annotations
 
@@ -7,10 +10,11 @@ import time
 
 import pytest
 
-from appliance.store import staff
+from appliance.forwarding import CLIENT_HEADER, forwarding_key, stamp
+from appliance.store import people, staff
 from appliance.store.staff import Role
 from dashboard.security import is_open
-from tests.dashboard.conftest import CHILD_IP, PASSWORD
+from tests.dashboard.conftest import CHILD_IP, PASSWORD, Browser, add_child
 
 SAMPLE_VALUES = {"number": "1", "event_id": "dns:1", "token": "x" * 20, "period": "2026", "name": "x"}
 
@@ -152,3 +156,80 @@ def test_staff_pages_are_never_cached_and_cannot_be_framed(browse, accounts):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     cookie = response.headers.get("Set-Cookie", "")
     assert not cookie or ("HttpOnly" in cookie and "SameSite=Strict" in cookie)
+
+
+def _header(value: str) -> dict[str, str]:
+    return {f"HTTP_{CLIENT_HEADER.upper().replace('-', '_')}": value}
+
+
+def test_a_childs_request_through_the_appliances_proxy_is_still_a_childs(app, accounts, db):
+    """The proxy connects from the appliance's own address and names the device in a signed header: staff
+    pages refuse it, and a portal sign-in binds the child's device, not the appliance."""
+    proxied = Browser(app.test_client(), "127.0.0.1")
+    key = forwarding_key(app.config["APPLIANCE"].data_dir)
+    proxied.client.environ_base = {
+        **proxied.client.environ_base,
+        **_header(stamp(key, CHILD_IP, time.time())),
+    }
+    assert proxied.get("/people").status_code == 403
+    assert proxied.get("/signin").status_code == 403
+    amira = add_child(db, "Amira")
+    proxied.get("/portal")
+    response = proxied.post("/portal/signin", {"name": "Amira", "pin": "4826", "accept": "yes"})
+    assert response.status_code == 302
+    (session,) = people.open_sessions(db, time.time())
+    assert (session.child, session.device, session.client) == (amira.id, CHILD_IP, CHILD_IP)
+
+
+def test_signing_out_ends_the_sign_in_for_a_copied_cookie_too(browse, accounts):
+    b = browse(as_user="admin")
+    copied = b.client.get_cookie("appliance_session").value
+    b.get("/review")  # the page with the sign-out button (and this sign-in's CSRF token)
+    assert b.post("/signout", {}).status_code == 302
+    thief = browse()
+    thief.client.set_cookie("appliance_session", copied)
+    response = thief.get("/staff")
+    assert response.status_code == 302 and "/signin" in response.location
+
+
+def test_a_new_password_ends_every_other_sign_in_of_the_account(browse, accounts):
+    elsewhere = browse(as_user="staff")
+    here = browse(as_user="staff")
+    here.get("/account")
+    new = "a different long passphrase"
+    here.post("/account", {"current": PASSWORD, "password": new, "again": new})
+    assert here.get("/review").status_code == 200
+    assert elsewhere.get("/review").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "target", ["/\t/evil.example", "//evil.example", "/\\evil.example", "https://evil.example/"]
+)
+def test_after_sign_in_the_browser_stays_on_the_site(browse, accounts, target):
+    b = browse()
+    b.get("/signin")
+    response = b.client.post(
+        "/signin",
+        query_string={"next": target},
+        data={"username": "admin", "password": PASSWORD, "csrf_token": b.token},
+        environ_base={"REMOTE_ADDR": b.address},
+    )
+    assert response.status_code == 302
+    assert response.location in ("/", "/review"), response.location
+
+
+def test_someone_elses_wrong_guesses_do_not_lock_a_member_of_staff_out(browse, accounts):
+    for n in range(3):
+        attacker = browse(f"127.0.2.{n}")
+        for _ in range(staff.MAX_FAILURES):
+            attacker.sign_in("admin", "wrong wrong wrong")
+    assert browse("127.0.0.1").sign_in("admin").status_code == 302
+
+
+def test_a_mistake_in_the_set_up_form_does_not_spend_the_link(browse, db):
+    token = staff.make_setup_link(db, time.time())
+    b = browse()
+    b.get(f"/setup/{token}")
+    form = {"username": "maria m", "display_name": "Maria", "password": PASSWORD, "again": PASSWORD}
+    assert "use letters" in b.post(f"/setup/{token}", form).get_data(as_text=True)
+    assert b.post(f"/setup/{token}", {**form, "username": "maria"}).status_code == 302

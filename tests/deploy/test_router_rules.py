@@ -151,7 +151,7 @@ def test_a_wrong_router_section_is_refused_with_its_line(tmp_path: Path, text: s
 
 
 def _problems(tmp_path: Path, text: str) -> list[str]:
-    from appliance.policy_cli import policy_problems
+    from appliance.checks import policy_problems
 
     return policy_problems(_config(tmp_path, text))[1]
 
@@ -205,7 +205,7 @@ def test_a_wrong_direct_port_is_refused_with_its_line(tmp_path: Path, ports: str
 def test_appliance_check_warns_of_plain_http_staff_pages_and_a_router_without_a_staff_interface(
     tmp_path: Path,
 ) -> None:
-    from appliance.policy_cli import dashboard_warnings
+    from appliance.checks import dashboard_warnings
 
     def warnings(text: str) -> list[str]:
         return dashboard_warnings(_config(tmp_path, text))

@@ -1,10 +1,13 @@
 """The swap, under fire: `appliance sync` killed (SIGKILL) at each of its steps leaves one whole set in
 force, old or new, and the next sync finishes the job; a set the running DNS filter does not take is
-rolled back by itself; and the real DNS filter takes a new bundle while answering every query."""
+rolled back by itself, and a refused bundle's lists never stand in later; a damaged set never stops the
+DNS filter and the next sync repairs it; and the real DNS filter takes a new bundle while answering every
+query."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +30,7 @@ from appliance.bundles.state import read_state
 from appliance.bundles.sync import CRASH_AT, sync
 from appliance.config import Config
 from appliance.in_force.head_office import load_config_in_force
+from appliance.in_force.live import load_live
 from appliance.storage import open_index
 from tests.appliance.bundles.conftest import HeadOffice
 from tests.appliance.dns.conftest import FakeUpstream
@@ -251,3 +255,52 @@ def test_the_proxy_takes_a_new_bundle_by_itself_without_failing_a_request(
         proxy.wait(30)
         site.shutdown()
         site.server_close()
+
+
+def names(config: Config, host: str) -> bool:
+    return bool(open_index(load_config_in_force(Path(config.origin)).index_path).match_host(host).raw)
+
+
+@pytest.mark.parametrize("lost", ["bundle/bundle.yaml", "index/filters.idx"])
+def test_a_damaged_set_never_stops_the_dns_filter_and_the_next_sync_repairs_it(
+    head_office: HeadOffice, centre: Callable[..., Config], lost: str
+) -> None:
+    config = centre()
+    head_office.publish(1)
+    sync(config, datetime.now(UTC))
+    head_office.publish(2)
+    sync(config, datetime.now(UTC))
+    (sets_dir(config.data_dir) / "v2" / lost).unlink()  # a file of the set in force lost (an SD card)
+    live = load_live(Path(config.origin))  # the DNS filter still starts, on the set before
+    assert live.config.set_dir == sets_dir(config.data_dir) / "v1" and "v2" in (live.config.set_note or "")
+    assert sync(config, datetime.now(UTC)).version == 2  # made again from head office
+    assert pointed(config.data_dir, "current") == sets_dir(config.data_dir) / "v2"
+    assert load_config_in_force(Path(config.origin)).set_note is None
+
+
+def test_a_refused_bundles_list_never_stands_in_later(
+    head_office: HeadOffice, centre: Callable[..., Config]
+) -> None:
+    config = centre(check_dns=True)  # no DNS filter runs: every swap is rolled back
+    head_office.publish(1, extra_hosts="0.0.0.0 only-in-bundle-1.example\n")
+    with pytest.raises(BundleError, match="rolled back"):
+        sync(config, datetime.now(UTC))
+    config = centre()
+
+    def broken_adult_list(built: Path) -> None:
+        manifest = json.loads((built / "bundle.json").read_text())
+        data = b"<html>oops</html>\n"
+        (built / "lists" / "adult.hosts").write_bytes(data)
+        import hashlib
+
+        manifest["files"]["lists/adult.hosts"] = {
+            "length": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        (built / "bundle.json").write_text(json.dumps(manifest))
+
+    spec = head_office.source / "bundle.yaml"
+    spec.write_text(spec.read_text().replace("blocked: [www.pornhub.com]", "blocked: []"))
+    head_office.publish(2, spoil=broken_adult_list)
+    assert sync(config, datetime.now(UTC)).version == 2
+    assert not names(config, "only-in-bundle-1.example")  # bundle 1's adult list did not come back

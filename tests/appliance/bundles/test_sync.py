@@ -1,6 +1,7 @@
 """`appliance sync` against head office's repository served over HTTP: a good bundle goes in force with
 the centre's own lists; each bad input is refused with a clear message, nothing in force changes, and the
-state shows the error; rings let canary centres go first."""
+state shows the error; rings let canary centres go first; centres follow refreshed metadata and trust a
+new root once it is installed; the set's lists report names the set as it is."""
 
 from __future__ import annotations
 
@@ -255,3 +256,47 @@ def test_a_replaced_key_is_followed_by_centres_and_the_old_one_is_refused(
     shutil.copy(retired, head_office.folder / "keys" / f"{role}.pem")
     head_office.publish(3)
     refused(config, head_office, "signature does not verify")
+
+
+def test_a_centre_follows_refreshed_metadata(head_office: HeadOffice, centre: Callable[..., Config]) -> None:
+    config = centre()
+    head_office.publish(1)
+    sync(config, datetime.now(UTC))
+    head_office.repo.refresh(datetime.now(UTC))
+    assert sync(config, datetime.now(UTC)).message == "up to date: bundle 1 is in force"
+
+
+def test_a_new_root_installed_at_the_centre_is_trusted_from_then_on(
+    head_office: HeadOffice, centre: Callable[..., Config], tmp_path: Path
+) -> None:
+    config = centre()
+    installed = tmp_path / "head-office-root.json"  # the centre's own copy, as install.sh makes it
+    assert config.sync is not None
+    installed.write_bytes(config.sync.trusted_root.read_bytes())
+    path = Path(config.origin)
+    path.write_text(path.read_text().replace(str(config.sync.trusted_root), str(installed)))
+    config = load_config_in_force(path)
+    head_office.publish(1)
+    sync(config, datetime.now(UTC))
+    # Head office starts again (keys lost): a new repository; the centre's administrator installs its root.
+    fresh = Repository.create(tmp_path / "new-repo", tmp_path / "new-keys", datetime.now(UTC))
+    for item in (head_office.repo.repo / "metadata").iterdir():
+        item.unlink()
+    for item in fresh.metadata.iterdir():
+        (head_office.repo.repo / "metadata" / item.name).write_bytes(item.read_bytes())
+    head_office.repo = Repository(head_office.repo.repo, tmp_path / "new-keys")
+    head_office.publish(2)
+    with pytest.raises(BundleError, match="signature does not verify"):
+        sync(config, datetime.now(UTC))  # not until the centre trusts the new root
+    installed.write_bytes((fresh.metadata / "1.root.json").read_bytes())
+    assert sync(config, datetime.now(UTC)).version == 2
+
+
+def test_the_lists_report_names_the_set_as_it_is(
+    head_office: HeadOffice, centre: Callable[..., Config]
+) -> None:
+    config = centre()
+    head_office.publish(1)
+    sync(config, datetime.now(UTC))
+    report = (sets_dir(config.data_dir) / "v1" / "index" / "report.json").read_text()
+    assert ".partial" not in report and "sets/v1/bundle/lists/adult.hosts" in report

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.checks import blocked_categories, protection_warnings
 from appliance.cli import main
 from appliance.config import ConfigError, PolicySettings, load_config
 from appliance.config.catalogue import (
@@ -18,9 +19,8 @@ from appliance.config.catalogue import (
     load_catalogue,
     shipped_path,
 )
-from appliance.lists_cli import with_preset
-from appliance.policy_cli import blocked_categories, protection_warnings
 from appliance.policy_files import read_policy_files
+from appliance.presets import with_preset
 from filters.adblock import parse_adblock
 from filters.formats import parse_adblock_dns, parse_domains, parse_expressions, parse_hosts, parse_ut1_urls
 from filters.phrases import parse_phrase_list

@@ -161,7 +161,7 @@ def test_dns_and_device_mistakes_name_file_and_line(tmp_path: Path, text: str, l
 
 
 def test_check_warns_of_a_dashboard_served_unsafely(tmp_path: Path) -> None:
-    from appliance.policy_cli import dashboard_warnings
+    from appliance.checks import dashboard_warnings
 
     def warnings(text: str) -> list[str]:
         path = tmp_path / "appliance.yaml"
@@ -194,7 +194,7 @@ def test_sync_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, 
 
 
 def test_sync_settings_and_the_missing_root_warning(tmp_path: Path) -> None:
-    from appliance.policy_cli import sync_warnings
+    from appliance.checks import sync_warnings
 
     path = write(
         tmp_path, "sync:\n  url: https://hq.example/lists/\n  trusted_root: root.json\n  ring: canary\n"

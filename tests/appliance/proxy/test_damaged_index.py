@@ -23,7 +23,7 @@ import pytest
 
 from appliance.config import load_config
 from appliance.lists import compile_lists
-from appliance.proxy.command import RESTART_MAX_S, RESTART_S, STEADY_S, restart_delay
+from appliance.proxy.supervisor import RESTART_MAX_S, RESTART_S, STEADY_S, restart_delay
 from appliance.storage import previous_index
 from tests.appliance.proxy.conftest import (
     KIDS,

@@ -1,20 +1,14 @@
-"""`appliance bundle ...` (head office) and `appliance sync` (every centre)."""
+"""`appliance bundle init|build|sign|promote|refresh|rotate`: head office's signed filter-list bundles."""
 
 from __future__ import annotations
 
 import argparse
-import random
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from appliance.bundles.errors import BundleError
 from appliance.bundles.sets import MAX_VERSION
-from appliance.config import load_config
-
-if TYPE_CHECKING:
-    from appliance.bundles.state import SyncState
 
 # The signing and syncing machinery (TUF, its cryptography) is imported by the commands that use it,
 # not by every `appliance` command: the DNS filter, the dashboard and the nightly compile run through
@@ -22,6 +16,7 @@ if TYPE_CHECKING:
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register `bundle init|build|sign|promote|refresh|rotate` on the `appliance` parser."""
     bundle = commands.add_parser(
         "bundle", help="head office: build, sign and publish filter-list bundles"
     ).add_subparsers(dest="bundle_command", required=True)
@@ -64,15 +59,6 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     rotate.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
     rotate.set_defaults(run=_rotate)
-
-    status = commands.add_parser(
-        "sync", parents=[common], help="fetch, verify and swap in head office's newest bundle for this centre"
-    )
-    status.add_argument("--status", action="store_true", help="show what is in force and the last outcome")
-    status.add_argument(
-        "--jitter", action="store_true", help="first wait a random while (sync.jitter_minutes)"
-    )
-    status.set_defaults(run=_sync)
 
 
 def _now() -> datetime:
@@ -143,41 +129,3 @@ def _rotate(args: argparse.Namespace) -> int:
         f"new {args.role} key in force; the old one is {retired}: destroy it once the repository is published"
     )
     return 0
-
-
-def _sync(args: argparse.Namespace) -> int:
-    from appliance.bundles.state import read_state
-    from appliance.bundles.sync import sync
-
-    config = load_config(args.config)
-    if args.status:
-        print(describe(read_state(config.data_dir), _now()))
-        return 0
-    if args.jitter and config.sync:
-        time.sleep(random.uniform(0, config.sync.jitter_minutes * 60))
-    outcome = sync(config, _now())
-    print(outcome.message)
-    return 0
-
-
-def describe(state: SyncState, now: datetime) -> str:
-    from appliance.bundles.state import bundle_age
-
-    """The state in plain lines, for staff."""
-    lines = []
-    if state.in_force is None:
-        lines.append("in force: no head-office bundle yet (the appliance's own lists)")
-    else:
-        age = bundle_age(state.created, now)
-        lines.append(
-            f"in force: bundle {state.in_force}, made {state.created} ({age} old), "
-            f"swapped in {state.installed}"
-        )
-    lines.append(f"last success: {state.last_success or 'never'}")
-    unfinished = " (no outcome: still running, or stopped from outside)" if state.unfinished else ""
-    lines.append(f"last attempt: {state.last_attempt or 'never'}{unfinished}")
-    if state.last_error:
-        lines.append(f"last error ({state.last_error_at}): {state.last_error}")
-    for version, why in sorted((state.refused or {}).items()):
-        lines.append(f"refused: bundle {version}: {why}")
-    return "\n".join(lines)

@@ -1,11 +1,9 @@
-"""`appliance users add|list`, `appliance dashboard` and `appliance store check|purge`: the event store
-and the staff dashboard from the command line."""
+"""`appliance users add|list|password`: the dashboard's staff accounts from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 import time
 from typing import Any
@@ -17,6 +15,7 @@ from appliance.store.staff import Role
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register `users add|list|password` on the `appliance` parser."""
     users = commands.add_parser("users", help="staff accounts of the dashboard").add_subparsers(
         dest="users_command", required=True
     )
@@ -34,20 +33,6 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     reset.add_argument("username")
     reset.add_argument("--password-stdin", action="store_true")
     reset.set_defaults(run=run_users_password)
-
-    dashboard = commands.add_parser(
-        "dashboard", parents=[common], help="serve the staff dashboard and the children's portal"
-    )
-    dashboard.add_argument("--listen", metavar="HOST:PORT", help="default: dashboard.listen")
-    dashboard.set_defaults(run=run_dashboard)
-
-    store = commands.add_parser("store", help="the event store").add_subparsers(
-        dest="store_command", required=True
-    )
-    check = store.add_parser(
-        "check", parents=[common], help="open the store and run SQLite's integrity check"
-    )
-    check.set_defaults(run=run_store_check)
 
 
 def _password(from_stdin: bool) -> str:
@@ -97,21 +82,3 @@ def run_users_password(args: argparse.Namespace) -> int:
         audit.record(db, time.time(), None, "appliance", "change-password", f"staff:{user.username}", "")
     print(f"Password of {user.username} changed.")
     return 0
-
-
-def run_dashboard(args: argparse.Namespace) -> int:
-    # The dashboard is its own program (python -m dashboard): the appliance package never imports it.
-    argv = [sys.executable, "-m", "dashboard"]
-    if args.config:
-        argv.append(str(args.config))
-    if args.listen:
-        argv += ["--listen", args.listen]
-    os.execv(sys.executable, argv)
-
-
-def run_store_check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    db = connect(config.events_path)
-    (result,) = db.execute("PRAGMA integrity_check").fetchone()
-    print(f"{config.events_path}: {result}")
-    return 0 if result == "ok" else 1

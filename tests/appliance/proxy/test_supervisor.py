@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from appliance.proxy.command import Worker
+from appliance.proxy.supervisor import Worker
 
 
 def _exits_with_3(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""`appliance proxy`: the monitoring proxy, as worker processes sharing one port, until stopped.
+"""The monitoring proxy as worker processes sharing one port, until stopped (`appliance proxy`).
 
 The workers are forked from this process once it has imported everything they run (mitmproxy, the
 appliance) and put those objects out of the garbage collector's sight (`gc.freeze`): the imported code
@@ -9,7 +9,6 @@ beside the nightly compile and not (docs/raspberry-pi.md).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
 import os
@@ -22,9 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from appliance.config.proxy import ProxyMode
 from appliance.memory import give_freed_memory_back
 from appliance.net import split_host_port
 from filters.errors import ApplianceError
@@ -64,38 +61,31 @@ def _ending(code: int) -> str:
     return f"exit code {code}"
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register `proxy` on the `appliance` parser."""
-    proxy = commands.add_parser(
-        "proxy", parents=[common], help="run the monitoring web proxy until stopped; SIGHUP reloads"
-    )
-    proxy.add_argument("--mode", choices=[str(m) for m in ProxyMode], help="default: proxy.mode")
-    proxy.add_argument("--listen", metavar="HOST:PORT", help="default: proxy.listen (127.0.0.1:8080)")
-    proxy.add_argument("--workers", type=int, metavar="N", help="worker processes (default: proxy.workers)")
-    proxy.set_defaults(run=run_proxy)
-
-
-def run_proxy(args: argparse.Namespace) -> int:
+def supervise(config_path: Path | None, *, listen: str | None, mode: str | None, workers: int | None) -> int:
+    """Run the proxy with the policy in force under `config_path` as `workers` forked workers (None:
+    proxy.workers; 0: one per core) on `listen` (None: proxy.listen) in `mode` (None: proxy.mode), each
+    one that ends replaced (`restart_delay`), until SIGTERM or SIGINT; SIGHUP is passed on to the
+    workers (reload). Raises ApplianceError for a mistake in the files or in `listen` before any worker
+    starts."""
     # Imported here, not for every `appliance` command (the nightly compile runs the same script).
     from appliance.in_force.live import load_live
     from appliance.proxy.ca import ensure_authority, write_trust_bundle
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    live = load_live(args.config)  # every file checked before any worker starts
+    live = load_live(config_path)  # every file checked before any worker starts
     settings = live.config.proxy
-    listen = args.listen or settings.listen
+    listen = listen or settings.listen
     try:
         split_host_port(listen, 8080)
     except ValueError as e:
         raise ApplianceError(f"--listen: {e} (write HOST:PORT, e.g. 127.0.0.1:8080)") from e
-    mode = args.mode or str(settings.mode)
-    count = args.workers if args.workers is not None else settings.workers
+    mode = mode or str(settings.mode)
+    count = workers if workers is not None else settings.workers
     count = count if count > 0 else os.cpu_count() or 1
     authority = ensure_authority(live.config.ca_dir, settings.centre)
     if settings.upstream_trusted_ca is not None:
         write_trust_bundle(settings.upstream_trusted_ca, authority.folder)
     del live
-    config = str(Path(args.config).resolve()) if args.config else "-"
+    config = str(Path(config_path).resolve()) if config_path else "-"
     argv = [config, listen, mode]
     from appliance.proxy.worker import main as worker_main
 

@@ -1,37 +1,24 @@
-"""`appliance dns`: run the DNS filter until stopped (Ctrl-C or SIGTERM; SIGHUP reloads)."""
+"""The DNS filter as a service (`appliance dns`): load the policy in force and answer until stopped (Ctrl-C
+or SIGTERM; SIGHUP reloads)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Any
 
 from filters.errors import ApplianceError
 
 log = logging.getLogger("appliance.dns")
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register `dns` on the `appliance` parser."""
-    dns = commands.add_parser(
-        "dns", parents=[common], help="run the DNS filter (UDP and TCP) until stopped; SIGHUP reloads"
-    )
-    dns.add_argument(
-        "--listen",
-        action="append",
-        metavar="HOST:PORT",
-        help="address to answer on, e.g. 127.0.0.1:5353 or [::1]:5353 (repeatable; default: dns.listen)",
-    )
-    dns.set_defaults(run=run_dns)
-
-
-def run_dns(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def run(config_path: Path | None, listen: list[str] | None) -> int:
+    """Answer on `listen` (HOST:PORT each; None: dns.listen) with the policy in force under `config_path`
+    until SIGINT or SIGTERM; the exit status. Raises ApplianceError for a mistake in the files or in
+    `listen`, before anything is answered."""
     try:
-        return asyncio.run(_serve(args.config, args.listen))
+        return asyncio.run(_serve(config_path, listen))
     except KeyboardInterrupt:
         return 0
 
