@@ -5,7 +5,6 @@ resident in every process)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ import pytest
 from appliance.config import load_config
 from appliance.lists import compile_lists
 from tests.appliance.dns.conftest import PROFILES, FakeUpstream, config_text
+from tests.ports import free_port
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli"]
 RELOAD_WAIT_S = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def index_mappings(pid: int, index: Path) -> list[tuple[int, str]]:
@@ -78,7 +72,7 @@ def running(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[Path, Path
     that map it, the log)."""
     profiles = tmp_path / "profiles.yaml"
     profiles.write_text(PROFILES, encoding="utf-8")
-    proxy_port = _free_port()
+    proxy_port = free_port()
     config = tmp_path / "appliance.yaml"
     config.write_text(
         config_text(
@@ -92,7 +86,7 @@ def running(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[Path, Path
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         dns = subprocess.Popen(
-            [*APPLIANCE, "dns", "--config", str(config), "--listen", f"127.0.0.1:{_free_port()}"],
+            [*APPLIANCE, "dns", "--config", str(config), "--listen", f"127.0.0.1:{free_port()}"],
             stdout=out,
             stderr=out,
             env=env,

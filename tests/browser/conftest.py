@@ -17,7 +17,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from appliance.store import staff
 from appliance.store.schema import connect
 from appliance.store.staff import Role
 from tests.dashboard.conftest import PASSWORD, compiled_index, config_text  # noqa: F401  (a fixture)
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -93,21 +93,6 @@ def failed(request: pytest.FixtureRequest) -> bool:
 
 
 # ---- processes ----
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 for both TCP and UDP (the DNS filter takes both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free loopback port")
 
 
 @dataclass

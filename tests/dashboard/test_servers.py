@@ -28,8 +28,8 @@ from appliance.proxy.ca import ensure_authority
 from appliance.site_certificate import CertificateError, ensure_site_certificate, read_certificate, site_names
 from appliance.store import people, staff
 from appliance.store.schema import connect
-from tests.browser.conftest import free_port
 from tests.dashboard.conftest import PASSWORD, config_text, csrf_of
+from tests.ports import free_port
 
 LOOPBACK = "127.0.0.1"
 

@@ -34,7 +34,7 @@ from appliance.in_force.live import load_live
 from appliance.storage import open_index
 from tests.appliance.bundles.conftest import HeadOffice
 from tests.appliance.dns.conftest import FakeUpstream
-from tests.appliance.proxy.conftest import _free_port as free_port
+from tests.ports import free_port
 
 APPLIANCE = str(Path(sys.executable).parent / "appliance")
 

@@ -27,6 +27,7 @@ from appliance.lists import compile_lists
 from appliance.storage import previous_index
 from tests.appliance.dns.conftest import KIDS, PROFILES, FakeUpstream, answers, config_text
 from tests.own_list import with_own_list
+from tests.ports import free_port
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli"]
 NEW = "newly-listed.example"
@@ -51,19 +52,11 @@ def _two_compiles(tmp_path: Path, upstream: FakeUpstream) -> Path:
     return config
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Supervised:
     """`appliance dns` as systemd runs it (Restart=on-failure): started again whenever it has ended."""
 
     def __init__(self, config: Path, log: Path) -> None:
-        self.config, self.log, self.port = config, log, _free_port()
+        self.config, self.log, self.port = config, log, free_port()
         self.ended: list[int] = []  # exit codes of the runs that ended (-7: killed by SIGBUS)
         self.process = self._start()
 

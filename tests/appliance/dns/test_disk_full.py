@@ -23,16 +23,9 @@ from appliance.config import load_config
 from appliance.lists import compile_lists
 from tests.appliance.dns.conftest import PROFILES, TEENS, FakeUpstream, config_text
 from tests.conftest import SmallDisk, assert_store_whole
+from tests.ports import free_port
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _events(store: Path) -> list[str]:
@@ -53,7 +46,7 @@ def test_the_dns_filter_on_a_full_disk_answers_and_its_log_catches_up_when_there
     text = config_text(tmp_path / "var", profiles, [upstream.address])
     config.write_text(text.replace("dns:\n", f"dns:\n  events_path: {store}\n", 1), encoding="utf-8")
     compile_lists(load_config(config), now=datetime.now(UTC))
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "dns.log"
     command = [*APPLIANCE, "dns", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
     with log.open("wb") as out:

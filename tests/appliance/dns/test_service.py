@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ import dns.query
 from appliance.config import load_config
 from appliance.lists import compile_lists
 from tests.appliance.dns.conftest import KIDS, PROFILES, FakeUpstream, answers, config_text
+from tests.ports import free_port
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(tmp_path: Path, upstream: FakeUpstream) -> Path:
@@ -51,7 +45,7 @@ def _ask(port: int, name: str, timeout: float = 10.0) -> dns.message.Message:
 def test_the_dns_command_answers_reloads_and_stops(tmp_path: Path, upstream: FakeUpstream):
     config = _config(tmp_path, upstream)
     compile_lists(load_config(config), now=datetime.now(UTC))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*APPLIANCE, "dns", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE,

@@ -34,6 +34,7 @@ from cryptography.x509.oid import NameOID
 from appliance.config import load_config
 from appliance.lists import compile_lists
 from tests.appliance.dns.conftest import FakeUpstream
+from tests.ports import free_port
 
 KIDS, TEENS, PHONE, STAFF = "127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"
 YOUNG = "127.0.0.25"  # an under-10 child's own phone: allowlist-only, never decrypted
@@ -302,12 +303,6 @@ def sites(tmp_path_factory: pytest.TempPathFactory, internet: Internet) -> Itera
         server.server_close()  # type: ignore[attr-defined]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Proxy:
     port: int
@@ -382,7 +377,7 @@ def proxy(
     tmp_path_factory: pytest.TempPathFactory, origin: Origin, internet: Internet, sites: Sites
 ) -> Iterator[Proxy]:
     folder = tmp_path_factory.mktemp("proxy")
-    port, dashboard_port = _free_port(), _free_port()
+    port, dashboard_port = free_port(), free_port()
     config_path = write_config(
         folder, origin, port, internet.address, sites=sites, dashboard_port=dashboard_port
     )

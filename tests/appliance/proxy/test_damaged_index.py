@@ -31,11 +31,11 @@ from tests.appliance.proxy.conftest import (
     Origin,
     Proxy,
     Sites,
-    _free_port,
     fetch,
     write_config,
 )
 from tests.own_list import with_own_list
+from tests.ports import free_port
 
 NEW = "newly-listed.example"
 
@@ -84,7 +84,7 @@ def running(tmp_path: Path, origin: Origin, internet: Internet, sites: Sites) ->
     shipped = resources.files("appliance") / "defaults" / "lists" / "adult.hosts"
     adult = tmp_path / "adult.hosts"
     adult.write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     config_path = write_config(tmp_path, origin, port, internet.address, sites=sites)
     text = config_path.read_text(encoding="utf-8")
     config_path.write_text(with_own_list(text, adult), encoding="utf-8")

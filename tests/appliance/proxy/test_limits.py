@@ -26,11 +26,11 @@ from tests.appliance.proxy.conftest import (
     Internet,
     Origin,
     Proxy,
-    _free_port,
     fetch,
     write_config,
 )
 from tests.appliance.proxy.test_live import _workers
+from tests.ports import free_port
 
 PER_DEVICE = 4
 
@@ -38,7 +38,7 @@ PER_DEVICE = 4
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory, origin: Origin, internet: Internet) -> Iterator[Proxy]:
     folder = tmp_path_factory.mktemp("limits")
-    port = _free_port()
+    port = free_port()
     config_path = write_config(folder, origin, port, internet.address)
     text = config_path.read_text().replace(
         "  workers: 1\n", f"  workers: 1\n  connections_per_device: {PER_DEVICE}\n  head_timeout_s: 1\n"
