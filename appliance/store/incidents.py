@@ -1,7 +1,10 @@
 """E-safety incidents: opened from events, worked through statuses, escalated, closed with an outcome.
 
-An incident keeps a copy of the events it was opened from, so the record outlives the event log's
-retention; every change is a note in its history (who, when, what).
+An incident keeps a copy of the events it was opened from (and those added later), so the record
+outlives the event log's retention; every change is a note in its history (who, when, what). An incident
+is about one child (or one device, or guests): its events are all of that subject, so a record handed to
+the police or a helpline never carries another child's browsing. Files from before this rule may hold
+mixed incidents: the store's version 6 flagged them for the lead (`flags`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,25 @@ class Incident:
     closed: float | None
 
 
+class MixedSubjects(StoreError):
+    """Events of more than one child (or device) for one incident: `subjects` names them."""
+
+    def __init__(self, message: str, subjects: Sequence[str]) -> None:
+        super().__init__(message)
+        self.subjects = tuple(subjects)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Something the store's migration found for the e-safety lead to look at (see schema.py, v6)."""
+
+    id: int
+    kind: str  # mixed-incident or duplicate-child
+    target: str  # incident:<number> or child:<id>
+    detail: str
+    ts: float
+
+
 @dataclass(frozen=True)
 class Note:
     ts: float
@@ -76,8 +98,9 @@ def open_incident(
     """A new incident from `events` (at least one), its severity the highest of theirs."""
     if not events:
         raise StoreError("an incident is opened from at least one event")
+    _one_subject(events)
     title = " ".join(title.split()) or f"{events[0].category or 'event'} on {events[0].host}"
-    worst = max(events, key=lambda e: SEVERITIES.index(e.severity) if e.severity in SEVERITIES else 0)
+    worst = max(events, key=lambda e: _rank(e.severity))
     category = worst.category
     with transaction(db):
         cur = db.execute(
@@ -103,6 +126,77 @@ def open_incident(
         )
         _note(db, incident, now, opened_by, "status", f"opened from {len(events)} event(s)")
     return incident
+
+
+def _one_subject(events: Sequence[FeedEvent], subject: str = "") -> None:
+    """Refuse events of more than one subject (and, given `subject`, of any other)."""
+    subjects = sorted({e.subject for e in events} | ({subject} if subject else set()))
+    if len(subjects) > 1:
+        raise MixedSubjects(
+            "an incident is about one child: these events are of " + ", ".join(subjects), subjects
+        )
+
+
+def add_events(
+    db: sqlite3.Connection, incident: int, events: Sequence[FeedEvent], author: int, now: float
+) -> int:
+    """Add `events` (all of the incident's subject) to `incident`; the incident's severity rises to the
+    worst of them. Returns how many were new to it."""
+    found = get(db, incident)
+    if found is None:
+        raise StoreError(f"there is no incident {incident}")
+    if not events:
+        raise StoreError("choose at least one event to add")
+    _one_subject(events, found.subject)
+    worst = max(_rank(e.severity) for e in events)
+    with transaction(db):
+        added = db.executemany(
+            "INSERT OR IGNORE INTO incident_events (incident, event, ts, record) VALUES (?, ?, ?, ?)",
+            [(incident, e.id, e.ts, json.dumps(e.record())) for e in events],
+        ).rowcount
+        if worst > _rank(found.severity):
+            db.execute("UPDATE incidents SET severity = ? WHERE id = ?", (SEVERITIES[worst], incident))
+        if added:
+            _note(db, incident, now, author, "events", f"added {added} event(s)")
+    return added
+
+
+def _rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+
+
+def incidents_with(db: sqlite3.Connection, event: str, ts: float) -> list[Incident]:
+    """The incidents that hold the event `event` (dns:N or web:N) of time `ts`: rowids may be used again
+    after retention, the time tells them apart."""
+    rows = db.execute(
+        f"{_SELECT} WHERE i.id IN (SELECT incident FROM incident_events WHERE event = ? AND ts = ?)"
+        " ORDER BY i.opened",
+        (event, ts),
+    )
+    return [_incident(r) for r in rows]
+
+
+def flags(db: sqlite3.Connection, target: str = "") -> list[Flag]:
+    """Unresolved flags, of `target` (incident:<number>, child:<id>) or all."""
+    rows = db.execute(
+        "SELECT id, kind, target, detail, ts FROM record_flags WHERE resolved IS NULL"
+        " AND (?1 = '' OR target = ?1) ORDER BY id",
+        (target,),
+    )
+    return [Flag(*r) for r in rows]
+
+
+def resolve_flag(db: sqlite3.Connection, flag: int, author: int, now: float) -> Flag:
+    """Mark the flag resolved by the lead `author`; a flag on an incident gets a note in its history."""
+    found = [f for f in flags(db) if f.id == flag]
+    if not found:
+        raise StoreError("that flag is already resolved")
+    with transaction(db):
+        db.execute("UPDATE record_flags SET resolved = ?, resolved_by = ? WHERE id = ?", (now, author, flag))
+        if found[0].target.startswith("incident:"):
+            number = int(found[0].target.split(":", 1)[1])
+            _note(db, number, now, author, "flag", f"flag resolved: {found[0].detail}")
+    return found[0]
 
 
 def _note(db: sqlite3.Connection, incident: int, now: float, author: int, kind: str, text: str) -> None:
@@ -181,7 +275,7 @@ def listing(db: sqlite3.Connection, *, status: str = "", limit: int = 200) -> li
 
 
 def events_of(db: sqlite3.Connection, incident: int) -> list[dict[str, object]]:
-    """The events the incident was opened from, as they were then."""
+    """The incident's events, as they were when opened or added, each with its `subject`."""
     rows = db.execute("SELECT record FROM incident_events WHERE incident = ? ORDER BY ts", (incident,))
     return [json.loads(r[0]) for r in rows]
 

@@ -274,7 +274,41 @@ CREATE TRIGGER sessions_name_a_child BEFORE INSERT ON sessions
     BEGIN SELECT RAISE(ABORT, 'a session names a child that does not exist'); END;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5))
+# Version 6: records staff can trust. An incident holds the events of one child (or device); a child's
+# display name is unique among active children. Files made before found mixed incidents and duplicate
+# names: this step changes none of them, it flags each for the e-safety lead (shown on the incident and
+# on the children's page until the lead marks it resolved) and writes the finding to the audit log.
+_V6 = """
+CREATE TABLE record_flags (
+    id       INTEGER PRIMARY KEY,
+    kind     TEXT    NOT NULL CHECK (kind IN ('mixed-incident', 'duplicate-child')),
+    target   TEXT    NOT NULL,  -- incident:<number> or child:<id>
+    detail   TEXT    NOT NULL,  -- what was found, in a sentence (pseudonymous ids, never names)
+    ts       REAL    NOT NULL,
+    resolved REAL,              -- when the lead marked it resolved
+    resolved_by INTEGER REFERENCES staff (id)
+);
+CREATE INDEX record_flags_by_target ON record_flags (target) WHERE resolved IS NULL;
+INSERT INTO record_flags (kind, target, detail, ts)
+    SELECT 'mixed-incident', 'incident:' || incident,
+           'holds events of ' || count(DISTINCT subject) || ' people: ' || group_concat(DISTINCT subject),
+           (julianday('now') - 2440587.5) * 86400.0
+    FROM (SELECT incident, json_extract(record, '$.subject') AS subject FROM incident_events
+          ORDER BY incident, subject)
+    GROUP BY incident HAVING count(DISTINCT subject) > 1;
+INSERT INTO record_flags (kind, target, detail, ts)
+    SELECT 'duplicate-child', 'child:' || c.id,
+           'has the same name as another active child: ' || group_concat('child:' || o.id, ', '),
+           (julianday('now') - 2440587.5) * 86400.0
+    FROM children c JOIN children o
+      ON o.id != c.id AND NOT o.archived AND lower(trim(o.display_name)) = lower(trim(c.display_name))
+    WHERE NOT c.archived
+    GROUP BY c.id;
+INSERT INTO audit (ts, staff, username, action, subject, detail)
+    SELECT ts, NULL, 'appliance', 'flag-record', target, detail FROM record_flags ORDER BY id;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

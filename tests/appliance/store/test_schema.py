@@ -173,3 +173,93 @@ def test_a_store_an_older_appliance_left_readable_by_all_is_narrowed_when_opened
     connect(path).close()
     assert set(_modes(path).values()) == {"0o600"}
     running.close()
+
+
+def make_v5_with_mixed_records(path: Path) -> None:
+    """A version 5 file as staff could leave it: incident 1 holds events of two children (Amira's and
+    Ben's), incident 2 only Amira's; two active children named Sam (one "sam "), and an archived Ben."""
+    db = sqlite3.connect(path)
+    for target, script in MIGRATIONS:
+        if target <= 5:
+            db.executescript(script)
+    db.execute("PRAGMA user_version = 5")
+    db.execute("INSERT INTO staff VALUES (1, 'former', 'Fran Former', 'lead', 'x', 1.0, 0)")
+    db.executemany(
+        "INSERT INTO children (id, display_name, profile, pin, created, archived)"
+        " VALUES (?, ?, '10-12', 'x', 1.0, ?)",
+        [
+            ("amira", "Amira", 0),
+            ("ben", "Ben", 0),
+            ("sam1", "Sam", 0),
+            ("sam2", "sam ", 0),
+            ("ben2", "Ben", 1),
+        ],
+    )
+    db.executemany(
+        "INSERT INTO incidents (id, title, status, severity, area, category, profile, subject, opened,"
+        " opened_by, updated) VALUES (?, ?, 'new', 'high', 'contact', 'dating', '10-12', 'child:amira',"
+        " 1800000000.0, 1, 1800000000.0)",
+        [(1, "Dating sites"), (2, "Amira alone")],
+    )
+
+    def record(event: str, subject: str, host: str) -> str:
+        return json.dumps(
+            {
+                "id": event,
+                "ts": 1800000000.0,
+                "channel": "dns",
+                "client": "10.0.0.2",
+                "subject": subject,
+                "via": "session",
+                "profile": "10-12",
+                "host": host,
+                "detail": "A",
+                "action": "block",
+                "severity": "high",
+                "category": "dating",
+                "flagged": False,
+                "reasons": [],
+                "method": "",
+                "url": "",
+                "status": 0,
+                "terms": "",
+            }
+        )
+
+    db.executemany(
+        "INSERT INTO incident_events VALUES (?, ?, 1800000000.0, ?)",
+        [
+            (1, "dns:1", record("dns:1", "child:amira", "tinder.com")),
+            (1, "dns:2", record("dns:2", "child:ben", "badoo.com")),
+            (2, "dns:3", record("dns:3", "child:amira", "bumble.com")),
+        ],
+    )
+    db.commit()
+    db.close()
+
+
+def test_version_6_flags_mixed_incidents_and_duplicate_children_and_changes_neither(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite"
+    make_v5_with_mixed_records(path)
+    before = sqlite3.connect(path)
+    kept = [
+        before.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+        for t in ("children", "incidents", "incident_events")
+    ]
+    before.close()
+    db = connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    flags = db.execute("SELECT kind, target, detail, resolved FROM record_flags ORDER BY id").fetchall()
+    assert flags == [
+        ("mixed-incident", "incident:1", "holds events of 2 people: child:amira,child:ben", None),
+        ("duplicate-child", "child:sam1", "has the same name as another active child: child:sam2", None),
+        ("duplicate-child", "child:sam2", "has the same name as another active child: child:sam1", None),
+    ]
+    audit = db.execute("SELECT staff, username, action, subject FROM audit ORDER BY id").fetchall()
+    assert audit == [(None, "appliance", "flag-record", target) for _, target, _, _ in flags]
+    after = [
+        db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+        for t in ("children", "incidents", "incident_events")
+    ]
+    assert after == kept
+    db.close()
