@@ -1,5 +1,7 @@
-"""Incidents: opened from events, worked through (new, reviewing, escalated, closed), assigned, noted,
-escalated to a contact from the configuration, closed with an outcome; a printable record."""
+"""Incidents: opened from events of one child, events added later, worked through (new, reviewing,
+escalated, closed), assigned, noted, escalated to a contact from the configuration, closed with an
+outcome; a printable record naming whose each event is. Events of two children are refused, never
+silently joined: each child's record is handed on separately."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from werkzeug.wrappers import Response
 
 from appliance.store import incidents, people, staff
-from appliance.store.feed import get_events
+from appliance.store.feed import FeedEvent, get_events
 from appliance.store.incidents import Status
 from appliance.store.schema import StoreError
 from appliance.store.staff import Role
@@ -48,6 +50,26 @@ def index() -> str:
     )
 
 
+def _names() -> dict[str, str]:
+    return {c.id: c.display_name for c in people.children(store(), archived=True)}
+
+
+def _mixed(error: incidents.MixedSubjects) -> str:
+    names = _names()
+    whose = " and ".join(sorted(who_of(s, names) for s in error.subjects))
+    return (
+        f"These events are of more than one child ({whose}). An incident is about one child, so that"
+        " each child's record can be handed on without another child's browsing: open one incident"
+        " per child, and mention the other incident in a note."
+    )
+
+
+def _back() -> Response:
+    """Back to the page the form was on (the feed or an event), else the feed."""
+    target = request.form.get("back", "")
+    return redirect(target if target.startswith("/review") else url_for("review.feed"))
+
+
 @bp.route("/incidents/new", methods=["POST"])
 @requires(Role.STAFF)
 def new() -> Response:
@@ -55,10 +77,55 @@ def new() -> Response:
     events = get_events(store(), chosen[:200])
     if not events:
         flash("Choose at least one event to open an incident from.")
-        return redirect(url_for("review.feed"))
-    number = incidents.open_incident(store(), request.form.get("title", ""), events, _me(), now(), area_of())
+        return _back()
+    if request.form.get("add_to", "").strip():
+        return _add(request.form["add_to"].strip(), events)
+    try:
+        number = incidents.open_incident(
+            store(), request.form.get("title", ""), events, _me(), now(), area_of()
+        )
+    except incidents.MixedSubjects as e:
+        flash(_mixed(e))
+        return _back()
     log_action("open-incident", f"incident:{number}", ", ".join(e.id for e in events))
     return redirect(url_for("incidents.show", number=number))
+
+
+@bp.route("/incidents/add", methods=["POST"])
+@requires(Role.STAFF)
+def add() -> Response:
+    """Add the chosen events to the incident numbered in the form (`add_to`)."""
+    events = get_events(store(), request.form.getlist("event")[:200])
+    if not events:
+        flash("Choose at least one event to add to the incident.")
+        return _back()
+    return _add(request.form.get("add_to", "").strip(), events)
+
+
+def _add(number_text: str, events: list[FeedEvent]) -> Response:
+    number = int(number_text.lstrip("#")) if number_text.lstrip("#").isdigit() else 0
+    incident = incidents.get(store(), number) if number else None
+    if incident is None:
+        flash(f"There is no incident {number_text}: give the number shown on the incidents page.")
+        return _back()
+    try:
+        added = incidents.add_events(store(), number, events, _me(), now())
+    except incidents.MixedSubjects as e:
+        flash(_mixed(e) if len(e.subjects) > 2 else _other_child(incident, e))
+        return _back()
+    log_action("add-to-incident", incident.subject, f"incident:{number} " + ", ".join(e.id for e in events))
+    flash(f"Added {added} event(s) to incident {number}." if added else "Those events were already in it.")
+    return redirect(url_for("incidents.show", number=number))
+
+
+def _other_child(incident: incidents.Incident, error: incidents.MixedSubjects) -> str:
+    names = _names()
+    theirs = who_of(incident.subject, names)
+    other = " and ".join(who_of(s, names) for s in error.subjects if s != incident.subject)
+    return (
+        f"Incident {incident.id} is about {theirs}; these events are of {other}. Open a separate"
+        f" incident for {other}, and mention incident {incident.id} in a note."
+    )
 
 
 @bp.route("/incidents/<int:number>")
@@ -76,13 +143,19 @@ def printable(number: int) -> str:
 def _page(number: int, template: str) -> str:
     incident = _incident(number)
     db = store()
-    names = {c.id: c.display_name for c in people.children(db, archived=True)}
+    names = _names()
     log_action("view-incident", incident.subject, f"incident:{number}")
+    events = incidents.events_of(db, number)
+    user = current_user()
     return render_template(
         template,
         incident=incident,
         who=who_of(incident.subject, names),
-        events=incidents.events_of(db, number),
+        whose=lambda subject: who_of(str(subject), names),
+        subjects=sorted({str(e.get("subject", "")) for e in events}, key=lambda s: who_of(s, names)),
+        flags=incidents.flags(db, f"incident:{number}"),
+        lead=user is not None and user.role.may(Role.LEAD),
+        events=events,
         history=incidents.history(db, number),
         staff=[u for u in staff.all_users(db) if not u.disabled],
         contacts=config().dashboard.escalation,
@@ -137,3 +210,24 @@ def change(number: int) -> Response:
         return redirect(url_for("incidents.show", number=number))
     log_action("change-incident", incident.subject, f"incident:{number} {detail}")
     return redirect(url_for("incidents.show", number=number))
+
+
+@bp.route("/flags/<int:flag>/resolve", methods=["POST"])
+@requires(Role.LEAD)
+def resolve_flag(flag: int) -> Response:
+    """The lead marks a flag the store's migration raised (a mixed incident, a duplicate name) resolved."""
+    try:
+        done = incidents.resolve_flag(store(), flag, _me(), now())
+    except StoreError as e:
+        flash(str(e).capitalize() + ".")
+        return _back_from_flag()
+    log_action("resolve-flag", done.target, done.detail)
+    flash("The flag is marked resolved.")
+    if done.target.startswith("incident:"):
+        return redirect(url_for("incidents.show", number=int(done.target.split(":", 1)[1])))
+    return redirect(url_for("people.index"))
+
+
+def _back_from_flag() -> Response:
+    target = request.form.get("back", "")
+    return redirect(target if target.startswith(("/incidents", "/people")) else url_for("people.index"))

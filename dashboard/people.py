@@ -22,7 +22,7 @@ from appliance.config import staff_device_problem
 from appliance.devices_seen import SeenDevice, SweepError, arp_sweep, merge_seen, seen_devices, sweep_settings
 from appliance.net import ARP_TABLE
 from appliance.policy_files import PolicyFileErrors, read_policy_files
-from appliance.store import people
+from appliance.store import incidents, people
 from appliance.store.people import DeviceRecord
 from appliance.store.schema import StoreError
 from appliance.store.staff import Role
@@ -80,8 +80,12 @@ def _children_page(error: str = "", form: dict[str, str] | None = None, status: 
     profiles, policy_error = profile_names()
     show_archived = request.args.get("archived") == "1"
     sessions = people.open_sessions(db, now())
+    flags = {f.target[6:]: f for f in incidents.flags(db) if f.target.startswith("child:")}
+    user = current_user()
     page = render_template(
         "people/index.html",
+        flags=flags,
+        lead=user is not None and user.role.may(Role.LEAD),
         children=people.children(db, archived=show_archived),
         show_archived=show_archived,
         sessions=[(s, _clock(s.started), _clock(s.expires)) for s in sessions],
@@ -147,18 +151,24 @@ def change_child(child_id: str) -> tuple[str, int] | Response:
         abort(404, "There is no such child.")
     profiles, _ = profile_names()
     archived = request.form.get("archived") == "1"
+    name = " ".join(request.form.get("display_name", child.display_name).split())
     try:
         profile = _chosen_profile(profiles) if request.form.get("profile") else child.profile
-    except Refused as e:
-        return _children_page(f"{child.display_name}: {e}", status=400)
-    people.update_child(store(), child.id, profile, archived=archived, now=now())
+        if len(name) > MAX_NAME:
+            raise Refused(f"A display name is at most {MAX_NAME} letters (a first name is enough).")
+        people.update_child(store(), child.id, profile, archived=archived, now=now(), display_name=name)
+    except (Refused, StoreError) as e:
+        return _children_page(f"{child.display_name}: {_sentence(e)}", status=400)
+    renamed = f"renamed {child.display_name} -> {name}, " if name != child.display_name else ""
     if archived and not child.archived:
-        log_action("archive-child", f"child:{child.id}", f"profile {profile}")
-        flash(f"{child.display_name} is archived: they can no longer sign in.")
+        log_action("archive-child", f"child:{child.id}", f"{renamed}profile {profile}")
+        flash(f"{name} is archived: they can no longer sign in.")
     else:
         what = "restored, " if child.archived and not archived else ""
-        log_action("change-child", f"child:{child.id}", f"{what}profile {child.profile} -> {profile}")
-        flash(f"{child.display_name}: {what}profile {profile}.")
+        log_action(
+            "change-child", f"child:{child.id}", f"{renamed}{what}profile {child.profile} -> {profile}"
+        )
+        flash(f"{name}: {what}profile {profile}.")
     return redirect(url_for("people.index"))
 
 

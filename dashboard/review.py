@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, render_template, request
 
-from appliance.store import people
+from appliance.store import incidents, people
 from appliance.store.feed import SEVERITIES, FeedEvent, FeedFilter, feed, get_events
 from appliance.store.staff import Role
 from dashboard.database import area_of, config, local_time, policy_files, store
@@ -142,4 +142,11 @@ def event(event_id: str) -> str:
         abort(404, "This event is no longer in the log (events are kept for a limited time).")
     row = rows(found)[0]
     log_action("view-event", row.event.subject, event_id)
-    return render_template("review/event.html", row=row)
+    held = incidents.incidents_with(store(), row.event.id, row.event.ts)
+    # Open incidents about the same child, to add this event to (an incident is about one child).
+    same = [
+        i
+        for i in incidents.listing(store())
+        if i.subject == row.event.subject and i.status != "closed" and i not in held
+    ]
+    return render_template("review/event.html", row=row, held=held, same=same)

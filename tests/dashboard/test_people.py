@@ -238,3 +238,47 @@ def test_every_page_here_needs_a_signed_in_member_of_staff(
     for url in ("/people", "/people/devices"):
         assert anonymous.get(url).status_code == 302
     assert browse(address="127.0.0.31").get("/people").status_code == 403
+
+
+def test_a_name_an_active_child_has_is_refused_whatever_its_case_and_spaces(
+    browse: Callable[..., Any], accounts: dict[Role, StaffUser], db: Any
+) -> None:
+    first = add_child(db, "Amira B")
+    b = browse(as_user="staff")
+    b.get("/people")
+    response = b.post(
+        "/people/children", {"display_name": " amira   b", "profile": "10-12", "pin": "2222", "again": "2222"}
+    )
+    assert response.status_code == 400
+    assert "There is already a child named Amira B" in response.get_data(as_text=True)
+    assert [c.id for c in people.children(db)] == [first.id]
+    # Once Amira B is archived her name is free again; restoring her then would make two: refused.
+    people.update_child(db, first.id, "10-12", archived=True, now=time.time())
+    add_child(db, "AMIRA B", pin="2222")
+    admin = browse(as_user="admin")
+    admin.get("/people")
+    response = admin.post(f"/people/children/{first.id}", {"profile": "10-12", "archived": "0"})
+    assert response.status_code == 400 and "There is already a child named AMIRA B" in response.get_data(
+        as_text=True
+    )
+    assert people.get_child(db, first.id).archived
+
+
+def test_an_administrator_renames_a_child_but_not_to_another_childs_name(
+    browse: Callable[..., Any], accounts: dict[Role, StaffUser], db: Any
+) -> None:
+    sam, ben = add_child(db, "Sam"), add_child(db, "Ben", pin="5555")
+    admin = browse(as_user="admin")
+    admin.get("/people")
+    form = {"display_name": "sam", "profile": "10-12", "archived": "0"}
+    response = admin.post(f"/people/children/{ben.id}", form)
+    assert response.status_code == 400 and "Ben: There is already a child named Sam" in response.get_data(
+        as_text=True
+    )
+    assert people.get_child(db, ben.id).display_name == "Ben"
+    form["display_name"] = "Sam  K"
+    assert admin.post(f"/people/children/{ben.id}", form).status_code == 302
+    assert people.get_child(db, ben.id).display_name == "Sam K" and people.find_child(db, "sam") == [
+        people.get_child(db, sam.id)
+    ]
+    assert ("change-child", f"child:{ben.id}", "renamed Ben -> Sam K, profile 10-12 -> 10-12") in actions(db)
