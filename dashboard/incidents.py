@@ -44,6 +44,7 @@ def index() -> str:
         "incidents/index.html",
         incidents=listed,
         who=lambda s: who_of(s, names),
+        flagged={int(f.target[9:]) for f in incidents.flags(store()) if f.target.startswith("incident:")},
         when=local_time,
         statuses=list(Status),
         status=status,
@@ -57,8 +58,10 @@ def _names() -> dict[str, str]:
 def _mixed(error: incidents.MixedSubjects) -> str:
     names = _names()
     whose = " and ".join(sorted(who_of(s, names) for s in error.subjects))
+    children = all(s.startswith("child:") for s in error.subjects)
     return (
-        f"These events are of more than one child ({whose}). An incident is about one child, so that"
+        f"These events are of more than one {'child' if children else 'child or device'} ({whose})."
+        " An incident is about one child, so that"
         " each child's record can be handed on without another child's browsing: open one incident"
         " per child, and mention the other incident in a note."
     )

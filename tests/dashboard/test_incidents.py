@@ -195,6 +195,8 @@ def test_records_flagged_by_the_version_6_migration_are_shown_to_the_lead_who_re
     assert "This incident holds events of 2 different people (Amira, Ben)" in page
     assert '<td class="whose">Ben</td>' in page and "Mark resolved" not in page  # the lead's to resolve
     assert "Flagged for the e-safety lead" not in member.get("/incidents/2").get_data(as_text=True)
+    listed = member.get("/incidents").get_data(as_text=True)
+    assert listed.count("(flagged: events of more than one child)") == 1
     printed = member.get("/incidents/1/print").get_data(as_text=True)
     assert '<td class="whose">Amira</td>' in printed and '<td class="whose">Ben</td>' in printed
     people_page = member.get("/people").get_data(as_text=True)

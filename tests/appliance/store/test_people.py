@@ -81,3 +81,16 @@ def test_a_pin_is_stored_hashed_and_checked(db):
     (stored,) = db.execute("SELECT pin FROM children").fetchone()
     assert "4826" not in stored and stored.startswith("$scrypt-p$")  # with the pepper (test_pin_pepper.py)
     assert people.pin_matches(db, child.id, "4826") and not people.pin_matches(db, child.id, "4827")
+
+
+@pytest.mark.parametrize("taken", ["Sam", "sam", "  SAM ", "SaM"])
+def test_a_name_an_active_child_has_is_refused_and_an_archived_childs_is_free(db, taken):
+    sam = people.add_child(db, "Sam", "10-12", "1111", T)
+    with pytest.raises(StoreError, match="there is already a child named Sam"):
+        people.add_child(db, taken, "10-12", "2222", T)
+    people.update_child(db, sam.id, "10-12", archived=True, now=T)
+    again = people.add_child(db, taken, "10-12", "2222", T)
+    with pytest.raises(StoreError, match="already a child named"):
+        people.update_child(db, sam.id, "10-12", archived=False, now=T)  # restoring would make two
+    people.update_child(db, sam.id, "10-12", archived=False, now=T, display_name="Sam K")
+    assert [c.display_name for c in people.find_child(db, "sam")] == [again.display_name]
