@@ -106,6 +106,12 @@ def purge(
         counts["incident_notes"] = _run(
             db, f"DELETE FROM incident_notes WHERE incident IN ({closed})", incident_before
         )
+        # A flag goes with its incident: a later incident given the same number must not inherit it.
+        _run(
+            db,
+            f"DELETE FROM record_flags WHERE target IN (SELECT 'incident:' || id FROM ({closed}))",
+            incident_before,
+        )
         counts["incidents"] = _run(
             db, "DELETE FROM incidents WHERE status = 'closed' AND closed < ?", incident_before
         )

@@ -130,7 +130,7 @@ def test_events_go_in_chunks_oldest_first(path: Path, monkeypatch: pytest.Monkey
     db.close()
 
 
-def test_incidents_are_kept_while_open(path: Path) -> None:
+def test_incidents_are_kept_while_open_and_go_with_their_events_notes_and_flags(path: Path) -> None:
     db = connect(path)
     old, recent = NOW - 8 * 365 * DAY, NOW - 365 * DAY
     db.execute(
@@ -154,11 +154,17 @@ def test_incidents_are_kept_while_open(path: Path) -> None:
             "INSERT INTO incident_notes (incident, ts, author, kind, text) VALUES (?, ?, 1, 'note', 'n')",
             (incident, old),
         )
+        db.execute(
+            "INSERT INTO record_flags (kind, target, detail, ts) VALUES ('mixed-incident', ?, 'd', ?)",
+            (f"incident:{incident}", old),
+        )
     report = purge(db, SETTINGS, NOW)
     assert (report.incidents, report.incident_events, report.incident_notes) == (1, 1, 1)
     assert [i for (i,) in db.execute("SELECT id FROM incidents ORDER BY id")] == [1, 3, 4]
     assert [i for (i,) in db.execute("SELECT DISTINCT incident FROM incident_events ORDER BY 1")] == [1, 3, 4]
     assert [i for (i,) in db.execute("SELECT DISTINCT incident FROM incident_notes ORDER BY 1")] == [1, 3, 4]
+    flagged = [t for (t,) in db.execute("SELECT target FROM record_flags ORDER BY id")]
+    assert flagged == ["incident:1", "incident:3", "incident:4"]  # a reused number inherits no flag
     db.close()
 
 
