@@ -475,8 +475,9 @@ def _blocked(rules: ProfileRules, concerns: list[Reason], reasons: list[Reason])
     blocking = [r for r in reasons if r.effect is Action.BLOCK] or reasons
     kept = blocking + [c for c in concerns if c not in blocking]
     severity = max(r.severity for r in kept)
-    # Adverts, closed hours and "not on the allowlist" would bury what matters: they are counted;
-    # anything of medium severity or more, and every concern, is kept as an event for staff.
+    # Adverts, closed hours at a site no category names and "not on the allowlist" would bury what
+    # matters: they are counted; anything of medium severity or more, and every concern (a flag
+    # category's word on a closed-hours block included), is kept as an event for staff.
     log = LogDetail.EVENT if severity >= Severity.MEDIUM or concerns else LogDetail.COUNT
     return Verdict(Action.BLOCK, rules.name, tuple(kept), severity, log=log)
 

@@ -150,14 +150,17 @@ LONDON = ZoneInfo("Europe/London")
 @pytest.mark.parametrize(
     ("local", "said"),
     [
-        (datetime(2026, 12, 1, 12, 0), "The internet is closed for you now. It opens today at 15:00."),
-        (datetime(2026, 12, 1, 20, 0), "It opens tomorrow at 15:00."),
-        (datetime(2026, 12, 5, 18, 0), "It opens on Monday 7 December at 15:00."),
-        (datetime(2026, 12, 1, 16, 0), None),
+        (
+            datetime(2026, 12, 1, 12, 0, tzinfo=LONDON),
+            "The internet is closed for you now. It opens today at 15:00.",
+        ),
+        (datetime(2026, 12, 1, 20, 0, tzinfo=LONDON), "It opens tomorrow at 15:00."),
+        (datetime(2026, 12, 5, 18, 0, tzinfo=LONDON), "It opens on Monday 7 December at 15:00."),
+        (datetime(2026, 12, 1, 16, 0, tzinfo=LONDON), None),
     ],
 )
 def test_the_welcome_page_says_when_the_internet_opens_if_it_is_closed(app, browse, db, local, said):
-    app.config["NOW"] = local.replace(tzinfo=LONDON).timestamp()
+    app.config["NOW"] = local.timestamp()
     add_child(db, "Amira")
     b = browse(CHILD_IP)
     assert _sign_in(b).status_code == 302
