@@ -48,6 +48,17 @@ def profile_names() -> tuple[list[str], str]:
         return [], f"The policy files have mistakes, so no profile can be chosen: {e.errors[0]}"
 
 
+def child_profile_names(profiles: list[str]) -> list[str]:
+    """Of `profiles`, those a child may be given: not the guest profile, not the staff profile
+    (`portal.staff_profile`), not a profile that bypasses filtering."""
+    try:
+        policy = read_policy_files(config().policy).profiles
+    except PolicyFileErrors:
+        return []
+    grown = {config().policy.guest_profile, config().portal.staff_profile}
+    return [p for p in profiles if p not in grown and not (p in policy and policy[p].bypass)]
+
+
 def _zone() -> ZoneInfo:
     try:
         return ZoneInfo(config().policy.timezone)
@@ -79,17 +90,26 @@ def _children_page(error: str = "", form: dict[str, str] | None = None, status: 
     db = store()
     profiles, policy_error = profile_names()
     show_archived = request.args.get("archived") == "1"
-    sessions = people.open_sessions(db, now())
+    t = now()
+    sessions = people.open_sessions(db, t)
+    children = people.children(db, archived=show_archived)
+    locked = {
+        c.id: _clock(until)
+        for c in children
+        if not c.archived and (until := people.pin_locked_until(db, c.id, t)) is not None
+    }
     flags = {f.target[6:]: f for f in incidents.flags(db) if f.target.startswith("child:")}
     user = current_user()
     page = render_template(
         "people/index.html",
         flags=flags,
         lead=user is not None and user.role.may(Role.LEAD),
-        children=people.children(db, archived=show_archived),
+        children=children,
+        locked=locked,
         show_archived=show_archived,
         sessions=[(s, _clock(s.started), _clock(s.expires)) for s in sessions],
         profiles=profiles,
+        child_profiles=child_profile_names(profiles),
         error=error or policy_error,
         form=form or {},
         admin=_is_admin(),
@@ -113,7 +133,7 @@ def add_child() -> tuple[str, int] | Response:
         name = " ".join(form.get("display_name", "").split())
         if len(name) > MAX_NAME:
             raise Refused(f"A display name is at most {MAX_NAME} letters (a first name is enough).")
-        profile = _chosen_profile(profiles)
+        profile = _chosen_profile(child_profile_names(profiles))
         if form.get("pin", "") != form.get("again", ""):
             raise Refused("The two PINs differ.")
         child = people.add_child(store(), name, profile, form.get("pin", ""), now())
@@ -140,6 +160,21 @@ def reset_pin(child_id: str) -> tuple[str, int] | Response:
         return _children_page(f"{child.display_name}: {_sentence(e)}", status=400)
     log_action("reset-pin", f"child:{child.id}")
     flash(f"{child.display_name}'s PIN is changed. Tell them the new one, away from other children.")
+    return redirect(url_for("people.index"))
+
+
+@bp.route("/people/children/<child_id>/unlock", methods=["POST"])
+@requires(Role.STAFF)
+def unlock(child_id: str) -> Response:
+    """Lift a child's lock after wrong PINs: they may sign in again at once."""
+    child = people.get_child(store(), child_id)
+    if child is None:
+        abort(404, "There is no such child.")
+    until = people.pin_locked_until(store(), child.id, now())
+    people.lift_pin_lock(store(), child.id)
+    detail = f"locked until {_clock(until)}" if until is not None else "not locked"
+    log_action("unlock-pin", f"child:{child.id}", detail)
+    flash(f"{child.display_name} can sign in again. Check it is really them asking.")
     return redirect(url_for("people.index"))
 
 

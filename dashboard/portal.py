@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import math
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
@@ -26,15 +28,16 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from appliance.net import split_host_port
-from appliance.store import audit, people, staff, throttle
+from appliance.store import audit, people, staff
 from appliance.store.secrets import PepperError
-from appliance.store.staff import MAX_FAILURES, SignInRefused
+from appliance.store.staff import SignInRefused
 from dashboard.database import config, identity_of, mac_of, now, policy_files, store
+from dashboard.people import MAX_NAME
 from dashboard.security import client_address
+from profiles.schedule import Outside
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__)
-NAME_PIN_FAILURES = 10  # wrong PINs for one name, from any devices, within FAILURE_WINDOW_S
 EARLIEST_OPENING = 6  # o'clock: a closing time before this belongs to the night after the day
 
 
@@ -71,6 +74,30 @@ def _shared_pc() -> bool:
     return identity_of(client_address()).managed
 
 
+def _wait_text(seconds: float) -> str:
+    """A wait in words a child reads: seconds under a minute, else whole minutes (rounded up)."""
+    if seconds < 60:
+        whole = max(1, math.ceil(seconds))
+        return f"{whole} second{'s' if whole != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _wait_form(wait: people.PinWait, name: str, t: float) -> tuple[str, int, dict[str, str]]:
+    """The sign-in page refusing a try unchecked: who or what must wait, and for how long."""
+    seconds = max(1.0, wait.until - t)
+    if wait.child_locked:
+        said = " ".join(name.split())
+        error = (
+            f"Too many wrong PINs for {said}. Try again in {_wait_text(seconds)}, "
+            "or ask a member of staff to unlock it."
+        )
+    else:
+        error = f"Too many wrong PINs on this device. Please wait {_wait_text(seconds)}, then try again."
+    page, status = _form(error, name, 429)
+    return page, status, {"Retry-After": str(math.ceil(seconds))}
+
+
 def _form(error: str = "", name: str = "", status: int = 200) -> tuple[str, int]:
     text = rules_text()
     listed = config().portal.show_names and _shared_pc()
@@ -88,12 +115,47 @@ def _form(error: str = "", name: str = "", status: int = 200) -> tuple[str, int]
     )
 
 
+@dataclass(frozen=True)
+class Closed:
+    """A profile's internet closed now (outside its opening hours): when it opens again, in words
+    ("today at 15:00", "tomorrow at 15:00", "on Monday 7 December at 15:00"; "" if it never does),
+    and whether its allowlist still works meanwhile."""
+
+    opens: str
+    allowlist: bool
+
+
+def closed_now(profile: str, t: float) -> Closed | None:
+    """Whether `profile`'s internet is closed at `t` (by its opening hours, in the centre's time zone):
+    when it opens, or None if it is open (or flagged only, or has no opening hours)."""
+    found = policy_files().profiles.get(profile)
+    if found is None or found.schedule is None or found.schedule.outside is Outside.FLAG:
+        return None
+    zone = ZoneInfo(config().policy.timezone)
+    local = datetime.fromtimestamp(t, zone)
+    if found.schedule.is_open(local, zone):
+        return None
+    at = found.schedule.next_opening(local, zone)
+    allowlist = found.schedule.outside is Outside.ALLOWLIST
+    if at is None:
+        return Closed("", allowlist)
+    days = (at.date() - local.date()).days
+    day = "today" if days == 0 else "tomorrow" if days == 1 else f"on {at:%A} {at.day} {at:%B}"
+    return Closed(f"{day} at {at:%H:%M}", allowlist)
+
+
 @bp.route("/portal")
 def index() -> str | tuple[str, int]:
     device, _ = _device()
-    session = people.session_on(store(), device, now())
+    t = now()
+    session = people.session_on(store(), device, t)
     if session is not None:
-        return render_template("portal/welcome.html", session=session, closing=config().portal.closing_time)
+        return render_template(
+            "portal/welcome.html",
+            session=session,
+            closing=config().portal.closing_time,
+            closed=closed_now(session.profile, t),
+        )
     return _form(name=request.args.get("name", ""))
 
 
@@ -167,7 +229,7 @@ def staff_sign_in() -> Response | tuple[str, int]:
 
 
 @bp.route("/portal/signin", methods=["POST"])
-def sign_in() -> Response | tuple[str, int]:
+def sign_in() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     form, t = request.form, now()
     device, address = _device()
     name = form.get("name", "").strip()
@@ -176,17 +238,17 @@ def sign_in() -> Response | tuple[str, int]:
     expires = closing_time(t)
     if expires <= t:
         return _form(f"The centre's day is over (it closes at {config().portal.closing_time}).", name, 403)
+    if len(" ".join(name.split())) > MAX_NAME:
+        return _form(f"A name here is at most {MAX_NAME} letters: check the name you typed.", name, 400)
     pin = form.get("pin", "")
-    # Counted per device, and per name from any device (a child's name tried from many addresses).
-    limits = (
-        (f"pin:{address}", MAX_FAILURES),
-        (f"pin-name:{' '.join(name.split()).casefold()}", NAME_PIN_FAILURES),
-    )
-    counted = throttle.attempt(store(), limits, t)
-    if counted is None:
-        return _form("Too many tries. Please ask a member of staff to help you.", name, 429)
+    # Counted per child (from any device: only that child is locked) and per device (slowed).
+    found = people.find_child(store(), name)
+    keys = people.pin_keys(found, name)
+    wait = people.try_pin(store(), keys, device, t)
+    if wait is not None:
+        return _wait_form(wait, name, t)
     match, unverifiable = None, None
-    for child in people.find_child(store(), name):
+    for child in found:
         try:
             if people.pin_matches(store(), child.id, pin):
                 match = child
@@ -198,7 +260,7 @@ def sign_in() -> Response | tuple[str, int]:
         return _form("Signing in is not working just now. Please ask a member of staff.", name, 503)
     if match is None:
         return _form("That name and PIN do not match. Try again, or ask a member of staff.", name, 401)
-    throttle.succeeded(store(), counted, t)
+    people.right_pin(store(), keys, device, t, match.id)
     text = rules_text()
     people.start_session(
         store(),
@@ -228,4 +290,6 @@ def sign_out() -> Response:
 
 @bp.route("/portal/guest")
 def guest() -> str:
-    return render_template("portal/guest.html")
+    """What browsing as a guest means; on a device someone is signed in on, who it is, to sign out."""
+    device, _ = _device()
+    return render_template("portal/guest.html", session=people.session_on(store(), device, now()))

@@ -12,7 +12,7 @@ choose which of them a block is reported under, drop a flag a better list contra
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import datetime
 
 from filters.host_table import ALLOW
@@ -164,12 +164,10 @@ def _decide(
     # Schedule: outside the windows only the allowlist works (or nothing, or all of it flagged).
     if outside is not None:
         closed = Reason(Step.SCHEDULE, Action.BLOCK, "outside this profile's opening hours")
-        if outside is Outside.BLOCK:
-            return _blocked(rules, concerns, [closed])
-        if outside is Outside.ALLOWLIST and not (
-            (own is not None and own.action is Action.ALLOW) or allowlisted
-        ):
-            return _blocked(rules, concerns, [closed])
+        let_through = (own is not None and own.action is Action.ALLOW) or bool(allowlisted)
+        if outside is Outside.BLOCK or (outside is Outside.ALLOWLIST and not let_through):
+            # What the profile lets through in opening hours, its block categories do not name for it.
+            return _closed(policy, rules, concerns, closed, always, [] if let_through else blocked, flagged)
         if outside is Outside.FLAG:
             reasons.append(
                 Reason(
@@ -262,9 +260,7 @@ def _decide(
             )
 
     # Monitoring: allowed, but staff should know.
-    for hit, category in flagged:
-        severity = profile.flagged_categories.get(category.name, category.severity)
-        reasons.append(_hit_reason(policy, Step.FLAG_CATEGORY, Action.FLAG, hit, category, severity))
+    reasons += _flags(policy, profile.flagged_categories, flagged)
     reasons += concerns
     if any(r.effect is Action.BLOCK for r in reasons):
         return _blocked(rules, concerns, reasons)
@@ -436,13 +432,52 @@ def _concerns(request: Request, policy: Policy, rules: ProfileRules, facts: Host
     return found
 
 
+def _flags(policy: Policy, severities: Mapping[str, Severity], flagged: _Bucket) -> list[Reason]:
+    """The flag reasons of the profile's flag categories, each at the profile's severity for it."""
+    return [
+        _hit_reason(
+            policy,
+            Step.FLAG_CATEGORY,
+            Action.FLAG,
+            hit,
+            category,
+            severities.get(category.name, category.severity),
+        )
+        for hit, category in flagged
+    ]
+
+
+def _closed(
+    policy: Policy,
+    rules: ProfileRules,
+    concerns: list[Reason],
+    closed: Reason,
+    always: _Bucket,
+    blocked: _Bucket,
+    flagged: _Bucket,
+) -> Verdict:
+    """A block by the schedule. Where a blocked or flagged category names the host, its reasons go with
+    the schedule's, with their severity: an attempt at a pornography or dating site out of hours is the
+    event it would be in opening hours (an advert is still only counted), not a routine closed-hours
+    block. As in opening hours, an always-blocked category speaks over blocked ones, and a block over
+    flags."""
+    if always:
+        named = _named(policy, [(Step.ALWAYS_BLOCKED, h, c) for h, c in always])
+    elif blocked:
+        named = _named(policy, [(Step.CATEGORY, h, c) for h, c in blocked])
+    else:
+        return _blocked(rules, _flags(policy, rules.profile.flagged_categories, flagged) + concerns, [closed])
+    return _blocked(rules, concerns, [closed, *named])
+
+
 def _blocked(rules: ProfileRules, concerns: list[Reason], reasons: list[Reason]) -> Verdict:
     """A block, with the reasons that block and any concern staff must hear of."""
     blocking = [r for r in reasons if r.effect is Action.BLOCK] or reasons
     kept = blocking + [c for c in concerns if c not in blocking]
     severity = max(r.severity for r in kept)
-    # Adverts, closed hours and "not on the allowlist" would bury what matters: they are counted;
-    # anything of medium severity or more, and every concern, is kept as an event for staff.
+    # Adverts, closed hours at a site no category names and "not on the allowlist" would bury what
+    # matters: they are counted; anything of medium severity or more, and every concern (a flag
+    # category's word on a closed-hours block included), is kept as an event for staff.
     log = LogDetail.EVENT if severity >= Severity.MEDIUM or concerns else LogDetail.COUNT
     return Verdict(Action.BLOCK, rules.name, tuple(kept), severity, log=log)
 

@@ -8,7 +8,7 @@ a daylight-saving change moves them with it. A window whose end is not after its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -97,3 +97,22 @@ class ScheduleRule:
             raise ValueError("the time must carry its time zone (an aware datetime)")
         local = now.astimezone(zone)
         return any(s.is_open(local) for s in self.schedules)
+
+    def next_opening(self, now: datetime, zone: tzinfo) -> datetime | None:
+        """When the profile's windows next open after `now` (an aware time), in the centre's `zone`:
+        None if one is open at `now`, or none ever opens. Wall-clock times, so a daylight-saving change
+        moves the answer with the centre's clock."""
+        if self.is_open(now, zone):
+            return None
+        local = now.astimezone(zone)
+        today = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+        starts = [
+            day + timedelta(minutes=window.start)
+            for offset in range(8)  # a week on, and the rest of today's weekday a week later
+            for day in (today + timedelta(days=offset),)
+            for schedule in self.schedules
+            for window in schedule.windows
+            if day.weekday() in window.days
+        ]
+        later = [start.replace(tzinfo=zone) for start in starts if start > local.replace(tzinfo=None)]
+        return min(later, default=None)

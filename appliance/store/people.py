@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -159,9 +160,11 @@ def update_child(
 
 
 def reset_pin(db: sqlite3.Connection, child_id: str, pin: str) -> None:
+    """Give child `child_id` a new PIN; a lock after wrong PINs is lifted with it."""
     check_pin(pin)
     with transaction(db):
         db.execute("UPDATE children SET pin = ? WHERE id = ?", (_pin_hash(db, pin), child_id))
+        db.execute("DELETE FROM sign_in_failures WHERE key = ?", (_child_key(child_id),))
 
 
 def children(db: sqlite3.Connection, *, archived: bool = False) -> list[ChildRecord]:
@@ -205,6 +208,98 @@ def pin_matches(db: sqlite3.Connection, child_id: str, pin: str) -> bool:
         except (PepperError, sqlite3.Error) as e:  # the sign-in stands; the next one tries again
             log.warning("child %s: the PIN could not be hashed again with the pepper: %s", child_id, e)
     return True
+
+
+# ---- wrong PINs: a lock per child, a slower device ----
+#
+# Wrong PINs are counted in `sign_in_failures` before the PIN is checked (a parallel try cannot pass the
+# count), under the child's key (`pin-child:<id>`, or `pin-name:<name>` for a name no child has, so that
+# a name's answer does not tell whether that child exists) and the device's (`pin-device:<MAC or address>`).
+# A child's lock stops guessing that child's PIN from any number of devices and locks nobody else out; a
+# device trying many names is slowed rather than locked, so the next child at a shared PC can still sign in.
+
+CHILD_PIN_FAILURES = 5  # wrong PINs for one child, from any devices, within PIN_COUNT_S: the child is locked
+PIN_COUNT_S = 15 * 60  # how long a wrong PIN counts; so a lock lasts at most this long
+DEVICE_PIN_FAILURES = 5  # wrong PINs from one device, for any names, before it is slowed
+DEVICE_WAIT_S = (5.0, 300.0)  # the first wait once slowed; doubled for each further wrong PIN, up to this
+
+
+@dataclass(frozen=True)
+class PinWait:
+    """A PIN try refused unchecked: the time it may be tried again, and whether the child's lock (else
+    the device's slowing) is why."""
+
+    until: float
+    child_locked: bool
+
+
+def _child_key(child_id: str) -> str:
+    return f"pin-child:{child_id}"
+
+
+def pin_keys(found: Sequence[ChildRecord], name: str) -> list[str]:
+    """The keys a PIN try for `name` is counted under: each child of that name, else the name itself."""
+    return [_child_key(c.id) for c in found] or [f"pin-name:{' '.join(name.split()).casefold()}"]
+
+
+def _locked_until(db: sqlite3.Connection, key: str, now: float) -> float | None:
+    # With CHILD_PIN_FAILURES or more counting, the lock lifts when the newest CHILD_PIN_FAILURES-th of
+    # them stops counting.
+    rows = db.execute(
+        "SELECT ts FROM sign_in_failures WHERE key = ? AND ts > ? ORDER BY ts DESC LIMIT ?",
+        (key, now - PIN_COUNT_S, CHILD_PIN_FAILURES),
+    ).fetchall()
+    return float(rows[-1][0]) + PIN_COUNT_S if len(rows) >= CHILD_PIN_FAILURES else None
+
+
+def _pin_wait(db: sqlite3.Connection, keys: Sequence[str], device: str, now: float) -> PinWait | None:
+    locks = [until for key in keys if (until := _locked_until(db, key, now)) is not None]
+    if locks:
+        return PinWait(max(locks), child_locked=True)
+    tries, last = db.execute(
+        "SELECT count(*), max(ts) FROM sign_in_failures WHERE key = ? AND ts > ?",
+        (f"pin-device:{device}", now - PIN_COUNT_S),
+    ).fetchone()
+    if tries < DEVICE_PIN_FAILURES:
+        return None
+    first, longest = DEVICE_WAIT_S
+    until = float(last) + min(first * 2 ** (tries - DEVICE_PIN_FAILURES), longest)
+    return PinWait(until, child_locked=False) if until > now else None
+
+
+def try_pin(db: sqlite3.Connection, keys: Sequence[str], device: str, now: float) -> PinWait | None:
+    """Count a PIN try under `keys` (`pin_keys`) and `device` before it is checked, as wrong until
+    `right_pin` says otherwise; or, counting nothing, why it must wait (a child locked, a device slowed)."""
+    with transaction(db):
+        wait = _pin_wait(db, keys, device, now)
+        if wait is None:
+            db.executemany(
+                "INSERT INTO sign_in_failures (key, ts) VALUES (?, ?)",
+                [(k, now) for k in (*keys, f"pin-device:{device}")],
+            )
+    return wait
+
+
+def right_pin(db: sqlite3.Connection, keys: Sequence[str], device: str, now: float, child_id: str) -> None:
+    """The try `try_pin` counted at `now` was child `child_id`'s right PIN: it does not count, nor do the
+    child's earlier wrong PINs (the device's do: a right PIN among many guesses does not speed it up)."""
+    with transaction(db):
+        db.executemany(
+            "DELETE FROM sign_in_failures WHERE key = ? AND ts = ?",
+            [(k, now) for k in (*keys, f"pin-device:{device}")],
+        )
+        db.execute("DELETE FROM sign_in_failures WHERE key = ?", (_child_key(child_id),))
+
+
+def pin_locked_until(db: sqlite3.Connection, child_id: str, now: float) -> float | None:
+    """When child `child_id`'s lock after wrong PINs lifts, or None if they are not locked at `now`."""
+    return _locked_until(db, _child_key(child_id), now)
+
+
+def lift_pin_lock(db: sqlite3.Connection, child_id: str) -> None:
+    """Forget child `child_id`'s wrong PINs (staff lift the lock): they may sign in at once."""
+    with transaction(db):
+        db.execute("DELETE FROM sign_in_failures WHERE key = ?", (_child_key(child_id),))
 
 
 def save_device(db: sqlite3.Connection, device: DeviceRecord, now: float) -> None:

@@ -3,6 +3,7 @@ desk, sign a child out, and administrators name the devices seen on the network.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -282,3 +283,36 @@ def test_an_administrator_renames_a_child_but_not_to_another_childs_name(
         people.get_child(db, sam.id)
     ]
     assert ("change-child", f"child:{ben.id}", "renamed Ben -> Sam K, profile 10-12 -> 10-12") in actions(db)
+
+
+def test_add_a_child_offers_only_childrens_profiles_and_none_chosen(
+    browse: Callable[..., Any], accounts: dict[Role, StaffUser], db: Any
+) -> None:
+    b = browse(as_user="staff")
+    form = b.get("/people").get_data(as_text=True).split("<h2>Add a child</h2>", 1)[1]
+    select = form.split('<select id="profile"', 1)[1].split("</select>", 1)[0]
+    offered = re.findall(r'<option value="([^"]*)"', select)
+    assert offered == ["", "under-10", "10-12", "13-17"]  # the guest and staff profiles are not for children
+    assert re.search(r'<option value="" selected disabled>', select) and select.count("selected") == 1
+    for profile in ("staff", "guest", ""):
+        refused = b.post(
+            "/people/children", {"display_name": "Sam", "profile": profile, "pin": "1234", "again": "1234"}
+        )
+        assert refused.status_code == 400 and "Choose one of the profiles" in refused.get_data(as_text=True)
+    assert people.children(db) == []
+
+
+def test_a_childs_name_longer_than_the_field_is_refused_not_cut(
+    browse: Callable[..., Any], accounts: dict[Role, StaffUser], db: Any
+) -> None:
+    b = browse(as_user="staff")
+    page = b.get("/people").get_data(as_text=True)
+    field = re.search(r'<input id="display_name"[^>]*>', page)
+    assert field and "maxlength" not in field.group(0)  # the browser would cut a pasted name silently
+    long = "Amira " + "B" * 64
+    refused = b.post(
+        "/people/children", {"display_name": long, "profile": "10-12", "pin": "1234", "again": "1234"}
+    )
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "at most 64 letters" in text and long in text
+    assert people.children(db) == []

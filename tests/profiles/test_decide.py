@@ -328,3 +328,118 @@ def test_profile_block_entries_ignore_capitals_and_allow_entries_keep_them(polic
     assert ask(policy, "kid", "https://wiki.example/wiki/Cats").action is A  # type: ignore[attr-defined]
     assert ask(policy, "kid", "https://video.example/kids/cartoons").action is A  # type: ignore[attr-defined]
     assert ask(policy, "kid", "https://video.example/Kids/cartoons").action is B  # type: ignore[attr-defined]
+
+
+def _closing_policy(outside: Outside) -> Policy:
+    """A profile closed at CLOSED that blocks pornography and adverts, flags social networks (medium)
+    and games (low), allows the educational list and, by its own entry, one adult-listed page."""
+    closing = profile(
+        "closing",
+        blocked_categories=frozenset({"adult", "ads"}),
+        flagged_categories={"social": Severity.MEDIUM, "games": Severity.LOW},
+        allowed_categories=frozenset({"educational"}),
+        allow=("xxx.example",),
+        watch=("self-harm",),
+        schedule=ScheduleRule((AFTER_SCHOOL,), outside),
+    )
+    return Policy(CATEGORIES, dict(PROFILES, closing=closing), build_index(), LONDON, SAFE_SEARCH, WATCH)
+
+
+_CLOSED_HOURS = [
+    # outside, host or URL, action, steps of the reasons, severity, logged as
+    # a category that blocks or flags the host keeps its word, its severity, and the event
+    (Outside.ALLOWLIST, "adult.example", B, [Step.SCHEDULE, Step.CATEGORY], Severity.HIGH, LogDetail.EVENT),
+    (Outside.BLOCK, "adult.example", B, [Step.SCHEDULE, Step.CATEGORY], Severity.HIGH, LogDetail.EVENT),
+    (
+        Outside.ALLOWLIST,
+        "https://adult.example/videos",
+        B,
+        [Step.SCHEDULE, Step.CATEGORY],
+        Severity.HIGH,
+        LogDetail.EVENT,
+    ),
+    (
+        Outside.ALLOWLIST,
+        "social.example",
+        B,
+        [Step.SCHEDULE, Step.FLAG_CATEGORY],
+        Severity.MEDIUM,
+        LogDetail.EVENT,
+    ),
+    (
+        Outside.ALLOWLIST,
+        "malware.example",
+        B,
+        [Step.SCHEDULE, Step.ALWAYS_BLOCKED],
+        Severity.CRITICAL,
+        LogDetail.EVENT,
+    ),
+    # ... a flag category of low severity is still a flag, so an event
+    (Outside.BLOCK, "games.example", B, [Step.SCHEDULE, Step.FLAG_CATEGORY], Severity.LOW, LogDetail.EVENT),
+    # ... an advert stays a routine block, as in opening hours: counted
+    (
+        Outside.ALLOWLIST,
+        "https://ads.example/banner.js",
+        B,
+        [Step.SCHEDULE, Step.CATEGORY],
+        Severity.LOW,
+        LogDetail.COUNT,
+    ),
+    (
+        Outside.BLOCK,
+        "https://ads.example/banner.js",
+        B,
+        [Step.SCHEDULE, Step.CATEGORY],
+        Severity.LOW,
+        LogDetail.COUNT,
+    ),
+    # a host no category names is a routine closed-hours block: counted
+    (Outside.ALLOWLIST, "random.example", B, [Step.SCHEDULE], Severity.NONE, LogDetail.COUNT),
+    (Outside.BLOCK, "random.example", B, [Step.SCHEDULE], Severity.NONE, LogDetail.COUNT),
+    # what the profile lets through in opening hours (its own allow entry) its block category does not
+    # name for it: closed in block mode, counted; let through in allowlist mode
+    (Outside.BLOCK, "xxx.example", B, [Step.SCHEDULE], Severity.NONE, LogDetail.COUNT),
+    (Outside.ALLOWLIST, "xxx.example", A, [Step.OVERRIDE], Severity.NONE, LogDetail.COUNT),
+    # the allowlist works out of hours in allowlist mode, its flags with it, as before
+    (
+        Outside.ALLOWLIST,
+        "games.example",
+        F,
+        [Step.ALLOWLIST, Step.FLAG_CATEGORY],
+        Severity.LOW,
+        LogDetail.EVENT,
+    ),
+]
+
+
+@pytest.mark.parametrize(("outside", "subject", "action", "steps", "severity", "log"), _CLOSED_HOURS)
+def test_a_closed_hours_block_keeps_the_word_of_a_category_that_names_the_host(
+    outside: Outside,
+    subject: str,
+    action: Action,
+    steps: list[Step],
+    severity: Severity,
+    log: LogDetail,
+) -> None:
+    kw = {"source_url": "https://news.example/", "request_type": "script"} if "ads." in subject else {}
+    verdict = ask(_closing_policy(outside), "closing", subject, CLOSED, **kw)
+    assert (verdict.action, [r.step for r in verdict.reasons]) == (action, steps), verdict
+    assert (verdict.severity, verdict.log) == (severity, log), verdict
+
+
+def test_closed_hours_keep_personal_information_and_watch_lists_as_before() -> None:
+    policy = _closing_policy(Outside.ALLOWLIST)
+    # a phone number sent to a chat site the profile flags: the flag, the finding, and the event
+    sent = Request.web("https://social.example/send", outbound_text="text me on 07911 123456")
+    verdict = decide(sent, policy, who("closing"), CLOSED)
+    assert verdict.action is B and verdict.log is LogDetail.EVENT
+    assert [r.step for r in verdict.reasons] == [Step.SCHEDULE, Step.FLAG_CATEGORY, Step.PERSONAL_INFO]
+    # ... and to a site no category names: the finding alone goes with the schedule, as before
+    other = Request.web("https://random.example/send", outbound_text="text me on 07911 123456")
+    verdict = decide(other, policy, who("closing"), CLOSED)
+    assert [r.step for r in verdict.reasons] == [Step.SCHEDULE, Step.PERSONAL_INFO]
+    assert verdict.log is LogDetail.EVENT
+    search = Request.web("https://www.google.com/search?q=suicide+pills")
+    verdict = decide(search, _closing_policy(Outside.BLOCK), who("closing"), CLOSED)
+    assert [r.step for r in verdict.reasons] == [Step.SCHEDULE, Step.WATCH_LIST]
+    assert verdict.severity is Severity.CRITICAL and verdict.log is LogDetail.EVENT

@@ -117,3 +117,40 @@ def test_the_decision_changes_at_the_minute_the_window_closes(policy: Policy) ->
 
 def test_outside_values() -> None:
     assert {o.value for o in Outside} == {"allowlist", "block", "flag"}
+
+
+CLUB = ScheduleRule(
+    (
+        Schedule("after-school", (Window(frozenset(range(5)), 15 * 60, 19 * 60),)),  # mon-fri 15:00-19:00
+        Schedule("late", (LATE,)),  # and Friday 22:00 to Saturday 02:00
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("local", "opens"),
+    [
+        # Tuesday 1 December 2026 (GMT): the morning waits for the afternoon, the evening for tomorrow
+        (datetime(2026, 12, 1, 10, 0, tzinfo=LONDON), datetime(2026, 12, 1, 15, 0, tzinfo=LONDON)),
+        (datetime(2026, 12, 1, 19, 0, tzinfo=LONDON), datetime(2026, 12, 2, 15, 0, tzinfo=LONDON)),
+        # open now: nothing to wait for
+        (datetime(2026, 12, 1, 15, 0, tzinfo=LONDON), None),
+        (datetime(2026, 12, 5, 1, 30, tzinfo=LONDON), None),  # Saturday, in Friday's late window
+        # between Friday's two windows; after the late one, Monday's
+        (datetime(2026, 12, 4, 20, 0, tzinfo=LONDON), datetime(2026, 12, 4, 22, 0, tzinfo=LONDON)),
+        (datetime(2026, 12, 5, 2, 0, tzinfo=LONDON), datetime(2026, 12, 7, 15, 0, tzinfo=LONDON)),
+        # a week round: Friday after 19:00 waits for 22:00, not for next Friday
+        (datetime(2026, 12, 4, 21, 59, tzinfo=LONDON), datetime(2026, 12, 4, 22, 0, tzinfo=LONDON)),
+        # the clocks went forward on Sunday 29 March: Monday opens at 15:00 summer time
+        (datetime(2026, 3, 28, 12, 0, tzinfo=LONDON), datetime(2026, 3, 30, 15, 0, tzinfo=LONDON)),
+    ],
+)
+def test_when_the_windows_next_open(local: datetime, opens: datetime | None) -> None:
+    found = CLUB.next_opening(local, LONDON)
+    assert found == opens
+    if found is not None and opens is not None:
+        assert found.utcoffset() == opens.utcoffset()  # the centre's clock at that moment
+
+
+def test_windows_that_never_open_have_no_next_opening() -> None:
+    assert ScheduleRule(()).next_opening(datetime(2026, 12, 1, 10, 0, tzinfo=UTC), LONDON) is None
