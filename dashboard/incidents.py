@@ -18,10 +18,24 @@ from dashboard.security import current_user, log_action, requires
 bp = Blueprint("incidents", __name__)
 
 
+def _role() -> Role:
+    user = current_user()
+    assert user is not None
+    return user.role
+
+
 def _me() -> int:
     user = current_user()
     assert user is not None
     return user.id
+
+
+def statuses_for(role: Role, current: Status) -> list[Status]:
+    """The statuses `role` may choose for an incident now `current`: only the lead closes one or opens
+    a closed one again (the page offers no more; the change route refuses the rest all the same)."""
+    if role.may(Role.LEAD):
+        return list(Status)
+    return [] if current is Status.CLOSED else [s for s in Status if s is not Status.CLOSED]
 
 
 def _incident(number: int) -> incidents.Incident:
@@ -54,7 +68,7 @@ def new() -> Response:
     chosen = request.form.getlist("event")
     events = get_events(store(), chosen[:200])
     if not events:
-        flash("Choose at least one event to open an incident from.")
+        flash("Choose at least one event to open an incident from.", "error")
         return redirect(url_for("review.feed"))
     number = incidents.open_incident(store(), request.form.get("title", ""), events, _me(), now(), area_of())
     log_action("open-incident", f"incident:{number}", ", ".join(e.id for e in events))
@@ -86,7 +100,8 @@ def _page(number: int, template: str) -> str:
         history=incidents.history(db, number),
         staff=[u for u in staff.all_users(db) if not u.disabled],
         contacts=config().dashboard.escalation,
-        statuses=list(Status),
+        statuses=statuses_for(_role(), incident.status),
+        may_record_outcome=_role().may(Role.LEAD),
         when=local_time,
         centre=config().proxy.centre,
     )
@@ -104,7 +119,7 @@ def change(number: int) -> Response:
     try:
         if what == "status":
             status = Status(form.get("status", ""))
-            if Status.CLOSED in (status, incident.status) and not user.role.may(Role.LEAD):
+            if status not in statuses_for(user.role, incident.status):
                 abort(403, "Only the e-safety lead closes an incident, or opens a closed one again.")
             incidents.set_status(db, number, status, me, t)
             detail = f"status {status}"
@@ -133,7 +148,7 @@ def change(number: int) -> Response:
         else:
             abort(400, "Unknown change.")
     except (StoreError, ValueError) as e:
-        flash(str(e) if isinstance(e, StoreError) else "That status does not exist.")
+        flash(str(e) if isinstance(e, StoreError) else "That status does not exist.", "error")
         return redirect(url_for("incidents.show", number=number))
     log_action("change-incident", incident.subject, f"incident:{number} {detail}")
     return redirect(url_for("incidents.show", number=number))
