@@ -138,9 +138,17 @@ def _centre_with_events(centre: Centre) -> None:
         ben = people.add_child(db, "Benedict-Alexander", "13-17", "5937", time.time())
         now = time.time()
         writer.dns(
-            now - 300, child_who(amira.id), "www.pornhub.com", verdict(Action.BLOCK, "adult", Severity.HIGH)
+            now - 300,
+            child_who(amira.id),
+            "www.pornhub.com",
+            verdict(Action.BLOCK, "adult", Severity.HIGH, source="demo-adult", line=5),
         )
-        writer.dns(now - 200, child_who(ben.id), LONG_HOST, verdict(Action.BLOCK, "ads", Severity.LOW))
+        writer.dns(
+            now - 200,
+            child_who(ben.id),
+            LONG_HOST,
+            verdict(Action.BLOCK, "ads", Severity.LOW, source="easylist", line=41_327),
+        )
         writer.web(
             now - 100,
             child_who(amira.id),
