@@ -235,6 +235,11 @@ def audit_line(
     said = template.format(about=about) if template else f"did {action.replace('-', ' ')} ({about})"
     if action == "view-events":
         detail = _feed_choice(detail, children)
+    elif action in ("view-incident", "change-incident") and detail.startswith("incident:"):
+        # "incident:4 status closed": the incident's number into the sentence, the change beside it.
+        number, _, detail = detail[len("incident:") :].partition(" ")
+        verb = "looked at" if action == "view-incident" else "changed"
+        said = f"{verb} incident {number}, about {about}"
     return AuditLine(f"{actor} {said}", detail)
 
 

@@ -117,6 +117,14 @@ STAFF = {"amina": "Amina Diallo"}
         ("reset-pin", "child:gone0000", "", "Amina reset a child no longer listed's PIN", ""),
         ("add-staff", "staff:amina", "role lead", "Amina added Amina Diallo to the staff", "role lead"),
         ("open-incident", "incident:4", "dns:1, web:2", "Amina opened incident 4", "dns:1, web:2"),
+        ("view-incident", "child:cb248zkv", "incident:4", "Amina looked at incident 4, about Amira", ""),
+        (
+            "change-incident",
+            "child:cb248zkv",
+            "incident:4 status closed",
+            "Amina changed incident 4, about Amira",
+            "status closed",
+        ),
         ("something-new", "thing:1", "", "Amina did something new (thing:1)", ""),
     ],
 )
