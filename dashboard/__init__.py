@@ -56,6 +56,26 @@ def _secret_key(data_dir: Path) -> bytes:
     return key
 
 
+def _install_wording(app: Flask) -> None:
+    """The plain-words filters every staff page uses: `reasons|why` (a verdict's reasons in sentences)
+    and `ts|when` (a time, or a store timestamp, in the centre's zone and format)."""
+    from datetime import datetime
+
+    from dashboard.database import local_time, vocabulary
+    from dashboard.wording import centre_time, why
+
+    def why_filter(reasons: Any) -> str:
+        return why(reasons, vocabulary())
+
+    def when_filter(moment: float | datetime) -> str:
+        if isinstance(moment, datetime):
+            moment = moment.timestamp() if moment.tzinfo is not None else moment
+        return centre_time(moment if isinstance(moment, datetime) else local_time(moment))
+
+    app.add_template_filter(why_filter, "why")
+    app.add_template_filter(when_filter, "when")
+
+
 def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None = None) -> Flask:
     """The dashboard over `config` (default: the appliance's configuration file)."""
     from dashboard import (
@@ -92,6 +112,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
         app.config.update(overrides)
     app.session_interface = PerSchemeSessions()
     security.install(app)
+    _install_wording(app)
     health.install(app)
     app.teardown_appcontext(close_store)
     for module in (auth, review, incidents, people, policy_views, reports, audit_views, portal):

@@ -12,6 +12,7 @@ from flask import current_app, g
 
 from appliance.bundles.sets import pointer_path
 from appliance.config import Config
+from appliance.config.catalogue import load_catalogue
 from appliance.in_force.bindings import load_bound
 from appliance.in_force.head_office import load_config_in_force
 from appliance.in_force.live import admitted
@@ -19,6 +20,7 @@ from appliance.net import Neighbours
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index
 from appliance.store.schema import connect
+from dashboard.wording import Vocabulary
 from filters.errors import ApplianceError
 from profiles.identity import Identity, identify
 from profiles.policy import Policy
@@ -122,4 +124,30 @@ def policy() -> Policy:
     if found is None:
         _POLICY_BOUND.clear()
         found = _POLICY_BOUND[key] = files.bind(open_index(index_path))
+    return found
+
+
+_VOCABULARY: dict[int, Vocabulary] = {}
+
+
+def vocabulary() -> Vocabulary:
+    """The names staff read in force: the policy's category titles and who publishes each list (the
+    shipped catalogue's providers; the centre's own lists as such)."""
+    files = policy_files()
+    found = _VOCABULARY.get(id(files))
+    if found is None:
+        lists = {
+            name: (
+                f"this appliance's own list ({name})"
+                if entry.provider.key == "childsafe"
+                else f"{entry.provider.title} ({name})"
+            )
+            for name, entry in load_catalogue().entries.items()
+        }
+        for source in config().own_sources:
+            lists.setdefault(source.name, f"the centre's own list “{source.name}”")
+        _VOCABULARY.clear()
+        found = _VOCABULARY[id(files)] = Vocabulary(
+            categories={name: c.title for name, c in files.categories.categories.items()}, lists=lists
+        )
     return found

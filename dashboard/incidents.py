@@ -20,10 +20,24 @@ from dashboard.security import current_user, log_action, requires
 bp = Blueprint("incidents", __name__)
 
 
+def _role() -> Role:
+    user = current_user()
+    assert user is not None
+    return user.role
+
+
 def _me() -> int:
     user = current_user()
     assert user is not None
     return user.id
+
+
+def statuses_for(role: Role, current: Status) -> list[Status]:
+    """The statuses `role` may choose for an incident now `current`: only the lead closes one or opens
+    a closed one again (the page offers no more; the change route refuses the rest all the same)."""
+    if role.may(Role.LEAD):
+        return list(Status)
+    return [] if current is Status.CLOSED else [s for s in Status if s is not Status.CLOSED]
 
 
 def _incident(number: int) -> incidents.Incident:
@@ -79,7 +93,7 @@ def new() -> Response:
     chosen = request.form.getlist("event")
     events = get_events(store(), chosen[:200])
     if not events:
-        flash("Choose at least one event to open an incident from.")
+        flash("Choose at least one event to open an incident from.", "error")
         return _back()
     if request.form.get("add_to", "").strip():
         return _add(request.form["add_to"].strip(), events)
@@ -88,7 +102,7 @@ def new() -> Response:
             store(), request.form.get("title", ""), events, _me(), now(), area_of()
         )
     except incidents.MixedSubjects as e:
-        flash(_mixed(e))
+        flash(_mixed(e), "error")
         return _back()
     log_action("open-incident", f"incident:{number}", ", ".join(e.id for e in events))
     return redirect(url_for("incidents.show", number=number))
@@ -100,7 +114,7 @@ def add() -> Response:
     """Add the chosen events to the incident numbered in the form (`add_to`)."""
     events = get_events(store(), request.form.getlist("event")[:200])
     if not events:
-        flash("Choose at least one event to add to the incident.")
+        flash("Choose at least one event to add to the incident.", "error")
         return _back()
     return _add(request.form.get("add_to", "").strip(), events)
 
@@ -109,12 +123,12 @@ def _add(number_text: str, events: list[FeedEvent]) -> Response:
     number = int(number_text.lstrip("#")) if number_text.lstrip("#").isdigit() else 0
     incident = incidents.get(store(), number) if number else None
     if incident is None:
-        flash(f"There is no incident {number_text}: give the number shown on the incidents page.")
+        flash(f"There is no incident {number_text}: give the number shown on the incidents page.", "error")
         return _back()
     try:
         added = incidents.add_events(store(), number, events, _me(), now())
     except incidents.MixedSubjects as e:
-        flash(_mixed(e) if len(e.subjects) > 2 else _other_child(incident, e))
+        flash(_mixed(e) if len(e.subjects) > 2 else _other_child(incident, e), "error")
         return _back()
     log_action("add-to-incident", incident.subject, f"incident:{number} " + ", ".join(e.id for e in events))
     flash(f"Added {added} event(s) to incident {number}." if added else "Those events were already in it.")
@@ -162,7 +176,8 @@ def _page(number: int, template: str) -> str:
         history=incidents.history(db, number),
         staff=[u for u in staff.all_users(db) if not u.disabled],
         contacts=config().dashboard.escalation,
-        statuses=list(Status),
+        statuses=statuses_for(_role(), incident.status),
+        may_record_outcome=_role().may(Role.LEAD),
         when=local_time,
         centre=config().proxy.centre,
     )
@@ -180,7 +195,7 @@ def change(number: int) -> Response:
     try:
         if what == "status":
             status = Status(form.get("status", ""))
-            if Status.CLOSED in (status, incident.status) and not user.role.may(Role.LEAD):
+            if status not in statuses_for(user.role, incident.status):
                 abort(403, "Only the e-safety lead closes an incident, or opens a closed one again.")
             incidents.set_status(db, number, status, me, t)
             detail = f"status {status}"
@@ -209,7 +224,7 @@ def change(number: int) -> Response:
         else:
             abort(400, "Unknown change.")
     except (StoreError, ValueError) as e:
-        flash(str(e) if isinstance(e, StoreError) else "That status does not exist.")
+        flash(str(e) if isinstance(e, StoreError) else "That status does not exist.", "error")
         return redirect(url_for("incidents.show", number=number))
     log_action("change-incident", incident.subject, f"incident:{number} {detail}")
     return redirect(url_for("incidents.show", number=number))
@@ -222,7 +237,7 @@ def resolve_flag(flag: int) -> Response:
     try:
         done = incidents.resolve_flag(store(), flag, _me(), now())
     except StoreError as e:
-        flash(str(e).capitalize() + ".")
+        flash(str(e).capitalize() + ".", "error")
         return _back_from_flag()
     log_action("resolve-flag", done.target, done.detail)
     flash("The flag is marked resolved.")

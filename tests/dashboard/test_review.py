@@ -41,7 +41,7 @@ def test_the_feed_shows_flagged_and_blocked_events_newest_first_with_why(browse,
     assert "Amira" in page and amira.id not in page.split("<table")[1].split("</table>")[0].replace(
         f'value="{amira.id}"', ""
     )
-    assert "demo-list:12" in page  # the list and line that blocked it
+    assert "Blocked: pornography and sexual content. Listed by the list “demo-list”, line 12." in page
     assert "how to run away" in page  # the search terms that triggered the flag
 
 
