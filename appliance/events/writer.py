@@ -11,6 +11,7 @@ schema is in appliance/store/schema.py and documented in docs/store.md.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import pickle
@@ -41,6 +42,12 @@ log = logging.getLogger(__name__)
 # kept up to this much memory (some minutes of a busy centre's events), then the oldest events go.
 RETRY_S = 2.0
 MAX_HELD_BYTES = 8 << 20
+# A visit (docs/store.md#visits): a notable attempt of the same device, child, host and verdict within
+# VISIT_GAP_S of the visit's last one adds to it; a visit is closed VISIT_MAX_S after its first attempt,
+# so a device retrying all afternoon still shows each hour (and each day of the reports) as a visit.
+VISIT_GAP_S = 300.0
+VISIT_MAX_S = 3600.0
+MAX_OPEN_VISITS = 50_000  # remembered in memory; beyond, the closed ones are forgotten (the store has them)
 _COUNT = (
     "INSERT INTO daily_counts (day, channel, profile, action, category, count) VALUES (?,?,?,?,?,?)"
     " ON CONFLICT (day, channel, profile, action, category) DO UPDATE SET count = count + excluded.count"
@@ -108,6 +115,11 @@ class StoreWriter:
         # Blocks of names under a blocked domain (`Answer.under`): the event log may only count them (one
         # device asking random names under it), so their answer rows wait until an event names them.
         self._waiting: dict[int, Answer] = {}
+        # Visits: who each asker key is, the visit key of each notable answer, and the visits open.
+        self._askers: dict[int, tuple[str, str]] = {}
+        self._visit_of: dict[int, tuple[str, str, str, int]] = {}
+        self._visits: dict[VisitKey, Visit] = {}
+        self.visits = 0  # visits begun by this writer (rows), against `written` attempts
 
     def _claim_keys(self) -> int:
         """Reserve KEY_RANGE ids above everything in the file and every other writer's range."""
@@ -134,6 +146,7 @@ class StoreWriter:
         for key, thing in defs:
             if isinstance(thing, Asker):
                 self._db.execute(self._asker_sql, (key, *_asker_row(thing)))
+                self._askers[key] = (thing.client, thing.subject)
             elif thing.kept and thing.under:
                 self._waiting[key] = thing
                 self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
@@ -146,6 +159,7 @@ class StoreWriter:
         notable = int(thing.flagged or thing.action == "block")
         if notable:
             self._notable.add(key)
+            self._visit_of[key] = (thing.host, thing.action, thing.category, int(thing.flagged))
         self._db.execute(self._answer_sql, (key, *_answer_row(thing), notable))
 
     def forget(self, keys: Iterable[int]) -> None:
@@ -153,6 +167,8 @@ class StoreWriter:
             self._count.pop(key, None)
             self._notable.discard(key)
             self._waiting.pop(key, None)
+            self._askers.pop(key, None)
+            self._visit_of.pop(key, None)
 
     def write(
         self,
@@ -170,8 +186,11 @@ class StoreWriter:
         included (the answering side sends each once, and later events name it: `Backlog`
         holds the batches the store refused, in order)."""
         db = self._db
-        db.execute("BEGIN")
+        # IMMEDIATE: a visit is looked up before the batch's first write, and a read snapshot another
+        # writer's commit made stale could not then be written from (SQLITE_BUSY_SNAPSHOT).
+        db.execute("BEGIN IMMEDIATE")
         named: set[int] = set()
+        opened: dict[VisitKey, Visit] = {}
         try:
             self.define(defs)
             if self._waiting:
@@ -180,11 +199,19 @@ class StoreWriter:
                     named |= self._waiting.keys() & [row[2] for row in requests]
                 for key in named:
                     self._write_answer(key, self._waiting[key])
-            flags = map(self._notable.__contains__, events[2])
-            db.executemany(self._event_sql, zip(*events, flags, strict=True))
+            notable = self._notable
+            if notable.isdisjoint(events[2]):  # (a C loop: most batches' events are all allowed)
+                db.executemany(self._event_sql, zip(*events, itertools.repeat(False)))
+                attempts: list[tuple[str, tuple[Any, ...]]] = []
+            else:
+                rows = list(zip(*events, map(notable.__contains__, events[2]), strict=True))
+                db.executemany(self._event_sql, [row for row in rows if not row[4]])
+                attempts = [("events", row) for row in rows if row[4]]
             if requests:
-                notable = self._notable
-                db.executemany(self._request_sql, [(*row, row[2] in notable) for row in requests])
+                db.executemany(self._request_sql, [(*row, False) for row in requests if row[2] not in notable])
+                attempts += [("requests", (*row, True)) for row in requests if row[2] in notable]
+            if attempts:
+                opened = self._write_visits(attempts)
             totals: Counter[tuple[str, ...]] = Counter()
             if counted:
                 day = self._day_of(when)
@@ -202,8 +229,76 @@ class StoreWriter:
             raise
         for key in named:
             del self._waiting[key]
+        self._remember(opened)
         self.written += len(events[0]) + len(requests)
         self.counted += sum(totals.values())
+
+    def _write_visits(self, attempts: list[tuple[str, tuple[Any, ...]]]) -> dict[VisitKey, Visit]:
+        """Write the batch's notable attempts (`table`, row), in time order, as visits: the first attempt
+        of a visit is a row as before, the next ones add to its `attempts` and `last_ts`. A visit is found
+        among the batch's, this writer's open ones, or else in the store (another writer's, or one from
+        before a restart). The visits opened or moved on, to remember once the batch is committed."""
+        db = self._db
+        opened: dict[VisitKey, Visit] = {}
+        bumps: dict[tuple[str, int], list[float]] = {}  # (table, rowid) -> [attempts, last]
+        attempts.sort(key=lambda attempt: attempt[1][0])
+        for table, row in attempts:
+            ts = row[0]
+            key = self._visit_key(row)
+            visit = None
+            if key is not None:
+                visit = opened.get(key) or self._visits.get(key)
+                if visit is None or not visit.takes(ts):
+                    visit = self._find_visit(key, ts)
+                if visit is not None and not visit.takes(ts):
+                    visit = None
+            if visit is None:
+                sql = self._event_sql if table == "events" else self._request_sql
+                rowid = db.execute(sql, row).lastrowid
+                assert rowid is not None
+                self.visits += 1
+                if key is not None:
+                    opened[key] = Visit(table, rowid, ts, ts)
+                continue
+            assert key is not None
+            bump = bumps.setdefault((visit.table, visit.rowid), [0, ts])
+            bump[0] += 1
+            bump[1] = max(bump[1], ts)
+            opened[key] = replace(visit, last=max(visit.last, ts))
+        for (table, rowid), (n, last) in bumps.items():
+            db.execute(_attempts_sql(table), (n, last, rowid))
+        return opened
+
+    def _visit_key(self, row: tuple[Any, ...]) -> VisitKey | None:
+        """The visit key of an attempt's row; None for one that is always its own event (a web request
+        with search terms: staff must see each search)."""
+        if len(row) > 9 and row[8]:
+            return None
+        asker = self._askers.get(row[1])
+        answer = self._visit_of.get(row[2])
+        if asker is None or answer is None:
+            return None
+        return (*asker, *answer)
+
+    def _find_visit(self, key: VisitKey, ts: float) -> Visit | None:
+        """The newest visit of `key` in the store begun in the VISIT_MAX_S before `ts`, if any."""
+        found = None
+        for table in ("events", "requests"):
+            row = self._db.execute(_visit_sql(table), (*key, ts - VISIT_MAX_S, ts)).fetchone()
+            if row is not None and (found is None or row[1] > found.first):
+                found = Visit(table, row[0], row[1], row[2])
+        return found
+
+    def _remember(self, opened: dict[VisitKey, Visit]) -> None:
+        if not opened:
+            return
+        visits = self._visits
+        visits.update(opened)
+        if len(visits) > MAX_OPEN_VISITS:
+            now = max(visit.last for visit in opened.values())
+            self._visits = {k: v for k, v in visits.items() if v.takes(now)}
+            if len(self._visits) > MAX_OPEN_VISITS:
+                self._visits.clear()  # (the store finds them again)
 
     def _day_of(self, ts: float) -> str:
         start, end, day = self._day
@@ -218,6 +313,40 @@ class StoreWriter:
 
     def close(self) -> None:
         self._db.close()
+
+
+# What makes attempts one visit: the asker's address and subject, the answer's host, action, category
+# and whether it is flagged (not its channel or query type: the DNS answer and the page are one visit).
+VisitKey = tuple[str, str, str, str, str, int]
+
+
+@dataclass(frozen=True)
+class Visit:
+    """An open visit: its row (`events` or `requests`, rowid) and its first and last attempts' times."""
+
+    table: str
+    rowid: int
+    first: float
+    last: float
+
+    def takes(self, ts: float) -> bool:
+        """Whether an attempt at `ts` belongs to this visit."""
+        return self.first - VISIT_GAP_S <= ts <= self.last + VISIT_GAP_S and ts - self.first <= VISIT_MAX_S
+
+
+def _attempts_sql(table: str) -> str:
+    return f"UPDATE {table} SET attempts = attempts + ?, last_ts = max(coalesce(last_ts, ts), ?) WHERE rowid = ?"
+
+
+def _visit_sql(table: str) -> str:
+    # The newest visit of the key begun in the last VISIT_MAX_S, by the indexes of the askers by address
+    # and of the notable answers by host, then the table's notable rows of those askers (a handful).
+    return (
+        f"SELECT rowid, ts, coalesce(last_ts, ts) FROM {table} WHERE notable"
+        " AND asker IN (SELECT id FROM askers WHERE client = ?1 AND subject = ?2)"
+        " AND answer IN (SELECT id FROM answers WHERE host = ?3 AND notable AND action = ?4"
+        " AND category = ?5 AND flagged = ?6) AND ts >= ?7 AND ts <= ?8 ORDER BY ts DESC LIMIT 1"
+    )
 
 
 @dataclass(frozen=True)

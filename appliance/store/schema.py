@@ -274,7 +274,19 @@ CREATE TRIGGER sessions_name_a_child BEFORE INSERT ON sessions
     BEGIN SELECT RAISE(ABORT, 'a session names a child that does not exist'); END;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5))
+# Version 7: one row per visit (docs/store.md#visits). A notable event row is the first attempt of a
+# visit: the same device, child, host and verdict again within the window (the TLS retries, the page, its
+# favicon, the DNS answer before them) only adds to its `attempts` and moves its `last_ts` on. Rows from
+# before are visits of one attempt each. Writers find a visit another writer opened by its host.
+_V7 = """
+ALTER TABLE events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN last_ts REAL;  -- the visit's last attempt; NULL when only one (then ts)
+ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE requests ADD COLUMN last_ts REAL;
+CREATE INDEX answers_notable_by_host ON answers (host) WHERE notable;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5), (7, _V7))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -373,12 +385,13 @@ _EVENT_LOG_VIEW = """
 CREATE VIEW IF NOT EXISTS event_log AS
     SELECT 'dns:' || e.rowid AS id, e.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
            w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, e.duration_us, e.notable,
-           NULL AS method, NULL AS url, NULL AS status, NULL AS bytes, NULL AS terms
+           NULL AS method, NULL AS url, NULL AS status, NULL AS bytes, NULL AS terms,
+           e.attempts, coalesce(e.last_ts, e.ts) AS last_ts
     FROM events e JOIN askers a ON a.id = e.asker JOIN answers w ON w.id = e.answer
     UNION ALL
     SELECT 'web:' || r.rowid, r.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
            w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, r.duration_us, r.notable,
-           r.method, r.url, r.status, r.bytes, r.terms
+           r.method, r.url, r.status, r.bytes, r.terms, r.attempts, coalesce(r.last_ts, r.ts)
     FROM requests r JOIN askers a ON a.id = r.asker JOIN answers w ON w.id = r.answer;
 """
 

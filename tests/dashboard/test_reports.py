@@ -82,13 +82,13 @@ def test_the_lead_sees_the_months_counts_in_the_language_of_the_guidance(
     html = page(browse(as_user="lead").get("/reports"))
     words = text_of(html)
     assert "Monthly report: November 2026" in words
-    assert "5 notable events" in words and "3 flagged for staff" in words and "2 blocked" in words
+    assert "5 notable visits" in words and "3 flagged for staff" in words and "2 blocked" in words
     assert "2 children involved" in words
-    assert "contact / sexual: 3 flagged attempts to reach sites listed as Dating" in words
+    assert "contact / sexual: 3 flagged visits to sites listed as Dating" in words
     assert (
-        "content / sexual: 1 blocked attempt to reach sites listed as Pornography and sexual content" in words
+        "content / sexual: 1 blocked visit to sites listed as Pornography and sexual content" in words
     )
-    assert "conduct / commercial: 1 blocked attempt" in words
+    assert "conduct / commercial: 1 blocked visit" in words
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in html and 'role="img"' in html
     assert "Print" in words and "/reports/2026-11.csv" in html
     # The same month asked for by name; each view is in the audit log.
@@ -132,7 +132,7 @@ def test_the_yearly_view_counts_by_month(
     )
     html = page(browse(as_user="lead").get("/reports?period=2026"))
     words = text_of(html)
-    assert "Yearly report: 2026" in words and "8 notable events" in words
+    assert "Yearly report: 2026" in words and "8 notable visits" in words
     rows = dict(re.findall(r"<th scope=\"row\">(\w+ 2026)</th>\s*<td class=\"num\">(\d+)</td>", html))
     assert rows["February 2026"] == "1" and rows["October 2026"] == "1" and rows["November 2026"] == "5"
     assert rows["January 2026"] == "0" and len(rows) == 12
@@ -176,7 +176,7 @@ def test_the_csv_has_the_summary_rows_and_a_safe_name(
     assert response.mimetype == "text/csv"
     assert response.headers["Content-Disposition"] == 'attachment; filename="report-2026-11.csv"'
     rows = list(csv.reader(io.StringIO(page(response))))
-    assert rows[0] == ["section", "key", "events", "flagged", "blocked", "incidents"]
+    assert rows[0] == ["section", "key", "visits", "flagged", "blocked", "incidents"]
     assert ["total", "all", "5", "3", "2", "0"] in rows
     assert ["area", "contact", "3", "3", "0", "0"] in rows
     assert ["category", "dating", "3", "3", "0", "0"] in rows
@@ -239,12 +239,12 @@ def test_a_highlight_tells_flagged_blocked_and_incidents_together() -> None:
     chat = Category("chat", "Chat rooms and messaging", Kind.RISK, Area.CONTACT, Risk.SEXUAL, Severity.HIGH)
     categories = CategoryMap({"chat": chat})
     assert highlight(Tally("chat", 5, 3, 3, 2), categories) == (
-        "contact / sexual: 5 attempts (3 flagged, 3 blocked) to reach sites listed as Chat rooms and"
+        "contact / sexual: 5 visits (3 flagged, 3 blocked) to reach sites listed as Chat rooms and"
         " messaging; 2 incidents opened"
     )
     assert (
         highlight(Tally("", 1, 1, 0), categories)
-        == "unsorted: 1 flagged attempt to reach sites in no category"
+        == "unsorted: 1 flagged visit to sites in no category"
     )
     assert highlight(Tally("odd", 0, 0, 0, 1), categories) == "no three-Cs place: 1 incident opened about odd"
 
