@@ -208,7 +208,9 @@ class StoreWriter:
                 db.executemany(self._event_sql, [row for row in rows if not row[4]])
                 attempts = [("events", row) for row in rows if row[4]]
             if requests:
-                db.executemany(self._request_sql, [(*row, False) for row in requests if row[2] not in notable])
+                db.executemany(
+                    self._request_sql, [(*row, False) for row in requests if row[2] not in notable]
+                )
                 attempts += [("requests", (*row, True)) for row in requests if row[2] in notable]
             if attempts:
                 opened = self._write_visits(attempts)
@@ -335,7 +337,9 @@ class Visit:
 
 
 def _attempts_sql(table: str) -> str:
-    return f"UPDATE {table} SET attempts = attempts + ?, last_ts = max(coalesce(last_ts, ts), ?) WHERE rowid = ?"
+    return (
+        f"UPDATE {table} SET attempts = attempts + ?, last_ts = max(coalesce(last_ts, ts), ?) WHERE rowid = ?"
+    )
 
 
 def _visit_sql(table: str) -> str:

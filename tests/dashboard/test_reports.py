@@ -61,7 +61,7 @@ def write_november(events: EventWriter, config: Config) -> None:
     amira, bo = child_who("amira1"), child_who("bo2", "127.0.0.32")
     dating = verdict(Action.ALLOW, "dating", Severity.HIGH, flag=True)
     events.dns(at(config, "2026-11-03 16:00"), amira, "date.example", dating)
-    events.dns(at(config, "2026-11-03 16:05"), amira, "date.example", dating, qtype="AAAA")
+    events.dns(at(config, "2026-11-03 16:20"), amira, "date.example", dating, qtype="AAAA")  # a second visit
     events.web(at(config, "2026-11-04 17:00"), bo, "http://date.example/profile", dating)
     events.dns(
         at(config, "2026-11-10 10:00"), bo, "porn.example", verdict(Action.BLOCK, "adult", Severity.HIGH)
@@ -85,9 +85,7 @@ def test_the_lead_sees_the_months_counts_in_the_language_of_the_guidance(
     assert "5 notable visits" in words and "3 flagged for staff" in words and "2 blocked" in words
     assert "2 children involved" in words
     assert "contact / sexual: 3 flagged visits to sites listed as Dating" in words
-    assert (
-        "content / sexual: 1 blocked visit to sites listed as Pornography and sexual content" in words
-    )
+    assert "content / sexual: 1 blocked visit to sites listed as Pornography and sexual content" in words
     assert "conduct / commercial: 1 blocked visit" in words
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in html and 'role="img"' in html
     assert "Print" in words and "/reports/2026-11.csv" in html
@@ -239,13 +237,10 @@ def test_a_highlight_tells_flagged_blocked_and_incidents_together() -> None:
     chat = Category("chat", "Chat rooms and messaging", Kind.RISK, Area.CONTACT, Risk.SEXUAL, Severity.HIGH)
     categories = CategoryMap({"chat": chat})
     assert highlight(Tally("chat", 5, 3, 3, 2), categories) == (
-        "contact / sexual: 5 visits (3 flagged, 3 blocked) to reach sites listed as Chat rooms and"
+        "contact / sexual: 5 visits (3 flagged, 3 blocked) to sites listed as Chat rooms and"
         " messaging; 2 incidents opened"
     )
-    assert (
-        highlight(Tally("", 1, 1, 0), categories)
-        == "unsorted: 1 flagged visit to sites in no category"
-    )
+    assert highlight(Tally("", 1, 1, 0), categories) == "unsorted: 1 flagged visit to sites in no category"
     assert highlight(Tally("odd", 0, 0, 0, 1), categories) == "no three-Cs place: 1 incident opened about odd"
 
 
@@ -261,3 +256,19 @@ def test_the_yearly_report_keeps_counting_events_past_retention(db, events, conf
     assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert (after.total.events, after.total.blocked, after.children) == (1, 1, 1)
     assert (before.total.events, before.children) == (after.total.events, after.children)
+
+
+def test_the_report_counts_visits_not_the_browsers_attempts(
+    browse: Browse, accounts: Any, events: EventWriter, config: Config
+) -> None:
+    """Twelve tries at one blocked site in a minute, then one more the next day: two visits."""
+    amira = child_who("amira1")
+    adult = verdict(Action.BLOCK, "adult", Severity.HIGH)
+    start = at(config, "2026-11-03 16:00")
+    for i in range(12):
+        events.web(start + 5 * i, amira, "https://porn.example/", adult)
+    events.dns(at(config, "2026-11-04 09:00"), amira, "porn.example", adult)
+    words = text_of(page(browse(as_user="lead").get("/reports?period=2026-11")))
+    assert "2 notable visits" in words and "2 blocked" in words
+    assert "content / sexual: 2 blocked visits to sites listed as Pornography" in words
+    assert "Visits are counted, not the browser's attempts" in words
