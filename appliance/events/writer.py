@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
+import operator
 import os
 import pickle
 import shutil
@@ -116,10 +118,9 @@ class StoreWriter:
         # device asking random names under it), so their answer rows wait until an event names them.
         self._waiting: dict[int, Answer] = {}
         # Visits: who each asker key is, the visit key of each notable answer, and the visits open.
-        self._askers: dict[int, tuple[str, str]] = {}
-        self._visit_of: dict[int, tuple[str, str, str, int]] = {}
-        self._visits: dict[VisitKey, Visit] = {}
-        self.visits = 0  # visits begun by this writer (rows), against `written` attempts
+        self._askers: dict[int, str] = {}  # key -> address and subject, as in `open_visits.key`
+        self._visit_of: dict[int, str] = {}  # key of a notable answer -> host, action, category, flagged
+        self._visits: dict[str, Visit] = {}  # key (`open_visits.key`) -> the visit
 
     def _claim_keys(self) -> int:
         """Reserve KEY_RANGE ids above everything in the file and every other writer's range."""
@@ -146,7 +147,7 @@ class StoreWriter:
         for key, thing in defs:
             if isinstance(thing, Asker):
                 self._db.execute(self._asker_sql, (key, *_asker_row(thing)))
-                self._askers[key] = (thing.client, thing.subject)
+                self._askers[key] = f"{thing.client}\x1f{thing.subject}"
             elif thing.kept and thing.under:
                 self._waiting[key] = thing
                 self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
@@ -159,7 +160,8 @@ class StoreWriter:
         notable = int(thing.flagged or thing.action == "block")
         if notable:
             self._notable.add(key)
-            self._visit_of[key] = (thing.host, thing.action, thing.category, int(thing.flagged))
+            verdict = f"{thing.action}\x1f{thing.category}\x1f{int(thing.flagged)}"
+            self._visit_of[key] = f"{thing.host}\x1f{verdict}"
         self._db.execute(self._answer_sql, (key, *_answer_row(thing), notable))
 
     def forget(self, keys: Iterable[int]) -> None:
@@ -190,7 +192,7 @@ class StoreWriter:
         # writer's commit made stale could not then be written from (SQLITE_BUSY_SNAPSHOT).
         db.execute("BEGIN IMMEDIATE")
         named: set[int] = set()
-        opened: dict[VisitKey, Visit] = {}
+        opened: dict[str, Visit] = {}
         try:
             self.define(defs)
             if self._waiting:
@@ -204,9 +206,12 @@ class StoreWriter:
                 db.executemany(self._event_sql, zip(*events, itertools.repeat(False)))
                 attempts: list[tuple[str, tuple[Any, ...]]] = []
             else:
-                rows = list(zip(*events, map(notable.__contains__, events[2]), strict=True))
-                db.executemany(self._event_sql, [row for row in rows if not row[4]])
-                attempts = [("events", row) for row in rows if row[4]]
+                # (C loops: the notable rows are picked out by their flags, without a Python step each)
+                flags = list(map(notable.__contains__, events[2]))
+                plain = itertools.compress(zip(*events, itertools.repeat(False)), map(operator.not_, flags))
+                db.executemany(self._event_sql, plain)
+                picked = itertools.compress(zip(*events, itertools.repeat(True)), flags)
+                attempts = list(zip(itertools.repeat("events"), picked))
             if requests:
                 db.executemany(
                     self._request_sql, [(*row, False) for row in requests if row[2] not in notable]
@@ -235,63 +240,79 @@ class StoreWriter:
         self.written += len(events[0]) + len(requests)
         self.counted += sum(totals.values())
 
-    def _write_visits(self, attempts: list[tuple[str, tuple[Any, ...]]]) -> dict[VisitKey, Visit]:
+    def _write_visits(self, attempts: list[tuple[str, tuple[Any, ...]]]) -> dict[str, Visit]:
         """Write the batch's notable attempts (`table`, row), in time order, as visits: the first attempt
         of a visit is a row as before, the next ones add to its `attempts` and `last_ts`. A visit is found
-        among the batch's, this writer's open ones, or else in the store (another writer's, or one from
-        before a restart). The visits opened or moved on, to remember once the batch is committed."""
+        among the batch's, this writer's open ones, or else in the store's `open_visits` (another
+        writer's, or one from before a restart), all of the batch's in one look-up. The visits opened or
+        moved on, to remember once the batch is committed."""
         db = self._db
-        opened: dict[VisitKey, Visit] = {}
-        bumps: dict[tuple[str, int], list[float]] = {}  # (table, rowid) -> [attempts, last]
         attempts.sort(key=lambda attempt: attempt[1][0])
-        for table, row in attempts:
+        keyed = [(table, row, self._visit_key(row)) for table, row in attempts]
+        mine = self._visits
+        unknown = {
+            key
+            for _, row, key in keyed
+            if key is not None and not ((visit := mine.get(key)) is not None and visit.takes(row[0]))
+        }
+        stored: dict[str, Visit] = {}
+        if unknown:
+            for key, table, rowid, first, last in db.execute(_FIND_VISITS, (json.dumps(list(unknown)),)):
+                stored[key] = Visit(_TABLES[table], rowid, first, last)
+        opened: dict[str, Visit] = {}
+        bumps: dict[tuple[str, int], list[float]] = {}  # (table, rowid) -> [attempts, last]
+        # New rows are inserted all at once, after the decisions: each table's next rowids are known, as
+        # SQLite gives a new row the largest rowid plus one and this transaction holds the write lock.
+        new: dict[str, list[tuple[Any, ...]]] = {"events": [], "requests": []}
+        top = {t: db.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0] for t in _TABLES}
+        for table, row, key in keyed:
             ts = row[0]
-            key = self._visit_key(row)
             visit = None
             if key is not None:
-                visit = opened.get(key) or self._visits.get(key)
+                visit = opened.get(key) or mine.get(key)
                 if visit is None or not visit.takes(ts):
-                    visit = self._find_visit(key, ts)
+                    visit = stored.get(key)
                 if visit is not None and not visit.takes(ts):
                     visit = None
             if visit is None:
-                sql = self._event_sql if table == "events" else self._request_sql
-                rowid = db.execute(sql, row).lastrowid
-                assert rowid is not None
-                self.visits += 1
+                new[table].append(row)
                 if key is not None:
-                    opened[key] = Visit(table, rowid, ts, ts)
+                    opened[key] = Visit(table, top[table] + len(new[table]), ts, ts)
                 continue
             assert key is not None
             bump = bumps.setdefault((visit.table, visit.rowid), [0, ts])
             bump[0] += 1
             bump[1] = max(bump[1], ts)
             opened[key] = replace(visit, last=max(visit.last, ts))
+        for table, rows in new.items():
+            if rows:
+                db.executemany(self._event_sql if table == "events" else self._request_sql, rows)
+                (last_rowid,) = db.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+                if last_rowid != top[table] + len(rows):  # (never: SQLite's documented choice)
+                    raise sqlite3.IntegrityError(f"{table}: rowids {top[table]}+ not given in order")
         for (table, rowid), (n, last) in bumps.items():
             db.execute(_attempts_sql(table), (n, last, rowid))
+        if opened:
+            db.executemany(
+                _OPEN_VISIT,
+                [(k, _TABLES.index(v.table), v.rowid, v.first, v.last) for k, v in opened.items()],
+            )
+            newest = max(visit.last for visit in opened.values())
+            db.execute("DELETE FROM open_visits WHERE last < ?", (newest - VISIT_MAX_S - VISIT_GAP_S,))
         return opened
 
-    def _visit_key(self, row: tuple[Any, ...]) -> VisitKey | None:
-        """The visit key of an attempt's row; None for one that is always its own event (a web request
-        with search terms: staff must see each search)."""
+    def _visit_key(self, row: tuple[Any, ...]) -> str | None:
+        """The visit key of an attempt's row (`open_visits.key`); None for one that is always its own
+        event (a web request with search terms: staff must see each search)."""
         if len(row) > 9 and row[8]:
             return None
         asker = self._askers.get(row[1])
         answer = self._visit_of.get(row[2])
         if asker is None or answer is None:
             return None
-        return (*asker, *answer)
+        return f"{asker}\x1f{answer}"
 
-    def _find_visit(self, key: VisitKey, ts: float) -> Visit | None:
-        """The newest visit of `key` in the store begun in the VISIT_MAX_S before `ts`, if any."""
-        found = None
-        for table in ("events", "requests"):
-            row = self._db.execute(_visit_sql(table), (*key, ts - VISIT_MAX_S, ts)).fetchone()
-            if row is not None and (found is None or row[1] > found.first):
-                found = Visit(table, row[0], row[1], row[2])
-        return found
-
-    def _remember(self, opened: dict[VisitKey, Visit]) -> None:
+    def _remember(self, opened: dict[str, Visit]) -> None:
         if not opened:
             return
         visits = self._visits
@@ -317,11 +338,6 @@ class StoreWriter:
         self._db.close()
 
 
-# What makes attempts one visit: the asker's address and subject, the answer's host, action, category
-# and whether it is flagged (not its channel or query type: the DNS answer and the page are one visit).
-VisitKey = tuple[str, str, str, str, str, int]
-
-
 @dataclass(frozen=True)
 class Visit:
     """An open visit: its row (`events` or `requests`, rowid) and its first and last attempts' times."""
@@ -342,15 +358,19 @@ def _attempts_sql(table: str) -> str:
     )
 
 
-def _visit_sql(table: str) -> str:
-    # The newest visit of the key begun in the last VISIT_MAX_S, by the indexes of the askers by address
-    # and of the notable answers by host, then the table's notable rows of those askers (a handful).
-    return (
-        f"SELECT rowid, ts, coalesce(last_ts, ts) FROM {table} WHERE notable"
-        " AND asker IN (SELECT id FROM askers WHERE client = ?1 AND subject = ?2)"
-        " AND answer IN (SELECT id FROM answers WHERE host = ?3 AND notable AND action = ?4"
-        " AND category = ?5 AND flagged = ?6) AND ts >= ?7 AND ts <= ?8 ORDER BY ts DESC LIMIT 1"
-    )
+# The store's open visits (appliance/store/schema.py, version 7), by key: the asker's address and
+# subject, the answer's host, action, category and flagged (0 or 1), joined by U+001F. Not the channel or
+# the query type: the DNS answer and the page are one visit.
+_TABLES = ("events", "requests")
+_FIND_VISITS = (
+    "SELECT key, tbl, row, first, last FROM open_visits WHERE key IN (SELECT value FROM json_each(?))"
+)
+_OPEN_VISIT = (
+    "INSERT INTO open_visits (key, tbl, row, first, last) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET tbl = excluded.tbl, row = excluded.row, first = excluded.first,"
+    " last = CASE WHEN tbl = excluded.tbl AND row = excluded.row THEN max(last, excluded.last)"
+    " ELSE excluded.last END"
+)
 
 
 @dataclass(frozen=True)

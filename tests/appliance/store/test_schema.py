@@ -207,20 +207,17 @@ def test_a_version_5_file_migrates_to_visits_of_one_attempt_each(tmp_path: Path)
     assert page and all(e.attempts == 1 and e.last == e.ts for e in page)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
-    # bad.example, blocked for amira (10.0.0.2): her newest event of it is at 1_800_000_024.
+    # bad.example, blocked for amira (10.0.0.2): her newest attempt at it was the page at 1_800_000_100
+    # (the DNS answers before it are visits of their own, from before).
     writer = StoreWriter(path, ZoneInfo("UTC"))
     who = Asker.of("10.0.0.2", Identity("10-12", Via.SESSION, child=Child("amira", "x", "10-12")))
     reason = Reason(Step.CATEGORY, Action.BLOCK, "category adult", "adult", "", Severity.HIGH)
-    what = Answer.of(
-        "dns",
-        "bad.example",
-        "A",
-        Verdict(Action.BLOCK, "10-12", (reason,), Severity.HIGH, log=LogDetail.EVENT),
-    )
-    writer.write([(who.key, who), (what.key, what)], ([1_800_000_060.0], [who.key], [what.key], [0.0]), [], 0)
+    blocked = Verdict(Action.BLOCK, "10-12", (reason,), Severity.HIGH, log=LogDetail.EVENT)
+    what = Answer.of("dns", "bad.example", "A", blocked)
+    writer.write([(who.key, who), (what.key, what)], ([1_800_000_160.0], [who.key], [what.key], [0.0]), [], 0)
     writer.close()
-    assert db.execute("SELECT ts, attempts, last_ts FROM events WHERE attempts > 1").fetchall() == [
-        (1_800_000_024.0, 2, 1_800_000_060.0)
+    assert db.execute("SELECT ts, attempts, last_ts FROM requests").fetchall() == [
+        (1_800_000_100.0, 2, 1_800_000_160.0)
     ]
     assert db.execute("SELECT count(*) FROM events").fetchone() == (30,)
     db.close()
