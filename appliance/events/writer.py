@@ -160,7 +160,7 @@ class StoreWriter:
         notable = int(thing.flagged or thing.action == "block")
         if notable:
             self._notable.add(key)
-            verdict = f"{thing.action}\x1f{thing.category}\x1f{int(thing.flagged)}"
+            verdict = f"{thing.action}\x1f{thing.category}\x1f{int(thing.flagged)}\x1f{thing.reasons}"
             self._visit_of[key] = f"{thing.host}\x1f{verdict}"
         self._db.execute(self._answer_sql, (key, *_answer_row(thing), notable))
 
@@ -359,8 +359,10 @@ def _attempts_sql(table: str) -> str:
 
 
 # The store's open visits (appliance/store/schema.py, version 7), by key: the asker's address and
-# subject, the answer's host, action, category and flagged (0 or 1), joined by U+001F. Not the channel or
-# the query type: the DNS answer and the page are one visit.
+# subject, the answer's host, action, category, flagged (0 or 1) and its reasons (the JSON, whole: an
+# attempt found for other reasons, another phrase or another way round the filter, is a visit of its
+# own), joined by U+001F. Not the channel, the query type or the URL: the DNS answer, the page and its
+# favicon are one visit.
 _TABLES = ("events", "requests")
 _FIND_VISITS = (
     "SELECT key, tbl, row, first, last FROM open_visits WHERE key IN (SELECT value FROM json_each(?))"

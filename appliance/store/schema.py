@@ -286,7 +286,8 @@ ALTER TABLE requests ADD COLUMN last_ts REAL;
 -- The visits begun in the last hour, by what makes attempts one visit: every writer finds another's
 -- (the DNS filter's answer, then the proxy's page) and its own after a restart with one look-up.
 CREATE TABLE open_visits (
-    key   TEXT    PRIMARY KEY,  -- address, subject, host, action, category, flagged (0/1), joined by U+001F
+    key   TEXT    PRIMARY KEY,  -- address, subject, host, action, category, flagged (0/1), reasons
+                                -- (the JSON); joined by U+001F
     tbl   INTEGER NOT NULL,     -- 0: events, 1: requests
     row   INTEGER NOT NULL,     -- the visit's rowid there
     first REAL    NOT NULL,
@@ -296,7 +297,7 @@ CREATE INDEX open_visits_by_last ON open_visits (last);  -- the writers drop tho
 -- The last hour's notable rows, so that a visit goes on across the upgrade (the newest of each key).
 INSERT OR REPLACE INTO open_visits (key, tbl, row, first, last)
     SELECT a.client || char(31) || a.subject || char(31) || w.host || char(31) || w.action || char(31)
-           || w.category || char(31) || w.flagged, t.tbl, t.rowid, t.ts, t.ts
+           || w.category || char(31) || w.flagged || char(31) || w.reasons, t.tbl, t.rowid, t.ts, t.ts
     FROM (SELECT 0 AS tbl, rowid, ts, asker, answer FROM events
           WHERE notable AND ts >= (SELECT max(ts) FROM events) - 3600
           UNION ALL

@@ -194,9 +194,8 @@ def test_a_version_5_file_migrates_to_visits_of_one_attempt_each(tmp_path: Path)
 
     from appliance.events.values import Answer, Asker
     from appliance.events.writer import StoreWriter
-    from profiles.categories import Severity
     from profiles.identity import Child, Identity, Via
-    from profiles.verdict import Action, LogDetail, Reason, Step, Verdict
+    from profiles.verdict import LogDetail
 
     path = tmp_path / "events.sqlite"
     make_v5(path)
@@ -211,9 +210,11 @@ def test_a_version_5_file_migrates_to_visits_of_one_attempt_each(tmp_path: Path)
     # (the DNS answers before it are visits of their own, from before).
     writer = StoreWriter(path, ZoneInfo("UTC"))
     who = Asker.of("10.0.0.2", Identity("10-12", Via.SESSION, child=Child("amira", "x", "10-12")))
-    reason = Reason(Step.CATEGORY, Action.BLOCK, "category adult", "adult", "", Severity.HIGH)
-    blocked = Verdict(Action.BLOCK, "10-12", (reason,), Severity.HIGH, log=LogDetail.EVENT)
-    what = Answer.of("dns", "bad.example", "A", blocked)
+    # (the same reasons as the version 2 appliance wrote them: the same verdict)
+    reasons = json.dumps([{"step": "category", "effect": "block", "category": "adult"}])
+    what = Answer(
+        "dns", "10-12", "bad.example", "A", "block", "high", "adult", False, reasons, LogDetail.EVENT
+    )
     writer.write([(who.key, who), (what.key, what)], ([1_800_000_160.0], [who.key], [what.key], [0.0]), [], 0)
     writer.close()
     assert db.execute("SELECT ts, attempts, last_ts FROM requests").fetchall() == [

@@ -38,10 +38,10 @@ AMIRA, BEN = child("amira"), child("ben")
 AMIRA_PHONE = child("amira", "10.0.0.12")
 
 
-def blocked(category: str = "adult", *, flag: bool = False) -> Verdict:
-    reason = Reason(
-        Step.CATEGORY, Action.BLOCK, "listed", category, "", Severity.HIGH, "demo-adult", 4, "pornhub.com"
-    )
+def blocked(
+    category: str = "adult", *, flag: bool = False, step: Step = Step.CATEGORY, rule: str = "pornhub.com"
+) -> Verdict:
+    reason = Reason(step, Action.BLOCK, "listed", category, "", Severity.HIGH, "demo-adult", 4, rule)
     reasons = (reason,)
     if flag:
         reasons += (
@@ -163,6 +163,8 @@ def test_a_visit_is_closed_an_hour_after_its_first_attempt(centre: Centre) -> No
         (AMIRA, "pornhub.com", blocked(), "another host"),
         (AMIRA, "www.pornhub.com", blocked("mixed-adult"), "another category"),
         (AMIRA, "www.pornhub.com", blocked(flag=True), "flagged as well"),
+        (AMIRA, "www.pornhub.com", blocked(rule="www.pornhub.com"), "another rule"),
+        (AMIRA, "www.pornhub.com", blocked(step=Step.BYPASS_ATTEMPT), "another reason"),
     ],
 )
 def test_a_new_visit_starts_for_another_child_device_host_or_verdict(
