@@ -82,24 +82,25 @@ def _grid(name: str, categories: CategoryMap) -> str:
     return found.grid
 
 
-def _attempts(t: Tally) -> str:
+def _visits(t: Tally) -> str:
     plural = "" if t.events == 1 else "s"
     if t.flagged == t.events and not t.blocked:
-        return f"{t.events} flagged attempt{plural}"
+        return f"{t.events} flagged visit{plural}"
     if t.blocked == t.events and not t.flagged:
-        return f"{t.events} blocked attempt{plural}"
-    return f"{t.events} attempt{plural} ({t.flagged} flagged, {t.blocked} blocked)"
+        return f"{t.events} blocked visit{plural}"
+    return f"{t.events} visit{plural} ({t.flagged} flagged, {t.blocked} blocked)"
 
 
 def highlight(t: Tally, categories: CategoryMap) -> str:
-    """`contact / sexual: 3 flagged attempts to reach sites listed as Dating; 1 incident opened`."""
+    """`contact / sexual: 3 flagged visits to sites listed as Dating; 1 incident opened` (visits, not the
+    browser's attempts: docs/store.md#visits)."""
     title = _category_label(t.key, categories)
     where = "sites in no category" if not t.key else f"sites listed as {title}"
     incidents = f"{t.incidents} incident{'' if t.incidents == 1 else 's'} opened"
     if not t.events:
         told = f"{incidents} about {title if t.key else 'no category'}"
     else:
-        told = f"{_attempts(t)} to reach {where}" + (f"; {incidents}" if t.incidents else "")
+        told = f"{_visits(t)} to {where}" + (f"; {incidents}" if t.incidents else "")
     return f"{_grid(t.key, categories)}: {told}"
 
 
@@ -126,7 +127,7 @@ def _three_cs(report: Summary, categories: CategoryMap) -> Markup:
             key = (str(found.area), str(found.risk))
             cells[key] = cells.get(key, 0) + t.events
     return charts.grid_table(
-        "Notable events in the three-Cs grid (areas down, risks across)",
+        "Notable visits in the three-Cs grid (areas down, risks across)",
         AREAS,
         [str(r) for r in Risk],
         cells,
@@ -152,21 +153,21 @@ def index() -> str:
     unit = "month" if period.yearly else "day"
     chart = {
         "area": charts.bar_chart(
-            "Notable events by three-Cs area",
+            "Notable visits by three-Cs area",
             [(_area_label(t.key), t.events) for t in report.by_area],
         ),
         "time": charts.column_chart(
-            f"Notable events by {unit}, {period.title}",
+            f"Notable visits by {unit}, {period.title}",
             [(s, t.events) for s, t in zip(short, report.by_time, strict=True)],
             names=names,
         ),
         "category": charts.bar_chart(
-            "Notable events by category (the busiest)",
+            "Notable visits by category (the busiest)",
             [(r.label, r.tally.events) for r in by_category[:CHART_CATEGORIES]],
             label_width=240,
         ),
         "profile": charts.bar_chart(
-            "Notable events by profile", [(t.key or "(none)", t.events) for t in report.by_profile]
+            "Notable visits by profile", [(t.key or "(none)", t.events) for t in report.by_profile]
         ),
         "incidents": charts.bar_chart(
             "Incidents opened, by their status now",
@@ -207,13 +208,13 @@ def _cell(value: str | int) -> str | int:
 
 
 def csv_rows(report: Summary) -> list[tuple[str | int, ...]]:
-    """The report's rows: section, key, events, flagged, blocked, incidents ('' where it does not apply)."""
+    """The report's rows: section, key, visits, flagged, blocked, incidents ('' where it does not apply)."""
 
     def tallies(section: str, rows: tuple[Tally, ...]) -> list[tuple[str | int, ...]]:
         return [(section, t.key or "(none)", t.events, t.flagged, t.blocked, t.incidents) for t in rows]
 
     unit = "month" if report.period.yearly else "day"
-    rows: list[tuple[str | int, ...]] = [("section", "key", "events", "flagged", "blocked", "incidents")]
+    rows: list[tuple[str | int, ...]] = [("section", "key", "visits", "flagged", "blocked", "incidents")]
     rows += tallies("total", (replace(report.total, key="all"),))
     rows += tallies("area", report.by_area)
     rows += tallies("category", report.by_category)

@@ -34,6 +34,15 @@ class Row:
     area: str
     why: str
     found: str  # search terms or the kind of personal information that triggered it
+    last: datetime  # the visit's last attempt (`when` is its first)
+
+    @property
+    def attempts(self) -> str:
+        """The visit's attempts in words: `1 attempt`, `12 attempts, 14:02–14:06`."""
+        n = self.event.attempts
+        if n == 1:
+            return "1 attempt"
+        return f"{n} attempts, {self.when:%H:%M}–{self.last:%H:%M}"
 
 
 def _day(text: str, zone: ZoneInfo, *, end: bool = False) -> float | None:
@@ -74,7 +83,8 @@ def rows(events: list[FeedEvent]) -> list[Row]:
     out = []
     for e in events:
         why, found = explain(e)
-        out.append(Row(e, who_of(e.subject, names), local_time(e.ts), areas.get(e.category, ""), why, found))
+        who, area = who_of(e.subject, names), areas.get(e.category, "")
+        out.append(Row(e, who, local_time(e.ts), area, why, found, local_time(e.last)))
     return out
 
 

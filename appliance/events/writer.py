@@ -11,7 +11,10 @@ schema is in appliance/store/schema.py and documented in docs/store.md.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import logging
+import operator
 import os
 import pickle
 import shutil
@@ -41,6 +44,12 @@ log = logging.getLogger(__name__)
 # kept up to this much memory (some minutes of a busy centre's events), then the oldest events go.
 RETRY_S = 2.0
 MAX_HELD_BYTES = 8 << 20
+# A visit (docs/store.md#visits): a notable attempt of the same device, child, host and verdict within
+# VISIT_GAP_S of the visit's last one adds to it; a visit is closed VISIT_MAX_S after its first attempt,
+# so a device retrying all afternoon still shows each hour (and each day of the reports) as a visit.
+VISIT_GAP_S = 300.0
+VISIT_MAX_S = 3600.0
+MAX_OPEN_VISITS = 50_000  # remembered in memory; beyond, the closed ones are forgotten (the store has them)
 _COUNT = (
     "INSERT INTO daily_counts (day, channel, profile, action, category, count) VALUES (?,?,?,?,?,?)"
     " ON CONFLICT (day, channel, profile, action, category) DO UPDATE SET count = count + excluded.count"
@@ -108,6 +117,10 @@ class StoreWriter:
         # Blocks of names under a blocked domain (`Answer.under`): the event log may only count them (one
         # device asking random names under it), so their answer rows wait until an event names them.
         self._waiting: dict[int, Answer] = {}
+        # Visits: who each asker key is, the visit key of each notable answer, and the visits open.
+        self._askers: dict[int, str] = {}  # key -> address and subject, as in `open_visits.key`
+        self._visit_of: dict[int, str] = {}  # key of a notable answer -> host, action, category, flagged
+        self._visits: dict[str, Visit] = {}  # key (`open_visits.key`) -> the visit
 
     def _claim_keys(self) -> int:
         """Reserve KEY_RANGE ids above everything in the file and every other writer's range."""
@@ -134,6 +147,7 @@ class StoreWriter:
         for key, thing in defs:
             if isinstance(thing, Asker):
                 self._db.execute(self._asker_sql, (key, *_asker_row(thing)))
+                self._askers[key] = f"{thing.client}\x1f{thing.subject}"
             elif thing.kept and thing.under:
                 self._waiting[key] = thing
                 self._count[key] = (thing.channel, thing.profile, thing.action, thing.category)
@@ -146,6 +160,8 @@ class StoreWriter:
         notable = int(thing.flagged or thing.action == "block")
         if notable:
             self._notable.add(key)
+            verdict = f"{thing.action}\x1f{thing.category}\x1f{int(thing.flagged)}\x1f{thing.reasons}"
+            self._visit_of[key] = f"{thing.host}\x1f{verdict}"
         self._db.execute(self._answer_sql, (key, *_answer_row(thing), notable))
 
     def forget(self, keys: Iterable[int]) -> None:
@@ -153,6 +169,8 @@ class StoreWriter:
             self._count.pop(key, None)
             self._notable.discard(key)
             self._waiting.pop(key, None)
+            self._askers.pop(key, None)
+            self._visit_of.pop(key, None)
 
     def write(
         self,
@@ -170,8 +188,11 @@ class StoreWriter:
         included (the answering side sends each once, and later events name it: `Backlog`
         holds the batches the store refused, in order)."""
         db = self._db
-        db.execute("BEGIN")
+        # IMMEDIATE: a visit is looked up before the batch's first write, and a read snapshot another
+        # writer's commit made stale could not then be written from (SQLITE_BUSY_SNAPSHOT).
+        db.execute("BEGIN IMMEDIATE")
         named: set[int] = set()
+        opened: dict[str, Visit] = {}
         try:
             self.define(defs)
             if self._waiting:
@@ -180,11 +201,24 @@ class StoreWriter:
                     named |= self._waiting.keys() & [row[2] for row in requests]
                 for key in named:
                     self._write_answer(key, self._waiting[key])
-            flags = map(self._notable.__contains__, events[2])
-            db.executemany(self._event_sql, zip(*events, flags, strict=True))
+            notable = self._notable
+            if notable.isdisjoint(events[2]):  # (a C loop: most batches' events are all allowed)
+                db.executemany(self._event_sql, zip(*events, itertools.repeat(False)))
+                attempts: list[tuple[str, tuple[Any, ...]]] = []
+            else:
+                # (C loops: the notable rows are picked out by their flags, without a Python step each)
+                flags = list(map(notable.__contains__, events[2]))
+                plain = itertools.compress(zip(*events, itertools.repeat(False)), map(operator.not_, flags))
+                db.executemany(self._event_sql, plain)
+                picked = itertools.compress(zip(*events, itertools.repeat(True)), flags)
+                attempts = list(zip(itertools.repeat("events"), picked))
             if requests:
-                notable = self._notable
-                db.executemany(self._request_sql, [(*row, row[2] in notable) for row in requests])
+                db.executemany(
+                    self._request_sql, [(*row, False) for row in requests if row[2] not in notable]
+                )
+                attempts += [("requests", (*row, True)) for row in requests if row[2] in notable]
+            if attempts:
+                opened = self._write_visits(attempts)
             totals: Counter[tuple[str, ...]] = Counter()
             if counted:
                 day = self._day_of(when)
@@ -202,8 +236,92 @@ class StoreWriter:
             raise
         for key in named:
             del self._waiting[key]
+        self._remember(opened)
         self.written += len(events[0]) + len(requests)
         self.counted += sum(totals.values())
+
+    def _write_visits(self, attempts: list[tuple[str, tuple[Any, ...]]]) -> dict[str, Visit]:
+        """Write the batch's notable attempts (`table`, row), in time order, as visits: the first attempt
+        of a visit is a row as before, the next ones add to its `attempts` and `last_ts`. A visit is found
+        among the batch's, this writer's open ones, or else in the store's `open_visits` (another
+        writer's, or one from before a restart), all of the batch's in one look-up. The visits opened or
+        moved on, to remember once the batch is committed."""
+        db = self._db
+        attempts.sort(key=lambda attempt: attempt[1][0])
+        keyed = [(table, row, self._visit_key(row)) for table, row in attempts]
+        mine = self._visits
+        unknown = {
+            key
+            for _, row, key in keyed
+            if key is not None and not ((visit := mine.get(key)) is not None and visit.takes(row[0]))
+        }
+        stored: dict[str, Visit] = {}
+        if unknown:
+            for key, table, rowid, first, last in db.execute(_FIND_VISITS, (json.dumps(list(unknown)),)):
+                stored[key] = Visit(_TABLES[table], rowid, first, last)
+        opened: dict[str, Visit] = {}
+        bumps: dict[tuple[str, int], list[float]] = {}  # (table, rowid) -> [attempts, last]
+        # New rows are inserted all at once, after the decisions: each table's next rowids are known, as
+        # SQLite gives a new row the largest rowid plus one and this transaction holds the write lock.
+        new: dict[str, list[tuple[Any, ...]]] = {"events": [], "requests": []}
+        top = {t: db.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0] for t in _TABLES}
+        for table, row, key in keyed:
+            ts = row[0]
+            visit = None
+            if key is not None:
+                visit = opened.get(key) or mine.get(key)
+                if visit is None or not visit.takes(ts):
+                    visit = stored.get(key)
+                if visit is not None and not visit.takes(ts):
+                    visit = None
+            if visit is None:
+                new[table].append(row)
+                if key is not None:
+                    opened[key] = Visit(table, top[table] + len(new[table]), ts, ts)
+                continue
+            assert key is not None
+            bump = bumps.setdefault((visit.table, visit.rowid), [0, ts])
+            bump[0] += 1
+            bump[1] = max(bump[1], ts)
+            opened[key] = replace(visit, last=max(visit.last, ts))
+        for table, rows in new.items():
+            if rows:
+                db.executemany(self._event_sql if table == "events" else self._request_sql, rows)
+                (last_rowid,) = db.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+                if last_rowid != top[table] + len(rows):  # (never: SQLite's documented choice)
+                    raise sqlite3.IntegrityError(f"{table}: rowids {top[table]}+ not given in order")
+        for (table, rowid), (n, last) in bumps.items():
+            db.execute(_attempts_sql(table), (n, last, rowid))
+        if opened:
+            db.executemany(
+                _OPEN_VISIT,
+                [(k, _TABLES.index(v.table), v.rowid, v.first, v.last) for k, v in opened.items()],
+            )
+            newest = max(visit.last for visit in opened.values())
+            db.execute("DELETE FROM open_visits WHERE last < ?", (newest - VISIT_MAX_S - VISIT_GAP_S,))
+        return opened
+
+    def _visit_key(self, row: tuple[Any, ...]) -> str | None:
+        """The visit key of an attempt's row (`open_visits.key`); None for one that is always its own
+        event (a web request with search terms: staff must see each search)."""
+        if len(row) > 9 and row[8]:
+            return None
+        asker = self._askers.get(row[1])
+        answer = self._visit_of.get(row[2])
+        if asker is None or answer is None:
+            return None
+        return f"{asker}\x1f{answer}"
+
+    def _remember(self, opened: dict[str, Visit]) -> None:
+        if not opened:
+            return
+        visits = self._visits
+        visits.update(opened)
+        if len(visits) > MAX_OPEN_VISITS:
+            now = max(visit.last for visit in opened.values())
+            self._visits = {k: v for k, v in visits.items() if v.takes(now)}
+            if len(self._visits) > MAX_OPEN_VISITS:
+                self._visits.clear()  # (the store finds them again)
 
     def _day_of(self, ts: float) -> str:
         start, end, day = self._day
@@ -218,6 +336,43 @@ class StoreWriter:
 
     def close(self) -> None:
         self._db.close()
+
+
+@dataclass(frozen=True)
+class Visit:
+    """An open visit: its row (`events` or `requests`, rowid) and its first and last attempts' times."""
+
+    table: str
+    rowid: int
+    first: float
+    last: float
+
+    def takes(self, ts: float) -> bool:
+        """Whether an attempt at `ts` belongs to this visit."""
+        return self.first - VISIT_GAP_S <= ts <= self.last + VISIT_GAP_S and ts - self.first <= VISIT_MAX_S
+
+
+def _attempts_sql(table: str) -> str:
+    return (
+        f"UPDATE {table} SET attempts = attempts + ?, last_ts = max(coalesce(last_ts, ts), ?) WHERE rowid = ?"
+    )
+
+
+# The store's open visits (appliance/store/schema.py, version 7), by key: the asker's address and
+# subject, the answer's host, action, category, flagged (0 or 1) and its reasons (the JSON, whole: an
+# attempt found for other reasons, another phrase or another way round the filter, is a visit of its
+# own), joined by U+001F. Not the channel, the query type or the URL: the DNS answer, the page and its
+# favicon are one visit.
+_TABLES = ("events", "requests")
+_FIND_VISITS = (
+    "SELECT key, tbl, row, first, last FROM open_visits WHERE key IN (SELECT value FROM json_each(?))"
+)
+_OPEN_VISIT = (
+    "INSERT INTO open_visits (key, tbl, row, first, last) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET tbl = excluded.tbl, row = excluded.row, first = excluded.first,"
+    " last = CASE WHEN tbl = excluded.tbl AND row = excluded.row THEN max(last, excluded.last)"
+    " ELSE excluded.last END"
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
 """The staff's feed of flagged and blocked events, newest first, with the filters the dashboard offers.
+Each notable row is a visit (docs/store.md#visits): its time is the first attempt's, `attempts` and
+`last_ts` say how many and until when.
 
 DNS events and web requests live in two tables, each with partial indexes of its `notable` rows only
 (blocked or flagged: a minority of the events, so the indexes cost the writers little): by time
@@ -56,6 +58,13 @@ class FeedEvent(AskerRow, AnswerRow):
     url: str = ""
     status: int = 0
     terms: str = ""
+    attempts: int = 1  # the visit's attempts (docs/store.md#visits); `ts` is the first's time
+    last_ts: float = 0.0  # the last attempt's time (`ts` when one)
+
+    @property
+    def last(self) -> float:
+        """The time of the visit's last attempt."""
+        return max(self.last_ts, self.ts)
 
     @property
     def child(self) -> str:
@@ -73,14 +82,18 @@ _COLUMNS = (
     + ", ".join([*(f"a.{c}" for c in ASKER_COLUMNS), *(f"w.{c}" for c in ANSWER_COLUMNS)])
     + ", {extra}"
 )
-_EXTRA = {"events": "'', '', 0, ''", "requests": "r.method, r.url, r.status, r.terms"}
+_EXTRA = {
+    "events": "'', '', 0, '', e.attempts, coalesce(e.last_ts, e.ts)",
+    "requests": "r.method, r.url, r.status, r.terms, r.attempts, coalesce(r.last_ts, r.ts)",
+}
 _ALIAS = {"events": "e", "requests": "r"}
 _PREFIX = {"events": "dns", "requests": "web"}
 _ANSWER_AT = 2 + len(ASKER_COLUMNS)
 _EXTRA_AT = _ANSWER_AT + len(ANSWER_COLUMNS)
 _WEB = ("method", "url", "status", "terms")
-# A record's fields in the order incidents have always kept them.
-_RECORD = ("id", "ts", ANSWER_COLUMNS[0], *ASKER_COLUMNS, *ANSWER_COLUMNS[1:], *_WEB)
+_VISIT = ("attempts", "last_ts")
+# A record's fields in the order incidents have always kept them, then the visit's.
+_RECORD = ("id", "ts", ANSWER_COLUMNS[0], *ASKER_COLUMNS, *ANSWER_COLUMNS[1:], *_WEB, *_VISIT)
 
 
 def _event(table: str, row: tuple[Any, ...]) -> FeedEvent:
@@ -88,7 +101,7 @@ def _event(table: str, row: tuple[Any, ...]) -> FeedEvent:
     answer = dict(zip(ANSWER_COLUMNS, row[_ANSWER_AT:_EXTRA_AT], strict=True))
     answer["flagged"] = bool(answer["flagged"])
     answer["reasons"] = json.loads(answer["reasons"])
-    web = dict(zip(_WEB, row[_EXTRA_AT:], strict=True))
+    web = dict(zip((*_WEB, *_VISIT), row[_EXTRA_AT:], strict=True))
     return FeedEvent(id=f"{_PREFIX[table]}:{row[0]}", ts=row[1], **asker, **answer, **web)
 
 

@@ -308,7 +308,40 @@ INSERT INTO audit (ts, staff, username, action, subject, detail)
     SELECT ts, NULL, 'appliance', 'flag-record', target, detail FROM record_flags ORDER BY id;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6))
+# Version 7: one row per visit (docs/store.md#visits). A notable event row is the first attempt of a
+# visit: the same device, child, host and verdict again within the window (the TLS retries, the page, its
+# favicon, the DNS answer before them) only adds to its `attempts` and moves its `last_ts` on. Rows from
+# before are visits of one attempt each. Writers find a visit another writer opened in `open_visits`.
+_V7 = """
+ALTER TABLE events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN last_ts REAL;  -- the visit's last attempt; NULL when only one (then ts)
+ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE requests ADD COLUMN last_ts REAL;
+-- The visits begun in the last hour, by what makes attempts one visit: every writer finds another's
+-- (the DNS filter's answer, then the proxy's page) and its own after a restart with one look-up.
+CREATE TABLE open_visits (
+    key   TEXT    PRIMARY KEY,  -- address, subject, host, action, category, flagged (0/1), reasons
+                                -- (the JSON); joined by U+001F
+    tbl   INTEGER NOT NULL,     -- 0: events, 1: requests
+    row   INTEGER NOT NULL,     -- the visit's rowid there
+    first REAL    NOT NULL,
+    last  REAL    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX open_visits_by_last ON open_visits (last);  -- the writers drop those an hour old
+-- The last hour's notable rows, so that a visit goes on across the upgrade (the newest of each key).
+INSERT OR REPLACE INTO open_visits (key, tbl, row, first, last)
+    SELECT a.client || char(31) || a.subject || char(31) || w.host || char(31) || w.action || char(31)
+           || w.category || char(31) || w.flagged || char(31) || w.reasons, t.tbl, t.rowid, t.ts, t.ts
+    FROM (SELECT 0 AS tbl, rowid, ts, asker, answer FROM events
+          WHERE notable AND ts >= (SELECT max(ts) FROM events) - 3600
+          UNION ALL
+          SELECT 1, rowid, ts, asker, answer FROM requests
+          WHERE notable AND terms = '' AND ts >= (SELECT max(ts) FROM requests) - 3600
+          ORDER BY 3) t
+    JOIN askers a ON a.id = t.asker JOIN answers w ON w.id = t.answer;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -407,12 +440,13 @@ _EVENT_LOG_VIEW = """
 CREATE VIEW IF NOT EXISTS event_log AS
     SELECT 'dns:' || e.rowid AS id, e.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
            w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, e.duration_us, e.notable,
-           NULL AS method, NULL AS url, NULL AS status, NULL AS bytes, NULL AS terms
+           NULL AS method, NULL AS url, NULL AS status, NULL AS bytes, NULL AS terms,
+           e.attempts, coalesce(e.last_ts, e.ts) AS last_ts
     FROM events e JOIN askers a ON a.id = e.asker JOIN answers w ON w.id = e.answer
     UNION ALL
     SELECT 'web:' || r.rowid, r.ts, w.channel, a.client, a.subject, a.via, w.profile, w.host,
            w.detail, w.action, w.severity, w.category, w.flagged, w.reasons, r.duration_us, r.notable,
-           r.method, r.url, r.status, r.bytes, r.terms
+           r.method, r.url, r.status, r.bytes, r.terms, r.attempts, coalesce(r.last_ts, r.ts)
     FROM requests r JOIN askers a ON a.id = r.asker JOIN answers w ON w.id = r.answer;
 """
 

@@ -61,7 +61,7 @@ def write_november(events: EventWriter, config: Config) -> None:
     amira, bo = child_who("amira1"), child_who("bo2", "127.0.0.32")
     dating = verdict(Action.ALLOW, "dating", Severity.HIGH, flag=True)
     events.dns(at(config, "2026-11-03 16:00"), amira, "date.example", dating)
-    events.dns(at(config, "2026-11-03 16:05"), amira, "date.example", dating, qtype="AAAA")
+    events.dns(at(config, "2026-11-03 16:20"), amira, "date.example", dating, qtype="AAAA")  # a second visit
     events.web(at(config, "2026-11-04 17:00"), bo, "http://date.example/profile", dating)
     events.dns(
         at(config, "2026-11-10 10:00"), bo, "porn.example", verdict(Action.BLOCK, "adult", Severity.HIGH)
@@ -82,13 +82,11 @@ def test_the_lead_sees_the_months_counts_in_the_language_of_the_guidance(
     html = page(browse(as_user="lead").get("/reports"))
     words = text_of(html)
     assert "Monthly report: November 2026" in words
-    assert "5 notable events" in words and "3 flagged for staff" in words and "2 blocked" in words
+    assert "5 notable visits" in words and "3 flagged for staff" in words and "2 blocked" in words
     assert "2 children involved" in words
-    assert "contact / sexual: 3 flagged attempts to reach sites listed as Dating" in words
-    assert (
-        "content / sexual: 1 blocked attempt to reach sites listed as Pornography and sexual content" in words
-    )
-    assert "conduct / commercial: 1 blocked attempt" in words
+    assert "contact / sexual: 3 flagged visits to sites listed as Dating" in words
+    assert "content / sexual: 1 blocked visit to sites listed as Pornography and sexual content" in words
+    assert "conduct / commercial: 1 blocked visit" in words
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in html and 'role="img"' in html
     assert "Print" in words and "/reports/2026-11.csv" in html
     # The same month asked for by name; each view is in the audit log.
@@ -132,7 +130,7 @@ def test_the_yearly_view_counts_by_month(
     )
     html = page(browse(as_user="lead").get("/reports?period=2026"))
     words = text_of(html)
-    assert "Yearly report: 2026" in words and "8 notable events" in words
+    assert "Yearly report: 2026" in words and "8 notable visits" in words
     rows = dict(re.findall(r"<th scope=\"row\">(\w+ 2026)</th>\s*<td class=\"num\">(\d+)</td>", html))
     assert rows["February 2026"] == "1" and rows["October 2026"] == "1" and rows["November 2026"] == "5"
     assert rows["January 2026"] == "0" and len(rows) == 12
@@ -176,7 +174,7 @@ def test_the_csv_has_the_summary_rows_and_a_safe_name(
     assert response.mimetype == "text/csv"
     assert response.headers["Content-Disposition"] == 'attachment; filename="report-2026-11.csv"'
     rows = list(csv.reader(io.StringIO(page(response))))
-    assert rows[0] == ["section", "key", "events", "flagged", "blocked", "incidents"]
+    assert rows[0] == ["section", "key", "visits", "flagged", "blocked", "incidents"]
     assert ["total", "all", "5", "3", "2", "0"] in rows
     assert ["area", "contact", "3", "3", "0", "0"] in rows
     assert ["category", "dating", "3", "3", "0", "0"] in rows
@@ -239,13 +237,10 @@ def test_a_highlight_tells_flagged_blocked_and_incidents_together() -> None:
     chat = Category("chat", "Chat rooms and messaging", Kind.RISK, Area.CONTACT, Risk.SEXUAL, Severity.HIGH)
     categories = CategoryMap({"chat": chat})
     assert highlight(Tally("chat", 5, 3, 3, 2), categories) == (
-        "contact / sexual: 5 attempts (3 flagged, 3 blocked) to reach sites listed as Chat rooms and"
+        "contact / sexual: 5 visits (3 flagged, 3 blocked) to sites listed as Chat rooms and"
         " messaging; 2 incidents opened"
     )
-    assert (
-        highlight(Tally("", 1, 1, 0), categories)
-        == "unsorted: 1 flagged attempt to reach sites in no category"
-    )
+    assert highlight(Tally("", 1, 1, 0), categories) == "unsorted: 1 flagged visit to sites in no category"
     assert highlight(Tally("odd", 0, 0, 0, 1), categories) == "no three-Cs place: 1 incident opened about odd"
 
 
@@ -261,3 +256,19 @@ def test_the_yearly_report_keeps_counting_events_past_retention(db, events, conf
     assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert (after.total.events, after.total.blocked, after.children) == (1, 1, 1)
     assert (before.total.events, before.children) == (after.total.events, after.children)
+
+
+def test_the_report_counts_visits_not_the_browsers_attempts(
+    browse: Browse, accounts: Any, events: EventWriter, config: Config
+) -> None:
+    """Twelve tries at one blocked site in a minute, then one more the next day: two visits."""
+    amira = child_who("amira1")
+    adult = verdict(Action.BLOCK, "adult", Severity.HIGH)
+    start = at(config, "2026-11-03 16:00")
+    for i in range(12):
+        events.web(start + 5 * i, amira, "https://porn.example/", adult)
+    events.dns(at(config, "2026-11-04 09:00"), amira, "porn.example", adult)
+    words = text_of(page(browse(as_user="lead").get("/reports?period=2026-11")))
+    assert "2 notable visits" in words and "2 blocked" in words
+    assert "content / sexual: 2 blocked visits to sites listed as Pornography" in words
+    assert "Visits are counted, not the browser's attempts" in words

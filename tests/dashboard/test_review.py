@@ -83,3 +83,34 @@ def test_looking_at_a_childs_events_is_audited(browse, accounts, db, events):
     seen = [(e.username, e.action, e.subject) for e in audit.entries(db)]
     assert ("staff", "view-events", f"child:{amira.id}") in seen
     assert ("staff", "view-event", f"child:{amira.id}") in seen
+
+
+def test_a_visit_retried_by_the_browser_is_one_row_with_its_attempts(browse, accounts, db, events):
+    """Twelve TLS tries, the DNS answers before them and the page: one row of the feed, "15 attempts,
+    first–last", and the event page says how many and when (docs/store.md#visits)."""
+    amira = add_child(db, "Amira")
+    who = child_who(amira.id)
+    blocked = verdict(Action.BLOCK, "adult", Severity.HIGH, line=12)
+    first = time.time() - 600
+    events.dns(first, who, "www.pornhub.com", blocked)
+    events.dns(first, who, "www.pornhub.com", blocked, qtype="AAAA")
+    for i in range(12):
+        events.web(first + 5 + 10 * i, who, "https://www.pornhub.com/", blocked)
+    events.web(first + 130, who, "https://www.pornhub.com/favicon.ico", blocked)
+    staff = browse(as_user="staff")
+    page = staff.get("/review").get_data(as_text=True)
+    table = page.split('<table id="feed">')[1].split("</table>")[0]
+    assert table.count("www.pornhub.com</a>") == 1
+    assert re.search(r"15 attempts, \d\d:\d\d–\d\d:\d\d", table)
+    event_id = re.search(r'name="event" value="([^"]+)"', table).group(1)
+    shown = staff.get(f"/review/event/{event_id}").get_data(as_text=True)
+    assert re.search(
+        r"15 attempts in this visit, the first at \d\d:\d\d:\d\d, the last at \d\d:\d\d:\d\d", shown
+    )
+
+
+def test_a_single_attempt_says_so(browse, accounts, db, events):
+    amira = add_child(db, "Amira")
+    events.dns(time.time() - 60, child_who(amira.id), "bet.example", verdict(Action.BLOCK, "gambling"))
+    table = browse(as_user="staff").get("/review").get_data(as_text=True).split('<table id="feed">')[1]
+    assert "1 attempt<" in table and "attempts," not in table

@@ -18,6 +18,7 @@ import pytest
 from appliance.events import recording
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer, Asker
+from appliance.events.writer import VISIT_GAP_S
 from appliance.store.schema import connect
 from profiles.categories import Severity
 from profiles.identity import Child, Identity, Via
@@ -28,6 +29,7 @@ BATCH = 1_500  # events per batch: a few tens of milliseconds of writing, so tha
 REQUESTS = 20  # web requests per batch
 RUN_S = 8.0
 KILLS = 6
+STEP = VISIT_GAP_S + 100  # seconds between batches
 
 
 def things(rng: random.Random, n: int) -> tuple[list[Asker], list[Answer]]:
@@ -67,7 +69,9 @@ def test_writers_killed_mid_batch_leave_a_whole_store(
             i = rng.randrange(2)
             log, (askers, answers) = logs[i], made[i]
             batch_no += 1
-            ts = base + batch_no  # every row of a batch has its time: the batch is found by it
+            # Every row of a batch has its time: the batch is found by it. The batches are further apart
+            # than a visit's gap, so each batch's attempts are visits of its own (docs/store.md#visits).
+            ts = base + batch_no * STEP
             events = requests = 0
             for _ in range(BATCH):
                 asker, answer = rng.choice(askers), rng.choice(answers)
@@ -125,10 +129,10 @@ def test_writers_killed_mid_batch_leave_a_whole_store(
             assert missing == (0,), table
         found: Counter[int] = Counter()
         web: Counter[int] = Counter()
-        for ts, n in db.execute("SELECT ts, count(*) FROM events GROUP BY ts"):
-            found[round(ts - base)] = n
-        for ts, n in db.execute("SELECT ts, count(*) FROM requests GROUP BY ts"):
-            web[round(ts - base)] = n
+        for ts, n in db.execute("SELECT ts, sum(attempts) FROM events GROUP BY ts"):
+            found[round((ts - base) / STEP)] = n
+        for ts, n in db.execute("SELECT ts, sum(attempts) FROM requests GROUP BY ts"):
+            web[round((ts - base) / STEP)] = n
         # A batch is one transaction: all of it or none.
         for batch in set(found) | set(web):
             assert (found[batch], web[batch]) == sizes[batch], batch

@@ -36,6 +36,12 @@ def answer(i: int) -> Answer:
     return Answer.of("dns", f"host-{i}.example", "A", verdict)
 
 
+def attempts(path: Path) -> list[int]:
+    """The attempts of each visit kept, oldest first."""
+    with sqlite3.connect(path) as db:
+        return [n for (n,) in db.execute("SELECT attempts FROM event_log ORDER BY ts")]
+
+
 def stored(path: Path) -> list[tuple[float, str, str]]:
     with sqlite3.connect(path) as db:
         return db.execute("SELECT ts, subject, host FROM event_log ORDER BY ts").fetchall()
@@ -69,7 +75,9 @@ def test_batches_refused_by_a_full_disk_are_kept_and_written_when_there_is_room(
         log.close()
 
     rows = stored(path)
-    assert [ts for ts, _, _ in rows] == [T0 + i for i in range(25)] + [T0 + 100 + i for i in range(5, 30)]
+    # Each site's attempts 100 s apart are one visit (docs/store.md#visits): every attempt is counted.
+    assert [ts for ts, _, _ in rows] == [T0 + i for i in range(25)] + [T0 + 100 + i for i in range(25, 30)]
+    assert attempts(path) == [1] * 5 + [2] * 20 + [1] * 5
     assert {(subject, host) for _, subject, host in rows} == {
         (f"child:c{i}", f"host-{i}.example") for i in range(30)
     }
@@ -98,7 +106,8 @@ def test_a_writer_started_on_a_full_disk_waits_for_room_instead_of_dying(
         assert log.flush()[0] == 2
     finally:
         log.close()
-    assert [ts for ts, _, _ in stored(path)] == [T0, T0 + 1]
+    assert [ts for ts, _, _ in stored(path)] == [T0]  # one visit
+    assert attempts(path) == [2]  # of both attempts
     assert "the disk is full" in capfd.readouterr().err
 
 

@@ -179,6 +179,7 @@ def test_events_read_whole_and_by_id(store: sqlite3.Connection) -> None:
     assert list(web.record()) == [
         *("id", "ts", "channel", "client", "subject", "via", "profile", "host", "detail", "action"),
         *("severity", "category", "flagged", "reasons", "method", "url", "status", "terms"),
+        *("attempts", "last_ts"),
     ]
     assert web.record()["flagged"] is False and web.record()["reasons"] == web.reasons
 

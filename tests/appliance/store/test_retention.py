@@ -266,7 +266,8 @@ def test_rows_a_few_seconds_out_of_order_at_the_boundary_are_kept_not_lost(path:
     writer = StoreWriter(path, ZoneInfo("UTC"))
     cutoff = NOW - SETTINGS.retention_days * DAY
     times = [cutoff - 20, cutoff - 10, cutoff + 5, cutoff - 3, cutoff + 1, cutoff + 30]
-    write(writer, times, who(), what())
+    for ts in times:  # a site each: one row each (not one visit)
+        write(writer, [ts], who(), what(f"bad-{ts}.example"))
     writer.close()
     db = connect(path)
     purge(db, SETTINGS, NOW)

@@ -238,6 +238,18 @@ def make_v5_with_mixed_records(path: Path) -> None:
     db.close()
 
 
+def make_v5(path: Path) -> None:
+    """A file as the version 5 appliance left it: version 2's events, migrated step by step to 5."""
+    make_v2(path)
+    db = sqlite3.connect(path)
+    for version, script in MIGRATIONS:
+        if 2 < version <= 5:
+            db.executescript(script)
+            db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    db.close()
+
+
 def test_version_6_flags_mixed_incidents_and_duplicate_children_and_changes_neither(tmp_path: Path) -> None:
     path = tmp_path / "events.sqlite"
     make_v5_with_mixed_records(path)
@@ -262,4 +274,40 @@ def test_version_6_flags_mixed_incidents_and_duplicate_children_and_changes_neit
         for t in ("children", "incidents", "incident_events")
     ]
     assert after == kept
+
+
+def test_a_version_5_file_migrates_to_visits_of_one_attempt_each(tmp_path: Path) -> None:
+    """Rows from before visits are visits of one attempt each; a later attempt of the same device, child,
+    host and verdict within the gap is added to the newest (found in the store: docs/store.md#visits)."""
+    from zoneinfo import ZoneInfo
+
+    from appliance.events.values import Answer, Asker
+    from appliance.events.writer import StoreWriter
+    from profiles.identity import Child, Identity, Via
+    from profiles.verdict import LogDetail
+
+    path = tmp_path / "events.sqlite"
+    make_v5(path)
+    db = connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert db.execute("SELECT count(*), sum(attempts), count(last_ts) FROM events").fetchone() == (30, 30, 0)
+    page = feed(db, FeedFilter(child="amira"))
+    assert page and all(e.attempts == 1 and e.last == e.ts for e in page)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    # bad.example, blocked for amira (10.0.0.2): her newest attempt at it was the page at 1_800_000_100
+    # (the DNS answers before it are visits of their own, from before).
+    writer = StoreWriter(path, ZoneInfo("UTC"))
+    who = Asker.of("10.0.0.2", Identity("10-12", Via.SESSION, child=Child("amira", "x", "10-12")))
+    # (the same reasons as the version 2 appliance wrote them: the same verdict)
+    reasons = json.dumps([{"step": "category", "effect": "block", "category": "adult"}])
+    what = Answer(
+        "dns", "10-12", "bad.example", "A", "block", "high", "adult", False, reasons, LogDetail.EVENT
+    )
+    writer.write([(who.key, who), (what.key, what)], ([1_800_000_160.0], [who.key], [what.key], [0.0]), [], 0)
+    writer.close()
+    assert db.execute("SELECT ts, attempts, last_ts FROM requests").fetchall() == [
+        (1_800_000_100.0, 2, 1_800_000_160.0)
+    ]
+    assert db.execute("SELECT count(*) FROM events").fetchone() == (30,)
     db.close()
