@@ -5,8 +5,10 @@ atomically with the file's comments kept, audited, and in force in the DNS filte
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
@@ -20,6 +22,7 @@ from appliance.config import Config, load_config
 from appliance.policy_files import read_policy_files
 from appliance.store import audit
 from appliance.store.staff import Role, StaffUser
+from dashboard import policy_views
 from profiles.verdict import Action
 from tests.appliance.dns.conftest import FakeUpstream, Running, answers
 from tests.dashboard.conftest import add_child as add_child_record
@@ -290,3 +293,27 @@ def test_a_category_blocked_through_the_form_is_blocked_by_the_dns_filter_within
             time.sleep(0.05)
     finally:
         running.close()
+
+
+def test_the_demo_keeps_its_profiles_in_the_data_folder_where_the_form_may_change_them(
+    tmp_path: Path,
+) -> None:
+    """`make run` writes the demo configuration into the data folder with a copy of the shipped
+    profiles: the same policy as the embedded demo, but a file the dashboard may edit, kept across runs."""
+    repo = Path(__file__).resolve().parents[2]
+    demo = tmp_path / "var"
+
+    def make_demo_config() -> Config:
+        subprocess.run(["make", "-s", "-C", str(repo), "demo-config", f"DEMO_DIR={demo}"], check=True)
+        return load_config(demo / "appliance.yaml")
+
+    config = make_demo_config()
+    embedded = load_config(Path(str(resources.files("appliance") / "defaults" / "appliance.yaml")))
+    assert config.policy.profiles == demo / "policy" / "profiles.yaml"
+    assert config.data_dir == demo
+    assert read_policy_files(config.policy).profiles == read_policy_files(embedded.policy).profiles
+    assert dataclasses.replace(config.policy, profiles=embedded.policy.profiles) == embedded.policy
+    assert policy_views._edit_refusal(config.policy.profiles) == ""
+    config.policy.profiles.write_text(SHIPPED.read_text().replace("youtube: moderate", "youtube: strict"))
+    config = make_demo_config()
+    assert "youtube: moderate" not in config.policy.profiles.read_text(), "the second run keeps the change"
