@@ -629,9 +629,10 @@ def _answers(form: Mapping[str, str], files: PolicyFiles, rows: int) -> Answers:
     )
 
 
-def _save_profile_change(real: Path, text: str, name: str, action: str) -> tuple[list[str], str]:
+def _save_profile_change(real: Path, text: str, name: str, why: str = "") -> tuple[list[str], str]:
     """Check `text` as `appliance check` would, then replace the profiles file atomically and audit what
-    changed in profile `name`; the mistakes (nothing written) or the audit's words."""
+    changed in profile `name` (as the raw editor's changes are: `change-profile` of the file, the
+    profile and its changes in the detail); the mistakes (nothing written) or the changes in words."""
     new, errors = _check_profiles(text, real)
     if new is None:
         return errors, ""
@@ -639,7 +640,7 @@ def _save_profile_change(real: Path, text: str, name: str, action: str) -> tuple
     what = changes(old.profiles[name], new.profiles[name]) if old and name in old.profiles else []
     summary = "; ".join(what) or "no rule changed"
     write_atomically(real, text.encode("utf-8"))
-    log_action(action, f"profile:{name}", summary)
+    log_action("change-profile", f"file:{real}", f"{name}: {summary}{why}")
     return [], summary
 
 
@@ -680,7 +681,7 @@ def profile_page(name: str) -> tuple[str, int] | Response:
             except (FormError, UnicodeDecodeError) as e:
                 errors, status = [str(e)], 400
             else:
-                errors, summary = _save_profile_change(real, text, name, "change-profile")
+                errors, summary = _save_profile_change(real, text, name)
                 if not errors:
                     flash(
                         f"Profile {name} saved ({summary}). The DNS filter and the proxy use it within "
@@ -745,7 +746,7 @@ def allow_site(name: str) -> Response:
         text = add_allow_entry(current.decode("utf-8"), files.profiles[name], host)
     except (FormError, UnicodeDecodeError) as e:
         abort(400, f"Nothing was allowed: {e}")
-    errors, _summary = _save_profile_change(real, text, name, "allow-site")
+    errors, _summary = _save_profile_change(real, text, name, f" (from event {event_id})" if event_id else "")
     if errors:
         abort(400, "Nothing was allowed: " + "; ".join(errors))
     flash(f"{host} is now allowed for profile {name}, within seconds (Profiles & lists shows it).")
