@@ -9,7 +9,7 @@ STAMP       := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 TEST_STAMP  := $(VENV)/.installed-test
 
-.PHONY: setup system-packages run test lint typecheck contracts pytest bench clean
+.PHONY: setup system-packages demo-config run test lint typecheck contracts pytest bench clean
 
 setup: $(STAMP)
 
@@ -37,10 +37,25 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-# The appliance on its embedded demo configuration: compile the bundled lists, look some names up, then
-# run the DNS filter on 127.0.0.1:5353 and [::1]:5353, the web proxy on 127.0.0.1:8080 and the dashboard
-# with the children's portal on 127.0.0.1:8000 until Ctrl-C.
-run: $(RUN_STAMP)
+# The demo's configuration in its data folder (./var, or $APPLIANCE_DATA_DIR): the embedded demo
+# configuration, written afresh at every run, with its profiles in the data folder so the dashboard may
+# change them. The profiles are copied from the shipped file at the first run only: changes made in the
+# dashboard stay; delete $(DEMO_DIR)/policy/profiles.yaml to start again from the shipped profiles.
+DEMO_DIR ?= $(or $(APPLIANCE_DATA_DIR),var)
+demo-config:
+	mkdir -p $(DEMO_DIR)/policy
+	test -e $(DEMO_DIR)/policy/profiles.yaml || cp appliance/defaults/policy/profiles.yaml $(DEMO_DIR)/policy/
+	{ echo "# Written by make run from appliance/defaults/appliance.yaml at each run: change that file, not"; \
+	  echo "# this one. The profiles below are the data folder's copy, which the dashboard may change."; \
+	  echo "data_dir: ."; \
+	  sed -e 's|^policy:$$|policy:\n  profiles: policy/profiles.yaml|' appliance/defaults/appliance.yaml; \
+	} > $(DEMO_DIR)/appliance.yaml.new && mv $(DEMO_DIR)/appliance.yaml.new $(DEMO_DIR)/appliance.yaml
+
+# The appliance on the demo configuration: compile the bundled lists, look some names up, then run the
+# DNS filter on 127.0.0.1:5353 and [::1]:5353, the web proxy on 127.0.0.1:8080 and the dashboard with the
+# children's portal on 127.0.0.1:8000 until Ctrl-C.
+run: export APPLIANCE_CONFIG := $(abspath $(DEMO_DIR)/appliance.yaml)
+run: $(RUN_STAMP) demo-config
 	$(BIN)/appliance check
 	$(BIN)/appliance lists compile
 	$(BIN)/appliance lists match www.pornhub.com

@@ -14,7 +14,7 @@ import difflib
 import hashlib
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -41,10 +41,24 @@ from appliance.lists import CompiledSource, CompileReport, read_compile_report
 from appliance.policy_files import PolicyFileErrors, PolicyFiles, read_policy_files
 from appliance.store import people
 from appliance.store.staff import Role
-from dashboard.database import config, now, store
+from dashboard.database import config, now, store, vocabulary
 from dashboard.database import policy as policy_in_force
+from dashboard.profile_form import (
+    OUTSIDE_CHOICES,
+    SPARE_WINDOWS,
+    YOUTUBE_MODES,
+    Answers,
+    FormError,
+    HoursRow,
+    add_allow_entry,
+    apply_answers,
+    changes,
+    profile_form,
+)
 from dashboard.security import current_user, log_action, requires
+from dashboard.wording import category_label
 from filters.errors import FilterError
+from filters.names import BadName, normalise_host
 from profiles.categories import CategoryMap
 from profiles.profile import Mode, Profile
 from profiles.schedule import DAYS, Outside, Window
@@ -585,3 +599,155 @@ def edit_profiles() -> tuple[str, int] | Response:
         errors=errors,
     )
     return page, status
+
+
+# ---- one profile as a form ----
+
+
+def _labels(categories: CategoryMap) -> dict[str, str]:
+    words = vocabulary()
+    labels = {c.name: category_label(c.name, words) for c in categories.values()}
+    return {n: label[:1].upper() + label[1:] for n, label in labels.items()}
+
+
+def _answers(form: Mapping[str, str], files: PolicyFiles, rows: int) -> Answers:
+    hours = []
+    for i in range(rows):
+        row = HoursRow(*(form.get(f"{k}_{i}", "").strip() for k in ("days", "from", "to")))
+        if row.days or row.start or row.end:
+            hours.append(row)
+    return Answers(
+        mode=form.get("mode", Mode.FILTERED.value),
+        categories={c.name: form.get(f"cat_{c.name}", "") for c in files.categories.values()},
+        hours=tuple(hours),
+        outside=form.get("outside", Outside.ALLOWLIST.value),
+        limited=form.get("limited") == "on",
+        safe_search=form.get("safe_search") == "on",
+        youtube=form.get("youtube", "strict"),
+        allow=tuple(dict.fromkeys(e.strip() for e in form.get("allow", "").splitlines() if e.strip())),
+        block=tuple(dict.fromkeys(e.strip() for e in form.get("block", "").splitlines() if e.strip())),
+    )
+
+
+def _save_profile_change(real: Path, text: str, name: str, why: str = "") -> tuple[list[str], str]:
+    """Check `text` as `appliance check` would, then replace the profiles file atomically and audit what
+    changed in profile `name` (as the raw editor's changes are: `change-profile` of the file, the
+    profile and its changes in the detail); the mistakes (nothing written) or the changes in words."""
+    new, errors = _check_profiles(text, real)
+    if new is None:
+        return errors, ""
+    old, _ = _policy()
+    what = changes(old.profiles[name], new.profiles[name]) if old and name in old.profiles else []
+    summary = "; ".join(what) or "no rule changed"
+    write_atomically(real, text.encode("utf-8"))
+    log_action("change-profile", f"file:{real}", f"{name}: {summary}{why}")
+    return [], summary
+
+
+@bp.route("/policy/profiles/<name>", methods=["GET", "POST"])
+@requires(Role.LEAD)
+def profile_page(name: str) -> tuple[str, int] | Response:
+    """One profile as a form: checked as `appliance check` does, saved atomically, audited."""
+    real = config().policy.profiles
+    refusal = _edit_refusal(real)
+    files, policy_errors = _policy()
+    if files is None:
+        refusal = refusal or "The policy files have mistakes: fix them in the profiles file first."
+    elif name not in files.profiles:
+        abort(404, f"There is no profile {name!r}.")
+    try:
+        current = real.read_bytes()
+    except OSError as e:
+        current, refusal = b"", refusal or f"Cannot read {real}: {e.strerror}"
+    errors: list[str] = list(policy_errors)
+    status = 200
+    form = profile_form(files.profiles[name], files.categories, _labels(files.categories)) if files else None
+    if request.method == "POST" and files is not None and form is not None:
+        rows = len(form.hours) + SPARE_WINDOWS
+        answers = _answers(request.form, files, rows)
+        if refusal:
+            errors, status = [refusal], 400
+        elif request.form.get("base", "") != _digest(current):
+            errors, status = (
+                [
+                    "Someone changed the profiles file since you opened this form: nothing was saved. "
+                    "Reload the page and make your change again."
+                ],
+                409,
+            )
+        else:
+            try:
+                text = apply_answers(current.decode("utf-8"), files.profiles[name], answers)
+            except (FormError, UnicodeDecodeError) as e:
+                errors, status = [str(e)], 400
+            else:
+                errors, summary = _save_profile_change(real, text, name)
+                if not errors:
+                    flash(
+                        f"Profile {name} saved ({summary}). The DNS filter and the proxy use it within "
+                        "seconds; nothing needs restarting."
+                    )
+                    return redirect(url_for("policy_views.profile_page", name=name))
+                status = 400
+        # Show what the lead typed, not the file, so a mistake is corrected rather than retyped.
+        form = dataclasses.replace(
+            form,
+            mode=answers.mode,
+            categories=tuple(
+                dataclasses.replace(c, chosen=answers.categories.get(c.name, "")) for c in form.categories
+            ),
+            hours=answers.hours,
+            outside=answers.outside,
+            limited=answers.limited,
+            safe_search=answers.safe_search,
+            youtube=answers.youtube,
+            allow="\n".join(answers.allow),
+            block="\n".join(answers.block),
+        )
+    page = render_template(
+        "policy/profile.html",
+        name=name,
+        form=form,
+        spare=SPARE_WINDOWS,
+        path=real,
+        base=_digest(current),
+        refusal=refusal,
+        errors=errors,
+        modes=[m.value for m in Mode],
+        youtube_modes=YOUTUBE_MODES,
+        outside_choices=OUTSIDE_CHOICES,
+    )
+    return page, status
+
+
+@bp.route("/policy/profiles/<name>/allow", methods=["POST"])
+@requires(Role.LEAD)
+def allow_site(name: str) -> Response:
+    """ "Allow this site for this profile", from an event: the host joins the profile's own allow
+    entries, checked and saved as the form saves, and audited."""
+    real = config().policy.profiles
+    event_id = request.form.get("event", "")
+    back = url_for("review.event", event_id=event_id) if event_id else url_for("policy_views.index")
+    refusal = _edit_refusal(real)
+    files, _ = _policy()
+    if refusal:
+        abort(400, refusal)
+    if files is None or name not in files.profiles:
+        abort(400, f"There is no profile {name!r} in the policy in force, so nothing was allowed.")
+    try:
+        host = normalise_host(request.form.get("host", "").strip())
+    except BadName:
+        abort(400, "That is not a site name, so nothing was allowed.")
+    if host in files.profiles[name].allow:
+        flash(f"{host} is already allowed for profile {name}.")
+        return redirect(back)
+    current = real.read_bytes()
+    try:
+        text = add_allow_entry(current.decode("utf-8"), files.profiles[name], host)
+    except (FormError, UnicodeDecodeError) as e:
+        abort(400, f"Nothing was allowed: {e}")
+    errors, _summary = _save_profile_change(real, text, name, f" (from event {event_id})" if event_id else "")
+    if errors:
+        abort(400, "Nothing was allowed: " + "; ".join(errors))
+    flash(f"{host} is now allowed for profile {name}, within seconds (Profiles & lists shows it).")
+    return redirect(back)
