@@ -8,8 +8,14 @@ RUN_STAMP   := $(VENV)/.installed-run
 STAMP       := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 TEST_STAMP  := $(VENV)/.installed-test
+# axe-core, the accessibility checker tests/browser runs in Chromium: npm's tarball of a pinned version,
+# checked against the registry's sha512 (its `integrity`, in hex), unpacked once into the venv so that
+# the tests never need the Internet. To move to a newer 4.x: `npm view axe-core@X dist.integrity`.
+AXE_VERSION := 4.14.1
+AXE_SHA512  := 1477dafa598d8d065f273d6af302aa203c02e83131707b7fa648cd41bd3d6b734f8c22a0dab86ee6a6f64b8afbe804b214d36db85a2826965edfb3a0b9d546b5
+AXE         := $(VENV)/share/axe-core/$(AXE_VERSION)/axe.min.js
 
-.PHONY: setup system-packages run test lint typecheck contracts pytest bench clean
+.PHONY: setup system-packages run test lint typecheck contracts pytest bench clean axe
 
 setup: $(STAMP)
 
@@ -28,9 +34,17 @@ $(STAMP): $(RUN_STAMP)
 	touch $@
 
 # The tests also drive a real headless Chromium (tests/browser): `make run` does not need it.
-$(TEST_STAMP): $(STAMP)
+$(TEST_STAMP): $(STAMP) $(AXE)
 	sh deploy/system-packages.sh --test
 	touch $@
+
+axe: $(AXE)
+
+$(AXE):
+	mkdir -p $(dir $@)
+	curl -fsSL --retry 2 -o $@.tgz https://registry.npmjs.org/axe-core/-/axe-core-$(AXE_VERSION).tgz
+	echo "$(AXE_SHA512)  $@.tgz" | sha512sum -c --quiet -
+	tar -xzf $@.tgz -O package/axe.min.js > $@.part && mv $@.part $@ && rm $@.tgz
 
 $(BENCH_STAMP): $(STAMP)
 	sh deploy/system-packages.sh --bench
