@@ -15,7 +15,7 @@ AXE_VERSION := 4.14.1
 AXE_SHA512  := 1477dafa598d8d065f273d6af302aa203c02e83131707b7fa648cd41bd3d6b734f8c22a0dab86ee6a6f64b8afbe804b214d36db85a2826965edfb3a0b9d546b5
 AXE         := $(VENV)/share/axe-core/$(AXE_VERSION)/axe.min.js
 
-.PHONY: setup system-packages run test lint typecheck contracts pytest bench clean axe
+.PHONY: setup system-packages run test lint typecheck contracts pytest bench clean axe guide-images
 
 setup: $(STAMP)
 
@@ -70,6 +70,22 @@ run: $(RUN_STAMP)
 	@echo "(Ctrl-C stops all three)"
 	$(BIN)/appliance proxy & proxy=$$!; $(BIN)/appliance dashboard & dashboard=$$!; \
 	trap 'kill $$proxy $$dashboard 2>/dev/null; wait $$proxy $$dashboard' EXIT INT TERM; $(BIN)/appliance dns
+
+# The staff guide's pictures (docs/images/*.png), retaken by the browser tests at a desk's 1280 px:
+# each picture is the screenshot of the step named after it (tests/browser, test-artifacts/screenshots).
+SHOTS := test-artifacts/screenshots
+GUIDE_WALK := test_two_children_their_records_kept_apart_and_a_pin_lock_lifted_by_staff[desk]
+GUIDE_SCENARIO := test_a_flagged_visit_goes_from_the_portal_to_the_yearly_report
+guide-images: $(TEST_STAMP)
+	$(BIN)/pytest -q tests/browser/test_staff_signin.py tests/browser/test_scenario.py \
+	    'tests/browser/test_walk.py::$(GUIDE_WALK)'
+	cp $(SHOTS)/test_staff_sign_in_lands_on_the_dashboard_and_signs_out/*-signin-page.png docs/images/signin.png
+	cp '$(SHOTS)/$(GUIDE_WALK)/'*-feed-two-children.png docs/images/feed.png
+	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-review-event.png docs/images/event.png
+	cp '$(SHOTS)/$(GUIDE_WALK)/'*-incident-opened.png docs/images/incident.png
+	cp '$(SHOTS)/$(GUIDE_WALK)/'*-people-child-locked.png docs/images/people.png
+	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-portal-signin.png docs/images/portal.png
+	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-yearly-report.png docs/images/report.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

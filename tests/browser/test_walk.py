@@ -141,6 +141,8 @@ def _what_they_did(centre: Centre) -> None:
                 flag=True,
                 step=Step.WATCH_LIST,
                 detail="running away",
+                source="",  # a watch list is the profile's own, not a list file
+                line=0,
             ),
             terms="how to run away from home",
             status=200,
