@@ -34,6 +34,7 @@ from tests.browser.conftest import ADMIN, Centre, Dashboard
 from tests.browser.test_phones import (
     ADMIN_PAGES,
     LEAD_PAGES,
+    LONG_HOST,
     _centre_with_events,
     _name,
     _open_incident,
@@ -302,8 +303,10 @@ def test_axe_finds_no_accessibility_violation_on_staff_and_children_pages(
     for name, path in _children_pages(tmp_path).items():
         child.get(path.as_uri())
         check(child, f"{name} page")
-    portal_try(child, dashboard, "Amira", "4826")
-    assert "You are signed in as Amira" in body(child)
+    assert "do not match" in portal_try(child, dashboard, AMIRA, "0000")
+    check(child, "/portal (a wrong PIN)")
+    portal_try(child, dashboard, AMIRA, AMIRA_PIN)
+    assert f"You are signed in as {AMIRA}" in body(child)
     check(child, "/portal (signed in)")
 
     # Every staff page, as the e-safety lead and as the administrator (who is shown more controls).
@@ -324,4 +327,14 @@ def test_axe_finds_no_accessibility_violation_on_staff_and_children_pages(
     for path in [p.format(event=event, incident=incident) for p in LEAD_PAGES + ADMIN_PAGES]:
         admin.get(dashboard.url(path))
         check(admin, f"{path} (administrator)")
+    # Pages saying no, in the error colours: a second Amira, an incident of two children.
+    add_child(admin, dashboard, AMIRA, "13-17", "1111")
+    assert f"already a child named {AMIRA}" in errors(admin)
+    check(admin, "/people (a name refused)")
+    admin.get(dashboard.url("/review"))
+    choose(admin, [(BLOCKED, AMIRA), (LONG_HOST, "Benedict-Alexander")])
+    admin.find_element(By.ID, "title").submit()
+    wait(admin).until(ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
+    assert "more than one child" in errors(admin)
+    check(admin, "/review (an incident refused)")
     assert found == {}, "\n".join(f"{page}:\n  " + "\n  ".join(v) for page, v in found.items())
