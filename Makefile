@@ -8,8 +8,14 @@ RUN_STAMP   := $(VENV)/.installed-run
 STAMP       := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 TEST_STAMP  := $(VENV)/.installed-test
+# axe-core, the accessibility checker tests/browser runs in Chromium: npm's tarball of a pinned version,
+# checked against the registry's sha512 (its `integrity`, in hex), unpacked once into the venv so that
+# the tests never need the Internet. To move to a newer 4.x: `npm view axe-core@X dist.integrity`.
+AXE_VERSION := 4.14.1
+AXE_SHA512  := 1477dafa598d8d065f273d6af302aa203c02e83131707b7fa648cd41bd3d6b734f8c22a0dab86ee6a6f64b8afbe804b214d36db85a2826965edfb3a0b9d546b5
+AXE         := $(VENV)/share/axe-core/$(AXE_VERSION)/axe.min.js
 
-.PHONY: setup system-packages demo-config run test lint typecheck contracts pytest bench clean
+.PHONY: setup system-packages demo-config run test lint typecheck contracts pytest bench clean axe guide-images
 
 setup: $(STAMP)
 
@@ -31,6 +37,14 @@ $(STAMP): $(RUN_STAMP)
 $(TEST_STAMP): $(STAMP)
 	sh deploy/system-packages.sh --test
 	touch $@
+
+axe: $(AXE)
+
+$(AXE):
+	mkdir -p $(dir $@)
+	curl -fsSL --retry 2 -o $@.tgz https://registry.npmjs.org/axe-core/-/axe-core-$(AXE_VERSION).tgz
+	echo "$(AXE_SHA512)  $@.tgz" | sha512sum -c --quiet -
+	tar -xzf $@.tgz -O package/axe.min.js > $@.part && mv $@.part $@ && rm $@.tgz
 
 $(BENCH_STAMP): $(STAMP)
 	sh deploy/system-packages.sh --bench
@@ -72,6 +86,22 @@ run: $(RUN_STAMP) demo-config
 	$(BIN)/appliance proxy & proxy=$$!; $(BIN)/appliance dashboard & dashboard=$$!; \
 	trap 'kill $$proxy $$dashboard 2>/dev/null; wait $$proxy $$dashboard' EXIT INT TERM; $(BIN)/appliance dns
 
+# The staff guide's pictures (docs/images/*.png), retaken by the browser tests at a desk's 1280 px:
+# each picture is the screenshot of the step named after it (tests/browser, test-artifacts/screenshots).
+SHOTS := test-artifacts/screenshots
+GUIDE_WALK := test_two_children_their_records_kept_apart_and_a_pin_lock_lifted_by_staff[desk]
+GUIDE_SCENARIO := test_a_flagged_visit_goes_from_the_portal_to_the_yearly_report
+guide-images: $(TEST_STAMP) $(AXE)
+	$(BIN)/pytest -q tests/browser/test_staff_signin.py tests/browser/test_scenario.py \
+	    'tests/browser/test_walk.py::$(GUIDE_WALK)'
+	cp $(SHOTS)/test_staff_sign_in_lands_on_the_dashboard_and_signs_out/*-signin-page.png docs/images/signin.png
+	cp '$(SHOTS)/$(GUIDE_WALK)/'*-feed-two-children.png docs/images/feed.png
+	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-review-event.png docs/images/event.png
+	cp '$(SHOTS)/$(GUIDE_WALK)/'*-incident-opened.png docs/images/incident.png
+	cp '$(SHOTS)/$(GUIDE_WALK)/'*-people-child-locked.png docs/images/people.png
+	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-portal-signin.png docs/images/portal.png
+	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-yearly-report.png docs/images/report.png
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -81,7 +111,8 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(TEST_STAMP)
+# After the test packages (they bring curl), axe-core: make reads prerequisites left to right.
+pytest: $(TEST_STAMP) $(AXE)
 	$(BIN)/pytest
 
 # Lint, types, the layering contract, then the whole suite.

@@ -131,7 +131,8 @@ def grid_table(
     """The three-Cs grid as an HTML table (areas down, risks across), each cell shaded by its count."""
     top = max(cells.values(), default=0) or 1
     out = [
-        f'<table class="three-cs"><caption>{escape(caption)}</caption><thead><tr><th scope="col"></th>',
+        f'<table class="three-cs"><caption>{escape(caption)}</caption><thead><tr>',
+        '<th scope="col"><span class="sr-only">Area</span></th>',
         *(f'<th scope="col" class="num">{escape(c)}</th>' for c in columns),
         "</tr></thead><tbody>",
     ]

@@ -20,6 +20,7 @@ if [ "${1:-}" = "--test" ]; then
     command -v ip >/dev/null 2>&1 || need="$need iproute2"
     command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
     command -v busybox >/dev/null 2>&1 || need="$need busybox"
+    command -v curl >/dev/null 2>&1 || need="$need curl"  # the Makefile fetches axe-core from npm
 fi
 if [ "${1:-}" = "--bench" ]; then
     command -v dnsperf >/dev/null 2>&1 || need="$need dnsperf"

@@ -290,7 +290,10 @@ def dns_filter(centre: Centre, tmp_path: Path, request: pytest.FixtureRequest) -
 # ---- the browser ----
 
 
-def chromium_options() -> Any:
+def chromium_options(resolve: tuple[str, ...] = ()) -> Any:
+    """Chromium's flags: headless, no network of its own; `resolve` names sites it finds at 127.0.0.1
+    (as the DNS filter's `block-page` answer sends a blocked name to the appliance), every other name
+    is not found."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
@@ -308,7 +311,9 @@ def chromium_options() -> Any:
         "--disable-extensions",
         "--disable-default-apps",
         "--metrics-recording-only",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        "--host-resolver-rules="
+        + "".join(f"MAP {name} {LOOPBACK}, " for name in resolve)
+        + f"MAP * ~NOTFOUND, EXCLUDE {LOOPBACK}",
     ):
         options.add_argument(flag)
     return options
@@ -336,16 +341,17 @@ def shots(request: pytest.FixtureRequest) -> Callable[[WebDriver, str], Path]:
 @pytest.fixture
 def browser(
     request: pytest.FixtureRequest, shots: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[], WebDriver]]:
-    """browser(): a new headless Chromium (a fresh profile: its own cookies). Every one is closed after
-    the test; if the test failed, each first shows what it had on screen (NN-failed-<n>.png)."""
+) -> Iterator[Callable[..., WebDriver]]:
+    """browser(resolve=()): a new headless Chromium (a fresh profile: its own cookies; `resolve` as
+    chromium_options'). Every one is closed after the test; if the test failed, each first shows what
+    it had on screen (NN-failed-<n>.png)."""
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)  # Selenium talks to chromedriver on loopback directly
     drivers: list[WebDriver] = []
 
-    def make() -> WebDriver:
+    def make(resolve: tuple[str, ...] = ()) -> WebDriver:
         service = Service(executable_path=str(CHROMEDRIVER), log_output=subprocess.DEVNULL)
-        driver = webdriver.Chrome(service=service, options=chromium_options())
+        driver = webdriver.Chrome(service=service, options=chromium_options(resolve))
         driver.set_page_load_timeout(30)
         drivers.append(driver)
         return driver
@@ -363,3 +369,51 @@ def browser(
                 driver.quit()  # stops chromedriver, and with it the browser, whatever happens
             except Exception as e:
                 print(f"browser {n} did not quit cleanly: {e!r}")
+
+
+# ---- accessibility ----
+
+AXE_FOLDER = "share/axe-core"  # under the venv: the Makefile's `axe` target unpacks npm's axe-core there
+AXE_TIMEOUT_S = 60  # one page's checks: a second or two, more on a busy machine
+
+
+def axe_script() -> Path | None:
+    """axe.min.js of the newest axe-core the Makefile unpacked into the venv (this repository's .venv,
+    else the running Python's), None if there is none."""
+    found: list[tuple[tuple[int, ...], Path]] = []
+    for venv in (REPO / ".venv", Path(sys.prefix)):
+        for script in (venv / AXE_FOLDER).glob("*/axe.min.js"):
+            version = tuple(int(p) for p in script.parent.name.split(".") if p.isdigit())
+            found.append((version, script))
+    return max(found)[1] if found else None
+
+
+@pytest.fixture
+def axe() -> Callable[[WebDriver], list[str]]:
+    """axe(driver): the accessibility violations axe-core finds on the page the browser shows now, each
+    as `rule (impact): what, at which elements`; [] for none. WCAG 2.0, 2.1 and 2.2 A and AA and axe's
+    best practices. Skips, saying how to get it, without axe-core (make axe)."""
+    script = axe_script()
+    if script is None:
+        pytest.skip("axe-core is not unpacked: run `make axe` (make test does)")
+    source = script.read_text(encoding="utf-8")
+
+    def check(driver: WebDriver) -> list[str]:
+        driver.set_script_timeout(AXE_TIMEOUT_S)
+        if not driver.execute_script("return !!window.axe"):
+            driver.execute_script(source)
+        version = str(driver.execute_script("return axe.version"))
+        assert version.startswith("4."), f"axe-core {version}: the tests are written for 4.x"
+        result = driver.execute_async_script(
+            """
+            const done = arguments[arguments.length - 1];
+            axe.run(document, {runOnly: {type: 'tag', values:
+                ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}})
+              .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ', at '
+                + v.nodes.slice(0, 4).map(n => n.target.join(' ')).join('; '))))
+              .catch(e => done(['axe failed: ' + e]));
+            """
+        )
+        return list(result)
+
+    return check
