@@ -133,6 +133,22 @@ def start(name: str, argv: list[str], log: Path) -> Process:
     return Process(name, popen, log)
 
 
+def replaced(element: Any) -> Callable[[Any], bool]:
+    """A wait condition: `element`'s page has been replaced (a form posted, a link followed). Chromedriver
+    says so with a stale-element error, or, caught mid-navigation, with an inspector error that the node
+    "does not belong to the document": both mean the old page is gone."""
+    from selenium.common.exceptions import WebDriverException
+
+    def gone(_: Any) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException is one
+            return True
+        return False
+
+    return gone
+
+
 def wait_until(
     check: Callable[[], Any], what: str | Callable[[], str], timeout: float = 10.0, every: float = 0.1
 ) -> Any:

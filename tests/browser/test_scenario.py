@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from appliance.store import incidents, people
 from appliance.store.incidents import Status
-from tests.browser.conftest import ADMIN, LOOPBACK, Centre, Dashboard, Process, wait_until
+from tests.browser.conftest import ADMIN, LOOPBACK, Centre, Dashboard, Process, replaced, wait_until
 from tests.browser.test_staff_signin import sign_in
 from tests.dashboard.conftest import PASSWORD
 
@@ -134,7 +134,7 @@ def test_a_flagged_visit_goes_from_the_portal_to_the_yearly_report(
         shots(staff_member, "incident-escalating")
         button = staff_member.find_element(By.ID, "escalate")
         button.click()
-        wait(staff_member).until(ec.staleness_of(button))  # the same address, a new page
+        wait(staff_member).until(replaced(button))  # the same address, a new page
         wait(staff_member).until(ec.url_matches(rf"/incidents/{number}$"))
         status = staff_member.find_elements(By.ID, "incident-status")
         shown = status[0].text if status else body_text(staff_member)

@@ -30,7 +30,7 @@ from appliance.store import people
 from appliance.store.people import CHILD_PIN_FAILURES
 from profiles.categories import Severity
 from profiles.verdict import Action, Step
-from tests.browser.conftest import ADMIN, Centre, Dashboard
+from tests.browser.conftest import ADMIN, Centre, Dashboard, replaced
 from tests.browser.test_phones import (
     ADMIN_PAGES,
     LEAD_PAGES,
@@ -90,7 +90,7 @@ def portal_try(driver: WebDriver, dashboard: Dashboard, name: str, pin: str) -> 
         accept.click()
     button = driver.find_element(By.ID, "sign-in")
     button.click()
-    wait(driver).until(ec.staleness_of(button))
+    wait(driver).until(replaced(button))
     return body(driver)
 
 
@@ -227,7 +227,7 @@ def test_two_children_their_records_kept_apart_and_a_pin_lock_lifted_by_staff(
     shots(staff_member, "people-child-locked")
     unlock = staff_member.find_element(By.CSS_SELECTOR, f"button[aria-label='unlock {AMIRA}']")
     click(staff_member, unlock)
-    wait(staff_member).until(ec.staleness_of(unlock))
+    wait(staff_member).until(replaced(unlock))
     assert f"{AMIRA} can sign in again" in body(staff_member)
     assert "Locked after wrong PINs" not in body(staff_member)
     shots(staff_member, "people-child-unlocked")
