@@ -20,6 +20,7 @@ from appliance.pages import (
     block_page,
     certificate_page,
     compile_pages,
+    not_answering_page,
     reported_page,
     unavailable_page,
 )
@@ -490,6 +491,22 @@ def test_the_unavailable_page_is_calm_and_says_staff_can_help() -> None:
         assert technical not in text.lower(), technical
 
 
+def test_the_not_answering_page_names_the_site_and_blames_no_one() -> None:
+    text = text_of(not_answering_page(host="wiki.example", helpline=CHILDLINE, centre="Elm Street"))
+    assert "This site is not answering" in text
+    assert "wiki.example is not answering just now" in text
+    assert "You have not done anything wrong" in text
+    assert "has not blocked it" in text
+    assert "a member of staff can help" in text
+    assert "Childline" in text
+    for technical in ("error", "502", "gateway", "refused", "tls", "proxy", "mitmproxy"):
+        assert technical not in text.lower(), technical
+
+
+def test_the_not_answering_page_without_a_site_says_this_site() -> None:
+    assert "This site is not answering just now" in text_of(not_answering_page(helpline=None))
+
+
 def test_the_reported_page_thanks_and_says_staff_will_look() -> None:
     text = text_of(reported_page(helpline=CHILDLINE, centre="Elm Street"))
     assert "Thank you" in text
@@ -498,7 +515,7 @@ def test_the_reported_page_thanks_and_says_staff_will_look() -> None:
     assert "Elm Street" in text
 
 
-@pytest.mark.parametrize("render", [unavailable_page, reported_page])
+@pytest.mark.parametrize("render", [unavailable_page, reported_page, not_answering_page])
 def test_the_small_pages_escape_the_centre_and_helpline(render: SmallPage) -> None:
     odd = Helpline("<b>Line</b>", "<i>1</i>", "https://x.example/<u>", "<s>t</s>")
     page = render(helpline=odd, centre="<em>")
@@ -507,7 +524,7 @@ def test_the_small_pages_escape_the_centre_and_helpline(render: SmallPage) -> No
         assert raw not in page
 
 
-@pytest.mark.parametrize("render", [unavailable_page, reported_page])
+@pytest.mark.parametrize("render", [unavailable_page, reported_page, not_answering_page])
 def test_the_small_pages_work_without_a_helpline_or_centre(render: SmallPage) -> None:
     text = text_of(render(helpline=None))
     assert "member of staff" in text
