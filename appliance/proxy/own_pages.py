@@ -90,6 +90,9 @@ class OwnPages:
 
     def _certificate(self, flow: http.HTTPFlow, seen: Seen, path: str) -> None:
         ca = self.shared.authority
+        if path != "/ca" and path != "/ca/":
+            # The device may be about to trust it: asked again on its next blocked site (proxy/trust.py).
+            self.shared.trust.forget(seen.who.client)
         if path.endswith((".der", ".cer")):
             answer(flow, seen, 200, ca.cert_der, "application/x-x509-ca-cert")
         elif path.endswith((".pem", ".crt")):

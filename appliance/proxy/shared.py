@@ -24,6 +24,7 @@ from appliance.in_force.live import IDENTITY_TTL, Live, asker_of
 from appliance.net import Neighbours, is_own_address
 from appliance.proxy.ca import Authority
 from appliance.proxy.limits import Admission
+from appliance.proxy.trust import DeviceTrust
 from filters.names import is_address
 from profiles.identity import Identity
 from profiles.policy import Special
@@ -110,7 +111,8 @@ def kept_url(url: str, verdict: Verdict) -> str:
 
 class Shared:
     """One worker's state, read by every addon: the policy in force (followed and swapped whole by the
-    follower), who each device is, the CA, the event log, and the count of failures (`errors`)."""
+    follower), who each device is and whether it trusts the CA, the CA, the event log, and the count of
+    failures (`errors`)."""
 
     def __init__(
         self,
@@ -130,6 +132,7 @@ class Shared:
         self.admission = admission
         self.forwarding = forwarding_key(live.config.data_dir)
         self.errors = 0
+        self.trust = DeviceTrust()  # which own devices trust the centre's certificate (proxy/trust.py)
         self._clients: dict[str, tuple[float, Identity, Asker]] = {}
         self._answers: dict[tuple[int, str, str], tuple[Verdict, Answer]] = {}
 

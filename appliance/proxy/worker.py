@@ -45,6 +45,7 @@ from appliance.proxy.page_scores import PageScores
 from appliance.proxy.record import Record
 from appliance.proxy.route import Route
 from appliance.proxy.shared import Shared
+from appliance.proxy.trust import Trust
 from appliance.proxy.websockets import Websockets
 from filters.errors import ApplianceError
 
@@ -59,6 +60,7 @@ def monitoring_addons(shared: Shared) -> list[Any]:
         Identify(shared),  # who asks and which site: each request's `Seen`; the forged client header dropped
         OwnPages(shared),  # the appliance's own pages: its client header, the CA pages, report forms
         Connections(shared),  # CONNECT targets, TLS names (ClientHello), traffic that is neither web nor TLS
+        Trust(shared),  # which own devices trust the centre's certificate, from their handshakes
         Route(shared),  # where a connection goes: the decided name as resolved for the device, checked
         Enforce(shared),  # web request verdicts: safe search, block pages, bodies sent, protocol switches
         Downloads(shared),  # files to save, judged by their names
