@@ -45,6 +45,7 @@ __all__ = [
     "certificate_page",
     "compile_pages",
     "not_answering_page",
+    "own_certificate_page",
     "reported_page",
     "template_loader",
     "unavailable_page",
@@ -119,6 +120,7 @@ _PAGES = (
     "not_answering.html",
     "reported.html",
     "certificate.html",
+    "own_certificate.html",
     "helpline.html",
 )
 
@@ -250,6 +252,15 @@ def reported_page(*, helpline: Helpline | None, centre: str = "") -> str:
 def certificate_page(*, centre: str, fingerprint_sha256: str, pem_url: str, der_url: str) -> str:
     """For staff: how to make centre-owned devices trust this appliance's CA certificate, and undo it."""
     return _template("certificate.html").render(
+        centre=centre, fingerprint=_format_fingerprint(fingerprint_sha256), pem=pem_url, der=der_url
+    )
+
+
+def own_certificate_page(*, centre: str, fingerprint_sha256: str, pem_url: str, der_url: str) -> str:
+    """For children and guests: what the centre's certificate does on their own device (the block page on
+    blocked secure sites, proxy/trust.py) in plain words, and short steps per platform to add and remove
+    it."""
+    return _template("own_certificate.html").render(
         centre=centre, fingerprint=_format_fingerprint(fingerprint_sha256), pem=pem_url, der=der_url
     )
 

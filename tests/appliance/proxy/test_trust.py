@@ -14,7 +14,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from appliance.proxy.connections import Connections
 from appliance.proxy.shared import Shared
 from appliance.proxy.trust import DeviceTrust, distrusts
-from tests.appliance.proxy.conftest import Origin, Proxy, https, trusting, tunnel
+from tests.appliance.proxy.conftest import Origin, Proxy, fetch, https, trusting, tunnel
 from tests.appliance.proxy.world import GUEST, TEEN, shared
 
 # ---- what is remembered ----
@@ -130,3 +130,12 @@ def test_a_phone_that_does_not_trust_the_centre_is_cut_fast_after_one_refused_ha
     tls = tunnel(proxy, DOUBTING, origin.https_port, "en.wikipedia.org", trusting(origin.ca_pem))
     tls.close()
     assert len(origin.seen) == before
+
+
+def test_the_portal_offers_own_devices_the_certificate_with_steps(proxy: Proxy) -> None:
+    status, headers, body = fetch(proxy, "127.0.0.63", "http://appliance.lan/ca/own")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    page = body.decode()
+    assert "See why a site is blocked, on your own phone" in page
+    assert 'href="/ca.der"' in page and 'href="/ca.pem"' in page
+    assert fetch(proxy, "127.0.0.63", "http://appliance.lan/ca.pem")[2] == proxy.ca_pem.read_bytes()
