@@ -73,9 +73,9 @@ class Connections:
             return
         if verdict.action is Action.BLOCK:
             if (
-                not identity.managed
-                and not is_address(host)
+                not is_address(host)
                 and shared.trust.trusts(who.client, now) is not False
+                and shared.own_device(identity)
             ):
                 return  # a device's own phone that may trust our certificate: decided on its TLS name
             flow.response = http.Response.make(
@@ -173,9 +173,9 @@ class Connections:
                 mismatch = bool(named and sent and named != sent)
                 if intercepted and not mismatch:
                     return  # decrypted: every request inside is decided on its own
-                # A device of its own (not the centre's) naming one site, by name: the block page if it
-                # trusts our certificate. The centre's devices behave as their profile says.
-                own = not identity.managed and not mismatch and bool(named) and not is_address(host)
+                # Naming one site, by name: on a child's or guest's own device, the block page if it
+                # trusts our certificate (Shared.own_device). The centre's devices and staff's as before.
+                own = not mismatch and bool(named) and not is_address(host)
                 verdict = decide(Request(host, None, Channel.TLS), policy, identity, shared.now())
                 if is_address(host):
                     verdict = named_by_address(verdict, policy, identity, host)
@@ -197,7 +197,11 @@ class Connections:
             return
         shown = False
         if verdict.action is Action.BLOCK:
-            shown = own and shared.trust.may_show_certificate(who.client, context.client.id, now)
+            shown = (
+                own
+                and shared.own_device(identity)
+                and shared.trust.may_show_certificate(who.client, context.client.id, now)
+            )
             if not shown:
                 nextlayer.layer = Cut(context)
             status = 0

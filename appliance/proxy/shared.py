@@ -195,6 +195,16 @@ class Shared:
             return is_own_address(host)
         return self.live.policy.host_facts(host).special is Special.PORTAL
 
+    def own_device(self, identity: Identity) -> bool:
+        """Is this a child's or guest's own device, which may be shown the block page if it trusts the
+        centre's certificate? Not the centre's (managed) devices, and not staff's, whose traffic is never
+        decrypted: a staff member signed in, or a staff profile (one that bypasses the filter or fails
+        open, `on_error: allow`)."""
+        if identity.managed or (identity.child is not None and identity.child.staff):
+            return False
+        rules = self.live.policy.rules_for(identity.profile)
+        return rules.bypass is None and rules.profile.on_error is not OnError.ALLOW
+
     def checks_sent(self, identity: Identity) -> bool:
         """Does this profile have what a child sends checked for personal information?"""
         profile = self.live.policy.rules_for(identity.profile).profile

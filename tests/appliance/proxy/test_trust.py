@@ -15,7 +15,7 @@ from appliance.proxy.connections import Connections
 from appliance.proxy.shared import Shared
 from appliance.proxy.trust import DeviceTrust, distrusts
 from tests.appliance.proxy.conftest import Origin, Proxy, fetch, https, trusting, tunnel
-from tests.appliance.proxy.world import GUEST, TEEN, shared
+from tests.appliance.proxy.world import GUEST, STAFF, TEEN, shared
 
 # ---- what is remembered ----
 
@@ -97,8 +97,17 @@ def test_a_blocked_connect_of_an_own_device_waits_for_its_tls_unless_it_does_not
     assert _connect(world, GUEST, "social.example") == 403  # does not: refused at once
 
 
-def test_a_managed_devices_blocked_connect_is_refused_as_before(world: Shared) -> None:
-    assert _connect(world, TEEN, "adult.example") == 403
+@pytest.mark.parametrize(
+    ("client", "host"),
+    [
+        (TEEN, "adult.example"),  # the centre's managed device: as its profile says
+        (STAFF, "malware.example"),  # staff's own device: their traffic is never decrypted
+    ],
+)
+def test_the_centres_and_staffs_devices_are_refused_a_blocked_connect_as_before(
+    world: Shared, client: str, host: str
+) -> None:
+    assert _connect(world, client, host) == 403
 
 
 # ---- real TLS clients through the real proxy ----
