@@ -1,5 +1,6 @@
-"""The pages the proxy shows in place of a site: the block page, "filtering is unavailable", the thanks
-after a report, and the staff page on installing the appliance's CA certificate. The dashboard shows the
+"""The pages the proxy shows in place of a site: the block page, "filtering is unavailable", "this site is
+not answering" (instead of mitmproxy's error pages), the thanks after a report, and the pages on
+installing the appliance's CA certificate. The dashboard shows the
 same block page (to a browser the DNS filter sent to the appliance), and its children's portal is built on
 the same skeleton and look (`children/base.html`), so they live beside both rather than in either.
 
@@ -43,6 +44,8 @@ __all__ = [
     "block_page",
     "certificate_page",
     "compile_pages",
+    "not_answering_page",
+    "own_certificate_page",
     "reported_page",
     "template_loader",
     "unavailable_page",
@@ -111,7 +114,15 @@ _RULE_LABELS: Mapping[Step, str] = {
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
 
 
-_PAGES = ("block.html", "unavailable.html", "reported.html", "certificate.html", "helpline.html")
+_PAGES = (
+    "block.html",
+    "unavailable.html",
+    "not_answering.html",
+    "reported.html",
+    "certificate.html",
+    "own_certificate.html",
+    "helpline.html",
+)
 
 
 def template_loader() -> BaseLoader:
@@ -225,6 +236,14 @@ def unavailable_page(*, helpline: Helpline | None, centre: str = "") -> str:
     return _template("unavailable.html").render(helpline_box=_helpline_box(helpline), centre=centre)
 
 
+def not_answering_page(*, host: str = "", helpline: Helpline | None, centre: str = "") -> str:
+    """The page shown in place of mitmproxy's error pages when the site itself fails (unreachable,
+    refused, closed, too slow, its TLS failed): not the child's fault, not a block, no technical detail."""
+    return _template("not_answering.html").render(
+        host=host, helpline_box=_helpline_box(helpline), centre=centre
+    )
+
+
 def reported_page(*, helpline: Helpline | None, centre: str = "") -> str:
     """The thanks after the block page's report button."""
     return _template("reported.html").render(helpline_box=_helpline_box(helpline), centre=centre)
@@ -233,6 +252,15 @@ def reported_page(*, helpline: Helpline | None, centre: str = "") -> str:
 def certificate_page(*, centre: str, fingerprint_sha256: str, pem_url: str, der_url: str) -> str:
     """For staff: how to make centre-owned devices trust this appliance's CA certificate, and undo it."""
     return _template("certificate.html").render(
+        centre=centre, fingerprint=_format_fingerprint(fingerprint_sha256), pem=pem_url, der=der_url
+    )
+
+
+def own_certificate_page(*, centre: str, fingerprint_sha256: str, pem_url: str, der_url: str) -> str:
+    """For children and guests: what the centre's certificate does on their own device (the block page on
+    blocked secure sites, proxy/trust.py) in plain words, and short steps per platform to add and remove
+    it."""
+    return _template("own_certificate.html").render(
         centre=centre, fingerprint=_format_fingerprint(fingerprint_sha256), pem=pem_url, der=der_url
     )
 

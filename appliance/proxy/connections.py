@@ -1,9 +1,10 @@
 """The addon that decides connections before any request: a CONNECT target like any request (refused
 before anything is contacted); TLS from devices the appliance may not decrypt on the ClientHello's name
-(in `next_layer`, so a blocked name is cut before anything reaches the site), a TLS name that differs from
-the CONNECT target on the strictest reading (flagged as a way round the filter); anything that is neither
-HTTP nor TLS, and TLS without a name in transparent mode, refused for children and logged
-(`proxy.raw_services` lists approved exceptions)."""
+(in `next_layer`, so a blocked name is cut before anything reaches the site; on a device's own phone
+that may trust the centre's certificate, proxy/trust.py, intercepted to show the block page instead), a
+TLS name that differs from the CONNECT target on the strictest reading (flagged as a way round the
+filter); anything that is neither HTTP nor TLS, and TLS without a name in transparent mode, refused
+for children and logged (`proxy.raw_services` lists approved exceptions)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,12 @@ class Connections:
                 flow.response = http.Response.make(503, b"The centre's filter cannot decide this just now.\n")
             return
         if verdict.action is Action.BLOCK:
+            if (
+                not is_address(host)
+                and shared.trust.trusts(who.client, now) is not False
+                and shared.own_device(identity)
+            ):
+                return  # a device's own phone that may trust our certificate: decided on its TLS name
             flow.response = http.Response.make(
                 403, b"Blocked by the centre's filter.\n", {"Content-Type": "text/plain; charset=utf-8"}
             )
@@ -141,6 +148,7 @@ class Connections:
                 return
         now = time.monotonic()
         identity: Identity | None = None
+        own = False  # a blocked name of this connection may be intercepted to show the block page
         shared.spoke(context.client)
         address = context.server.address
         port = int(address[1]) if address else 443
@@ -165,6 +173,9 @@ class Connections:
                 mismatch = bool(named and sent and named != sent)
                 if intercepted and not mismatch:
                     return  # decrypted: every request inside is decided on its own
+                # Naming one site, by name: on a child's or guest's own device, the block page if it
+                # trusts our certificate (Shared.own_device). The centre's devices and staff's as before.
+                own = not mismatch and bool(named) and not is_address(host)
                 verdict = decide(Request(host, None, Channel.TLS), policy, identity, shared.now())
                 if is_address(host):
                     verdict = named_by_address(verdict, policy, identity, host)
@@ -184,12 +195,24 @@ class Connections:
             else:
                 nextlayer.layer = layers.TCPLayer(context, ignore=True)
             return
+        shown = False
         if verdict.action is Action.BLOCK:
-            nextlayer.layer = Cut(context)
+            shown = (
+                own
+                and shared.own_device(identity)
+                and shared.trust.may_show_certificate(who.client, context.client.id, now)
+            )
+            if not shown:
+                nextlayer.layer = Cut(context)
             status = 0
         else:
             nextlayer.layer = layers.TCPLayer(context, ignore=True)
             status = 200
         if shared.help_service(host) and verdict.action is Action.BLOCK:
-            return  # (broken TLS to a help service) refused, never named in a log
+            if shown:
+                nextlayer.layer = Cut(context)  # (broken TLS to a help service) never intercepted
+            return  # refused, never named in a log
+        # A device that may trust our certificate (proxy/trust.py) is left to mitmproxy to intercept:
+        # the block page is shown inside, and nothing is sent to the site. The attempt is logged here
+        # either way, as one whose TLS was cut.
         shared.log(who, verdict, host, "tls", now, "CONNECT", f"https://{host or 'unnamed'}/", status, 0, "")

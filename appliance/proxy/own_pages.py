@@ -1,5 +1,6 @@
 """The addon for the appliance's own pages: requests to them carry the asking device, signed by the proxy
-(X-Appliance-Client); the CA's certificate pages on the portal's hosts; the block page's report form,
+(X-Appliance-Client); the CA's certificate pages on the portal's hosts (for staff, `/ca`; for children's
+and guests' own devices, `/ca/own`); the block page's report form,
 posted back on any host, accepted once from the device that was shown the block on the blocked host."""
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ import time
 from mitmproxy import http
 
 from appliance.forwarding import CLIENT_HEADER, stamp
-from appliance.pages import certificate_page, reported_page
+from appliance.pages import certificate_page, own_certificate_page, reported_page
 from appliance.proxy.answers import answer, failed
 from appliance.proxy.report import REPORT_PATH, SpentTokens, read_token
 from appliance.proxy.shared import KEY, Seen, Shared, log, seen_of
 from profiles.decide import child_report
 
 REPORT_MAX_BYTES = 16 * 1024  # a report form: a token and a note of at most 500 characters
-_CA_PATHS = frozenset({"/ca", "/ca/", "/ca.pem", "/ca.crt", "/ca.der", "/ca.cer"})
+_CA_PATHS = frozenset({"/ca", "/ca/", "/ca/own", "/ca.pem", "/ca.crt", "/ca.der", "/ca.cer"})
 _NOT_SENT = (
     "<!doctype html><title>Not sent</title>"
     "<p>This report could not be sent. Please ask a member of staff.</p>"
@@ -90,12 +91,16 @@ class OwnPages:
 
     def _certificate(self, flow: http.HTTPFlow, seen: Seen, path: str) -> None:
         ca = self.shared.authority
+        if path.endswith((".der", ".cer", ".pem", ".crt")):
+            # The device may be about to trust it: asked again on its next blocked site (proxy/trust.py).
+            self.shared.trust.forget(seen.who.client)
         if path.endswith((".der", ".cer")):
             answer(flow, seen, 200, ca.cert_der, "application/x-x509-ca-cert")
         elif path.endswith((".pem", ".crt")):
             answer(flow, seen, 200, ca.cert_pem, "application/x-pem-file")
         else:
-            page = certificate_page(
+            render = own_certificate_page if path == "/ca/own" else certificate_page
+            page = render(
                 centre=self.shared.live.config.proxy.centre,
                 fingerprint_sha256=ca.fingerprint,
                 pem_url="/ca.pem",

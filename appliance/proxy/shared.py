@@ -24,6 +24,7 @@ from appliance.in_force.live import IDENTITY_TTL, Live, asker_of
 from appliance.net import Neighbours, is_own_address
 from appliance.proxy.ca import Authority
 from appliance.proxy.limits import Admission
+from appliance.proxy.trust import DeviceTrust
 from filters.names import is_address
 from profiles.identity import Identity
 from profiles.policy import Special
@@ -110,7 +111,8 @@ def kept_url(url: str, verdict: Verdict) -> str:
 
 class Shared:
     """One worker's state, read by every addon: the policy in force (followed and swapped whole by the
-    follower), who each device is, the CA, the event log, and the count of failures (`errors`)."""
+    follower), who each device is and whether it trusts the CA, the CA, the event log, and the count of
+    failures (`errors`)."""
 
     def __init__(
         self,
@@ -130,6 +132,7 @@ class Shared:
         self.admission = admission
         self.forwarding = forwarding_key(live.config.data_dir)
         self.errors = 0
+        self.trust = DeviceTrust()  # which own devices trust the centre's certificate (proxy/trust.py)
         self._clients: dict[str, tuple[float, Identity, Asker]] = {}
         self._answers: dict[tuple[int, str, str], tuple[Verdict, Answer]] = {}
 
@@ -191,6 +194,16 @@ class Shared:
         if is_address(host):
             return is_own_address(host)
         return self.live.policy.host_facts(host).special is Special.PORTAL
+
+    def own_device(self, identity: Identity) -> bool:
+        """Is this a child's or guest's own device, which may be shown the block page if it trusts the
+        centre's certificate? Not the centre's (managed) devices, and not staff's, whose traffic is never
+        decrypted: a staff member signed in, or a staff profile (one that bypasses the filter or fails
+        open, `on_error: allow`)."""
+        if identity.managed or (identity.child is not None and identity.child.staff):
+            return False
+        rules = self.live.policy.rules_for(identity.profile)
+        return rules.bypass is None and rules.profile.on_error is not OnError.ALLOW
 
     def checks_sent(self, identity: Identity) -> bool:
         """Does this profile have what a child sends checked for personal information?"""

@@ -29,6 +29,7 @@ from appliance.proxy.ca import TRUST_BUNDLE, ensure_authority
 from appliance.proxy.connections import Connections
 from appliance.proxy.downloads import Downloads
 from appliance.proxy.enforce import Enforce
+from appliance.proxy.error_pages import ErrorPages, send_ours
 from appliance.proxy.follow import Follow
 from appliance.proxy.identify import Identify
 from appliance.proxy.in_order import InOrder
@@ -44,6 +45,7 @@ from appliance.proxy.page_scores import PageScores
 from appliance.proxy.record import Record
 from appliance.proxy.route import Route
 from appliance.proxy.shared import Shared
+from appliance.proxy.trust import Trust
 from appliance.proxy.websockets import Websockets
 from filters.errors import ApplianceError
 
@@ -58,11 +60,13 @@ def monitoring_addons(shared: Shared) -> list[Any]:
         Identify(shared),  # who asks and which site: each request's `Seen`; the forged client header dropped
         OwnPages(shared),  # the appliance's own pages: its client header, the CA pages, report forms
         Connections(shared),  # CONNECT targets, TLS names (ClientHello), traffic that is neither web nor TLS
+        Trust(shared),  # which own devices trust the centre's certificate, from their handshakes
         Route(shared),  # where a connection goes: the decided name as resolved for the device, checked
         Enforce(shared),  # web request verdicts: safe search, block pages, bodies sent, protocol switches
         Downloads(shared),  # files to save, judged by their names
         PageScores(shared),  # HTML pages held and scored against phrase limits; all else streamed, counted
         Websockets(shared),  # websocket messages a child sends, checked for personal information
+        ErrorPages(shared),  # a site that fails: our "not answering" page instead of mitmproxy's 502
         Record(shared),  # each request in the event log, with the verdict the others left
     ]
 
@@ -105,6 +109,7 @@ async def serve(config_path: Path | None, listen: str, mode: str) -> int:
     _share_the_port(admission)
     limit_request_heads()
     limit_websocket_messages()
+    send_ours()
     raise_open_files()
     shared = Shared(live, authority, events, config_path, admission=admission)
     shared.follower.report()  # where head office's sets arrive: which one this worker runs

@@ -20,6 +20,8 @@ from appliance.pages import (
     block_page,
     certificate_page,
     compile_pages,
+    not_answering_page,
+    own_certificate_page,
     reported_page,
     unavailable_page,
 )
@@ -490,6 +492,22 @@ def test_the_unavailable_page_is_calm_and_says_staff_can_help() -> None:
         assert technical not in text.lower(), technical
 
 
+def test_the_not_answering_page_names_the_site_and_blames_no_one() -> None:
+    text = text_of(not_answering_page(host="wiki.example", helpline=CHILDLINE, centre="Elm Street"))
+    assert "This site is not answering" in text
+    assert "wiki.example is not answering just now" in text
+    assert "You have not done anything wrong" in text
+    assert "has not blocked it" in text
+    assert "a member of staff can help" in text
+    assert "Childline" in text
+    for technical in ("error", "502", "gateway", "refused", "tls", "proxy", "mitmproxy"):
+        assert technical not in text.lower(), technical
+
+
+def test_the_not_answering_page_without_a_site_says_this_site() -> None:
+    assert "This site is not answering just now" in text_of(not_answering_page(helpline=None))
+
+
 def test_the_reported_page_thanks_and_says_staff_will_look() -> None:
     text = text_of(reported_page(helpline=CHILDLINE, centre="Elm Street"))
     assert "Thank you" in text
@@ -498,7 +516,7 @@ def test_the_reported_page_thanks_and_says_staff_will_look() -> None:
     assert "Elm Street" in text
 
 
-@pytest.mark.parametrize("render", [unavailable_page, reported_page])
+@pytest.mark.parametrize("render", [unavailable_page, reported_page, not_answering_page])
 def test_the_small_pages_escape_the_centre_and_helpline(render: SmallPage) -> None:
     odd = Helpline("<b>Line</b>", "<i>1</i>", "https://x.example/<u>", "<s>t</s>")
     page = render(helpline=odd, centre="<em>")
@@ -507,7 +525,7 @@ def test_the_small_pages_escape_the_centre_and_helpline(render: SmallPage) -> No
         assert raw not in page
 
 
-@pytest.mark.parametrize("render", [unavailable_page, reported_page])
+@pytest.mark.parametrize("render", [unavailable_page, reported_page, not_answering_page])
 def test_the_small_pages_work_without_a_helpline_or_centre(render: SmallPage) -> None:
     text = text_of(render(helpline=None))
     assert "member of staff" in text
@@ -577,7 +595,7 @@ def test_the_certificate_page_gives_the_steps_for_each_platform(step: str) -> No
     "warning",
     [
         "Only centre-owned devices.",
-        "Never on children's own phones",
+        "Never install it for children on their own phones",
         "Check the fingerprint.",
         "Each appliance has its own certificate.",
         "Never copy it from, or to, another centre's appliance.",
@@ -587,6 +605,45 @@ def test_the_certificate_page_gives_the_steps_for_each_platform(step: str) -> No
 )
 def test_the_certificate_page_warns_and_says_how_to_remove_it(warning: str) -> None:
     assert warning in text_of(certificate())
+
+
+# The certificate page for children's and guests' own devices
+
+
+def own_certificate() -> str:
+    return own_certificate_page(
+        centre="Elm Street", fingerprint_sha256=FINGERPRINT, pem_url="/ca.pem", der_url="/ca.der"
+    )
+
+
+def test_the_own_devices_page_says_what_the_certificate_does_in_plain_words() -> None:
+    text = text_of(own_certificate())
+    assert "See why a site is blocked, on your own phone" in text
+    assert "You do not have to." in text
+    assert "Ask a parent or carer first" in text
+    assert "only for sites that are blocked" in text
+    assert "Take it off when you stop coming here" in text
+    assert "Never add a certificate that a website or a stranger asks you to." in text
+    assert ":".join([*["3F"] * 8, *["A0"] * 8, *["0B"] * 8, *["C4"] * 8]) in text
+
+
+def test_the_own_devices_page_links_both_downloads() -> None:
+    hrefs = {a.get("href") for a in parse(own_certificate()).find("a")}
+    assert {"/ca.pem", "/ca.der"} <= hrefs
+
+
+@pytest.mark.parametrize("platform", ["Android", "iPhone and iPad", "Windows", "Mac", "Chromebook"])
+def test_the_own_devices_page_has_steps_to_add_and_take_off_for_each_platform(platform: str) -> None:
+    text = text_of(own_certificate())
+    adding, removing = text.rsplit("Taking it off again", 1)
+    assert platform in adding and f"{platform}:" in removing
+
+
+def test_the_own_devices_page_escapes_its_values() -> None:
+    page = own_certificate_page(centre="<em>", fingerprint_sha256="<b>", pem_url='"><i>', der_url='"><u>')
+    parse(page)
+    for raw in ("<em>", "<b>", "<i>", "<u>"):
+        assert raw not in page
 
 
 def test_the_certificate_page_escapes_its_values() -> None:

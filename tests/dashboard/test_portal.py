@@ -307,3 +307,13 @@ def test_a_club_closing_after_midnight_lets_children_sign_in_in_the_evening(make
     assert b.post("/portal/signin", {"name": "Amira", "pin": "4826", "accept": "yes"}).status_code == 302
     (session,) = people.open_sessions(db, evening)
     assert session.expires - evening == pytest.approx(4 * 3600, abs=3600)  # 01:00 (a DST night: 3 or 5 h)
+
+
+def test_the_welcome_and_guest_pages_offer_the_certificate_for_own_devices(browse, db):
+    add_child(db, "Amira")
+    b = browse(CHILD_IP)
+    link = '<a href="/ca/own">See why a site is blocked, on your own phone</a>'
+    assert link in b.get("/portal/guest").get_data(as_text=True)
+    _sign_in(b)
+    assert link in b.get("/portal").get_data(as_text=True)
+    assert link in b.get("/portal/guest").get_data(as_text=True)

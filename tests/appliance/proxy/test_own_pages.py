@@ -15,7 +15,7 @@ from appliance.proxy.identify import Identify
 from appliance.proxy.own_pages import REPORT_MAX_BYTES, OwnPages
 from appliance.proxy.report import REPORT_PATH, Blocked, make_token
 from appliance.proxy.shared import Shared
-from tests.appliance.proxy.world import CHILD, PORTAL, TEEN, flow, seen, shared, through
+from tests.appliance.proxy.world import CHILD, GUEST, PORTAL, TEEN, flow, seen, shared, through
 
 
 @pytest.fixture
@@ -45,6 +45,7 @@ def test_the_proxy_names_the_asking_device_to_the_appliances_own_pages_only(worl
     ("url", "status", "kind"),
     [
         (f"http://{PORTAL}/ca", 200, "text/html; charset=utf-8"),
+        (f"http://{PORTAL}/ca/own", 200, "text/html; charset=utf-8"),
         (f"http://{PORTAL}/ca.pem", 200, "application/x-pem-file"),
         (f"http://{PORTAL}/ca.crt", 200, "application/x-pem-file"),
         (f"http://{PORTAL}/ca.der", 200, "application/x-x509-ca-cert"),
@@ -58,6 +59,24 @@ def test_the_ca_is_offered_on_the_portals_hosts(world: Shared, url: str, status:
     assert (f.response.status_code if f.response else 0) == status
     if f.response is not None:
         assert f.response.headers["content-type"] == kind and seen(f).ours
+
+
+def test_the_own_devices_page_is_for_children_and_the_staff_page_for_staff(world: Shared) -> None:
+    own = through(_addons(world), "requestheaders", f=flow(GUEST, f"http://{PORTAL}/ca/own"))
+    staff = through(_addons(world), "requestheaders", f=flow(GUEST, f"http://{PORTAL}/ca"))
+    assert own.response is not None and staff.response is not None
+    assert "See why a site is blocked, on your own phone" in (own.response.get_text() or "")
+    assert "Installing this appliance's certificate" in (staff.response.get_text() or "")
+
+
+def test_a_device_that_downloads_the_certificate_is_asked_again_whether_it_trusts_it(world: Shared) -> None:
+    now = time.monotonic()
+    world.trust.may_show_certificate(GUEST, "conn-1", now)
+    world.trust.ended("conn-1", trusted=False, now=now)
+    through(_addons(world), "requestheaders", f=flow(GUEST, f"http://{PORTAL}/ca/own"))
+    assert world.trust.trusts(GUEST, now) is False  # reading the page changes nothing
+    through(_addons(world), "requestheaders", f=flow(GUEST, f"http://{PORTAL}/ca.der"))
+    assert world.trust.trusts(GUEST, now) is None
 
 
 def _report(world: Shared, client: str, host: str, token: str, size: int | None = None) -> Any:
