@@ -246,8 +246,9 @@ def test_two_children_their_records_kept_apart_and_a_pin_lock_lifted_by_staff(
 
 
 def _children_pages(tmp_path: Path) -> dict[str, Path]:
-    """The proxy's own pages a child sees (its certificate page, the thanks after a report, the page
-    when the filter cannot decide), rendered by appliance/pages.py as the proxy serves them."""
+    """The proxy's own pages a child sees (the certificate pages, staff's and a child's own, the thanks
+    after a report, the pages when the filter cannot decide and when a site does not answer), rendered
+    by appliance/pages.py as the proxy serves them."""
     helpline = Helpline(name="Childline", phone="0800 1111", url="https://www.childline.org.uk/")
     rendered = {
         "certificate": pages.certificate_page(
@@ -256,8 +257,17 @@ def _children_pages(tmp_path: Path) -> dict[str, Path]:
             pem_url="/ca.pem",
             der_url="/ca.crt",
         ),
+        "own-certificate": pages.own_certificate_page(
+            centre="Riverside Youth Centre",
+            fingerprint_sha256="ab" * 32,
+            pem_url="/ca.pem",
+            der_url="/ca.crt",
+        ),
         "reported": pages.reported_page(helpline=helpline, centre="Riverside Youth Centre"),
         "unavailable": pages.unavailable_page(helpline=helpline, centre="Riverside Youth Centre"),
+        "not-answering": pages.not_answering_page(
+            host="homework.example", helpline=helpline, centre="Riverside Youth Centre"
+        ),
     }
     out = {}
     for name, html in rendered.items():
