@@ -188,7 +188,10 @@ def change_child(child_id: str) -> tuple[str, int] | Response:
     archived = request.form.get("archived") == "1"
     name = " ".join(request.form.get("display_name", child.display_name).split())
     try:
-        profile = _chosen_profile(profiles) if request.form.get("profile") else child.profile
+        # A child is given a child's profile only (never the guest's, the staff's or one that bypasses
+        # filtering), as when added; a profile an older store gave them may stay.
+        allowed = [*child_profile_names(profiles), child.profile]
+        profile = _chosen_profile(allowed) if request.form.get("profile") else child.profile
         if len(name) > MAX_NAME:
             raise Refused(f"A display name is at most {MAX_NAME} letters (a first name is enough).")
         people.update_child(store(), child.id, profile, archived=archived, now=now(), display_name=name)

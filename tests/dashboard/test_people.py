@@ -316,3 +316,19 @@ def test_a_childs_name_longer_than_the_field_is_refused_not_cut(
     text = refused.get_data(as_text=True)
     assert refused.status_code == 400 and "at most 64 letters" in text and long in text
     assert people.children(db) == []
+
+
+def test_a_child_is_moved_only_to_a_childs_profile_never_to_the_staff_or_guest_one(
+    browse: Callable[..., Any], accounts: dict[Role, StaffUser], db: Any
+) -> None:
+    sam = add_child(db, "Sam")
+    admin = browse(as_user="admin")
+    page = admin.get("/people").get_data(as_text=True)
+    row = page.split(f'aria-label="profile for {sam.display_name}">', 1)[1].split("</select>", 1)[0]
+    assert re.findall(r'<option value="([^"]*)"', row) == ["under-10", "10-12", "13-17"]
+    for profile in ("staff", "guest"):
+        refused = admin.post(f"/people/children/{sam.id}", {"profile": profile, "archived": "0"})
+        assert refused.status_code == 400 and "Choose one of the profiles" in refused.get_data(as_text=True)
+        assert people.get_child(db, sam.id).profile == "10-12"
+    assert admin.post(f"/people/children/{sam.id}", {"profile": "13-17", "archived": "0"}).status_code == 302
+    assert people.get_child(db, sam.id).profile == "13-17"
