@@ -61,7 +61,7 @@ from filters.errors import FilterError
 from filters.names import BadName, normalise_host
 from profiles.categories import CategoryMap
 from profiles.profile import Mode, Profile
-from profiles.schedule import DAYS, Outside, Window
+from profiles.schedule import DAYS, Outside, Window, day_runs
 from profiles.verdict import Action, LogDetail
 
 bp = Blueprint("policy_views", __name__)
@@ -88,12 +88,7 @@ def _days(days: frozenset[int]) -> str:
     """`Mon–Fri, Sat`: runs of three days or more as ranges."""
     if len(days) == 7:
         return "every day"
-    runs: list[list[int]] = []
-    for day in sorted(days):
-        if runs and runs[-1][-1] == day - 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
+    runs = day_runs(days)
     parts: list[str] = []
     for run in runs:
         if len(run) >= 3:

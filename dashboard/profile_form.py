@@ -22,7 +22,7 @@ from ruamel.yaml.error import YAMLError
 from filters.errors import ApplianceError
 from profiles.categories import Category, CategoryMap, Kind
 from profiles.profile import Mode, Profile
-from profiles.schedule import DAYS, Outside, Window
+from profiles.schedule import DAYS, Outside, Window, day_runs
 
 SEVERITIES = ("low", "medium", "high")
 # A risk category's choices in the form, in the order shown; an allowlist category is `allow` or ``.
@@ -76,12 +76,7 @@ class ProfileForm:
 def _days_text(days: frozenset[int]) -> str:
     if len(days) == 7:
         return "daily"
-    runs: list[list[int]] = []
-    for day in sorted(days):
-        if runs and runs[-1][-1] == day - 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
+    runs = day_runs(days)
     return ",".join(DAYS[r[0]] if len(r) == 1 else f"{DAYS[r[0]]}-{DAYS[r[-1]]}" for r in runs)
 
 

@@ -39,6 +39,17 @@ def parse_clock(text: str) -> int:
     return value
 
 
+def day_runs(days: frozenset[int]) -> list[list[int]]:
+    """`days` (0 = Monday) in runs of consecutive days, in week order: {0, 1, 2, 5} -> [[0, 1, 2], [5]]."""
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
 def parse_days(text: str) -> frozenset[int]:
     """`mon-fri`, `sat,sun`, `daily`, `mon,wed-fri` as weekday numbers (Monday 0); ValueError otherwise."""
     text = text.strip().lower()
