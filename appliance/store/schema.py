@@ -341,7 +341,131 @@ INSERT OR REPLACE INTO open_visits (key, tbl, row, first, last)
     JOIN askers a ON a.id = t.asker JOIN answers w ON w.id = t.answer;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7))
+# Version 8: alerts (docs/alerts.md). The alerter (appliance/alerts) reads the notable rows after its
+# cursor, raises an alert for what alerts.yaml's rules name, and queues its deliveries, all in one
+# transaction with the cursor: a kill -9 or power cut raises and queues each alert exactly once. Repeats
+# of one rule for one subject within the throttle window add to the open alert's `count`. Incidents and
+# their notes may now be opened and written by the appliance itself (`opened_by` / `author` NULL).
+_V8 = """
+CREATE TABLE incidents_v8 (
+    id        INTEGER PRIMARY KEY,
+    title     TEXT    NOT NULL,
+    status    TEXT    NOT NULL CHECK (status IN ('new', 'reviewing', 'escalated', 'closed')),
+    severity  TEXT    NOT NULL,
+    area      TEXT    NOT NULL,
+    category  TEXT    NOT NULL,
+    profile   TEXT    NOT NULL,
+    subject   TEXT    NOT NULL,
+    opened    REAL    NOT NULL,
+    opened_by INTEGER REFERENCES staff (id),  -- NULL: opened by the appliance (a critical alert)
+    assignee  INTEGER REFERENCES staff (id),
+    escalated_to TEXT NOT NULL DEFAULT '',
+    outcome   TEXT    NOT NULL DEFAULT '',
+    updated   REAL    NOT NULL,
+    closed    REAL
+);
+INSERT INTO incidents_v8 SELECT id, title, status, severity, area, category, profile, subject, opened,
+    opened_by, assignee, escalated_to, outcome, updated, closed FROM incidents;
+DROP TABLE incidents;
+ALTER TABLE incidents_v8 RENAME TO incidents;
+CREATE INDEX incidents_by_opened ON incidents (opened);
+CREATE TABLE incident_notes_v8 (
+    id       INTEGER PRIMARY KEY,
+    incident INTEGER NOT NULL REFERENCES incidents (id),
+    ts       REAL    NOT NULL,
+    author   INTEGER REFERENCES staff (id),  -- NULL: the appliance (an alert, a delivery, its failure)
+    kind     TEXT    NOT NULL,  -- note, status, assign, escalate, outcome, events, alert
+    text     TEXT    NOT NULL
+);
+INSERT INTO incident_notes_v8 SELECT id, incident, ts, author, kind, text FROM incident_notes;
+DROP TABLE incident_notes;
+ALTER TABLE incident_notes_v8 RENAME TO incident_notes;
+CREATE INDEX incident_notes_by_incident ON incident_notes (incident, ts);
+
+CREATE TABLE alerts (
+    id        INTEGER PRIMARY KEY,
+    rule      TEXT    NOT NULL,  -- the alerts.yaml rule's name
+    severity  TEXT    NOT NULL CHECK (severity IN ('medium', 'high', 'critical')),
+    kind      TEXT    NOT NULL,  -- category, watch-list, personal-info, child-report, bypass
+    category  TEXT    NOT NULL,  -- the event's category, '' when none
+    subject   TEXT    NOT NULL,  -- child:<id>, device:<name> or guest:<address>
+    profile   TEXT    NOT NULL,
+    throttle  TEXT    NOT NULL,  -- rule and subject: a repeat within the window adds to this alert
+    raised    REAL    NOT NULL,  -- the first event's time
+    last_ts   REAL    NOT NULL,  -- the latest repeat's
+    count     INTEGER NOT NULL DEFAULT 1,  -- events it stands for (suppressed repeats included)
+    incident  INTEGER REFERENCES incidents (id),
+    acknowledged    REAL,         -- NULL while open; acknowledging stops the ladder
+    acknowledged_by INTEGER REFERENCES staff (id),
+    ack_via   TEXT    NOT NULL DEFAULT ''  -- dashboard, link:<contact>
+);
+CREATE INDEX alerts_open ON alerts (raised) WHERE acknowledged IS NULL;
+CREATE INDEX alerts_by_throttle ON alerts (throttle, last_ts);
+CREATE INDEX alerts_by_subject ON alerts (subject, raised);
+-- The events an alert stands for, by the feed's ids (dns:N, web:N), as incident_events keeps them.
+CREATE TABLE alert_events (
+    alert INTEGER NOT NULL REFERENCES alerts (id),
+    event TEXT    NOT NULL,
+    ts    REAL    NOT NULL,
+    PRIMARY KEY (alert, event)
+) WITHOUT ROWID;
+-- The outbox: one row per message to one contact on one channel. Queued in the transaction that raises
+-- the alert (or, for a later step of the ladder, that finds it due); sent by the alerter's deliverer.
+CREATE TABLE alert_deliveries (
+    id       INTEGER PRIMARY KEY,
+    alert    INTEGER REFERENCES alerts (id),  -- NULL for a digest, a test or a channel-failure report
+    kind     TEXT    NOT NULL,  -- alert, escalation, digest, channel-failure, test
+    step     INTEGER NOT NULL,  -- the ladder's step (0: the first); 0 for the other kinds
+    contact  TEXT    NOT NULL,  -- the alerts.yaml contact's name
+    channel  TEXT    NOT NULL,  -- the channel's name in alerts.yaml, never its URL (it may hold a secret)
+    due      REAL    NOT NULL,  -- when to (re)try
+    state    TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error    TEXT    NOT NULL DEFAULT '',  -- the last failure, in words
+    sent     REAL,
+    created  REAL    NOT NULL,
+    body     TEXT    NOT NULL DEFAULT ''  -- JSON {title, body} for kinds without an alert (digest, ...)
+);
+CREATE UNIQUE INDEX alert_deliveries_once ON alert_deliveries (alert, kind, step, contact, channel)
+    WHERE alert IS NOT NULL;
+CREATE INDEX alert_deliveries_due ON alert_deliveries (due) WHERE state = 'pending';
+CREATE INDEX alert_deliveries_by_alert ON alert_deliveries (alert);
+-- Single-use acknowledge links sent in messages (the token itself is only in the message).
+CREATE TABLE alert_links (
+    token_hash TEXT    PRIMARY KEY,  -- SHA-256 of the token
+    alert      INTEGER NOT NULL REFERENCES alerts (id),
+    contact    TEXT    NOT NULL,
+    expires    REAL    NOT NULL,
+    used       REAL
+) WITHOUT ROWID;
+-- Trying to get round the filter, per child or device: every attempt counted (the conduct flag).
+CREATE TABLE conduct_flags (
+    subject TEXT    NOT NULL,
+    kind    TEXT    NOT NULL,  -- bypass
+    first   REAL    NOT NULL,
+    last    REAL    NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (subject, kind)
+) WITHOUT ROWID;
+-- Where the alerter has read to in each table (events, requests: their rowids), moved in the
+-- transaction that raises: an older file's events are not alerted on.
+CREATE TABLE alert_cursor (
+    tbl  TEXT    PRIMARY KEY,
+    last INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO alert_cursor VALUES ('events', (SELECT coalesce(max(rowid), 0) FROM events));
+INSERT INTO alert_cursor VALUES ('requests', (SELECT coalesce(max(rowid), 0) FROM requests));
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+    (6, _V6),
+    (7, _V7),
+    (8, _V8),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -406,6 +530,9 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     for target, script in MIGRATIONS:
         if version >= target:
             continue
+        # A step may remake a table others name (SQLite's twelve steps for a changed column): the
+        # references are off while it runs, and checked whole before it commits.
+        db.execute("PRAGMA foreign_keys = OFF")
         db.execute("BEGIN IMMEDIATE")
         try:
             (now,) = db.execute("PRAGMA user_version").fetchone()
@@ -414,11 +541,16 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
                 db.execute("DROP VIEW IF EXISTS event_log")
                 for statement in _statements(script):
                     db.execute(statement)
+                broken = db.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise StoreError(f"{path}: migrating to version {target} broke references: {broken[:3]}")
                 db.execute(f"PRAGMA user_version = {target}")
             db.execute("COMMIT")
         except BaseException:
             rollback(db)
             raise
+        finally:
+            db.execute("PRAGMA foreign_keys = ON")
         version = target
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'event_log'").fetchone() is None:
         db.execute(_EVENT_LOG_VIEW)

@@ -311,3 +311,31 @@ def test_a_version_5_file_migrates_to_visits_of_one_attempt_each(tmp_path: Path)
     ]
     assert db.execute("SELECT count(*) FROM events").fetchone() == (30,)
     db.close()
+
+
+def test_version_8_keeps_incidents_and_their_notes_and_lets_the_appliance_open_one(tmp_path: Path) -> None:
+    """Version 8 remakes `incidents` and `incident_notes` so that the appliance itself (a critical alert)
+    may open and write them; every row, and every table naming them, is kept."""
+    path = tmp_path / "events.sqlite"
+    make_v5_with_mixed_records(path)
+    before = sqlite3.connect(path)
+    kept = [
+        before.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("incidents", "incident_events")
+    ]
+    before.close()
+    db = connect(path)
+    assert [
+        db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("incidents", "incident_events")
+    ] == kept
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    db.execute(
+        "INSERT INTO incidents (title, status, severity, area, category, profile, subject, opened, opened_by,"
+        " updated) VALUES ('Self-harm search', 'new', 'critical', 'content', 'self-harm', '13-17',"
+        " 'child:amira', 1.0, NULL, 1.0)"
+    )
+    db.execute(
+        "INSERT INTO incident_notes (incident, ts, author, kind, text) VALUES (3, 1.0, NULL, 'alert', 'x')"
+    )
+    with pytest.raises(sqlite3.IntegrityError):  # still an incident's: the references hold
+        db.execute("INSERT INTO incident_events VALUES (99, 'dns:9', 1.0, '{}')")
+    assert db.execute("SELECT last FROM alert_cursor WHERE tbl = 'events'").fetchone() == (0,)
