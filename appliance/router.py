@@ -17,7 +17,9 @@ address, and a source that does not belong to the interface it arrived on is dro
   sent to (a hard-coded resolver is answered by the appliance all the same);
 - TCP 80 and 443 from the children's interface redirected to the proxy (the staff interface is not);
 - DNS over TLS/QUIC (853) and QUIC (UDP 443) rejected at once, so browsers fall back to what we see, and
-  the known DNS-over-HTTPS resolvers' addresses rejected (both LAN interfaces);
+  the known DNS-over-HTTPS resolvers' addresses rejected (both LAN interfaces); from the children's
+  interface each of these refusals counted per source address, by kind (`refused_dot_v4`,
+  `refused_doh_v4`: TCP/UDP to a known resolver, `refused_quic_v4`), for appliance.refusals to read;
 - forward from the children's interface: nothing but small ICMP echoes (too small to carry a tunnel) and
   each named device's `direct_ports` (every other TCP/UDP that the proxy does not carry is dropped,
   undecided traffic never leaves); the staff
@@ -78,6 +80,15 @@ _SMALL_PINGS = "ip length <= 128 limit rate 20/second burst 40 packets"  # big o
 # conntrack's "established" would let them through on the id of an earlier small one (both ways)
 
 
+# The refusals counted per children's device (appliance/refusals.py reads them): one set per kind, an
+# element per source address with its packets. `update` keeps an element while it is refused (an hour's
+# quiet and it goes, its count with it); a full set adds no element but refuses all the same, as the count
+# is a rule of its own before the refusal. IPv4 only: IPv6 is dropped before any refusal.
+REFUSED_KINDS = ("dot", "doh", "quic")
+_REFUSED_SET = "type ipv4_addr; size 4096; flags dynamic, timeout; timeout 1h; counter;"
+_REFUSED_SETS = "".join(f"\n    set refused_{kind}_v4 {{ {_REFUSED_SET} }}" for kind in REFUSED_KINDS)
+
+
 def ruleset(config: Config, profiles: Mapping[str, Profile] | None = None) -> str:
     """The `table inet appliance` ruleset for `config` (load with `nft -f`; replaces itself). `profiles`:
     the policy's (for `direct_ports`), read from the configuration's policy files if not given."""
@@ -109,13 +120,22 @@ def ruleset(config: Config, profiles: Mapping[str, Profile] | None = None) -> st
             # The staff pages' own port: from the staff interface only, whatever the source claims.
             staff_port = _port(config.dashboard.staff_listen, 8000)
             staff_input += f'\n        iifname "{staff}" tcp dport {staff_port} accept'
+    # Counted from the children's side (each kind once: DoH over UDP is not QUIC too), then refused.
+    counted = "".join(
+        f'\n        iifname "{lan}" {match} update @refused_{kind}_v4 {{ ip saddr counter }}'
+        for kind, match in (
+            ("dot", "meta l4proto { tcp, udp } th dport 853"),
+            ("doh", "ip daddr @resolvers_v4 meta l4proto { tcp, udp } th dport != 853"),
+            ("quic", "ip daddr != @resolvers_v4 udp dport 443"),
+        )
+    )
     direct = "".join(f"\n        {rule}" for rule in direct_rules(config, profiles))
     return f"""# The appliance's rules (appliance/router.py renders them from appliance.yaml), for nftables.
 table inet appliance
 delete table inet appliance
 table inet appliance {{
     set resolvers_v4 {{ type ipv4_addr; flags interval; {elements(v4)} }}
-    set resolvers_v6 {{ type ipv6_addr; flags interval; {elements(v6)} }}
+    set resolvers_v6 {{ type ipv6_addr; flags interval; {elements(v6)} }}{_REFUSED_SETS}
 
     chain reverse_path {{
         type filter hook prerouting priority raw; policy accept;
@@ -139,7 +159,7 @@ table inet appliance {{
         iifname "{lan}" icmp type echo-request ip length > 128 drop
         oifname "{lan}" icmp type echo-reply ip length > 128 drop
         ct state established,related accept
-        meta nfproto ipv6 drop
+        meta nfproto ipv6 drop{counted}
         iifname {lans} ip daddr @resolvers_v4 reject with icmpx admin-prohibited
         iifname {lans} meta l4proto {{ tcp, udp }} th dport 853 reject with icmpx port-unreachable
         iifname {lans} udp dport 443 reject with icmpx port-unreachable{direct}
