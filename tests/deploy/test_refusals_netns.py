@@ -161,6 +161,19 @@ def test_new_refusals_are_those_since_the_last_reading_even_after_the_counts_wer
     assert third == {CHILD: 1} and new_refusals(second, third) == {CHILD: 1}
 
 
+def test_a_full_count_still_refuses(lab: Lab) -> None:
+    """Counting never opens anything: with the set full (4,096 addresses), a new device's QUIC is refused
+    all the same, only not counted."""
+    sh("nft", "flush set inet appliance refused_quic_v4", netns=lab.gw)
+    others = ", ".join(f"10.99.{n // 256}.{n % 256}" for n in range(4096))
+    sh("nft", f"add element inet appliance refused_quic_v4 {{ {others} }}", netns=lab.gw)
+    try:
+        assert udp(lab, NET, 443, source=OTHER_CHILD) == "refused"
+        assert OTHER_CHILD not in lab.read("quic") and len(lab.read("quic")) == 4096
+    finally:
+        sh("nft", "flush set inet appliance refused_quic_v4", netns=lab.gw)
+
+
 @pytest.fixture
 def bare_namespace() -> Iterator[str]:
     ns = f"rbare{uuid.uuid4().hex[:6]}"
