@@ -51,6 +51,7 @@
       audio = null; // no sound on this browser: the banner alone
     }
   }
+  soundOn(); // allowed at once where the browser lets this page play (a click on the page before it)
   document.addEventListener("click", soundOn, true);
   document.addEventListener("keydown", soundOn, true);
 

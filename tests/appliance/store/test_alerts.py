@@ -61,11 +61,25 @@ def queue(
     state: str = "pending",
     attempts: int = 0,
     error: str = "",
+    at: float = T,
 ) -> int:
+    """A delivery as the deliverer queues and updates it (made, due and, when sent, sent `at`)."""
     cur = db.execute(
         "INSERT INTO alert_deliveries (alert, kind, step, contact, channel, due, state, attempts, error,"
-        " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (alert, kind, step, contact, channel, T, state, attempts, error, T),
+        " sent, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            alert,
+            kind,
+            step,
+            contact,
+            channel,
+            at,
+            state,
+            attempts,
+            error,
+            at if state == "sent" else None,
+            at,
+        ),
     )
     return int(cur.lastrowid or 0)
 
