@@ -229,3 +229,18 @@ def test_a_childs_device_never_reaches_alerts_nor_an_acknowledge_link(browse, ac
         assert response.status_code == 403 and "staff only" in response.get_data(as_text=True), url
     assert child.post(f"/alerts/ack/{token}", token=False).status_code == 403
     assert db.execute("SELECT used FROM alert_links").fetchone() == (None,)
+
+
+def test_the_incident_a_critical_alert_opened_shows_who_acknowledged_it(browse, accounts, db, events):
+    alert, _ = amiras_self_harm_alert(db, events)  # its incident opened by the appliance (opened_by NULL)
+    token = make_link(db, alert, expires=time.time() + 3600, contact="duty")
+    browse().post(f"/alerts/ack/{token}")  # (the browser gets its form's token first)
+    b = browse(as_user="staff")
+    incident_url = (
+        f"/incidents/{db.execute('SELECT incident FROM alerts WHERE id = ?', (alert,)).fetchone()[0]}"
+    )
+    assert f'href="{incident_url}"' in b.get(f"/alerts/{alert}").get_data(as_text=True)
+    page = b.get(incident_url)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Self-harm search" in html and "the appliance" in html
+    assert f"alert {alert} (critical, self-harm) acknowledged by the link sent to duty (link:duty)" in html
