@@ -72,11 +72,16 @@ def acknowledged_words(alert: AlertRow) -> str:
     """`Acknowledged by Sam Staff on the dashboard, Mon 7 Dec 2026, 17:25`; '' while open."""
     if alert.acknowledged is None:
         return ""
-    how = "on the dashboard" if alert.ack_via == alerts.DASHBOARD else ""
-    if alert.ack_via.startswith("link:"):
-        how = f"from the link sent to {alert.ack_via[5:]}"
-    who = f" by {alert.acknowledged_by}" if alert.acknowledged_by else ""
-    return f"Acknowledged{who} {how or alert.ack_via}, {when(alert.acknowledged)}".replace("  ", " ")
+    said = ["Acknowledged"]
+    if alert.acknowledged_by:
+        said.append(f"by {alert.acknowledged_by}")
+    if alert.ack_via == alerts.DASHBOARD:
+        said.append("on the dashboard")
+    elif alert.ack_via.startswith("link:"):
+        said.append(f"from the link sent to {alert.ack_via[5:]}")
+    elif alert.ack_via:
+        said.append(f"({alert.ack_via})")
+    return " ".join(said) + f", {when(alert.acknowledged)}"
 
 
 def _live(alert: AlertRow) -> dict[str, Any]:
