@@ -91,9 +91,10 @@ run: $(RUN_STAMP) demo-config
 SHOTS := test-artifacts/screenshots
 GUIDE_WALK := test_two_children_their_records_kept_apart_and_a_pin_lock_lifted_by_staff[desk]
 GUIDE_SCENARIO := test_a_flagged_visit_goes_from_the_portal_to_the_yearly_report
+GUIDE_ALERTS := test_an_alert_appears_in_the_open_pages_banner_and_acknowledge_makes_it_go
 guide-images: $(TEST_STAMP) $(AXE)
 	$(BIN)/pytest -q tests/browser/test_staff_signin.py tests/browser/test_scenario.py \
-	    'tests/browser/test_walk.py::$(GUIDE_WALK)'
+	    'tests/browser/test_walk.py::$(GUIDE_WALK)' 'tests/browser/test_alerts.py::$(GUIDE_ALERTS)'
 	cp $(SHOTS)/test_staff_sign_in_lands_on_the_dashboard_and_signs_out/*-signin-page.png docs/images/signin.png
 	cp '$(SHOTS)/$(GUIDE_WALK)/'*-feed-two-children.png docs/images/feed.png
 	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-review-event.png docs/images/event.png
@@ -101,6 +102,8 @@ guide-images: $(TEST_STAMP) $(AXE)
 	cp '$(SHOTS)/$(GUIDE_WALK)/'*-people-child-locked.png docs/images/people.png
 	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-portal-signin.png docs/images/portal.png
 	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-yearly-report.png docs/images/report.png
+	cp $(SHOTS)/$(GUIDE_ALERTS)/*-alert-banner.png docs/images/alert-banner.png
+	cp $(SHOTS)/$(GUIDE_ALERTS)/*-alerts-page.png docs/images/alerts-page.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -79,6 +79,7 @@ def _install_wording(app: Flask) -> None:
 def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None = None) -> Flask:
     """The dashboard over `config` (default: the appliance's configuration file)."""
     from dashboard import (
+        alerts,
         audit_views,
         auth,
         health,
@@ -115,6 +116,6 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     _install_wording(app)
     health.install(app)
     app.teardown_appcontext(close_store)
-    for module in (auth, review, incidents, people, policy_views, reports, audit_views, portal):
+    for module in (auth, review, alerts, incidents, people, policy_views, reports, audit_views, portal):
         app.register_blueprint(module.bp)
     return app

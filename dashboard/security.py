@@ -3,7 +3,8 @@
 - Staff pages answer only addresses in `dashboard.admin_networks`; a child's device gets a 403 page.
   The portal (and its static files) answer everyone.
 - Every POST carries the session's CSRF token (a hidden `csrf_token` field), or is refused with 400.
-- A staff sign-in ends after `idle_minutes` without a page, and after `session_hours` in any case.
+- A staff sign-in ends after `idle_minutes` without a page (the alert banner's polls do not count), and
+  after `session_hours` in any case.
 - `requires(role)` guards each staff view; the role is kept on the view so a test can check them all.
 """
 
@@ -29,6 +30,9 @@ from dashboard.blocked import foreign_host
 from dashboard.database import config, now, store
 
 OPEN_BLUEPRINTS = frozenset({"portal"})
+# Asked by the pages themselves, not by someone using them (the alert banner's poll, every second): they
+# do not count as use, or an open page would keep its sign-in alive past the idle time for ever.
+PASSIVE_ENDPOINTS = frozenset({"alerts.live"})
 CSRF_FIELD = "csrf_token"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,7 +112,7 @@ def _gate() -> Response | None:
                 staff.end_session(store(), str(session["sid"]), t)
             session.pop("uid", None)
             session.pop("sid", None)
-        else:
+        elif request.endpoint not in PASSIVE_ENDPOINTS:
             session["seen"] = t
     return None
 

@@ -192,6 +192,9 @@ _AUDIT: Mapping[str, str] = {
     "portal-sign-in": "signed in at the portal on {about}",
     "portal-sign-in-refused": "was refused at the portal on {about}",
     "portal-sign-out": "signed out of the portal on {about}",
+    "view-alerts": "looked at the alerts",
+    "view-alert": "looked at an alert about {about}",
+    "acknowledge-alert": "acknowledged an alert about {about}",
 }
 
 
@@ -246,6 +249,8 @@ def audit_line(
         said = f"{verb} incident {number}, about {about}"
     if actor == "appliance":  # entries the appliance itself made (a store migration, a command)
         actor = "The appliance"
+    elif actor.startswith("link:"):  # an alert acknowledged from the link in a message to a contact
+        actor = f"Someone with the link sent to {actor[5:]}"
     return AuditLine(f"{actor} {said}", detail)
 
 
@@ -285,3 +290,23 @@ def centre_time(moment: datetime) -> str:
     """A time as the staff pages show it, in the centre's zone (the caller's `moment` is in it):
     `Mon 7 Dec 2026, 17:25`."""
     return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M}"
+
+
+# An alert's kind (the alerts.yaml rule's trigger) in words, where the alert has no category.
+ALERT_KIND_LABELS: Mapping[str, str] = {
+    "watch-list": "a watch-list search",
+    "personal-info": "personal information sent",
+    "child-report": "the child reported a problem",
+    "bypass": "trying to get round the filter",
+}
+
+
+def alert_what(*, kind: str, category: str, rule: str, words: Vocabulary) -> str:
+    """What an alert is about, in a few plain words: its category's (`self-harm and suicide`), else
+    its kind's (`the child reported a problem`), else its rule's name."""
+    if category:
+        return category_label(category, words)
+    label = ALERT_KIND_LABELS.get(kind)
+    if label and kind == "watch-list" and rule:
+        return f"{label} ({rule.replace('-', ' ')})"
+    return label or rule.replace("-", " ")

@@ -75,9 +75,9 @@ class Note:
 
 _SELECT = (
     "SELECT i.id, i.title, i.status, i.severity, i.area, i.category, i.profile, i.subject, i.opened,"
-    " o.display_name, coalesce(s.display_name, ''), i.assignee, i.escalated_to, i.outcome, i.updated,"
-    " i.closed"
-    " FROM incidents i JOIN staff o ON o.id = i.opened_by LEFT JOIN staff s ON s.id = i.assignee"
+    " coalesce(o.display_name, 'the appliance'), coalesce(s.display_name, ''), i.assignee, i.escalated_to,"
+    " i.outcome, i.updated, i.closed"
+    " FROM incidents i LEFT JOIN staff o ON o.id = i.opened_by LEFT JOIN staff s ON s.id = i.assignee"
 )
 
 
@@ -282,7 +282,8 @@ def events_of(db: sqlite3.Connection, incident: int) -> list[dict[str, object]]:
 
 def history(db: sqlite3.Connection, incident: int) -> list[Note]:
     rows = db.execute(
-        "SELECT n.ts, s.display_name, n.kind, n.text FROM incident_notes n JOIN staff s ON s.id = n.author"
+        "SELECT n.ts, coalesce(s.display_name, 'the appliance'), n.kind, n.text FROM incident_notes n"
+        " LEFT JOIN staff s ON s.id = n.author"
         " WHERE n.incident = ? ORDER BY n.ts, n.id",
         (incident,),
     )

@@ -13,6 +13,7 @@ import pytest
 
 from dashboard.wording import (
     Vocabulary,
+    alert_what,
     audit_line,
     category_label,
     centre_time,
@@ -134,6 +135,15 @@ STAFF = {"amina": "Amina Diallo"}
             "incident:4 dns:7",
         ),
         ("resolve-flag", "incident:4", "d", "Amina marked the flag on incident 4 resolved", "d"),
+        (
+            "acknowledge-alert",
+            "child:cb248zkv",
+            "alert:3 critical self-harm via dashboard",
+            "Amina acknowledged an alert about Amira",
+            "alert:3 critical self-harm via dashboard",
+        ),
+        ("view-alert", "child:cb248zkv", "alert:3", "Amina looked at an alert about Amira", "alert:3"),
+        ("view-alerts", "alerts", "", "Amina looked at the alerts", ""),
         ("something-new", "thing:1", "", "Amina did something new (thing:1)", ""),
     ],
 )
@@ -154,6 +164,34 @@ def test_what_the_appliance_itself_did_is_said_as_the_appliance():
         staff=STAFF,
     )
     assert line.sentence == "The appliance flagged incident 4 for the e-safety lead"
+
+
+def test_an_alert_acknowledged_from_a_link_says_whose_link():
+    line = audit_line(
+        action="acknowledge-alert",
+        subject="child:cb248zkv",
+        detail="alert:3 critical self-harm via link:duty",
+        actor="link:duty",
+        children=CHILDREN,
+        staff=STAFF,
+    )
+    assert line.sentence == "Someone with the link sent to duty acknowledged an alert about Amira"
+
+
+@pytest.mark.parametrize(
+    ("kind", "category", "rule", "said"),
+    [
+        ("category", "adult", "adult-repeated", "pornography and sexual content"),
+        ("watch-list", "self-harm", "self-harm", "self-harm and suicide"),
+        ("watch-list", "", "grooming", "a watch-list search (grooming)"),
+        ("child-report", "", "child-report", "the child reported a problem"),
+        ("personal-info", "", "personal-info", "personal information sent"),
+        ("bypass", "", "bypass", "trying to get round the filter"),
+        ("something-new", "", "my-own-rule", "my own rule"),
+    ],
+)
+def test_an_alert_is_said_by_its_category_else_its_kind_else_its_rule(kind, category, rule, said):
+    assert alert_what(kind=kind, category=category, rule=rule, words=WORDS) == said
 
 
 def test_a_subject_never_shows_a_childs_id():

@@ -1,0 +1,169 @@
+"""The live alert banner in a real browser (headless Chromium) on the real dashboard: an alert written to
+the store while a staff page is open appears in the banner without a reload, the alerts page lists it
+with its messages, and Acknowledge in the banner makes it go. The alert rows stand for what the alerter
+(`appliance alerts`) writes; the event behind them is a real one, written by the store's writer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[dev]')")
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from appliance.store import people
+from appliance.store.alerts import open_alerts
+from profiles.categories import Severity
+from profiles.verdict import Action, Step
+from tests.appliance.store.test_alerts import make_link, queue, raise_alert
+from tests.browser.conftest import ADMIN, Centre, Dashboard, wait_until
+from tests.browser.test_staff_signin import sign_in
+from tests.dashboard.conftest import PASSWORD, EventWriter, child_who, verdict
+
+Shot = Callable[[WebDriver, str], Path]
+AMIRA = "Amira"
+
+
+def _amiras_alert(centre: Centre) -> int:
+    """Amira's self-harm search (a real event through the store's writer) and the critical alert the
+    alerter raises for it, with its incident-free first message sent to the duty phone."""
+    db = centre.db()
+    try:
+        amira = people.add_child(db, AMIRA, "10-12", "4826", time.time())
+        writer = EventWriter(centre.config)
+        now = time.time()
+        writer.web(
+            now,
+            child_who(amira.id),
+            "https://www.google.com/search?q=x",
+            verdict(Action.FLAG, "self-harm", Severity.CRITICAL, flag=True, step=Step.WATCH_LIST),
+            terms="how to hurt myself",
+            status=200,
+        )
+        writer.close()
+        (rowid,) = db.execute("SELECT max(rowid) FROM requests").fetchone()
+        alert = raise_alert(db, subject=f"child:{amira.id}", ts=now, count=2)
+        db.execute("UPDATE alert_events SET event = ? WHERE alert = ?", (f"web:{rowid}", alert))
+        queue(db, alert, state="sent", attempts=1, at=now + 1)
+        queue(db, alert, kind="escalation", step=1, contact="lead", channel="email", at=now + 600)
+        return alert
+    finally:
+        db.close()
+
+
+def _earlier_alert(centre: Centre) -> None:
+    """An alert from this morning, acknowledged, whose e-mail to the lead keeps failing."""
+    db = centre.db()
+    try:
+        alert = raise_alert(
+            db,
+            severity="high",
+            rule="personal-info",
+            kind="personal-info",
+            category="",
+            subject="device:library-pc",
+            ts=time.time() - 3 * 3600,
+        )
+        queue(
+            db,
+            alert,
+            contact="lead",
+            channel="email",
+            attempts=4,
+            error="SMTP: connection refused",
+            at=time.time() + 300,
+        )
+        db.execute(
+            "UPDATE alerts SET acknowledged = ?, ack_via = 'link:duty' WHERE id = ?",
+            (time.time() - 3000, alert),
+        )
+    finally:
+        db.close()
+
+
+def _banner_items(driver: WebDriver) -> list[str]:
+    return [
+        li.text for li in driver.find_elements(By.CSS_SELECTOR, "#alert-banner:not([hidden]) #alert-list li")
+    ]
+
+
+def test_an_alert_appears_in_the_open_pages_banner_and_acknowledge_makes_it_go(
+    centre: Centre, dashboard: Dashboard, browser: Callable[[], WebDriver], shots: Shot
+):
+    _earlier_alert(centre)
+    driver = browser()
+    sign_in(driver, dashboard, ADMIN, PASSWORD)
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "header .who"), "the signed-in dashboard")
+    assert not driver.find_element(By.ID, "alert-banner").is_displayed()  # nothing open
+    driver.find_element(By.TAG_NAME, "h1").click()  # someone uses the page: sound may play from now on
+    wait_until(
+        lambda: driver.find_element(By.ID, "alert-sound").get_attribute("textContent") == "Sound on",
+        "the banner's sound on",
+    )
+    page = driver.execute_script("return window.performance.timeOrigin")
+
+    alert = _amiras_alert(centre)  # raised while the page is open
+    items = wait_until(lambda: _banner_items(driver), "the alert in the banner")
+    assert "CRITICAL" in items[0] and "self-harm and suicide" in items[0] and AMIRA in items[0]
+    assert "2 events" in items[0]
+    assert driver.find_element(By.ID, "alert-banner-title").text == "1 open alert"
+    assert driver.execute_script("return window.performance.timeOrigin") == page  # no reload
+    shots(driver, "alert-banner")
+
+    driver.find_element(By.LINK_TEXT, "All alerts").click()
+    wait_until(lambda: "/alerts" in driver.current_url and _banner_items(driver), "the alerts page")
+    table = driver.find_element(By.ID, "alerts").text
+    assert "self-harm and suicide" in table and AMIRA in table and "duty by ntfy: sent" in table
+    assert "lead by email: to be sent" in table and "from the link sent to duty" in table
+    failing = driver.find_element(By.CSS_SELECTOR, "p.error").text
+    assert "Messages to lead by email are failing: SMTP: connection refused" in failing
+    shots(driver, "alerts-page")
+
+    driver.find_element(By.CSS_SELECTOR, f'#alert-list li[data-alert="{alert}"] button').click()
+    wait_until(lambda: not driver.find_element(By.ID, "alert-banner").is_displayed(), "the banner to go")
+    db = centre.db()
+    try:
+        assert open_alerts(db) == []
+        (by, via, state) = db.execute(
+            "SELECT s.username, a.ack_via, d.state FROM alerts a JOIN staff s ON s.id = a.acknowledged_by"
+            " JOIN alert_deliveries d ON d.alert = a.id AND d.kind = 'escalation' WHERE a.id = ?",
+            (alert,),
+        ).fetchone()
+    finally:
+        db.close()
+    assert (by, via, state) == (ADMIN, "dashboard", "cancelled")  # the ladder stopped
+    shots(driver, "alert-acknowledged")
+
+
+def test_axe_finds_no_accessibility_violation_on_the_alert_pages(
+    centre: Centre,
+    dashboard: Dashboard,
+    browser: Callable[[], WebDriver],
+    shots: Shot,
+    axe: Callable[[WebDriver], list[str]],
+):
+    _earlier_alert(centre)
+    alert = _amiras_alert(centre)
+    db = centre.db()
+    try:
+        token = make_link(db, alert, expires=time.time() + 3600)
+    finally:
+        db.close()
+    found: dict[str, list[str]] = {}
+    driver = browser()
+    driver.get(dashboard.url(f"/alerts/ack/{token}"))  # the link from a message: no sign-in
+    wait_until(lambda: driver.find_elements(By.ID, "acknowledge"), "the acknowledge link's page")
+    found["/alerts/ack/<token>"] = axe(driver)
+    sign_in(driver, dashboard, ADMIN, PASSWORD)
+    for path in ("/review", "/alerts", f"/alerts/{alert}"):
+        driver.get(dashboard.url(path))
+        wait_until(lambda: _banner_items(driver), f"the banner on {path}")
+        found[path] = axe(driver)
+        if found[path]:
+            shots(driver, f"axe-{path.strip('/').replace('/', '-')}")
+    assert {page: v for page, v in found.items() if v} == {}
