@@ -19,11 +19,13 @@ Reading needs CAP_NET_ADMIN in the router's network namespace (nftables lists no
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from appliance.router import REFUSED_KINDS as KINDS
+from appliance.store.schema import transaction
 from filters.errors import ApplianceError
 
 BYPASS_KINDS = ("dot", "doh")  # what `refused_tunnels` counts by default (see the module's docstring)
@@ -110,4 +112,29 @@ def new_refusals(previous: Mapping[str, int], current: Mapping[str, int]) -> dic
         added = packets - before if packets >= before else packets
         if added > 0:
             fresh[address] = added
+    return fresh
+
+
+_LAST = "refusals.last"  # the `settings` row holding the previous reading, as JSON
+
+
+def record_refusals(db: sqlite3.Connection, now: float, run: Run = subprocess.run) -> dict[str, int]:
+    """Read the router's counts and add the refusals new since the previous reading to the store's
+    `refusals` (the alerter turns them into bypass attempts: appliance/alerts), the reading kept for the
+    next time, in one transaction. The new refusals per address; {} outside router mode. Raises
+    RefusalsUnreadable as `refused_tunnels`, with nothing written."""
+    current = refused_tunnels(run)
+    with transaction(db):
+        row = db.execute("SELECT value FROM settings WHERE key = ?", (_LAST,)).fetchone()
+        previous = json.loads(row[0]) if row else {}
+        fresh = new_refusals(previous if isinstance(previous, dict) else {}, current)
+        db.executemany(
+            "INSERT INTO refusals (ts, client, count) VALUES (?, ?, ?)",
+            [(now, address, packets) for address, packets in sorted(fresh.items())],
+        )
+        db.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_LAST, json.dumps(current, sort_keys=True)),
+        )
     return fresh

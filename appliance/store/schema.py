@@ -455,6 +455,15 @@ CREATE TABLE alert_cursor (
 ) WITHOUT ROWID;
 INSERT INTO alert_cursor VALUES ('events', (SELECT coalesce(max(rowid), 0) FROM events));
 INSERT INTO alert_cursor VALUES ('requests', (SELECT coalesce(max(rowid), 0) FROM requests));
+-- Router mode: tunnels past the filter (DoT, DoH) the router refused a device, new since the previous
+-- reading of its counts (`appliance router refusals`, on a timer: appliance/refusals.py).
+CREATE TABLE refusals (
+    id     INTEGER PRIMARY KEY,
+    ts     REAL    NOT NULL,
+    client TEXT    NOT NULL,  -- the device's address
+    count  INTEGER NOT NULL   -- packets refused since the previous reading
+);
+INSERT INTO alert_cursor VALUES ('refusals', 0);
 """
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (

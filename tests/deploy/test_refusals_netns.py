@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from appliance.config import load_config
-from appliance.refusals import RefusalsUnreadable, new_refusals, refused_tunnels
+from appliance.refusals import RefusalsUnreadable, new_refusals, record_refusals, refused_tunnels
 from appliance.router import ruleset
+from appliance.store.schema import connect
 from tests.deploy.test_router_netns import _CONNECT, _PING, _UDP, in_netns, sh, veth
 
 pytestmark = pytest.mark.skipif(
@@ -159,6 +160,21 @@ def test_new_refusals_are_those_since_the_last_reading_even_after_the_counts_wer
     assert tcp(lab, NET, 853).startswith("refused")
     third = lab.read("dot")
     assert third == {CHILD: 1} and new_refusals(second, third) == {CHILD: 1}
+
+
+def test_each_reading_records_only_the_refusals_new_since_the_last_into_the_store(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """`appliance router refusals` (on its timer) adds what is new since its previous reading to the store,
+    where the alerter finds it: a second reading with nothing since adds nothing."""
+    db = connect(tmp_path / "events.sqlite")
+    record_refusals(db, 1.0, lab.run_in_gw)  # whatever earlier tests left: the baseline
+    assert tcp(lab, NET, 853).startswith("refused")
+    assert tcp(lab, NET, 853, source=OTHER_CHILD).startswith("refused")
+    assert record_refusals(db, 2.0, lab.run_in_gw) == {CHILD: 1, OTHER_CHILD: 1}
+    assert record_refusals(db, 3.0, lab.run_in_gw) == {}
+    rows = db.execute("SELECT ts, client, count FROM refusals WHERE ts > 1 ORDER BY client").fetchall()
+    assert rows == sorted([(2.0, CHILD, 1), (2.0, OTHER_CHILD, 1)], key=lambda r: r[1])
 
 
 def test_a_full_count_still_refuses(lab: Lab) -> None:
