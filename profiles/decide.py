@@ -105,7 +105,8 @@ def _special(facts: HostFacts, rules: ProfileRules) -> Verdict:
     reason = Reason(
         Step.BYPASS_CANARY, Action.BLOCK, f"a filter-bypass check: answered {answer}", rule=facts.special_rule
     )
-    return Verdict(Action.BLOCK, rules.name, (reason,), log=LogDetail.COUNT)
+    # Kept as an event: a device asking is set to get round the filter, a conduct flag (docs/alerts.md).
+    return Verdict(Action.BLOCK, rules.name, (reason,), log=LogDetail.EVENT)
 
 
 def _decide(
