@@ -195,7 +195,15 @@ def stamp_of(config: Config) -> tuple[tuple[str, int, int], ...]:
 def watched_files(config: Config) -> list[Path]:
     """The files whose change means a reload: the configuration, the compiled lists, the policy files."""
     p = config.policy
-    files = [Path(config.origin), config.index_path, p.categories, p.profiles, p.safe_search, p.watch_lists]
+    files = [
+        Path(config.origin),
+        config.index_path,
+        p.categories,
+        p.profiles,
+        p.safe_search,
+        p.watch_lists,
+        p.alerts,
+    ]
     # Another head-office set in force: everything is read anew from it.
     return [*files, pointer_path(config.data_dir)] if config.sync else files
 
