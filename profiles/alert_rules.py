@@ -22,7 +22,8 @@ from profiles.alerts import AlertKind, AlertRule
 from profiles.categories import Severity
 from profiles.verdict import Step
 
-BYPASS_CATEGORIES = frozenset({"filter-bypass"})  # VPNs, proxies and private DNS (categories.yaml)
+BYPASS_CATEGORY = "filter-bypass"  # VPNs, proxies and private DNS (categories.yaml)
+BYPASS_CATEGORIES = frozenset({BYPASS_CATEGORY})
 _BYPASS_STEPS = frozenset({str(Step.BYPASS_CANARY), str(Step.BYPASS_ATTEMPT)})
 _NOT_A_CONCERN = frozenset({"allow", "rewrite"})  # reasons that let a request through name no risk
 # `decide` names the list in the reason's detail: "searched on Google for words on the 'self-harm' watch
@@ -143,9 +144,13 @@ def alert_kind(rule: AlertRule, facts: EventFacts) -> AlertKind:
 
 
 def alert_category(rule: AlertRule, facts: EventFacts) -> str:
-    """The category the alert is filed under: the one the rule named, else the event's."""
-    if rule.kind is AlertKind.CATEGORY and rule.names and not rule.event_severities:
+    """The category the alert is filed under: the one the rule named, else the event's; trying to get
+    round the filter is `filter-bypass` (a DNS canary, a refused tunnel have no category of their own)."""
+    kind = alert_kind(rule, facts)
+    if kind is AlertKind.CATEGORY and rule.names:
         return next((c for c in facts.categories if c in rule.names), facts.category)
+    if kind is AlertKind.BYPASS:
+        return next((c for c in facts.categories if c in BYPASS_CATEGORIES), BYPASS_CATEGORY)
     return facts.category
 
 
