@@ -215,3 +215,4 @@ def test_repeats_count_the_subjects_events_within_the_window(times: list[float],
 def test_a_bypass_canary_is_kept_as_an_event_so_the_alerter_sees_it(policy: Policy) -> None:
     for host in ("use-application-dns.net", "mask.icloud.com", "_dns.resolver.arpa"):
         assert ask(policy, "teen", host).log is LogDetail.EVENT
+        assert ask(policy, "tech", host).log is LogDetail.COUNT  # bypasses filtering: nothing to get round
