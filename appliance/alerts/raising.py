@@ -183,9 +183,9 @@ class Raiser:
                 note=("alert", f"opened by alert {alert} ({rule.name}, {rule.severity})"),
             )
             db.execute("UPDATE alerts SET incident = ? WHERE id = ?", (incident, alert))
-            audit.record(
-                db, now, None, "appliance", "open-incident", facts.subject, f"incident {incident}: {what}"
-            )
+            # As the dashboard writes an incident opened by staff: whom it is about, then its events.
+            ids = ", ".join(s.event.id for s in events)
+            audit.record(db, now, None, "appliance", "open-incident", f"incident:{incident}", ids)
         return alert
 
     # ---- the portal's sign-ins ----

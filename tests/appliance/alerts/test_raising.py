@@ -278,6 +278,8 @@ def test_a_critical_alert_opens_an_incident_with_its_events(centre: Centre) -> N
         "the appliance",
     )
     assert [e["id"] for e in events_of(centre.db, incident)] == ["web:1"]
+    logged = [(e.username, e.action, e.subject, e.detail) for e in audit.entries(centre.db)]
+    assert ("appliance", "open-incident", f"incident:{incident}", "web:1") in logged
     [note] = history(centre.db, incident)
     assert (note.author, note.kind, note.text) == (
         "the appliance",
