@@ -64,8 +64,11 @@ class Raiser:
         """Judge every event stored since the last step (up to a batch of each table) by `policy`; the
         ids of the alerts raised or added to, in order."""
         touched: dict[int, None] = {}
+        if not self._behind():
+            return []  # nothing new: no write lock taken, nothing written (four steps a second)
         with transaction(self.db) as db:
             cursor = dict(db.execute("SELECT tbl, last FROM alert_cursor"))
+            before = dict(cursor)
             seen: list[_Seen] = []
             for table in _TABLES:
                 (head,) = db.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
@@ -84,9 +87,18 @@ class Raiser:
             db.executemany(
                 "INSERT INTO alert_cursor (tbl, last) VALUES (?, ?)"
                 " ON CONFLICT (tbl) DO UPDATE SET last = excluded.last",
-                list(cursor.items()),
+                [(t, last) for t, last in cursor.items() if before.get(t) != last],
             )
         return list(touched)
+
+    def _behind(self) -> bool:
+        """Whether any table has rows past the cursor (or lost its top to retention): a read only."""
+        cursor = dict(self.db.execute("SELECT tbl, last FROM alert_cursor"))
+        heads = {
+            t: self.db.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0] for t in _TABLES
+        }
+        (heads["sessions"],) = self.db.execute("SELECT coalesce(max(id), 0) FROM sessions").fetchone()
+        return any(cursor.get(t) != head for t, head in heads.items())
 
     @staticmethod
     def _seen(event: FeedEvent, also: tuple[float, ...] = ()) -> _Seen:

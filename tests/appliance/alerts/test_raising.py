@@ -363,3 +363,12 @@ def test_reasons_are_read_as_the_writer_stored_them(centre: Centre) -> None:
     centre.web(T0, AMIRA, "https://www.google.com/search?q=x", searched("self-harm", "self-harm", "suicide"))
     (reasons,) = centre.db.execute("SELECT reasons FROM answers WHERE notable").fetchone()
     assert json.loads(reasons)[0]["detail"].endswith("the 'self-harm' watch list")
+
+
+def test_a_step_with_nothing_new_writes_nothing(centre: Centre) -> None:
+    centre.dns(T0, AMIRA, "date.example", listed("dating"))
+    centre.dns(T0 + 1, AMIRA, "allowed.example", Verdict(Action.ALLOW, "10-12", log=LogDetail.EVENT))
+    assert len(centre.step()) == 1
+    written = centre.db.total_changes
+    assert centre.step() == [] and centre.step() == []
+    assert centre.db.total_changes == written  # four idle steps a second cost the SD card nothing
