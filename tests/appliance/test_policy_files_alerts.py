@@ -182,6 +182,12 @@ MISTAKES = [
         2,
         ["link_base must be the dashboard's address"],
     ),
+    (
+        "  - {name: self-harm,",
+        "  - {severity: high, name: self-harm,",
+        6,
+        ["'severity' appears twice (first on line 6)"],
+    ),
 ]
 
 
