@@ -12,6 +12,7 @@ from appliance.config.proxy import ProxyMode
 from appliance.lists import CompileReport
 from appliance.net import split_host_port
 from appliance.policy_files import (
+    ChannelCheck,
     PolicyFileErrors,
     PolicyFiles,
     catalogue_ranks,
@@ -19,6 +20,7 @@ from appliance.policy_files import (
     unmapped_sources,
 )
 from filters.sources import Format, Rank
+from profiles.alerts import ON_DUTY
 
 
 def source_problems(config: Config) -> list[str]:
@@ -40,15 +42,18 @@ def source_problems(config: Config) -> list[str]:
     return problems
 
 
-def policy_problems(config: Config) -> tuple[PolicyFiles | None, list[str]]:
+def policy_problems(
+    config: Config, *, channel_check: ChannelCheck | None = None
+) -> tuple[PolicyFiles | None, list[str]]:
     """The policy files read under `config`, and every mistake in them or between them and the
     configuration (list sources no category takes, devices with an unknown profile).
 
     The files are None when they have mistakes; the list is empty when they have none. `appliance check`
-    and the dashboard's profile editor both judge a policy by this."""
+    and the dashboard's profile editor both judge a policy by this; `channel_check` (`appliance check`:
+    `apprise_check`) also asks Apprise about each of alerts.yaml's channels."""
     errors: list[str] = []
     try:
-        files = read_policy_files(config.policy)
+        files = read_policy_files(config.policy, channel_check=channel_check)
     except PolicyFileErrors as e:
         errors += e.errors
         if e.categories is not None:
@@ -129,6 +134,28 @@ def protection_warnings(config: Config, files: PolicyFiles, report: CompileRepor
                 f"the last compile ({why})"
             )
     out += [f"{line}: switched in lists.catalogue" for line in config.catalogue.unknown]
+    return out
+
+
+def alert_warnings(files: PolicyFiles) -> list[str]:
+    """Where alerts.yaml leaves an alert told to no one but the dashboard's banner (docs/alerts.md). An
+    unknown contact in the ladder or the rota is a mistake of the file itself (`policy_problems`)."""
+    alerts, path = files.alerts, files.settings.alerts
+    if not alerts.contacts:
+        return [
+            f"{path} names no contacts: alerts show on the staff dashboard's banner only, and no one is "
+            "told by push (e-mail, ntfy, SMS) while no staff page is open; write contacts and a ladder"
+        ]
+    out = []
+    if not alerts.ladder:
+        out.append(f"{path} has contacts but no ladder: none of them is ever told of an alert")
+    elif any(step.notify == ON_DUTY for step in alerts.ladder) and not (alerts.rota or alerts.out_of_hours):
+        out.append(
+            f"{path}: the ladder tells whoever is on duty, but there is no rota and no out_of_hours"
+            " contact: that step tells no one"
+        )
+    if not alerts.link_base:
+        out.append(f"{path} has no link_base: messages carry no link to the alert or to acknowledge it")
     return out
 
 

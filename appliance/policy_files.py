@@ -1,4 +1,4 @@
-"""Reading the policy files (categories, profiles, safe search, watch lists) into `profiles` values.
+"""Reading the policy files (categories, profiles, safe search, watch lists, alerts) into `profiles` values.
 
 Every mistake found is reported, each as `file:line: what is wrong, and a hint`, and a policy with any
 mistake is refused whole: the running policy stays.
@@ -6,8 +6,9 @@ mistake is refused whole: the running policy stays.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +24,19 @@ from appliance.config.reader import (
 from filters.index import FilterIndex
 from filters.names import BadName, normalise_host
 from filters.sources import Rank
+from profiles.alerts import (
+    ON_DUTY,
+    AlertKind,
+    AlertPolicy,
+    AlertRule,
+    Channel,
+    Contact,
+    Digest,
+    LadderStep,
+    Repeats,
+    Share,
+    Shift,
+)
 from profiles.categories import Area, Category, CategoryMap, Kind, Risk, Severity
 from profiles.errors import PolicyError
 from profiles.pii import PiiKind
@@ -63,6 +77,7 @@ class PolicyFiles:
     watch_lists: dict[str, WatchList]
     zone: ZoneInfo
     settings: PolicySettings
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
 
     def bind(self, index: FilterIndex) -> Policy:
         """The policy in force over `index`, with the catalogue's ranks of its lists (`rank:`)."""
@@ -518,11 +533,337 @@ def _pii_action(text: str) -> Action:
     return action
 
 
+# ---- alerts ----
+
+_ALERT_KEYS = {
+    "centre",
+    "link_base",
+    "link_ttl_hours",
+    "throttle_minutes",
+    "rules",
+    "contacts",
+    "rota",
+    "out_of_hours",
+    "ladder",
+    "digest",
+    "share",
+}
+_RULE_KEYS = {"name", "severity", "when", "repeats", "enabled", "open_incident"}
+_WHEN_KEYS = {"category", "watch_list", "personal_info", "child_report", "bypass", "severity"}
+_ALERT_SEVERITIES = "medium, high, critical"
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_URL_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+# Whether Apprise knows a channel's URL (instantiated, never sent): None when it does, else why not.
+ChannelCheck = Callable[[str], str | None]
+
+
+def apprise_check(url: str) -> str | None:
+    """Apprise's own reading of a channel URL, without sending anything: None when it knows the URL.
+    Apprise is imported here only (tens of megabytes): the alerter and `appliance check` ask for it, the
+    DNS filter and the proxy do not."""
+    import apprise
+
+    if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+        return "Apprise does not know this URL"
+    return None
+
+
+def _alert_severity(text: str) -> Severity:
+    severity = Severity.parse(text)
+    if severity < Severity.MEDIUM:
+        raise ValueError(text)
+    return severity
+
+
+def _minutes(r: Reader, node: Mapping, key: str, what: str, default: float, low: float = 0.0) -> float:
+    """A number of minutes (or hours) >= `low`, as written."""
+    value = node.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        r.error(node, key, f"{what}: {key!r} must be a number of at least {low:g}")
+        return default
+    return float(value)
+
+
+def _read_alerts(
+    path: Path,
+    errors: list[str],
+    categories: CategoryMap,
+    watch_lists: dict[str, WatchList],
+    channel_check: ChannelCheck | None,
+) -> AlertPolicy:
+    r = Reader(path, errors)
+    data = r.load()
+    if data is None:
+        return AlertPolicy()
+    r.keys(data, _ALERT_KEYS, "the alerts file")
+    what = "the alerts file"
+    contacts = _read_contacts(r, data, channel_check)
+    known = {c.name for c in contacts}
+
+    def contact(node: Mapping, key: str, where: str, *, on_duty: bool = False) -> str:
+        name = r.text(node, key, where, required=True)
+        if name and name not in known and not (on_duty and name == ON_DUTY):
+            names = ", ".join(sorted(known) + ([ON_DUTY] if on_duty else [])) or "none written yet"
+            r.error(node, key, f"{where}: unknown contact {name!r} (known: {names}; see 'contacts')")
+        return name
+
+    rota: list[Shift] = []
+    for i, node in _items(r, data, "rota", "a shift", {"contact", "days", "hours"}):
+        where = f"shift {i + 1} of the rota"
+        name = contact(node, "contact", where)
+        days = _days(r, node, where)
+        hours = r.text(node, "hours", where, required=True)
+        start, dash, end = hours.partition("-")
+        try:
+            if not dash:
+                raise ValueError(f"{hours!r} is not hours like 09:00-18:00")
+            first, last = parse_clock(start), parse_clock(end)
+            if first == last:
+                raise ValueError(f"{hours!r} is an empty shift")
+        except ValueError as e:
+            r.error(node, "hours", f"{where}: {e}")
+            continue
+        rota.append(Shift(name, days, first, last))
+
+    out_of_hours = contact(data, "out_of_hours", what) if "out_of_hours" in data else ""
+
+    ladder: list[LadderStep] = []
+    for i, node in _items(r, data, "ladder", "a step", {"after_minutes", "notify", "min_severity"}):
+        where = f"step {i + 1} of the ladder"
+        after = _minutes(r, node, "after_minutes", where, 0.0)
+        ladder.append(
+            LadderStep(
+                after_s=after * 60,
+                notify=contact(node, "notify", where, on_duty=True),
+                min_severity=r.choice(
+                    node, "min_severity", where, _alert_severity, Severity.HIGH, _ALERT_SEVERITIES
+                ),
+            )
+        )
+    if [s.after_s for s in ladder] != sorted(s.after_s for s in ladder):
+        r.error(data, "ladder", "the ladder's steps must go in order of after_minutes")
+
+    digest = None
+    digest_node = r.mapping(data, "digest", what)
+    if digest_node is not None:
+        node = digest_node
+        r.keys(node, {"to", "every", "at", "day"}, "the digest")
+        every = r.choice(node, "every", "the digest", _day_or_week, "day", "day, week")
+        at = r.text(node, "at", "the digest", default="08:00")
+        try:
+            minute = parse_clock(at) % (24 * 60)
+        except ValueError as e:
+            r.error(node, "at", f"the digest: {e}")
+            minute = 8 * 60
+        weekday = None
+        if every == "week":
+            day = r.text(node, "day", "the digest", default="mon").lower()
+            if day not in _WEEKDAYS:
+                r.error(node, "day", f"the digest: day {day!r}: use one of {', '.join(_WEEKDAYS)}")
+            else:
+                weekday = _WEEKDAYS.index(day)
+        elif "day" in node:
+            r.error(node, "day", "the digest: 'day' is for a weekly digest (every: week)")
+        digest = Digest(contact(node, "to", "the digest"), minute, weekday)
+
+    share = Share()
+    share_node = r.mapping(data, "share", what)
+    if share_node is not None:
+        node = share_node
+        r.keys(node, {"child_name", "site", "search_terms"}, "share")
+        share = Share(
+            child_name=r.flag(node, "child_name", "share"),
+            site=r.flag(node, "site", "share"),
+            search_terms=r.flag(node, "search_terms", "share"),
+        )
+
+    link_base = r.text(data, "link_base", what).rstrip("/")
+    if link_base and not re.match(r"^https?://[^/\s]+", link_base):
+        r.error(data, "link_base", "link_base must be the dashboard's address, like https://appliance.lan")
+    return AlertPolicy(
+        rules=_read_rules(r, data, categories, watch_lists),
+        throttle_s=_minutes(r, data, "throttle_minutes", what, 30.0) * 60,
+        contacts=contacts,
+        rota=tuple(rota),
+        out_of_hours=out_of_hours,
+        ladder=tuple(ladder),
+        digest=digest,
+        share=share,
+        centre=r.text(data, "centre", what),
+        link_base=link_base,
+        link_ttl_s=_minutes(r, data, "link_ttl_hours", what, 168.0, low=1.0) * 3600,
+    )
+
+
+def _day_or_week(text: str) -> str:
+    if text not in ("day", "week"):
+        raise ValueError(text)
+    return text
+
+
+def _items(
+    r: Reader, data: Mapping, key: str, label: str, allowed: set[str]
+) -> Iterator[tuple[int, Mapping]]:
+    """The mappings of the list `key` (each with only `allowed` keys), with their places."""
+    value = data.get(key)
+    if value is None:
+        return
+    if not isinstance(value, Sequence):
+        r.error(data, key, f"{key!r} must be a list (each item on a line starting with '- ')")
+        return
+    for i, node in enumerate(value):
+        if not isinstance(node, Mapping):
+            r.error(value, i, f"{key}: {label} must be a mapping ({', '.join(sorted(allowed))})")
+            continue
+        r.keys(node, allowed, f"{label} of {key!r}")
+        yield i, node
+
+
+def _days(r: Reader, node: Mapping, where: str) -> frozenset[int]:
+    value = node.get("days", "daily")
+    parts = value if isinstance(value, list) else [value]
+    days: set[int] = set()
+    for part in parts:
+        try:
+            days |= parse_days(str(part))
+        except ValueError as e:
+            r.error(node, "days", f"{where}: {e}")
+    return frozenset(days)
+
+
+def _read_contacts(r: Reader, data: Mapping, channel_check: ChannelCheck | None) -> tuple[Contact, ...]:
+    table = r.mapping(data, "contacts", "the alerts file") or empty_mapping()
+    out: list[Contact] = []
+    for name, node in table.items():
+        what = f"contact {name!r}"
+        if name == ON_DUTY:
+            r.error(
+                table, name, f"{what}: {ON_DUTY!r} means whoever the rota has on duty: choose another name"
+            )
+        if not isinstance(node, Mapping):
+            r.error(table, name, f"{what} must be a mapping (name, channels)")
+            continue
+        r.keys(node, {"name", "channels"}, what)
+        channels: list[Channel] = []
+        urls = r.mapping(node, "channels", what, required=True) or empty_mapping()
+        for channel, url in urls.items():
+            if not isinstance(url, str) or not _URL_SCHEME.match(url.strip()):
+                r.error(
+                    urls,
+                    channel,
+                    f"{what}: channel {channel!r} must be a notification URL like ntfys://host/topic or "
+                    "mailtos://user:password@host (see Apprise's list of services)",
+                )
+                continue
+            why = channel_check(url.strip()) if channel_check is not None else None
+            if why is not None:
+                # Never the URL itself in a message: it may hold a password.
+                scheme = url.strip().split("://", 1)[0]
+                r.error(
+                    urls,
+                    channel,
+                    f"{what}: channel {channel!r} ({scheme}://...): {why}; check it against Apprise's "
+                    "list of services (https://github.com/caronc/apprise/wiki)",
+                )
+                continue
+            channels.append(Channel(str(channel), url.strip()))
+        if "channels" in node and not urls:
+            r.error(node, "channels", f"{what} needs at least one channel")
+        out.append(Contact(name, tuple(channels), r.text(node, "name", what) or name))
+    return tuple(out)
+
+
+def _read_rules(
+    r: Reader, data: Mapping, categories: CategoryMap, watch_lists: dict[str, WatchList]
+) -> tuple[AlertRule, ...]:
+    rules: list[AlertRule] = []
+    seen: dict[str, int] = {}
+    for i, node in _items(r, data, "rules", "a rule", _RULE_KEYS):
+        name = r.text(node, "name", f"rule {i + 1}", required=True)
+        what = f"rule {name!r}" if name else f"rule {i + 1}"
+        line = node.line_of("name")
+        if name in seen:
+            r.error(node, "name", f"{what} appears twice (first on line {seen[name]}): rule names are unique")
+        seen.setdefault(name, line)
+        if "severity" not in node:
+            r.error(node, None, f"{what} needs 'severity' ({_ALERT_SEVERITIES})")
+        severity = r.choice(node, "severity", what, _alert_severity, Severity.HIGH, _ALERT_SEVERITIES)
+        when = r.mapping(node, "when", what, required=True)
+        kind = AlertKind.CATEGORY
+        names: tuple[str, ...] = ()
+        severities: tuple[Severity, ...] = ()
+        if when is not None:
+            r.keys(when, _WHEN_KEYS, f"{what}: when")
+            given = [k for k in when if k in _WHEN_KEYS]
+            if len(given) != 1:
+                r.error(
+                    node,
+                    "when",
+                    f"{what}: 'when' names exactly one of {', '.join(sorted(_WHEN_KEYS))}"
+                    f" (it names {', '.join(given) or 'none'}): write one rule for each",
+                )
+            elif given[0] == "category":
+                names = tuple(
+                    c.name
+                    for c in r.references(when, "category", what, dict(categories.categories), "category")
+                )
+                if not when.get("category"):
+                    r.error(when, "category", f"{what}: 'category' needs a list of categories")
+            elif given[0] == "watch_list":
+                kind = AlertKind.WATCH_LIST
+                names = tuple(
+                    w.name for w in r.references(when, "watch_list", what, watch_lists, "watch list")
+                )
+                if not when.get("watch_list"):
+                    r.error(when, "watch_list", f"{what}: 'watch_list' needs a list of watch lists")
+            elif given[0] == "severity":
+                value = when["severity"]
+                for text in value if isinstance(value, list) else [value]:
+                    try:
+                        severities += (_alert_severity(str(text).strip().lower()),)
+                    except ValueError:
+                        r.error(when, "severity", f"{what}: severity {text!r}: use {_ALERT_SEVERITIES}")
+            else:
+                kind = AlertKind(given[0].replace("_", "-"))
+                if when.get(given[0]) is not True:
+                    r.error(when, given[0], f"{what}: {given[0]!r} is true (false: leave the rule out)")
+        repeats = None
+        node_repeats = r.mapping(node, "repeats", what)
+        if node_repeats is not None:
+            r.keys(node_repeats, {"count", "within_minutes"}, f"{what}: repeats")
+            count = node_repeats.get("count")
+            if isinstance(count, bool) or not isinstance(count, int) or count < 2:
+                r.error(
+                    node_repeats, "count", f"{what}: repeats: 'count' must be a whole number of 2 or more"
+                )
+                count = 2
+            within = _minutes(r, node_repeats, "within_minutes", f"{what}: repeats", 10.0, low=1.0)
+            repeats = Repeats(count, within * 60)
+        rules.append(
+            AlertRule(
+                name=name,
+                kind=kind,
+                severity=severity,
+                names=names,
+                repeats=repeats,
+                enabled=r.flag(node, "enabled", what, default=True),
+                source=f"{r.path}:{node.line}",
+                open_incident=r.flag(node, "open_incident", what, default=severity is Severity.CRITICAL),
+                event_severities=severities,
+            )
+        )
+    return tuple(rules)
+
+
 # ---- the whole policy ----
 
 
-def read_policy_files(settings: PolicySettings) -> PolicyFiles:
-    """Read and check every policy file. Raises PolicyFileErrors listing every mistake found."""
+def read_policy_files(settings: PolicySettings, *, channel_check: ChannelCheck | None = None) -> PolicyFiles:
+    """Read and check every policy file. Raises PolicyFileErrors listing every mistake found.
+
+    alerts.yaml's channel URLs are checked for their form; with `channel_check` (`apprise_check`: the
+    alerter, `appliance check`) also that Apprise knows each."""
     errors: list[str] = []
     categories = _read_categories(settings.categories, errors)
     categories_broken = bool(errors)
@@ -531,6 +872,7 @@ def read_policy_files(settings: PolicySettings) -> PolicyFiles:
     watch_lists = _read_watch_lists(settings.watch_lists, errors, categories)
     watch_broken = len(errors) > before
     profiles = _read_profiles(settings.profiles, errors, categories, watch_lists)
+    alerts = _read_alerts(settings.alerts, errors, categories, watch_lists, channel_check)
     if categories_broken or watch_broken:
         # A file that could not be read makes every name in it look unknown: report the cause only.
         echoes: tuple[str, ...] = ("unknown category", "allowlist-only needs") if categories_broken else ()
@@ -554,7 +896,7 @@ def read_policy_files(settings: PolicySettings) -> PolicyFiles:
         zone = ZoneInfo("UTC")
     if errors:
         raise PolicyFileErrors(errors, None if categories_broken else categories)
-    return PolicyFiles(categories, profiles, safe_search, watch_lists, zone, settings)
+    return PolicyFiles(categories, profiles, safe_search, watch_lists, zone, settings, alerts)
 
 
 def unmapped_sources(config: Config, categories: CategoryMap) -> list[str]:

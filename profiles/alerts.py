@@ -46,6 +46,8 @@ class AlertRule:
     enabled: bool = True
     source: str = ""  # alerts.yaml:line, for messages about the rule
     open_incident: bool = False  # a critical rule opens an incident by itself (default: severity critical)
+    # A rule by the event's severity (`when: {severity: medium}`): any event of these, whatever its kind.
+    event_severities: tuple[Severity, ...] = ()
 
 
 @dataclass(frozen=True)

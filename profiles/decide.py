@@ -105,7 +105,10 @@ def _special(facts: HostFacts, rules: ProfileRules) -> Verdict:
     reason = Reason(
         Step.BYPASS_CANARY, Action.BLOCK, f"a filter-bypass check: answered {answer}", rule=facts.special_rule
     )
-    return Verdict(Action.BLOCK, rules.name, (reason,), log=LogDetail.COUNT)
+    # Kept as an event: a child's device asking is set to get round the filter, a conduct flag
+    # (docs/alerts.md); a profile that bypasses filtering (a technician's) gets round nothing.
+    log = LogDetail.COUNT if rules.bypass is not None else LogDetail.EVENT
+    return Verdict(Action.BLOCK, rules.name, (reason,), log=log)
 
 
 def _decide(

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from appliance.checks import (
+    alert_warnings,
     blocked_categories,
     dashboard_warnings,
     policy_problems,
@@ -18,6 +19,7 @@ from appliance.config import ConfigError
 from appliance.health import health_problems
 from appliance.in_force.head_office import load_config_in_force
 from appliance.lists import read_compile_report
+from appliance.policy_files import apprise_check
 from appliance.storage import index_problem, open_index
 from filters.errors import FilterError
 
@@ -38,7 +40,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"error: {e}")
         print("1 problem found: the configuration must be fixed before anything else can be checked")
         return 1
-    files, errors = policy_problems(config)
+    files, errors = policy_problems(config, channel_check=apprise_check)
     errors += source_problems(config)
     for error in errors:
         print(f"error: {error}")
@@ -77,6 +79,11 @@ def run_check(args: argparse.Namespace) -> int:
             files.bind(open_index(config.index_path))
         except FilterError as e:
             print(f"  note: no usable compiled index yet ({e}); run `appliance lists compile`")
-    for warning in [*health_problems(config), *dashboard_warnings(config), *sync_warnings(config)]:
+    for warning in [
+        *health_problems(config),
+        *dashboard_warnings(config),
+        *sync_warnings(config),
+        *alert_warnings(files),
+    ]:
         print(f"  warning: {warning}")
     return 0

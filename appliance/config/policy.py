@@ -42,6 +42,7 @@ class PolicySettings:
     profiles: Path = field(default_factory=lambda: _shipped("profiles.yaml"))
     safe_search: Path = field(default_factory=lambda: _shipped("safesearch.yaml"))
     watch_lists: Path = field(default_factory=lambda: _shipped("watchlists.yaml"))
+    alerts: Path = field(default_factory=lambda: _shipped("alerts.yaml"))
     guest_profile: str = "guest"
     help_services: tuple[str, ...] = DEFAULT_HELP_SERVICES
     portal_hosts: tuple[str, ...] = ("appliance.lan",)
@@ -67,7 +68,7 @@ def parse_policy(raw: Any, r: Reader, data: _Mapping) -> PolicySettings:
         return PolicySettings()
     if not isinstance(raw, _Mapping):
         raise ConfigError(f"{r.where(data, 'policy')}: policy must be a mapping (timezone, ...)")
-    files = ("categories", "profiles", "safe_search", "watch_lists")
+    files = ("categories", "profiles", "safe_search", "watch_lists", "alerts")
     r.keys(raw, {"timezone", "guest_profile", "help_services", "portal_hosts", *files}, "policy")
     settings = PolicySettings()
     changes: dict[str, Any] = {}

@@ -59,8 +59,9 @@ def _construct_mapping(loader: LineLoader, node: yaml.MappingNode) -> Mapping:
     seen: dict[str, int] = {}
     for key, _ in node.value:
         line = key.start_mark.line + 1
-        first = seen.setdefault(str(key.value), line)
-        if first != line:
+        first = seen.get(str(key.value))
+        seen.setdefault(str(key.value), line)
+        if first is not None:  # (on another line, or twice in one `{...}` on one line)
             # YAML would keep the last silently: a second `block:` would drop the first one's entries.
             raise yaml.constructor.ConstructorError(
                 None, None, f"{key.value!r} appears twice (first on line {first}): keep one", key.start_mark

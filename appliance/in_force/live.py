@@ -20,8 +20,9 @@ from appliance.config import Config, ConfigError, device_problems, staff_device_
 from appliance.events.values import Answer, Asker
 from appliance.in_force.bindings import Bound
 from appliance.in_force.head_office import load_config_in_force
-from appliance.policy_files import load_policy
+from appliance.policy_files import read_policy_files
 from appliance.storage import open_index
+from profiles.alerts import AlertPolicy
 from profiles.identity import Device, Devices, Identity, Sessions, identify
 from profiles.policy import Policy
 from profiles.profile import Profile
@@ -117,6 +118,7 @@ class Live:
     fast: dict[str, dict[bytes, Cached]] = field(default_factory=dict)
     clients: dict[str, Client] = field(default_factory=dict)
     stamp: tuple[tuple[str, int, int], ...] = ()
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)  # alerts.yaml, read with the policy files
 
     def bind(self, bound: Bound) -> None:
         """Swap in the portal's sessions and the staff-named devices; every address is identified again
@@ -195,7 +197,15 @@ def stamp_of(config: Config) -> tuple[tuple[str, int, int], ...]:
 def watched_files(config: Config) -> list[Path]:
     """The files whose change means a reload: the configuration, the compiled lists, the policy files."""
     p = config.policy
-    files = [Path(config.origin), config.index_path, p.categories, p.profiles, p.safe_search, p.watch_lists]
+    files = [
+        Path(config.origin),
+        config.index_path,
+        p.categories,
+        p.profiles,
+        p.safe_search,
+        p.watch_lists,
+        p.alerts,
+    ]
     # Another head-office set in force: everything is read anew from it.
     return [*files, pointer_path(config.data_dir)] if config.sync else files
 
@@ -212,11 +222,13 @@ def load_live(config_path: Path | None) -> Live:
     if config.set_note:
         log.warning("head office's set: %s; running %s", config.set_note, config.set_dir or "the own lists")
     index = open_index(config.index_path)
-    policy = load_policy(config, index)
+    files = read_policy_files(config.policy)
+    policy = files.bind(index)
     problems = device_problems(config, policy.profiles)
     if problems:
         raise ConfigError("; ".join(problems))
-    return Live(config, policy, Devices(config.devices), ZoneInfo(config.policy.timezone), stamp=stamp)
+    zone = ZoneInfo(config.policy.timezone)
+    return Live(config, policy, Devices(config.devices), zone, stamp=stamp, alerts=files.alerts)
 
 
 def changed(live: Live) -> bool:

@@ -270,3 +270,40 @@ def get_events(db: sqlite3.Connection, ids: Iterable[str]) -> list[FeedEvent]:
             continue
         out += _read(db, table, [int(number)])
     return out
+
+
+def notable_after(db: sqlite3.Connection, table: str, after: int, up_to: int, limit: int) -> list[FeedEvent]:
+    """Up to `limit` notable rows of `table` (events or requests) with rowids in (`after`, `up_to`], in
+    rowid order (the order the writers committed them): the alerter's read past its cursor."""
+    t = _ALIAS[table]
+    return [
+        _event(table, row)
+        for row in db.execute(
+            f"SELECT {_COLUMNS.format(t=t, extra=_EXTRA[table])} FROM {table} {t}"
+            f" JOIN askers a ON a.id = {t}.asker JOIN answers w ON w.id = {t}.answer"
+            f" WHERE {t}.rowid > ? AND {t}.rowid <= ? AND {t}.notable ORDER BY {t}.rowid LIMIT ?",
+            (after, up_to, limit),
+        )
+    ]
+
+
+def notable_of(
+    db: sqlite3.Connection, subject: str, since: float, until: float, *, client: str = ""
+) -> list[FeedEvent]:
+    """The notable events of `subject` (child:<id>, device:<name>, guest) in [since, until], both tables,
+    oldest first; with `client`, only those asked from that address (one guest among the guests)."""
+    found: list[FeedEvent] = []
+    askers = "SELECT id FROM askers WHERE subject = ?" + (" AND client = ?" if client else "")
+    args = [subject, client] if client else [subject]
+    for table in ("events", "requests"):
+        t = _ALIAS[table]
+        found += [
+            _event(table, row)
+            for row in db.execute(
+                f"SELECT {_COLUMNS.format(t=t, extra=_EXTRA[table])} FROM {table} {t}"
+                f" JOIN askers a ON a.id = {t}.asker JOIN answers w ON w.id = {t}.answer"
+                f" WHERE {t}.notable AND {t}.asker IN ({askers}) AND {t}.ts >= ? AND {t}.ts <= ?",
+                (*args, since, until),
+            )
+        ]
+    return sorted(found, key=lambda e: (e.ts, e.id))

@@ -73,9 +73,11 @@ class Note:
     text: str
 
 
+APPLIANCE = "the appliance"  # who opened an incident or wrote a note when no member of staff did (an alert)
+
 _SELECT = (
     "SELECT i.id, i.title, i.status, i.severity, i.area, i.category, i.profile, i.subject, i.opened,"
-    " coalesce(o.display_name, 'the appliance'), coalesce(s.display_name, ''), i.assignee, i.escalated_to,"
+    f" coalesce(o.display_name, '{APPLIANCE}'), coalesce(s.display_name, ''), i.assignee, i.escalated_to,"
     " i.outcome, i.updated, i.closed"
     " FROM incidents i LEFT JOIN staff o ON o.id = i.opened_by LEFT JOIN staff s ON s.id = i.assignee"
 )
@@ -91,41 +93,67 @@ def open_incident(
     db: sqlite3.Connection,
     title: str,
     events: Sequence[FeedEvent],
-    opened_by: int,
+    opened_by: int | None,
     now: float,
     area_of: Mapping[str, str],
 ) -> int:
-    """A new incident from `events` (at least one), its severity the highest of theirs."""
+    """A new incident from `events` (at least one), its severity the highest of theirs. `opened_by`
+    None: the appliance opened it (a critical alert)."""
+    with transaction(db):
+        return open_within(db, title, events, opened_by, now, area_of)
+
+
+def open_within(
+    db: sqlite3.Connection,
+    title: str,
+    events: Sequence[FeedEvent],
+    opened_by: int | None,
+    now: float,
+    area_of: Mapping[str, str],
+    *,
+    severity: str = "",
+    note: tuple[str, str] | None = None,
+) -> int:
+    """`open_incident` in the caller's open transaction (the alerter's, with its cursor). `severity`:
+    at least this (an alert's), whatever the events'; `note`: (kind, text) of the history's first line
+    instead of "opened from N event(s)"."""
     if not events:
         raise StoreError("an incident is opened from at least one event")
     _one_subject(events)
     title = " ".join(title.split()) or f"{events[0].category or 'event'} on {events[0].host}"
     worst = max(events, key=lambda e: _rank(e.severity))
     category = worst.category
-    with transaction(db):
-        cur = db.execute(
-            "INSERT INTO incidents (title, status, severity, area, category, profile, subject, opened,"
-            " opened_by, updated) VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                title[:200],
-                worst.severity,
-                area_of.get(category, ""),
-                category,
-                worst.profile,
-                worst.subject,
-                now,
-                opened_by,
-                now,
-            ),
-        )
-        incident = cur.lastrowid
-        assert incident is not None
-        db.executemany(
-            "INSERT OR IGNORE INTO incident_events (incident, event, ts, record) VALUES (?, ?, ?, ?)",
-            [(incident, e.id, e.ts, json.dumps(e.record())) for e in events],
-        )
-        _note(db, incident, now, opened_by, "status", f"opened from {len(events)} event(s)")
+    level = max(worst.severity, severity, key=_rank) if severity else worst.severity
+    cur = db.execute(
+        "INSERT INTO incidents (title, status, severity, area, category, profile, subject, opened,"
+        " opened_by, updated) VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            title[:200],
+            level,
+            area_of.get(category, ""),
+            category,
+            worst.profile,
+            worst.subject,
+            now,
+            opened_by,
+            now,
+        ),
+    )
+    incident = cur.lastrowid
+    assert incident is not None
+    attach_within(db, incident, events)
+    kind, text = note or ("status", f"opened from {len(events)} event(s)")
+    _note(db, incident, now, opened_by, kind, text)
     return incident
+
+
+def attach_within(db: sqlite3.Connection, incident: int, events: Sequence[FeedEvent]) -> int:
+    """Copy `events` into the incident's record (those it has already are left), in the caller's open
+    transaction, without a note: the alerter adds an alert's repeats so. Returns how many were new."""
+    return db.executemany(
+        "INSERT OR IGNORE INTO incident_events (incident, event, ts, record) VALUES (?, ?, ?, ?)",
+        [(incident, e.id, e.ts, json.dumps(e.record())) for e in events],
+    ).rowcount
 
 
 def _one_subject(events: Sequence[FeedEvent], subject: str = "") -> None:
@@ -199,7 +227,9 @@ def resolve_flag(db: sqlite3.Connection, flag: int, author: int, now: float) -> 
     return found[0]
 
 
-def _note(db: sqlite3.Connection, incident: int, now: float, author: int, kind: str, text: str) -> None:
+def _note(
+    db: sqlite3.Connection, incident: int, now: float, author: int | None, kind: str, text: str
+) -> None:
     db.execute(
         "INSERT INTO incident_notes (incident, ts, author, kind, text) VALUES (?, ?, ?, ?, ?)",
         (incident, now, author, kind, text),
@@ -282,9 +312,8 @@ def events_of(db: sqlite3.Connection, incident: int) -> list[dict[str, object]]:
 
 def history(db: sqlite3.Connection, incident: int) -> list[Note]:
     rows = db.execute(
-        "SELECT n.ts, coalesce(s.display_name, 'the appliance'), n.kind, n.text FROM incident_notes n"
-        " LEFT JOIN staff s ON s.id = n.author"
-        " WHERE n.incident = ? ORDER BY n.ts, n.id",
+        f"SELECT n.ts, coalesce(s.display_name, '{APPLIANCE}'), n.kind, n.text FROM incident_notes n"
+        " LEFT JOIN staff s ON s.id = n.author WHERE n.incident = ? ORDER BY n.ts, n.id",
         (incident,),
     )
     return [Note(*r) for r in rows]

@@ -87,3 +87,25 @@ def test_the_proxy_records_a_refused_reload_as_the_dns_filter_does(config_path: 
     assert shared.live is running and follow.reloads == 0
     [error] = shared.follower.reload_errors
     assert str(profiles) in error and "adlt" in error
+
+
+def test_alerts_yaml_is_followed_and_a_broken_one_refused_with_the_running_kept(config_path: Path) -> None:
+    shipped = Path(load_config(config_path).policy.alerts)
+    alerts = config_path.parent / "alerts.yaml"
+    alerts.write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
+    _edit(config_path, "policy:\n", f"policy:\n  alerts: {alerts}\n")
+    follower = Follower(load_live(config_path), role="dns", config_path=config_path, events=None, log=log)
+    assert follower.live.alerts.throttle_s == 30 * 60
+
+    _edit(alerts, "throttle_minutes: 30", "throttle_minutes: 5")
+    assert changed(follower.live)
+    assert asyncio.run(follower.reload()) is follower.live
+    assert follower.live.alerts.throttle_s == 5 * 60
+    running = follower.live
+
+    _edit(alerts, "when: {category: [dating, chat]}", "when: {category: [dating, chit-chat]}")
+    assert changed(follower.live)
+    assert asyncio.run(follower.reload()) is None
+    assert follower.live is running and follower.live.alerts.throttle_s == 5 * 60
+    [error] = follower.reload_errors
+    assert f"{alerts}:" in error and "unknown category 'chit-chat'" in error
