@@ -1,8 +1,9 @@
 """Who is told, and when: the rota, the escalation ladder, the retry schedule and the digest's timer.
 
-Pure: the centre's local time is an argument, never read from a clock: a datetime whose wall-clock fields
-are the centre's (naive, or in the centre's zone), or a weekday and minutes after midnight. The deliverer (`appliance.alerts.delivery`) asks these questions
-every quarter second and keeps the answers in the store's outbox.
+Pure: the centre's local time is an argument, never read from a clock: a datetime whose wall-clock
+fields are the centre's (naive, or in the centre's zone), or a weekday and minutes after midnight. The
+deliverer (`appliance.alerts.delivery`) asks these questions every quarter second and keeps the answers
+in the store's outbox.
 """
 
 from __future__ import annotations
