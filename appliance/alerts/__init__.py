@@ -1,0 +1,1 @@
+"""Alerts: raised from the notable events (raising); people told (messages, delivery, service)."""
