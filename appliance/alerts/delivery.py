@@ -238,22 +238,21 @@ class Deliverer:
                 _note(self.db, incident, now, f"Not acknowledged: step {i + 1} of the ladder tells {name}.")
         return len(contact.channels)
 
-    def queue_digest(self, policy: AlertPolicy, now: float, local: datetime) -> int:
-        """Queue the digest for its contact now (one row per channel); the rows queued."""
+    def queue_digest(self, policy: AlertPolicy, now: float) -> list[int]:
+        """Queue the digest of the period up to `now` for its contact (one row per channel); their ids."""
         digest = policy.digest
         if digest is None:
-            return 0
+            return []
         contact = policy.contact(digest.to)
         if contact is None:
             log.warning("the digest goes to %r, who is not a contact", digest.to)
-            return 0
+            return []
         since = now - digest_period(digest).total_seconds()
         counts = digest_counts(self.db, since, now, self.categories)
         message = digest_message(
             policy, counts, since=since, until=now, zone=self.zone, weekly=digest.weekday is not None
         )
-        self._queue_other("digest", contact.name, [c.name for c in contact.channels], message, now)
-        return len(contact.channels)
+        return self._queue_other("digest", contact.name, [c.name for c in contact.channels], message, now)
 
     def _digest_on_timer(self, policy: AlertPolicy, now: float, local: datetime) -> None:
         digest = policy.digest
@@ -270,32 +269,37 @@ class Deliverer:
                 "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (DIGEST_SETTING, slot)
             )
             if last is not None:
-                self.queue_digest(policy, now, local)
+                self.queue_digest(policy, now)
 
     def _queue_other(
         self, kind: str, contact: str, channels: Iterable[str], message: Message, now: float
-    ) -> None:
+    ) -> list[int]:
+        """Queue `message` (a kind without an alert) to these channels of `contact`; the rows' ids."""
         body = json.dumps({"title": message.title, "body": message.body})
+        ids: list[int] = []
         own = not self.db.in_transaction
         if own:
             self.db.execute("BEGIN IMMEDIATE")
         try:
             for channel in channels:
-                self.db.execute(
+                cur = self.db.execute(
                     "INSERT INTO alert_deliveries (alert, kind, step, contact, channel, due, state, created,"
                     " body) VALUES (NULL, ?, 0, ?, ?, ?, 'pending', ?, ?)",
                     (kind, contact, channel, now, now, body),
                 )
+                ids.append(int(cur.lastrowid or 0))
             if own:
                 self.db.execute("COMMIT")
         except BaseException:
             if own:
                 self.db.execute("ROLLBACK")
             raise
+        return ids
 
     # ---- sending ----
 
-    def _start(self, policy: AlertPolicy, now: float) -> None:
+    def _start(self, policy: AlertPolicy, now: float, only: Iterable[int] | None = None) -> None:
+        """Start sending the pending rows due at `now` (`only` these, when given), one per channel."""
         rows = [
             _Row(*r)
             for r in self.db.execute(
@@ -303,6 +307,9 @@ class Deliverer:
                 (now,),
             )
         ]
+        if only is not None:
+            wanted = set(only)
+            rows = [r for r in rows if r.id in wanted]
         for row in rows:
             key = (row.contact, row.channel)
             flight = self._flights.get(key)
@@ -385,6 +392,12 @@ class Deliverer:
                     flight.recorded = True
             if row >= 0:
                 self._record(policy, row, error, now)
+
+    def send_now(self, policy: AlertPolicy, now: float, rows: Iterable[int]) -> None:
+        """Send these queued rows now and wait for them (a command's digest or test: never the rows the
+        running alerter sends, so nothing goes twice)."""
+        self._start(policy, now, rows)
+        self.settle(policy, now, timeout=self.send_deadline_s + 5)
 
     def settle(self, policy: AlertPolicy, now: float, timeout: float = 30.0) -> None:
         """Wait (up to `timeout`) until every message in flight is recorded."""
@@ -491,18 +504,30 @@ class Deliverer:
         contacts = [c for c in policy.contacts if contact is None or c.name == contact]
         if contact is not None and not contacts:
             raise ApplianceError(f"alerts.yaml has no contact {contact!r}")
+        ids = []
         for c in contacts:
             for channel in c.channels:
                 message = trial_message(policy, c.name, channel.name, now=now, zone=self.zone)
-                self._queue_other("test", c.name, [channel.name], message, now)
-        self._start(policy, now)
-        self.settle(policy, now, timeout=self.send_deadline_s + 5)
-        rows = self.db.execute(
-            "SELECT contact, channel, state, error FROM alert_deliveries WHERE kind = 'test' AND created = ?"
-            " ORDER BY id",
-            (now,),
-        ).fetchall()
-        return [(c, ch, "" if state == "sent" else (err or "not sent")) for c, ch, state, err in rows]
+                ids += self._queue_other("test", c.name, [channel.name], message, now)
+        self.send_now(policy, now, ids)
+        # A test that failed is not retried: its row is closed as failed.
+        for i in ids:
+            self.db.execute(
+                "UPDATE alert_deliveries SET state = 'failed' WHERE state = 'pending' AND id = ?", (i,)
+            )
+        return self.results(ids)
+
+    def results(self, ids: Iterable[int]) -> list[tuple[str, str, str]]:
+        """(contact, channel, error or '' when sent) of these rows."""
+        out = []
+        for i in ids:
+            found = self.db.execute(
+                "SELECT contact, channel, state, error FROM alert_deliveries WHERE id = ?", (i,)
+            ).fetchone()
+            if found is not None:
+                c, ch, state, err = found
+                out.append((c, ch, "" if state == "sent" else (err or "not sent")))
+        return out
 
 
 def lead(policy: AlertPolicy) -> str:
