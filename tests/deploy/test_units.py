@@ -15,7 +15,14 @@ import pytest
 from appliance.config.sync import SyncSettings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "raspberry-pi"
-SERVICES = ("appliance-dns", "appliance-proxy", "appliance-dashboard", "appliance-lists", "appliance-sync")
+SERVICES = (
+    "appliance-dns",
+    "appliance-proxy",
+    "appliance-dashboard",
+    "appliance-alerts",
+    "appliance-lists",
+    "appliance-sync",
+)
 
 pytestmark = pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
 
@@ -31,7 +38,7 @@ def units(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_systemd_accepts_every_unit(units: Path) -> None:
     files = sorted(str(p) for p in units.iterdir())
-    assert len(files) == 7
+    assert len(files) == 8
     done = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *files], capture_output=True, text=True, timeout=60
     )
