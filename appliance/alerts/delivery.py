@@ -376,14 +376,14 @@ class Deliverer:
             for flight in self._flights.values():
                 if not flight.recorded and time.monotonic() - flight.started > self.send_deadline_s:
                     flight.recorded = True
-                    self._record(policy, flight.row, f"no answer within {self.send_deadline_s:.0f} s", now)
-            if not any(not f.recorded for f in self._flights.values()):
-                wait = 0.0
-            else:
-                wait = until - time.monotonic()
+                    self._record(policy, flight.row, f"no answer within {self.send_deadline_s:g} s", now)
+            waiting = [f.started + self.send_deadline_s for f in self._flights.values() if not f.recorded]
+            wait = min(until, *waiting) - time.monotonic() if waiting and block else 0.0
             try:
                 row, error = self._results.get(timeout=wait) if wait > 0 else self._results.get_nowait()
             except queue.Empty:
+                if waiting and block and time.monotonic() < until:
+                    continue  # a deadline came first: record it, and wait on for the others
                 return
             for flight in self._flights.values():
                 if flight.row == row:

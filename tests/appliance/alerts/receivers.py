@@ -3,6 +3,7 @@ Apprise's `json://`). Each keeps what it was sent."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -38,13 +39,11 @@ class SmtpReceiver:
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                refuse, receiver.refuse_held = receiver.refuse_held, False  # this message's, not the next
                 receiver.arrived.set()
-                import asyncio
-
                 while not receiver.hold.is_set():
                     await asyncio.sleep(0.01)
-                if receiver.refuse_held:
-                    receiver.refuse_held = False
+                if refuse:
                     return "451 try again later"
                 msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
                 part = msg.get_body(preferencelist=("plain",))

@@ -6,6 +6,9 @@ have written (tests/appliance/alerts/stage.py); acknowledging is done as the das
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -243,3 +246,37 @@ def test_a_test_message_says_which_channel_worked(world: World) -> None:
     ]
     [mail] = world.smtp.mails
     assert mail.subject == "Test message from Demo centre"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A server that takes connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=take, daemon=True).start()
+    yield int(server.getsockname()[1])
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def test_a_channel_that_never_answers_fails_at_its_deadline_and_holds_up_no_other(
+    world: World, silent_port: int
+) -> None:
+    policy = world.policy(duty_hook=f"json://127.0.0.1:{silent_port}/duty?rto=5")
+    world.stage.alert(T0)
+    deliverer = Deliverer(world.stage.db, wait_s=30, send_deadline_s=0.5)
+    deliverer.step(policy, T0, local(T0))
+    assert len(world.smtp.to("duty@centre.example")) == 1
+    attempts, state, error = world.stage.db.execute(
+        "SELECT attempts, state, error FROM alert_deliveries WHERE channel = 'hook'"
+    ).fetchone()
+    assert (attempts, state, error) == (1, "pending", "no answer within 0.5 s")  # tried again later
