@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -163,6 +163,7 @@ class Deliverer:
     rest are recorded by a later step)."""
 
     db: sqlite3.Connection
+    _: KW_ONLY
     send: Send | None = None
     zone: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
     categories: CategoryMap | None = None
@@ -171,15 +172,21 @@ class Deliverer:
     _flights: dict[tuple[str, str], _Flight] = field(default_factory=dict, init=False)
     _results: queue.Queue[tuple[int, str | None]] = field(default_factory=queue.Queue, init=False)
     _unreachable: set[tuple[int, int]] = field(default_factory=set, init=False)
+    _late: set[int] = field(default_factory=set, init=False)
 
     def step(self, policy: AlertPolicy, now: float, local: datetime) -> None:
         """Queue, send and record as of `now` (the wall clock), `local` being the centre's time."""
         self.queue_ladder(policy, now, local)
         if policy.digest is not None:
             self._digest_on_timer(policy, now, local)
-        self._collect(policy, now, block=False)
-        self._start(policy, now)
-        self._collect(policy, now, block=True)
+        self._collect(policy, now, time.monotonic())
+        # Until `wait_s` is spent: a channel that has sent one message sends its next at once, so a burst
+        # of alerts is not held to one message per channel per step.
+        until = time.monotonic() + self.wait_s
+        while True:
+            self._start(policy, now)
+            if not self._collect(policy, now, until):
+                return
 
     # ---- queuing ----
 
@@ -314,8 +321,8 @@ class Deliverer:
             key = (row.contact, row.channel)
             flight = self._flights.get(key)
             if flight is not None:
-                if flight.thread.is_alive():
-                    continue  # one message at a time per channel
+                if not flight.recorded or flight.thread.is_alive():
+                    continue  # one message at a time per channel, and each recorded before the next
                 del self._flights[key]
             channel = _channel(policy, row.contact, row.channel)
             if channel is None:
@@ -367,31 +374,33 @@ class Deliverer:
         else:
             self._results.put((row, None))
 
-    def _collect(self, policy: AlertPolicy, now: float, *, block: bool) -> None:
-        """Record what the worker threads report; with `block`, wait up to `wait_s` for those in
-        flight. A send past its deadline is recorded as failed (its thread keeps the channel busy until
-        it ends)."""
-        until = time.monotonic() + (self.wait_s if block else 0.0)
+    def _collect(self, policy: AlertPolicy, now: float, until: float) -> bool:
+        """Record what the worker threads report, waiting (until `until`, monotonic) for at least one
+        report while messages are in flight; whether anything was recorded. A send past its deadline is
+        recorded as failed (its thread keeps the channel busy until it ends)."""
+        recorded = False
         while True:
             for flight in self._flights.values():
                 if not flight.recorded and time.monotonic() - flight.started > self.send_deadline_s:
-                    flight.recorded = True
+                    flight.recorded = recorded = True
+                    self._late.add(flight.row)  # its thread's report, when it comes, is not recorded
                     self._record(policy, flight.row, f"no answer within {self.send_deadline_s:g} s", now)
             waiting = [f.started + self.send_deadline_s for f in self._flights.values() if not f.recorded]
-            wait = min(until, *waiting) - time.monotonic() if waiting and block else 0.0
+            wait = min(until, *waiting) - time.monotonic() if waiting and not recorded else 0.0
             try:
                 row, error = self._results.get(timeout=wait) if wait > 0 else self._results.get_nowait()
             except queue.Empty:
-                if waiting and block and time.monotonic() < until:
-                    continue  # a deadline came first: record it, and wait on for the others
-                return
+                if waiting and not recorded and time.monotonic() < until:
+                    continue  # a deadline came first: record it
+                return recorded
+            if row in self._late:  # past its deadline, and recorded failed already
+                self._late.discard(row)
+                continue
             for flight in self._flights.values():
                 if flight.row == row:
-                    if flight.recorded:
-                        row = -1  # past its deadline and recorded failed already
                     flight.recorded = True
-            if row >= 0:
-                self._record(policy, row, error, now)
+            self._record(policy, row, error, now)
+            recorded = True
 
     def send_now(self, policy: AlertPolicy, now: float, rows: Iterable[int]) -> None:
         """Send these queued rows now and wait for them (a command's digest or test: never the rows the
@@ -403,7 +412,7 @@ class Deliverer:
         """Wait (up to `timeout`) until every message in flight is recorded."""
         until = time.monotonic() + timeout
         while any(not f.recorded for f in self._flights.values()) and time.monotonic() < until:
-            self._collect(policy, now, block=True)
+            self._collect(policy, now, until)
 
     # ---- recording ----
 

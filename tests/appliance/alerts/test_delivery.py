@@ -95,6 +95,26 @@ def test_an_alert_reaches_the_contact_on_duty_on_every_channel(world: World) -> 
     assert {e.username for e in entries(world.stage.db)} == {"appliance"}
 
 
+def test_a_message_says_nothing_of_the_child_by_default(world: World) -> None:
+    world.stage.child("c1", "Amira Nakato")
+    event = world.stage.event(T0, "self-harm", url="https://hurt.example/how", terms="how to hurt myself")
+    world.stage.alert(T0, events=(event,))
+    world.deliverer().step(world.policy(), T0, local(T0))
+    [mail] = world.smtp.mails
+    [hook] = world.hooks.at("duty")
+    for text in (mail.subject + mail.body, hook["title"] + hook["message"]):
+        for private in ("Amira", "hurt.example", "how to hurt", "child:c1"):
+            assert private not in text
+
+
+def test_a_burst_of_alerts_goes_out_at_once_each_message_once(world: World) -> None:
+    alerts = [world.stage.alert(T0, subject=f"child:k{i}") for i in range(30)]
+    world.deliverer().step(world.policy(), T0, local(T0))
+    mails = world.smtp.to("duty@centre.example")
+    assert sorted(int(m.body.split("/alerts/")[1].split()[0]) for m in mails) == alerts
+    assert len(world.hooks.at("duty")) == 30
+
+
 def test_an_email_names_its_delivery_so_a_repeat_can_be_dropped(world: World) -> None:
     world.stage.alert(T0)
     world.deliverer().step(world.policy(), T0, local(T0))
