@@ -173,6 +173,7 @@ class Deliverer:
     _results: queue.Queue[tuple[int, str | None]] = field(default_factory=queue.Queue, init=False)
     _unreachable: set[tuple[int, int]] = field(default_factory=set, init=False)
     _late: set[int] = field(default_factory=set, init=False)
+    busy: bool = field(default=False, init=False)  # after a step: messages due and not yet sent remain
 
     def step(self, policy: AlertPolicy, now: float, local: datetime) -> None:
         """Queue, send and record as of `now` (the wall clock), `local` being the centre's time."""
@@ -186,7 +187,13 @@ class Deliverer:
         while True:
             self._start(policy, now)
             if not self._collect(policy, now, until):
-                return
+                break
+        self.busy = (
+            self.db.execute(
+                "SELECT 1 FROM alert_deliveries WHERE state = 'pending' AND due <= ? LIMIT 1", (now,)
+            ).fetchone()
+            is not None
+        )
 
     # ---- queuing ----
 

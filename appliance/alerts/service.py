@@ -86,7 +86,9 @@ def serve(
             alerter.step(policy_of(), time.time())
         except Exception:  # the alerter must outlive any one bad step
             log.exception("alerting failed; trying again")
-        stop.wait(every)
+            alerter.deliverer.busy = False
+        # A backlog (a burst of alerts) is worked through without a pause; otherwise every `every`.
+        stop.wait(0 if alerter.deliverer.busy else every)
 
 
 def run(config_path: Path | None) -> int:
