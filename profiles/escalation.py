@@ -20,6 +20,9 @@ MINUTES_A_DAY = 24 * 60
 # thousands).
 RETRY_DELAYS_S: tuple[float, ...] = (10, 30, 60, 120, 300, 600, 900)
 
+# A ladder step that fell due longer ago than this is not taken (see `due_steps`).
+STALE_S = 24 * 3600.0
+
 # After this many failed attempts in a row a channel is shown failing and reported through the others.
 FAILING_AFTER = 3
 
@@ -56,11 +59,24 @@ def recipient(policy: AlertPolicy, step: LadderStep, local: datetime) -> str:
     return on_duty(policy, local) if step.notify == ON_DUTY else step.notify
 
 
-def due_steps(ladder: tuple[LadderStep, ...], severity: Severity, raised: float, now: float) -> list[int]:
+def due_steps(
+    ladder: tuple[LadderStep, ...],
+    severity: Severity,
+    raised: float,
+    now: float,
+    *,
+    stale_s: float | None = None,
+) -> list[int]:
     """The ladder's steps (their indices) due at `now` for an alert of `severity` raised at `raised`
-    and not acknowledged: those whose `after_s` has passed and whose `min_severity` it reaches."""
+    and not acknowledged: those whose `after_s` has passed and whose `min_severity` it reaches. With
+    `stale_s`, not those due more than that long ago (an old alert is not pushed when contacts are first
+    written, or after the alerter was off for days: the dashboard and the digest still show it)."""
     return [
-        i for i, step in enumerate(ladder) if severity >= step.min_severity and now >= raised + step.after_s
+        i
+        for i, step in enumerate(ladder)
+        if severity >= step.min_severity
+        and now >= raised + step.after_s
+        and (stale_s is None or now - (raised + step.after_s) <= stale_s)
     ]
 
 

@@ -38,6 +38,7 @@ from profiles.alerts import AlertPolicy, Channel
 from profiles.categories import CategoryMap, Severity
 from profiles.escalation import (
     FAILING_AFTER,
+    STALE_S,
     digest_due,
     digest_period,
     digest_slot,
@@ -213,7 +214,7 @@ class Deliverer:
             done = {int(s) for s in steps.split(",")} if steps else set()
             due = [
                 i
-                for i in due_steps(policy.ladder, Severity.parse(severity), raised, now)
+                for i in due_steps(policy.ladder, Severity.parse(severity), raised, now, stale_s=STALE_S)
                 if i not in done and (alert, i) not in self._unreachable
             ]
             for i in due:

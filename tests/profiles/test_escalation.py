@@ -121,6 +121,20 @@ def test_which_ladder_steps_are_due(severity: Severity, after_s: float, due: lis
     assert due_steps(POLICY.ladder, severity, RAISED, RAISED + after_s) == due
 
 
+@pytest.mark.parametrize(
+    ("after_s", "due"),
+    [
+        (600, [0, 1]),
+        (3600, [0, 1, 2]),  # the first step fell due an hour ago: still taken
+        (3601, [1, 2]),  # ... and no longer
+        (600 + 3601, [2]),
+        (1800 + 3601, []),  # every step stale: an old alert is on the dashboard, not pushed
+    ],
+)
+def test_a_step_long_past_is_not_taken(after_s: float, due: list[int]) -> None:
+    assert due_steps(POLICY.ladder, Severity.CRITICAL, RAISED, RAISED + after_s, stale_s=3600) == due
+
+
 def test_no_step_is_due_before_the_alert_was_raised() -> None:
     assert due_steps(POLICY.ladder, Severity.CRITICAL, RAISED, RAISED - 1) == []
 
