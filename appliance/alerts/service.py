@@ -50,11 +50,13 @@ def make_raiser(db: sqlite3.Connection, area_of: Mapping[str, str]) -> Raising |
     return raiser
 
 
-def alert_policy_of(policy: object) -> AlertPolicy:
-    """alerts.yaml's policy within the policy in force (`Live.policy`)."""
-    # wired at merge: the "raise" helper reads alerts.yaml into the policy in force as `alerts`.
-    found = getattr(policy, "alerts", None)
-    return found if isinstance(found, AlertPolicy) else AlertPolicy()
+def alert_policy_of(live: object) -> AlertPolicy:
+    """alerts.yaml's policy within the policy in force (a `Live`)."""
+    # wired at merge: the "raise" helper reads alerts.yaml with the policy files into `Live.alerts`.
+    for found in (getattr(live, "alerts", None), getattr(getattr(live, "policy", None), "alerts", None)):
+        if isinstance(found, AlertPolicy):
+            return found
+    return AlertPolicy()
 
 
 def area_of(categories: CategoryMap) -> dict[str, str]:
@@ -123,7 +125,7 @@ async def _serve(config_path: Path | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     watch = asyncio.create_task(follower.watch(WATCH_S, lambda: None, reloaded))
-    policy = alert_policy_of(follower.live.policy)
+    policy = alert_policy_of(follower.live)
     told = sum(len(c.channels) for c in policy.contacts)
     log.info(
         "alerter running on %s: %d rules, %d channels",
@@ -133,7 +135,7 @@ async def _serve(config_path: Path | None) -> int:
     )
     try:
         # The steps run in a thread of their own: the follower's reloads and the signals stay on the loop.
-        await loop.run_in_executor(None, serve, alerter, lambda: alert_policy_of(follower.live.policy), stop)
+        await loop.run_in_executor(None, serve, alerter, lambda: alert_policy_of(follower.live), stop)
     finally:
         stop.set()
         watch.cancel()
@@ -149,7 +151,7 @@ def _policy_in_force(config_path: Path | None) -> tuple[AlertPolicy, sqlite3.Con
     live = load_live(config_path)
     db = connect(live.config.events_path)
     deliverer = Deliverer(db, zone=live.zone, categories=live.policy.categories, wait_s=5.0)
-    return alert_policy_of(live.policy), db, deliverer
+    return alert_policy_of(live), db, deliverer
 
 
 def try_channels(config_path: Path | None, contact: str | None) -> list[tuple[str, str, str]]:
