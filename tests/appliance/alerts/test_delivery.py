@@ -300,3 +300,20 @@ def test_a_channel_that_never_answers_fails_at_its_deadline_and_holds_up_no_othe
         "SELECT attempts, state, error FROM alert_deliveries WHERE channel = 'hook'"
     ).fetchone()
     assert (attempts, state, error) == (1, "pending", "no answer within 0.5 s")  # tried again later
+
+
+def test_a_digest_sent_on_demand_sends_only_itself_beside_the_running_alerter(world: World) -> None:
+    policy = world.policy(digest=Digest("lead", at=8 * 60))
+    world.stage.alert(T0)
+    running = world.deliverer()
+    running.queue_ladder(policy, T0, local(T0))  # the alerter's rows, queued and not yet sent
+    command = world.deliverer()
+    ids = command.queue_digest(policy, T0)
+    command.send_now(policy, T0, ids)
+    assert command.results(ids) == [("lead", "email", "")]
+    assert [m.subject for m in world.smtp.mails] == ["Daily safeguarding digest (Demo centre)"]
+    assert world.hooks.posts == []
+    pending = world.stage.db.execute(
+        "SELECT count(*) FROM alert_deliveries WHERE state = 'pending'"
+    ).fetchone()
+    assert pending == (2,)  # left to the alerter
