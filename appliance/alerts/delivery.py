@@ -460,14 +460,17 @@ class Deliverer:
     def _finish(self, row: _Row, state: str, now: float, error: str) -> None:
         with transaction(self.db):
             changed = self.db.execute(
+                # A message that went is recorded sent even if it was cancelled meanwhile (acknowledged
+                # as it was on its way): the audit log says what left the appliance.
                 "UPDATE alert_deliveries SET state = ?, sent = ?, attempts = attempts + ?, error = ?"
-                " WHERE id = ? AND state = 'pending'",
+                " WHERE id = ? AND (state = 'pending' OR (state = 'cancelled' AND ? = 'sent'))",
                 (
                     state,
                     now if state == "sent" else None,
                     1 if state == "sent" else 0,
                     error if state != "sent" else "",
                     row.id,
+                    state,
                 ),
             ).rowcount
             if not changed or state == "cancelled":

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.alerts.delivery import Deliverer, failing_channels
+from appliance.alerts.delivery import Deliverer, apprise_send, failing_channels
+from appliance.alerts.messages import Message
 from appliance.store.audit import entries
 from profiles.alerts import AlertPolicy, Channel, Contact, Digest, LadderStep, Shift
 from profiles.categories import Severity
@@ -317,3 +318,19 @@ def test_a_digest_sent_on_demand_sends_only_itself_beside_the_running_alerter(wo
         "SELECT count(*) FROM alert_deliveries WHERE state = 'pending'"
     ).fetchone()
     assert pending == (2,)  # left to the alerter
+
+
+def test_a_message_acknowledged_on_its_way_is_still_recorded_as_sent(world: World) -> None:
+    alert = world.stage.alert(T0)
+    dashboard = Stage(world.stage.path)  # the dashboard's own connection to the store
+
+    def send(channel: Channel, message: Message) -> None:
+        dashboard.acknowledge(alert, T0 + 1)  # someone acknowledges as the message goes
+        apprise_send(channel, message)
+
+    try:
+        Deliverer(world.stage.db, send=send, wait_s=30).step(world.policy(), T0, local(T0))
+    finally:
+        dashboard.close()
+    assert [s[-1] for s in world.states()] == ["sent", "sent"]
+    assert [e.action for e in entries(world.stage.db)] == ["alert-sent", "alert-sent"]
