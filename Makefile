@@ -66,8 +66,8 @@ demo-config:
 	} > $(DEMO_DIR)/appliance.yaml.new && mv $(DEMO_DIR)/appliance.yaml.new $(DEMO_DIR)/appliance.yaml
 
 # The appliance on the demo configuration: compile the bundled lists, look some names up, then run the
-# DNS filter on 127.0.0.1:5353 and [::1]:5353, the web proxy on 127.0.0.1:8080 and the dashboard with the
-# children's portal on 127.0.0.1:8000 until Ctrl-C.
+# DNS filter on 127.0.0.1:5353 and [::1]:5353, the web proxy on 127.0.0.1:8080, the dashboard with the
+# children's portal on 127.0.0.1:8000 and the alerter until Ctrl-C.
 run: export APPLIANCE_CONFIG := $(abspath $(DEMO_DIR)/appliance.yaml)
 run: $(RUN_STAMP) demo-config
 	$(BIN)/appliance check
@@ -82,9 +82,12 @@ run: $(RUN_STAMP) demo-config
 	@echo "Web proxy on 127.0.0.1:8080; try: curl -x http://127.0.0.1:8080 http://www.pornhub.com/"
 	@echo "Staff dashboard on http://127.0.0.1:8000/ and the children's portal on http://127.0.0.1:8000/portal"
 	@echo "  sign in: open the one-time set-up link printed below, or run: $(BIN)/appliance users add NAME --role admin"
-	@echo "(Ctrl-C stops all three)"
+	@echo "Alerts: the alerter raises them and tells alerts.yaml's contacts (docs/alerts.md)"
+	@echo "(Ctrl-C stops all four)"
 	$(BIN)/appliance proxy & proxy=$$!; $(BIN)/appliance dashboard & dashboard=$$!; \
-	trap 'kill $$proxy $$dashboard 2>/dev/null; wait $$proxy $$dashboard' EXIT INT TERM; $(BIN)/appliance dns
+	$(BIN)/appliance alerts & alerts=$$!; \
+	trap 'kill $$proxy $$dashboard $$alerts 2>/dev/null; wait $$proxy $$dashboard $$alerts' EXIT INT TERM; \
+	$(BIN)/appliance dns
 
 # The staff guide's pictures (docs/images/*.png), retaken by the browser tests at a desk's 1280 px:
 # each picture is the screenshot of the step named after it (tests/browser, test-artifacts/screenshots).

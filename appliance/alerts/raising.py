@@ -6,9 +6,13 @@ their events, the conduct flags, the incidents critical alerts open and the audi
 the cursor or not at all, so a crash, a power cut or a changed rule never raises an event's alert twice
 (and never loses one: the next step reads the same rows again). Rows are read in bounded batches.
 
-Besides the event log's rows, one signal comes from the portal's sign-ins: one address signing a child
-in from MAC_COUNT or more different hardware addresses within MAC_WINDOW_S (a device changing its MAC
-to shed who it is) is a bypass event of that child, `session:<id>` (the sign-in that made the count).
+Besides the event log's rows, two signals are bypass events:
+- the portal's sign-ins: one address signing a child in from MAC_COUNT or more different hardware
+  addresses within MAC_WINDOW_S (a device changing its MAC to shed who it is) is a bypass event of that
+  child, `session:<id>` (the sign-in that made the count);
+- in router mode, the router's refusals of DNS over TLS and DNS over HTTPS (`refusals`, written by
+  `appliance router refusals` on its timer): each reading's new refusals of one address are one bypass
+  event, `refusal:<id>`, of whoever the DNS filter last saw at that address (else a guest device).
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class Raiser:
                 seen += [self._seen(e) for e in rows]
                 cursor[table] = int(rows[-1].id.partition(":")[2]) if len(rows) == BATCH else up_to
             seen += self._mac_changes(db, cursor)
+            seen += self._refusals(db, cursor)
             for one in sorted(seen, key=lambda s: (s.event.ts, s.event.id)):
                 if AlertKind.BYPASS in one.facts.kinds:
                     _conduct(db, one.facts)
@@ -98,6 +103,7 @@ class Raiser:
             t: self.db.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0] for t in _TABLES
         }
         (heads["sessions"],) = self.db.execute("SELECT coalesce(max(id), 0) FROM sessions").fetchone()
+        (heads["refusals"],) = self.db.execute("SELECT coalesce(max(id), 0) FROM refusals").fetchone()
         return any(cursor.get(t) != head for t, head in heads.items())
 
     @staticmethod
@@ -150,7 +156,15 @@ class Raiser:
         subject, client = facts.subject, ""
         if subject.startswith("guest:"):
             subject, client = "guest", subject.partition(":")[2]
-        earlier = notable_of(db, subject, facts.ts - rule.repeats.within_s, facts.ts, client=client)
+        since = facts.ts - rule.repeats.within_s
+        earlier = notable_of(db, subject, since, facts.ts, client=client)
+        if AlertKind.BYPASS in facts.kinds:  # the router's refusals are attempts too (not in the log)
+            refused = db.execute(
+                "SELECT id, ts, client, count FROM refusals WHERE ts >= ? AND ts <= ?", (since, facts.ts)
+            ).fetchall()
+            earlier += [e for e in (_refusal(db, *row) for row in refused) if e.subject == subject]
+            if client:
+                earlier = [e for e in earlier if e.client == client]
         found = [s for s in map(self._seen, earlier) if s.event.id != one.event.id and matches(rule, s.facts)]
         return [*found, one]
 
@@ -256,6 +270,54 @@ class Raiser:
             out.append(self._seen(event, (started,) * len(macs)))
         return out
 
+    # ---- the router's refusals ----
+
+    def _refusals(self, db: sqlite3.Connection, cursor: dict[str, int]) -> list[_Seen]:
+        """The router's refusals since the cursor, each a bypass event (moves the `refusals` cursor)."""
+        (head,) = db.execute("SELECT coalesce(max(id), 0) FROM refusals").fetchone()
+        last = min(int(cursor.get("refusals", head)), head)
+        rows = db.execute(
+            "SELECT id, ts, client, count FROM refusals WHERE id > ? ORDER BY id LIMIT ?", (last, BATCH)
+        ).fetchall()
+        cursor["refusals"] = rows[-1][0] if len(rows) == BATCH else head
+        return [self._seen(_refusal(db, *row)) for row in rows]
+
+
+def _refusal(db: sqlite3.Connection, number: int, ts: float, client: str, packets: int) -> FeedEvent:
+    """A `refusals` row as a bypass event of whoever the DNS filter or the proxy last saw at the address
+    (the router knows addresses only), else of the guest device there."""
+    asker = db.execute(
+        "SELECT subject, via FROM askers WHERE client = ? ORDER BY id DESC LIMIT 1", (client,)
+    ).fetchone()
+    subject, via = asker if asker is not None else ("guest", "guest")
+    reason = {
+        "step": str(Step.BYPASS_ATTEMPT),
+        "effect": str(Action.BLOCK),
+        "detail": f"the router refused {packets} packet(s) of DNS over TLS or DNS over HTTPS from {client}:"
+        " a private DNS or VPN setting trying to get past the filter",
+        "category": "filter-bypass",
+        "severity": "medium",
+        "source": "",
+        "line": 0,
+        "rule": "",
+    }
+    return FeedEvent(
+        client=client,
+        subject=subject,
+        via=via,
+        channel="router",
+        profile="",
+        host="",
+        detail=f"{packets} refused",
+        action=str(Action.BLOCK),
+        severity="medium",
+        category="filter-bypass",
+        flagged=True,
+        id=f"refusal:{number}",
+        ts=ts,
+        reasons=[reason],
+    )
+
 
 def _conduct(db: sqlite3.Connection, facts: EventFacts) -> None:
     """Count one attempt to get round the filter on the subject's conduct flag."""
@@ -268,7 +330,7 @@ def _conduct(db: sqlite3.Connection, facts: EventFacts) -> None:
 
 
 def raised_events(db: sqlite3.Connection, alert: int) -> Sequence[str]:
-    """The events (dns:N, web:N, session:N) an alert stands for, oldest first."""
+    """The events (dns:N, web:N, session:N, refusal:N) an alert stands for, oldest first."""
     return [
         e
         for (e,) in db.execute("SELECT event FROM alert_events WHERE alert = ? ORDER BY ts, event", (alert,))

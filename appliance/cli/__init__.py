@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from appliance.cli import (
+    alerts,
     bundle,
     check,
     dashboard,
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     # In the order `appliance --help` has always listed them.
-    for group in (lists, check, explain, dns, proxy, users, dashboard, store, router, bundle, sync):
+    for group in (lists, check, explain, dns, proxy, users, dashboard, alerts, store, router, bundle, sync):
         group.add_commands(commands, common)
     return parser
 

@@ -108,9 +108,16 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(
         assert "/opt/appliance/venv/bin/appliance" in (units / unit).read_text() or unit.endswith(".timer")
     # Enabled for the next boot (links only: nothing runs in a chroot), with the rules and DHCP.
     enabled = {link.name for link in units.glob("*.wants/*") if link.is_symlink()}
-    for unit in ("appliance-dns", "appliance-proxy", "appliance-dashboard", "nftables", "dnsmasq"):
+    for unit in (
+        "appliance-dns",
+        "appliance-proxy",
+        "appliance-dashboard",
+        "appliance-alerts",
+        "nftables",
+        "dnsmasq",
+    ):
         assert f"{unit}.service" in enabled, unit
-    assert {"appliance-lists.timer", "appliance-sync.timer"} <= enabled
+    assert {"appliance-lists.timer", "appliance-sync.timer", "appliance-refusals.timer"} <= enabled
     rules = root / "etc" / "nftables.d" / "appliance.nft"
     checked = run("nft", "-c", "-f", str(rules))
     assert checked.returncode == 0, checked.stderr

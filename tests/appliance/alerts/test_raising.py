@@ -258,6 +258,25 @@ def test_a_device_signing_in_from_three_macs_within_an_hour_is_a_bypass_attempt(
     assert centre.conduct(f"child:{amira}") == 1
 
 
+def test_the_routers_refusals_are_bypass_attempts_of_whoever_was_last_seen_at_the_address(
+    centre: Centre,
+) -> None:
+    """In router mode `appliance router refusals` records the DoT/DoH the router refused each address since
+    its last reading: each reading of one address is one attempt, of the child the DNS filter last saw
+    there (the router knows addresses only), else of a guest device."""
+    centre.dns(T0, AMIRA, "school.example", listed("educational", Severity.NONE, Action.FLAG))
+    readings = [(T0 + 30, AMIRA.client, 14), (T0 + 60, AMIRA.client, 3), (T0 + 60, "10.0.0.99", 5)]
+    centre.db.executemany("INSERT INTO refusals (ts, client, count) VALUES (?, ?, ?)", readings)
+    centre.step()
+    assert (centre.conduct("child:amira"), centre.conduct("guest:10.0.0.99")) == (2, 1)
+    assert centre.alerts() == []  # two attempts: the shipped rule wants three within ten minutes
+    centre.db.execute("INSERT INTO refusals (ts, client, count) VALUES (?, ?, 1)", (T0 + 90, AMIRA.client))
+    [alert] = centre.step()
+    assert centre.alerts() == [("bypass", "high", "bypass", "filter-bypass", "child:amira", 3)]
+    assert raised_events(centre.db, alert) == ["refusal:1", "refusal:2", "refusal:4"]
+    assert centre.step() == []  # each reading once
+
+
 def test_a_critical_alert_opens_an_incident_with_its_events(centre: Centre) -> None:
     centre.web(
         T0,
