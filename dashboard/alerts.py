@@ -122,7 +122,7 @@ def index() -> str:
         "alerts/index.html",
         alerts=listed,
         open_count=sum(1 for a in listed if a.open),
-        failing=alerts.failing_channels(db),
+        failing=alerts.failing_channels(db, now()),
         what=what_of,
         whose=whose,
         when=when,

@@ -32,6 +32,7 @@ from appliance.alerts.messages import (
     trial_message,
 )
 from appliance.store import audit
+from appliance.store.alerts import failing_channels
 from appliance.store.schema import transaction
 from filters.errors import ApplianceError
 from profiles.alerts import AlertPolicy, Channel
@@ -99,34 +100,6 @@ class _ThreadLog(logging.Handler):
 
     def last(self) -> str:
         return " ".join(line.strip() for line in self.lines[-2:])[:300]
-
-
-@dataclass(frozen=True)
-class FailingChannel:
-    """A channel whose last messages failed `attempts` times in a row, since `since`."""
-
-    contact: str
-    channel: str
-    attempts: int
-    error: str
-    since: float
-
-
-def failing_channels(db: sqlite3.Connection, now: float) -> list[FailingChannel]:
-    """The channels failing at `now`: a message on them failed FAILING_AFTER times or more and none has
-    gone through them since it was queued (messages given up more than a week ago are forgotten)."""
-    rows = db.execute(
-        "SELECT d.contact, d.channel, max(d.attempts), min(d.created),"
-        " (SELECT e.error FROM alert_deliveries e WHERE e.contact = d.contact AND e.channel = d.channel"
-        "  AND e.attempts > 0 AND e.state != 'sent' ORDER BY e.due DESC LIMIT 1)"
-        " FROM alert_deliveries d"
-        " WHERE d.attempts >= ? AND (d.state = 'pending' OR (d.state = 'failed' AND d.created > ?))"
-        " AND NOT EXISTS (SELECT 1 FROM alert_deliveries s WHERE s.contact = d.contact"
-        "  AND s.channel = d.channel AND s.state = 'sent' AND s.sent >= d.created)"
-        " GROUP BY d.contact, d.channel ORDER BY d.contact, d.channel",
-        (FAILING_AFTER, now - 7 * 24 * 3600),
-    ).fetchall()
-    return [FailingChannel(c, ch, n, err or "", since) for c, ch, n, since, err in rows]
 
 
 @dataclass

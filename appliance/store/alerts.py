@@ -16,8 +16,10 @@ from dataclasses import dataclass, replace
 from appliance.store import audit
 from appliance.store.schema import transaction
 from appliance.store.secrets import token_digest
+from profiles.escalation import FAILING_AFTER
 
 LADDER_KINDS = ("alert", "escalation")  # the deliveries acknowledging stops
+FORGET_FAILED_S = 7 * 24 * 3600.0  # a channel whose messages were given up longer ago is not failing now
 DASHBOARD = "dashboard"  # ack_via for an acknowledgement on the dashboard (a link's is link:<contact>)
 
 
@@ -77,13 +79,14 @@ class AlertEvent:
 
 @dataclass(frozen=True)
 class FailingChannel:
-    """A contact's channel whose newest attempted delivery failed (being retried, or given up)."""
+    """A contact's channel failing: its messages failed `attempts` times in a row since `since` (being
+    retried with backoff, or given up)."""
 
     contact: str
     channel: str
     error: str
     attempts: int
-    since: float  # when the failed delivery was made
+    since: float  # when the first failing message was queued
     retrying: bool  # still pending (retried with backoff) rather than given up
 
 
@@ -226,15 +229,23 @@ def use_link(db: sqlite3.Connection, token: str, now: float) -> int | None:
     return int(alert_id)
 
 
-def failing_channels(db: sqlite3.Connection) -> list[FailingChannel]:
-    """The channels (of each contact) whose newest attempted delivery failed: given up (`failed`), or
-    pending with an error (retried with backoff). A channel that has since delivered is not failing."""
+def failing_channels(db: sqlite3.Connection, now: float) -> list[FailingChannel]:
+    """The channels (of each contact) failing at `now`: a message on them failed FAILING_AFTER times or
+    more and none has gone through them since it was queued (messages given up more than a week ago are
+    forgotten). The one reading of "failing": the deliverer reports a channel through the others when it
+    starts failing, and the dashboard shows the same channels."""
     rows = db.execute(
-        "SELECT contact, channel, error, attempts, created, state = 'pending' FROM ("
-        " SELECT contact, channel, error, attempts, created, state,"
-        "  row_number() OVER (PARTITION BY contact, channel ORDER BY id DESC) AS newest"
-        " FROM alert_deliveries WHERE attempts > 0 AND state IN ('pending', 'sent', 'failed'))"
-        " WHERE newest = 1 AND (state = 'failed' OR (state = 'pending' AND error != ''))"
-        " ORDER BY contact, channel"
-    )
-    return [FailingChannel(r[0], r[1], r[2], int(r[3]), float(r[4]), bool(r[5])) for r in rows]
+        "SELECT d.contact, d.channel, max(d.attempts), min(d.created), max(d.state = 'pending'),"
+        " (SELECT e.error FROM alert_deliveries e WHERE e.contact = d.contact AND e.channel = d.channel"
+        "  AND e.attempts > 0 AND e.state != 'sent' ORDER BY e.due DESC LIMIT 1)"
+        " FROM alert_deliveries d"
+        " WHERE d.attempts >= ? AND (d.state = 'pending' OR (d.state = 'failed' AND d.created > ?))"
+        " AND NOT EXISTS (SELECT 1 FROM alert_deliveries s WHERE s.contact = d.contact"
+        "  AND s.channel = d.channel AND s.state = 'sent' AND s.sent >= d.created)"
+        " GROUP BY d.contact, d.channel ORDER BY d.contact, d.channel",
+        (FAILING_AFTER, now - FORGET_FAILED_S),
+    ).fetchall()
+    return [
+        FailingChannel(c, ch, err or "", int(n), float(since), bool(pending))
+        for c, ch, n, since, pending, err in rows
+    ]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.alerts.delivery import Deliverer, apprise_send, failing_channels
+from appliance.alerts.delivery import Deliverer, apprise_send
+from appliance.store.alerts import failing_channels
 from appliance.alerts.messages import Message
 from appliance.store.audit import entries
 from profiles.alerts import AlertPolicy, Channel, Contact, Digest, LadderStep, Shift

@@ -219,21 +219,12 @@ def test_a_link_is_used_once_and_never_after_it_expires(db):
     assert db.execute("SELECT count(*) FROM alert_links WHERE token_hash = ?", (token,)).fetchone() == (0,)
 
 
-def test_a_channel_is_failing_while_its_newest_attempt_failed(db):
+def test_a_channel_is_failing_once_a_message_failed_three_times_until_one_goes_through(db):
     alert = raise_alert(db)
     queue(db, alert, channel="ntfy", state="sent", attempts=1)
-    queue(db, alert, channel="email", contact="lead", state="sent", attempts=1)
-    queue(
-        db,
-        alert,
-        kind="escalation",
-        step=1,
-        channel="email",
-        contact="lead",
-        state="pending",
-        attempts=2,
-        error="SMTP: connection refused",
-    )
+    queue(db, alert, kind="escalation", step=1, channel="email", contact="lead", attempts=2, error="SMTP: 1")
+    assert alerts.failing_channels(db, T) == []  # two failures: a hiccup, retried with backoff
+    db.execute("UPDATE alert_deliveries SET attempts = 3, error = 'SMTP: connection refused' WHERE step = 1")
     queue(
         db,
         alert,
@@ -248,13 +239,15 @@ def test_a_channel_is_failing_while_its_newest_attempt_failed(db):
     queue(
         db, alert, kind="escalation", step=3, channel="matrix", contact="out-of-hours", state="pending"
     )  # not tried yet
-    failing = alerts.failing_channels(db)
-    assert [(f.contact, f.channel, f.error, f.retrying) for f in failing] == [
-        ("lead", "email", "SMTP: connection refused", True),
-        ("out-of-hours", "sms", "HTTP 500", False),
+    failing = alerts.failing_channels(db, T)
+    assert [(f.contact, f.channel, f.error, f.attempts, f.retrying) for f in failing] == [
+        ("lead", "email", "SMTP: connection refused", 3, True),
+        ("out-of-hours", "sms", "HTTP 500", 8, False),
     ]
-    queue(db, None, kind="channel-failure", channel="email", contact="lead", state="sent", attempts=1)
-    assert [(f.contact, f.channel) for f in alerts.failing_channels(db)] == [("out-of-hours", "sms")]
+    queue(db, None, kind="channel-failure", channel="email", contact="lead", state="sent", at=T + 1)
+    assert [(f.contact, f.channel) for f in alerts.failing_channels(db, T + 1)] == [("out-of-hours", "sms")]
+    # A message given up more than a week ago is forgotten.
+    assert alerts.failing_channels(db, T + 8 * 24 * 3600) == []
 
 
 def test_an_alerts_events_are_listed_oldest_first(db):
