@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from appliance.alerts.delivery import Deliverer, apprise_send
-from appliance.store.alerts import failing_channels
 from appliance.alerts.messages import Message
+from appliance.store.alerts import failing_channels
 from appliance.store.audit import entries
 from profiles.alerts import AlertPolicy, Channel, Contact, Digest, LadderStep, Shift
 from profiles.categories import Severity
