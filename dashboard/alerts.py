@@ -18,10 +18,13 @@ from werkzeug.wrappers import Response
 from appliance.store import alerts
 from appliance.store.alerts import AlertRow, Delivery
 from appliance.store.staff import Role
-from dashboard.database import local_time, now, store, vocabulary
+from dashboard.database import local_time, now, policy_files, store, vocabulary
 from dashboard.review import who_of
 from dashboard.security import current_user, log_action, requires
+from dashboard.who_is_told import WhoIsTold, display_names, who_is_told
 from dashboard.wording import alert_what, centre_time
+from filters.errors import ApplianceError
+from profiles.alerts import AlertPolicy
 
 bp = Blueprint("alerts", __name__)
 BANNER_LIMIT = 20  # the banner's newest open alerts (the alerts page lists every one)
@@ -41,6 +44,27 @@ def when(ts: float) -> str:
     return centre_time(local_time(ts))
 
 
+def alert_policy() -> AlertPolicy | None:
+    """alerts.yaml in force, as the dashboard reads the policy files; None when they cannot be read
+    (`appliance check` says why; the alerter keeps the last good one)."""
+    try:
+        return policy_files().alerts
+    except ApplianceError:
+        return None
+
+
+def contact_names() -> dict[str, str]:
+    """alerts.yaml's contact keys -> their display names (empty when alerts.yaml cannot be read)."""
+    policy = alert_policy()
+    return display_names(policy) if policy is not None else {}
+
+
+def told_now() -> WhoIsTold | None:
+    """The "Who is told" panel at the dashboard's now, in the centre's time."""
+    policy = alert_policy()
+    return who_is_told(policy, local_time(now()).replace(tzinfo=None)) if policy is not None else None
+
+
 @dataclass(frozen=True)
 class DeliveryLine:
     """One message of an alert in words: to whom, by which channel, which step, what became of it."""
@@ -51,7 +75,8 @@ class DeliveryLine:
     said: str
 
 
-def delivery_line(d: Delivery) -> DeliveryLine:
+def delivery_line(d: Delivery, names: dict[str, str]) -> DeliveryLine:
+    """`names`: contact keys -> display names (`contact_names()`)."""
     step = "first message" if d.kind == "alert" else f"step {d.step + 1} of the ladder"
     if d.kind not in ("alert", "escalation"):
         step = d.kind.replace("-", " ")
@@ -65,10 +90,10 @@ def delivery_line(d: Delivery) -> DeliveryLine:
         state, said = "retrying", f"failed ({d.error}); trying again {when(d.due)}"
     else:
         state, said = "pending", f"to be sent {when(d.due)}"
-    return DeliveryLine(f"{d.contact} by {d.channel}", step, state, said)
+    return DeliveryLine(f"{names.get(d.contact, d.contact)} by {d.channel}", step, state, said)
 
 
-def acknowledged_words(alert: AlertRow) -> str:
+def acknowledged_words(alert: AlertRow, names: dict[str, str] | None = None) -> str:
     """`Acknowledged by Sam Staff on the dashboard, Mon 7 Dec 2026, 17:25`; '' while open."""
     if alert.acknowledged is None:
         return ""
@@ -78,7 +103,8 @@ def acknowledged_words(alert: AlertRow) -> str:
     if alert.ack_via == alerts.DASHBOARD:
         said.append("on the dashboard")
     elif alert.ack_via.startswith("link:"):
-        said.append(f"from the link sent to {alert.ack_via[5:]}")
+        contact = alert.ack_via[5:]
+        said.append(f"from the link sent to {(names or {}).get(contact, contact)}")
     elif alert.ack_via:
         said.append(f"({alert.ack_via})")
     return " ".join(said) + f", {when(alert.acknowledged)}"
@@ -117,17 +143,20 @@ def live() -> Response:
 def index() -> str:
     db = store()
     listed = alerts.listing(db)
+    names = contact_names()
     log_action("view-alerts", "alerts")
     return render_template(
         "alerts/index.html",
         alerts=listed,
         open_count=sum(1 for a in listed if a.open),
         failing=alerts.failing_channels(db, now()),
+        told=told_now(),
+        names=names,
         what=what_of,
         whose=whose,
         when=when,
-        deliveries=lambda a: [delivery_line(d) for d in a.deliveries],
-        acknowledged=acknowledged_words,
+        deliveries=lambda a: [delivery_line(d, names) for d in a.deliveries],
+        acknowledged=lambda a: acknowledged_words(a, names),
     )
 
 
@@ -142,6 +171,7 @@ def _alert(number: int) -> AlertRow:
 @requires(Role.STAFF)
 def show(number: int) -> str:
     alert = _alert(number)
+    names = contact_names()
     log_action("view-alert", alert.subject, f"alert:{number}")
     return render_template(
         "alerts/show.html",
@@ -150,8 +180,8 @@ def show(number: int) -> str:
         whose=whose(alert),
         when=when,
         events=alerts.events_of(store(), number),
-        deliveries=[delivery_line(d) for d in alert.deliveries],
-        acknowledged=acknowledged_words(alert),
+        deliveries=[delivery_line(d, names) for d in alert.deliveries],
+        acknowledged=acknowledged_words(alert, names),
     )
 
 
@@ -217,10 +247,12 @@ def link(token: str) -> str | tuple[str, int]:
         said = (
             "Thank you: the alert is acknowledged, and nobody else will be told."
             if done
-            else "The alert had already been acknowledged: " + acknowledged_words(alert) + "."
+            else "The alert had already been acknowledged: "
+            + acknowledged_words(alert, contact_names())
+            + "."
         )
         return render_template("alerts/link.html", alert=alert, done=True, said=said, **words)
     if not alert.open:
-        said = "This alert is already acknowledged: " + acknowledged_words(alert) + "."
+        said = "This alert is already acknowledged: " + acknowledged_words(alert, contact_names()) + "."
         return render_template("alerts/link.html", alert=alert, done=True, said=said, **words)
     return render_template("alerts/link.html", alert=alert, done=False, said="", **words)

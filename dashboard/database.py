@@ -73,7 +73,13 @@ _POLICY: dict[tuple[object, ...], PolicyFiles] = {}
 def policy_files() -> PolicyFiles:
     """The policy files in force (re-read when one of them changes)."""
     settings = config().policy
-    paths = (settings.categories, settings.profiles, settings.safe_search, settings.watch_lists)
+    paths = (
+        settings.categories,
+        settings.profiles,
+        settings.safe_search,
+        settings.watch_lists,
+        settings.alerts,
+    )
     stamp: tuple[object, ...] = tuple((str(p), p.stat().st_mtime_ns if p.exists() else 0) for p in paths)
     found = _POLICY.get(stamp)
     if found is None:

@@ -5,13 +5,21 @@ for what the alerter writes (schema version 8)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import pytest
+
+from appliance.config import Config, load_config
 from appliance.store import audit
 from profiles.categories import Severity
 from profiles.verdict import Action, Step
 from tests.appliance.store.test_alerts import incident, make_link, queue, raise_alert, states
-from tests.dashboard.conftest import CHILD_IP, add_child, child_who, verdict
+from tests.dashboard.conftest import CHILD_IP, add_child, child_who, config_text, verdict
 
 JSON = {"Accept": "application/json"}
 
@@ -244,3 +252,231 @@ def test_the_incident_a_critical_alert_opened_shows_who_acknowledged_it(browse, 
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Self-harm search" in html and "the appliance" in html
     assert f"alert {alert} (critical, self-harm) acknowledged by the link sent to duty (link:duty)" in html
+
+
+# ---- "Who is told": alerts.yaml's rota, ladder, digest and channels as staff see them ----
+
+# Channel URLs with secrets in them: none of it may ever be on a page.
+SECRETS = ("lead:s3cret-app-pass", "s3cret", "mail.example.org", "centre-duty-9f2c", "sms-gw.example.org")
+CENTRE_ALERTS = """\
+centre: Riverside Youth Centre
+link_base: https://appliance.lan
+rules:
+  - {name: self-harm, severity: critical, when: {watch_list: [self-harm]}}
+contacts:
+  duty:
+    name: Duty phone
+    channels: {phone: "ntfys://ntfy.example.org/centre-duty-9f2c"}
+  lead:
+    name: Sam Okafor (e-safety lead)
+    channels:
+      email: "mailtos://lead:s3cret-app-pass@mail.example.org?to=sam@example.org"
+      phone: "ntfys://ntfy.example.org/centre-duty-9f2c"
+  out-of-hours:
+    name: Area safeguarding line
+    channels: {sms: "json://sms-gw.example.org/send?key=s3cret"}
+rota:
+  - {contact: duty, days: [mon, tue, wed, thu, fri], hours: "09:00-18:00"}
+out_of_hours: out-of-hours
+ladder:
+  - {after_minutes: 0, notify: on-duty}
+  - {after_minutes: 10, notify: lead}
+  - {after_minutes: 30, notify: out-of-hours, min_severity: critical}
+digest: {to: lead, every: week, day: mon, at: "08:00"}
+"""
+LONDON = ZoneInfo("Europe/London")
+
+
+def with_alerts(app, tmp_path: Path, text: str) -> Config:
+    """The dashboard's configuration with alerts.yaml written as `text` (the same store and lists)."""
+    path = tmp_path / "alerts.yaml"
+    path.write_text(text, encoding="utf-8")
+    base: Config = app.config["APPLIANCE"]
+    config_file = tmp_path / "with-alerts.yaml"
+    config_file.write_text(
+        config_text(base.data_dir).replace(
+            "policy:\n  timezone: Europe/London", f"policy:\n  timezone: Europe/London\n  alerts: {path}"
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(config_file)
+    assert config.policy.alerts == path
+    app.config["APPLIANCE"] = config
+    return config
+
+
+def at(app, *when: int) -> None:
+    """The dashboard's clock at a wall-clock time in the centre (Europe/London)."""
+    app.config["NOW"] = datetime(*when, tzinfo=LONDON).timestamp()
+
+
+def told(b) -> str:
+    page = b.get("/alerts").get_data(as_text=True)
+    return page[page.index('id="who-is-told"') :]
+
+
+@pytest.mark.parametrize(
+    ("when", "on_duty", "first_step"),
+    [
+        # Monday 7 December 2026 (London is on UTC in winter)
+        (
+            (2026, 12, 7, 10, 0),
+            "<strong>Duty phone</strong>, until 18:00 today, then Area safeguarding line",
+            "At once: whoever is on duty (now Duty phone), for high and critical alerts",
+        ),
+        ((2026, 12, 7, 17, 59), "<strong>Duty phone</strong>, until 18:00 today", "(now Duty phone)"),
+        (
+            (2026, 12, 7, 18, 0),
+            "<strong>Area safeguarding line</strong>, until 09:00 tomorrow, then Duty phone",
+            "At once: whoever is on duty (now Area safeguarding line)",
+        ),
+        (
+            (2026, 12, 8, 3, 0),
+            "<strong>Area safeguarding line</strong>, until 09:00 today, then Duty phone",
+            "(now Area safeguarding line)",
+        ),
+        (
+            (2026, 12, 11, 19, 0),
+            "<strong>Area safeguarding line</strong>, until Monday 09:00, then Duty phone",
+            "(now Area safeguarding line)",
+        ),
+        (
+            (2026, 12, 12, 12, 0),
+            "<strong>Area safeguarding line</strong>, until Monday 09:00",
+            "(now Area safeguarding line)",
+        ),
+    ],
+)
+def test_who_is_on_duty_now_and_until_when_follows_the_rota_in_the_centres_time(
+    app, browse, accounts, tmp_path, when, on_duty, first_step
+):
+    with_alerts(app, tmp_path, CENTRE_ALERTS)
+    at(app, *when)
+    panel = told(browse(as_user="staff"))
+    duty = panel[panel.index('id="on-duty"') :]
+    assert duty.startswith(f'id="on-duty">{on_duty}'), duty[:200]
+    assert first_step in panel
+
+
+def test_the_panel_says_the_ladder_the_digest_and_each_contacts_channels_by_name_never_the_url(
+    app, browse, accounts, db, tmp_path
+):
+    with_alerts(app, tmp_path, CENTRE_ALERTS)
+    at(app, 2026, 12, 7, 10, 0)
+    b = browse(as_user="staff")
+    panel = told(b)
+    assert "<li>At once: whoever is on duty (now Duty phone), for high and critical alerts</li>" in panel
+    assert (
+        "<li>After 10 minutes unacknowledged: Sam Okafor (e-safety lead), for high and critical alerts</li>"
+        in panel
+    )
+    assert (
+        "<li>After 30 minutes unacknowledged: Area safeguarding line, for critical alerts only</li>" in panel
+    )
+    assert "A summary every Monday at 08:00 to Sam Okafor (e-safety lead)" in panel
+    assert '<strong>Duty phone</strong> <span class="note">(duty)</span>: phone (ntfy)</li>' in panel
+    assert (
+        '<strong>Sam Okafor (e-safety lead)</strong> <span class="note">(lead)</span>: email (e-mail), phone (ntfy)'
+        in panel
+    )
+    assert (
+        '<strong>Area safeguarding line</strong> <span class="note">(out-of-hours)</span>: sms (webhook)'
+        in panel
+    )
+    assert 'id="failing-now">none' in panel and 'id="no-one-told"' not in panel
+    # No URL, nor any part of one, on any alerts page or the banner's feed.
+    alert = raise_alert(db, ts=app.config["NOW"])
+    queue(db, alert, contact="lead", channel="email", attempts=3, error="SMTP: connection refused")
+    pages = [b.get(url).get_data(as_text=True) for url in ("/alerts", f"/alerts/{alert}", "/alerts/live")]
+    for page in pages:
+        for secret in SECRETS + ("ntfys://", "mailtos://", "json://"):
+            assert secret not in page
+
+
+def test_failing_channels_and_messages_name_contacts_by_their_display_names(
+    app, browse, accounts, db, tmp_path
+):
+    with_alerts(app, tmp_path, CENTRE_ALERTS)
+    at(app, 2026, 12, 7, 10, 0)
+    now = app.config["NOW"]
+    alert = raise_alert(db, ts=now)
+    queue(db, alert, state="sent", attempts=1, at=now)
+    queue(
+        db,
+        alert,
+        kind="escalation",
+        step=1,
+        contact="lead",
+        channel="email",
+        attempts=3,
+        error="SMTP: connection refused",
+        at=now,
+    )
+    b = browse(as_user="staff")
+    page = b.get("/alerts").get_data(as_text=True)
+    assert "Messages to Sam Okafor (e-safety lead) by email are failing</strong>" in page
+    assert 'id="failing-now">Sam Okafor (e-safety lead) by email</dd>' in page
+    assert "Duty phone by ntfy: sent" in page
+    one = b.get(f"/alerts/{alert}").get_data(as_text=True)
+    assert "<td>Duty phone by ntfy</td>" in one and "<td>Sam Okafor (e-safety lead) by email</td>" in one
+    token = make_link(db, alert, expires=now + 3600, contact="lead")
+    browse().post(f"/alerts/ack/{token}")
+    assert "Acknowledged from the link sent to Sam Okafor (e-safety lead)" in b.get(
+        f"/alerts/{alert}"
+    ).get_data(as_text=True)
+
+
+def test_with_no_contacts_the_panel_warns_that_only_the_banner_tells_anyone(app, browse, accounts):
+    panel = told(browse(as_user="staff"))  # the shipped alerts.yaml: rules, no contacts
+    assert 'id="no-one-told"' in panel
+    assert "No contact is written in alerts.yaml: only the banner on the staff pages tells anyone" in panel
+    assert 'id="on-duty">nobody' in panel and "nobody is sent a message: only the banner tells" in panel
+
+
+@pytest.mark.parametrize(
+    ("yaml_tail", "warning"),
+    [
+        ("ladder: []\n", "has contacts but no ladder: nobody is sent a message"),
+        (
+            "ladder:\n  - {after_minutes: 0, notify: on-duty}\n",
+            "Nobody is on duty now and there is no out-of-hours contact",
+        ),
+    ],
+)
+def test_a_ladder_that_tells_nobody_now_is_warned_of(app, browse, accounts, tmp_path, yaml_tail, warning):
+    head = CENTRE_ALERTS[: CENTRE_ALERTS.index("out_of_hours:")]
+    with_alerts(app, tmp_path, head + yaml_tail)
+    at(app, 2026, 12, 7, 20, 0)  # Monday evening: the rota's shift is over
+    panel = told(browse(as_user="staff"))
+    assert warning in panel
+    assert 'id="on-duty">nobody, until 09:00 tomorrow, when Duty phone comes on duty' in panel
+
+
+def test_a_changed_alerts_yaml_shows_at_once_and_a_broken_one_says_so(app, browse, accounts, tmp_path):
+    config = with_alerts(app, tmp_path, CENTRE_ALERTS)
+    at(app, 2026, 12, 7, 10, 0)
+    b = browse(as_user="staff")
+    assert "Duty phone" in told(b)
+    path = config.policy.alerts
+    path.write_text(CENTRE_ALERTS.replace("Duty phone", "Front desk phone"), encoding="utf-8")
+    assert "<strong>Front desk phone</strong>, until 18:00 today" in told(b)
+    path.write_text(CENTRE_ALERTS + "ladder: nonsense\n", encoding="utf-8")
+    panel = told(b)
+    assert "cannot say who is told" in panel and "s3cret" not in panel
+
+
+def test_the_dashboard_never_loads_apprise():
+    """Apprise (and the alerter that uses it) stay out of the dashboard's process: it shows channels by
+    name from alerts.yaml and failing ones from the store."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, dashboard, dashboard.serve, dashboard.alerts;"
+            " print(sorted(m for m in sys.modules if m.startswith(('apprise', 'appliance.alerts'))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "[]"
