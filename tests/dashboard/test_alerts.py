@@ -376,8 +376,8 @@ def test_the_panel_says_the_ladder_the_digest_and_each_contacts_channels_by_name
     assert "A summary every Monday at 08:00 to Sam Okafor (e-safety lead)" in panel
     assert '<strong>Duty phone</strong> <span class="note">(duty)</span>: phone (ntfy)</li>' in panel
     assert (
-        '<strong>Sam Okafor (e-safety lead)</strong> <span class="note">(lead)</span>: email (e-mail), phone (ntfy)'
-        in panel
+        '<strong>Sam Okafor (e-safety lead)</strong> <span class="note">(lead)</span>:'
+        " email (e-mail), phone (ntfy)" in panel
     )
     assert (
         '<strong>Area safeguarding line</strong> <span class="note">(out-of-hours)</span>: sms (webhook)'
@@ -389,7 +389,7 @@ def test_the_panel_says_the_ladder_the_digest_and_each_contacts_channels_by_name
     queue(db, alert, contact="lead", channel="email", attempts=3, error="SMTP: connection refused")
     pages = [b.get(url).get_data(as_text=True) for url in ("/alerts", f"/alerts/{alert}", "/alerts/live")]
     for page in pages:
-        for secret in SECRETS + ("ntfys://", "mailtos://", "json://"):
+        for secret in (*SECRETS, "ntfys://", "mailtos://", "json://"):
             assert secret not in page
 
 
