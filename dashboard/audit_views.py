@@ -7,6 +7,7 @@ from flask import Blueprint, render_template, request
 
 from appliance.store import audit, people, staff
 from appliance.store.staff import Role
+from dashboard.alerts import contact_names
 from dashboard.database import store
 from dashboard.security import requires
 from dashboard.wording import audit_line
@@ -28,6 +29,7 @@ def index() -> str:
     )
     children = {c.id: c.display_name for c in people.children(store(), archived=True)}
     names = {u.username: u.display_name for u in staff.all_users(store())}
+    contacts = contact_names()
     lines = [
         (
             e,
@@ -38,6 +40,7 @@ def index() -> str:
                 actor=names.get(e.username, e.username),
                 children=children,
                 staff=names,
+                contacts=contacts,
             ),
         )
         for e in entries

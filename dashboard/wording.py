@@ -195,6 +195,18 @@ _AUDIT: Mapping[str, str] = {
     "view-alerts": "looked at the alerts",
     "view-alert": "looked at an alert about {about}",
     "acknowledge-alert": "acknowledged an alert about {about}",
+    # The alerter's (`appliance alerts`): the actor is the appliance.
+    "raise-alert": "raised an alert about {about}",
+    "alert-sent": "sent a message about {about}",
+    "alert-failed": "could not send a message about {about}",
+    "alert-escalated": "told the next person on the ladder about {about}: nobody had acknowledged it",
+}
+
+# The alerter's messages that are about no one alert (an audit entry's subject is then the kind).
+_MESSAGE_KINDS: Mapping[str, str] = {
+    "digest": "the digest",
+    "test": "a test message",
+    "channel-failure": "a warning that a channel is failing",
 }
 
 
@@ -220,6 +232,8 @@ def subject_words(subject: str, children: Mapping[str, str], staff: Mapping[str,
         return f"network {rest}"
     if kind == "file":
         return rest.rsplit("/", 1)[-1]
+    if kind == "alert":
+        return f"alert {rest}"
     return subject
 
 
@@ -231,10 +245,12 @@ def audit_line(
     actor: str,
     children: Mapping[str, str],
     staff: Mapping[str, str],
+    contacts: Mapping[str, str] | None = None,
 ) -> AuditLine:
     """`Amina looked at the flagged feed`, `Amina looked at Sam's events`: the actor by name, the
     subject in words. What the detail adds stays beside it (the feed's filter, an incident's change),
-    except where the sentence says it already ("newest": the feed unfiltered)."""
+    except where the sentence says it already ("newest": the feed unfiltered). `contacts`: alerts.yaml's
+    contact keys -> display names, for an alert acknowledged from the link sent to one."""
     about = subject_words(subject, children, staff)
     if action == "view-events" and subject.startswith(("child:", "device:")):
         about = f"{about}'s events" if subject.startswith("child:") else f"the events of {about}"
@@ -247,10 +263,14 @@ def audit_line(
         number, _, detail = detail[len("incident:") :].partition(" ")
         verb = "looked at" if action == "view-incident" else "changed"
         said = f"{verb} incident {number}, about {about}"
+    elif action in ("alert-sent", "alert-failed") and subject in _MESSAGE_KINDS:
+        message = _MESSAGE_KINDS[subject]
+        said = f"sent {message}" if action == "alert-sent" else f"could not send {message}"
     if actor == "appliance":  # entries the appliance itself made (a store migration, a command)
         actor = "The appliance"
     elif actor.startswith("link:"):  # an alert acknowledged from the link in a message to a contact
-        actor = f"Someone with the link sent to {actor[5:]}"
+        contact = actor[5:]
+        actor = f"Someone with the link sent to {(contacts or {}).get(contact, contact)}"
     return AuditLine(f"{actor} {said}", detail)
 
 

@@ -179,6 +179,75 @@ def test_an_alert_acknowledged_from_a_link_says_whose_link():
 
 
 @pytest.mark.parametrize(
+    ("action", "subject", "detail", "sentence"),
+    [
+        (
+            "raise-alert",
+            "child:cb248zkv",
+            "alert 5: self-harm (critical), 2 event(s) from web:3",
+            "The appliance raised an alert about Amira",
+        ),
+        (
+            "raise-alert",
+            "device:hall-pc",
+            "alert 6: bypass (high)",
+            "The appliance raised an alert about device hall-pc",
+        ),
+        ("open-incident", "incident:4", "web:3, web:4", "The appliance opened incident 4"),
+        (
+            "alert-sent",
+            "alert:5",
+            "alert 5 (step 1) sent to duty by ntfy",
+            "The appliance sent a message about alert 5",
+        ),
+        (
+            "alert-failed",
+            "alert:5",
+            "alert 5 (step 2) to lead by email: attempt 1 failed (SMTP: connection refused)",
+            "The appliance could not send a message about alert 5",
+        ),
+        (
+            "alert-escalated",
+            "alert:5",
+            "step 2: lead",
+            "The appliance told the next person on the ladder about alert 5: nobody had acknowledged it",
+        ),
+        ("alert-sent", "digest", "digest sent to lead by email", "The appliance sent the digest"),
+        (
+            "alert-failed",
+            "test",
+            "test to duty by ntfy not sent: HTTP 500",
+            "The appliance could not send a test message",
+        ),
+        (
+            "alert-sent",
+            "channel-failure",
+            "channel-failure sent to lead by email",
+            "The appliance sent a warning that a channel is failing",
+        ),
+    ],
+)
+def test_what_the_alerter_did_is_said_in_words_with_its_detail_beside(action, subject, detail, sentence):
+    line = audit_line(
+        action=action, subject=subject, detail=detail, actor="appliance", children=CHILDREN, staff=STAFF
+    )
+    assert (line.sentence, line.detail) == (sentence, detail)
+
+
+def test_a_link_acknowledgement_names_the_contact_by_their_display_name():
+    line = audit_line(
+        action="acknowledge-alert",
+        subject="child:cb248zkv",
+        detail="alert:3 critical self-harm via link:duty",
+        actor="link:duty",
+        children=CHILDREN,
+        staff=STAFF,
+        contacts={"duty": "Duty phone"},
+    )
+    assert line.sentence == "Someone with the link sent to Duty phone acknowledged an alert about Amira"
+
+
+@pytest.mark.parametrize(
     ("kind", "category", "rule", "said"),
     [
         ("category", "adult", "adult-repeated", "pornography and sexual content"),
