@@ -167,3 +167,88 @@ def test_axe_finds_no_accessibility_violation_on_the_alert_pages(
         if found[path]:
             shots(driver, f"axe-{path.strip('/').replace('/', '-')}")
     assert {page: v for page, v in found.items() if v} == {}
+
+
+# ---- "Who is told": the rota, the ladder and the channels as staff see them (the staff guide's picture) ----
+
+ROTA_ALERTS = """\
+centre: Riverside Youth Centre
+link_base: https://appliance.lan
+rules:
+  - {name: self-harm, severity: critical, when: {watch_list: [self-harm]}}
+contacts:
+  duty:
+    name: Duty phone
+    channels: {phone: "ntfys://ntfy.example.org/riverside-duty-7f3k"}
+  lead:
+    name: E-safety lead
+    channels:
+      email: "mailtos://lead:app-password-9q@mail.example.org?to=lead@riverside.example"
+      phone: "ntfys://ntfy.example.org/riverside-lead-2m8w"
+  out-of-hours:
+    name: Area safeguarding line
+    channels: {sms: "json://sms-gateway.example.org/send?key=gw-secret-41"}
+rota:
+  - {contact: duty, days: daily, hours: "08:00-20:00"}
+out_of_hours: out-of-hours
+ladder:
+  - {after_minutes: 0, notify: on-duty}
+  - {after_minutes: 10, notify: lead}
+  - {after_minutes: 30, notify: out-of-hours, min_severity: critical}
+digest: {to: lead, every: week, day: mon, at: "08:00"}
+"""
+
+
+@pytest.fixture
+def rota(centre: Centre) -> Centre:
+    """The centre with contacts, a rota (08:00-20:00 every day: the browser tests' centre is at midday)
+    and a ladder in its alerts.yaml, written before the dashboard starts."""
+    import yaml
+
+    alerts = centre.path.parent / "alerts.yaml"
+    alerts.write_text(ROTA_ALERTS, encoding="utf-8")
+    settings = yaml.safe_load(centre.path.read_text(encoding="utf-8"))
+    settings["policy"]["alerts"] = str(alerts)
+    centre.path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return centre
+
+
+def test_the_alerts_page_says_who_is_told_on_a_desk_and_a_phone_and_never_a_channels_address(
+    rota: Centre, dashboard: Dashboard, browser: Callable[[], WebDriver], shots: Shot
+):
+    from tests.browser.test_phones import page_width, phone, small_controls, wider_than
+
+    _earlier_alert(rota)  # the lead's e-mail keeps failing
+    driver = browser()
+    sign_in(driver, dashboard, ADMIN, PASSWORD)
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "header .who"), "the signed-in dashboard")
+    driver.get(dashboard.url("/alerts"))
+    panel = wait_until(lambda: driver.find_elements(By.ID, "who-is-told"), "the Who is told panel")[0]
+    text = panel.text
+    assert "On duty now\nDuty phone, until 20:00 today, then Area safeguarding line" in text
+    assert "At once: whoever is on duty (now Duty phone), for high and critical alerts" in text
+    assert "After 10 minutes unacknowledged: E-safety lead, for high and critical alerts" in text
+    assert "After 30 minutes unacknowledged: Area safeguarding line, for critical alerts only" in text
+    assert "A summary every Monday at 08:00 to E-safety lead" in text
+    assert "E-safety lead (lead): email (e-mail), phone (ntfy)" in text
+    assert driver.find_element(By.ID, "failing-now").text == "E-safety lead by email"
+    source = driver.page_source
+    for secret in (
+        "ntfy.example.org",
+        "app-password-9q",
+        "gw-secret-41",
+        "ntfys://",
+        "mailtos://",
+        "json://",
+    ):
+        assert secret not in source
+    driver.execute_script("arguments[0].scrollIntoView()", panel)
+    shots(driver, "alerts-rota")
+
+    phone(driver)
+    driver.get(dashboard.url("/alerts"))
+    panel = wait_until(lambda: driver.find_elements(By.ID, "who-is-told"), "the panel on a phone")[0]
+    assert page_width(driver) <= 390, wider_than(driver, 390)
+    assert small_controls(driver) == []
+    driver.execute_script("arguments[0].scrollIntoView()", panel)
+    shots(driver, "phone-alerts-rota")
