@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -52,7 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from processes import Started, servers  # bench/ is on the path until the next line
+from processes import Started, free_port, servers  # bench/ is on the path until the next line
 
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # `import dns`: dnspython
@@ -63,20 +62,6 @@ UPSTREAM_HOST, OURS_HOST = "127.0.0.2", "127.0.0.4"
 ALLOWED = 20_000
 PASSWORD = "bench-alerts-password-1"
 TERMS = ["how to kill myself", "want to die", "self harm", "end my life", "cutting myself"]
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError(f"no free port on {host}")
 
 
 def _tool(name: str) -> str:
@@ -114,7 +99,7 @@ class Mailbox:
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
 
-        self.port = _free_port()
+        self.port = free_port()
         self.arrivals: list[tuple[float, int | None, str]] = []  # (time, alert id, subject)
         self._lock = threading.Lock()
         mailbox = self
@@ -342,10 +327,10 @@ def run(work: Path, seconds: float, alerts: int) -> dict[str, Any]:
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     mailbox = Mailbox()
     ports = {
-        "dns_port": _free_port(OURS_HOST),
-        "upstream_port": _free_port(UPSTREAM_HOST),
-        "proxy_port": _free_port(),
-        "dashboard_port": _free_port(),
+        "dns_port": free_port(OURS_HOST),
+        "upstream_port": free_port(UPSTREAM_HOST),
+        "proxy_port": free_port(),
+        "dashboard_port": free_port(),
     }
     config = write_config(
         work, origin_port=origin.server_address[1], smtp_port=mailbox.port, alerts=alerts, **ports

@@ -55,7 +55,6 @@ import random
 import re
 import resource
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -65,7 +64,7 @@ from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
 
-from processes import Started, log_problems, servers  # bench/ is on the path until the next lines
+from processes import Started, free_port, log_problems, servers  # bench/ is on the path until the next lines
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -189,21 +188,6 @@ def write_config(work: Path, upstream_port: int, log_allowed: str = "event") -> 
         "  rate_limit: {per_second: 1000000000, burst: 1000000000}\n"
     )
     return config
-
-
-def _free_port(host: str) -> int:
-    """A port free on `host` for both UDP and TCP (free now: another program may still take it)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError(f"no free port on {host}")
 
 
 def _ensure_tools() -> None:
@@ -356,13 +340,13 @@ def _start_servers(running: list[Started], work: Path, config: Path, upstream_po
     upstream = Server("upstream", cmd, UPSTREAM_HOST, upstream_port, work / "upstream.log")
     running.append(upstream)
     upstream.wait_ready()
-    port = _free_port(PEER_HOST)
+    port = free_port(PEER_HOST)
     cmd = [dnsmasq, *common, f"--port={port}", f"--listen-address={PEER_HOST}"]
     cmd += [f"--addn-hosts={work / 'blocked.hosts'}", f"--cache-size={PEER_CACHE}"]
     cmd += [f"--server={UPSTREAM_HOST}#{upstream_port}"]
     peer = Server("peer", cmd, PEER_HOST, port, work / "peer.log")
     running.append(peer)
-    port = _free_port(OURS_HOST)
+    port = free_port(OURS_HOST)
     cmd = [str(APPLIANCE), "dns", "--config", str(config), "--listen", f"{OURS_HOST}:{port}"]
     ours = Server("ours", cmd, OURS_HOST, port, work / "ours.log")
     running.append(ours)
@@ -400,7 +384,7 @@ def run(work: Path, domains: int, seconds: float, clients: int, log_allowed: str
     )
     sample = data.pop("sample")
     queries = work / "queries.txt"
-    upstream_port = _free_port(UPSTREAM_HOST)
+    upstream_port = free_port(UPSTREAM_HOST)
     config = write_config(work, upstream_port, log_allowed)
     _run([str(APPLIANCE), "check", "--config", str(config)], "appliance check")
     t0 = time.perf_counter()

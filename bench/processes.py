@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -123,3 +124,18 @@ def log_problems(text: str, limit: int = 20) -> int:
     for line in bad[:limit]:
         print(f"ours log: {line}", file=sys.stderr)
     return len(bad)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on `host` for both UDP and TCP (free now: another program may still take it)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port: int = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError(f"no free port on {host}")

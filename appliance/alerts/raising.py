@@ -239,32 +239,18 @@ class Raiser:
             macs = {d: t for d, t in before if d != device}
             if device in {d for d, _ in before} or len(macs) + 1 < MAC_COUNT:
                 continue
-            reason = {
-                "step": str(Step.BYPASS_ATTEMPT),
-                "effect": str(Action.FLAG),
-                "detail": f"signed in at the portal from {len(macs) + 1} different hardware addresses (MACs)"
-                f" on {client} within {MAC_WINDOW_S / 3600:g} hour",
-                "category": "filter-bypass",
-                "severity": "medium",
-                "source": "",
-                "line": 0,
-                "rule": "",
-            }
-            event = FeedEvent(
+            event = _bypass_event(
+                id=f"session:{number}",
+                ts=started,
                 client=client,
                 subject=f"child:{child}",
                 via="session",
                 channel="portal",
                 profile=profile,
-                host="",
                 detail=device,
-                action=str(Action.FLAG),
-                severity="medium",
-                category="filter-bypass",
-                flagged=True,
-                id=f"session:{number}",
-                ts=started,
-                reasons=[reason],
+                effect=Action.FLAG,
+                why=f"signed in at the portal from {len(macs) + 1} different hardware addresses (MACs)"
+                f" on {client} within {MAC_WINDOW_S / 3600:g} hour",
             )
             # It stands for the sign-ins that made it: repeats enough by itself for a rule of repeats.
             out.append(self._seen(event, (started,) * len(macs)))
@@ -290,11 +276,40 @@ def _refusal(db: sqlite3.Connection, number: int, ts: float, client: str, packet
         "SELECT subject, via FROM askers WHERE client = ? ORDER BY id DESC LIMIT 1", (client,)
     ).fetchone()
     subject, via = asker if asker is not None else ("guest", "guest")
+    return _bypass_event(
+        id=f"refusal:{number}",
+        ts=ts,
+        client=client,
+        subject=subject,
+        via=via,
+        channel="router",
+        profile="",
+        detail=f"{packets} refused",
+        effect=Action.BLOCK,
+        why=f"the router refused {packets} packet(s) of DNS over TLS or DNS over HTTPS from {client}:"
+        " a private DNS or VPN setting trying to get past the filter",
+    )
+
+
+def _bypass_event(
+    *,
+    id: str,
+    ts: float,
+    client: str,
+    subject: str,
+    via: str,
+    channel: str,
+    profile: str,
+    detail: str,
+    effect: Action,
+    why: str,
+) -> FeedEvent:
+    """An attempt to get round the filter seen outside the event log (a sign-in, a router's refusal), as
+    the feed would read it: flagged, `filter-bypass`, medium, with `why` as its one reason."""
     reason = {
         "step": str(Step.BYPASS_ATTEMPT),
-        "effect": str(Action.BLOCK),
-        "detail": f"the router refused {packets} packet(s) of DNS over TLS or DNS over HTTPS from {client}:"
-        " a private DNS or VPN setting trying to get past the filter",
+        "effect": str(effect),
+        "detail": why,
         "category": "filter-bypass",
         "severity": "medium",
         "source": "",
@@ -305,15 +320,15 @@ def _refusal(db: sqlite3.Connection, number: int, ts: float, client: str, packet
         client=client,
         subject=subject,
         via=via,
-        channel="router",
-        profile="",
+        channel=channel,
+        profile=profile,
         host="",
-        detail=f"{packets} refused",
-        action=str(Action.BLOCK),
+        detail=detail,
+        action=str(effect),
         severity="medium",
         category="filter-bypass",
         flagged=True,
-        id=f"refusal:{number}",
+        id=id,
         ts=ts,
         reasons=[reason],
     )
