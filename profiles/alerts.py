@@ -115,7 +115,8 @@ ON_DUTY = "on-duty"
 @dataclass(frozen=True)
 class AlertPolicy:
     """alerts.yaml whole. `throttle_s`: repeats of one rule for one subject within it are one alert with
-    a count. `push_from`: alerts below it only show on the dashboard's banner and feed."""
+    a count. Each ladder step's `min_severity` says which alerts it pushes; every alert shows on the
+    dashboard's banner."""
 
     rules: tuple[AlertRule, ...] = ()
     throttle_s: float = 30 * 60
