@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from appliance.store.schema import connect
 from appliance.store.staff import Role
 from tests.dashboard.conftest import PASSWORD, compiled_index, config_text  # noqa: F401  (a fixture)
 from tests.ports import free_port
+from tests.processes import Process, start, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -95,44 +95,6 @@ def failed(request: pytest.FixtureRequest) -> bool:
 # ---- processes ----
 
 
-@dataclass
-class Process:
-    """A server started by a test: its output goes to `log` (read on failure)."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            pytest.fail(f"{self.name} exited with {self.popen.returncode}:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-
-
-def start(name: str, argv: list[str], log: Path) -> Process:
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
-        )
-    return Process(name, popen, log)
-
-
 def replaced(element: Any) -> Callable[[Any], bool]:
     """A wait condition: `element`'s page has been replaced (a form posted, a link followed). Chromedriver
     says so with a stale-element error, or, caught mid-navigation, with an inspector error that the node
@@ -147,22 +109,6 @@ def replaced(element: Any) -> Callable[[Any], bool]:
         return False
 
     return gone
-
-
-def wait_until(
-    check: Callable[[], Any], what: str | Callable[[], str], timeout: float = 10.0, every: float = 0.1
-) -> Any:
-    """The first true value of check(), asked every `every` seconds; fails after `timeout`, saying what
-    it waited for (`what`, or what() then: a server's log, say)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            said = what if isinstance(what, str) else what()
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {said}")
-        time.sleep(every)
 
 
 # ---- the configuration and the store ----
@@ -290,12 +236,7 @@ def dns_filter(centre: Centre, tmp_path: Path, request: pytest.FixtureRequest) -
     argv = [sys.executable, "-m", "appliance.cli", "dns", "--config", str(centre.path)]
     process = start("the DNS filter", argv, tmp_path / "dns.log")
     try:
-
-        def ready() -> bool:
-            process.check_alive()
-            return "DNS filter answering on" in process.output()
-
-        wait_until(ready, f"the DNS filter on port {centre.dns_port}", START_TIMEOUT_S)
+        process.wait_saying("DNS filter answering on", START_TIMEOUT_S)
         yield process
     finally:
         process.stop()
