@@ -46,6 +46,7 @@ from tests.appliance.proxy.conftest import (
     fetch,
     internet,
     origin,
+    sign_in_taken,
     start_proxy,
     write_config,
 )
@@ -154,24 +155,13 @@ def centre(tmp_path_factory: pytest.TempPathFactory, origin: Origin, internet: I
             dns_filter.wait_saying("DNS filter answering on")
             alerter.wait_saying("alerter running on")
             for _, address in children.values():
-                signed_in = partial(seen_signed_in, proxy, origin, address, now)
-                wait_until(signed_in, f"the proxy to know who is signed in on {address}", 30)
+                page = f"http://localhost:{origin.http_port}/"
+                taken = partial(sign_in_taken, proxy, address, now, page)
+                wait_until(taken, f"the proxy to take in the sign-in on {address}", 30)
             yield Centre(path, proxy, dns_port, smtp, hook, children, processes, origin.http_port)
         finally:
             for process in processes:
                 process.stop()
-
-
-def seen_signed_in(proxy: Proxy, origin: Origin, address: str, since: float) -> bool:
-    """Has the proxy taken in the sign-in on `address`? An ordinary page fetched from there marks the
-    session in use (its `last_seen` moves) once the proxy knows who is signed in."""
-    fetch(proxy, address, f"http://localhost:{origin.http_port}/")
-    db = connect(proxy.events)
-    try:
-        row = db.execute("SELECT max(last_seen) FROM sessions WHERE device = ?", (address,)).fetchone()
-    finally:
-        db.close()
-    return bool(row[0] > since)
 
 
 def wait_for(check: Callable[[], Any], what: str, centre: Centre) -> Any:

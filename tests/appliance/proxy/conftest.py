@@ -33,6 +33,7 @@ from cryptography.x509.oid import NameOID
 
 from appliance.config import load_config
 from appliance.lists import compile_lists
+from appliance.store.schema import connect
 from tests.appliance.dns.conftest import FakeUpstream
 from tests.ports import free_port
 
@@ -416,6 +417,18 @@ def start_proxy(
             process.wait(30)
             raise RuntimeError("the proxy did not start:\n" + log.read_text(errors="replace"))
         time.sleep(0.2)
+
+
+def sign_in_taken(proxy: Proxy, source: str, since: float, page: str) -> bool:
+    """Has the proxy taken in the portal sign-in (made at `since`) on `source`? Fetching `page` from
+    there marks the session in use (its `last_seen` moves on) once the proxy knows who is signed in."""
+    fetch(proxy, source, page)
+    db = connect(proxy.events)
+    try:
+        (seen,) = db.execute("SELECT max(last_seen) FROM sessions WHERE device = ?", (source,)).fetchone()
+    finally:
+        db.close()
+    return seen is not None and seen > since
 
 
 def fetch(
