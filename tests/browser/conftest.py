@@ -35,6 +35,8 @@ from appliance.config import Config, load_config
 from appliance.store import staff
 from appliance.store.schema import connect
 from appliance.store.staff import Role
+from tests.appliance.alerts.receivers import HttpReceiver
+from tests.appliance.proxy.conftest import Internet, Origin, Proxy, internet, origin, start_proxy  # noqa: F401  (fixtures)
 from tests.dashboard.conftest import PASSWORD, compiled_index, config_text  # noqa: F401  (a fixture)
 from tests.ports import free_port
 from tests.processes import Process, start, wait_until
@@ -242,6 +244,72 @@ def dns_filter(centre: Centre, tmp_path: Path, request: pytest.FixtureRequest) -
         process.stop()
         if failed(request):
             print(f"---- the DNS filter's output ----\n{process.output()}")
+
+
+@dataclass
+class Alerting:
+    """The proxy and the alerter on the centre's configuration; the duty phone's webhook receiver."""
+
+    proxy: Proxy
+    alerter: Process
+    duty: HttpReceiver
+    origin: Origin
+
+
+def alerts_yaml(duty: str, lead: str) -> str:
+    """The shipped alerts.yaml (its rules) telling the duty phone at once by webhook (`duty`, an Apprise
+    URL) and, at once too, the e-safety lead by e-mail (`lead`)."""
+    shipped = resources.files("appliance") / "defaults" / "policy" / "alerts.yaml"
+    settings = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    settings.update(
+        centre="Riverside Youth Centre",
+        contacts={"duty": {"channels": {"webhook": duty}}, "lead": {"channels": {"email": lead}}},
+        ladder=[{"after_minutes": 0, "notify": "duty"}, {"after_minutes": 0, "notify": "lead"}],
+    )
+    return yaml.safe_dump(settings, sort_keys=False)
+
+
+@pytest.fixture
+def alerting(
+    centre: Centre,
+    origin: Origin,  # noqa: F811
+    internet: Internet,  # noqa: F811
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Alerting]:
+    """`appliance proxy` and `appliance alerts` on the centre's configuration, once both run. The proxy
+    resolves names with the proxy tests' fake internet (every site is their web origin on loopback);
+    alerts.yaml tells the duty phone by webhook (a receiver here) and the lead by e-mail through a
+    server that is down, so that message waits, pending, to be tried again. Ask for it before
+    `dashboard`: it adds the proxy and alerts.yaml to the configuration."""
+    proxy_port, mail_down = free_port(), free_port()
+    with HttpReceiver() as duty:
+        lead = f"mailto://{LOOPBACK}:{mail_down}?from=appliance@centre.example&to=lead@centre.example"
+        (tmp_path / "alerts.yaml").write_text(alerts_yaml(duty.url("duty"), lead), encoding="utf-8")
+        settings = yaml.safe_load(centre.path.read_text(encoding="utf-8"))
+        settings["policy"]["alerts"] = str(tmp_path / "alerts.yaml")
+        settings["dns"]["upstreams"] = [internet.address]  # the proxy's resolver
+        settings["proxy"].update(
+            listen=f"{LOOPBACK}:{proxy_port}",
+            workers=1,
+            upstream_trusted_ca=str(origin.ca_pem),
+            reachable_local_ports=[origin.http_port, origin.https_port],
+        )
+        centre.path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+        centre.config = load_config(centre.path)
+        argv = [sys.executable, "-m", "appliance.cli", "alerts", "--config", str(centre.path)]
+        alerter = start("the alerter", argv, tmp_path / "alerts.log")
+        proxy = None
+        try:
+            proxy = start_proxy(centre.path, proxy_port, origin, tmp_path / "proxy.log")
+            alerter.wait_saying("alerter running on", START_TIMEOUT_S)
+            yield Alerting(proxy, alerter, duty, origin)
+        finally:
+            alerter.stop()
+            if proxy is not None:
+                Process("the proxy", proxy.process, tmp_path / "proxy.log").stop()
+            if failed(request):
+                print(f"---- the alerter's output ----\n{alerter.output()}")
 
 
 # ---- the browser ----
