@@ -223,18 +223,23 @@ def test_a_childs_self_harm_search_reaches_email_and_webhook_with_the_minimum(ce
 def test_three_bypass_canaries_asked_of_the_dns_filter_raise_one_bypass_alert_told_both_ways(
     centre: Centre,
 ) -> None:
-    for name in CANARIES:
-        query = dns.message.make_query(name, "A")
-        reply = dns.query.udp(query, "127.0.0.1", port=centre.dns_port, source=KIDS, timeout=5)
-        assert reply.rcode() == dns.rcode.NXDOMAIN  # the device turns its own resolver off
     db = centre.db()
     try:
-        [(alert, rule, severity, count, incident)] = wait_for(
-            lambda: alerts_of(db, "device:kids-pc"), "the bypass alert", centre
-        )
+
+        def flags() -> list[tuple[str, int]]:
+            return db.execute("SELECT subject, count FROM conduct_flags").fetchall()
+
+        for n, name in enumerate(CANARIES, 1):
+            query = dns.message.make_query(name, "A")
+            reply = dns.query.udp(query, "127.0.0.1", port=centre.dns_port, source=KIDS, timeout=5)
+            assert reply.rcode() == dns.rcode.NXDOMAIN  # the device turns its own resolver off
+            # The alerter has read it (the flag counts it in the same transaction as any alert).
+            wait_for(lambda n=n: flags() == [("device:kids-pc", n)], f"the conduct flag at {n}", centre)
+            if n < len(CANARIES):
+                assert alerts_of(db, "device:kids-pc") == []  # not yet: three within ten minutes
+        [(alert, rule, severity, count, incident)] = alerts_of(db, "device:kids-pc")
         mails, posts = told_both_ways(centre, alert)
         assert (rule, severity, count, incident) == ("bypass", "high", 3, None)
-        assert db.execute("SELECT subject, count FROM conduct_flags").fetchall() == [("device:kids-pc", 3)]
     finally:
         db.close()
     assert len(mails) == 1 and len(posts) == 1
@@ -248,24 +253,30 @@ def test_a_child_searching_again_and_again_is_one_alert_with_a_count_and_one_mes
     centre: Centre,
 ) -> None:
     ben, _ = centre.children["Ben"]
+    subject = f"child:{ben}"
     centre.search("Ben", "how to kill myself")
     db = centre.db()
     try:
-        [(alert, *_)] = wait_for(lambda: alerts_of(db, f"child:{ben}"), "Ben's alert", centre)
+        [(alert, *_)] = wait_for(lambda: alerts_of(db, subject), "Ben's alert", centre)
         told_both_ways(centre, alert)
         for n in range(20):
             centre.search("Ben", f"how to kill myself {n}")
-        wait_for(lambda: alerts_of(db, f"child:{ben}")[0][3] == 21, "the count to reach 21", centre)
+
+        def counted() -> bool:
+            return sum(count for _, _, _, count, _ in alerts_of(db, subject)) == 21
+
+        wait_for(counted, "all 21 searches raised or counted", centre)
         time.sleep(1.0)  # four of the alerter's steps: time enough for a message that should not come
-        assert [(a, r, c) for a, r, _, c, _ in alerts_of(db, f"child:{ben}")] == [(alert, "self-harm", 21)]
+        raised = alerts_of(db, subject)
         (events,) = db.execute("SELECT count(*) FROM alert_events WHERE alert = ?", (alert,)).fetchone()
         (searches,) = db.execute(
             "SELECT count(*) FROM requests r JOIN askers k ON k.id = r.asker"
             " WHERE k.subject = ? AND r.notable AND r.terms LIKE 'how to kill myself%'",
-            (f"child:{ben}",),
+            (subject,),
         ).fetchone()
     finally:
         db.close()
+    assert [(a, rule, count) for a, rule, _, count, _ in raised] == [(alert, "self-harm", 21)]
     assert (events, searches) == (21, 21)  # every search still in the feed
-    mails, posts = centre.messages_about(alert)
-    assert (len(mails), len(posts)) == (1, 1)
+    told = [centre.messages_about(a) for a, *_ in raised]
+    assert [(len(mails), len(posts)) for mails, posts in told] == [(1, 1)]  # no new message
