@@ -233,7 +233,7 @@ def test_a_search_through_the_real_proxy_shows_in_the_open_banner_and_acknowledg
     try:
         assert open_alerts(db) == []
         by, via = db.execute(
-            "SELECT s.username, a.ack_via FROM alerts a JOIN staff s ON s.id = a.acknowledged_by"
+            "SELECT s.username, a.ack_via FROM alerts a LEFT JOIN staff s ON s.id = a.acknowledged_by"
             " WHERE a.id = ?",
             (alert,),
         ).fetchone()
