@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -36,8 +35,11 @@ from appliance.config import Config, load_config
 from appliance.store import staff
 from appliance.store.schema import connect
 from appliance.store.staff import Role
+from tests.appliance.alerts.receivers import HttpReceiver
+from tests.appliance.proxy.conftest import Internet, Origin, Proxy, internet, origin, start_proxy  # noqa: F401  (fixtures)
 from tests.dashboard.conftest import PASSWORD, compiled_index, config_text  # noqa: F401  (a fixture)
 from tests.ports import free_port
+from tests.processes import Process, start, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -95,44 +97,6 @@ def failed(request: pytest.FixtureRequest) -> bool:
 # ---- processes ----
 
 
-@dataclass
-class Process:
-    """A server started by a test: its output goes to `log` (read on failure)."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            pytest.fail(f"{self.name} exited with {self.popen.returncode}:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-
-
-def start(name: str, argv: list[str], log: Path) -> Process:
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
-        )
-    return Process(name, popen, log)
-
-
 def replaced(element: Any) -> Callable[[Any], bool]:
     """A wait condition: `element`'s page has been replaced (a form posted, a link followed). Chromedriver
     says so with a stale-element error, or, caught mid-navigation, with an inspector error that the node
@@ -147,22 +111,6 @@ def replaced(element: Any) -> Callable[[Any], bool]:
         return False
 
     return gone
-
-
-def wait_until(
-    check: Callable[[], Any], what: str | Callable[[], str], timeout: float = 10.0, every: float = 0.1
-) -> Any:
-    """The first true value of check(), asked every `every` seconds; fails after `timeout`, saying what
-    it waited for (`what`, or what() then: a server's log, say)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            said = what if isinstance(what, str) else what()
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {said}")
-        time.sleep(every)
 
 
 # ---- the configuration and the store ----
@@ -290,17 +238,78 @@ def dns_filter(centre: Centre, tmp_path: Path, request: pytest.FixtureRequest) -
     argv = [sys.executable, "-m", "appliance.cli", "dns", "--config", str(centre.path)]
     process = start("the DNS filter", argv, tmp_path / "dns.log")
     try:
-
-        def ready() -> bool:
-            process.check_alive()
-            return "DNS filter answering on" in process.output()
-
-        wait_until(ready, f"the DNS filter on port {centre.dns_port}", START_TIMEOUT_S)
+        process.wait_saying("DNS filter answering on", START_TIMEOUT_S)
         yield process
     finally:
         process.stop()
         if failed(request):
             print(f"---- the DNS filter's output ----\n{process.output()}")
+
+
+@dataclass
+class Alerting:
+    """The proxy and the alerter on the centre's configuration; the duty phone's webhook receiver."""
+
+    proxy: Proxy
+    alerter: Process
+    duty: HttpReceiver
+    origin: Origin
+
+
+def alerts_yaml(duty: str, lead: str) -> str:
+    """The shipped alerts.yaml (its rules) telling the duty phone at once by webhook (`duty`, an Apprise
+    URL) and, at once too, the e-safety lead by e-mail (`lead`)."""
+    shipped = resources.files("appliance") / "defaults" / "policy" / "alerts.yaml"
+    settings = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    settings.update(
+        centre="Riverside Youth Centre",
+        contacts={"duty": {"channels": {"webhook": duty}}, "lead": {"channels": {"email": lead}}},
+        ladder=[{"after_minutes": 0, "notify": "duty"}, {"after_minutes": 0, "notify": "lead"}],
+    )
+    return yaml.safe_dump(settings, sort_keys=False)
+
+
+@pytest.fixture
+def alerting(
+    centre: Centre,
+    origin: Origin,  # noqa: F811
+    internet: Internet,  # noqa: F811
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Alerting]:
+    """`appliance proxy` and `appliance alerts` on the centre's configuration, once both run. The proxy
+    resolves names with the proxy tests' fake internet (every site is their web origin on loopback);
+    alerts.yaml tells the duty phone by webhook (a receiver here) and the lead by e-mail through a
+    server that is down, so that message waits, pending, to be tried again. Ask for it before
+    `dashboard`: it adds the proxy and alerts.yaml to the configuration."""
+    proxy_port, mail_down = free_port(), free_port()
+    with HttpReceiver() as duty:
+        lead = f"mailto://{LOOPBACK}:{mail_down}?from=appliance@centre.example&to=lead@centre.example"
+        (tmp_path / "alerts.yaml").write_text(alerts_yaml(duty.url("duty"), lead), encoding="utf-8")
+        settings = yaml.safe_load(centre.path.read_text(encoding="utf-8"))
+        settings["policy"]["alerts"] = str(tmp_path / "alerts.yaml")
+        settings["dns"]["upstreams"] = [internet.address]  # the proxy's resolver
+        settings["proxy"].update(
+            listen=f"{LOOPBACK}:{proxy_port}",
+            workers=1,
+            upstream_trusted_ca=str(origin.ca_pem),
+            reachable_local_ports=[origin.http_port, origin.https_port],
+        )
+        centre.path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+        centre.config = load_config(centre.path)
+        argv = [sys.executable, "-m", "appliance.cli", "alerts", "--config", str(centre.path)]
+        alerter = start("the alerter", argv, tmp_path / "alerts.log")
+        proxy = None
+        try:
+            proxy = start_proxy(centre.path, proxy_port, origin, tmp_path / "proxy.log")
+            alerter.wait_saying("alerter running on", START_TIMEOUT_S)
+            yield Alerting(proxy, alerter, duty, origin)
+        finally:
+            alerter.stop()
+            if proxy is not None:
+                Process("the proxy", proxy.process, tmp_path / "proxy.log").stop()
+            if failed(request):
+                print(f"---- the alerter's output ----\n{alerter.output()}")
 
 
 # ---- the browser ----

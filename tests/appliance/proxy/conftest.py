@@ -33,6 +33,7 @@ from cryptography.x509.oid import NameOID
 
 from appliance.config import load_config
 from appliance.lists import compile_lists
+from appliance.store.schema import connect
 from tests.appliance.dns.conftest import FakeUpstream
 from tests.ports import free_port
 
@@ -381,34 +382,53 @@ def proxy(
     config_path = write_config(
         folder, origin, port, internet.address, sites=sites, dashboard_port=dashboard_port
     )
+    compile_lists(load_config(config_path), now=dt.datetime.now(dt.UTC))
+    found = start_proxy(config_path, port, origin, folder / "proxy.log", dashboard_port=dashboard_port)
+    yield found
+    found.process.terminate()
+    found.process.wait(30)
+
+
+def start_proxy(
+    config_path: Path, port: int, origin: Origin, log: Path, *, dashboard_port: int = 0, source: str = KIDS
+) -> Proxy:
+    """`appliance proxy --config config_path` (listening on `port`, its lists compiled), once a page of
+    `origin` comes through it for `source`; its output in `log`. The caller terminates `process`."""
     config = load_config(config_path)
-    compile_lists(config, now=dt.datetime.now(dt.UTC))
-    log = (folder / "proxy.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "appliance.cli", "proxy", "--config", str(config_path)], stdout=log, stderr=log
-    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "appliance.cli", "proxy", "--config", str(config_path)],
+            stdout=out,
+            stderr=out,
+        )
     found = Proxy(
         port, config.data_dir, config.ca_dir / "mitmproxy-ca-cert.pem", process, config_path, dashboard_port
     )
     deadline = time.monotonic() + 60
     while True:
         try:
-            status, _, _ = fetch(found, KIDS, f"http://localhost:{origin.http_port}/")
+            status, _, _ = fetch(found, source, f"http://localhost:{origin.http_port}/")
             if status == 200:
-                break
+                return found
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.terminate()  # never left running behind a failed start
             process.wait(30)
-            raise RuntimeError(
-                "the proxy did not start:\n" + (folder / "proxy.log").read_text(errors="replace")
-            )
+            raise RuntimeError("the proxy did not start:\n" + log.read_text(errors="replace"))
         time.sleep(0.2)
-    yield found
-    process.terminate()
-    process.wait(30)
-    log.close()
+
+
+def sign_in_taken(proxy: Proxy, source: str, since: float, page: str) -> bool:
+    """Has the proxy taken in the portal sign-in (made at `since`) on `source`? Fetching `page` from
+    there marks the session in use (its `last_seen` moves on) once the proxy knows who is signed in."""
+    fetch(proxy, source, page)
+    db = connect(proxy.events)
+    try:
+        (seen,) = db.execute("SELECT max(last_seen) FROM sessions WHERE device = ?", (source,)).fetchone()
+    finally:
+        db.close()
+    return seen is not None and seen > since
 
 
 def fetch(
