@@ -137,7 +137,8 @@ def test_without_its_pepper_file_the_portal_refuses_to_sign_in_and_says_why_in_t
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "appliance.yaml"
-    path.write_text(f"data_dir: {tmp_path / 'var'}\n", encoding="utf-8")
+    # Open at any hour: the portal closes at 20:00 by default, and CI runs whenever it runs.
+    path.write_text(f"data_dir: {tmp_path / 'var'}\nportal:\n  closing_time: '24:00'\n", encoding="utf-8")
     config = load_config(path)
     app = create_app(config, {"TESTING": True})
     db = connect(config.events_path)
