@@ -2,9 +2,10 @@
 banner, during a busy minute of normal traffic; and what the alerter costs the DNS filter.
 
 - **Services**, as a centre runs them: `appliance dns`, `appliance proxy` (one worker, explicit mode),
-  `appliance dashboard` and `appliance alerts`, on one configuration. Their upstream is a dnsmasq on
-  127.0.0.2 that answers every name with 127.0.0.1, where the bench's web origin listens; the e-mail goes
-  to an SMTP server the bench runs (aiosmtpd) through the alerter's Apprise `mailto://` channel.
+  `appliance dashboard` and `appliance alerts` (at `nice` 10, as its unit runs it), on one
+  configuration. Their upstream is a dnsmasq on 127.0.0.2 that answers every name with 127.0.0.1,
+  where the bench's web origin listens; the e-mail goes to an SMTP server the bench runs (aiosmtpd)
+  through the alerter's Apprise `mailto://` channel.
 - **Alert events**: `--alerts` (200) spread evenly over the minute's "on" halves: half are DNS questions
   for names of a `self-harm` list (blocked, critical), half are web searches through the proxy with a
   self-harm watch-list term (flagged, critical), each a new visit. The bench's alerts.yaml throttles
@@ -13,9 +14,13 @@ banner, during a busy minute of normal traffic; and what the alerter costs the D
 - **Normal traffic** all the while: dnsperf at full speed against the DNS filter (20,000 allowed names,
   8 clients) and a steady stream of web pages through the proxy.
 - **On and off**: after one untimed pass of dnsperf over its questions (the DNS filter's cache warm),
-  the minute is four quarters: off, on, off, on. In an "off" quarter the alerter is
-  stopped (SIGSTOP) and no alert event is made; in an "on" quarter it runs and the alert events are made.
-  `dns_qps_change` is the DNS filter's answering rate in the on quarters over the off ones, less one.
+  the minute is eight parts: off, on, on, off, on, off, off, on (so that a drift over the minute weighs
+  on both alike). In an "off" part the alerter is stopped (SIGSTOP)
+  and the same traffic is made, notable but raising nothing (blocked adult names, searches the bullying
+  watch list flags: the bench's alerts.yaml has no rule for them); in an "on"
+  part the alerter runs and the alert events are made. `cpu_s_off` and `cpu_s_on`: the CPU seconds
+  each service spent in the off and the on parts.
+  `dns_qps_change` is the DNS filter's answering rate in the on parts over the off ones, less one.
 - **Latency** of an alert: from its first event's time in the store (when the DNS filter or the proxy
   answered) to the message's arrival at the SMTP server (`p50_s`, `p95_s`, `max_s`), and to the first
   poll of the dashboard's banner feed (`/alerts/live`, as an open staff page polls it) that shows it
@@ -37,6 +42,7 @@ import http.cookiejar
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import sqlite3
@@ -149,6 +155,8 @@ def write_config(
 ) -> Path:
     names = [f"hurt-{i}.selfharm-bench.example" for i in range(alerts)]
     (work / "selfharm.domains").write_text("\n".join(names) + "\n")
+    calm = [f"calm-{i}.adult-bench.example" for i in range(alerts)]
+    (work / "adult.domains").write_text("\n".join(calm) + "\n")
     (work / "queries.txt").write_text("".join(f"w{i}.allowed-bench.example A\n" for i in range(ALLOWED)))
     (work / "profiles.yaml").write_text(
         "# bench/alerts.py: the guest profile, filtered, self-harm sites blocked, searches watched.\n"
@@ -157,7 +165,7 @@ def write_config(
         "    description: The benchmark's devices.\n"
         "    mode: filtered\n"
         "    blocked_categories: [adult, self-harm]\n"
-        "    watch: [self-harm, grooming]\n"
+        "    watch: [self-harm, grooming, bullying]\n"
         "    safe_search: {enabled: false}\n"
         "    log_allowed: count\n"
         "    blocked_answer: zero\n"
@@ -185,6 +193,7 @@ def write_config(
         f"data_dir: {work / 'var'}\n"
         "lists:\n"
         "  sources:\n"
+        f"    - {{name: bench-adult, format: domains, category: adult, path: {work / 'adult.domains'}}}\n"
         "    - {name: bench-selfharm, format: domains, category: self-harm,"
         f" path: {work / 'selfharm.domains'}}}\n"
         "policy:\n"
@@ -273,10 +282,20 @@ def _web_background(proxy_port: int, origin_port: int, stop: threading.Event, co
 
 
 def _alert_events(
-    n: int, seconds: float, start: int, *, dns_port: int, proxy_port: int, origin_port: int, sent: list[float]
+    n: int,
+    seconds: float,
+    start: int,
+    *,
+    alerting: bool,
+    dns_port: int,
+    proxy_port: int,
+    origin_port: int,
+    sent: list[float],
 ) -> None:
-    """`n` alert events spread evenly over `seconds`: DNS questions for self-harm names and watched
-    searches through the proxy, alternately; each a new visit."""
+    """`n` events spread evenly over `seconds`, DNS questions and searches through the proxy alternately,
+    each a new visit: with `alerting`, for self-harm names and with self-harm terms (each time in `sent`);
+    without, the same traffic, as notable, that raises nothing here: blocked adult names and searches
+    flagged by the bullying watch list (the bench's alerts.yaml has no rule for either)."""
     import dns.message
     import dns.query
 
@@ -284,13 +303,17 @@ def _alert_events(
     for k in range(n):
         time.sleep(max(0.0, began + k * seconds / n - time.monotonic()))
         i = start + k
-        sent.append(time.time())
+        if alerting:
+            sent.append(time.time())
         if i % 2 == 0:
-            query = dns.message.make_query(f"hurt-{i}.selfharm-bench.example", "A")
-            dns.query.udp(query, OURS_HOST, port=dns_port, timeout=2)
+            name = f"hurt-{i}.selfharm-bench.example" if alerting else f"calm-{i}.adult-bench.example"
+            dns.query.udp(dns.message.make_query(name, "A"), OURS_HOST, port=dns_port, timeout=2)
         else:
-            terms = urllib.parse.quote_plus(f"{TERMS[i % len(TERMS)]} {i}")
-            _fetch(proxy_port, f"http://www.google.com:{origin_port}/search?q={terms}")
+            words = TERMS[i % len(TERMS)] if alerting else "everyone hates me"
+            _fetch(
+                proxy_port,
+                f"http://www.google.com:{origin_port}/search?q={urllib.parse.quote_plus(f'{words} {i}')}",
+            )
 
 
 def _dnsperf(port: int, queries: Path, seconds: float, out: Path) -> float:
@@ -313,6 +336,12 @@ def _dnsperf(port: int, queries: Path, seconds: float, out: Path) -> float:
     if not found:
         raise RuntimeError(f"dnsperf: no rate in {out}")
     return float(found.group(1))
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process (all its threads), dnsperf's excluded."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -381,8 +410,11 @@ def run(work: Path, seconds: float, alerts: int) -> dict[str, Any]:
                     work / "dashboard.log",
                 )
             )
+            # As appliance-alerts.service runs it: Nice=10 (its CPUWeight needs systemd's cgroups).
             alerter = Started(
-                "alerts", [str(APPLIANCE), "alerts", "--config", str(config)], work / "alerts.log"
+                "alerts",
+                ["nice", "-n", "10", str(APPLIANCE), "alerts", "--config", str(config)],
+                work / "alerts.log",
             )
             running.append(alerter)
             _wait_ready(ports, origin.server_address[1], running)
@@ -394,7 +426,7 @@ def run(work: Path, seconds: float, alerts: int) -> dict[str, Any]:
                 target=_web_background, args=(ports["proxy_port"], origin.server_address[1], stop, counts)
             )
             web.start()
-            # One untimed pass over the questions first: every quarter then meets the same warm cache.
+            # One untimed pass over the questions first: every part then meets the same warm cache.
             warm = [
                 _tool("dnsperf"),
                 "-s",
@@ -407,33 +439,45 @@ def run(work: Path, seconds: float, alerts: int) -> dict[str, Any]:
             subprocess.run(
                 [*warm, "-n", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, check=True
             )
-            quarter = seconds / 4
+            phases = ("off", "on", "on", "off", "on", "off", "off", "on")  # a drift over the minute cancels
+            quarter = seconds / len(phases)
+            per_part = alerts // phases.count("on")
             qps: dict[str, list[float]] = {"off": [], "on": []}
             sent: list[float] = []
-            made = 0
-            for q, phase in enumerate(("off", "on", "off", "on")):
-                print(f"quarter {q + 1}: alerts {phase}", file=sys.stderr)
-                events = None
-                if phase == "on":
+            made = calm = 0  # alert events made; events made that raise nothing
+            cpu: dict[str, dict[str, float]] = {"off": {}, "on": {}}
+            for q, phase in enumerate(phases):
+                print(f"part {q + 1}: alerts {phase}", file=sys.stderr)
+                on = phase == "on"
+                if on:
                     os.kill(alerter.proc.pid, signal.SIGCONT)
-                    n = alerts // 2 if made == 0 else alerts - made
-                    events = threading.Thread(
-                        target=_alert_events,
-                        args=(n, quarter * 0.9, made),
-                        kwargs={
-                            "dns_port": ports["dns_port"],
-                            "proxy_port": ports["proxy_port"],
-                            "origin_port": origin.server_address[1],
-                            "sent": sent,
-                        },
-                    )
-                    events.start()
-                    made += n
+                # The same traffic in every part: alert events when on, events that raise nothing when off.
+                n = per_part if made + 2 * per_part <= alerts or not on else alerts - made
+                events = threading.Thread(
+                    target=_alert_events,
+                    args=(n, quarter * 0.9, made if on else calm),
+                    kwargs={
+                        "alerting": on,
+                        "dns_port": ports["dns_port"],
+                        "proxy_port": ports["proxy_port"],
+                        "origin_port": origin.server_address[1],
+                        "sent": sent,
+                    },
+                )
+                before = {server.name: server.cpu_s() for server in running}
+                before["bench"] = _own_cpu_s()
+                events.start()
                 qps[phase].append(
                     _dnsperf(ports["dns_port"], work / "queries.txt", quarter, work / "dnsperf.out")
                 )
-                if events is not None:
-                    events.join()
+                events.join()
+                spent = {server.name: server.cpu_s() - before[server.name] for server in running}
+                spent["bench"] = _own_cpu_s() - before["bench"]  # its SMTP server, banner polls, traffic
+                for name, seconds in spent.items():
+                    cpu[phase][name] = round(cpu[phase].get(name, 0.0) + seconds, 2)
+                calm += 0 if on else n
+                if on:
+                    made += n
                     _drain(mailbox, work, alerts=len(sent), timeout=20.0)
                     os.kill(alerter.proc.pid, signal.SIGSTOP)
             stop.set()
@@ -442,6 +486,7 @@ def run(work: Path, seconds: float, alerts: int) -> dict[str, Any]:
             _drain(mailbox, work, alerts=len(sent), timeout=30.0)
             banner.stop()
             result = _figures(work, mailbox, banner, sent, qps, counts)
+            result["cpu_s_off"], result["cpu_s_on"] = cpu["off"], cpu["on"]
     finally:
         mailbox.stop()
         origin.shutdown()

@@ -20,7 +20,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Protocol
 
-from appliance.alerts.delivery import Deliverer
+from appliance.alerts.delivery import Deliverer, use_ca_directory
 from appliance.alerts.raising import Raiser
 from appliance.in_force.live import Live
 from appliance.store.schema import connect
@@ -96,6 +96,11 @@ async def _serve(config_path: Path | None) -> int:
     from appliance.in_force.live import load_live
 
     live = load_live(config_path)
+    use_ca_directory()
+    # Apprise is loaded now, not at the first alert: its half second of CPU is spent at start, and the
+    # first message goes as fast as the next (it stays loaded from its first message on anyway).
+    import apprise  # noqa: F401
+
     follower = Follower(live, role="alerts", config_path=config_path, events=None, log=log)
     db = connect(live.config.events_path)
     deliverer = Deliverer(db, zone=live.zone, categories=live.policy.categories)
@@ -136,6 +141,7 @@ def _policy_in_force(config_path: Path | None) -> tuple[AlertPolicy, sqlite3.Con
     from appliance.in_force.live import load_live
 
     live = load_live(config_path)
+    use_ca_directory()
     db = connect(live.config.events_path)
     deliverer = Deliverer(db, zone=live.zone, categories=live.policy.categories, wait_s=5.0)
     return alert_policy_of(live), db, deliverer
