@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,17 +247,23 @@ def feed(db: sqlite3.Connection, f: FeedFilter, limit: int = 50) -> list[FeedEve
     return found
 
 
-def _read(db: sqlite3.Connection, table: str, ids: list[int]) -> list[FeedEvent]:
+def _events_where(db: sqlite3.Connection, table: str, where: str, args: Sequence[object]) -> list[FeedEvent]:
+    """The rows of `table` (events or requests) with their asker and answer, as feed events, where
+    `where` (SQL naming the table by its alias, `{t}`) holds."""
     t = _ALIAS[table]
     return [
         _event(table, row)
         for row in db.execute(
             f"SELECT {_COLUMNS.format(t=t, extra=_EXTRA[table])} FROM {table} {t}"
             f" JOIN askers a ON a.id = {t}.asker JOIN answers w ON w.id = {t}.answer"
-            f" WHERE {t}.rowid IN ({','.join('?' * len(ids))})",
-            ids,
+            f" WHERE {where.format(t=t)}",
+            args,
         )
     ]
+
+
+def _read(db: sqlite3.Connection, table: str, ids: list[int]) -> list[FeedEvent]:
+    return _events_where(db, table, f"{{t}}.rowid IN ({','.join('?' * len(ids))})", ids)
 
 
 def get_events(db: sqlite3.Connection, ids: Iterable[str]) -> list[FeedEvent]:
@@ -275,16 +281,8 @@ def get_events(db: sqlite3.Connection, ids: Iterable[str]) -> list[FeedEvent]:
 def notable_after(db: sqlite3.Connection, table: str, after: int, up_to: int, limit: int) -> list[FeedEvent]:
     """Up to `limit` notable rows of `table` (events or requests) with rowids in (`after`, `up_to`], in
     rowid order (the order the writers committed them): the alerter's read past its cursor."""
-    t = _ALIAS[table]
-    return [
-        _event(table, row)
-        for row in db.execute(
-            f"SELECT {_COLUMNS.format(t=t, extra=_EXTRA[table])} FROM {table} {t}"
-            f" JOIN askers a ON a.id = {t}.asker JOIN answers w ON w.id = {t}.answer"
-            f" WHERE {t}.rowid > ? AND {t}.rowid <= ? AND {t}.notable ORDER BY {t}.rowid LIMIT ?",
-            (after, up_to, limit),
-        )
-    ]
+    where = "{t}.rowid > ? AND {t}.rowid <= ? AND {t}.notable ORDER BY {t}.rowid LIMIT ?"
+    return _events_where(db, table, where, (after, up_to, limit))
 
 
 def notable_of(
@@ -295,15 +293,7 @@ def notable_of(
     found: list[FeedEvent] = []
     askers = "SELECT id FROM askers WHERE subject = ?" + (" AND client = ?" if client else "")
     args = [subject, client] if client else [subject]
+    where = f"{{t}}.notable AND {{t}}.asker IN ({askers}) AND {{t}}.ts >= ? AND {{t}}.ts <= ?"
     for table in ("events", "requests"):
-        t = _ALIAS[table]
-        found += [
-            _event(table, row)
-            for row in db.execute(
-                f"SELECT {_COLUMNS.format(t=t, extra=_EXTRA[table])} FROM {table} {t}"
-                f" JOIN askers a ON a.id = {t}.asker JOIN answers w ON w.id = {t}.answer"
-                f" WHERE {t}.notable AND {t}.asker IN ({askers}) AND {t}.ts >= ? AND {t}.ts <= ?",
-                (*args, since, until),
-            )
-        ]
+        found += _events_where(db, table, where, (*args, since, until))
     return sorted(found, key=lambda e: (e.ts, e.id))
