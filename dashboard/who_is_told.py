@@ -8,11 +8,11 @@ never the URL, which may hold a password. Pure: the centre's time is an argument
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from profiles.alerts import ON_DUTY, AlertPolicy, Channel, Digest, LadderStep
 from profiles.categories import Severity
-from profiles.escalation import on_duty
+from profiles.escalation import next_change, on_duty
 
 # A channel's kind in words, by its Apprise URL's scheme (the secure variant, ending in s, alike).
 CHANNEL_KINDS = {
@@ -69,16 +69,6 @@ class WhoIsTold:
 def display_names(policy: AlertPolicy) -> dict[str, str]:
     """alerts.yaml's contact keys -> the names staff read (the key when no name is written)."""
     return {c.name: c.display_name or c.name for c in policy.contacts}
-
-
-def next_change(policy: AlertPolicy, local: datetime) -> datetime | None:
-    """When the contact on duty at `local` (naive, centre's time) next changes; None: never (no rota, or
-    one that covers every hour)."""
-    current = on_duty(policy, local)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    minutes = {0} | {m for s in policy.rota for m in (s.start, s.end)}
-    candidates = sorted(midnight + timedelta(days=d, minutes=m) for d in range(9) for m in minutes)
-    return next((c for c in candidates if c > local and on_duty(policy, c) != current), None)
 
 
 def clock_words(moment: datetime, local: datetime) -> str:

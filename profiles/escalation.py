@@ -54,6 +54,16 @@ def on_duty(policy: AlertPolicy, local: datetime) -> str:
     return on_duty_at(policy.rota, policy.out_of_hours, local.weekday(), local.hour * 60 + local.minute)
 
 
+def next_change(policy: AlertPolicy, local: datetime) -> datetime | None:
+    """When the contact on duty at `local` (naive, centre's time) next changes; None: never (no rota, or
+    one that covers every hour)."""
+    current = on_duty(policy, local)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes = {0} | {m for s in policy.rota for m in (s.start, s.end)}
+    candidates = sorted(midnight + timedelta(days=d, minutes=m) for d in range(9) for m in minutes)
+    return next((c for c in candidates if c > local and on_duty(policy, c) != current), None)
+
+
 def recipient(policy: AlertPolicy, step: LadderStep, local: datetime) -> str:
     """The contact a ladder step tells at `local`: its own, or for `on-duty` the rota's."""
     return on_duty(policy, local) if step.notify == ON_DUTY else step.notify
