@@ -5,6 +5,7 @@ DNS filter and the proxy do (through the real StoreWriter)."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -217,3 +218,12 @@ def device_who(name: str, address: str = CHILD_IP, profile: str = "10-12") -> As
 
 def add_child(db: Any, name: str = "Amira", profile: str = "10-12", pin: str = "4826") -> people.ChildRecord:
     return people.add_child(db, name, profile, pin, time.time())
+
+
+@pytest.fixture
+def profiles_file(tmp_path: Path) -> Path:
+    """A copy of the shipped profiles in the data folder, where the dashboard may edit them."""
+    path = tmp_path / "policy" / "profiles.yaml"
+    path.parent.mkdir()
+    shutil.copyfile(Path(str(resources.files("appliance") / "defaults" / "policy" / "profiles.yaml")), path)
+    return path

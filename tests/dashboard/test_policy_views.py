@@ -27,14 +27,6 @@ OPEN = "2026-11-24T16:30"  # a Tuesday, in opening hours
 
 
 @pytest.fixture
-def profiles_file(tmp_path: Path) -> Path:
-    path = tmp_path / "policy" / "profiles.yaml"
-    path.parent.mkdir()
-    shutil.copyfile(SHIPPED, path)
-    return path
-
-
-@pytest.fixture
 def config(
     make_config: Callable[..., Config], tmp_path: Path, profiles_file: Path, compiled_index: Path
 ) -> Config:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -90,14 +89,6 @@ def upstream() -> Iterator[FakeUpstream]:
     fake.add("discord.com", "A", "198.51.100.7")
     yield fake
     fake.close()
-
-
-@pytest.fixture
-def profiles_file(tmp_path: Path) -> Path:
-    path = tmp_path / "policy" / "profiles.yaml"
-    path.parent.mkdir()
-    shutil.copyfile(SHIPPED, path)
-    return path
 
 
 @pytest.fixture
