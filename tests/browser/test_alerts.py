@@ -20,13 +20,12 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from appliance.store import people
 from appliance.store.alerts import open_alerts
-from profiles.categories import Severity
-from profiles.verdict import Action, Step
 from tests.appliance.proxy.conftest import fetch, sign_in_taken
 from tests.appliance.store.test_alerts import make_link, queue, raise_alert
 from tests.browser.conftest import ADMIN, Alerting, Centre, Dashboard, wait_until
 from tests.browser.test_staff_signin import sign_in
-from tests.dashboard.conftest import PASSWORD, EventWriter, child_who, verdict
+from tests.dashboard.conftest import PASSWORD, EventWriter
+from tests.dashboard.test_alerts import self_harm_search
 
 Shot = Callable[[WebDriver, str], Path]
 AMIRA = "Amira"
@@ -40,14 +39,7 @@ def _amiras_alert(centre: Centre) -> int:
         amira = people.add_child(db, AMIRA, "10-12", "4826", time.time())
         writer = EventWriter(centre.config)
         now = time.time()
-        writer.web(
-            now,
-            child_who(amira.id),
-            "https://www.google.com/search?q=x",
-            verdict(Action.FLAG, "self-harm", Severity.CRITICAL, flag=True, step=Step.WATCH_LIST),
-            terms="how to hurt myself",
-            status=200,
-        )
+        self_harm_search(writer, amira.id, now)
         writer.close()
         (rowid,) = db.execute("SELECT max(rowid) FROM requests").fetchone()
         alert = raise_alert(db, subject=f"child:{amira.id}", ts=now, count=2)

@@ -19,9 +19,21 @@ from appliance.store import audit
 from profiles.categories import Severity
 from profiles.verdict import Action, Step
 from tests.appliance.store.test_alerts import incident, make_link, queue, raise_alert, states
-from tests.dashboard.conftest import CHILD_IP, add_child, child_who, config_text, verdict
+from tests.dashboard.conftest import CHILD_IP, EventWriter, add_child, child_who, config_text, verdict
 
 JSON = {"Accept": "application/json"}
+
+
+def self_harm_search(events: EventWriter, child: str, now: float) -> None:
+    """A child's search with a self-harm term, flagged critical, as the proxy's writer stores it."""
+    events.web(
+        now,
+        child_who(child),
+        "https://www.google.com/search?q=x",
+        verdict(Action.FLAG, "self-harm", Severity.CRITICAL, flag=True, step=Step.WATCH_LIST),
+        terms="how to hurt myself",
+        status=200,
+    )
 
 
 def amiras_self_harm_alert(db, events, *, count: int = 3, with_incident: bool = True) -> tuple[int, str]:
@@ -29,14 +41,7 @@ def amiras_self_harm_alert(db, events, *, count: int = 3, with_incident: bool = 
     (alert id, the event's feed id)."""
     amira = add_child(db, "Amira")
     now = time.time()
-    events.web(
-        now,
-        child_who(amira.id),
-        "https://www.google.com/search?q=x",
-        verdict(Action.FLAG, "self-harm", Severity.CRITICAL, flag=True, step=Step.WATCH_LIST),
-        terms="how to hurt myself",
-        status=200,
-    )
+    self_harm_search(events, amira.id, now)
     (rowid,) = db.execute("SELECT max(rowid) FROM requests").fetchone()
     number = incident(db) if with_incident else None
     alert = raise_alert(db, subject=f"child:{amira.id}", ts=now, count=count, incident=number)
