@@ -89,8 +89,8 @@ def policy_files() -> PolicyFiles:
 
 
 def area_of() -> dict[str, str]:
-    """Category name -> its three-Cs area ('' for allowlist categories)."""
-    return {name: str(c.area or "") for name, c in policy_files().categories.categories.items()}
+    """Category name -> its three-Cs area (allowlist categories left out)."""
+    return policy_files().categories.areas()
 
 
 def local_time(ts: float) -> datetime:

@@ -55,10 +55,6 @@ def _categories() -> CategoryMap:
         return e.categories if e.categories is not None else CategoryMap({})
 
 
-def _area_of(categories: CategoryMap) -> dict[str, str]:
-    return {c.name: str(c.area) for c in categories.values() if c.area is not None}
-
-
 def _period(text: str, zone: ZoneInfo) -> Period:
     if not text.strip():
         return reports.period_at(now(), zone)
@@ -144,7 +140,7 @@ def index() -> str:
     zone = _zone()
     period = _period(request.args.get("period", ""), zone)
     categories = _categories()
-    report = reports.summary(store(), period, _area_of(categories))
+    report = reports.summary(store(), period, categories.areas())
     log_action("view-report", f"report:{period.key}", "yearly" if period.yearly else "monthly")
 
     short, names = _time_labels(period)
@@ -238,7 +234,7 @@ def export(period: str) -> Response:
         found = reports.parse_period(period, _zone())
     except ValueError as e:
         abort(400, f"No such report: {e}.")
-    report = reports.summary(store(), found, _area_of(_categories()))
+    report = reports.summary(store(), found, _categories().areas())
     log_action("export-report", f"report:{found.key}", "csv")
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerows(csv_rows(report))

@@ -112,6 +112,11 @@ class CategoryMap:
     def values(self) -> Iterable[Category]:
         return self.categories.values()
 
+    def areas(self) -> dict[str, str]:
+        """Each category's three-Cs area by name (content, contact, conduct); those without one (the
+        allowlist categories) left out."""
+        return {c.name: str(c.area) for c in self.categories.values() if c.area is not None}
+
     def for_source(self, source: str, label: str) -> Category | None:
         """The category a list source feeds: named by the category's `sources`, else by its label."""
         found = self._by_source.get(source)

@@ -14,18 +14,16 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 from appliance.alerts.delivery import Deliverer, use_ca_directory
 from appliance.alerts.raising import Raiser
 from appliance.in_force.live import Live
 from appliance.store.schema import connect
 from profiles.alerts import AlertPolicy
-from profiles.categories import CategoryMap
 
 log = logging.getLogger("appliance.alerts")
 
@@ -33,38 +31,16 @@ STEP_S = 0.25  # how often the alerter raises and delivers
 WATCH_S = 2.0
 
 
-class Raising(Protocol):
-    """What the alerter needs of `appliance.alerts.raising.Raiser`."""
-
-    def step(self, policy: AlertPolicy, now: float) -> list[int]: ...
-
-
-def make_raiser(db: sqlite3.Connection, area_of: Mapping[str, str]) -> Raising:
-    """The raiser on `db`."""
-    return Raiser(db, area_of=area_of)
-
-
-def alert_policy_of(live: Live) -> AlertPolicy:
-    """alerts.yaml's policy within the policy in force."""
-    return live.alerts
-
-
-def area_of(categories: CategoryMap) -> dict[str, str]:
-    """Each category's three-Cs area (those without one left out)."""
-    return {c.name: str(c.area) for c in categories.values() if c.area is not None}
-
-
 @dataclass
 class Alerter:
     """Both jobs on one store connection, stepped with the time given."""
 
     deliverer: Deliverer
-    raiser: Raising
-    zone: tzinfo
+    raiser: Raiser
 
     def step(self, policy: AlertPolicy, now: float) -> None:
         self.raiser.step(policy, now)
-        self.deliverer.step(policy, now, datetime.fromtimestamp(now, self.zone))
+        self.deliverer.step(policy, now, datetime.fromtimestamp(now, self.deliverer.zone))
 
 
 def serve(
@@ -104,20 +80,20 @@ async def _serve(config_path: Path | None) -> int:
     follower = Follower(live, role="alerts", config_path=config_path, events=None, log=log)
     db = connect(live.config.events_path)
     deliverer = Deliverer(db, zone=live.zone, categories=live.policy.categories)
-    alerter = Alerter(deliverer, make_raiser(db, area_of(live.policy.categories)), live.zone)
+    alerter = Alerter(deliverer, Raiser(db, area_of=live.policy.categories.areas()))
     del live  # the follower holds the policy in force
 
     def reloaded(new: Live) -> None:
-        deliverer.zone = alerter.zone = new.zone
+        deliverer.zone = new.zone
         deliverer.categories = new.policy.categories
-        alerter.raiser = make_raiser(db, area_of(new.policy.categories))
+        alerter.raiser = Raiser(db, area_of=new.policy.categories.areas())
 
     stop = threading.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     watch = asyncio.create_task(follower.watch(WATCH_S, lambda: None, reloaded))
-    policy = alert_policy_of(follower.live)
+    policy = follower.live.alerts
     told = sum(len(c.channels) for c in policy.contacts)
     log.info(
         "alerter running on %s: %d rules, %d channels",
@@ -127,7 +103,7 @@ async def _serve(config_path: Path | None) -> int:
     )
     try:
         # The steps run in a thread of their own: the follower's reloads and the signals stay on the loop.
-        await loop.run_in_executor(None, serve, alerter, lambda: alert_policy_of(follower.live), stop)
+        await loop.run_in_executor(None, serve, alerter, lambda: follower.live.alerts, stop)
     finally:
         stop.set()
         watch.cancel()
@@ -144,7 +120,7 @@ def _policy_in_force(config_path: Path | None) -> tuple[AlertPolicy, sqlite3.Con
     use_ca_directory()
     db = connect(live.config.events_path)
     deliverer = Deliverer(db, zone=live.zone, categories=live.policy.categories, wait_s=5.0)
-    return alert_policy_of(live), db, deliverer
+    return live.alerts, db, deliverer
 
 
 def try_channels(config_path: Path | None, contact: str | None) -> list[tuple[str, str, str]]:
