@@ -72,6 +72,8 @@
         tone.start(start + offset);
         tone.stop(start + offset + 0.22);
       });
+      // How many times this page has sounded, for whoever looks (the browser tests do).
+      sound.setAttribute("data-beeps", String((Number(sound.getAttribute("data-beeps")) || 0) + 1));
     } catch (e) {
       /* silent */
     }

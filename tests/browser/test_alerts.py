@@ -108,6 +108,8 @@ def test_an_alert_appears_in_the_open_pages_banner_and_acknowledge_makes_it_go(
     assert "2 events" in items[0]
     assert driver.find_element(By.ID, "alert-banner-title").text == "1 open alert"
     assert driver.execute_script("return window.performance.timeOrigin") == page  # no reload
+    beeps = driver.find_element(By.ID, "alert-sound").get_attribute("data-beeps")
+    assert beeps == "1"  # the new alert sounded, once
     shots(driver, "alert-banner")
 
     driver.find_element(By.LINK_TEXT, "All alerts").click()
