@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from profiles.categories import Severity
+from profiles.controls import Budget
 from profiles.pii import PiiKind
 from profiles.safesearch import SafeSearchSetting
 from profiles.schedule import ScheduleRule
@@ -128,3 +129,4 @@ class Profile:
     blocked_answer: BlockedAnswer = BlockedAnswer.BLOCK_PAGE
     on_error: OnError = OnError.BLOCK
     direct_ports: tuple[DirectPort, ...] = ()
+    budget: Budget | None = None  # daily minutes of internet and per category, for its signed-in children

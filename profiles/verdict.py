@@ -42,6 +42,9 @@ class Step(StrEnum):
     # A connection that named one site and went to another, or that no list can judge (not web traffic,
     # no site name): a way round the filter, refused for children and shown to staff.
     BYPASS_ATTEMPT = "bypass-attempt"
+    PAUSED = "paused"  # staff switched the internet off for this device, child, profile or centre
+    GRANT = "grant"  # staff let this child or device use this site or category for a while
+    BUDGET = "budget"  # a time budget: used up (block), or counting this request (allow)
 
 
 class LogDetail(StrEnum):

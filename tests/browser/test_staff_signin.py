@@ -14,7 +14,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import ADMIN, Dashboard
+from tests.browser.conftest import ADMIN, Dashboard, replaced
 from tests.dashboard.conftest import PASSWORD
 
 Shot = Callable[[WebDriver, str], Path]
@@ -24,7 +24,12 @@ def sign_in(driver: WebDriver, dashboard: Dashboard, username: str, password: st
     driver.get(dashboard.url("/signin"))
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    submit = driver.find_element(By.CSS_SELECTOR, "form button[type=submit]")
+    submit.click()
+    # The answer to the form must be in before the caller goes on: a page asked for while the sign-in is
+    # still on its way races it, and the browser may land on the page the sign-in redirects to instead.
+    WebDriverWait(driver, 10).until(replaced(submit))
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def test_staff_sign_in_lands_on_the_dashboard_and_signs_out(
