@@ -168,6 +168,7 @@ _AUDIT: Mapping[str, str] = {
     "view-events": "looked at {about}",
     "view-event": "looked at one event of {about}",
     "view-children": "looked at the children and who is signed in where",
+    "view-overview": "looked at the overview (who is signed in, today's events)",
     "add-child": "added {about}",
     "reset-pin": "reset {about}'s PIN",
     "archive-child": "archived {about}",
