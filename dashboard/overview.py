@@ -164,7 +164,7 @@ def overview(db: sqlite3.Connection, t: float) -> Overview:
     ordered = sorted(pauses, key=lambda p: (p.scope != "centre", p.since))
     spent = budgets.today(db, t)
     children = {c.id: c for c in people.children(db)}
-    nearly = []
+    nearly: list[BudgetLine] = []
     for s in sessions:
         child = children.get(s.child)
         found = spent.of(child) if child is not None and s.staff is None else None

@@ -484,7 +484,7 @@ def child(child_id: str) -> tuple[str, int]:
     return _child_page(found)
 
 
-def _minutes(text: str, what: str, *, most: int, blank: bool = False) -> int | None:
+def _minutes(text: str, what: str, *, most: int, least: int = 1, blank: bool = False) -> int | None:
     text = text.strip()
     if not text and blank:
         return None
@@ -492,17 +492,19 @@ def _minutes(text: str, what: str, *, most: int, blank: bool = False) -> int | N
         n = int(text)
     except ValueError:
         raise Refused(f"{what}: write a number of minutes, like 30.") from None
-    if not 1 <= n <= most:
-        raise Refused(f"{what}: between 1 and {most} minutes.")
+    if not least <= n <= most:
+        raise Refused(f"{what}: between {least} and {most} minutes.")
     return n
 
 
 def _budget_from_form(categories: list[tuple[str, str]]) -> Budget:
     form = request.form
-    internet = _minutes(form.get("minutes", ""), "Internet a day", most=MAX_DAILY_MINUTES, blank=True)
+    internet = _minutes(
+        form.get("minutes", ""), "Internet a day", most=MAX_DAILY_MINUTES, least=0, blank=True
+    )
     limits: dict[str, int] = {}
     for name, title in categories:
-        n = _minutes(form.get(f"category-{name}", ""), title, most=MAX_DAILY_MINUTES, blank=True)
+        n = _minutes(form.get(f"category-{name}", ""), title, most=MAX_DAILY_MINUTES, least=0, blank=True)
         if n is not None:
             limits[name] = n
     return Budget(minutes=internet, categories=limits)
