@@ -25,7 +25,7 @@ from appliance.store.feed import SEVERITIES, FeedFilter, feed
 from appliance.store.people import SessionRecord
 from appliance.store.staff import Role
 from dashboard import budgets
-from dashboard.database import now, store
+from dashboard.database import config, now, store
 from dashboard.health import HealthLine, health_lines
 from dashboard.review import Row, rows
 from dashboard.security import log_action, requires
@@ -44,6 +44,7 @@ class SignedIn:
     """Someone signed in at the portal now: a child (or staff), on which device, since and until."""
 
     session: SessionRecord
+    device: str  # the device's name where staff named it (or appliance.yaml does), else its key
     since: str
     until: str
     paused: str  # "paused until 15:30" where a pause covers them or their device, else ""
@@ -145,6 +146,13 @@ def _covering(pauses: list[PauseRecord], s: SessionRecord) -> PauseRecord | None
     return found[-1] if found else None
 
 
+def _device_names(db: sqlite3.Connection) -> dict[str, str]:
+    """Device key (normalised MAC, else address) -> the name staff gave it or appliance.yaml does."""
+    named = [(d.mac, d.address, d.name) for d in people.devices(db)]
+    named += [(d.mac, d.network, d.name) for d in config().devices]
+    return {key: name for mac, address, name in named for key in (mac, address) if key}
+
+
 def _midnight(t: float) -> float:
     zone = budgets.zone()
     return datetime.combine(datetime.fromtimestamp(t, zone).date(), time(), zone).timestamp()
@@ -154,11 +162,13 @@ def overview(db: sqlite3.Connection, t: float) -> Overview:
     """Everything the overview shows at `t`."""
     pauses = store_controls.active_pauses(db, t)
     sessions = people.open_sessions(db, t)
+    names = _device_names(db)
     signed = []
     for s in sessions:
         over = _covering(pauses, s)
         paused = f"paused {_until(over.until, t)}" if over else ""
-        signed.append(SignedIn(s, _clock(s.started), _clock(s.expires), paused))
+        device = names.get(s.device) or names.get(s.client) or s.device
+        signed.append(SignedIn(s, device, _clock(s.started), _clock(s.expires), paused))
     today = feed(db, FeedFilter(since=_midnight(t)), COUNTED)
     counts = Counter(e.severity for e in today)
     ordered = sorted(pauses, key=lambda p: (p.scope != "centre", p.since))
@@ -211,7 +221,7 @@ def live() -> Response:
         counts=found.counts,
         more=found.more,
         signed_in=[
-            {"name": s.session.display_name, "device": s.session.device, "staff": s.session.staff is not None}
+            {"name": s.session.display_name, "device": s.device, "staff": s.session.staff is not None}
             for s in found.signed_in
         ],
         asks=[{"id": a.ask.id, "who": a.ask.label, "host": a.ask.host} for a in found.asks],
