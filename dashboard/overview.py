@@ -25,8 +25,9 @@ from appliance.store.feed import SEVERITIES, FeedFilter, feed
 from appliance.store.people import SessionRecord
 from appliance.store.staff import Role
 from dashboard import budgets
-from dashboard.database import config, now, store
+from dashboard.database import now, store
 from dashboard.health import HealthLine, health_lines
+from dashboard.people import device_names
 from dashboard.review import Row, rows
 from dashboard.security import log_action, requires
 
@@ -146,13 +147,6 @@ def _covering(pauses: list[PauseRecord], s: SessionRecord) -> PauseRecord | None
     return found[-1] if found else None
 
 
-def _device_names(db: sqlite3.Connection) -> dict[str, str]:
-    """Device key (normalised MAC, else address) -> the name staff gave it or appliance.yaml does."""
-    named = [(d.mac, d.address, d.name) for d in people.devices(db)]
-    named += [(d.mac, d.network, d.name) for d in config().devices]
-    return {key: name for mac, address, name in named for key in (mac, address) if key}
-
-
 def _midnight(t: float) -> float:
     zone = budgets.zone()
     return datetime.combine(datetime.fromtimestamp(t, zone).date(), time(), zone).timestamp()
@@ -162,7 +156,7 @@ def overview(db: sqlite3.Connection, t: float) -> Overview:
     """Everything the overview shows at `t`."""
     pauses = store_controls.active_pauses(db, t)
     sessions = people.open_sessions(db, t)
-    names = _device_names(db)
+    names = device_names(db)
     signed = []
     for s in sessions:
         over = _covering(pauses, s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -433,6 +434,13 @@ def _budget_categories(child: ChildRecord, time_today: budgets.ChildTime | None)
     return sorted(named, key=lambda nc: (nc[0] not in limited, nc[1].lower()))
 
 
+def device_names(db: sqlite3.Connection) -> dict[str, str]:
+    """Device key (normalised MAC, else address) -> the name staff gave it or appliance.yaml does."""
+    named = [(d.mac, d.address, d.name) for d in people.devices(db)]
+    named += [(d.mac, d.network, d.name) for d in config().devices]
+    return {key: name for mac, address, name in named for key in (mac, address) if key}
+
+
 def _child_page(child: ChildRecord, error: str = "", status: int = 200) -> tuple[str, int]:
     db = store()
     t = now()
@@ -440,9 +448,11 @@ def _child_page(child: ChildRecord, error: str = "", status: int = 200) -> tuple
     time_today = budgets.today(db, t).of(child)
     own = store_controls.child_budgets(db).get(child.id)
     profile_budget = budgets.profile_budget(child.profile)
+    names = device_names(db)
     page = render_template(
         "people/child.html",
         child=child,
+        device_name=lambda s: names.get(s.device) or names.get(s.client) or s.device,
         sessions=[
             (s, _clock(s.started), _clock(s.expires))
             for s in people.open_sessions(db, t)

@@ -171,6 +171,7 @@ def test_the_overview_at_a_desk_and_on_a_phone_follows_the_centre_live(
     driver.get(dashboard.url(f"/people/children/{ids['amira']}"))
     block = WebDriverWait(driver, 10).until(ec.visibility_of_element_located((By.ID, "time-budget")))
     assert "The internet: 3 minutes left" in block.text
+    assert "on Room 1 PC 1" in driver.find_element(By.CSS_SELECTOR, "dl.facts").text
     driver.find_element(By.ID, "extra-minutes").clear()
     driver.find_element(By.ID, "extra-minutes").send_keys("20")
     driver.find_element(By.ID, "extra-reason").send_keys("Maths homework")
@@ -185,3 +186,37 @@ def test_the_overview_at_a_desk_and_on_a_phone_follows_the_centre_live(
     WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "time-budget")))
     assert page_width(driver) <= PHONE[0], wider_than(driver, PHONE[0])
     assert small_controls(driver) == []
+
+
+def test_the_portal_tells_a_signed_in_child_what_is_left_and_warns_at_five_minutes(
+    centre: Centre,
+    dashboard: Dashboard,
+    browser: Callable[[], WebDriver],
+    shots: Shot,
+    axe: Callable[[WebDriver], list[str]],
+):
+    db = centre.db()
+    try:
+        now = time.time()
+        amira = people.add_child(db, "Amira", "10-12", "4826", now)
+        # The browser asks from 127.0.0.1: Amira is signed in on that device.
+        people.start_session(db, amira.id, "127.0.0.1", "127.0.0.1", now - 60, now + 7200, 1200)
+        store_controls.set_child_budget(
+            db, amira.id, Budget(minutes=90, categories={"games": 30}), by=ADMIN, now=now
+        )
+        day = time.strftime("%Y-%m-%d", time.gmtime(now + _offset(centre)))
+        minute = int(now // 60)
+        store_controls.record_activity(db, [(day, amira.id, "", minute - k) for k in range(40)])
+        store_controls.record_activity(db, [(day, amira.id, "games", minute - k) for k in range(26)])
+    finally:
+        db.close()
+    driver = browser()
+    phone(driver)
+    driver.get(dashboard.url("/portal"))
+    notice = WebDriverWait(driver, 10).until(ec.visibility_of_element_located((By.ID, "time-nearly-up")))
+    assert "4 minutes of online games left today" in notice.text
+    left = driver.find_element(By.ID, "time-left").text
+    assert "The internet: 50 minutes left" in left and "Online games: 4 minutes left" in left
+    assert page_width(driver) <= PHONE[0], wider_than(driver, PHONE[0])
+    assert axe(driver) == []
+    shots(driver, "portal-time-left")
