@@ -149,6 +149,13 @@ def test_every_budget_form_needs_its_csrf_token(browse, accounts, db, amira):
         assert lead.post(f"/people/children/{amira.id}/{path}", form, token=False).status_code == 400
     assert store_controls.child_budgets(db)[amira.id] == Budget(minutes=30)
     assert _audit(db, "add-time") == []
+    # The same forms with the page's token go through.
+    lead.get(f"/people/children/{amira.id}")
+    assert (
+        lead.post(f"/people/children/{amira.id}/time", {"minutes": "10", "category": ""}).status_code == 302
+    )
+    assert lead.post(f"/people/children/{amira.id}/budget", {"minutes": "45"}).status_code == 302
+    assert store_controls.child_budgets(db)[amira.id] == Budget(minutes=45)
 
 
 def test_an_unknown_child_has_no_page(browse, accounts):
