@@ -158,6 +158,12 @@ def test_every_budget_form_needs_its_csrf_token(browse, accounts, db, amira):
     assert store_controls.child_budgets(db)[amira.id] == Budget(minutes=45)
 
 
+def test_looking_at_a_childs_page_is_in_the_audit_log_by_name(browse, accounts, amira):
+    browse(as_user="staff").get(f"/people/children/{amira.id}")
+    page = browse(as_user="lead").get("/audit").get_data(as_text=True)
+    assert "Staff Person looked at Amira&#39;s page (where they are signed in, their time today)" in page
+
+
 def test_an_unknown_child_has_no_page(browse, accounts):
     assert browse(as_user="staff").get("/people/children/nobody").status_code == 404
 
