@@ -1,7 +1,8 @@
 // The overview (templates/overview/index.html) kept up to date without a reload: every few seconds it asks
 // /overview/live and puts each section the answer renders in place of the one shown, only where it
 // changed (a form being filled in is left alone: the sections hold none). A failed ask is tried again at
-// the next turn; a sign-in that ended (the answer is the sign-in page, not JSON) stops the asking.
+// the next turn; a sign-in that ended (the answer is the sign-in page, not JSON) stops the asking. A tab
+// in the background does not ask; it catches up at the first turn after it is shown again.
 (function () {
   "use strict";
   var root = document.getElementById("overview");
@@ -20,7 +21,7 @@
   }
 
   function ask() {
-    if (asking || stopped) return;
+    if (asking || stopped || document.hidden) return; // a tab in the background asks nothing
     asking = true;
     fetch(live, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) {
