@@ -96,10 +96,12 @@ GUIDE_WALK := test_two_children_their_records_kept_apart_and_a_pin_lock_lifted_b
 GUIDE_SCENARIO := test_a_flagged_visit_goes_from_the_portal_to_the_yearly_report
 GUIDE_ALERTS := test_an_alert_appears_in_the_open_pages_banner_and_acknowledge_makes_it_go
 GUIDE_ROTA := test_the_alerts_page_says_who_is_told_on_a_desk_and_a_phone_and_never_a_channels_address
+GUIDE_OVERVIEW := test_the_overview_at_a_desk_and_on_a_phone_follows_the_centre_live
+GUIDE_PORTAL_TIME := test_the_portal_tells_a_signed_in_child_what_is_left_and_warns_at_five_minutes
 guide-images: $(TEST_STAMP) $(AXE)
 	$(BIN)/pytest -q tests/browser/test_staff_signin.py tests/browser/test_scenario.py \
 	    'tests/browser/test_walk.py::$(GUIDE_WALK)' 'tests/browser/test_alerts.py::$(GUIDE_ALERTS)' \
-	    'tests/browser/test_alerts.py::$(GUIDE_ROTA)'
+	    'tests/browser/test_alerts.py::$(GUIDE_ROTA)' tests/browser/test_overview.py
 	cp $(SHOTS)/test_staff_sign_in_lands_on_the_dashboard_and_signs_out/*-signin-page.png docs/images/signin.png
 	cp '$(SHOTS)/$(GUIDE_WALK)/'*-feed-two-children.png docs/images/feed.png
 	cp $(SHOTS)/$(GUIDE_SCENARIO)/*-review-event.png docs/images/event.png
@@ -110,6 +112,10 @@ guide-images: $(TEST_STAMP) $(AXE)
 	cp $(SHOTS)/$(GUIDE_ALERTS)/*-alert-banner.png docs/images/alert-banner.png
 	cp $(SHOTS)/$(GUIDE_ALERTS)/*-alerts-page.png docs/images/alerts-page.png
 	cp $(SHOTS)/$(GUIDE_ROTA)/*-alerts-rota.png docs/images/alerts-rota.png
+	cp $(SHOTS)/$(GUIDE_OVERVIEW)/*-desk-overview.png docs/images/overview.png
+	cp $(SHOTS)/$(GUIDE_OVERVIEW)/*-phone-overview.png docs/images/overview-phone.png
+	cp $(SHOTS)/$(GUIDE_OVERVIEW)/*-desk-child-time.png docs/images/child-time.png
+	cp $(SHOTS)/$(GUIDE_PORTAL_TIME)/*-portal-time-left.png docs/images/portal-time-left.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

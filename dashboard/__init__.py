@@ -84,6 +84,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
         auth,
         health,
         incidents,
+        overview,
         people,
         policy_views,
         portal,
@@ -116,6 +117,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     _install_wording(app)
     health.install(app)
     app.teardown_appcontext(close_store)
-    for module in (auth, review, alerts, incidents, people, policy_views, reports, audit_views, portal):
+    areas = (auth, overview, review, alerts, incidents, people, policy_views, reports, audit_views, portal)
+    for module in areas:
         app.register_blueprint(module.bp)
     return app

@@ -31,7 +31,7 @@ def _safe_next(target: str | None) -> str:
             and "\\" not in cleaned
         ):
             return cleaned
-    return url_for("review.feed")
+    return url_for("overview.index")
 
 
 @bp.route("/signin", methods=["GET", "POST"])
@@ -53,7 +53,7 @@ def sign_in() -> str | Response | tuple[str, int]:
         log_action("sign-in", f"staff:{user.username}")
         return redirect(_safe_next(request.args.get("next")))
     if current_user() is not None:
-        return redirect(url_for("review.feed"))
+        return redirect(url_for("overview.index"))
     return render_template("signin.html", error="", username="")
 
 
@@ -101,7 +101,7 @@ def set_up(token: str) -> str | Response:
                 sign_in_as(user)
                 log_action("add-staff", f"staff:{user.username}", "first administrator, by set-up link")
                 flash("Welcome. Next: add your colleagues, the children and the centre's devices.")
-                return redirect(url_for("review.feed"))
+                return redirect(url_for("overview.index"))
     return render_template("setup.html", error=error)
 
 

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, current_app, render_template
 
-from appliance.files import DiskFull
+from appliance.bundles.sets import loaded_by
+from appliance.checks import sync_warnings
+from appliance.config import Config
+from appliance.files import DiskFull, free_bytes
 from appliance.health import health_problems
+from appliance.lists import read_compile_report
+from appliance.store.alerts import failing_channels
 from appliance.store.schema import StoreError, disk_full
 from dashboard.database import config
 
@@ -53,3 +60,100 @@ def install(app: Flask) -> None:
     app.register_error_handler(sqlite3.OperationalError, _store_refused)
     app.register_error_handler(StoreError, _store_refused)  # (cannot even open it)
     app.register_error_handler(DiskFull, _store_refused)  # (a file the page writes: the lead's switches)
+
+
+# ---- the machine's health in plain words (the overview) ----
+
+LISTS_STALE_DAYS = 2  # the nightly update missed this many nights: someone should look
+
+
+@dataclass(frozen=True)
+class HealthLine:
+    """One thing about the machine, in words staff read: what (`Disk`), whether it is well, and a sentence."""
+
+    what: str
+    ok: bool
+    words: str
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 3600:
+        return "less than an hour ago"
+    if seconds < 2 * 86400:
+        hours = int(seconds // 3600)
+        return f"{hours} hour{'s' if hours != 1 else ''} ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def _disk(cfg: Config, found: list[str]) -> HealthLine:
+    full = [p for p in found if p.startswith("disk ")]
+    if full:
+        return HealthLine("Disk", False, full[0][:1].upper() + full[0][1:] + ".")
+    try:
+        free = free_bytes(cfg.data_dir)
+    except OSError:
+        return HealthLine("Disk", False, f"The data folder {cfg.data_dir} cannot be read.")
+    return HealthLine("Disk", True, f"{free / 1e9:.1f} GB free.")
+
+
+def _lists(cfg: Config, found: list[str], at: float) -> HealthLine:
+    damaged = [p for p in found if p.startswith("the compiled lists")]
+    if damaged:
+        return HealthLine("Lists", False, damaged[0][:1].upper() + damaged[0][1:] + ".")
+    report = read_compile_report(cfg)
+    if report is None:
+        return HealthLine("Lists", False, "No lists are compiled yet: only the bundled ones filter.")
+    try:
+        age = at - datetime.fromisoformat(report.compiled).timestamp()
+    except ValueError:
+        return HealthLine("Lists", False, "The last update's report cannot be read.")
+    minimal = not any(
+        s.report.entries for s in report.sources if s.location.startswith(("http://", "https://"))
+    )
+    if minimal and any(s.is_url for s in cfg.sources):
+        return HealthLine(
+            "Lists",
+            False,
+            f"Protection is minimal: the lists to download have not come in"
+            f" (last tried {_ago(age)}). See Profiles & lists.",
+        )
+    if age > LISTS_STALE_DAYS * 86400:
+        return HealthLine(
+            "Lists", False, f"Last updated {_ago(age)}: the nightly update is failing. See Profiles & lists."
+        )
+    return HealthLine("Lists", True, f"Updated {_ago(age)}.")
+
+
+def _head_office(cfg: Config) -> HealthLine:
+    if cfg.sync is None:
+        return HealthLine("Head office", True, "Not used: this centre keeps its own lists and profiles.")
+    warnings = sync_warnings(cfg)
+    if warnings:
+        return HealthLine("Head office", False, warnings[0][:1].upper() + warnings[0][1:] + ".")
+    running = cfg.set_dir.name if cfg.set_dir else None
+    if running is None:
+        return HealthLine("Head office", False, "No bundle from head office has arrived yet.")
+    loaded = loaded_by(cfg.data_dir, "dns")
+    if loaded not in (None, running):
+        return HealthLine(
+            "Head office", False, f"Bundle {running} is in force, but the DNS filter still runs {loaded}."
+        )
+    return HealthLine("Head office", True, f"Bundle {running} is in force.")
+
+
+def _alert_messages(db: sqlite3.Connection, at: float) -> HealthLine:
+    failing = failing_channels(db, at)
+    if failing:
+        n = len(failing)
+        what = "one channel is" if n == 1 else f"{n} channels are"
+        return HealthLine("Alert messages", False, f"Messages fail: {what} failing. See Alerts.")
+    return HealthLine("Alert messages", True, "Getting through.")
+
+
+def health_lines(db: sqlite3.Connection, at: float) -> list[HealthLine]:
+    """The machine's health in plain words, for the overview: the disk, the lists' age (and damage),
+    head office's bundle, alert messages. Nothing else is known to the dashboard: the services report no
+    heartbeat and backups are made outside the appliance (docs/raspberry-pi.md)."""
+    cfg = config()
+    found = problems()
+    return [_disk(cfg, found), _lists(cfg, found, at), _head_office(cfg), _alert_messages(db, at)]

@@ -84,7 +84,7 @@ def _mixed(error: incidents.MixedSubjects) -> str:
 def _back() -> Response:
     """Back to the page the form was on (the feed or an event), else the feed."""
     target = request.form.get("back", "")
-    return redirect(target if target.startswith("/review") else url_for("review.feed"))
+    return redirect(target if target.startswith(("/review", "/flagged")) else url_for("review.feed"))
 
 
 @bp.route("/incidents/new", methods=["POST"])

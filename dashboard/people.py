@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,12 +23,15 @@ from appliance.config import staff_device_problem
 from appliance.devices_seen import SeenDevice, SweepError, arp_sweep, merge_seen, seen_devices, sweep_settings
 from appliance.net import ARP_TABLE
 from appliance.policy_files import PolicyFileErrors, read_policy_files
+from appliance.store import controls as store_controls
 from appliance.store import incidents, people
-from appliance.store.people import DeviceRecord
+from appliance.store.people import ChildRecord, DeviceRecord
 from appliance.store.schema import StoreError
 from appliance.store.staff import Role
-from dashboard.database import config, now, store
+from dashboard import budgets
+from dashboard.database import config, now, policy_files, store
 from dashboard.security import current_user, log_action, requires
+from profiles.controls import INTERNET, Budget
 from profiles.identity import Device, normalise_mac
 
 bp = Blueprint("people", __name__)
@@ -402,3 +406,176 @@ def sweep() -> tuple[str, int]:
         return _devices_page(f"The sweep did not run: {e}", 400)
     log_action("arp-sweep", f"network:{network}", f"{len(found)} answered on {interface}")
     return _devices_page(extra=found)
+
+
+# ---- one child: their page, and their time budget ----
+
+MAX_DAILY_MINUTES = 24 * 60
+MAX_EXTRA_MINUTES = 240  # added at once: more is a mistake (a whole afternoon is 240)
+
+
+def _child_or_404(child_id: str) -> ChildRecord:
+    child = people.get_child(store(), child_id)
+    if child is None:
+        abort(404, "There is no such child.")
+    return child
+
+
+def _budget_categories(child: ChildRecord, time_today: budgets.ChildTime | None) -> list[tuple[str, str]]:
+    """(name, title) of the categories a budget may limit: every category but the always-blocked ones,
+    those this child's budget already limits first."""
+    files = policy_files()
+    limited = set(time_today.budget.categories) if time_today else set()
+    named = [
+        (c.name, c.title)
+        for c in files.categories.categories.values()
+        if not c.always_blocked and c.area is not None  # allowlist categories have no area
+    ]
+    return sorted(named, key=lambda nc: (nc[0] not in limited, nc[1].lower()))
+
+
+def device_names(db: sqlite3.Connection) -> dict[str, str]:
+    """Device key (normalised MAC, else address) -> the name staff gave it or appliance.yaml does."""
+    named = [(d.mac, d.address, d.name) for d in people.devices(db)]
+    named += [(d.mac, d.network, d.name) for d in config().devices]
+    return {key: name for mac, address, name in named for key in (mac, address) if key}
+
+
+def _child_page(child: ChildRecord, error: str = "", status: int = 200) -> tuple[str, int]:
+    db = store()
+    t = now()
+    user = current_user()
+    time_today = budgets.today(db, t).of(child)
+    own = store_controls.child_budgets(db).get(child.id)
+    profile_budget = budgets.profile_budget(child.profile)
+    names = device_names(db)
+    page = render_template(
+        "people/child.html",
+        child=child,
+        device_name=lambda s: names.get(s.device) or names.get(s.client) or s.device,
+        sessions=[
+            (s, _clock(s.started), _clock(s.expires))
+            for s in people.open_sessions(db, t)
+            if s.child == child.id
+        ],
+        time_today=time_today,
+        lines=budgets.left_lines(time_today.left) if time_today else [],
+        own=own,
+        profile_budget=profile_budget,
+        budget_words=budget_words,
+        categories=_budget_categories(child, time_today),
+        may_set_budget=user is not None and user.role.may(Role.LEAD),
+        max_extra=MAX_EXTRA_MINUTES,
+        error=error,
+    )
+    return page, status
+
+
+def budget_words(budget: Budget | None) -> str:
+    """A budget in a line: "120 minutes of internet a day; Games 30, Social networks 30"."""
+    if budget is None or budget.empty:
+        return "no limit"
+    parts = []
+    if budget.minutes is not None:
+        parts.append(f"{budgets.minutes(budget.minutes)} of internet a day")
+    if budget.categories:
+        each = ", ".join(f"{budgets.title(c)} {n}" for c, n in sorted(budget.categories.items()))
+        parts.append(f"minutes a day for {each}")
+    return "; ".join(parts)
+
+
+@bp.route("/people/children/<child_id>")
+@requires(Role.STAFF)
+def child(child_id: str) -> tuple[str, int]:
+    """One child: who they are, where they are signed in, and their time today (what is left; the
+    lead sets their budget, staff add time)."""
+    found = _child_or_404(child_id)
+    log_action("view-child", f"child:{found.id}", "their page and time today")
+    return _child_page(found)
+
+
+def _minutes(text: str, what: str, *, most: int, least: int = 1, blank: bool = False) -> int | None:
+    text = text.strip()
+    if not text and blank:
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise Refused(f"{what}: write a number of minutes, like 30.") from None
+    if not least <= n <= most:
+        raise Refused(f"{what}: between {least} and {most} minutes.")
+    return n
+
+
+def _budget_from_form(categories: list[tuple[str, str]]) -> Budget:
+    form = request.form
+    internet = _minutes(
+        form.get("minutes", ""), "Internet a day", most=MAX_DAILY_MINUTES, least=0, blank=True
+    )
+    limits: dict[str, int] = {}
+    for name, title in categories:
+        n = _minutes(form.get(f"category-{name}", ""), title, most=MAX_DAILY_MINUTES, least=0, blank=True)
+        if n is not None:
+            limits[name] = n
+    return Budget(minutes=internet, categories=limits)
+
+
+@bp.route("/people/children/<child_id>/budget", methods=["POST"])
+@requires(Role.LEAD)
+def set_budget(child_id: str) -> tuple[str, int] | Response:
+    """The lead's (or the administrator's) daily budget for one child, replacing their profile's whole;
+    `use_profile` goes back to the profile's. The store audits it (`set-budget`)."""
+    found = _child_or_404(child_id)
+    user = current_user()
+    assert user is not None  # requires() let a signed-in member of staff in
+    db = store()
+    if request.form.get("use_profile"):
+        store_controls.set_child_budget(db, found.id, None, by=user.username, now=now())
+        flash(f"{found.display_name} has the {found.profile} profile's time budget again.")
+        return redirect(url_for("people.child", child_id=found.id))
+    try:
+        budget = _budget_from_form(_budget_categories(found, budgets.today(db, now()).of(found)))
+    except Refused as e:
+        return _child_page(found, f"{found.display_name}'s budget is unchanged. {_sentence(e)}", 400)
+    store_controls.set_child_budget(db, found.id, budget, by=user.username, now=now())
+    flash(f"{found.display_name}'s time budget: {budget_words(budget)}.")
+    return redirect(url_for("people.child", child_id=found.id))
+
+
+@bp.route("/people/children/<child_id>/time", methods=["POST"])
+@requires(Role.STAFF)
+def add_time(child_id: str) -> tuple[str, int] | Response:
+    """Staff give a child extra minutes today, of the internet or of one budgeted category, with a
+    reason. The store audits it (`add-time`); the services count it within seconds."""
+    found = _child_or_404(child_id)
+    user = current_user()
+    assert user is not None
+    db = store()
+    t = now()
+    time_today = budgets.today(db, t).of(found)
+    try:
+        if time_today is None:
+            raise Refused("They have no time budget: there is nothing to add time to.")
+        n = _minutes(request.form.get("minutes", ""), "Extra time", most=MAX_EXTRA_MINUTES)
+        assert n is not None
+        category = request.form.get("category", INTERNET)
+        limited = set(time_today.budget.categories) | (
+            {INTERNET} if time_today.budget.minutes is not None else set()
+        )
+        if category not in limited:
+            raise Refused("Choose something their budget limits: the internet or one of its categories.")
+        reason = " ".join(request.form.get("reason", "").split())[:200]
+    except Refused as e:
+        return _child_page(found, f"No time added. {_sentence(e)}", 400)
+    store_controls.add_time(
+        db,
+        child=found.id,
+        category=category,
+        minutes=n,
+        by=user.username,
+        reason=reason,
+        now=t,
+        day=budgets.day_of(t),
+    )
+    flash(f"Added {budgets.minutes(n)} of {budgets.title(category)} for {found.display_name} today.")
+    return redirect(url_for("people.child", child_id=found.id))

@@ -31,6 +31,7 @@ from appliance.net import split_host_port
 from appliance.store import audit, people, staff
 from appliance.store.secrets import PepperError
 from appliance.store.staff import SignInRefused
+from dashboard import budgets
 from dashboard.database import config, identity_of, mac_of, now, policy_files, store
 from dashboard.people import MAX_NAME
 from dashboard.security import client_address
@@ -150,13 +151,23 @@ def index() -> str | tuple[str, int]:
     t = now()
     session = people.session_on(store(), device, t)
     if session is not None:
+        lines = _time_left(session, t)
         return render_template(
             "portal/welcome.html",
             session=session,
             closing=config().portal.closing_time,
             closed=closed_now(session.profile, t),
+            time_left=lines,
+            nearly=[line for line in lines if line.state == "warned"],
         )
     return _form(name=request.args.get("name", ""))
+
+
+def _time_left(session: people.SessionRecord, t: float) -> list[budgets.LeftLine]:
+    """What is left today of a signed-in child's time budget, in lines; [] for staff or no budget."""
+    child = people.get_child(store(), session.child) if session.staff is None else None
+    found = budgets.today(store(), t).of(child) if child is not None else None
+    return budgets.left_lines(found.left) if found is not None else []
 
 
 def _secure_enough() -> bool:

@@ -115,8 +115,10 @@ def filter_from_args() -> FeedFilter:
     )
 
 
+# "/flagged" first: url_for builds it. "/review" stays for links and bookmarks from before the
+# overview took "/" (issue 21); the events' own pages are under /review/event/.
 @bp.route("/review", endpoint="feed")
-@bp.route("/", endpoint="feed")
+@bp.route("/flagged", endpoint="feed")
 @requires(Role.STAFF)
 def feed_page() -> str:
     f = filter_from_args()

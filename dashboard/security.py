@@ -30,9 +30,10 @@ from dashboard.blocked import foreign_host
 from dashboard.database import config, now, store
 
 OPEN_BLUEPRINTS = frozenset({"portal"})
-# Asked by the pages themselves, not by someone using them (the alert banner's poll, every second): they
-# do not count as use, or an open page would keep its sign-in alive past the idle time for ever.
-PASSIVE_ENDPOINTS = frozenset({"alerts.live"})
+# Asked by the pages themselves, not by someone using them (the alert banner's poll, every second; the
+# overview's, every few): they do not count as use, or an open page would keep its sign-in alive past the
+# idle time for ever.
+PASSIVE_ENDPOINTS = frozenset({"alerts.live", "overview.live"})
 CSRF_FIELD = "csrf_token"
 F = TypeVar("F", bound=Callable[..., Any])
 

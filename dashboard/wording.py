@@ -168,6 +168,8 @@ _AUDIT: Mapping[str, str] = {
     "view-events": "looked at {about}",
     "view-event": "looked at one event of {about}",
     "view-children": "looked at the children and who is signed in where",
+    "view-overview": "looked at the overview (who is signed in, today's events)",
+    "view-child": "looked at {about}'s page (where they are signed in, their time today)",
     "add-child": "added {about}",
     "reset-pin": "reset {about}'s PIN",
     "archive-child": "archived {about}",

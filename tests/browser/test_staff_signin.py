@@ -41,9 +41,10 @@ def test_staff_sign_in_lands_on_the_dashboard_and_signs_out(
     shots(driver, "signin-page")
 
     sign_in(driver, dashboard, ADMIN, PASSWORD)
-    # The dashboard's front page (the flagged-access feed): every staff page names who is signed in.
+    # The dashboard's front page (the overview): every staff page names who is signed in.
     who = WebDriverWait(driver, 10).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "header .who")))
-    assert "/signin" not in driver.current_url
+    assert driver.current_url == dashboard.url("/")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Overview"
     assert "Ada Admin" in who.text and "Administrator" in who.text
     assert driver.find_element(By.CSS_SELECTOR, "header nav").is_displayed()
     shots(driver, "signed-in")
