@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -159,11 +159,6 @@ def control_sets(
     under the policy `live` and staff's `controls` (see the module's docstring)."""
     networks = list(networks)
     centre = any(p.scope is Scope.CENTRE and p.active(now) for p in controls.pauses)
-    # A centre pause does not cover bypass profiles or staff signed in at the portal (as `decide`): their
-    # standing is taken without it, so a pause of the device itself still counts.
-    without_centre = replace(
-        controls, pauses=tuple(p for p in controls.pauses if p.scope is not Scope.CENTRE)
-    )
     paused: list[Network] = []
     exempt: list[Network] = []
     calls_on: list[Network] = []
@@ -177,9 +172,9 @@ def control_sets(
             continue
         identity = live.identify(address, mac)
         rules = live.policy.rules_for(identity.profile)
-        staff = rules.profile.bypass or (identity.child is not None and identity.child.staff)
         device = (mac_key(mac) if mac else None) or address
-        standing = (without_centre if staff else controls).standing(identity, device, now)
+        # A centre pause leaves bypass profiles and staff signed in at the portal alone, as `decide` does.
+        standing = controls.standing(identity, device, now, bypass=rules.profile.bypass)
         single = ipaddress.ip_network(address)
         if standing.pause is not None and standing.pause.active(now):
             paused.append(single)
