@@ -131,7 +131,7 @@ def _collapsed(networks: Iterable[Network], version: int) -> tuple[str, ...]:
     # Single addresses written bare: nft shows them so, and the tests read them so.
     return tuple(
         str(n.network_address) if n.num_addresses == 1 else str(n)
-        for n in ipaddress.collapse_addresses(chosen)  # type: ignore[arg-type]
+        for n in ipaddress.collapse_addresses(chosen)  # type: ignore[type-var]
     )
 
 
