@@ -65,8 +65,8 @@ class ControlsNotApplied(ApplianceError):
 
 @dataclass(frozen=True)
 class ControlSets:
-    """The contents of the router's control sets: addresses and networks (`paused_*`, intervals
-    collapsed) and addresses (`calls_on_*`), as nft writes them, sorted."""
+    """The contents of the router's control sets: addresses and networks (`paused_*`, intervals, never
+    overlapping) and addresses (`calls_on_*`), as nft writes them, sorted."""
 
     paused_v4: tuple[str, ...] = ()
     paused_v6: tuple[str, ...] = ()
@@ -135,6 +135,11 @@ def _collapsed(networks: Iterable[Network], version: int) -> tuple[str, ...]:
     )
 
 
+def _addresses(addresses: Iterable[Network], version: int) -> tuple[str, ...]:
+    # calls_on is a set of addresses, not intervals: never merged into networks.
+    return tuple(str(n.network_address) for n in sorted({a for a in addresses if a.version == version}))
+
+
 def _without(networks: Iterable[Network], holes: Iterable[Network]) -> list[Network]:
     parts = list(networks)
     for hole in holes:
@@ -190,8 +195,8 @@ def control_sets(
     return ControlSets(
         paused_v4=_collapsed(paused, 4),
         paused_v6=_collapsed(paused, 6),
-        calls_on_v4=_collapsed(calls_on, 4),
-        calls_on_v6=_collapsed(calls_on, 6),
+        calls_on_v4=_addresses(calls_on, 4),
+        calls_on_v6=_addresses(calls_on, 6),
     )
 
 
