@@ -50,7 +50,7 @@ from profiles.profile import Mode
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
-REASSERT_S = 10.0  # the sets written again even when unchanged: reloaded rules start them empty
+REASSERT_S = 2.0  # the sets written again even when unchanged: reloaded rules start them empty
 ROUTES = Path("/proc/net/route")
 VIDEO_CALLS = "video-calls"
 TABLE = "inet appliance"

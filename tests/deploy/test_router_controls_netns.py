@@ -128,6 +128,7 @@ class Lab:
     db_path: Path
     processes: list[subprocess.Popen[bytes]]
     log: Path
+    rules: Path
 
     def ns(self, source: str) -> str:
         """The namespace of the device at `source`."""
@@ -195,7 +196,9 @@ router:
     config = load_config(config_path)
     compile_lists(config, now=datetime.now(UTC))
     tag = uuid.uuid4().hex[:6]
-    built = Lab(tag, f"cgw{tag}", f"cnet{tag}", config.events_path, [], folder / "controls.log")
+    built = Lab(
+        tag, f"cgw{tag}", f"cnet{tag}", config.events_path, [], folder / "controls.log", folder / "rules.nft"
+    )
     namespaces = (*built.devices, built.gw, built.net)
     try:
         for ns in namespaces:
@@ -221,9 +224,8 @@ router:
             sh("ip", "link", "set", dev, "up", netns=ns)
         sh("ip", "route", "add", "default", "via", GW_WAN, netns=built.net)
         sh("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", netns=built.gw)
-        rules = folder / "rules.nft"
-        rules.write_text(ruleset(config), encoding="utf-8")
-        sh("nft", "-f", str(rules), netns=built.gw)
+        built.rules.write_text(ruleset(config), encoding="utf-8")
+        sh("nft", "-f", str(built.rules), netns=built.gw)
         with open(folder / "echo.log", "wb") as out:
             built.processes.append(
                 subprocess.Popen(
@@ -315,6 +317,17 @@ def test_a_pause_ends_by_itself_when_its_time_is_up(lab: Lab) -> None:
     finally:
         db.close()
     _until(lambda: time.time() > ends, within=2.0)
+    _until(lambda: lab.udp(KID, GAME, wait=0.1) == "answered", within=1.0)
+
+
+def test_rules_loaded_again_during_a_pause_are_paused_again_within_seconds(lab: Lab) -> None:
+    """Loading the rules (install.sh, nftables' restart) starts the sets empty; the controller writes them
+    again every two seconds even when nothing changed."""
+    pause_id = _pause(lab, Scope.DEVICE, KID_MAC, "kid-phone")
+    _until(lambda: lab.udp(KID, GAME, wait=0.1) == "TimeoutError", within=1.0)
+    sh("nft", "-f", str(lab.rules), netns=lab.gw)  # the sets empty: the kid's phone through again
+    _until(lambda: lab.udp(KID, GAME, wait=0.1) == "TimeoutError", within=3.0)  # written every 2 s
+    _resume(lab, pause_id)
     _until(lambda: lab.udp(KID, GAME, wait=0.1) == "answered", within=1.0)
 
 
