@@ -129,6 +129,7 @@ class Lab:
     processes: list[subprocess.Popen[bytes]]
     log: Path
     rules: Path
+    profiles: Path
 
     def ns(self, source: str) -> str:
         """The namespace of the device at `source`."""
@@ -197,7 +198,14 @@ router:
     compile_lists(config, now=datetime.now(UTC))
     tag = uuid.uuid4().hex[:6]
     built = Lab(
-        tag, f"cgw{tag}", f"cnet{tag}", config.events_path, [], folder / "controls.log", folder / "rules.nft"
+        tag=tag,
+        gw=f"cgw{tag}",
+        net=f"cnet{tag}",
+        db_path=config.events_path,
+        processes=[],
+        log=folder / "controls.log",
+        rules=folder / "rules.nft",
+        profiles=folder / "profiles.yaml",
     )
     namespaces = (*built.devices, built.gw, built.net)
     try:
@@ -355,3 +363,19 @@ def test_stun_is_dropped_for_a_device_whose_profile_blocks_video_calls_and_passe
     assert lab.udp(CALLER, STUN) == "answered"
     assert lab.tcp(CALLER, STUN) == "connected"
     assert lab.udp(CALLER, GAME) == "answered"
+
+
+def test_a_profile_saved_to_allow_video_calls_opens_stun_within_a_second(lab: Lab) -> None:
+    """The controller follows the policy files as the DNS filter does: a profile edited (from the
+    dashboard's profile form, or by hand) is in force at the router within a second."""
+    before = lab.profiles.read_text(encoding="utf-8")
+    blocked = "    description: Children's phones, no video calls\n    blocked_categories: [video-calls]\n"
+    assert blocked in before and lab.udp(KID, STUN) == "TimeoutError"
+    try:
+        lab.profiles.write_text(
+            before.replace(blocked, "    description: Children's phones\n"), encoding="utf-8"
+        )
+        _until(lambda: lab.udp(KID, STUN, wait=0.1) == "answered", within=1.5)
+    finally:
+        lab.profiles.write_text(before, encoding="utf-8")
+    _until(lambda: lab.udp(KID, STUN, wait=0.1) == "TimeoutError", within=1.5)
