@@ -19,14 +19,17 @@ from typing import Any
 import pytest
 
 from appliance.config import load_config
+from appliance.config.policy import PolicySettings
 from appliance.in_force.bindings import Bound
 from appliance.in_force.live import Live, load_live
 from appliance.lists import compile_lists
+from appliance.policy_files import read_policy_files
 from appliance.router import ruleset
 from appliance.router_controls import (
     ControlSets,
     ControlsNotApplied,
     apply_sets,
+    calls_allowed,
     children_networks,
     control_sets,
 )
@@ -64,16 +67,6 @@ _PROFILES = """profiles:
     allow: [bbc.co.uk]
 """
 
-_VIDEO_CALLS = """
-  video-calls:
-    title: Video calls and webcam chat
-    area: contact
-    risk: sexual
-    severity: high
-    description: Video chat, random chat and webcam sites.
-    sources: []
-"""
-
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Live:
@@ -81,10 +74,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Live:
     shipped = resources.files("appliance") / "defaults"
     text = (shipped / "appliance.yaml").read_text(encoding="utf-8")
     text = text.replace("path: lists/", f"path: {shipped / 'lists'}/").split("\npolicy:")[0]
-    categories = (shipped / "policy" / "categories.yaml").read_text(encoding="utf-8")
-    if "\n  video-calls:" not in categories:  # the shipped category, where this branch has it not yet
-        categories = categories.rstrip("\n") + "\n" + _VIDEO_CALLS
-    (folder / "categories.yaml").write_text(categories, encoding="utf-8")
     (folder / "profiles.yaml").write_text(_PROFILES, encoding="utf-8")
     config_path = folder / "appliance.yaml"
     config_path.write_text(
@@ -98,7 +87,6 @@ devices:
 policy:
   timezone: Europe/London
   profiles: {folder / "profiles.yaml"}
-  categories: {folder / "categories.yaml"}
 router:
   lan_interface: lan0
   wan_interface: wan0
@@ -161,6 +149,14 @@ def test_calls_are_on_only_where_the_profile_does_not_block_video_calls(live: Li
     # (video-calls blocked), the guest (the same), nor Amira's PC before she signed in (allowlist-only):
     # signed in, her profile's.
     assert sets.calls_on_v4 == (CALLER, SIGNED, STAFF_SIGNED)
+
+
+def test_the_shipped_profiles_switch_calls_off_for_guests_and_the_younger_children(live: Live) -> None:
+    shipped = read_policy_files(PolicySettings(timezone="Europe/London")).bind(live.policy.index)
+    calls = {name: calls_allowed(shipped, name) for name in shipped.profiles}
+    # Blocked for guests, under-10 and 10-12; flagged (high) for 13-17, which allows; staff bypass.
+    assert {name for name, on in calls.items() if not on} >= {"guest", "under-10", "10-12"}
+    assert calls["13-17"] and calls["staff"]
 
 
 _ROUTES = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
