@@ -20,6 +20,13 @@ address, and a source that does not belong to the interface it arrived on is dro
   the known DNS-over-HTTPS resolvers' addresses rejected (both LAN interfaces); from the children's
   interface each of these refusals counted per source address, by kind (`refused_dot_v4`,
   `refused_doh_v4`: TCP/UDP to a known resolver, `refused_quic_v4`), for appliance.refusals to read;
+- staff's controls, first in the forward chain (before `established`, so they cut what already flows;
+  appliance/router_controls.py fills their sets from the store): a paused device's forwarded traffic
+  dropped both ways (`paused_v4`, the whole children's network as an interval during a centre pause);
+  STUN/TURN (UDP 3478-3481, 5349, Google's 19302-19309, Zoom's 8801-8810; TCP 3478, 5349) dropped from a
+  device not in `calls_on_v4`, those whose profile does not block `video-calls` (it matters where a
+  device's `direct_ports` open such ports: nothing else of it is forwarded). DNS, the proxy and the
+  appliance's pages are not forwarded, so a paused child still gets the paused page;
 - forward from the children's interface: nothing but small ICMP echoes (too small to carry a tunnel) and
   each named device's `direct_ports` (every other TCP/UDP that the proxy does not carry is dropped,
   undecided traffic never leaves); the staff
@@ -89,6 +96,42 @@ _REFUSED_SET = "type ipv4_addr; size 4096; flags dynamic, timeout; timeout 1h; c
 _REFUSED_SETS = "".join(f"\n    set refused_{kind}_v4 {{ {_REFUSED_SET} }}" for kind in REFUSED_KINDS)
 
 
+# Staff's controls (appliance/router_controls.py fills the sets, following the store): the devices paused
+# (`paused_v4`: addresses, and the whole children's network as an interval during a centre pause) and the
+# devices whose profile lets them make video calls (`calls_on_v4`). Empty when the rules are loaded: nobody
+# is paused, and nobody's STUN/TURN goes out until the controller has said whose may.
+CALL_PORTS_UDP = ("3478-3481", "5349", "19302-19309", "8801-8810")  # STUN/TURN, Google's, Zoom's
+CALL_PORTS_TCP = ("3478", "5349")  # TURN over TCP and TLS
+CONTROL_SETS = ("paused_v4", "paused_v6", "calls_on_v4", "calls_on_v6")
+_UDP_CALLS, _TCP_CALLS = ", ".join(CALL_PORTS_UDP), ", ".join(CALL_PORTS_TCP)
+_CONTROL_SETS = f"""
+    set paused_v4 {{ type ipv4_addr; flags interval; }}
+    set paused_v6 {{ type ipv6_addr; flags interval; }}
+    set calls_on_v4 {{ type ipv4_addr; }}
+    set calls_on_v6 {{ type ipv6_addr; }}
+    set call_ports_udp {{ type inet_service; flags interval; elements = {{ {_UDP_CALLS} }} }}
+    set call_ports_tcp {{ type inet_service; elements = {{ {_TCP_CALLS} }} }}"""
+
+
+def control_rules(lan: str) -> list[str]:
+    """The forward rules of staff's controls on the children's interface `lan`, first in the chain (before
+    `established`, so a pause or a profile without calls cuts what is already flowing): a paused device's
+    traffic dropped both ways; STUN/TURN from a device not in `calls_on` dropped. Only forwarded traffic:
+    DNS, the proxy and the appliance's own pages are the input chain's, so a paused child still gets the
+    paused page."""
+    rules = []
+    for ip, family in (("ip", "v4"), ("ip6", "v6")):
+        rules += [
+            f'iifname "{lan}" {ip} saddr @paused_{family} drop',
+            f'oifname "{lan}" {ip} daddr @paused_{family} drop',
+        ]
+    for ip, family in (("ip", "v4"), ("ip6", "v6")):
+        for protocol in ("udp", "tcp"):
+            ports = f"{protocol} dport @call_ports_{protocol}"
+            rules.append(f'iifname "{lan}" {ip} saddr != @calls_on_{family} {ports} drop')
+    return rules
+
+
 def ruleset(config: Config, profiles: Mapping[str, Profile] | None = None) -> str:
     """The `table inet appliance` ruleset for `config` (load with `nft -f`; replaces itself). `profiles`:
     the policy's (for `direct_ports`), read from the configuration's policy files if not given."""
@@ -130,12 +173,13 @@ def ruleset(config: Config, profiles: Mapping[str, Profile] | None = None) -> st
         )
     )
     direct = "".join(f"\n        {rule}" for rule in direct_rules(config, profiles))
+    controlled = "".join(f"\n        {rule}" for rule in control_rules(lan))
     return f"""# The appliance's rules (appliance/router.py renders them from appliance.yaml), for nftables.
 table inet appliance
 delete table inet appliance
 table inet appliance {{
     set resolvers_v4 {{ type ipv4_addr; flags interval; {elements(v4)} }}
-    set resolvers_v6 {{ type ipv6_addr; flags interval; {elements(v6)} }}{_REFUSED_SETS}
+    set resolvers_v6 {{ type ipv6_addr; flags interval; {elements(v6)} }}{_REFUSED_SETS}{_CONTROL_SETS}
 
     chain reverse_path {{
         type filter hook prerouting priority raw; policy accept;
@@ -155,7 +199,7 @@ table inet appliance {{
     }}
 
     chain forward {{
-        type filter hook forward priority filter; policy drop;
+        type filter hook forward priority filter; policy drop;{controlled}
         iifname "{lan}" icmp type echo-request ip length > 128 drop
         oifname "{lan}" icmp type echo-reply ip length > 128 drop
         ct state established,related accept

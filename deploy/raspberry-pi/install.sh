@@ -179,7 +179,7 @@ say "The configuration, as the appliance will run it"
 say "Enabled at boot"
 # systemctl enable only makes links, so it works in a chroot or an image too.
 systemctl enable --quiet systemd-networkd nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard \
-    appliance-alerts \
+    appliance-alerts appliance-controls \
     appliance-lists.timer appliance-sync.timer appliance-refusals.timer
 # networkd's wait-online would wait for the LAN links (no cable yet is fine): the WAN's own manager says
 # when the machine is online.
@@ -192,7 +192,8 @@ if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
     # Restarted, not only started: a second run is an upgrade, and the running ones have the old program.
     systemctl restart systemd-networkd
     systemctl reload NetworkManager 2>/dev/null || true
-    systemctl restart nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-alerts
+    systemctl restart nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-alerts \
+        appliance-controls
     systemctl start appliance-lists.timer appliance-sync.timer appliance-refusals.timer
 fi
 

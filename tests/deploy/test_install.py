@@ -113,6 +113,7 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(
         "appliance-proxy",
         "appliance-dashboard",
         "appliance-alerts",
+        "appliance-controls",
         "nftables",
         "dnsmasq",
     ):

@@ -1,6 +1,8 @@
 """The systemd units that go on the Pi: rendered by deploy/raspberry-pi/render-units.sh, accepted by
 `systemd-analyze verify`, hardened (`systemd-analyze security --offline`), and with the least privilege:
-only a unit binding a port below 1024 may, nothing long-running can administer the network."""
+only a unit binding a port below 1024 may, and the network's administration only where the router's
+rules are read or their sets written (the refusals' half-minute run; the controls, which listen on
+nothing)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ SERVICES = (
     "appliance-lists",
     "appliance-sync",
     "appliance-refusals",
+    "appliance-controls",
 )
 
 pytestmark = pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
@@ -39,7 +42,7 @@ def units(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_systemd_accepts_every_unit(units: Path) -> None:
     files = sorted(str(p) for p in units.iterdir())
-    assert len(files) == 10
+    assert len(files) == 11
     done = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *files], capture_output=True, text=True, timeout=60
     )
@@ -68,10 +71,12 @@ def test_capabilities_only_where_a_low_port_is_bound(units: Path, service: str) 
     bounding = re.search(r"^CapabilityBoundingSet=(.*)$", text, re.M)
     assert bounding is not None
     wanted = {"appliance-dns": "CAP_NET_BIND_SERVICE", "appliance-dashboard": "CAP_NET_BIND_SERVICE"}
-    # Reading the firewall's refusal counts needs CAP_NET_ADMIN: a half-minute oneshot, never a service.
-    wanted["appliance-refusals"] = "CAP_NET_ADMIN"
+    # Reading the firewall's refusal counts needs CAP_NET_ADMIN: a half-minute oneshot. Writing the
+    # controls' sets needs it too: the one long-running service with it, which listens on nothing.
+    admins = ("appliance-refusals", "appliance-controls")
+    wanted |= dict.fromkeys(admins, "CAP_NET_ADMIN")
     assert bounding.group(1).strip() == wanted.get(service, "")
-    assert ("CAP_NET_ADMIN" in text) == (service == "appliance-refusals") and "User=appliance" in text
+    assert ("CAP_NET_ADMIN" in text) == (service in admins) and "User=appliance" in text
     if service not in ("appliance-lists", "appliance-sync", "appliance-refusals"):  # oneshots on timers
         assert "Restart=on-failure" in text
 
