@@ -17,8 +17,10 @@ from appliance.checks import sync_warnings
 from appliance.config import Config
 from appliance.files import DiskFull, free_bytes
 from appliance.health import health_problems
+from appliance.heartbeat import ROLES, STALE_S, last_beats
 from appliance.lists import read_compile_report
 from appliance.store.alerts import failing_channels
+from appliance.store.backup import last_backup
 from appliance.store.schema import StoreError, disk_full
 from dashboard.database import config
 
@@ -151,9 +153,51 @@ def _alert_messages(db: sqlite3.Connection, at: float) -> HealthLine:
 
 
 def health_lines(db: sqlite3.Connection, at: float) -> list[HealthLine]:
-    """The machine's health in plain words, for the overview: the disk, the lists' age (and damage),
-    head office's bundle, alert messages. Nothing else is known to the dashboard: the services report no
-    heartbeat and backups are made outside the appliance (docs/raspberry-pi.md)."""
+    """The machine's health in plain words, for the overview: the services (their heartbeats), the
+    disk, the lists' age (and damage), head office's bundle, alert messages, the last backup."""
     cfg = config()
     found = problems()
-    return [_disk(cfg, found), _lists(cfg, found, at), _head_office(cfg), _alert_messages(db, at)]
+    return [
+        _services(cfg, at),
+        _disk(cfg, found),
+        _lists(cfg, found, at),
+        _head_office(cfg),
+        _alert_messages(db, at),
+        _backup(db, at),
+    ]
+
+
+EXPECTED = ("dns", "proxy", "alerts")  # on every appliance; the router's controls where it routes
+BACKUP_STALE_DAYS = 2
+
+
+def _services(cfg: Config, at: float) -> HealthLine:
+    beats = last_beats(cfg.data_dir)
+    if not beats:
+        # The dashboard on its own (a demo, a trial): nothing to say the services are down.
+        return HealthLine("Services", True, "No service has reported here yet.")
+    down = [
+        role for role in (*EXPECTED, *sorted(set(beats) - set(EXPECTED))) if at - beats.get(role, 0) > STALE_S
+    ]
+    if down:
+        names = [ROLES.get(role, role) for role in down]
+        since = [beats[r] for r in down if r in beats]
+        when = f" (last heard {_ago(at - max(since))})" if since else ""
+        return HealthLine(
+            "Services",
+            False,
+            f"Not running: {', '.join(names)}{when}. Restart the appliance; if it stays, call your support.",
+        )
+    return HealthLine("Services", True, "Running: " + ", ".join(ROLES.get(r, r) for r in sorted(beats)) + ".")
+
+
+def _backup(db: sqlite3.Connection, at: float) -> HealthLine:
+    made = last_backup(db)
+    if made is None:
+        # A new appliance makes its first at night (appliance-backup.timer): not yet a worry.
+        return HealthLine("Backup", True, "None yet: the first is made tonight (or: appliance store backup).")
+    if at - made.ts > BACKUP_STALE_DAYS * 86400:
+        return HealthLine(
+            "Backup", False, f"The last backup was made {_ago(at - made.ts)}: the nightly one fails."
+        )
+    return HealthLine("Backup", True, f"Last made {_ago(at - made.ts)}.")

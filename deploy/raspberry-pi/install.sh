@@ -180,7 +180,8 @@ say "Enabled at boot"
 # systemctl enable only makes links, so it works in a chroot or an image too.
 systemctl enable --quiet systemd-networkd nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard \
     appliance-alerts appliance-controls \
-    appliance-lists.timer appliance-sync.timer appliance-refusals.timer
+    appliance-lists.timer appliance-sync.timer appliance-refusals.timer \
+    appliance-backup.timer
 # networkd's wait-online would wait for the LAN links (no cable yet is fine): the WAN's own manager says
 # when the machine is online.
 systemctl disable --quiet systemd-networkd-wait-online.service 2>/dev/null || true
@@ -194,7 +195,7 @@ if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
     systemctl reload NetworkManager 2>/dev/null || true
     systemctl restart nftables dnsmasq appliance-dns appliance-proxy appliance-dashboard appliance-alerts \
         appliance-controls
-    systemctl start appliance-lists.timer appliance-sync.timer appliance-refusals.timer
+    systemctl start appliance-lists.timer appliance-sync.timer appliance-refusals.timer appliance-backup.timer
 fi
 
 say "Done"

@@ -5,6 +5,7 @@ health in words; /overview/live gives the same as JSON (not audited, not counted
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -13,7 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from appliance.heartbeat import FOLDER
 from appliance.lists import report_path
+from appliance.store.backup import back_up
 from appliance.store import audit, people
 from appliance.store import controls as store_controls
 from profiles.categories import Severity
@@ -77,10 +80,12 @@ def test_a_quiet_centre_is_all_well(browse, accounts):
     live = browse(as_user="staff").get("/overview/live").get_json()
     assert live["summary"] == "All is well" and live["needs"] == []
     assert {h["what"]: h["ok"] for h in live["health"]} == {
+        "Services": True,  # none has reported: the dashboard on its own, as here
         "Disk": True,
         "Lists": True,
         "Head office": True,
         "Alert messages": True,
+        "Backup": True,  # none yet: the first is made at night
     }
 
 
@@ -208,3 +213,35 @@ def test_the_live_sections_are_the_pages_own_and_the_page_has_no_inline_script(b
     for name in ("summary", "signed-in", "events", "asks", "pauses", "budgets", "health"):
         assert f'data-section="{name}"' in page
         assert live["html"][name].strip() in page
+
+
+def _beat(config, role: str, at: float) -> None:
+    alive = config.data_dir / FOLDER
+    alive.mkdir(parents=True, exist_ok=True)
+    (alive / role).touch()
+    os.utime(alive / role, (at, at))
+
+
+def _health(browse) -> dict[str, tuple[bool, str]]:
+    live = browse(as_user="staff").get("/overview/live").get_json()
+    return {h["what"]: (h["ok"], h["words"]) for h in live["health"]}
+
+
+def test_a_service_that_stopped_beating_is_named_and_needs_staff(browse, accounts, config):
+    now = time.time()
+    for role in ("dns", "proxy", "alerts"):
+        _beat(config, role, now)
+    assert _health(browse)["Services"] == (True, "Running: the alerter, the DNS filter, the proxy.")
+    _beat(config, "proxy", now - 600)
+    ok, words = _health(browse)["Services"]
+    assert not ok and words.startswith("Not running: the proxy (last heard less than an hour ago)")
+    live = browse(as_user="staff").get("/overview/live").get_json()
+    assert live["summary"] != "All is well" and any("the proxy" in need for need in map(str, live["needs"]))
+
+
+def test_the_last_backup_is_said_and_a_missed_one_needs_staff(browse, accounts, config, db):
+    back_up(config.events_path, config.data_dir / "backups", now=time.time() - 3 * HOUR)
+    assert _health(browse)["Backup"] == (True, "Last made 3 hours ago.")
+    back_up(config.events_path, config.data_dir / "backups", now=time.time() - 3 * 86400)
+    ok, words = _health(browse)["Backup"]
+    assert not ok and "3 days ago" in words

@@ -118,7 +118,12 @@ def test_install_sh_sets_up_a_fresh_debian_and_upgrades_in_place(
         "dnsmasq",
     ):
         assert f"{unit}.service" in enabled, unit
-    assert {"appliance-lists.timer", "appliance-sync.timer", "appliance-refusals.timer"} <= enabled
+    assert {
+        "appliance-lists.timer",
+        "appliance-sync.timer",
+        "appliance-refusals.timer",
+        "appliance-backup.timer",
+    } <= enabled
     rules = root / "etc" / "nftables.d" / "appliance.nft"
     checked = run("nft", "-c", "-f", str(rules))
     assert checked.returncode == 0, checked.stderr

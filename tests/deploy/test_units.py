@@ -26,6 +26,7 @@ SERVICES = (
     "appliance-sync",
     "appliance-refusals",
     "appliance-controls",
+    "appliance-backup",
 )
 
 pytestmark = pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
@@ -42,7 +43,7 @@ def units(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_systemd_accepts_every_unit(units: Path) -> None:
     files = sorted(str(p) for p in units.iterdir())
-    assert len(files) == 11
+    assert len(files) == 13
     done = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *files], capture_output=True, text=True, timeout=60
     )
@@ -77,7 +78,8 @@ def test_capabilities_only_where_a_low_port_is_bound(units: Path, service: str) 
     wanted |= dict.fromkeys(admins, "CAP_NET_ADMIN")
     assert bounding.group(1).strip() == wanted.get(service, "")
     assert ("CAP_NET_ADMIN" in text) == (service in admins) and "User=appliance" in text
-    if service not in ("appliance-lists", "appliance-sync", "appliance-refusals"):  # oneshots on timers
+    oneshots = ("appliance-lists", "appliance-sync", "appliance-refusals", "appliance-backup")  # on timers
+    if service not in oneshots:
         assert "Restart=on-failure" in text
 
 
