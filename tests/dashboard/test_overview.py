@@ -16,9 +16,9 @@ import pytest
 
 from appliance.heartbeat import FOLDER
 from appliance.lists import report_path
-from appliance.store.backup import back_up
 from appliance.store import audit, people
 from appliance.store import controls as store_controls
+from appliance.store.backup import back_up
 from profiles.categories import Severity
 from profiles.controls import Budget, Scope
 from profiles.verdict import Action
