@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from appliance.store import controls as stored
 from appliance.store.schema import StoreError, connect
-from profiles.controls import INTERNET, Budget, Controls, Left, Standing, Usage, left
+from profiles.controls import INTERNET, NO_CONTROLS, Budget, Controls, Left, Standing, Usage, left
 from profiles.identity import Identity, Sessions
 from profiles.profile import Profile
 from profiles.verdict import Action, Step, Verdict
@@ -96,6 +96,8 @@ class ControlsFollower:
             log.warning("controls: cannot read the event store %s: %s", self.path, e)
             return None
         self._version, self._loaded_at = version, now
+        if controls == NO_CONTROLS:
+            controls = NO_CONTROLS  # the one the answering side knows for "nothing" (no work per client)
         if controls == self._last:
             return None
         self._last = controls
