@@ -16,7 +16,7 @@ import pytest
 from appliance.store import controls, people
 from appliance.store.schema import connect
 from profiles.controls import Budget, Scope
-from tests.appliance.proxy.conftest import PAGE, Origin, Proxy, fetch
+from tests.appliance.proxy.conftest import PAGE, Origin, Proxy, fetch, sign_in_taken
 
 # Devices of these tests alone (no device entries: guests until a child signs in on them).
 PAUSED, AMIRA, BEN, CARA, DANA = "127.0.0.70", "127.0.0.71", "127.0.0.72", "127.0.0.73", "127.0.0.74"
@@ -38,9 +38,14 @@ def store(proxy: Proxy) -> Iterator[sqlite3.Connection]:
     db.close()
 
 
-def _signed_in(store: sqlite3.Connection, name: str, profile: str, device: str) -> str:
-    child = people.add_child(store, name, profile, "4826", time.time())
-    people.start_session(store, child.id, device, device, time.time(), time.time() + 3600, 1200)
+def _signed_in(
+    proxy: Proxy, store: sqlite3.Connection, name: str, profile: str, device: str, page: str
+) -> str:
+    """A child signed in on `device`, once the proxy knows it (fetching `page`)."""
+    since = time.time()
+    child = people.add_child(store, name, profile, "4826", since)
+    people.start_session(store, child.id, device, device, since, since + 3600, 1200)
+    _until(lambda: sign_in_taken(proxy, device, since, page), 2.0)
     return child.id
 
 
@@ -88,11 +93,12 @@ def test_a_grant_opens_a_blocked_site_for_that_child_only_until_it_ends(
     proxy: Proxy, origin: Origin, store: sqlite3.Connection
 ) -> None:
     url = f"http://www.instagram.com:{origin.http_port}/page.html"
-    amira = _signed_in(store, "Amira Grant", "10-12", AMIRA)
-    _signed_in(store, "Ben Grant", "10-12", BEN)
-    # Both signed in under 10-12, which blocks social networks (the Rule line names the category).
-    for device in (AMIRA, BEN):
-        _until(lambda device=device: "Social networks" in _page(proxy, device, url)[1], 2.0)
+    amira = _signed_in(
+        proxy, store, "Amira Grant", "10-12", AMIRA, f"http://en.wikipedia.org:{origin.http_port}/"
+    )
+    _signed_in(proxy, store, "Ben Grant", "10-12", BEN, f"http://en.wikipedia.org:{origin.http_port}/")
+    # Both signed in under 10-12, which blocks social networks.
+    assert _page(proxy, AMIRA, url)[0] == _page(proxy, BEN, url)[0] == 403
     until = time.time() + 2.0
     controls.grant(
         store,
@@ -117,13 +123,15 @@ def test_a_spent_category_budget_closes_that_category_says_what_is_left_and_coun
 ) -> None:
     social = f"http://www.instagram.com:{origin.http_port}/page.html"
     other = f"http://en.wikipedia.org:{origin.http_port}/page.html"
-    cara = _signed_in(store, "Cara Budget", "13-17", CARA)
+    cara = _signed_in(
+        proxy, store, "Cara Budget", "13-17", CARA, f"http://en.wikipedia.org:{origin.http_port}/"
+    )
     budget = Budget(minutes=120, categories={"social-networks": 30})
     controls.set_child_budget(store, cara, budget, by="lee", now=time.time())
     _used(store, cara, "social-networks", 30)
-    _until(lambda: _page(proxy, CARA, social)[0] == 403, 2.0)
+    spent = "Your time for social networks is used up for today. It comes back tomorrow."
+    _until(lambda: spent in _page(proxy, CARA, social)[1])
     _, page = _page(proxy, CARA, social)
-    assert "Your time for social networks is used up for today. It comes back tomorrow." in page
     assert "The internet: " in page  # what is left of the rest
     assert _page(proxy, CARA, other) == (200, PAGE)
     # Her requests are her active minutes: the internet's, this one.
@@ -142,7 +150,9 @@ def test_a_child_nearly_out_of_time_sees_a_notice_at_the_top_of_their_pages(
     proxy: Proxy, origin: Origin, store: sqlite3.Connection
 ) -> None:
     url = f"http://en.wikipedia.org:{origin.http_port}/page.html"
-    dana = _signed_in(store, "Dana Notice", "13-17", DANA)
+    dana = _signed_in(
+        proxy, store, "Dana Notice", "13-17", DANA, f"http://en.wikipedia.org:{origin.http_port}/"
+    )
     controls.set_child_budget(
         store, dana, Budget(categories={"social-networks": 30}), by="lee", now=time.time()
     )
