@@ -113,8 +113,12 @@ def _audit(db: sqlite3.Connection, now: float, by: str, action: str, subject: st
     audit.record(db, now, row[0] if row else None, by, action, subject, detail)
 
 
-def _until_words(until: float | None) -> str:
-    return "until resumed" if until is None else f"until {until:.0f}"
+def _for_words(until: float | None, now: float) -> str:
+    """How long, for the audit log (which gives the entry's own time): no clock zone needed."""
+    if until is None:
+        return "until resumed"
+    minutes = round((until - now) / 60)
+    return f"for {minutes} minute{'' if minutes == 1 else 's'}"
 
 
 # --- pauses ---------------------------------------------------------------------------------------------
@@ -148,7 +152,7 @@ def pause(
             (str(scope), target, label, now, until, by, reason),
         )
         pause_id = int(cursor.lastrowid or 0)
-        detail = f"pause {pause_id} of {label or scope} {_until_words(until)}"
+        detail = f"pause {pause_id} of {label or scope} {_for_words(until, now)}"
         detail += f": {reason}" if reason else ""
         _audit(db, now, by, "pause", _pause_subject(scope, target), detail)
         bump_controls(db)
@@ -225,7 +229,7 @@ def grant(
         )
         grant_id = int(cursor.lastrowid or 0)
         what = host if host is not None else f"category {category}"
-        detail = f"grant {grant_id}: {what} for {label} until {until:.0f}: {reason.strip()}"
+        detail = f"grant {grant_id}: {what} for {label} {_for_words(until, now)}: {reason.strip()}"
         _audit(db, now, by, "grant", _grant_subject(child, device), detail)
         bump_controls(db)
     return grant_id

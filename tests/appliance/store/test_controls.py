@@ -496,3 +496,15 @@ def test_records_become_the_values_decide_takes_in_the_centres_zone(db: sqlite3.
     assert granted.until == datetime(2026, 9, 21, 15, 43, 20, tzinfo=LONDON)
     assert stopped.until == datetime(2026, 9, 21, 15, 14, 20, tzinfo=LONDON)  # ended early: its end
     assert values.left == {"child:amira": left} and values.counted == {"child:amira": frozenset({"games"})}
+
+
+def test_the_audit_says_what_was_done_for_how_long_and_why(db: sqlite3.Connection) -> None:
+    _pause(db, minutes=15, reason="fighting over the PC")
+    _pause(db, scope=Scope.CENTRE, target="", label="the whole centre", minutes=None)
+    _grant(db, until=T + 1800)
+    details = [e.detail for e in reversed(audit.entries(db))]
+    assert details == [
+        "pause 1 of Room 1 PC 1 for 15 minutes: fighting over the PC",
+        "pause 2 of the whole centre until resumed",
+        "grant 1: scratch.mit.edu for Amira for 30 minutes: coding club",
+    ]
