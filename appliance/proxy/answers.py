@@ -44,6 +44,7 @@ def block(
         report=form,
         helpline=settings.helpline,
         centre=settings.centre,
+        left=seen.standing.left,
     )
     replace(shared, flow, seen, 403, page, streaming)
 
