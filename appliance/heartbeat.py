@@ -18,7 +18,7 @@ ROLES = {
     "dns": "the DNS filter",
     "proxy": "the proxy",
     "alerts": "the alerter",
-    "controls": "the router's controls",
+    "router": "the router's controls",
 }
 
 

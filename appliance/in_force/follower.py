@@ -20,6 +20,7 @@ from pathlib import Path
 
 from appliance.bundles.sets import report_loaded
 from appliance.events.recording import EventLog
+from appliance.heartbeat import Heartbeat
 from appliance.in_force.bindings import Bindings, Bound
 from appliance.in_force.controls import ControlsFollower
 from appliance.in_force.live import Live, changed, load_live, stamp_of
@@ -54,6 +55,7 @@ class Follower:
         self.controls = ControlsFollower(live.config.events_path, live.zone)
         self._controls_again = True  # the sign-ins or the policy changed: the budgets are read anew
         self.reloads = 0
+        self.heartbeat = Heartbeat(live.config.data_dir, role)  # the overview's "running"
         self.reload_errors: list[str] = []  # why each refused reload was refused, oldest first
 
     # ---- every quarter second ----
@@ -64,6 +66,7 @@ class Follower:
         the bindings when they did, else None). `now` is the wall clock (the store's)."""
         if self.events is not None:
             self.events.hand_over()
+        self.heartbeat.beat(now)
         live = self.live
         bound = self.bindings.poll(now)
         if bound is not None:
@@ -136,6 +139,7 @@ class Follower:
         next_tick = time.monotonic() + every
         while True:
             await asyncio.sleep(check)
+            self.heartbeat.beat(time.monotonic())
             try:
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + every

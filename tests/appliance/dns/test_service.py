@@ -15,6 +15,7 @@ import dns.message
 import dns.query
 
 from appliance.config import load_config
+from appliance.heartbeat import STALE_S, last_beats
 from appliance.lists import compile_lists
 from tests.appliance.dns.conftest import KIDS, PROFILES, FakeUpstream, answers, config_text
 from tests.ports import free_port
@@ -42,7 +43,7 @@ def _ask(port: int, name: str, timeout: float = 10.0) -> dns.message.Message:
                 raise
 
 
-def test_the_dns_command_answers_reloads_and_stops(tmp_path: Path, upstream: FakeUpstream):
+def test_the_dns_command_answers_says_it_is_alive_reloads_and_stops(tmp_path: Path, upstream: FakeUpstream):
     config = _config(tmp_path, upstream)
     compile_lists(load_config(config), now=datetime.now(UTC))
     port = free_port()
@@ -55,6 +56,9 @@ def test_the_dns_command_answers_reloads_and_stops(tmp_path: Path, upstream: Fak
     )
     try:
         assert answers(_ask(port, "www.pornhub.com")) == [("www.pornhub.com", "A", "192.168.50.1")]
+        # Its heartbeat, which the overview reads to say the DNS filter runs.
+        alive = last_beats(tmp_path / "var")
+        assert "dns" in alive and time.time() - alive["dns"] < STALE_S
         (tmp_path / "profiles.yaml").write_text(
             PROFILES.replace("    blocked_answer: block-page\n", "    blocked_answer: zero\n"),
             encoding="utf-8",
