@@ -82,6 +82,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
         alerts,
         audit_views,
         auth,
+        controls,
         health,
         incidents,
         people,
@@ -116,6 +117,17 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     _install_wording(app)
     health.install(app)
     app.teardown_appcontext(close_store)
-    for module in (auth, review, alerts, incidents, people, policy_views, reports, audit_views, portal):
+    for module in (
+        auth,
+        review,
+        alerts,
+        controls,
+        incidents,
+        people,
+        policy_views,
+        reports,
+        audit_views,
+        portal,
+    ):
         app.register_blueprint(module.bp)
     return app

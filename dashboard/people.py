@@ -22,7 +22,7 @@ from appliance.config import staff_device_problem
 from appliance.devices_seen import SeenDevice, SweepError, arp_sweep, merge_seen, seen_devices, sweep_settings
 from appliance.net import ARP_TABLE
 from appliance.policy_files import PolicyFileErrors, read_policy_files
-from appliance.store import incidents, people
+from appliance.store import controls, incidents, people
 from appliance.store.people import DeviceRecord
 from appliance.store.schema import StoreError
 from appliance.store.staff import Role
@@ -102,6 +102,7 @@ def _children_page(error: str = "", form: dict[str, str] | None = None, status: 
     user = current_user()
     page = render_template(
         "people/index.html",
+        paused=paused_now("child"),
         flags=flags,
         lead=user is not None and user.role.may(Role.LEAD),
         children=children,
@@ -223,6 +224,16 @@ def end_session(session_id: int) -> Response:
     return redirect(url_for("people.index"))
 
 
+def paused_now(scope: str) -> dict[str, tuple[controls.PauseRecord, str]]:
+    """The pauses of `scope` ("child", "device") active now, by target: (the pause, "until 17:45" or
+    "until resumed"), for the pages' Pause and Resume buttons."""
+    return {
+        p.target: (p, f"until {_clock(p.until)}" if p.until is not None else "until resumed")
+        for p in controls.active_pauses(store(), now())
+        if p.scope == scope
+    }
+
+
 def _sentence(error: Exception) -> str:
     text = str(error)
     text = text[:1].upper() + text[1:]
@@ -295,6 +306,7 @@ def _devices_page(
     profiles, policy_error = profile_names()
     page = render_template(
         "people/devices.html",
+        paused=paused_now("device"),
         rows=device_rows(extra),
         profiles=profiles,
         error=error or policy_error,
