@@ -61,6 +61,9 @@ class EventLog:
         self.counted = array("Q")  # what's key of each answer only counted
         self.requests: list[RequestRow] = []  # web events (the proxy's), a few thousand a second at most
         self.seen: set[tuple[str, str]] = set()  # signed-in (child id, address) in use since the last batch
+        # Active minutes of children with a time budget (child id, category or "" for the internet, minute
+        # = int(ts // 60)), filled by the answering side; the writer records them for the centre's day.
+        self.activity: set[tuple[str, str, int]] = set()
         self.zone = zone
         self.restarts = 0
         self._defs: list[tuple[int, Asker | Answer]] = []
@@ -188,7 +191,9 @@ class EventLog:
     def hand_over(self) -> None:
         """Send what was recorded since the last hand-over to the writer (never blocks)."""
         self._restart_if_gone()
-        if not (self.ts or self.counted or self.requests or self._dead or self._defs or self.seen):
+        if not (
+            self.ts or self.counted or self.requests or self._dead or self._defs or self.seen or self.activity
+        ):
             return
         dead, self._dead = self._dead, []
         self._known.difference_update(dead)
@@ -204,16 +209,19 @@ class EventLog:
             dead,
             self.requests,
             self.seen,
+            self.activity,
         )
         self._defs = []
         self.requests = []
         self.seen = set()
+        self.activity = set()
         # New arrays rather than cleared ones: the hot path holds bound appends for a whole drain.
         self.ts, self.who, self.what, self.took = array("d"), array("Q"), array("Q"), array("f")
         self.counted = array("Q")
         if self._outbox.qsize() >= MAX_WAITING_BATCHES:
             self.dropped_batches += 1
             self._defs = list(message[1])  # its events are lost, but what they defined goes next time
+            self.activity |= message[11]  # and the minutes children's budgets are counted from
             log.warning("event log %s: the writer fell behind; a batch of events was dropped", self.path)
             return
         self._outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))

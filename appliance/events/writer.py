@@ -25,7 +25,7 @@ import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from multiprocessing.connection import Connection
 from operator import attrgetter
@@ -34,6 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from appliance.events.values import ANSWER_COLUMNS, ASKER_COLUMNS, KEY_RANGE, Answer, Asker, RequestRow
+from appliance.store.controls import record_activity
 from appliance.store.retention import Schedule, settings_from_json
 from appliance.store.schema import StoreError, connect, disk_full, rollback
 from profiles.verdict import LogDetail
@@ -50,6 +51,7 @@ MAX_HELD_BYTES = 8 << 20
 VISIT_GAP_S = 300.0
 VISIT_MAX_S = 3600.0
 MAX_OPEN_VISITS = 50_000  # remembered in memory; beyond, the closed ones are forgotten (the store has them)
+MAX_RECORDED_MINUTES = 10_000  # active minutes remembered as written; beyond, all but the last two minutes'
 _COUNT = (
     "INSERT INTO daily_counts (day, channel, profile, action, category, count) VALUES (?,?,?,?,?,?)"
     " ON CONFLICT (day, channel, profile, action, category) DO UPDATE SET count = count + excluded.count"
@@ -121,6 +123,9 @@ class StoreWriter:
         self._askers: dict[int, str] = {}  # key -> address and subject, as in `open_visits.key`
         self._visit_of: dict[int, str] = {}  # key of a notable answer -> host, action, category, flagged
         self._visits: dict[str, Visit] = {}  # key (`open_visits.key`) -> the visit
+        # Active minutes this writer has recorded (child, category, minute): each batch (four a second)
+        # names the minute again; only a new one reaches SQLite. The oldest are forgotten.
+        self._recorded: set[tuple[str, str, int]] = set()
 
     def _claim_keys(self) -> int:
         """Reserve KEY_RANGE ids above everything in the file and every other writer's range."""
@@ -180,10 +185,13 @@ class StoreWriter:
         when: float,
         requests: Sequence[RequestRow] = (),
         seen: Collection[tuple[str, str]] = (),
+        activity: Collection[tuple[str, str, int]] = (),
     ) -> None:
         """Define `defs`, write `events` (parallel sequences: when, who's key, what's key, seconds taken)
         and `requests` (web rows), add `counted` (what's keys, one per answer) to the totals of the day of
-        `when`, and mark the sessions of `seen` (child id, address) in use at `when`. Raises sqlite3.Error,
+        `when`, mark the sessions of `seen` (child id, address) in use at `when`, and record the active
+        minutes of `activity` (child id, category or "", minute) in the centre's day of each minute
+        (appliance.store.controls.record_activity). Raises sqlite3.Error,
         and nothing of the batch is written: the caller keeps it and writes it again, definitions
         included (the answering side sends each once, and later events name it: `Backlog`
         holds the batches the store refused, in order)."""
@@ -193,6 +201,7 @@ class StoreWriter:
         db.execute("BEGIN IMMEDIATE")
         named: set[int] = set()
         opened: dict[str, Visit] = {}
+        minutes = [row for row in activity if row not in self._recorded] if activity else []
         try:
             self.define(defs)
             if self._waiting:
@@ -230,6 +239,11 @@ class StoreWriter:
             if seen:
                 # A signed-in device in use keeps its session from the idle time-out.
                 db.executemany(self._seen_sql, [(when, child) for child in {child for child, _ in seen}])
+            if minutes:
+                days = {minute: self._day_of(minute * 60.0) for minute in {row[2] for row in minutes}}
+                record_activity(
+                    db, [(days[minute], child, category, minute) for child, category, minute in minutes]
+                )
             db.execute("COMMIT")
         except sqlite3.Error:
             rollback(db)
@@ -237,6 +251,11 @@ class StoreWriter:
         for key in named:
             del self._waiting[key]
         self._remember(opened)
+        if minutes:
+            self._recorded.update(minutes)
+            if len(self._recorded) > MAX_RECORDED_MINUTES:
+                newest = max(minute for _, _, minute in minutes)
+                self._recorded = {row for row in self._recorded if row[2] >= newest - 1}
         self.written += len(events[0]) + len(requests)
         self.counted += sum(totals.values())
 
@@ -378,7 +397,8 @@ _OPEN_VISIT = (
 @dataclass(frozen=True)
 class Batch:
     """One hand-over as the writer process takes it: definitions, DNS events (when, who's key, what's
-    key, seconds taken), keys only counted, its wall-clock time, keys forgotten, web rows, sessions seen."""
+    key, seconds taken), keys only counted, its wall-clock time, keys forgotten, web rows, sessions seen,
+    children's active minutes (child id, category or "", minute)."""
 
     defs: list[tuple[int, Asker | Answer]]
     events: tuple[array[float], array[int], array[int], array[float]]
@@ -387,6 +407,7 @@ class Batch:
     dead: list[int]
     requests: list[RequestRow]
     seen: set[tuple[str, str]]
+    activity: set[tuple[str, str, int]] = field(default_factory=set)
 
     @property
     def size(self) -> int:
@@ -403,6 +424,7 @@ class Batch:
             + 250 * len(self.requests)
             + urls
             + 500 * len(self.defs)
+            + 100 * len(self.activity)
         )
 
 
@@ -447,9 +469,14 @@ class Backlog:
             self.held_bytes -= oldest.cost
             nxt = self.held.popleft()
             self.held_bytes -= nxt.cost
-            # Its events go; what it defined and forgot, and the sessions it saw, go on with the next.
+            # Its events go; what it defined and forgot, the sessions it saw and the children's active
+            # minutes (their budgets) go on with the next.
             merged = replace(
-                nxt, defs=oldest.defs + nxt.defs, dead=oldest.dead + nxt.dead, seen=oldest.seen | nxt.seen
+                nxt,
+                defs=oldest.defs + nxt.defs,
+                dead=oldest.dead + nxt.dead,
+                seen=oldest.seen | nxt.seen,
+                activity=oldest.activity | nxt.activity,
             )
             self.held.appendleft(merged)
             self.held_bytes += merged.cost
@@ -472,7 +499,15 @@ class Backlog:
         while self.held:
             batch = self.held[0]
             try:
-                store.write(batch.defs, batch.events, batch.counted, batch.when, batch.requests, batch.seen)
+                store.write(
+                    batch.defs,
+                    batch.events,
+                    batch.counted,
+                    batch.when,
+                    batch.requests,
+                    batch.seen,
+                    batch.activity,
+                )
             except sqlite3.OperationalError as e:  # full, locked, an I/O error: it passes; keep the batch
                 self._refused(e, now)
                 return
@@ -587,9 +622,9 @@ def _writer_main(path: str, zone_name: str, settings: str = "") -> None:
                 backlog.write(time.monotonic(), now_or_never=True)
                 return
             else:
-                _, defs, ts, who, what, took, counted, when, dead, requests, seen = message
+                _, defs, ts, who, what, took, counted, when, dead, requests, seen, activity = message
                 events = (_array("d", ts), _array("Q", who), _array("Q", what), _array("f", took))
-                backlog.add(Batch(defs, events, _array("Q", counted), when, dead, requests, seen))
+                backlog.add(Batch(defs, events, _array("Q", counted), when, dead, requests, seen, activity))
                 backlog.write(time.monotonic())
                 if retention is not None and not backlog.held:
                     retention.run()

@@ -2,8 +2,9 @@
 
 `purge` deletes events and web requests older than `retention_days`, sessions ended as long ago,
 incidents closed longer ago than `incident_retention_days` (with the events copied into them and their
-notes), audit rows older than `audit_retention_days`, daily totals older than `daily_counts_days`, sign-in
-failures older than a day and expired set-up links. Large deletions go in chunks of CHUNK rows, one
+notes), audit rows older than `audit_retention_days`, daily totals older than `daily_counts_days`, active
+minutes and extra time older than CONTROLS_DAYS, sign-in failures older than a day and expired set-up
+links. Large deletions go in chunks of CHUNK rows, one
 transaction each, so that the event writers wait at most one chunk for the write lock.
 
 Who asked and what was answered (`askers`, `answers`) are written once by a writer process and named by
@@ -37,6 +38,10 @@ CHUNK = 20_000  # rows per transaction: a few tenths of a second of the write lo
 DAY_S = 86_400.0
 PURGE_EVERY_S = 3600.0
 PURGE_SLICE_S = 1.0  # the longest one `Schedule.run` holds up the writer's batches (give or take a chunk)
+# Active minutes and staff's extra time (time budgets, appliance/store/controls.py) are kept this long: a
+# day's usage is all a budget needs, and two months lets staff look back at a child's habits. (Pauses,
+# grants and asks are decisions, kept as long as the audit log for the yearly review.)
+CONTROLS_DAYS = 60
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class PurgeReport:
     daily_counts: int = 0
     sign_in_failures: int = 0
     setup_links: int = 0
+    activity: int = 0
+    extra_time: int = 0
     askers: int = 0
     answers: int = 0
     key_ranges: int = 0
@@ -98,6 +105,10 @@ def purge(
         day = datetime.fromtimestamp(now - settings.daily_counts_days * DAY_S, UTC).date().isoformat()
         counts["daily_counts"] = _run(db, "DELETE FROM daily_counts WHERE day < ?", day)
         _run(db, "DELETE FROM notable_days WHERE day < ?", day)
+        # The centre's local date, as the writers and staff wrote it.
+        controls_day = datetime.fromtimestamp(now - CONTROLS_DAYS * DAY_S, zone).date().isoformat()
+        counts["activity"] = _run(db, "DELETE FROM activity WHERE day < ?", controls_day)
+        counts["extra_time"] = _run(db, "DELETE FROM extra_time WHERE day < ?", controls_day)
         closed = "SELECT id FROM incidents WHERE status = 'closed' AND closed < ?"
         incident_before = now - settings.incident_retention_days * DAY_S
         counts["incident_events"] = _run(

@@ -466,6 +466,88 @@ CREATE TABLE refusals (
 INSERT INTO alert_cursor VALUES ('refusals', 0);
 """
 
+# Version 9: staff in control, in the moment (issue 21, docs/store.md#controls): pauses, grants ("allow for a
+# while"), the children's asks to use a site, per-child time budgets, extra time and the active minutes
+# budgets are counted from. `settings.controls` is bumped by every change the answering services follow.
+_V9 = """
+CREATE TABLE pauses (
+    id       INTEGER PRIMARY KEY,
+    scope    TEXT    NOT NULL CHECK (scope IN ('device', 'child', 'profile', 'centre')),
+    target   TEXT    NOT NULL,  -- device key, child id, profile name, '' for the centre
+    label    TEXT    NOT NULL,  -- what staff see: the device's or child's name, the profile
+    since    REAL    NOT NULL,
+    until    REAL,              -- NULL: until resumed
+    by       TEXT    NOT NULL,  -- staff user name
+    reason   TEXT    NOT NULL DEFAULT '',
+    ended    REAL,              -- resumed early
+    ended_by TEXT
+);
+CREATE TABLE grants (
+    id       INTEGER PRIMARY KEY,
+    child    TEXT,              -- a child's id, or
+    device   TEXT,              -- a device key
+    label    TEXT    NOT NULL,  -- the child's or device's name, for staff
+    host     TEXT,              -- a site (with its subdomains), or
+    category TEXT,
+    since    REAL    NOT NULL,
+    until    REAL    NOT NULL,
+    by       TEXT    NOT NULL,
+    reason   TEXT    NOT NULL,
+    ended    REAL,
+    ended_by TEXT,
+    CHECK ((child IS NULL) <> (device IS NULL)),
+    CHECK ((host IS NULL) <> (category IS NULL))
+);
+-- "Ask to use this site", from the block page: pending until staff grant or refuse it.
+CREATE TABLE access_requests (
+    id          INTEGER PRIMARY KEY,
+    ts          REAL    NOT NULL,
+    subject     TEXT    NOT NULL,  -- child:<id> or device:<name> or guest
+    child       TEXT,              -- the child's id when signed in
+    device      TEXT    NOT NULL,  -- the device key
+    client      TEXT    NOT NULL,  -- the address
+    label       TEXT    NOT NULL,  -- who, for staff (child's display name, device name, the address)
+    host        TEXT    NOT NULL,
+    category    TEXT    NOT NULL DEFAULT '',
+    profile     TEXT    NOT NULL,
+    note        TEXT    NOT NULL DEFAULT '',  -- the child's words (at most 200 characters)
+    state       TEXT    NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'granted', 'refused', 'expired')),
+    answered    REAL,
+    answered_by TEXT,
+    grant_id    INTEGER REFERENCES grants (id)
+);
+CREATE INDEX access_requests_pending ON access_requests (ts) WHERE state = 'pending';
+CREATE TABLE child_budgets (
+    child      TEXT    PRIMARY KEY REFERENCES children (id),
+    minutes    INTEGER,                       -- daily internet minutes; NULL: none
+    categories TEXT    NOT NULL DEFAULT '{}',  -- JSON {category: minutes}
+    set_by     TEXT    NOT NULL,
+    ts         REAL    NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE extra_time (
+    id       INTEGER PRIMARY KEY,
+    day      TEXT    NOT NULL,             -- the centre's date, YYYY-MM-DD
+    child    TEXT    NOT NULL,             -- the child's id
+    category TEXT    NOT NULL DEFAULT '',  -- '' for the internet
+    minutes  INTEGER NOT NULL CHECK (minutes > 0),
+    by       TEXT    NOT NULL,
+    reason   TEXT    NOT NULL DEFAULT '',
+    ts       REAL    NOT NULL
+);
+-- Active minutes (docs/profiles.md, "Time budgets"): one row per child, category ('' for the internet) and
+-- minute of the clock (int(ts // 60)) in which a signed-in child's device asked anything; the DNS
+-- filter's and the proxy's writers write the same minute once.
+CREATE TABLE activity (
+    day      TEXT    NOT NULL,
+    child    TEXT    NOT NULL,  -- the child's id
+    category TEXT    NOT NULL,  -- '' for the internet
+    minute   INTEGER NOT NULL,  -- int(ts // 60)
+    PRIMARY KEY (day, child, category, minute)
+) WITHOUT ROWID;
+INSERT INTO settings (key, value) VALUES ('controls', '0');  -- bumped by every change the services follow
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (2, _V2),
     (3, _V3),
@@ -474,6 +556,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (6, _V6),
     (7, _V7),
     (8, _V8),
+    (9, _V9),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -115,6 +115,55 @@ def test_purge_by_age(path: Path) -> None:
     db.close()
 
 
+def test_active_minutes_and_extra_time_go_after_60_centre_days_and_staff_decisions_stay(path: Path) -> None:
+    """Time budgets need only today; two months are kept. Pauses, grants and asks are staff's decisions,
+    kept with the audit log for the yearly review. The day is the centre's date: at NOW it is still
+    2027-01-14 in Honolulu, so 60 days back is 2026-11-15 there (already 2026-11-16 in UTC)."""
+    from appliance.store import controls
+    from profiles.controls import Scope
+
+    db = connect(path)
+    minute = int(NOW // 60)
+    controls.record_activity(
+        db, [(day, "amira", "", minute) for day in ("2026-11-14", "2026-11-15", "2027-01-14")]
+    )
+    for day in ("2026-11-14", "2026-11-15"):
+        controls.add_time(db, child="amira", category="", minutes=5, by="sam", reason="", now=NOW, day=day)
+    old = NOW - 400 * DAY
+    controls.pause(db, scope=Scope.CENTRE, target="", label="", minutes=5, by="sam", reason="", now=old)
+    controls.grant(
+        db,
+        child="amira",
+        device=None,
+        label="Amira",
+        host="scratch.mit.edu",
+        category=None,
+        until=old + 60,
+        by="sam",
+        reason="club",
+        now=old,
+    )
+    controls.ask(
+        db,
+        subject="guest",
+        child=None,
+        device="d",
+        client="c",
+        label="c",
+        host="x.example",
+        category="",
+        profile="guest",
+        note="",
+        now=old,
+    )
+    report = purge(db, SETTINGS, NOW, zone=ZoneInfo("Pacific/Honolulu"))
+    assert (report.activity, report.extra_time) == (1, 1)
+    assert [d for (d,) in db.execute("SELECT day FROM activity ORDER BY day")] == ["2026-11-15", "2027-01-14"]
+    assert db.execute("SELECT day FROM extra_time").fetchall() == [("2026-11-15",)]
+    assert (count(db, "pauses"), count(db, "grants"), count(db, "access_requests")) == (1, 1, 1)
+    db.close()
+
+
 def test_events_go_in_chunks_oldest_first(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retention, "CHUNK", 3)
     writer = StoreWriter(path, ZoneInfo("UTC"))

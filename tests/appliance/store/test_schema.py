@@ -121,7 +121,7 @@ def test_processes_opening_a_fresh_file_at_once_all_succeed(tmp_path: Path) -> N
     outputs = [p.communicate(timeout=60)[0].splitlines() for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     for lines in outputs:
-        assert lines == [f"{SCHEMA_VERSION} 1"] * ROUNDS  # one settings row: migrated once
+        assert lines == [f"{SCHEMA_VERSION} 2"] * ROUNDS  # settings bindings and controls: migrated once
     for i in range(ROUNDS):
         db = connect(tmp_path / f"fresh-{i}.sqlite")
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -339,3 +339,59 @@ def test_version_8_keeps_incidents_and_their_notes_and_lets_the_appliance_open_o
     with pytest.raises(sqlite3.IntegrityError):  # still an incident's: the references hold
         db.execute("INSERT INTO incident_events VALUES (99, 'dns:9', 1.0, '{}')")
     assert db.execute("SELECT last FROM alert_cursor WHERE tbl = 'events'").fetchone() == (0,)
+
+
+def make_v8(path: Path) -> None:
+    """A file as the version 8 appliance left it: version 2's events, migrated step by step to 8, with a
+    child, a session and the bindings counter moved on."""
+    make_v5(path)
+    db = sqlite3.connect(path)
+    for version, script in MIGRATIONS:
+        if 5 < version <= 8:
+            db.executescript(script)
+            db.execute(f"PRAGMA user_version = {version}")
+    db.execute(
+        "INSERT INTO children (id, display_name, profile, pin, created)"
+        " VALUES ('amira', 'Amira', '10-12', 'x', 1.0)"
+    )
+    db.execute(
+        "INSERT INTO sessions (child, device, client, started, expires, idle_s, last_seen)"
+        " VALUES ('amira', 'dc:a6:32:01:02:03', '10.0.0.2', 1800000000.0, 1800003600.0, 1200, 1800000000.0)"
+    )
+    db.execute("UPDATE settings SET value = '41' WHERE key = 'bindings'")
+    db.commit()
+    db.close()
+
+
+def test_version_9_adds_the_staff_controls_and_keeps_everything_of_version_8(tmp_path: Path) -> None:
+    """Pauses, grants, asks, budgets, extra time and activity start empty, the `controls` counter at 0;
+    every table of version 8 is kept row for row."""
+    path = tmp_path / "events.sqlite"
+    make_v8(path)
+    before = sqlite3.connect(path)
+    assert before.execute("PRAGMA user_version").fetchone() == (8,)
+    tables = [name for (name,) in before.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    kept = {t: before.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    before.close()
+    db = connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (9,)
+    after = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    assert after["settings"] == sorted([*kept["settings"], ("controls", "0")])
+    assert {t: rows for t, rows in after.items() if t != "settings"} == {
+        t: rows for t, rows in kept.items() if t != "settings"
+    }
+    assert kept["events"] and kept["children"] and kept["sessions"]
+    for table in ("pauses", "grants", "access_requests", "child_budgets", "extra_time", "activity"):
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    # The new tables' own rules hold: a grant is for one child or one device, a budget for a child.
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute(
+            "INSERT INTO grants (child, device, label, host, since, until, by, reason)"
+            " VALUES ('amira', 'dc:a6:32:01:02:03', 'Amira', 'scratch.mit.edu', 1, 2, 'sam', 'club')"
+        )
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO child_budgets (child, minutes, set_by, ts) VALUES ('nobody', 60, 'sam', 1)")
+    db.execute("INSERT INTO child_budgets (child, minutes, set_by, ts) VALUES ('amira', 60, 'sam', 1)")
+    db.close()
