@@ -38,6 +38,7 @@ from profiles.alerts import (
     Shift,
 )
 from profiles.categories import Area, Category, CategoryMap, Kind, Risk, Severity
+from profiles.controls import Budget
 from profiles.errors import PolicyError
 from profiles.pii import PiiKind
 from profiles.policy import Policy
@@ -289,7 +290,9 @@ _PROFILE_KEYS = {
     "blocked_answer",
     "on_error",
     "direct_ports",
+    "budget",
 }
+DAY_MINUTES = 24 * 60  # the most a daily budget can hold
 
 
 def _read_profiles(
@@ -424,7 +427,48 @@ def _read_profile(
         ),
         on_error=r.choice(node, "on_error", what, OnError, OnError.BLOCK, "block, allow"),
         direct_ports=_direct_ports(r, node, what),
+        budget=_read_budget(r, node, what, categories),
     )
+
+
+def _read_budget(r: Reader, node: Mapping, what: str, categories: CategoryMap) -> Budget | None:
+    """`budget: {minutes: 120, categories: {games: 30}}`: daily minutes of internet and per category for
+    the profile's signed-in children, both optional; None without one."""
+    value = r.mapping(node, "budget", what)
+    if value is None:
+        return None
+    r.keys(value, {"minutes", "categories"}, f"{what} budget")
+    minutes: int | None = None
+    if value.get("minutes") is not None:
+        minutes = _day_minutes(value["minutes"])
+        if minutes is None:
+            r.error(
+                value, "minutes", f"{what}: budget: minutes must be a whole number from 1 to {DAY_MINUTES}"
+            )
+    limits: dict[str, int] = {}
+    table = r.mapping(value, "categories", f"{what}: budget") or empty_mapping()
+    for category, limit in table.items():
+        line = table.line_of(category)
+        if category not in categories:
+            r.report(
+                f"{r.path}:{line}: {what}: budget: unknown category {category!r} (see the categories file)"
+            )
+        elif (checked := _day_minutes(limit)) is None:
+            r.report(
+                f"{r.path}:{line}: {what}: budget: the minutes for {category!r} must be a whole number "
+                f"from 1 to {DAY_MINUTES}"
+            )
+        else:
+            limits[category] = checked
+    budget = Budget(minutes, limits)
+    return None if budget.empty else budget
+
+
+def _day_minutes(value: object) -> int | None:
+    """`value` as minutes of one day (1 to DAY_MINUTES), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= DAY_MINUTES:
+        return None
+    return value
 
 
 def _direct_ports(r: Reader, node: Mapping, what: str) -> tuple[DirectPort, ...]:

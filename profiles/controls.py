@@ -136,10 +136,43 @@ class Controls:
     left: Mapping[str, Left] = field(default_factory=dict)
     counted: Mapping[str, frozenset[str]] = field(default_factory=dict)  # by subject: budgeted categories
 
-    def standing(self, identity: Identity, device: str, now: datetime) -> Standing:
+    def standing(self, identity: Identity, device: str, now: datetime, *, bypass: bool = False) -> Standing:
         """What applies to `identity` asking from the device keyed `device` (normalised MAC, else the
-        address) at `now`; NO_STANDING when nothing does."""
-        raise NotImplementedError  # profiles-core: see /work/notes/issue21-spec.md
+        address) at `now`; NO_STANDING when nothing does.
+
+        The pause is the active one that covers the client (its device key, its child's id, its profile,
+        or the centre) ending last, one until resumed first. A centre pause does not cover staff signed
+        in at the portal, nor, with `bypass`, a client whose profile bypasses filtering (the caller knows
+        the profile; `decide` checks both again, so a standing made without `bypass` still decides
+        right). The grants are the active ones for the child's id or the device key; spent, counted and
+        left are the child's (by `Identity.subject`: only signed-in children have a budget).
+        """
+        child = identity.child
+        centre = not bypass and not (child is not None and child.staff)
+        pause: Pause | None = None
+        for candidate in self.pauses:
+            if not candidate.active(now) or not _covers(candidate, identity, device, centre=centre):
+                continue
+            if pause is None or _ends_later(candidate, pause):
+                pause = candidate
+        grants = tuple(
+            g
+            for g in self.grants
+            if g.active(now)
+            and ((child is not None and g.child == child.id) or (g.device is not None and g.device == device))
+        )
+        subject = identity.subject
+        lefts = self.left.get(subject)
+        counted = self.counted.get(subject, frozenset())
+        if pause is None and not grants and lefts is None and not counted:
+            return NO_STANDING
+        return Standing(
+            pause=pause,
+            grants=grants,
+            spent=lefts.spent if lefts is not None else frozenset(),
+            counted=counted,
+            left=lefts,
+        )
 
 
 NO_CONTROLS = Controls()
@@ -147,5 +180,40 @@ NO_CONTROLS = Controls()
 
 def left(budget: Budget, usage: Usage, extra: Mapping[str, int]) -> Left:
     """What is left of `budget` after `usage`, with staff's `extra` minutes (by category, INTERNET for
-    the internet) added; floored at 0."""
-    raise NotImplementedError  # profiles-core: see /work/notes/issue21-spec.md
+    the internet) added; floored at 0. Extra time for something the budget does not limit changes
+    nothing (it has no limit to add to)."""
+    internet = (
+        None if budget.minutes is None else max(0, budget.minutes + extra.get(INTERNET, 0) - usage.internet)
+    )
+    categories = {
+        name: max(0, minutes + extra.get(name, 0) - usage.categories.get(name, 0))
+        for name, minutes in budget.categories.items()
+    }
+    remaining = dict(categories)
+    if internet is not None:
+        remaining[INTERNET] = internet
+    return Left(
+        internet=internet,
+        categories=categories,
+        spent=frozenset(name for name, minutes in remaining.items() if minutes == 0),
+        warned=frozenset(name for name, minutes in remaining.items() if 0 < minutes <= WARN_MINUTES),
+    )
+
+
+def _covers(pause: Pause, identity: Identity, device: str, *, centre: bool) -> bool:
+    """Whether `pause` names this client: its device key, its child's id, its profile, or (where
+    `centre` says a centre pause may cover it) the centre."""
+    if pause.scope is Scope.DEVICE:
+        return pause.target == device
+    if pause.scope is Scope.CHILD:
+        return identity.child is not None and pause.target == identity.child.id
+    if pause.scope is Scope.PROFILE:
+        return pause.target == identity.profile
+    return centre
+
+
+def _ends_later(pause: Pause, than: Pause) -> bool:
+    """Whether `pause` lasts longer than `than` (until resumed is longest)."""
+    if than.until is None:
+        return False
+    return pause.until is None or pause.until > than.until

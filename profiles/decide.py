@@ -1,9 +1,11 @@
 """`decide`: a request, the policy, who is asking and when, in; a verdict with every reason, out.
 
-The order is design.md's: identity (given), help services and the portal, staff bypass, schedule,
-always-blocked, safe search (it wins over the allowlist), the profile's own entries and allowlist, its
-blocked categories (allowlist-only mode: everything not allowed), downloads, flag-only categories,
-watch lists and personal information, then allow. Pure: no I/O; the clock is the `now` argument.
+The order is design.md's: identity (given), help services and the portal, a pause by staff, staff
+bypass, a spent internet budget, schedule, always-blocked, a grant by staff ("allow for a while"), a
+spent category budget, safe search (it wins over the allowlist and a grant), the profile's own entries
+and allowlist, its blocked categories (allowlist-only mode: everything not allowed), downloads,
+flag-only categories, watch lists and personal information, then allow. Pure: no I/O; the clock is the
+`now` argument, staff's controls (`profiles.controls.Standing`) the `standing` one.
 
 Where several lists name the host, every one counts for what is blocked; their ranks (`Policy.ranks`)
 choose which of them a block is reported under, drop a flag a better list contradicts, and let an
@@ -21,6 +23,7 @@ from filters.phrase_index import PhraseHit
 from filters.sources import Rank
 from filters.urls import PathReadings, path_allowed_by, path_blocked_by, read_path, split_url
 from profiles.categories import Category, Kind, Severity
+from profiles.controls import INTERNET, NO_STANDING, Grant, Pause, Scope, Standing
 from profiles.identity import Identity
 from profiles.pii import find_personal_info
 from profiles.policy import NO_FACTS, Effect, HostFacts, Override, Policy, ProfileRules, Special
@@ -38,8 +41,16 @@ PERSONAL_INFO = "personal-info"  # the category personal-information findings ar
 _NAVIGATIONS = frozenset({"document", "subdocument"})
 
 
-def decide(request: Request, policy: Policy, identity: Identity, now: datetime) -> Verdict:
-    """The verdict on `request` from `identity` at `now` (an aware datetime) under `policy`.
+def decide(
+    request: Request, policy: Policy, identity: Identity, now: datetime, standing: Standing = NO_STANDING
+) -> Verdict:
+    """The verdict on `request` from `identity` at `now` (an aware datetime) under `policy`, with staff's
+    controls that apply to this client now (`standing`: `Controls.standing`).
+
+    A pause blocks everything but help services and the portal; a centre pause leaves profiles that
+    bypass filtering and staff signed in at the portal alone. A grant allows its site or category as
+    the profile's own allow entry would, but never over a pause, the schedule, an always-blocked
+    category or a spent internet budget. Verdicts are remembered only for clients with no standing.
 
     Raises UnknownProfile if the identity's profile is not in the policy, ValueError if `now` is naive.
     """
@@ -50,6 +61,8 @@ def decide(request: Request, policy: Policy, identity: Identity, now: datetime) 
     facts = policy.facts.get(host) or policy.host_facts(host)
     if facts is not NO_FACTS and facts.special:
         return _special(facts, rules)
+    if standing is not NO_STANDING:
+        return _decide_standing(request, policy, identity, now, standing, rules, facts)
     if rules.bypass is not None:
         return rules.bypass
     if url is not None:
@@ -96,6 +109,72 @@ def decide(request: Request, policy: Policy, identity: Identity, now: datetime) 
     return _decide(request, policy, rules, facts, raw, rules.outside(now) if rules.scheduled else None)
 
 
+def _decide_standing(
+    request: Request,
+    policy: Policy,
+    identity: Identity,
+    now: datetime,
+    standing: Standing,
+    rules: ProfileRules,
+    facts: HostFacts,
+) -> Verdict:
+    """`decide` for a client staff's controls apply to: never remembered, since they change by the
+    minute and by the client."""
+    pause = standing.pause
+    if pause is not None and pause.active(now) and _pause_covers(pause, rules, identity):
+        return _paused(pause, policy, rules)
+    if rules.bypass is not None:
+        return rules.bypass
+    if INTERNET in standing.spent:
+        reason = Reason(Step.BUDGET, Action.BLOCK, "today's internet time is used up")
+        return Verdict(Action.BLOCK, rules.name, (reason,), log=LogDetail.COUNT)
+    if request.url is not None:
+        raw = policy.index.match_url(
+            request.url, source_url=request.source_url, request_type=request.request_type
+        ).raw
+    else:
+        raw = policy.index.match_host(request.host).raw
+    outside = rules.outside(now) if rules.scheduled else None
+    return _decide(request, policy, rules, facts, raw, outside, standing=standing, now=now)
+
+
+def _pause_covers(pause: Pause, rules: ProfileRules, identity: Identity) -> bool:
+    """A centre pause is for the children: profiles that bypass filtering (technicians) and staff
+    signed in at the portal keep working. A device, child or profile pause covers whoever it names."""
+    if pause.scope is not Scope.CENTRE:
+        return True
+    child = identity.child
+    return rules.bypass is None and not (child is not None and child.staff)
+
+
+def _paused(pause: Pause, policy: Policy, rules: ProfileRules) -> Verdict:
+    until = f" until {_clock(pause.until, policy)}" if pause.until is not None else ""
+    reason = Reason(Step.PAUSED, Action.BLOCK, f"paused by staff{until}", rule=str(pause.id))
+    return Verdict(Action.BLOCK, rules.name, (reason,), log=LogDetail.COUNT)
+
+
+def _clock(when: datetime, policy: Policy) -> str:
+    """`when` as the centre's clock shows it (HH:MM)."""
+    return when.astimezone(policy.zone).strftime("%H:%M")
+
+
+def _granted(grant: Grant, policy: Policy) -> Reason:
+    return Reason(
+        Step.GRANT, Action.ALLOW, f"allowed by staff until {_clock(grant.until, policy)}", rule=str(grant.id)
+    )
+
+
+def _budget_names(named: list[tuple[RawHit, Effect, Category]]) -> list[Category]:
+    """The categories the lists name the host under, whatever this profile does with them (a budget
+    of games counts games it merely allows), once each; an adblock exception (`@@`) is not a naming."""
+    seen: dict[str, Category] = {}
+    for hit, _, category in named:
+        if hit[2] & ALLOW and category.kind is Kind.RISK:
+            continue
+        seen.setdefault(category.name, category)
+    return list(seen.values())
+
+
 def _special(facts: HostFacts, rules: ProfileRules) -> Verdict:
     if facts.special is Special.HELP:
         return rules.help
@@ -118,6 +197,9 @@ def _decide(
     facts: HostFacts,
     raw: tuple[RawHit, ...],
     outside: Outside | None,
+    *,
+    standing: Standing = NO_STANDING,
+    now: datetime | None = None,
 ) -> Verdict:
     profile = rules.profile
     effects = rules.effects
@@ -187,6 +269,31 @@ def _decide(
         # the always-blocked lists only.
         return _blocked(rules, concerns, _named(policy, [(Step.ALWAYS_BLOCKED, h, c) for h, c in always]))
 
+    # Staff's controls: a grant is the child's own allow entry for a while; a spent category budget
+    # blocks what the lists name under that category, whatever else the profile says of it.
+    grant: Grant | None = None
+    counted: list[Category] = []
+    if standing is not NO_STANDING and now is not None:
+        names = _budget_names(named)
+        grant = next(
+            (g for g in standing.grants if g.active(now) and g.covers(request.host, [c.name for c in names])),
+            None,
+        )
+        if grant is None and standing.spent:
+            spent = [c for c in names if c.name in standing.spent]
+            if spent:
+                return _blocked(
+                    rules,
+                    concerns,
+                    [
+                        Reason(
+                            Step.BUDGET, Action.BLOCK, f"today's time for {c.title} is used up", rule=c.name
+                        )
+                        for c in spent
+                    ],
+                )
+        counted = [c for c in names if c.name in standing.counted]
+
     # Safe search before the allowlist: an allowlisted search engine is still made safe.
     target: SafeTarget | None = None
     if profile.safe_search.enabled:
@@ -211,7 +318,11 @@ def _decide(
             )
 
     allowed = False
-    if own is not None:
+    if grant is not None:
+        # Staff, asked about this child and this site now, speak over the profile's standing entries.
+        allowed = True
+        reasons.append(_granted(grant, policy))
+    elif own is not None:
         if own.action is Action.BLOCK:
             return _blocked(
                 rules,
@@ -267,6 +378,11 @@ def _decide(
     reasons += concerns
     if any(r.effect is Action.BLOCK for r in reasons):
         return _blocked(rules, concerns, reasons)
+    # Named, so the answering side counts the minute towards the category's budget.
+    reasons += [
+        Reason(Step.BUDGET, Action.ALLOW, f"counts towards today's time for {c.title}", rule=c.name)
+        for c in counted
+    ]
     flags = any(r.effect is Action.FLAG for r in reasons)
     action = Action.REWRITE if target is not None else Action.FLAG if flags else Action.ALLOW
     if not reasons:

@@ -10,6 +10,7 @@ import pytest
 from appliance.config import PolicySettings
 from appliance.policy_files import PolicyFileErrors, read_policy_files
 from profiles.categories import Kind, Severity
+from profiles.controls import Budget
 from profiles.profile import Mode
 from profiles.safesearch import YouTubeMode
 from profiles.schedule import Outside
@@ -216,3 +217,65 @@ def test_times_and_answers_read_as_written(tmp_path: Path) -> None:
     window = schedule.schedules[0].windows[0]
     assert (window.start, window.end) == (15 * 60, 19 * 60 + 30)
     assert files.watch_lists["self-harm"].action is Action.FLAG
+
+
+_TEEN_DOWNLOADS = "    blocked_downloads: [exe, msi, apk, bat, cmd, scr, torrent]\n"
+
+
+def test_a_profiles_budget_reads_as_written(tmp_path: Path) -> None:
+    settings, _, _ = _setup(
+        tmp_path,
+        "profiles",
+        _TEEN_DOWNLOADS,
+        _TEEN_DOWNLOADS + "    budget: {minutes: 120, categories: {games: 30, social-networks: 45}}\n",
+    )
+    files = read_policy_files(settings)
+    assert files.profiles["13-17"].budget == Budget(120, {"games": 30, "social-networks": 45})
+    assert files.profiles["10-12"].budget is None  # none unless written
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("{minutes: 90}", Budget(90)),
+        ("{categories: {games: 30}}", Budget(None, {"games": 30})),
+        ("{minutes: 1440}", Budget(1440)),
+        ("{}", None),
+    ],
+)
+def test_a_budget_may_limit_the_internet_or_categories_or_both(
+    tmp_path: Path, written: str, read: Budget | None
+) -> None:
+    settings, _, _ = _setup(
+        tmp_path, "profiles", _TEEN_DOWNLOADS, _TEEN_DOWNLOADS + f"    budget: {written}\n"
+    )
+    assert read_policy_files(settings).profiles["13-17"].budget == read
+
+
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        ("{minutes: 120, categories: {gamez: 30}}", ["profile '13-17': budget: unknown category 'gamez'"]),
+        ("{minutes: 0}", ["profile '13-17': budget: minutes must be a whole number from 1 to 1440"]),
+        ("{minutes: -5}", ["minutes must be a whole number from 1 to 1440"]),
+        ("{minutes: 1441}", ["minutes must be a whole number from 1 to 1440"]),
+        ("{minutes: 1.5}", ["minutes must be a whole number from 1 to 1440"]),
+        ("{minutes: lots}", ["minutes must be a whole number from 1 to 1440"]),
+        ("{categories: {games: 0}}", ["the minutes for 'games' must be a whole number from 1 to 1440"]),
+        ("{categories: {games: 2000}}", ["the minutes for 'games' must be a whole number from 1 to 1440"]),
+        ("{minuts: 120}", ["unknown key 'minuts' in profile '13-17' budget", "did you mean 'minutes'"]),
+        ("{categories: [games]}", ["'categories' must be a mapping"]),
+        ("120", ["'budget' must be a mapping"]),
+    ],
+)
+def test_a_wrong_budget_is_refused_with_file_line_and_hint(
+    tmp_path: Path, written: str, words: list[str]
+) -> None:
+    settings, path, line = _setup(
+        tmp_path, "profiles", _TEEN_DOWNLOADS, _TEEN_DOWNLOADS + f"    budget: {written}\n"
+    )
+    with pytest.raises(PolicyFileErrors) as caught:
+        read_policy_files(settings)
+    found = [m for m in caught.value.errors if all(w in m for w in words)]
+    assert found, caught.value.errors
+    assert found[0].startswith(f"{path}:{line + 1}:"), (found[0], line)
