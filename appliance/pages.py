@@ -31,6 +31,7 @@ from markupsafe import Markup, escape
 from appliance.config.proxy import Helpline
 from filters.errors import ApplianceError
 from profiles.categories import Category
+from profiles.controls import INTERNET, Left
 from profiles.verdict import Action, Reason, Step, Verdict
 
 if TYPE_CHECKING:  # jinja2 is imported on the first page: the DNS filter and the CLI import this module
@@ -121,6 +122,8 @@ _RULE_LABELS: Mapping[Step, str] = {
     Step.DOWNLOAD: "downloads",
     Step.PHRASES: "words on the page",
     Step.PERSONAL_INFO: "personal information",
+    Step.PAUSED: "paused by staff",
+    Step.BUDGET: "time budget",
 }
 
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
@@ -214,16 +217,21 @@ def block_page(
     helpline: Helpline | None,
     centre: str = "",
     ask: ReportForm | None = None,
+    left: Left | None = None,
 ) -> str:
     """The page a child sees instead of `host`: why, in plain words, and how to get help.
 
     `categories` is the policy's categories by name (`CategoryMap.categories`). Only the reasons whose
     effect is `block` are explained; flags ride along unseen, except that a watch-list match or a
     personal-information flag adds a gentle "if something is worrying you" line. `report` None leaves
-    out the report form (nowhere to send it); `ask` the "ask to use this site" form (give it only where
-    `ask_offered(verdict)`).
+    out the report form (nowhere to send it), as does a pause (staff chose it); `ask` the "ask to use
+    this site" form (give it only where `ask_offered(verdict)`). `left`: what is left of the child's
+    budget today, said for the things not used up.
     """
     blocking = [r for r in verdict.reasons if r.effect is Action.BLOCK]
+    paused = any(r.step is Step.PAUSED for r in blocking)
+    if paused:
+        report = None  # nothing to report: staff chose it, and can undo it
     sentences = _unique(_sentence(r, categories) for r in blocking if r.step is not Step.WATCH_LIST)
     if not sentences:
         sentences = [Markup(_FALLBACK)]  # this file's own text
@@ -243,6 +251,8 @@ def block_page(
             "helpline": helpline,
             "helpline_box": _helpline_box(helpline),
             "centre": centre,
+            "paused": paused,
+            "left": _left_lines(left, categories) if left is not None else [],
         }
     )
 
@@ -259,6 +269,22 @@ def ask_offered(verdict: Verdict) -> bool:
 def asked_page(*, helpline: Helpline | None, centre: str = "") -> str:
     """The thanks after the block page's "ask to use this site"."""
     return _template("asked.html").render(helpline_box=_helpline_box(helpline), centre=centre)
+
+
+def _left_lines(left: Left, categories: Mapping[str, Category]) -> list[str]:
+    """What is left of a child's budget today, one line a thing not used up ("Games: 12 minutes")."""
+    lines = []
+    if left.internet is not None and INTERNET not in left.spent:
+        lines.append(f"The internet: {_minutes(left.internet)}")
+    for name, minutes in sorted(left.categories.items()):
+        if name not in left.spent:
+            category = categories.get(name)
+            lines.append(f"{category.title if category is not None else name}: {_minutes(minutes)}")
+    return lines
+
+
+def _minutes(n: int) -> str:
+    return "1 minute" if n == 1 else f"{n} minutes"
 
 
 def unavailable_page(*, helpline: Helpline | None, centre: str = "") -> str:
@@ -301,6 +327,17 @@ def _sentence(reason: Reason, categories: Mapping[str, Category]) -> Markup:
         title = _title(reason, categories)
         if title:
             return _category_sentence(title)
+    if reason.step is Step.PAUSED:
+        until = reason.detail.partition(" until ")[2]  # decide's "paused by staff until HH:MM"
+        text = "Staff have paused the internet on this device"
+        return Markup(escape(f"{text} until {until}." if until else f"{text} for now."))
+    if reason.step is Step.BUDGET:
+        name = reason.category or reason.rule
+        if not name:
+            return Markup("Your internet time is used up for today. It comes back tomorrow.")
+        category = categories.get(name)
+        title = category.title if category is not None else name
+        return Markup(escape(f"Your time for {title.lower()} is used up for today. It comes back tomorrow."))
     return Markup(_SENTENCES.get(reason.step, _FALLBACK))  # this file's own text
 
 

@@ -28,10 +28,12 @@ from appliance.dns.wire import (
     ttl_offsets,
 )
 from appliance.events.values import Answer
+from appliance.in_force.controls import activity
 from appliance.in_force.live import FAST_ENTRIES, NEVER, Cached, Client, Live
 from appliance.resolver.cache import Records
 from appliance.resolver.protocol import Rcode
 from appliance.resolver.resolution import cloaked
+from profiles.controls import NO_STANDING
 from profiles.decide import decide
 from profiles.policy import Special
 from profiles.profile import BlockedAnswer
@@ -126,9 +128,10 @@ class _Asking:
         return truncated(answer) if self.udp and len(answer) > self.q.udp_size else answer
 
     def finish(self, plan: _Plan, answer: bytes, until: float) -> Reply:
-        """The reply as sent, remembered for the fast path while it holds (UDP, plain questions only)."""
+        """The reply as sent, remembered for the fast path while it holds (UDP, plain questions only; never
+        for a client under staff's controls: a pause, a grant or a budget may end at any minute)."""
         sent = self.fit(answer)
-        if self.udp and self.q.plain and until > self.now:
+        if self.udp and self.q.plain and until > self.now and self.client.standing is NO_STANDING:
             fast = self.client.fast
             # One budget for the whole appliance, shared by the profiles.
             cap = FAST_ENTRIES // max(1, len(self.live.policy.profiles))
@@ -199,9 +202,10 @@ class Resolution:
 
     def _cloaked(self, answer_rrs: list[RR], wall: float) -> Verdict | None:
         """A CNAME in an allowed name's answer that leads to a blocked name blocks the answer too."""
-        live, identity = self._asking.live, self._asking.client.identity
+        live, client = self._asking.live, self._asking.client
+        identity, standing = client.identity, client.standing
         when = datetime.fromtimestamp(wall, live.zone)
-        return cloaked(answer_rrs, lambda name: decide(Request(name), live.policy, identity, when))
+        return cloaked(answer_rrs, lambda name: decide(Request(name), live.policy, identity, when, standing))
 
 
 def resolve(
@@ -213,10 +217,12 @@ def resolve(
     wall: float,
     udp: bool,
     counters: Counters,
+    active: set[tuple[str, str, int]] | None = None,
 ) -> Reply | Resolution | None:
     """Answer a question's bytes from `client` under `live` at `now` (monotonic; `wall`: seconds since
     the epoch): a reply, a `Resolution` when upstream records are needed first, or None (a query not
-    answered at all). Over UDP an answer is cut to the client's size and, while it holds, remembered."""
+    answered at all). Over UDP an answer is cut to the client's size and, while it holds, remembered.
+    The active minutes a budgeted child's question counts go into `active` (EventLog.activity)."""
     try:
         q = read_question(data)
     except Malformed as e:
@@ -232,6 +238,8 @@ def resolve(
     asking = _Asking(q, data, client, live, now, udp)
     try:
         plan = _plan(asking, wall)
+        if active is not None and client.standing.left is not None:
+            active.update(activity(client.identity, client.standing, plan.verdict, wall))
     except Exception:
         log.exception("deciding %s for %s failed", q.host, client.who.client)
         counters.servfail += 1
@@ -246,7 +254,8 @@ def _plan(asking: _Asking, wall: float) -> _Plan:
     policy = live.policy
     host = q.host
     assert host is not None
-    verdict = decide(Request(host), policy, client.identity, datetime.fromtimestamp(wall, live.zone))
+    when = datetime.fromtimestamp(wall, live.zone)
+    verdict = decide(Request(host), policy, client.identity, when, client.standing)
     what = Answer.of("dns", host, qtype_name(q.qtype), verdict) if verdict.log is not LogDetail.NONE else None
     rules = policy.rules_for(verdict.profile)
     until = now + (60.0 - wall % 60.0) if rules.scheduled else NEVER

@@ -287,7 +287,16 @@ class DnsServer:
 
     def _slow(self, data: bytes, client: Client, now: float, reply: Send, *, udp: bool) -> None:
         """Answer through the core: at once, from the record cache, or after an upstream look-up."""
-        done = resolve(data, client, self.live, now=now, wall=time.time(), udp=udp, counters=self.counters)
+        done = resolve(
+            data,
+            client,
+            self.live,
+            now=now,
+            wall=time.time(),
+            udp=udp,
+            counters=self.counters,
+            active=self.events.activity,
+        )
         if done is None:
             return
         if isinstance(done, Reply):

@@ -1,9 +1,10 @@
 """The one follower of the policy in force, for each answering process (the DNS filter, each proxy worker).
 
 Every HAND_OVER_S it hands the gathered events to the writer and takes in the store's sign-ins and named
-devices; every WATCH_S it lets its service look after itself (`tick`); every CHECK_S it looks at the
-watched files (a few stat calls) and, when one changed, loads the policy anew beside the running one (in a
-worker thread) and swaps it in whole, so a profile saved from the dashboard is in force within a second.
+devices and staff's controls (pauses, grants, budgets: appliance/in_force/controls.py); every WATCH_S it
+lets its service look after itself (`tick`); every CHECK_S it looks at the watched files (a few stat
+calls) and, when one changed, loads the policy anew beside the running one (in a worker thread) and swaps
+it in whole, so a profile saved from the dashboard is in force within a second.
 A reload that fails keeps the running policy, is logged and recorded in `reload_errors`, and is not tried
 again until the files change once more. A reload that succeeds is counted and, where head office's sets
 arrive, reported (`bundles.sets.report_loaded`), so `appliance sync` sees which set each service runs.
@@ -20,8 +21,10 @@ from pathlib import Path
 from appliance.bundles.sets import report_loaded
 from appliance.events.recording import EventLog
 from appliance.in_force.bindings import Bindings, Bound
+from appliance.in_force.controls import ControlsFollower
 from appliance.in_force.live import Live, changed, load_live, stamp_of
 from filters.errors import ApplianceError
+from profiles.controls import Controls
 
 HAND_OVER_S = 0.25
 WATCH_S = 2.0
@@ -48,23 +51,33 @@ class Follower:
         self.log = log
         self.bindings = Bindings(live.config.events_path, live.zone)
         self.bound: Bound | None = None
+        self.controls = ControlsFollower(live.config.events_path, live.zone)
+        self._controls_again = True  # the sign-ins or the policy changed: the budgets are read anew
         self.reloads = 0
         self.reload_errors: list[str] = []  # why each refused reload was refused, oldest first
 
     # ---- every quarter second ----
 
-    def hand_over(self, now: float) -> Bound | None:
+    def hand_over(self, now: float) -> Bound | Controls | None:
         """Hand the events gathered so far to the writer, and take in a change of sign-ins or named
-        devices from the store (returned, else None). `now` is the wall clock (the store's)."""
+        devices, or of staff's controls, from the store (returned: the controls when they changed, else
+        the bindings when they did, else None). `now` is the wall clock (the store's)."""
         if self.events is not None:
             self.events.hand_over()
+        live = self.live
         bound = self.bindings.poll(now)
         if bound is not None:
             self.bound = bound
-            self.live.bind(bound)
+            live.bind(bound)
+            self._controls_again = True
+        again, self._controls_again = self._controls_again, False
+        controls = self.controls.poll(now, live.policy.profiles, live.sessions, again=again)
+        if controls is not None:
+            live.control(controls)
+            return controls
         return bound
 
-    async def hand_over_every(self, every: float, taken: Callable[[Bound], None]) -> None:
+    async def hand_over_every(self, every: float, taken: Callable[[Bound | Controls], None]) -> None:
         """`hand_over` every `every` seconds until cancelled; `taken` hears of each change taken in."""
         while True:
             await asyncio.sleep(every)
@@ -96,6 +109,8 @@ class Follower:
         """Swap `new` in, with the sign-ins and named devices in force, count it and report its set."""
         if self.bound is not None:
             new.bind(self.bound)
+        new.control(self.live.controls)
+        self._controls_again = True  # a profile's budget may have changed
         self.live = new
         self.reloads += 1
         self.report()
@@ -134,3 +149,4 @@ class Follower:
 
     def close(self) -> None:
         self.bindings.close()
+        self.controls.close()

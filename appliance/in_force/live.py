@@ -23,7 +23,8 @@ from appliance.in_force.head_office import load_config_in_force
 from appliance.policy_files import read_policy_files
 from appliance.storage import open_index
 from profiles.alerts import AlertPolicy
-from profiles.identity import Device, Devices, Identity, Sessions, identify
+from profiles.controls import NO_CONTROLS, NO_STANDING, Controls, Standing
+from profiles.identity import Device, Devices, Identity, Sessions, identify, normalise_mac
 from profiles.policy import Policy
 from profiles.profile import Profile
 
@@ -84,10 +85,12 @@ class Cached:
 
 
 class Client:
-    """One asking address: who it is, under which profile, that profile's remembered answers, and its
-    rate-limit bucket (`tokens` left at `last`)."""
+    """One asking address: who it is, under which profile, that profile's remembered answers, its
+    rate-limit bucket (`tokens` left at `last`), and staff's controls on it (`standing`). A client with a
+    standing other than NO_STANDING has an empty `fast` of its own, never filled: its answers are never
+    remembered nor taken from those remembered."""
 
-    __slots__ = ("fast", "identity", "last", "tokens", "until", "who")
+    __slots__ = ("fast", "identity", "last", "standing", "tokens", "until", "who")
 
     def __init__(
         self,
@@ -97,9 +100,11 @@ class Client:
         until: float,
         tokens: float,
         last: float,
+        standing: Standing = NO_STANDING,
     ) -> None:
         self.identity, self.who, self.fast, self.until = identity, who, fast, until
         self.tokens, self.last = tokens, last
+        self.standing = standing
 
 
 IDENTITY_TTL = 10.0  # seconds before an address is identified again (a new DHCP lease, a sign-in)
@@ -119,6 +124,7 @@ class Live:
     clients: dict[str, Client] = field(default_factory=dict)
     stamp: tuple[tuple[str, int, int], ...] = ()
     alerts: AlertPolicy = field(default_factory=AlertPolicy)  # alerts.yaml, read with the policy files
+    controls: Controls = NO_CONTROLS  # staff's pauses, grants, budgets left (in_force/controls.py)
 
     def bind(self, bound: Bound) -> None:
         """Swap in the portal's sessions and the staff-named devices; every address is identified again
@@ -130,6 +136,20 @@ class Live:
         self.devices = kept.devices(self.config.devices)
         self.clients.clear()
 
+    def control(self, controls: Controls) -> None:
+        """Swap in staff's controls; every address is identified again (with its standing) at its next
+        question."""
+        self.controls = controls
+        self.clients.clear()
+
+    def standing(self, identity: Identity, ip: str, mac: str | None) -> Standing:
+        """Staff's controls on `identity` asking from `ip` (`mac`, if seen) now: NO_STANDING when none."""
+        controls = self.controls
+        if controls is NO_CONTROLS:
+            return NO_STANDING
+        bypass = self.policy.rules_for(identity.profile).bypass is not None
+        return controls.standing(identity, device_key(ip, mac), datetime.now(self.zone), bypass=bypass)
+
     def identify(self, ip: str, mac: str | None) -> Identity:
         """Who the device at `ip` (hardware address `mac`, if seen) is now: a signed-in child, else a
         configured or staff-named device, else a guest. The one identification the DNS filter and the
@@ -140,18 +160,32 @@ class Live:
         """The client at `ip`, identified now and remembered for IDENTITY_TTL seconds (keeping the rate
         limit's bucket of `before`, the same address's last identification)."""
         identity = self.identify(ip, mac)
-        profile = self.policy.rules_for(identity.profile).name
-        fast = self.fast.get(profile)
-        if fast is None:
-            fast = self.fast[profile] = {}
+        standing = self.standing(identity, ip, mac)
+        if standing is NO_STANDING:
+            profile = self.policy.rules_for(identity.profile).name
+            fast = self.fast.get(profile)
+            if fast is None:
+                fast = self.fast[profile] = {}
+        else:
+            fast = {}  # its own, never filled: the fast path finds nothing for it (core.py `finish`)
         burst = float(self.config.dns.rate_limit.burst)
         tokens, last = (before.tokens, before.last) if before is not None else (burst, now)
         who = asker_of(ip, identity, (before.identity, before.who) if before is not None else None)
-        client = Client(identity, who, fast, now + IDENTITY_TTL, tokens, last)
+        client = Client(identity, who, fast, now + IDENTITY_TTL, tokens, last, standing)
         if len(self.clients) >= 65_536:
             self.clients.clear()
         self.clients[ip] = client
         return client
+
+
+def device_key(ip: str, mac: str | None) -> str:
+    """The key staff's controls name a device by: its normalised MAC where known, else its address."""
+    if mac:
+        try:
+            return normalise_mac(mac)
+        except ValueError:
+            pass
+    return ip
 
 
 def admitted(

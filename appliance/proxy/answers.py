@@ -48,6 +48,7 @@ def block(
         helpline=settings.helpline,
         centre=settings.centre,
         ask=ask,
+        left=seen.standing.left,
     )
     replace(shared, flow, seen, 403, page, streaming)
 

@@ -58,13 +58,13 @@ class Connections:
         request = flow.request
         shared.spoke(flow.client_conn)
         try:
-            identity, who = shared.who(flow.client_conn, now)
+            identity, who, standing = shared.client(flow.client_conn, now)
             host = canonical_host(request.host)
             request.data.host = host  # mitmproxy connects the tunnel to `request.host`
             policy = shared.live.policy
             if may_intercept(policy, identity):
                 return  # a centre device: the block page is shown inside the tunnel, request by request
-            verdict = decide(Request(host, None, Channel.TLS), policy, identity, shared.now())
+            verdict = decide(Request(host, None, Channel.TLS), policy, identity, shared.now(), standing)
         except Exception:
             shared.errors += 1
             log.exception("deciding a CONNECT failed")
@@ -83,6 +83,7 @@ class Connections:
             )
             target = f"{host}:{request.port}"
             shared.log(who, verdict, host, "connect", now, "CONNECT", target, 403, 0, "")
+            shared.count(identity, standing, verdict)
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         """What a new connection (or a CONNECT tunnel) carries: TLS is decided on its name here; anything
@@ -105,10 +106,10 @@ class Connections:
         port = int(address[1]) if address else 0
         shared.spoke(context.client)
         try:
-            identity, who = shared.who(context.client, now)
+            identity, who, standing = shared.client(context.client, now)
             policy = shared.live.policy
             if (host, port) in shared.live.config.proxy.raw_services:
-                verdict = decide(Request(host, None, Channel.TLS), policy, identity, shared.now())
+                verdict = decide(Request(host, None, Channel.TLS), policy, identity, shared.now(), standing)
             else:
                 what = f"traffic that is neither web nor TLS, to {host or 'an unknown host'}:{port}"
                 verdict = undecidable(policy, identity, what)
@@ -153,7 +154,7 @@ class Connections:
         address = context.server.address
         port = int(address[1]) if address else 443
         try:
-            identity, who = shared.who(context.client, now)
+            identity, who, standing = shared.client(context.client, now)
             transparent = isinstance(context.client.proxy_mode, TransparentMode)
             sent = canonical_host(str(address[0])) if address else ""
             if transparent and is_address(sent):
@@ -176,16 +177,17 @@ class Connections:
                 # Naming one site, by name: on a child's or guest's own device, the block page if it
                 # trusts our certificate (Shared.own_device). The centre's devices and staff's as before.
                 own = not mismatch and bool(named) and not is_address(host)
-                verdict = decide(Request(host, None, Channel.TLS), policy, identity, shared.now())
+                verdict = decide(Request(host, None, Channel.TLS), policy, identity, shared.now(), standing)
                 if is_address(host):
                     verdict = named_by_address(verdict, policy, identity, host)
                 if mismatch:
-                    other = decide(Request(sent, None, Channel.TLS), policy, identity, shared.now())
+                    other = decide(Request(sent, None, Channel.TLS), policy, identity, shared.now(), standing)
                     if help_reason(verdict) and other.action is Action.BLOCK:
                         host = sent  # a help service is never named in a log
                     verdict = named_and_sent(verdict, other, named_host=named, sent_host=sent)
                 if intercepted and verdict.action is not Action.BLOCK:
                     shared.log(who, verdict, host, "tls", now, "CONNECT", f"https://{host}/", 200, 0, "")
+                    shared.count(identity, standing, verdict)
                     return
         except Exception:
             shared.errors += 1
@@ -216,3 +218,4 @@ class Connections:
         # the block page is shown inside, and nothing is sent to the site. The attempt is logged here
         # either way, as one whose TLS was cut.
         shared.log(who, verdict, host, "tls", now, "CONNECT", f"https://{host or 'unnamed'}/", status, 0, "")
+        shared.count(identity, standing, verdict)

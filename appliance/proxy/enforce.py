@@ -50,7 +50,11 @@ class Enforce:
             headers = plain(request.headers)
             source, kind = source_url(headers, url), request_type(headers)
             verdict = decide(
-                Request.web(url, source_url=source, request_type=kind), policy, identity, shared.now()
+                Request.web(url, source_url=source, request_type=kind),
+                policy,
+                identity,
+                shared.now(),
+                seen.standing,
             )
             if is_address(host) and not shared.to_appliance(host):
                 verdict = named_by_address(verdict, policy, identity, host)
@@ -62,6 +66,7 @@ class Enforce:
                     policy,
                     identity,
                     shared.now(),
+                    seen.standing,
                 )
                 if help_reason(verdict) and other.action is Action.BLOCK:
                     # A help service is never named in a log, nor what was asked of it.
@@ -120,6 +125,7 @@ class Enforce:
                 shared.live.policy,
                 seen.identity,
                 shared.now(),
+                seen.standing,
             )
             seen.verdict = verdict
             if verdict.action is Action.BLOCK:

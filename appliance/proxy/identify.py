@@ -29,8 +29,8 @@ class Identify:
         seen: Seen | None = None
         shared.spoke(flow.client_conn)
         try:
-            identity, who = shared.who(flow.client_conn, now)
-            seen = Seen(who, identity, now)
+            identity, who, standing = shared.client(flow.client_conn, now)
+            seen = Seen(who, identity, now, standing)
             flow.metadata[KEY] = seen
             request = flow.request
             headers = request.headers

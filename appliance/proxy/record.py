@@ -56,5 +56,6 @@ class Record:
             self.shared.log(
                 seen.who, verdict, host, kind, seen.started, flow.request.method, url, status, size, terms
             )
+            self.shared.count(seen.identity, seen.standing, verdict)
         except Exception:
             log.exception("logging a request failed")

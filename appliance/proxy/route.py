@@ -57,12 +57,12 @@ class Route:
         host, port = canonical_host(str(address[0])), int(address[1])
         identity: Identity | None = None
         try:
-            identity, who = shared.who(data.client, time.monotonic())
+            identity, who, standing = shared.client(data.client, time.monotonic())
             portal = False
             if is_address(host):
                 candidates: tuple[str, ...] = (host,)
             else:
-                resolved = await self.resolver.resolve(host, identity, shared.live)
+                resolved = await self.resolver.resolve(host, identity, shared.live, standing)
                 if resolved.blocked is not None:
                     data.server.error = f"{host} is blocked for this device"
                     shared.log(

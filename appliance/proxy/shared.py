@@ -19,6 +19,7 @@ from mitmproxy.connection import Client
 from appliance.events.recording import EventLog
 from appliance.events.values import Answer, Asker
 from appliance.forwarding import forwarding_key
+from appliance.in_force.controls import activity
 from appliance.in_force.follower import Follower
 from appliance.in_force.live import IDENTITY_TTL, Live, asker_of
 from appliance.net import Neighbours, is_own_address
@@ -26,6 +27,7 @@ from appliance.proxy.ca import Authority
 from appliance.proxy.limits import Admission
 from appliance.proxy.trust import DeviceTrust
 from filters.names import is_address
+from profiles.controls import NO_STANDING, Standing
 from profiles.identity import Identity
 from profiles.policy import Special
 from profiles.profile import OnError
@@ -51,14 +53,18 @@ class Seen:
         "score",
         "sent",
         "sent_host",
+        "standing",
         "started",
         "verdict",
         "who",
     )
 
-    def __init__(self, who: Asker, identity: Identity, started: float) -> None:
+    def __init__(
+        self, who: Asker, identity: Identity, started: float, standing: Standing = NO_STANDING
+    ) -> None:
         self.who = who
         self.identity = identity
+        self.standing = standing  # staff's controls on the device (pause, grants, budget left)
         self.started = started
         self.host = ""  # the host decided on (and connected to); "" if the request names no usable site
         self.sent_host = ""  # the other site a request was addressed to (appliance/proxy/target.py)
@@ -133,7 +139,7 @@ class Shared:
         self.forwarding = forwarding_key(live.config.data_dir)
         self.errors = 0
         self.trust = DeviceTrust()  # which own devices trust the centre's certificate (proxy/trust.py)
-        self._clients: dict[str, tuple[float, Identity, Asker]] = {}
+        self._clients: dict[str, tuple[float, Identity, Asker, Standing]] = {}
         self._answers: dict[tuple[int, str, str], tuple[Verdict, Answer]] = {}
 
     @property
@@ -148,6 +154,12 @@ class Shared:
 
     def who(self, client: Client, now: float) -> tuple[Identity, Asker]:
         """Who the device behind `client` is (remembered for IDENTITY_TTL seconds; `now` is monotonic)."""
+        identity, who, _ = self.client(client, now)
+        return identity, who
+
+    def client(self, client: Client, now: float) -> tuple[Identity, Asker, Standing]:
+        """Who the device behind `client` is and staff's controls on it (`decide`'s standing), remembered
+        together for IDENTITY_TTL seconds (`now` is monotonic) and forgotten when the controls change."""
         ip = client.peername[0] if client.peername else ""
         if ip.startswith("::ffff:"):
             ip = ip[7:]
@@ -155,17 +167,20 @@ class Shared:
         if known is not None and known[0] > now:
             if known[1].child is not None and self.events is not None:
                 self.events.seen.add((known[1].child.id, ip))  # in use: the session is not idle
-            return known[1], known[2]
-        identity = self.live.identify(ip, self.neighbours.mac_of(ip))
-        who = asker_of(ip, identity, known[1:] if known is not None else None)
+            return known[1], known[2], known[3]
+        live = self.live
+        mac = self.neighbours.mac_of(ip)
+        identity = live.identify(ip, mac)
+        who = asker_of(ip, identity, (known[1], known[2]) if known is not None else None)
+        standing = live.standing(identity, ip, mac)
         if len(self._clients) >= 65_536:
             self._clients.clear()
-        self._clients[ip] = (now + IDENTITY_TTL, identity, who)
-        return identity, who
+        self._clients[ip] = (now + IDENTITY_TTL, identity, who, standing)
+        return identity, who, standing
 
     def forget(self, *, answers: bool = False) -> None:
-        """Identify every device anew (a sign-in, a new lease, a reload); `answers`: the log's answers
-        made under the old policy go too."""
+        """Identify every device anew (a sign-in, a new lease, staff's controls, a reload); `answers`: the
+        log's answers made under the old policy go too."""
         self._clients.clear()
         if answers:
             self._answers.clear()
@@ -244,6 +259,11 @@ class Shared:
         self.events.add_request(
             time.time(), who, what, time.monotonic() - started, method, url, status, size, terms
         )
+
+    def count(self, identity: Identity | None, standing: Standing, verdict: Verdict) -> None:
+        """Count the active minute of a budgeted child's request (appliance/in_force/controls.py)."""
+        if standing.left is not None and identity is not None and self.events is not None:
+            self.events.activity.update(activity(identity, standing, verdict, time.time()))
 
 
 def help_reason(verdict: Verdict) -> bool:

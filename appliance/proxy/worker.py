@@ -40,6 +40,7 @@ from appliance.proxy.limits import (
     limit_websocket_messages,
     raise_open_files,
 )
+from appliance.proxy.notices import Notices
 from appliance.proxy.own_pages import OwnPages
 from appliance.proxy.page_scores import PageScores
 from appliance.proxy.record import Record
@@ -65,6 +66,7 @@ def monitoring_addons(shared: Shared) -> list[Any]:
         Enforce(shared),  # web request verdicts: safe search, block pages, bodies sent, protocol switches
         Downloads(shared),  # files to save, judged by their names
         PageScores(shared),  # HTML pages held and scored against phrase limits; all else streamed, counted
+        Notices(shared),  # "5 minutes of games left today" at the top of a nearly spent child's pages
         Websockets(shared),  # websocket messages a child sends, checked for personal information
         ErrorPages(shared),  # a site that fails: our "not answering" page instead of mitmproxy's 502
         Record(shared),  # each request in the event log, with the verdict the others left

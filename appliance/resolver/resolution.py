@@ -20,6 +20,7 @@ from appliance.in_force.live import Live
 from appliance.resolver.errors import UpstreamFailed
 from appliance.resolver.protocol import TYPE_A, TYPE_AAAA, TYPE_CNAME
 from appliance.resolver.upstream import Upstreams
+from profiles.controls import NO_STANDING, Standing
 from profiles.decide import decide
 from profiles.identity import Identity
 from profiles.request import Request
@@ -80,13 +81,15 @@ class Resolver:
     def __init__(self, upstreams: Upstreams) -> None:
         self.upstreams = upstreams
 
-    async def resolve(self, host: str, identity: Identity, live: Live) -> Resolved:
-        """`host` (canonical, not an IP literal) as the DNS filter would answer `identity`: A records,
-        else AAAA."""
+    async def resolve(
+        self, host: str, identity: Identity, live: Live, standing: Standing = NO_STANDING
+    ) -> Resolved:
+        """`host` (canonical, not an IP literal) as the DNS filter would answer `identity` under staff's
+        controls `standing`: A records, else AAAA."""
         zone = live.zone
 
         def judge(name: str) -> Verdict:
-            return decide(Request(name), live.policy, identity, datetime.now(zone))
+            return decide(Request(name), live.policy, identity, datetime.now(zone), standing)
 
         verdict = judge(host)
         if verdict.action is Action.BLOCK:
