@@ -21,6 +21,7 @@ from appliance.store import controls, people
 from appliance.store.schema import StoreError
 from appliance.store.staff import Role
 from dashboard.database import config, local_time, now, policy_files, store, vocabulary
+from dashboard.portal import closing_time as centre_closes
 from dashboard.security import current_user, requires
 from dashboard.wording import category_label, centre_time
 from filters.errors import ApplianceError
@@ -77,9 +78,12 @@ def _schedule_of(profile: str) -> ScheduleRule | None:
 
 
 def _until(choice: str, profile: str, t: float) -> float:
-    """The end of a pause or grant chosen as `choice`: minutes (15, 30, 60, or typed), or "closing"."""
+    """The end of a grant chosen as `choice`: minutes (15, 30, 60, or typed), or "closing": when the
+    profile's windows close or the centre does (the portal's closing time), whichever comes first."""
     if choice == CLOSING:
-        return closing_time(_schedule_of(profile), t, _zone())
+        ends = closing_time(_schedule_of(profile), t, _zone())
+        centre = centre_closes(t)
+        return min(ends, centre) if centre > t else ends
     return t + _minutes(choice) * 60
 
 
