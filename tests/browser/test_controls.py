@@ -26,6 +26,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from appliance.config import load_config
 from appliance.store import controls, people
+from profiles.controls import Scope
 from tests.appliance.proxy.conftest import Internet, Origin, Proxy, sign_in_taken, start_proxy
 from tests.browser.conftest import (
     ADMIN,
@@ -221,3 +222,70 @@ def test_a_child_asks_to_use_a_blocked_site_staff_grant_it_from_the_banner_and_e
     assert "Amira may no longer use www.chatroulette.com." in staff.find_element(By.TAG_NAME, "body").text
     wait_until(lambda: shows(child_browser, site, "This page is blocked"), "blocked again", FOLLOW_S)
     shots(child_browser, "blocked-again")
+
+
+def test_the_controls_page_and_the_banners_ask_fit_a_phone_and_pass_axe(
+    centre: Centre,
+    dashboard: Dashboard,
+    browser: Callable[[], WebDriver],
+    shots: Shot,
+    axe: Callable[[WebDriver], list[str]],
+):
+    from tests.browser.test_phones import page_width, phone, small_controls, wider_than
+
+    db = centre.db()
+    try:
+        amira = people.add_child(db, AMIRA, "10-12", "4826", time.time())
+        now = time.time()
+        controls.ask(
+            db,
+            subject=f"child:{amira.id}",
+            child=amira.id,
+            device="aa:bb:cc:dd:ee:01",
+            client="192.168.50.23",
+            label=AMIRA,
+            host="www.chatroulette.com",
+            category="chat",
+            profile="10-12",
+            note="our science club's group",
+            now=now,
+        )
+        controls.pause(
+            db,
+            scope=Scope.CENTRE,
+            target="",
+            label="the whole centre",
+            minutes=15,
+            by=ADMIN,
+            reason="drill",
+            now=now,
+        )
+        controls.grant(
+            db,
+            child=amira.id,
+            device=None,
+            label=AMIRA,
+            host="kiddle.co",
+            category=None,
+            until=now + 900,
+            by=ADMIN,
+            reason="homework",
+            now=now,
+        )
+    finally:
+        db.close()
+    driver = browser()
+    sign_in(driver, dashboard, ADMIN, "correct horse battery")
+    driver.get(dashboard.url("/controls"))
+    wait_until(
+        lambda: driver.find_elements(By.CSS_SELECTOR, "#alert-banner:not([hidden]) #ask-list li"), "the ask"
+    )
+    assert axe(driver) == []
+    phone(driver)
+    driver.get(dashboard.url("/controls"))
+    wait_until(
+        lambda: driver.find_elements(By.CSS_SELECTOR, "#alert-banner:not([hidden]) #ask-list li"), "the ask"
+    )
+    shots(driver, "phone-controls")
+    assert page_width(driver) <= 390, wider_than(driver, 390)
+    assert small_controls(driver) == []

@@ -168,7 +168,7 @@ def test_staff_grant_a_child_a_site_for_a_while_with_a_reason(browse, db, accoun
     assert 14 * 60 < granted.until - granted.since <= 15 * 60
     page = b.get("/controls").get_data(as_text=True)
     assert "Amira may use games.example until" in page
-    assert "end Amira's grant for games.example" in page
+    assert "End now Amira's grant for games.example" in page
 
     b.post(f"/controls/grants/{granted.id}/end", {})
     assert controls.active_grants(db, time.time()) == []
