@@ -115,12 +115,17 @@ def activity(
     """The active minutes one answer counts (child id, category or INTERNET, minute of `wall`): for a
     signed-in child with a budget, the internet, and each budgeted category the verdict names as counted
     (`Step.BUDGET` allow reasons). Nothing for help services and the portal (they leave no trace and
-    cost no time), nor while paused."""
+    cost no time), nor for what a pause or a spent budget refused: a device's background questions
+    while it is refused would use up the time staff add."""
     child = identity.child
     if child is None or standing.left is None:
         return ()
     reasons = verdict.reasons
     if reasons and reasons[0].step in _UNCOUNTED:
+        return ()
+    if verdict.action is Action.BLOCK and any(
+        r.effect is Action.BLOCK and r.step in _REFUSALS for r in reasons
+    ):
         return ()
     minute = int(wall // 60)
     rows = [(child.id, INTERNET, minute)]
@@ -130,4 +135,5 @@ def activity(
     return rows
 
 
-_UNCOUNTED = frozenset({Step.HELP_SERVICE, Step.PORTAL, Step.PAUSED})
+_UNCOUNTED = frozenset({Step.HELP_SERVICE, Step.PORTAL})
+_REFUSALS = frozenset({Step.PAUSED, Step.BUDGET})

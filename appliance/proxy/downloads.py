@@ -45,7 +45,8 @@ class Downloads:
             return
         name = found.group(1).strip().rsplit("/", 1)[-1]
         url = url_of(flow.request.scheme, seen.host, flow.request.port, f"/{name}")
-        verdict = decide(Request.web(url), self.shared.live.policy, seen.identity, self.shared.now())
+        shared = self.shared
+        verdict = decide(Request.web(url), shared.live.policy, seen.identity, shared.now(), seen.standing)
         if verdict.action is not Action.BLOCK or not any(r.step is Step.DOWNLOAD for r in verdict.reasons):
             return
         seen.verdict = verdict

@@ -42,6 +42,7 @@ class Websockets:
                 shared.live.policy,
                 seen.identity,
                 shared.now(),
+                seen.standing,
             )
         except Exception:
             shared.errors += 1

@@ -23,6 +23,8 @@ TABLE = [
     ("www.instagram.com",                        "B",   "B", "B",  "F",  "A"),
     ("discord.com",                              "B",   "B", "B",  "F",  "A"),
     ("tinder.com",                               "B",   "B", "B",  "B",  "F"),
+    ("omegle.com",                               "B",   "B", "B",  "F",  "A"),  # video calls
+    ("meet.google.com",                          "B",   "B", "B",  "F",  "A"),
     ("dns.google",                               "B",   "B", "B",  "B",  "B"),
     ("malware.testcategory.com",                 "B",   "B", "B",  "B",  "B"),
     ("use-application-dns.net",                  "B",   "B", "B",  "B",  "B"),
@@ -76,6 +78,17 @@ def test_shipped_profiles(config: Path, row: tuple[str, ...]) -> None:
         verdict = explain(config, profile, subject)["verdict"]
         got.append("F" if verdict["action"] == "allow" and verdict["flagged"] else LETTER[verdict["action"]])
     assert dict(zip(PROFILES, got, strict=True)) == dict(zip(PROFILES, expected, strict=True))
+
+
+def test_video_calls_are_flagged_high_for_teenagers(config: Path) -> None:
+    verdict = explain(config, "13-17", "www.chatroulette.com")["verdict"]
+    reason = verdict["reasons"][0]
+    assert (reason["category"], reason["grid"], reason["severity"]) == (
+        "video-calls",
+        "contact / sexual",
+        "high",
+    )
+    assert reason["source"] == "childsafe-video-calls" and verdict["severity"] == "high"
 
 
 def test_youtube_is_strict_for_guests_and_moderate_for_teenagers(config: Path) -> None:

@@ -151,7 +151,7 @@ def test_blocking_a_category_keeps_the_files_comments_and_other_profiles_and_is_
     after = profiles_file.read_text()
     comments = [line for line in before.splitlines() if line.strip().startswith("#")]
     assert comments and all(c in after for c in comments), "the file's comments are kept"
-    assert "    flagged_categories: {social-networks: low, ai-chatbots: low, mixed-adult: medium," in after
+    assert "    flagged_categories: {social-networks: low, video-calls: high, ai-chatbots: low," in after
     profiles = in_force(config)
     assert all(profiles[n] == was[n] for n in was if n != "13-17"), "the other profiles are as they were"
     assert "chat" in profiles["13-17"].blocked_categories

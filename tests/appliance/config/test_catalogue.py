@@ -269,7 +269,7 @@ def test_the_centres_own_sources_add_to_the_preset(tmp_path: Path) -> None:
         )
     )
     names = [s.name for s in config.sources]
-    assert names[-1] == "ours" and "demo-adult" in names and len(names) == 13
+    assert names[-1] == "ours" and "demo-adult" in names and len(names) == 14
     assert (
         config.catalogue.why("demo-adult") == "preset demo"
         and config.catalogue.why("ut1-adult") == "not in the preset"

@@ -96,7 +96,7 @@ def test_a_paused_device_is_known_by_its_mac_and_its_answers_are_never_shared(
     follower.close()
 
 
-def test_active_minutes_are_the_internet_and_each_counted_category_never_help_or_pauses() -> None:
+def test_active_minutes_are_the_internet_and_each_counted_category_never_help_or_refusals() -> None:
     child = Identity("13-17", Via.SESSION, None, Child("c1", "Cara", "13-17"))
     left = Left(internet=None, categories={"games": 5}, spent=frozenset(), warned=frozenset({"games"}))
     budgeted = Standing(counted=frozenset({"games"}), left=left)
@@ -108,4 +108,9 @@ def test_active_minutes_are_the_internet_and_each_counted_category_never_help_or
     wall = 600.0 * 60 + 5
     assert set(activity(child, budgeted, allowed, wall)) == {("c1", INTERNET, 600), ("c1", "games", 600)}
     assert list(activity(child, budgeted, help_service, wall)) == []
+    spent = Reason(Step.BUDGET, Action.BLOCK, "today's time for Games is used up", rule="games")
+    paused = Reason(Step.PAUSED, Action.BLOCK, "paused by staff", rule="3")
+    for refusal in (spent, paused):
+        refused = Verdict(action=Action.BLOCK, profile="13-17", reasons=(refusal,))
+        assert list(activity(child, budgeted, refused, wall)) == []
     assert list(activity(child, NO_STANDING, allowed, wall)) == []
