@@ -238,16 +238,20 @@ class OwnPages:
 
 
 def grantable(blocked: Blocked) -> bool:
-    """Whether the block a token names is one staff may lift for a while (every reason's step)."""
-    steps = [part.split(":", 1)[0].strip() for part in blocked.why.split(";") if part.strip()]
-    return bool(steps) and all(step in _GRANTABLE for step in steps)
+    """Whether the block a token names is one staff may lift for a while: every reason's step is, and
+    no budget reason is the whole internet's (its summary says "internet", a category's names it)."""
+    parts = [part.partition(":") for part in blocked.why.split(";") if part.strip()]
+    return bool(parts) and all(
+        step.strip() in _GRANTABLE and not (step.strip() == Step.BUDGET.value and "internet" in what)
+        for step, _, what in parts
+    )
 
 
 def category_of(blocked: Blocked) -> str:
-    """The category the block named first ("" for allowlist-only)."""
+    """The blocked category the block named first ("" for allowlist-only or a budget)."""
     for part in blocked.why.split(";"):
         step, _, what = part.partition(":")
-        if step.strip() in (Step.CATEGORY.value, Step.BUDGET.value) and what.strip():
+        if step.strip() == Step.CATEGORY.value and what.strip():
             return what.strip()
     return ""
 

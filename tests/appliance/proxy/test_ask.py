@@ -13,7 +13,8 @@ import time
 import pytest
 
 from appliance.pages import ASK_PATH, ask_offered
-from appliance.proxy.report import REPORT_PATH
+from appliance.proxy.own_pages import category_of, grantable
+from appliance.proxy.report import REPORT_PATH, Blocked
 from appliance.store import controls
 from appliance.store.schema import connect
 from profiles.verdict import Action, Reason, Step, Verdict
@@ -165,3 +166,22 @@ def reason(step: Step, rule: str = "", effect: Action = Action.BLOCK) -> Reason:
 )
 def test_the_ask_is_offered_only_for_blocks_a_grant_lifts(reasons: tuple[Reason, ...], offered: bool) -> None:
     assert ask_offered(Verdict(Action.BLOCK, "10-12", reasons)) is offered
+
+
+@pytest.mark.parametrize(
+    ("why", "taken", "category"),
+    [
+        ("category: social-networks", True, "social-networks"),
+        ("not-on-allowlist: not on the allowed list", True, ""),
+        ("budget: today's time for Games is used up", True, ""),
+        ("budget: today's internet time is used up", False, ""),
+        ("always-blocked: malware", False, ""),
+        ("paused: paused by staff until 12:24", False, ""),
+        ("category: chat; always-blocked: malware", False, "chat"),
+        ("", False, ""),
+    ],
+)
+def test_an_ask_is_taken_only_for_a_block_a_grant_lifts(why: str, taken: bool, category: str) -> None:
+    """A report's token (every block page has one) posted as an ask: the block it names decides."""
+    blocked = Blocked("www.example.org", why, time.time(), KIDS)
+    assert (grantable(blocked), category_of(blocked)) == (taken, category)
