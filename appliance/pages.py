@@ -38,10 +38,14 @@ if TYPE_CHECKING:  # jinja2 is imported on the first page: the DNS filter and th
     from jinja2 import BaseLoader, Environment, Template  # for Helpline and never render a page
 
 __all__ = [
+    "ASK_NOTE_MAX",
+    "ASK_PATH",
     "REPORT_NOTE_FIELD",
     "REPORT_NOTE_MAX",
     "REPORT_TOKEN_FIELD",
     "ReportForm",
+    "ask_offered",
+    "asked_page",
     "block_page",
     "certificate_page",
     "compile_pages",
@@ -57,6 +61,14 @@ __all__ = [
 REPORT_TOKEN_FIELD = "token"
 REPORT_NOTE_FIELD = "note"  # optional, "What were you trying to do?"
 REPORT_NOTE_MAX = 500  # the input's maxlength; the receiver must still cut or refuse longer text
+# The block page's "Ask to use this site": posted back on the blocked host, like the report (the proxy,
+# or the dashboard for a browser the DNS filter sent to it, answers it); the same fields, a shorter note.
+ASK_PATH = "/.well-known/childsafe/ask"
+ASK_NOTE_MAX = 200
+# Blocks staff can lift for a while (a grant beats them); any other blocking reason (blocked for
+# everyone, a pause, closing time, the day's internet time used up, a way round the filter) is never
+# offered "ask to use this site".
+_GRANTABLE = frozenset({Step.CATEGORY, Step.NOT_ALLOWLISTED, Step.BUDGET})
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,7 @@ _PAGES = (
     "unavailable.html",
     "not_answering.html",
     "reported.html",
+    "asked.html",
     "certificate.html",
     "own_certificate.html",
     "helpline.html",
@@ -203,6 +216,7 @@ def block_page(
     report: ReportForm | None,
     helpline: Helpline | None,
     centre: str = "",
+    ask: ReportForm | None = None,
     left: Left | None = None,
 ) -> str:
     """The page a child sees instead of `host`: why, in plain words, and how to get help.
@@ -210,8 +224,9 @@ def block_page(
     `categories` is the policy's categories by name (`CategoryMap.categories`). Only the reasons whose
     effect is `block` are explained; flags ride along unseen, except that a watch-list match or a
     personal-information flag adds a gentle "if something is worrying you" line. `report` None leaves
-    out the report form (nowhere to send it), as does a pause (staff chose it). `left`: what is left of
-    the child's budget today, said for the things not used up.
+    out the report form (nowhere to send it), as does a pause (staff chose it); `ask` the "ask to use
+    this site" form (give it only where `ask_offered(verdict)`). `left`: what is left of the child's
+    budget today, said for the things not used up.
     """
     blocking = [r for r in verdict.reasons if r.effect is Action.BLOCK]
     paused = any(r.step is Step.PAUSED for r in blocking)
@@ -232,6 +247,7 @@ def block_page(
             "rules": rules,
             "worried": worried,
             "report": report,
+            "ask": ask,
             "helpline": helpline,
             "helpline_box": _helpline_box(helpline),
             "centre": centre,
@@ -239,6 +255,20 @@ def block_page(
             "left": _left_lines(left, categories) if left is not None else [],
         }
     )
+
+
+def ask_offered(verdict: Verdict) -> bool:
+    """Whether the block page may offer "ask to use this site": every blocking reason is one a staff
+    grant lifts (a blocked category, allowlist-only, a category's time used up)."""
+    blocking = [r for r in verdict.reasons if r.effect is Action.BLOCK and r.step is not Step.WATCH_LIST]
+    return bool(blocking) and all(
+        r.step in _GRANTABLE and (r.step is not Step.BUDGET or bool(r.rule)) for r in blocking
+    )
+
+
+def asked_page(*, helpline: Helpline | None, centre: str = "") -> str:
+    """The thanks after the block page's "ask to use this site"."""
+    return _template("asked.html").render(helpline_box=_helpline_box(helpline), centre=centre)
 
 
 def _left_lines(left: Left, categories: Mapping[str, Category]) -> list[str]:

@@ -82,6 +82,7 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
         alerts,
         audit_views,
         auth,
+        controls,
         health,
         incidents,
         overview,
@@ -117,7 +118,19 @@ def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None
     _install_wording(app)
     health.install(app)
     app.teardown_appcontext(close_store)
-    areas = (auth, overview, review, alerts, incidents, people, policy_views, reports, audit_views, portal)
+    areas = (
+        auth,
+        overview,
+        review,
+        alerts,
+        controls,
+        incidents,
+        people,
+        policy_views,
+        reports,
+        audit_views,
+        portal,
+    )
     for module in areas:
         app.register_blueprint(module.bp)
     return app

@@ -15,14 +15,14 @@ from typing import Any
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.store import alerts
+from appliance.store import alerts, controls
 from appliance.store.alerts import AlertRow, Delivery
 from appliance.store.staff import Role
 from dashboard.database import local_time, now, policy_files, store, vocabulary
 from dashboard.review import who_of
 from dashboard.security import current_user, log_action, requires
 from dashboard.who_is_told import WhoIsTold, display_names, who_is_told
-from dashboard.wording import alert_what, centre_time
+from dashboard.wording import alert_what, category_label, centre_time
 from filters.errors import ApplianceError
 from profiles.alerts import AlertPolicy
 
@@ -127,14 +127,35 @@ def _live(alert: AlertRow) -> dict[str, Any]:
     }
 
 
+def _live_ask(ask: controls.AskRecord) -> dict[str, Any]:
+    """A child's "ask to use this site" for the banner, with where its Grant and Refuse buttons post."""
+    return {
+        "id": ask.id,
+        "who": ask.label,
+        "host": ask.host,
+        "category": category_label(ask.category, vocabulary()) if ask.category else "",
+        "note": ask.note,
+        "when": when(ask.ts),
+        "grant_url": url_for("controls.grant_ask", ask_id=ask.id),
+        "refuse_url": url_for("controls.refuse_ask", ask_id=ask.id),
+    }
+
+
 @bp.route("/alerts/live")
 @requires(Role.STAFF)
 def live() -> Response:
-    """The open alerts for the banner, newest first (JSON). Not in the audit log: every open page asks
-    every second; the alerts page and each alert are logged when looked at."""
-    found = alerts.open_alerts(store(), limit=BANNER_LIMIT)
+    """The open alerts for the banner, newest first, and the children's pending asks to use a blocked
+    site, oldest first (JSON). Not in the audit log: every open page asks every second; the alerts page
+    and each alert are logged when looked at."""
+    db = store()
+    found = alerts.open_alerts(db, limit=BANNER_LIMIT)
+    asks = controls.pending_asks(db, now())[:BANNER_LIMIT]
     return jsonify(
-        alerts=[_live(a) for a in found], more=len(found) == BANNER_LIMIT, page=url_for("alerts.index")
+        alerts=[_live(a) for a in found],
+        more=len(found) == BANNER_LIMIT,
+        page=url_for("alerts.index"),
+        asks=[_live_ask(a) for a in asks],
+        asks_page=url_for("controls.index"),
     )
 
 

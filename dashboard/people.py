@@ -106,6 +106,7 @@ def _children_page(error: str = "", form: dict[str, str] | None = None, status: 
     user = current_user()
     page = render_template(
         "people/index.html",
+        paused=paused_now("child"),
         flags=flags,
         lead=user is not None and user.role.may(Role.LEAD),
         children=children,
@@ -227,6 +228,16 @@ def end_session(session_id: int) -> Response:
     return redirect(url_for("people.index"))
 
 
+def paused_now(scope: str) -> dict[str, tuple[store_controls.PauseRecord, str]]:
+    """The pauses of `scope` ("child", "device") active now, by target: (the pause, "until 17:45" or
+    "until resumed"), for the pages' Pause and Resume buttons."""
+    return {
+        p.target: (p, f"until {_clock(p.until)}" if p.until is not None else "until resumed")
+        for p in store_controls.active_pauses(store(), now())
+        if p.scope == scope
+    }
+
+
 def _sentence(error: Exception) -> str:
     text = str(error)
     text = text[:1].upper() + text[1:]
@@ -299,6 +310,7 @@ def _devices_page(
     profiles, policy_error = profile_names()
     page = render_template(
         "people/devices.html",
+        paused=paused_now("device"),
         rows=device_rows(extra),
         profiles=profiles,
         error=error or policy_error,

@@ -197,6 +197,15 @@ _AUDIT: Mapping[str, str] = {
     "view-alerts": "looked at the alerts",
     "view-alert": "looked at an alert about {about}",
     "acknowledge-alert": "acknowledged an alert about {about}",
+    # Staff in control (appliance.store.controls writes these).
+    "pause": "paused the internet for {about}",
+    "resume": "switched the internet back on for {about}",
+    "grant": "allowed {about} a site or category for a while",
+    "end-grant": "ended a grant to {about} early",
+    "ask-to-use": "asked to use a blocked site ({about})",
+    "refuse-ask": "refused {about}'s ask to use a site",
+    "add-time": "added time to {about}'s budget",
+    "set-budget": "set {about}'s time budget",
     # The alerter's (`appliance alerts`): the actor is the appliance.
     "raise-alert": "raised an alert about {about}",
     "alert-sent": "sent a message about {about}",
@@ -236,6 +245,12 @@ def subject_words(subject: str, children: Mapping[str, str], staff: Mapping[str,
         return rest.rsplit("/", 1)[-1]
     if kind == "alert":
         return f"alert {rest}"
+    if kind == "profile":
+        return f"everyone under profile {rest}"
+    if subject == "centre":
+        return "the whole centre"
+    if subject == "guest":
+        return "a guest device"
     return subject
 
 

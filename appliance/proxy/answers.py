@@ -7,7 +7,7 @@ import time
 
 from mitmproxy import http
 
-from appliance.pages import ReportForm, block_page, unavailable_page
+from appliance.pages import ASK_PATH, ReportForm, ask_offered, block_page, unavailable_page
 from appliance.proxy.report import REPORT_PATH, Blocked, blocked_summary, make_token
 from appliance.proxy.shared import Seen, Shared, log, url_of
 from profiles.verdict import Verdict
@@ -32,10 +32,13 @@ def block(
     settings = shared.live.config.proxy
     host = seen.host
     form: ReportForm | None = None
+    ask: ReportForm | None = None
     if host:  # a request that named no site has nowhere to post a report to
         blocked = Blocked(host, blocked_summary(verdict), time.time(), seen.who.client)
         token = make_token(shared.authority.report_key, blocked)
         form = ReportForm(url_of(flow.request.scheme, host, flow.request.port, REPORT_PATH), token)
+        if ask_offered(verdict):  # the same signed token, to "ask to use this site" (own_pages.py)
+            ask = ReportForm(url_of(flow.request.scheme, host, flow.request.port, ASK_PATH), token)
     categories = shared.live.policy.categories.categories
     page = block_page(
         verdict,
@@ -44,6 +47,7 @@ def block(
         report=form,
         helpline=settings.helpline,
         centre=settings.centre,
+        ask=ask,
         left=seen.standing.left,
     )
     replace(shared, flow, seen, 403, page, streaming)

@@ -1,20 +1,40 @@
 """The addon for the appliance's own pages: requests to them carry the asking device, signed by the proxy
 (X-Appliance-Client); the CA's certificate pages on the portal's hosts (for staff, `/ca`; for children's
-and guests' own devices, `/ca/own`); the block page's report form,
-posted back on any host, accepted once from the device that was shown the block on the blocked host."""
+and guests' own devices, `/ca/own`); the block page's report form and its "ask to use this site",
+posted back on any host, each accepted once from the device that was shown the block on the blocked host.
+
+An ask is written to the event store (`appliance.store.controls.ask`) from a thread of its own, the flow
+held meanwhile (mitmproxy's intercept and resume) and answered "not sent" if the store has not taken it
+within ASK_TIMEOUT_S: the event loop never waits on the disk."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from mitmproxy import http
 
 from appliance.forwarding import CLIENT_HEADER, stamp
-from appliance.pages import certificate_page, own_certificate_page, reported_page
+from appliance.pages import (
+    ASK_NOTE_MAX,
+    ASK_PATH,
+    asked_page,
+    certificate_page,
+    own_certificate_page,
+    reported_page,
+)
 from appliance.proxy.answers import answer, failed
-from appliance.proxy.report import REPORT_PATH, SpentTokens, read_token
+from appliance.proxy.report import REPORT_PATH, Blocked, SpentTokens, read_token
 from appliance.proxy.shared import KEY, Seen, Shared, log, seen_of
+from appliance.store import controls
+from appliance.store.schema import connect
 from profiles.decide import child_report
+from profiles.identity import normalise_mac
+from profiles.verdict import Step
 
 REPORT_MAX_BYTES = 16 * 1024  # a report form: a token and a note of at most 500 characters
 _CA_PATHS = frozenset({"/ca", "/ca/", "/ca/own", "/ca.pem", "/ca.crt", "/ca.der", "/ca.cer"})
@@ -22,6 +42,29 @@ _NOT_SENT = (
     "<!doctype html><title>Not sent</title>"
     "<p>This report could not be sent. Please ask a member of staff.</p>"
 )
+_ASK_NOT_SENT = (
+    "<!doctype html><title>Not sent</title>"
+    "<p>Staff could not be asked from here. Please ask a member of staff.</p>"
+)
+ASK_FLAG = "childsafe_ask"  # flow.metadata: the block page's ask form, read in `request`
+ASK_TIMEOUT_S = 2.0  # the store takes an ask within this, or the child is told it was not sent
+# The blocks a grant lifts, as the token's summary names their steps (pages.ask_offered on the way out).
+_GRANTABLE = frozenset({Step.CATEGORY.value, Step.NOT_ALLOWLISTED.value, Step.BUDGET.value})
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One child's (or device's) ask to use a blocked site, as the store takes it."""
+
+    subject: str
+    child: str | None
+    device: str
+    client: str
+    label: str
+    host: str
+    category: str
+    profile: str
+    note: str
 
 
 class OwnPages:
@@ -30,6 +73,8 @@ class OwnPages:
     def __init__(self, shared: Shared) -> None:
         self.shared = shared
         self.spent = SpentTokens(shared.live.config.data_dir / "reports-spent")
+        self.asks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asks")
+        self.answering: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak ones)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         seen = seen_of(flow, "requestheaders")
@@ -52,6 +97,13 @@ class OwnPages:
                         "refused a report form of %s bytes from %s", size or "unknown", seen.who.client
                     )
                     flow.kill()
+            elif path == ASK_PATH and request.method == "POST":
+                flow.metadata[ASK_FLAG] = True
+                answer(flow, seen, 400, _ASK_NOT_SENT)  # as for a report: ours whatever happens next
+                size = request.headers.get("content-length", "")
+                if request.stream or not size.isdigit() or int(size) > REPORT_MAX_BYTES:
+                    log.warning("refused an ask form of %s bytes from %s", size or "unknown", seen.who.client)
+                    flow.kill()
             elif path in _CA_PATHS and seen.host in shared.live.config.policy.portal_hosts:
                 self._certificate(flow, seen, path)
         except Exception:
@@ -61,6 +113,82 @@ class OwnPages:
         seen = flow.metadata.get(KEY)
         if seen is not None and seen.report:
             self._report(flow, seen)
+        elif seen is not None and flow.metadata.get(ASK_FLAG):
+            self._ask(flow, seen)
+
+    def _ask(self, flow: http.HTTPFlow, seen: Seen) -> None:
+        """An ask form posted back: checked as a report is (its own spending of the token), then held
+        while a thread writes it to the store; "not sent" stands unless the store took it in time."""
+        shared = self.shared
+        try:
+            form = flow.request.urlencoded_form
+            now = time.time()
+            blocked = read_token(shared.authority.report_key, form.get("token", ""), now)
+            if (
+                blocked is None
+                or blocked.host != seen.host
+                or blocked.device != seen.who.client
+                or not grantable(blocked)
+                or not self.spent.spend("ask-" + blocked.nonce, now)
+            ):
+                log.warning(
+                    "refused an ask from %s: forged, used, expired, for another host or not grantable",
+                    seen.who.client,
+                )
+                return
+            ask = self._ask_of(seen, blocked, form.get("note", ""))
+            loop = asyncio.get_running_loop()
+            written = loop.run_in_executor(self.asks, _write_ask, shared.live.config.events_path, ask, now)
+            flow.intercept()
+            task = loop.create_task(self._answer_ask(flow, seen, written))
+            self.answering.add(task)
+            task.add_done_callback(self.answering.discard)
+        except Exception:
+            shared.errors += 1
+            log.exception("reading an ask failed: answered as not sent")
+
+    def _ask_of(self, seen: Seen, blocked: Blocked, note: str) -> Ask:
+        identity = seen.identity
+        client = seen.who.client
+        mac = self.shared.neighbours.mac_of(client)
+        device = client
+        if mac:
+            with contextlib.suppress(ValueError):
+                device = normalise_mac(mac)
+        child = identity.child.id if identity.child is not None and not identity.child.staff else None
+        if identity.child is not None:
+            label = identity.child.display_name
+        elif identity.device is not None:
+            label = identity.device.name
+        else:
+            label = client
+        return Ask(
+            subject=identity.subject,
+            child=child,
+            device=device,
+            client=client,
+            label=label,
+            host=blocked.host,
+            category=category_of(blocked),
+            profile=identity.profile,
+            note=" ".join(note.split())[:ASK_NOTE_MAX],
+        )
+
+    async def _answer_ask(self, flow: http.HTTPFlow, seen: Seen, written: asyncio.Future[int]) -> None:
+        """The thanks page once the store has the ask; "not sent" (already the answer) on failure or
+        after ASK_TIMEOUT_S. The flow goes on either way."""
+        try:
+            await asyncio.wait_for(asyncio.shield(written), ASK_TIMEOUT_S)
+            settings = self.shared.live.config.proxy
+            answer(flow, seen, 200, asked_page(helpline=settings.helpline, centre=settings.centre))
+        except TimeoutError:
+            self.shared.errors += 1
+            log.error("the store did not take an ask from %s in %s s", seen.who.client, ASK_TIMEOUT_S)
+        except Exception:
+            self.shared.errors += 1
+            log.exception("writing an ask from %s failed: answered as not sent", seen.who.client)
+        finally:
+            flow.resume()
 
     def _report(self, flow: http.HTTPFlow, seen: Seen) -> None:
         """A report form posted back: accepted once, from the device that was shown the block, on the
@@ -107,3 +235,43 @@ class OwnPages:
                 der_url="/ca.der",
             )
             answer(flow, seen, 200, page)
+
+
+def grantable(blocked: Blocked) -> bool:
+    """Whether the block a token names is one staff may lift for a while: every reason's step is, and
+    no budget reason is the whole internet's (its summary says "internet", a category's names it)."""
+    parts = [part.partition(":") for part in blocked.why.split(";") if part.strip()]
+    return bool(parts) and all(
+        step.strip() in _GRANTABLE and not (step.strip() == Step.BUDGET.value and "internet" in what)
+        for step, _, what in parts
+    )
+
+
+def category_of(blocked: Blocked) -> str:
+    """The blocked category the block named first ("" for allowlist-only or a budget)."""
+    for part in blocked.why.split(";"):
+        step, _, what = part.partition(":")
+        if step.strip() == Step.CATEGORY.value and what.strip():
+            return what.strip()
+    return ""
+
+
+def _write_ask(path: Path, ask: Ask, now: float) -> int:
+    """In the asks' thread: the ask into the store (a short busy wait: the child is waiting)."""
+    db = connect(path, timeout=ASK_TIMEOUT_S)
+    try:
+        return controls.ask(
+            db,
+            subject=ask.subject,
+            child=ask.child,
+            device=ask.device,
+            client=ask.client,
+            label=ask.label,
+            host=ask.host,
+            category=ask.category,
+            profile=ask.profile,
+            note=ask.note,
+            now=now,
+        )
+    finally:
+        db.close()

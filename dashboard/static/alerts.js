@@ -3,6 +3,9 @@
 // CSRF token; the banner then asks again). A new alert plays a short beep: browsers let a page make sound
 // only after someone has clicked or typed in it, so until then the banner says how to turn it on and
 // stays silent. Alerts already heard on another page of this tab do not beep again.
+// Below the alerts, the children's asks to use a blocked site (from the block page), each with Grant for
+// 15, 30 or 60 minutes or until closing, and Refuse (POSTs with the CSRF token, like Acknowledge); a new
+// ask beeps once too.
 (function () {
   "use strict";
   var banner = document.getElementById("alert-banner");
@@ -11,6 +14,10 @@
   var title = document.getElementById("alert-banner-title");
   var sound = document.getElementById("alert-sound");
   var announce = document.getElementById("alert-announce");
+  var askPart = document.getElementById("ask-part");
+  var askList = document.getElementById("ask-list");
+  var askTitle = document.getElementById("ask-title");
+  var shownAsks = "";
   var live = banner.getAttribute("data-live");
   var csrf = banner.getAttribute("data-csrf");
   var EVERY_MS = 1000;
@@ -19,17 +26,17 @@
   var stopped = false;
   var audio = null;
 
-  function heard() {
+  function heard(key) {
     try {
-      return JSON.parse(sessionStorage.getItem("alerts-heard") || "[]");
+      return JSON.parse(sessionStorage.getItem(key || "alerts-heard") || "[]");
     } catch (e) {
       return [];
     }
   }
 
-  function remember(ids) {
+  function remember(ids, key) {
     try {
-      sessionStorage.setItem("alerts-heard", JSON.stringify(ids.slice(-200)));
+      sessionStorage.setItem(key || "alerts-heard", JSON.stringify(ids.slice(-200)));
     } catch (e) {
       /* private mode: every page beeps once for what is open */
     }
@@ -112,8 +119,88 @@
     return li;
   }
 
+  // One POST of the banner's (Acknowledge, Grant, Refuse): the CSRF token in the form and the header.
+  function post(url, fields) {
+    var form = new FormData();
+    form.append("csrf_token", csrf);
+    Object.keys(fields || {}).forEach(function (name) { form.append(name, fields[name]); });
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+      body: form,
+    });
+  }
+
+  function answer(request, url, fields, li, done) {
+    Array.prototype.forEach.call(li.querySelectorAll("button"), function (b) { b.disabled = true; });
+    post(url, fields)
+      .then(function (response) {
+        return response.json().then(function (data) {
+          announce.textContent = data.said || done;
+          if (!response.ok) throw new Error(String(response.status));
+        });
+      })
+      .catch(function () {
+        Array.prototype.forEach.call(li.querySelectorAll("button"), function (b) { b.disabled = false; });
+        if (!announce.textContent) announce.textContent = "The answer to " + request.who + " could not be sent: reload the page.";
+      })
+      .then(function () {
+        shownAsks = "";
+        ask();
+      });
+  }
+
+  function askItem(ask, fresh) {
+    var li = text("li", "ask-item" + (fresh ? " alert-fresh" : ""), "");
+    li.setAttribute("data-ask", String(ask.id));
+    li.appendChild(text("strong", "", ask.who));
+    li.appendChild(text("span", "", "asks to use " + ask.host + (ask.category ? " (" + ask.category + ")" : "")));
+    if (ask.note) li.appendChild(text("q", "", ask.note));
+    li.appendChild(text("span", "", ask.when));
+    [["15", "Grant 15 minutes"], ["30", "Grant 30 minutes"], ["60", "Grant 60 minutes"], ["closing", "Grant until closing"]]
+      .forEach(function (choice) {
+        var button = text("button", "", choice[1]);
+        button.type = "button";
+        button.setAttribute("aria-label", choice[1] + " to " + ask.who + " for " + ask.host);
+        button.addEventListener("click", function () {
+          answer(ask, ask.grant_url, { minutes: choice[0] }, li, ask.who + " may use " + ask.host + ".");
+        });
+        li.appendChild(button);
+      });
+    var refuse = text("button", "", "Refuse");
+    refuse.type = "button";
+    refuse.setAttribute("aria-label", "Refuse " + ask.who + " " + ask.host);
+    refuse.addEventListener("click", function () {
+      answer(ask, ask.refuse_url, {}, li, "Refused.");
+    });
+    li.appendChild(refuse);
+    return li;
+  }
+
+  function showAsks(asks) {
+    var key = JSON.stringify(asks.map(function (a) { return a.id; }));
+    if (key === shownAsks) return [];
+    shownAsks = key;
+    var before = heard("asks-heard");
+    var fresh = asks.filter(function (a) { return before.indexOf(a.id) < 0; });
+    askList.textContent = "";
+    asks.forEach(function (a) { askList.appendChild(askItem(a, fresh.indexOf(a) >= 0)); });
+    askTitle.textContent = asks.length === 1 ? "1 ask to use a blocked site" : asks.length + " asks to use a blocked site";
+    askPart.hidden = asks.length === 0;
+    if (fresh.length) remember(before.concat(fresh.map(function (a) { return a.id; })), "asks-heard");
+    return fresh;
+  }
+
   function show(data) {
     var alerts = data.alerts || [];
+    var asks = data.asks || [];
+    var freshAsks = askList ? showAsks(asks) : [];
+    if (freshAsks.length) {
+      beep("medium");
+      announce.textContent = "New ask: " + freshAsks.map(function (a) { return a.who + " asks to use " + a.host; }).join("; ");
+    }
+    banner.hidden = alerts.length === 0 && asks.length === 0;
     var key = JSON.stringify(alerts.map(function (a) { return [a.id, a.count, a.incident]; }));
     if (key === shown) return;
     shown = key;
@@ -122,8 +209,7 @@
     list.textContent = "";
     alerts.forEach(function (a) { list.appendChild(item(a, fresh.indexOf(a) >= 0)); });
     var n = alerts.length;
-    title.textContent = n === 1 ? "1 open alert" : (data.more ? "More than " + n : n) + " open alerts";
-    banner.hidden = n === 0;
+    title.textContent = n === 1 ? "1 open alert" : n === 0 ? "No open alerts" : (data.more ? "More than " + n : n) + " open alerts";
     if (fresh.length) {
       beep(fresh.some(function (a) { return a.severity === "critical"; }) ? "critical" : fresh[0].severity);
       announce.textContent = "New alert: " + fresh.map(function (a) {
@@ -158,14 +244,7 @@
 
   function acknowledge(alert, button) {
     button.disabled = true;
-    var form = new FormData();
-    form.append("csrf_token", csrf);
-    fetch(alert.acknowledge_url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
-      body: form,
-    })
+    post(alert.acknowledge_url, {})
       .then(function (response) {
         if (!response.ok) throw new Error(String(response.status));
         announce.textContent = "Alert " + alert.id + " acknowledged.";
