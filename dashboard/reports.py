@@ -193,6 +193,7 @@ def index() -> str:
         this_month=reports.period_at(now(), zone).key,
         generated=f"{local_now.day} {MONTH_NAMES[local_now.month - 1]} {local_now.year}, {local_now:%H:%M}",
         author=current_user(),
+        grants=[(datetime.fromtimestamp(g.since, zone).strftime("%d %b %H:%M"), g) for g in report.grants],
     )
 
 
@@ -224,6 +225,11 @@ def csv_rows(report: Summary) -> list[tuple[str | int, ...]]:
         ("browsing-category", c.key or "(none)", c.count, "", "", "") for c in report.browsing_by_category
     ]
     rows.append(("children", "involved", report.children, "", "", ""))
+    rows += [("pauses", c.key, "", "", "", c.count) for c in report.pauses]
+    rows += [
+        ("grant", f"{g.what} for {g.whom}, {g.minutes} min by {g.by}: {g.reason}", "", "", "", "")
+        for g in report.grants
+    ]
     return [tuple(_cell(v) for v in row) for row in rows]
 
 

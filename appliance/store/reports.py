@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
+from appliance.store.controls import grants_between
 from appliance.store.feed import SEVERITIES
 
 AREAS = ("content", "contact", "conduct")  # the three Cs, in the guidance's order
@@ -183,6 +184,10 @@ class Summary:
     browsing_by_action: tuple[Count, ...]  # the daily totals (browsing only counted, not kept)
     browsing_by_category: tuple[Count, ...]
     children: int  # distinct children in the period's notable events and incidents
+    # Staff's decisions in the moment (issue 21), for the yearly review: each grant with who gave it,
+    # why and for how long (never the child's name: the report may go to a board), and the pauses.
+    grants: tuple[Decision, ...] = ()
+    pauses: tuple[Count, ...] = ()  # pauses started in the period, by what they covered
 
     @property
     def browsing_total(self) -> int:
@@ -191,6 +196,20 @@ class Summary:
     @property
     def incidents_opened(self) -> int:
         return self.total.incidents
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One "allow for a while" as the report shows it: when, what (a site or a category), for whom in
+    kind (a child or a device), by whom, why, for how many minutes, and whether it was ended early."""
+
+    since: float
+    what: str
+    whom: str
+    by: str
+    reason: str
+    minutes: int
+    ended_early: bool
 
 
 class _Tallies:
@@ -329,4 +348,24 @@ def summary(db: sqlite3.Connection, period: Period, area_of: Mapping[str, str]) 
         browsing_by_action=_counts(by_action),
         browsing_by_category=_counts(by_category),
         children=_children(db, period),
+        grants=tuple(
+            Decision(
+                since=g.since,
+                what=g.host or f"category {g.category}",
+                whom="a child" if g.child else "a device",
+                by=g.by,
+                reason=g.reason,
+                minutes=round(((g.ended if g.ended is not None else g.until) - g.since) / 60),
+                ended_early=g.ended is not None and g.ended < g.until,
+            )
+            for g in grants_between(db, period.start, period.end)
+        ),
+        pauses=tuple(
+            Count(scope, n)
+            for scope, n in db.execute(
+                "SELECT scope, count(*) FROM pauses WHERE since >= ? AND since < ?"
+                " GROUP BY scope ORDER BY scope",
+                (period.start, period.end),
+            )
+        ),
     )

@@ -17,12 +17,13 @@ from flask import Flask
 
 from appliance.config import Config
 from appliance.config.store import StoreSettings
-from appliance.store import audit, reports
+from appliance.store import audit, controls, reports
 from appliance.store.reports import Tally
 from appliance.store.retention import purge
 from appliance.store.staff import Role
 from dashboard.charts import bar_chart, column_chart, grid_table
 from profiles.categories import Severity
+from profiles.controls import Scope
 from profiles.verdict import Action
 from tests.dashboard.conftest import (
     Browser,
@@ -272,3 +273,53 @@ def test_the_report_counts_visits_not_the_browsers_attempts(
     assert "2 notable visits" in words and "2 blocked" in words
     assert "content / sexual: 2 blocked visits to sites listed as Pornography" in words
     assert "Visits are counted, not the browser's attempts" in words
+
+
+def test_the_yearly_review_lists_each_grant_with_who_why_and_how_long_never_the_childs_name(
+    browse: Browse, accounts: Any, db: Any, config: Config
+) -> None:
+    amira = add_child(db, "Amira")
+    given = at(config, "2026-11-05 15:00")
+    controls.grant(
+        db,
+        child=amira.id,
+        device=None,
+        label="Amira",
+        host="scratch.mit.edu",
+        category=None,
+        until=given + 30 * 60,
+        by="lead",
+        reason="coding club",
+        now=given,
+    )
+    ended = controls.grant(
+        db,
+        child=None,
+        device="aa:bb:cc:dd:ee:01",
+        label="pc-3",
+        host=None,
+        category="games",
+        until=given + 3600,
+        by="staff",
+        reason="end-of-term games",
+        now=given,
+    )
+    controls.end_grant(db, ended, by="staff", now=given + 20 * 60)
+    controls.pause(
+        db, scope=Scope.CENTRE, target="", label="the centre", minutes=15, by="lead", reason="", now=given
+    )
+    html = page(browse(as_user="lead").get("/reports?period=2026"))
+    words = text_of(html)
+    assert "scratch.mit.edu a child lead coding club 30" in words
+    assert "category games a device staff end-of-term games 20 (ended early)" in words
+    assert "Pauses started: 1 of a centre." in words
+    assert "Amira" not in words, "the report may leave the centre: no child is named in it"
+    exported = list(csv.reader(io.StringIO(page(browse(as_user="lead").get("/reports/2026.csv")))))
+    grants = [r[1] for r in exported if r[0] == "grant"]
+    assert grants == [
+        "scratch.mit.edu for a child, 30 min by lead: coding club",
+        "category games for a device, 20 min by staff: end-of-term games",
+    ]
+    assert ["pauses", "centre", "", "", "", "1"] in exported
+    # A grant of another year is not in this one's review.
+    assert "Pauses started: none." in text_of(page(browse(as_user="lead").get("/reports?period=2025")))
