@@ -123,14 +123,8 @@ class OwnPages:
         try:
             form = flow.request.urlencoded_form
             now = time.time()
-            blocked = read_token(shared.authority.report_key, form.get("token", ""), now)
-            if (
-                blocked is None
-                or blocked.host != seen.host
-                or blocked.device != seen.who.client
-                or not grantable(blocked)
-                or not self.spent.spend("ask-" + blocked.nonce, now)
-            ):
+            blocked = self._spent_token(form.get("token", ""), seen, now, spend_as="ask-")
+            if blocked is None or not grantable(blocked):
                 log.warning(
                     "refused an ask from %s: forged, used, expired, for another host or not grantable",
                     seen.who.client,
@@ -190,20 +184,28 @@ class OwnPages:
         finally:
             flow.resume()
 
+    def _spent_token(self, token: str, seen: Seen, now: float, *, spend_as: str) -> Blocked | None:
+        """The block a posted form's token names, if the proxy signed it, it is for this host and the
+        device that was shown the block, and it is spent now (once per `spend_as`: a block may be both
+        reported and asked about); else None."""
+        blocked = read_token(self.shared.authority.report_key, token, now)
+        if (
+            blocked is None
+            or blocked.host != seen.host
+            or blocked.device != seen.who.client
+            or not self.spent.spend(spend_as + blocked.nonce, now)
+        ):
+            return None
+        return blocked
+
     def _report(self, flow: http.HTTPFlow, seen: Seen) -> None:
         """A report form posted back: accepted once, from the device that was shown the block, on the
         blocked host; anything else keeps the "not sent" answer `requestheaders` gave."""
         shared = self.shared
         try:
             form = flow.request.urlencoded_form
-            now = time.time()
-            blocked = read_token(shared.authority.report_key, form.get("token", ""), now)
-            if (
-                blocked is None
-                or blocked.host != seen.host
-                or blocked.device != seen.who.client
-                or not self.spent.spend(blocked.nonce, now)
-            ):
+            blocked = self._spent_token(form.get("token", ""), seen, time.time(), spend_as="")
+            if blocked is None:
                 log.warning(
                     "refused a report from %s: forged, used, expired or for another host", seen.who.client
                 )
