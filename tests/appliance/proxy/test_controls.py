@@ -82,6 +82,8 @@ def test_a_paused_device_gets_the_paused_page_within_a_second_and_resuming_lifts
     _until(lambda: _page(proxy, PAUSED, url)[0] == 403)
     _, page = _page(proxy, PAUSED, url)
     assert "The internet is paused" in page
+    assert "Staff have switched the internet off for a while" in page
+    assert "keeps some pages closed" not in page  # not a page the filter keeps closed: a pause
     assert "Staff have paused the internet on this device until " in page
     assert "should not be blocked" not in page  # no report form: staff chose it
     assert _page(proxy, "127.0.0.75", url) == (200, PAGE)  # only that device
