@@ -58,10 +58,10 @@ def _secret_key(data_dir: Path) -> bytes:
 
 def _install_wording(app: Flask) -> None:
     """The plain-words filters every staff page uses: `reasons|why` (a verdict's reasons in sentences)
-    and `ts|when` (a time, or a store timestamp, in the centre's zone and format)."""
+    `ts|when` (a time, or a store timestamp, in the centre's zone and format) and `user|staff_name`."""
     from datetime import datetime
 
-    from dashboard.database import local_time, vocabulary
+    from dashboard.database import local_time, staff_name, vocabulary
     from dashboard.wording import centre_time, why
 
     def why_filter(reasons: Any) -> str:
@@ -74,6 +74,7 @@ def _install_wording(app: Flask) -> None:
 
     app.add_template_filter(why_filter, "why")
     app.add_template_filter(when_filter, "when")
+    app.add_template_filter(staff_name, "staff_name")  # `user|staff_name`: who did it, as staff know them
 
 
 def create_app(config: Config | None = None, overrides: Mapping[str, Any] | None = None) -> Flask:

@@ -20,6 +20,7 @@ from appliance.net import Neighbours
 from appliance.policy_files import PolicyFiles, read_policy_files
 from appliance.storage import open_index
 from appliance.store.schema import connect
+from appliance.store.staff import all_users
 from dashboard.wording import Vocabulary
 from filters.errors import ApplianceError
 from profiles.identity import Identity, identify
@@ -157,3 +158,13 @@ def vocabulary() -> Vocabulary:
             categories={name: c.title for name, c in files.categories.categories.items()}, lists=lists
         )
     return found
+
+
+def staff_name(username: str) -> str:
+    """A member of staff's display name for their user name, as pages say who did what (the user name
+    itself for one no longer known, or the appliance's own); read once per request."""
+    names: dict[str, str] | None = g.get("staff_names")
+    if names is None:
+        names = {u.username: u.display_name for u in all_users(store())}
+        g.staff_names = names
+    return names.get(username, username)

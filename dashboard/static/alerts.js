@@ -210,6 +210,7 @@
     alerts.forEach(function (a) { list.appendChild(item(a, fresh.indexOf(a) >= 0)); });
     var n = alerts.length;
     title.textContent = n === 1 ? "1 open alert" : n === 0 ? "No open alerts" : (data.more ? "More than " + n : n) + " open alerts";
+    title.hidden = n === 0; // the banner open for asks alone says nothing of alerts
     if (fresh.length) {
       beep(fresh.some(function (a) { return a.severity === "critical"; }) ? "critical" : fresh[0].severity);
       announce.textContent = "New alert: " + fresh.map(function (a) {

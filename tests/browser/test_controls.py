@@ -200,6 +200,8 @@ def test_a_child_asks_to_use_a_blocked_site_staff_grant_it_from_the_banner_and_e
     )
     assert "Amira" in asks[0].text and "www.chatroulette.com" in asks[0].text
     assert "our science club's group" in asks[0].text
+    banner = staff.find_element(By.ID, "alert-banner").text
+    assert "No open alerts" not in banner, "a banner open for an ask alone says nothing of alerts"
     shots(staff, "ask-in-the-banner")
     asks[0].find_element(By.XPATH, ".//button[text()='Grant 15 minutes']").click()
     wait_until(lambda: not staff.find_element(By.ID, "alert-banner").is_displayed(), "the banner to go")

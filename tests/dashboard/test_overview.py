@@ -137,7 +137,9 @@ def test_a_signed_in_child_a_pause_an_ask_and_a_budget_nearly_spent(browse, acco
     assert "for the club's game night" in page.replace("&#39;", "'")
     assert 'href="/controls"' in page
     sams = re.search(r"Sam</a></strong>\s+on 127\.0\.0\.32(?:(?!</li>).)*</li>", page, re.S)
-    assert sams and re.search(r"paused until \d\d:\d\d", sams.group(0))
+    # (a pause past midnight names its day: "paused until Tue 00:10")
+    assert sams and re.search(r"paused until (?:\w{3} )?\d\d:\d\d", sams.group(0))
+    assert "by Staff Person: talk first" in page  # who paused, by the name staff know them by
     amiras = re.search(r"Amira</a></strong>\s+on 127\.0\.0\.31(?:(?!</li>).)*</li>", page, re.S)
     assert amiras and "paused" not in amiras.group(0)
     assert "The internet: 3 minutes left" in page
