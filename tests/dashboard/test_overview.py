@@ -247,3 +247,21 @@ def test_the_last_backup_is_said_and_a_missed_one_needs_staff(browse, accounts, 
     back_up(config.events_path, config.data_dir / "backups", now=time.time() - 3 * 86400)
     ok, words = _health(browse)["Backup"]
     assert not ok and "3 days ago" in words
+
+
+def test_a_signed_in_child_is_paused_in_one_click_from_the_overview(browse, accounts, db):
+    now = time.time()
+    amira = _signed_in(db, "Amira", CHILD_IP, now)
+    b = browse(as_user="staff")
+    page = b.get("/").get_data(as_text=True)
+    forms = re.findall(r'<form method="post" action="/controls/pause"(?:(?!</form>).)*</form>', page, re.S)
+    form = next((f for f in forms if 'name="scope" value="child"' in f), "")
+    assert f'name="child" value="{amira.id}"' in form, "a Pause button beside the signed-in child"
+    assert 'aria-label="pause the internet for Amira"' in form
+    response = b.post("/controls/pause", {"scope": "child", "child": amira.id, "minutes": "15", "back": "/"})
+    assert response.status_code == 302 and response.location == "/"
+    (pause,) = store_controls.active_pauses(db, time.time())
+    assert (pause.scope, pause.target, pause.by) == (Scope.CHILD, amira.id, "staff")
+    page = b.get("/").get_data(as_text=True)
+    amiras = re.search(r"Amira</a></strong>(?:(?!</li>).)*</li>", page, re.S)
+    assert amiras and "paused until" in amiras.group(0) and "/controls/pause" not in amiras.group(0)
