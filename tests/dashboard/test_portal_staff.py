@@ -8,8 +8,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -55,21 +57,25 @@ def test_staff_sign_in_at_the_portal_makes_the_device_staff_until_they_sign_out(
 
 
 def test_a_staff_session_ends_like_a_childs_and_with_the_account(
-    browse: Callable[..., Browser], accounts: dict[Role, StaffUser], db: Any
+    app: Any, config: Any, browse: Callable[..., Browser], accounts: dict[Role, StaffUser], db: Any
 ) -> None:
+    # At midday: a session lasts until closing time, and 21 minutes on must not reach it whatever the
+    # hour the suite runs at.
+    t = datetime.now(ZoneInfo(config.policy.timezone)).replace(hour=12, minute=0).timestamp()
+    app.config["NOW"] = t
     assert _staff_sign_in(browse(CHILD_IP), "lead").status_code == 302
-    (session,) = people.open_sessions(db, time.time())
+    (session,) = people.open_sessions(db, t)
     # Idle: unused for the portal's idle time, it is over (the event writers move last_seen on while the
     # device is in use, keyed by the session's `child`, staff.<id> here).
-    assert people.open_sessions(db, time.time() + 21 * 60) == []
-    db.execute("UPDATE sessions SET last_seen = ? WHERE child = ?", (time.time() + 15 * 60, session.child))
-    assert len(people.open_sessions(db, time.time() + 21 * 60)) == 1
+    assert people.open_sessions(db, t + 21 * 60) == []
+    db.execute("UPDATE sessions SET last_seen = ? WHERE child = ?", (t + 15 * 60, session.child))
+    assert len(people.open_sessions(db, t + 21 * 60)) == 1
     # A disabled account's sign-in is over at once.
     admin = browse(as_user="admin")
     admin.get("/staff")
     lead = accounts[Role.LEAD]
     assert admin.post("/staff", {"id": str(lead.id), "role": "lead", "disabled": "1"}).status_code == 302
-    assert people.open_sessions(db, time.time()) == []
+    assert people.open_sessions(db, t) == []
     # A child signing in on the device replaces a member of staff's session (one sign-in a device).
     amira = add_child(db, "Amira")
     b = browse("127.0.0.40")
@@ -79,14 +85,14 @@ def test_a_staff_session_ends_like_a_childs_and_with_the_account(
     b.get("/portal")
     assert b.post("/portal/signin", {"name": "Amira", "pin": "4826", "accept": "yes"}).status_code == 302
     assert _staff_sign_in(browse("127.0.0.41")).status_code == 302
-    assert {(s.child, s.device) for s in people.open_sessions(db, time.time())} == {
+    assert {(s.child, s.device) for s in people.open_sessions(db, t)} == {
         (amira.id, "127.0.0.40"),
         (people.staff_key(accounts[Role.STAFF].id), "127.0.0.41"),
     }
     c = browse("127.0.0.41")
     c.get("/portal")
     c.post("/portal/signin", {"name": "Amira", "pin": "4826", "accept": "yes"})
-    assert {(s.child, s.device) for s in people.open_sessions(db, time.time())} == {(amira.id, "127.0.0.41")}
+    assert {(s.child, s.device) for s in people.open_sessions(db, t)} == {(amira.id, "127.0.0.41")}
 
 
 def test_wrong_staff_passwords_are_throttled_and_audited(
