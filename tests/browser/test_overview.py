@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[dev]')")
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -176,7 +177,8 @@ def test_the_overview_at_a_desk_and_on_a_phone_follows_the_centre_live(
     driver.find_element(By.ID, "extra-minutes").send_keys("20")
     driver.find_element(By.ID, "extra-reason").send_keys("Maths homework")
     driver.find_element(By.CSS_SELECTOR, "form.add-time button[type=submit]").click()
-    WebDriverWait(driver, 10).until(
+    # The form's answer replaces the page: an element found on the old one may go stale before it is read.
+    WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: "The internet: 23 minutes left" in d.find_element(By.ID, "time-left").text
     )
     assert axe(driver) == []
