@@ -80,8 +80,10 @@ def _busy_afternoon(centre: Centre, compiled_index: Path) -> dict[str, str]:
         day = time.strftime("%Y-%m-%d", time.gmtime(now + _offset(centre)))
         minute = int(now // 60)
         store_controls.record_activity(db, [(day, amira.id, "", minute - k) for k in range(57)])
+        # A quarter of an hour ago, but today whatever the hour the suite runs at.
+        earlier = now - min(900.0, max((now + _offset(centre)) % 86400 - 1, 0.0))
         writer.dns(
-            now - 900, child_who(amira.id), "www.pornhub.com", verdict(Action.BLOCK, "adult", Severity.HIGH)
+            earlier, child_who(amira.id), "www.pornhub.com", verdict(Action.BLOCK, "adult", Severity.HIGH)
         )
         return {"amira": amira.id, "sam": sam.id}
     finally:
