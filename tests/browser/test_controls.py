@@ -19,6 +19,7 @@ pytest.importorskip("selenium", reason="selenium is not installed (pip install -
 
 import yaml
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -118,7 +119,11 @@ def signed_in_child(centre: Centre, proxy: Proxy, origin: Origin) -> people.Chil
 
 
 def heading(driver: WebDriver) -> str:
-    return str(driver.find_element(By.TAG_NAME, "h1").text)
+    """The page's heading now ("" while a form's answer is replacing the page: waits ask again)."""
+    try:
+        return str(driver.find_element(By.TAG_NAME, "h1").text)
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
 
 
 def shows(driver: WebDriver, url: str, words: str) -> bool:
