@@ -31,7 +31,7 @@ from markupsafe import Markup, escape
 from appliance.config.proxy import Helpline
 from filters.errors import ApplianceError
 from profiles.categories import Category
-from profiles.controls import INTERNET, Left
+from profiles.controls import GRANT_LIFTS, INTERNET, Left
 from profiles.verdict import Action, Reason, Step, Verdict
 
 if TYPE_CHECKING:  # jinja2 is imported on the first page: the DNS filter and the CLI import this module
@@ -65,10 +65,6 @@ REPORT_NOTE_MAX = 500  # the input's maxlength; the receiver must still cut or r
 # or the dashboard for a browser the DNS filter sent to it, answers it); the same fields, a shorter note.
 ASK_PATH = "/.well-known/childsafe/ask"
 ASK_NOTE_MAX = 200
-# Blocks staff can lift for a while (a grant beats them); any other blocking reason (blocked for
-# everyone, a pause, closing time, the day's internet time used up, a way round the filter) is never
-# offered "ask to use this site".
-_GRANTABLE = frozenset({Step.CATEGORY, Step.NOT_ALLOWLISTED, Step.BUDGET})
 
 
 @dataclass(frozen=True)
@@ -262,7 +258,7 @@ def ask_offered(verdict: Verdict) -> bool:
     grant lifts (a blocked category, allowlist-only, a category's time used up)."""
     blocking = [r for r in verdict.reasons if r.effect is Action.BLOCK and r.step is not Step.WATCH_LIST]
     return bool(blocking) and all(
-        r.step in _GRANTABLE and (r.step is not Step.BUDGET or bool(r.rule)) for r in blocking
+        r.step in GRANT_LIFTS and (r.step is not Step.BUDGET or bool(r.rule)) for r in blocking
     )
 
 

@@ -42,8 +42,7 @@ from appliance.net import Neighbours
 from appliance.store.controls import active_pauses, as_controls, controls_version
 from appliance.store.schema import StoreError, connect
 from filters.errors import ApplianceError
-from profiles.controls import NO_CONTROLS, Controls, Scope
-from profiles.identity import mac_key
+from profiles.controls import NO_CONTROLS, Controls, Scope, device_key
 from profiles.policy import Policy
 from profiles.profile import Mode
 
@@ -177,7 +176,7 @@ def control_sets(
             continue
         identity = live.identify(address, mac)
         rules = live.policy.rules_for(identity.profile)
-        device = (mac_key(mac) if mac else None) or address
+        device = device_key(address, mac)
         # A centre pause leaves bypass profiles and staff signed in at the portal alone, as `decide` does.
         standing = controls.standing(identity, device, now, bypass=rules.profile.bypass)
         single = ipaddress.ip_network(address)

@@ -10,7 +10,6 @@ for the device at that address, as it is identified now."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
 
@@ -23,8 +22,8 @@ from appliance.store.schema import StoreError
 from dashboard.database import config, identity_of, local_time, mac_of, now, policy, store
 from filters.errors import ApplianceError
 from filters.names import BadName, normalise_host
+from profiles.controls import device_key, label_of
 from profiles.decide import decide
-from profiles.identity import normalise_mac
 from profiles.policy import Policy
 from profiles.request import Channel, Request
 from profiles.verdict import Action, Verdict
@@ -104,13 +103,9 @@ def _ask(host: str, address: str) -> Response:
     if named != [host, address] or policy is None or not ask_offered(verdict):
         return Response(_NOT_SENT, status=400, content_type="text/html; charset=utf-8")
     identity = identity_of(address)
-    device = address
-    mac = mac_of(address)
-    if mac:
-        with contextlib.suppress(ValueError):
-            device = normalise_mac(mac)
+    device = device_key(address, mac_of(address))
+    label = label_of(identity, address)
     child = identity.child
-    label = child.display_name if child else identity.device.name if identity.device else address
     category = next((r.category for r in verdict.reasons if r.category and r.effect is Action.BLOCK), "")
     try:
         controls.ask(

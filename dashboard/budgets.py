@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from appliance.store import controls as store_controls
 from appliance.store.people import ChildRecord
 from dashboard.database import config, policy_files
-from profiles.controls import INTERNET, Budget, Left, Usage, left
+from profiles.controls import INTERNET, Budget, Left, Usage, budget_for, left
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ class Today:
     def of(self, child: ChildRecord) -> ChildTime | None:
         """The child's budget today; None where neither they nor their profile have one."""
         own = self.own.get(child.id)
-        budget = own if own is not None else profile_budget(child.profile)
-        if budget.empty:
+        budget = budget_for(own, profile_budget(child.profile))
+        if budget is None:
             return None
         usage = self.usage.get(child.id, Usage())
         extra = self.extra.get(child.id, {})

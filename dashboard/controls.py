@@ -26,8 +26,8 @@ from dashboard.security import current_user, requires
 from dashboard.wording import category_label, centre_time
 from filters.errors import ApplianceError
 from filters.names import BadName, normalise_host
-from profiles.controls import Scope
-from profiles.identity import normalise_mac
+from profiles.controls import Scope, device_key
+from profiles.identity import mac_key
 from profiles.schedule import ScheduleRule
 
 bp = Blueprint("controls", __name__)
@@ -150,16 +150,14 @@ class Target:
     profile: str = ""
 
 
-def device_key(mac: str, address: str) -> str:
-    """A device's key: its normalised MAC where known, else its address."""
-    if mac:
-        try:
-            return normalise_mac(mac)
-        except ValueError:
-            raise Refused(f"{mac!r} is not a MAC address.") from None
-    if not address:
+def _device_named(mac: str, address: str) -> str:
+    """The key (profiles.controls.device_key) of the device a form names by `mac` or `address`; Refused
+    for a MAC that is not one, or neither given."""
+    if mac and mac_key(mac) is None:
+        raise Refused(f"{mac!r} is not a MAC address.")
+    if not mac and not address:
         raise Refused("Name the device by its MAC or its address.")
-    return address
+    return device_key(address, mac or None)
 
 
 def _device_label(key: str) -> tuple[str, str]:
@@ -185,7 +183,7 @@ def target_of(form: Any) -> Target:
             raise Refused("There is no such child.")
         return Target(scope, child.id, child.display_name, child.profile)
     if scope is Scope.DEVICE:
-        key = device_key(form.get("mac", "").strip(), form.get("address", "").strip())
+        key = _device_named(form.get("mac", "").strip(), form.get("address", "").strip())
         label, profile = _device_label(key)
         return Target(scope, key, label, profile)
     if scope is Scope.PROFILE:
@@ -333,7 +331,7 @@ def _grantee(form: Any) -> tuple[str | None, str | None, str, str]:
             raise Refused("There is no such child.")
         return child.id, None, child.display_name, child.profile
     if form.get("mac") or form.get("address"):
-        key = device_key(form.get("mac", "").strip(), form.get("address", "").strip())
+        key = _device_named(form.get("mac", "").strip(), form.get("address", "").strip())
         label, profile = _device_label(key)
         return None, key, label, profile
     raise Refused("Choose the child (or the device) to allow.")

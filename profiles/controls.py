@@ -13,10 +13,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from profiles.identity import Identity
+from profiles.identity import Identity, mac_key
+from profiles.verdict import Step
 
 INTERNET = ""  # the key of the whole internet among a budget's spent, warned and extra categories
 WARN_MINUTES = 5  # a child is told when this many minutes or fewer are left
+# The blocks a child may ask staff to lift for a while (a grant beats them): a blocked category,
+# allowlist-only, a category's time used up. Any other blocking reason (blocked for everyone, a pause,
+# closing time, the day's internet time used up, a way round the filter) never offers "ask to use".
+GRANT_LIFTS = frozenset({Step.CATEGORY, Step.NOT_ALLOWLISTED, Step.BUDGET})
+
+
+def device_key(ip: str, mac: str | None) -> str:
+    """The key staff's controls name a device by: its normalised MAC where known, else its address."""
+    return (mac_key(mac) if mac else None) or ip
+
+
+def label_of(identity: Identity, ip: str) -> str:
+    """Who a control or an ask is about, as staff read it: the signed-in person's name, else the
+    device's, else its address."""
+    if identity.child is not None:
+        return identity.child.display_name
+    return identity.device.name if identity.device is not None else ip
 
 
 class Scope(StrEnum):
@@ -85,6 +103,13 @@ class Budget:
     @property
     def empty(self) -> bool:
         return self.minutes is None and not self.categories
+
+
+def budget_for(own: Budget | None, profile: Budget | None) -> Budget | None:
+    """The budget a child is held to: their own (set by staff; an empty one means no limit) replaces
+    their profile's whole; None where neither limits anything."""
+    budget = own if own is not None else profile
+    return None if budget is None or budget.empty else budget
 
 
 @dataclass(frozen=True)

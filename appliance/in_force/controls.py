@@ -18,7 +18,17 @@ from zoneinfo import ZoneInfo
 
 from appliance.store import controls as stored
 from appliance.store.schema import StoreError, connect
-from profiles.controls import INTERNET, NO_CONTROLS, Budget, Controls, Left, Standing, Usage, left
+from profiles.controls import (
+    INTERNET,
+    NO_CONTROLS,
+    Budget,
+    Controls,
+    Left,
+    Standing,
+    Usage,
+    budget_for,
+    left,
+)
 from profiles.identity import Identity, Sessions
 from profiles.profile import Profile
 from profiles.verdict import Action, Step, Verdict
@@ -49,8 +59,8 @@ def load_controls(
         child = session.child
         if child.staff:
             continue  # staff signed in at the portal are never budgeted
-        budget = own.get(child.id) or _profile_budget(profiles.get(child.profile))
-        if budget is None or budget.empty:
+        budget = budget_for(own.get(child.id), _profile_budget(profiles.get(child.profile)))
+        if budget is None:
             continue
         subject = f"child:{child.id}"
         lefts[subject] = left(budget, usage.get(child.id, Usage()), extra.get(child.id, {}))

@@ -23,8 +23,8 @@ from appliance.in_force.head_office import load_config_in_force
 from appliance.policy_files import read_policy_files
 from appliance.storage import open_index
 from profiles.alerts import AlertPolicy
-from profiles.controls import NO_CONTROLS, NO_STANDING, Controls, Standing
-from profiles.identity import Device, Devices, Identity, Sessions, identify, normalise_mac
+from profiles.controls import NO_CONTROLS, NO_STANDING, Controls, Standing, device_key
+from profiles.identity import Device, Devices, Identity, Sessions, identify
 from profiles.policy import Policy
 from profiles.profile import Profile
 
@@ -176,16 +176,6 @@ class Live:
             self.clients.clear()
         self.clients[ip] = client
         return client
-
-
-def device_key(ip: str, mac: str | None) -> str:
-    """The key staff's controls name a device by: its normalised MAC where known, else its address."""
-    if mac:
-        try:
-            return normalise_mac(mac)
-        except ValueError:
-            pass
-    return ip
 
 
 def admitted(

@@ -10,7 +10,6 @@ within ASK_TIMEOUT_S: the event loop never waits on the disk."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,8 +31,8 @@ from appliance.proxy.report import REPORT_PATH, Blocked, SpentTokens, read_token
 from appliance.proxy.shared import KEY, Seen, Shared, log, seen_of
 from appliance.store import controls
 from appliance.store.schema import connect
+from profiles.controls import GRANT_LIFTS, device_key, label_of
 from profiles.decide import child_report
-from profiles.identity import normalise_mac
 from profiles.verdict import Step
 
 REPORT_MAX_BYTES = 16 * 1024  # a report form: a token and a note of at most 500 characters
@@ -48,8 +47,8 @@ _ASK_NOT_SENT = (
 )
 ASK_FLAG = "childsafe_ask"  # flow.metadata: the block page's ask form, read in `request`
 ASK_TIMEOUT_S = 2.0  # the store takes an ask within this, or the child is told it was not sent
-# The blocks a grant lifts, as the token's summary names their steps (pages.ask_offered on the way out).
-_GRANTABLE = frozenset({Step.CATEGORY.value, Step.NOT_ALLOWLISTED.value, Step.BUDGET.value})
+# The blocks a grant lifts (profiles.controls.GRANT_LIFTS), as the token's summary names their steps.
+_GRANTABLE = frozenset(step.value for step in GRANT_LIFTS)
 
 
 @dataclass(frozen=True)
@@ -144,24 +143,13 @@ class OwnPages:
     def _ask_of(self, seen: Seen, blocked: Blocked, note: str) -> Ask:
         identity = seen.identity
         client = seen.who.client
-        mac = self.shared.neighbours.mac_of(client)
-        device = client
-        if mac:
-            with contextlib.suppress(ValueError):
-                device = normalise_mac(mac)
         child = identity.child.id if identity.child is not None and not identity.child.staff else None
-        if identity.child is not None:
-            label = identity.child.display_name
-        elif identity.device is not None:
-            label = identity.device.name
-        else:
-            label = client
         return Ask(
             subject=identity.subject,
             child=child,
-            device=device,
+            device=device_key(client, self.shared.neighbours.mac_of(client)),
             client=client,
-            label=label,
+            label=label_of(identity, client),
             host=blocked.host,
             category=category_of(blocked),
             profile=identity.profile,

@@ -152,11 +152,6 @@ class Shared:
 
     # ---- who ----
 
-    def who(self, client: Client, now: float) -> tuple[Identity, Asker]:
-        """Who the device behind `client` is (remembered for IDENTITY_TTL seconds; `now` is monotonic)."""
-        identity, who, _ = self.client(client, now)
-        return identity, who
-
     def client(self, client: Client, now: float) -> tuple[Identity, Asker, Standing]:
         """Who the device behind `client` is and staff's controls on it (`decide`'s standing), remembered
         together for IDENTITY_TTL seconds (`now` is monotonic) and forgotten when the controls change."""

@@ -21,6 +21,8 @@ from profiles.controls import (
     Pause,
     Scope,
     Usage,
+    budget_for,
+    device_key,
     left,
 )
 from profiles.identity import GUEST_IDENTITY, Child, Device, Identity, Via
@@ -270,3 +272,28 @@ def test_both_spent_at_once() -> None:
     found = left(Budget(minutes=60, categories={"games": 30}), Usage(60, {"games": 30}), {})
     assert found.spent == frozenset({INTERNET, "games"})
     assert found.internet == 0
+
+
+@pytest.mark.parametrize(
+    ("own", "profile", "held_to"),
+    [
+        (None, None, None),  # neither: no budget
+        (None, Budget(minutes=60), Budget(minutes=60)),  # the profile's
+        (Budget(categories={"games": 30}), Budget(minutes=60), Budget(categories={"games": 30})),  # whole
+        (Budget(), Budget(minutes=60), None),  # staff's empty budget: no limit for this child
+    ],
+)
+def test_a_childs_own_budget_replaces_the_profiles_whole(own, profile, held_to):
+    assert budget_for(own, profile) == held_to
+
+
+@pytest.mark.parametrize(
+    ("ip", "mac", "key"),
+    [
+        ("10.0.1.5", "AA-BB-CC-DD-EE-FF", "aa:bb:cc:dd:ee:ff"),
+        ("10.0.1.5", None, "10.0.1.5"),
+        ("10.0.1.5", "not a mac", "10.0.1.5"),
+    ],
+)
+def test_a_device_is_keyed_by_its_mac_where_known_else_its_address(ip, mac, key):
+    assert device_key(ip, mac) == key

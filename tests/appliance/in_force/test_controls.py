@@ -15,11 +15,11 @@ import pytest
 from appliance.config import load_config
 from appliance.in_force.bindings import Bindings
 from appliance.in_force.controls import ControlsFollower, activity, load_controls
-from appliance.in_force.live import Live, device_key, load_live
+from appliance.in_force.live import Live, load_live
 from appliance.lists import compile_lists
 from appliance.store import controls, people
 from appliance.store.schema import connect
-from profiles.controls import INTERNET, NO_CONTROLS, NO_STANDING, Budget, Left, Scope, Standing
+from profiles.controls import INTERNET, NO_CONTROLS, NO_STANDING, Budget, Left, Scope, Standing, device_key
 from profiles.identity import Child, Identity, Via
 from profiles.verdict import Action, Reason, Step, Verdict
 from tests.appliance.proxy.conftest import Origin, write_config

@@ -35,7 +35,7 @@ def _answered(
     **request_headers: str,
 ) -> bytes:
     f = flow(CHILD, "http://maths.example/fractions", **request_headers)
-    identity, who = world.who(f.client_conn, 0.0)
+    identity, who, _ = world.client(f.client_conn, 0.0)
     f.metadata[KEY] = Seen(who, identity, 0.0, standing)
     f.response = tutils.tresp(content=body)
     f.response.headers["content-type"] = kind
